@@ -1,0 +1,55 @@
+"""Codec registry: build any codec by name (CompressAI's decorator-registry pattern)."""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from ..errors import ModelNotFoundError
+from .base import Codec
+
+_FACTORIES: dict[str, Callable[[], Codec]] = {}
+_CACHE: dict[str, Codec] = {}
+
+# Modules whose import registers codecs.  Missing optional modules are skipped quietly so a
+# partial install still lists what it has.
+_PROVIDERS = (
+    "lic_core.codecs.learned",
+    "lic_core.classical.codecs",
+    "lic_core.codecs.hific",
+)
+
+
+def register_codec(name: str):
+    """Class/factory decorator: ``@register_codec("jpeg")``."""
+
+    def deco(factory):
+        _FACTORIES[name] = factory
+        return factory
+
+    return deco
+
+
+def _load_providers() -> None:
+    for mod in _PROVIDERS:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:  # provider not built yet / optional
+            if exc.name is None or not mod.startswith(exc.name):
+                raise
+
+
+def list_codecs() -> list[str]:
+    """Names of all registered codecs (available or not: ask ``codec.available()``)."""
+    _load_providers()
+    return sorted(_FACTORIES)
+
+
+def get_codec(name: str) -> Codec:
+    """The codec registered under ``name`` (instances are cached: models load once)."""
+    _load_providers()
+    if name not in _FACTORIES:
+        raise ModelNotFoundError(
+            f"unknown codec '{name}' (known: {', '.join(sorted(_FACTORIES)) or 'none'})")
+    if name not in _CACHE:
+        _CACHE[name] = _FACTORIES[name]()
+    return _CACHE[name]

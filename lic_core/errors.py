@@ -1,0 +1,30 @@
+"""User-facing errors of lic_core.
+
+Every error a user can cause (bad file, bad argument, missing weights) is a :class:`LicError`
+subclass with a one-line message. The CLI prints the message and exits with status 2; the GUI
+shows it in a dialog. Programming errors stay ordinary exceptions.
+"""
+
+
+class LicError(Exception):
+    """Base class of all user-facing errors (one-line message)."""
+
+
+class ImageError(LicError):
+    """The input image cannot be read or is not supported (size, mode, limit)."""
+
+
+class LicFormatError(LicError):
+    """A .lic file is malformed: wrong magic, newer version, corrupted, truncated, mismatched."""
+
+
+class ModelNotFoundError(LicError):
+    """A model name is unknown, or its weights file is missing."""
+
+
+class CodecUnavailableError(LicError):
+    """A codec exists but cannot run here (plugin not installed, GPU missing...)."""
+
+
+class CancelledError(LicError):
+    """Work was cancelled by the user (progress callback asked to stop)."""

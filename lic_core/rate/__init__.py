@@ -1,0 +1,1 @@
+"""lic_core.rate"""

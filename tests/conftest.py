@@ -1,0 +1,50 @@
+"""Shared test fixtures.
+
+Tests run headless (Qt offscreen) and on CPU with few threads so the suite fits 2 cores.
+Tests that need ../shared (Kodak, training photos, anchors) use the ``shared_dir`` fixture and
+skip cleanly when it is absent (a user's clone has none; CI has it).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = Path(os.environ.get("LIC_SHARED_DIR", REPO_ROOT.parent / "shared"))
+
+
+def _limit_threads() -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    except ImportError:  # pragma: no cover
+        pass
+
+
+_limit_threads()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """Path to ../shared; skips the test when it is not there."""
+    if not SHARED_DIR.is_dir():
+        pytest.skip("../shared is absent (only CI and the team's machines have it)")
+    return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def kodak_dir(shared_dir: Path) -> Path:
+    d = shared_dir / "data" / "kodak"
+    if not d.is_dir():
+        pytest.skip("../shared/data/kodak is absent")
+    return d
