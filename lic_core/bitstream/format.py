@@ -1,0 +1,363 @@
+"""The ``.lic`` container, format v1 (METHODS §6.5; exact byte layout in docs/bitstream.md).
+
+A file is a small self-describing header, a list of opaque sections (the codec decides what they
+hold: z stream first, then y, METHODS §6.3) and a CRC32 over everything before it::
+
+    magic "LIC1" | u8 version | u8 flags | header fields | varint n | n × varint len |
+    section bytes ... | u32 CRC32 (little-endian)
+
+Parsing is defensive: every malformed input raises :class:`~lic_core.errors.LicFormatError` with a
+one-line message, never another exception; every length read from the file is checked against the
+bytes that are actually left before anything is allocated, so a hostile file cannot make us hang
+or allocate much.
+"""
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Union
+
+from ..errors import LicFormatError
+
+MAGIC = b"LIC1"
+FORMAT_VERSION = 1
+
+#: decoder kind <-> 2-bit code in the flags byte (METHODS §6.5 numbering: 0 MSE, 1 GAN, 2 diffusion)
+DECODER_CODES = {"mse": 0, "gan": 1, "diffusion": 2}
+_DECODER_NAMES = {v: k for k, v in DECODER_CODES.items()}
+
+#: limits that keep hostile files cheap to reject
+MAX_SIDE = 1 << 16  # original and padded sides, pixels
+MAX_MODEL_NAME = 128
+MAX_VERSION_STR = 64
+MAX_QUANTIZER_NAME = 64
+MAX_PARAM_KEY = 64
+MAX_PARAMS = 64
+MAX_SECTIONS = 255
+MAX_STEPS = 100_000
+U64_MAX = (1 << 64) - 1
+I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
+_MIN_FILE = len(MAGIC) + 2 + 4
+
+ParamValue = Union[int, float]
+
+
+@dataclass
+class LicHeader:
+    """Everything a decoder needs besides the sections (METHODS §6.5).
+
+    ``rate_u16`` is the rate slider in fixed point, ``round(u·65535)``; the encoder and decoder
+    both use the dequantized value (docs/ARCHITECTURE.md).  ``weights_hash`` is the 8-byte model
+    id (``lic_core.weights.weights_hash``).  ``diffusion_steps``/``diffusion_seed`` are always
+    stored (2 bytes when small), so ``lic decompress --decoder diffusion`` can use them even for a
+    file encoded for the MSE decoder.
+    """
+
+    model: str
+    weights_hash: bytes
+    decoder: str
+    quantizer: str
+    quantizer_params: dict[str, ParamValue] = field(default_factory=dict)
+    rate_u16: int = 0
+    height: int = 1
+    width: int = 1
+    padded_height: int = 64
+    padded_width: int = 64
+    diffusion_steps: int = 0
+    diffusion_seed: int = 0
+    lic_version: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.lic_version:
+            from .. import __version__
+
+            self.lic_version = __version__
+
+    @property
+    def rate(self) -> float:
+        """The dequantized rate slider u = rate_u16 / 65535."""
+        return self.rate_u16 / 65535.0
+
+
+@dataclass
+class FileLayout:
+    """Byte accounting of one file (``lic info``, the studio's inspector)."""
+
+    total_bytes: int
+    header_bytes: int  # magic .. section lengths (everything before the first section)
+    section_bytes: list[int]
+    crc_bytes: int = 4
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+def _fail_write(msg: str) -> LicFormatError:
+    return LicFormatError(f"cannot write .lic header: {msg}")
+
+
+def _varint(n: int) -> bytes:
+    """Unsigned LEB128."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _zigzag(n: int) -> int:
+    return (n << 1) if n >= 0 else ((-n << 1) - 1)
+
+
+def _unzigzag(n: int) -> int:
+    return (n >> 1) if not n & 1 else -((n + 1) >> 1)
+
+
+def _str(s: str, what: str, limit: int, allow_empty: bool = False) -> bytes:
+    if not isinstance(s, str):
+        raise _fail_write(f"{what} must be a string")
+    b = s.encode("utf-8")
+    if not b and not allow_empty:
+        raise _fail_write(f"{what} is empty")
+    if len(b) > limit:
+        raise _fail_write(f"{what} longer than {limit} bytes")
+    return _varint(len(b)) + b
+
+
+def _check_int(v: object, what: str, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise _fail_write(f"{what} must be an integer in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def _header_bytes(h: LicHeader) -> bytes:
+    if h.decoder not in DECODER_CODES:
+        raise _fail_write(f"unknown decoder '{h.decoder}' (known: {', '.join(DECODER_CODES)})")
+    if not isinstance(h.weights_hash, (bytes, bytearray)) or len(h.weights_hash) != 8:
+        raise _fail_write("weights_hash must be exactly 8 bytes")
+    out = bytearray(MAGIC)
+    out.append(FORMAT_VERSION)
+    out.append(DECODER_CODES[h.decoder])  # flags: bits 0-1 decoder kind, bits 2-7 reserved (0)
+    out += _str(h.lic_version, "lic_version", MAX_VERSION_STR)
+    out += _str(h.model, "model name", MAX_MODEL_NAME)
+    out += bytes(h.weights_hash)
+    for what, v in (("height", h.height), ("width", h.width),
+                    ("padded_height", h.padded_height), ("padded_width", h.padded_width)):
+        _check_int(v, what, 1, MAX_SIDE)
+    if h.padded_height < h.height or h.padded_width < h.width:
+        raise _fail_write("padded size smaller than the image")
+    for v in (h.height, h.width, h.padded_height, h.padded_width):
+        out += _varint(v)
+    out += struct.pack("<H", _check_int(h.rate_u16, "rate_u16", 0, 0xFFFF))
+    out += _str(h.quantizer, "quantizer name", MAX_QUANTIZER_NAME)
+    params = h.quantizer_params or {}
+    if not isinstance(params, dict) or len(params) > MAX_PARAMS:
+        raise _fail_write(f"quantizer_params must be a dict of at most {MAX_PARAMS} entries")
+    out += _varint(len(params))
+    for key in sorted(params):  # sorted: one byte string per header
+        val = params[key]
+        out += _str(key, "quantizer parameter name", MAX_PARAM_KEY)
+        if isinstance(val, bool) or (isinstance(val, int) and I64_MIN <= val <= I64_MAX):
+            out.append(0)  # type 0: signed integer, zig-zag varint (bools are stored as 0/1)
+            out += _varint(_zigzag(int(val)))
+        elif isinstance(val, float) and math.isfinite(val):
+            out.append(1)  # type 1: float64
+            out += struct.pack("<d", val)
+        else:
+            raise _fail_write(f"quantizer parameter '{key}' must be a finite float or a 64-bit int")
+    out += _varint(_check_int(h.diffusion_steps, "diffusion_steps", 0, MAX_STEPS))
+    out += _varint(_check_int(h.diffusion_seed, "diffusion_seed", 0, U64_MAX))
+    return bytes(out)
+
+
+def pack(header: LicHeader, sections: list[bytes]) -> bytes:
+    """Serialize a header and its sections into a complete ``.lic`` file (CRC32 appended)."""
+    if len(sections) > MAX_SECTIONS:
+        raise _fail_write(f"more than {MAX_SECTIONS} sections")
+    out = bytearray(_header_bytes(header))
+    out += _varint(len(sections))
+    for s in sections:
+        out += _varint(len(s))
+    for s in sections:
+        out += bytes(s)
+    out += struct.pack("<I", zlib.crc32(out) & 0xFFFFFFFF)
+    return bytes(out)
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+class _Reader:
+    """Bounds-checked cursor; every read failure is a LicFormatError."""
+
+    def __init__(self, data: bytes, end: int):
+        self.data = data
+        self.pos = 0
+        self.end = end
+
+    def take(self, n: int, what: str) -> bytes:
+        if n > self.end - self.pos:
+            raise LicFormatError(f"truncated .lic file (ends inside the {what})")
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def u8(self, what: str) -> int:
+        return self.take(1, what)[0]
+
+    def varint(self, what: str, limit: int) -> int:
+        result = shift = 0
+        for i in range(10):  # u64 needs at most 10 LEB128 bytes
+            b = self.u8(what)
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                if b == 0 and i > 0:
+                    raise LicFormatError(f"corrupted .lic file (non-minimal number in the {what})")
+                if result > limit:
+                    raise LicFormatError(f"corrupted .lic file ({what} {result} exceeds {limit})")
+                return result
+            shift += 7
+        raise LicFormatError(f"corrupted .lic file (number too long in the {what})")
+
+    def string(self, what: str, limit: int, allow_empty: bool = False) -> str:
+        n = self.varint(f"{what} length", limit)
+        if n == 0 and not allow_empty:
+            raise LicFormatError(f"corrupted .lic file (empty {what})")
+        raw = self.take(n, what)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LicFormatError(f"corrupted .lic file ({what} is not valid UTF-8)") from None
+
+
+def _check_magic_version(data: bytes) -> None:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise LicFormatError("not a .lic file (expected bytes)")
+    if len(data) < len(MAGIC) or bytes(data[:4]) != MAGIC:
+        if len(data) < len(MAGIC) and MAGIC.startswith(bytes(data)) and data:
+            raise LicFormatError(f"truncated .lic file ({len(data)} bytes)")
+        raise LicFormatError("not a .lic file (wrong magic bytes)")
+    if len(data) < 5:
+        raise LicFormatError(f"truncated .lic file ({len(data)} bytes)")
+    version = data[4]
+    if version > FORMAT_VERSION:
+        raise LicFormatError(f"this file was made by a newer LIC Studio (format v{version}); "
+                             f"this version reads format v{FORMAT_VERSION}")
+    if version < 1:
+        raise LicFormatError("corrupted .lic file (format version 0)")
+
+
+def _parse_header(r: _Reader) -> LicHeader:
+    r.take(5, "magic")
+    flags = r.u8("flags")
+    if flags & ~0x03:
+        raise LicFormatError(f"corrupted .lic file (reserved flag bits set: 0x{flags:02x})")
+    code = flags & 0x03
+    if code not in _DECODER_NAMES:
+        raise LicFormatError(f"corrupted .lic file (unknown decoder kind {code})")
+    lic_version = r.string("software version", MAX_VERSION_STR)
+    model = r.string("model name", MAX_MODEL_NAME)
+    whash = bytes(r.take(8, "model hash"))
+    h, w = r.varint("height", MAX_SIDE), r.varint("width", MAX_SIDE)
+    ph, pw = r.varint("padded height", MAX_SIDE), r.varint("padded width", MAX_SIDE)
+    if min(h, w, ph, pw) < 1:
+        raise LicFormatError("corrupted .lic file (zero image size)")
+    if ph < h or pw < w:
+        raise LicFormatError("corrupted .lic file (padded size smaller than the image)")
+    (rate_u16,) = struct.unpack("<H", r.take(2, "rate"))
+    quantizer = r.string("quantizer name", MAX_QUANTIZER_NAME)
+    n_params = r.varint("quantizer parameter count", MAX_PARAMS)
+    params: dict[str, ParamValue] = {}
+    for _ in range(n_params):
+        key = r.string("quantizer parameter name", MAX_PARAM_KEY)
+        if key in params:
+            raise LicFormatError(f"corrupted .lic file (quantizer parameter '{key}' twice)")
+        kind = r.u8("quantizer parameter type")
+        if kind == 0:
+            params[key] = _unzigzag(r.varint("quantizer parameter", U64_MAX))
+        elif kind == 1:
+            (val,) = struct.unpack("<d", r.take(8, "quantizer parameter"))
+            if not math.isfinite(val):
+                raise LicFormatError(f"corrupted .lic file (quantizer parameter '{key}' not finite)")
+            params[key] = val
+        else:
+            raise LicFormatError(f"corrupted .lic file (unknown parameter type {kind})")
+    steps = r.varint("diffusion steps", MAX_STEPS)
+    seed = r.varint("diffusion seed", U64_MAX)
+    return LicHeader(model=model, weights_hash=whash, decoder=_DECODER_NAMES[code],
+                     quantizer=quantizer, quantizer_params=params, rate_u16=rate_u16,
+                     height=h, width=w, padded_height=ph, padded_width=pw,
+                     diffusion_steps=steps, diffusion_seed=seed, lic_version=lic_version)
+
+
+def _parse_all(data: bytes, end: int) -> tuple[LicHeader, list[int], int]:
+    """Header, section lengths and the offset of the first section, reading up to ``end``."""
+    _check_magic_version(data)
+    r = _Reader(data, end)
+    header = _parse_header(r)
+    n = r.varint("section count", MAX_SECTIONS)
+    lengths = []
+    remaining = end - r.pos
+    for _ in range(n):
+        # a section can never be longer than what is left of the file (no huge allocations)
+        ln = r.varint("section length", max(0, remaining))
+        lengths.append(ln)
+    return header, lengths, r.pos
+
+
+def peek_header(data: bytes) -> LicHeader:
+    """Parse only the header (no CRC check); works on a prefix of a file (e.g. its first 4 KiB).
+
+    For display before a full decode.  Use :func:`unpack` before trusting the contents.
+    """
+    _check_magic_version(data)
+    return _parse_header(_Reader(data, len(data)))
+
+
+def layout(data: bytes) -> FileLayout:
+    """Byte accounting of a complete file (validated like :func:`unpack`)."""
+    unpack(data)
+    _, lengths, start = _parse_all(data, len(data) - 4)
+    return FileLayout(total_bytes=len(data), header_bytes=start, section_bytes=lengths)
+
+
+def unpack(data: bytes) -> tuple[LicHeader, list[bytes]]:
+    """Parse and verify a complete ``.lic`` file; inverse of :func:`pack`.
+
+    Raises :class:`LicFormatError` on any problem: "not a .lic file", a newer format version,
+    "truncated", "corrupted" (CRC mismatch or impossible field values), trailing bytes.
+    """
+    _check_magic_version(data)
+    data = bytes(data)
+    if len(data) < _MIN_FILE:
+        raise LicFormatError(f"truncated .lic file ({len(data)} bytes)")
+    crc_stored = struct.unpack("<I", data[-4:])[0]
+    crc_ok = (zlib.crc32(data[:-4]) & 0xFFFFFFFF) == crc_stored
+    if not crc_ok:
+        # Give the more useful message when the structure says the file is simply cut short.
+        try:
+            _, lengths, start = _parse_all(data, len(data))
+            expected = start + sum(lengths) + 4
+        except LicFormatError as exc:
+            if str(exc).startswith("truncated"):
+                raise
+            expected = None
+        if expected is not None and expected > len(data):
+            raise LicFormatError(f"truncated .lic file ({len(data)} of {expected} bytes)")
+        raise LicFormatError("corrupted .lic file (CRC mismatch)")
+    header, lengths, start = _parse_all(data, len(data) - 4)
+    expected = start + sum(lengths) + 4
+    if expected != len(data):
+        raise LicFormatError(f"corrupted .lic file (sections hold {expected - 4 - start} bytes, "
+                             f"file has {len(data) - 4 - start})")
+    sections, pos = [], start
+    for ln in lengths:
+        sections.append(data[pos:pos + ln])
+        pos += ln
+    return header, sections
