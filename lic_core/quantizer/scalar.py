@@ -1,0 +1,161 @@
+"""Scalar quantizers for inference: rounding, dead-zone, RDOQ (METHODS §1.2, §6.3–6.4).
+
+All three share one decoder: an index ``q`` reconstructs to ``ŷ − μ = q·Δ`` with Δ = 1 (the gain
+units already scale the latent, §5), and ``q`` is coded under a **zero-mean** discretized Gaussian
+whose std is the *table* value ``scale_table()[scale_index(σ)]`` (float64), never the raw network
+σ: a table index flips far more rarely than a float changes (§6.4).
+
+Coding layout (part of the bitstream spec): per (group, pass) one
+``constriction.stream.model.QuantizedGaussian(−K, K)`` call over all ``B·C·N`` symbols, flattened
+in C-contiguous order of the ``B×C×N`` tensor (batch, then channel, then position). Symbols are
+clamped to ``[−K, K]`` (K = 4096) before coding and before reconstruction, and clamps are counted.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from lic_core.entropy_model.gaussian import scale_index, scale_table
+from lic_core.quantizer.base import Quantizer, check_shapes
+
+#: symbol range of the scalar coder, [−K, K] (METHODS §6.3: K = 2¹²)
+SYMBOL_BOUND = 4096
+#: smallest probability constriction's leaky models give a symbol in range (24-bit precision,
+#: §6.2); used as the floor of ``bits`` so estimated and spent bits agree on outliers too
+MIN_CODED_PROB = 2.0 ** -24
+
+_SCALE_TABLE_64 = torch.from_numpy(scale_table())  # float64
+
+
+def table_std(scale: torch.Tensor) -> torch.Tensor:
+    """The float64 coding std of every element: ``scale_table()[scale_index(σ)]``."""
+    return _SCALE_TABLE_64[scale_index(scale).cpu()]
+
+
+def gaussian_bits(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """−log2 of the unit-bin mass of integer ``q`` under N(0, std²), float64.
+
+    Mass ``Φ((|q|+½)/σ) − Φ((|q|−½)/σ)`` written with ``erfc`` of the absolute value so tails keep
+    precision (CompressAI's formulation, §1.1), floored at constriction's minimum probability.
+    """
+    a = q.to(torch.float64).abs()
+    s = std.to(torch.float64) * math.sqrt(2.0)
+    mass = 0.5 * (torch.erfc((a - 0.5) / s) - torch.erfc((a + 0.5) / s))
+    return -torch.log2(mass.clamp_min(MIN_CODED_PROB))
+
+
+class _ScalarQuantizer(Quantizer):
+    """Shared decoder and coder of the scalar quantizers (reconstruction ``q·Δ``, Δ = 1)."""
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def _clamp(indices: torch.Tensor) -> torch.Tensor:
+        return indices.clamp(-SYMBOL_BOUND, SYMBOL_BOUND)
+
+    def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
+        # clamp here too, so the encoder's reconstruction equals what the decoder can decode
+        return self._clamp(indices).to(torch.float32)
+
+    def bits(self, indices: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        check_shapes(indices, scale)
+        return gaussian_bits(self._clamp(indices).cpu(), table_std(scale)).to(indices.device)
+
+    def encode(self, encoder: Any, indices: torch.Tensor, scale: torch.Tensor) -> int:
+        import constriction
+
+        check_shapes(indices, scale)
+        q = indices.detach().cpu().to(torch.int64)
+        clamped = int(((q < -SYMBOL_BOUND) | (q > SYMBOL_BOUND)).sum())
+        symbols = self._clamp(q).reshape(-1).numpy().astype(np.int32)
+        if symbols.size == 0:
+            return clamped
+        std = np.ascontiguousarray(table_std(scale).reshape(-1).numpy())
+        model = constriction.stream.model.QuantizedGaussian(-SYMBOL_BOUND, SYMBOL_BOUND)
+        encoder.encode(symbols, model, np.zeros_like(std), std)
+        return clamped
+
+    def decode(self, decoder: Any, scale: torch.Tensor) -> torch.Tensor:
+        import constriction
+
+        check_shapes(None, scale)
+        if scale.numel() == 0:
+            return torch.zeros(scale.shape, dtype=torch.int64, device=scale.device)
+        std = np.ascontiguousarray(table_std(scale).reshape(-1).numpy())
+        model = constriction.stream.model.QuantizedGaussian(-SYMBOL_BOUND, SYMBOL_BOUND)
+        symbols = decoder.decode(model, np.zeros_like(std), std)
+        return torch.from_numpy(np.asarray(symbols, dtype=np.int64)).reshape(scale.shape).to(
+            scale.device)
+
+
+class RoundQuantizer(_ScalarQuantizer):
+    """``q = round(r)`` around the mean (CompressAI ``compress``, METHODS §1.2 item 1)."""
+
+    name = "round"
+
+    def quantize(self, residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        check_shapes(residual, scale)
+        return torch.round(residual.detach()).to(torch.int64)
+
+
+class DeadZoneQuantizer(_ScalarQuantizer):
+    """``q = sign(r)·⌊|r| + f⌋`` with rounding offset ``f ∈ [0, ½]`` (METHODS §1.2 item 2).
+
+    f = ½ is rounding (up to ties, which it rounds away from zero); f < ½ widens the zero bin
+    (H.264/HEVC encoders use about 1/3 intra). The decoder is unchanged.
+    """
+
+    name = "deadzone"
+
+    def __init__(self, offset: float = 1.0 / 3.0) -> None:
+        offset = float(offset)
+        if not 0.0 <= offset <= 0.5:
+            raise ValueError(f"dead-zone offset must be in [0, 0.5], got {offset}")
+        self.offset = offset
+
+    def params(self) -> dict[str, Any]:
+        return {"offset": self.offset}
+
+    def quantize(self, residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        check_shapes(residual, scale)
+        r = residual.detach()
+        return (torch.sign(r) * torch.floor(r.abs() + self.offset)).to(torch.int64)
+
+
+class RdoqQuantizer(_ScalarQuantizer):
+    """Rate-distortion optimized scalar quantization (METHODS §1.2 item 4).
+
+    Per element choose ``q ∈ {round(r), round(r) − sign(round(r)), 0}`` minimizing
+    ``J = (r − q)² + λ·bits(q | σ_table)`` with ``λ = c·Δ²`` (Δ = 1), ``c = ln2/6 ≈ 0.1155`` the
+    high-rate slope ``−dD/dR`` of entropy-coded uniform quantization. ``bits`` is the same table
+    pmf the coder uses. Ties keep the earlier candidate, so c = 0 is exactly rounding.
+    """
+
+    name = "rdoq"
+
+    def __init__(self, c: float = 0.1155) -> None:
+        c = float(c)
+        if not (c >= 0.0 and math.isfinite(c)):
+            raise ValueError(f"RDOQ c must be a finite number ≥ 0, got {c}")
+        self.c = c
+
+    def params(self) -> dict[str, Any]:
+        return {"c": self.c}
+
+    def quantize(self, residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        check_shapes(residual, scale)
+        r = residual.detach().cpu().to(torch.float64)
+        std = table_std(scale)
+        q0 = self._clamp(torch.round(r))
+        best_q = q0
+        best_j = (r - q0) ** 2 + self.c * gaussian_bits(q0, std)
+        for cand in (q0 - torch.sign(q0), torch.zeros_like(q0)):
+            j = (r - cand) ** 2 + self.c * gaussian_bits(cand, std)
+            better = j < best_j  # strict: ties keep the earlier (closer) candidate
+            best_q = torch.where(better, cand, best_q)
+            best_j = torch.where(better, j, best_j)
+        return best_q.to(torch.int64).to(residual.device)

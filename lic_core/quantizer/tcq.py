@@ -1,0 +1,393 @@
+"""Trellis-coded (dependent) quantization for the learned codec (METHODS §1.3–1.4, §6.3).
+
+**Quantizers and states (VVC dependent quantization, §1.3).** Two scalar quantizers share the
+step Δ_u: Q0 reconstructs index k at ``2k·Δ_u`` and Q1 at ``(2k − sgn k)·Δ_u``. A 4-state machine
+picks the quantizer, ``j = s ≫ 1``, and moves on the parity of k with the table
+``TRANSITIONS[s][k & 1]`` (VVC's packed constant 32040). Every stream starts in state 0, no
+termination; the decoder replays the states from the decoded indices, nothing else is sent.
+
+**Streams (format, §1.4).** For a ``B×C×N`` (group, pass) block there is one trellis stream per
+spatial position, running along the C channels of the group: ``S = B·N`` streams of length C.
+Stream ``b·N + n`` visits ``(b, 0, n), (b, 1, n), …, (b, C−1, n)``.
+
+**Rate model (§1.4).** In normalized units ``r' = r/Δ_u`` and ``σ' = σ_table/Δ_u`` (the *table*
+scale, so encoder decisions and coded pmfs agree), index k of quantizer j owns the midpoint
+decision cell of its level: Q0 ``[2k−1, 2k+1]``; Q1 ``[−½, ½]`` for k = 0, ``±[½, 2]`` for
+k = ±1 and ``±[2|k|−2, 2|k|]`` beyond. Its pmf is the Gaussian mass of the cell, floored at 1e-9
+and renormalized over the support ``|k| ≤ K_i = ⌈(6.11·σ_i/Δ_u + 2)/2⌉``, whose edge cells extend
+to ±∞. Tables for the 64 scale-table entries × 2 quantizers are built once per Δ_u in float64 and
+cached; table id ``2·i + j`` of §1.4 is ``[i, j]`` here.
+
+**Search.** Viterbi over the S streams at once (Python loop over the C steps only), branch cost
+``(r − Δ_u·level)² + λ·bits`` with ``λ = c·Δ_SQ²`` (Δ_SQ = 1, c = 0.1155 by default; λ is an
+encoder-only choice the decoder never needs). Candidates per (quantizer j, parity p): the nearest
+level of Q_j whose index has parity p, plus k = 0 for p = 0, restricted to the support with a
+parity-preserving clamp, so the search never emits an index the coder cannot code.
+
+**Coding (§1.4, §6.3).** Per channel step t, the S symbols split by quantizer j = s ≫ 1; the Q0
+subset (in stream order), then the Q1 subset, each go through one
+``constriction.stream.model.Categorical(perfect=False)`` call whose rows are the table rows of
+each symbol, cut to the largest support ``K_c`` within that call; the coded symbol is ``k + K_c``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+import torch
+
+from lic_core.entropy_model.gaussian import scale_index, scale_table
+from lic_core.quantizer.base import Quantizer, check_shapes
+
+#: next state = TRANSITIONS[state][parity of k] (METHODS §1.3 table)
+TRANSITIONS: tuple[tuple[int, int], ...] = ((0, 2), (2, 0), (1, 3), (3, 1))
+#: VVC packs the table into this 16-bit constant (DepQuant.cpp)
+VVC_STATE_CONSTANT = 32040
+DEFAULT_DELTA_U = 0.561
+DEFAULT_C = 0.1155
+#: pmf floor before renormalization (CompressAI likelihood bound, §1.4)
+PMF_FLOOR = 1e-9
+#: smallest probability constriction gives an in-range symbol (24-bit precision, §6.2)
+MIN_CODED_PROB = 2.0 ** -24
+#: support multiplier −Φ⁻¹(tail/2) for tail mass 1e-9 (≈ 6.11, §6.1)
+TAIL_MULTIPLIER = -NormalDist().inv_cdf(0.5e-9)
+_BITS_OUTSIDE = 64.0  # never used by the search (candidates are clamped into the support)
+
+_T = torch.tensor(TRANSITIONS, dtype=torch.int64)
+_T_NP = np.array(TRANSITIONS, dtype=np.int64)
+
+
+def next_state_vvc(state: int, parity: int) -> int:
+    """VVC's decode of the packed table: ``(32040 >> ((s << 2) + (p << 1))) & 3``."""
+    return (VVC_STATE_CONSTANT >> ((state << 2) + ((parity & 1) << 1))) & 3
+
+
+def reconstruction_level(k: torch.Tensor, quantizer: torch.Tensor | int) -> torch.Tensor:
+    """Level in units of Δ_u: ``2k − sgn(k)·j`` (VVC ``dequantBlock``), same dtype as k."""
+    return 2 * k - torch.sign(k) * quantizer
+
+
+# ---- pmf tables ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TcqTables:
+    """Per (scale index i, quantizer j) pmfs over k ∈ [−K_max, K_max] (zero outside ±K_i)."""
+
+    delta_u: float
+    support: np.ndarray  # (64,) int64, K_i
+    k_max: int
+    pmf: np.ndarray  # (64, 2, 2·K_max+1) float64, rows sum to 1 over their support
+    bits_np: np.ndarray  # same shape: −log2 max(pmf, 2⁻²⁴), _BITS_OUTSIDE outside the support
+    bits: torch.Tensor  # torch view of bits_np, flattened to (64·2·W,) for gathers
+    support_t: torch.Tensor  # (64,) int64
+
+    @property
+    def width(self) -> int:
+        return 2 * self.k_max + 1
+
+
+def tcq_support(delta_u: float) -> np.ndarray:
+    """K_i = ⌈(6.11·σ_i/Δ_u + 2)/2⌉ for every scale-table entry (METHODS §1.4)."""
+    sig = scale_table()
+    return np.ceil((TAIL_MULTIPLIER * sig / delta_u + 2.0) / 2.0).astype(np.int64)
+
+
+def _cell_masses(sigma_n: torch.Tensor, k_hi: int, quantizer: int, K: torch.Tensor) -> torch.Tensor:
+    """Gaussian cell masses for k = 0..k_hi (64 × (k_hi+1)), edge cell |k| = K_i open to ∞."""
+    k = torch.arange(k_hi + 1, dtype=torch.float64)
+    if quantizer == 0:
+        lo, hi = 2 * k - 1, 2 * k + 1
+    else:
+        lo = torch.where(k <= 1, k - 0.5, 2 * k - 2)
+        hi = torch.where(k == 0, torch.full_like(k, 0.5), 2 * k)
+    s = sigma_n[:, None] * math.sqrt(2.0)
+    tail_lo = 0.5 * torch.erfc(lo[None, :] / s)  # P(X > lo), accurate for large lo
+    tail_hi = 0.5 * torch.erfc(hi[None, :] / s)
+    is_edge = k[None, :].to(torch.int64) == K[:, None]
+    tail_hi = torch.where(is_edge, torch.zeros_like(tail_hi), tail_hi)
+    mass = tail_lo - tail_hi
+    # k = 0 is the symmetric centre cell [−hi, hi]
+    mass[:, 0] = 1.0 - 2.0 * tail_hi[:, 0]
+    return mass
+
+
+@functools.lru_cache(maxsize=8)
+def tcq_tables(delta_u: float = DEFAULT_DELTA_U) -> TcqTables:
+    """Build (once per Δ_u) the 64×2 float64 pmf tables of §1.4 and their code lengths."""
+    K = torch.from_numpy(tcq_support(delta_u))
+    k_max = int(K.max())
+    sigma_n = torch.from_numpy(scale_table()) / delta_u
+    width = 2 * k_max + 1
+    pmf = torch.zeros(64, 2, width, dtype=torch.float64)
+    inside = torch.arange(k_max + 1)[None, :] <= K[:, None]  # (64, k_max+1)
+    for j in (0, 1):
+        half = _cell_masses(sigma_n, k_max, j, K).clamp_min(PMF_FLOOR)
+        half = torch.where(inside, half, torch.zeros_like(half))
+        total = 2.0 * half.sum(1) - half[:, 0]
+        half = half / total[:, None]
+        pmf[:, j, k_max:] = half
+        pmf[:, j, :k_max] = half[:, 1:].flip(1)  # symmetric in k
+    bits = torch.where(pmf > 0, -torch.log2(pmf.clamp_min(MIN_CODED_PROB)),
+                       torch.full_like(pmf, _BITS_OUTSIDE))
+    pmf_np = pmf.numpy()
+    bits_np = bits.numpy()
+    pmf_np.setflags(write=False)
+    bits_np.setflags(write=False)
+    return TcqTables(delta_u=float(delta_u), support=K.numpy(), k_max=k_max, pmf=pmf_np,
+                     bits_np=bits_np, bits=bits.reshape(-1), support_t=K)
+
+
+def table_bits(tables: TcqTables, sidx: torch.Tensor, quantizer: torch.Tensor | int,
+               k: torch.Tensor) -> torch.Tensor:
+    """Code length (float64) of index k for quantizer j at scale index sidx (same shapes)."""
+    flat = (sidx * 2 + quantizer) * tables.width + (k + tables.k_max)
+    return tables.bits[flat]
+
+
+# ---- candidates and Viterbi -----------------------------------------------------------------------
+def _clamp_parity(mag: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Clamp |k| into [0, K] keeping its parity (the state path must not change)."""
+    over = mag > K
+    fix = torch.where((K - mag) % 2 == 0, K, K - 1)
+    return torch.where(over, fix, mag)
+
+
+def candidates(r_n: torch.Tensor, K: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
+    """Nearest index of Q_j with parity p, for (j, p) ∈ {0,1}², clamped to the support K.
+
+    ``r_n = r/Δ_u``; levels: Q0 p0 → ±4m, Q0 p1 → ±(4m+2), Q1 p1 → ±(4m+1), Q1 p0 → ±(4m+3)
+    (the k = 0 candidate of parity 0 is added separately by the search).
+    """
+    a = r_n.abs()
+    sg = torch.where(r_n < 0, -1, 1).to(torch.int64)
+
+    def m(offset: float) -> torch.Tensor:
+        return torch.round((a - offset) / 4).clamp_min(0).to(torch.int64)
+
+    mags = {(0, 0): 2 * m(0.0), (0, 1): 2 * m(2.0) + 1, (1, 1): 2 * m(1.0) + 1,
+            (1, 0): 2 * m(3.0) + 2}
+    return {jp: sg * _clamp_parity(mag, K) for jp, mag in mags.items()}
+
+
+def branch_costs(r: torch.Tensor, sidx: torch.Tensor, delta_u: float, lam: float,
+                 tables: TcqTables) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+    """Best (k, cost) per (quantizer j, parity p) for residuals r (latent units), float64 costs.
+
+    cost = (r − Δ_u·level)² + λ·bits; for p = 0 the better of the nearest index and k = 0
+    (the nearest one wins ties).
+    """
+    K = tables.support_t[sidx]
+    cand = candidates(r / delta_u, K)
+    zero = torch.zeros_like(sidx)
+    out = {}
+    for (j, p), k in cand.items():
+        d = (r - delta_u * reconstruction_level(k, j).to(torch.float64)) ** 2
+        cost = d + lam * table_bits(tables, sidx, j, k)
+        if p == 0:
+            cost0 = r * r + lam * table_bits(tables, sidx, j, zero)
+            use0 = cost0 < cost
+            k = torch.where(use0, zero, k)
+            cost = torch.where(use0, cost0, cost)
+        out[(j, p)] = (k, cost)
+    return out
+
+
+#: for each next state n, its two (previous state, parity) predecessors (from TRANSITIONS)
+_PREDECESSORS = tuple(tuple((s, p) for s in range(4) for p in (0, 1) if TRANSITIONS[s][p] == n)
+                      for n in range(4))
+
+
+def viterbi(r: torch.Tensor, sidx: torch.Tensor, delta_u: float, lam: float,
+            tables: TcqTables) -> tuple[torch.Tensor, torch.Tensor]:
+    """Minimum-cost index paths for S independent streams of length L (METHODS §1.4).
+
+    Args: ``r`` S×L residuals (latent units), ``sidx`` S×L scale-table indices.
+    Returns: ``k`` S×L int64 indices and the S path costs (float64, Σ D + λ·bits).
+    Every stream starts in state 0; the best end state wins (lowest state index on ties).
+    """
+    r = r.to(torch.float64)
+    S, L = r.shape
+    inf = torch.full((S, 4), math.inf, dtype=torch.float64)
+    J = inf.clone()
+    J[:, 0] = 0.0
+    pred = torch.empty(L, S, 4, dtype=torch.int8)
+    kbest = torch.empty(L, S, 4, dtype=torch.int64)
+    for t in range(L):
+        br = branch_costs(r[:, t], sidx[:, t], delta_u, lam, tables)
+        newJ = torch.empty_like(J)
+        for n, ((s_a, p_a), (s_b, p_b)) in enumerate(_PREDECESSORS):
+            j = s_a >> 1  # both predecessors of n use the same quantizer (§1.4 update rules)
+            ka, ca = br[(j, p_a)]
+            kb, cb = br[(j, p_b)]
+            va, vb = J[:, s_a] + ca, J[:, s_b] + cb
+            take_b = vb < va  # ties keep the lower predecessor state
+            newJ[:, n] = torch.where(take_b, vb, va)
+            pred[t, :, n] = torch.where(take_b, s_b, s_a).to(torch.int8)
+            kbest[t, :, n] = torch.where(take_b, kb, ka)
+        J = newJ
+    cost, state = J.min(dim=1)
+    k = torch.empty(S, L, dtype=torch.int64)
+    rows = torch.arange(S)
+    for t in range(L - 1, -1, -1):
+        k[:, t] = kbest[t, rows, state]
+        state = pred[t, rows, state].to(torch.int64)
+    return k, cost
+
+
+def replay_states(k: torch.Tensor) -> torch.Tensor:
+    """States (S×L int64) in which each index of the S×L streams was coded (start state 0)."""
+    S, L = k.shape
+    states = torch.empty(S, L, dtype=torch.int64)
+    s = torch.zeros(S, dtype=torch.int64)
+    for t in range(L):
+        states[:, t] = s
+        s = _T[s, k[:, t] & 1]
+    return states
+
+
+def path_cost(k: torch.Tensor, r: torch.Tensor, sidx: torch.Tensor, delta_u: float, lam: float,
+              tables: TcqTables) -> torch.Tensor:
+    """Σ (r − Δ_u·level)² + λ·bits of given index paths (S×L), replaying their states."""
+    j = replay_states(k) >> 1
+    d = (r.to(torch.float64) - delta_u * reconstruction_level(k, j).to(torch.float64)) ** 2
+    return (d + lam * table_bits(tables, sidx, j, k)).sum(1)
+
+
+# ---- layout helpers --------------------------------------------------------------------------------
+def to_streams(x: torch.Tensor) -> torch.Tensor:
+    """B×C×N → (B·N)×C: one stream per spatial position, along the channels."""
+    B, C, N = x.shape
+    return x.permute(0, 2, 1).reshape(B * N, C)
+
+
+def from_streams(x: torch.Tensor, shape: torch.Size | tuple[int, int, int]) -> torch.Tensor:
+    """Inverse of :func:`to_streams`."""
+    B, C, N = shape
+    return x.reshape(B, N, C).permute(0, 2, 1).contiguous()
+
+
+class TcqQuantizer(Quantizer):
+    """4-state dependent quantization with a Gaussian rate model (METHODS §1.3–1.4).
+
+    ``delta_u`` (Δ_u, default 0.561 = VVC's union step for the same nominal rate as rounding)
+    is needed by the decoder; ``c`` sets the encoder's ``λ_q = c·Δ_SQ²`` (Δ_SQ = 1).
+    """
+
+    name = "tcq"
+
+    def __init__(self, delta_u: float = DEFAULT_DELTA_U, c: float = DEFAULT_C) -> None:
+        delta_u, c = float(delta_u), float(c)
+        if not (0.05 <= delta_u <= 4.0):
+            raise ValueError(f"TCQ delta_u must be in [0.05, 4], got {delta_u}")
+        if not (c >= 0.0 and math.isfinite(c)):
+            raise ValueError(f"TCQ c must be a finite number ≥ 0, got {c}")
+        self.delta_u, self.c = delta_u, c
+
+    @property
+    def lam(self) -> float:
+        """λ_q = c·Δ_SQ² with Δ_SQ = 1 (METHODS §1.2, §1.4)."""
+        return self.c
+
+    @property
+    def tables(self) -> TcqTables:
+        return tcq_tables(self.delta_u)
+
+    def params(self) -> dict[str, Any]:
+        return {"delta_u": self.delta_u, "c": self.c}
+
+    def quantize(self, residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        check_shapes(residual, scale)
+        if residual.numel() == 0:
+            return torch.zeros(residual.shape, dtype=torch.int64, device=residual.device)
+        r = to_streams(residual.detach().cpu().to(torch.float64))
+        sidx = to_streams(scale_index(scale).cpu())
+        k, _ = viterbi(r, sidx, self.delta_u, self.lam, self.tables)
+        return from_streams(k, residual.shape).to(residual.device)
+
+    def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
+        k = to_streams(indices.detach().cpu().to(torch.int64))
+        if k.numel() == 0:
+            return torch.zeros(indices.shape, dtype=torch.float32, device=indices.device)
+        j = replay_states(k) >> 1
+        level = reconstruction_level(k, j).to(torch.float64) * self.delta_u
+        return from_streams(level.to(torch.float32), indices.shape).to(indices.device)
+
+    def states(self, indices: torch.Tensor) -> torch.Tensor:
+        """The state (B×C×N) in which each index is coded, replayed from state 0."""
+        k = to_streams(indices.detach().cpu().to(torch.int64))
+        return from_streams(replay_states(k), indices.shape).to(indices.device)
+
+    def bits(self, indices: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        check_shapes(indices, scale)
+        k = to_streams(indices.detach().cpu().to(torch.int64))
+        sidx = to_streams(scale_index(scale).cpu())
+        j = replay_states(k) >> 1
+        k = torch.sign(k) * _clamp_parity(k.abs(), self.tables.support_t[sidx])
+        return from_streams(table_bits(self.tables, sidx, j, k), indices.shape).to(indices.device)
+
+    # -- coding --------------------------------------------------------------------------------------
+    def _rows(self, sidx: np.ndarray, j: int) -> tuple[np.ndarray, int]:
+        tab = self.tables
+        kc = int(tab.support[sidx].max())
+        rows = tab.pmf[sidx, j, tab.k_max - kc: tab.k_max + kc + 1]
+        return np.ascontiguousarray(rows), kc
+
+    def encode(self, encoder: Any, indices: torch.Tensor, scale: torch.Tensor) -> int:
+        import constriction
+
+        check_shapes(indices, scale)
+        if indices.numel() == 0:
+            return 0
+        k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
+        sidx = to_streams(scale_index(scale).cpu()).numpy()
+        support = self.tables.support
+        S, L = k.shape
+        s = np.zeros(S, dtype=np.int64)
+        clamped = 0
+        model = constriction.stream.model.Categorical(perfect=False)
+        for t in range(L):
+            kt, it = k[:, t], sidx[:, t]
+            K = support[it]
+            mag = np.abs(kt)
+            over = mag > K
+            if over.any():  # parity-preserving clamp keeps the decoder's state path intact
+                clamped += int(over.sum())
+                fix = np.where((K - mag) % 2 == 0, K, K - 1)
+                kt = np.sign(kt) * np.where(over, fix, mag)
+            j = s >> 1
+            for jj in (0, 1):  # Q0 subset first, then Q1 (format)
+                sel = j == jj
+                if not sel.any():
+                    continue
+                rows, kc = self._rows(it[sel], jj)
+                encoder.encode((kt[sel] + kc).astype(np.int32), model, rows)
+            s = _T_NP[s, kt & 1]
+        return clamped
+
+    def decode(self, decoder: Any, scale: torch.Tensor) -> torch.Tensor:
+        import constriction
+
+        check_shapes(None, scale)
+        if scale.numel() == 0:
+            return torch.zeros(scale.shape, dtype=torch.int64, device=scale.device)
+        sidx = to_streams(scale_index(scale).cpu()).numpy()
+        S, L = sidx.shape
+        k = np.empty((S, L), dtype=np.int64)
+        s = np.zeros(S, dtype=np.int64)
+        model = constriction.stream.model.Categorical(perfect=False)
+        for t in range(L):
+            it = sidx[:, t]
+            j = s >> 1
+            kt = np.empty(S, dtype=np.int64)
+            for jj in (0, 1):
+                sel = j == jj
+                if not sel.any():
+                    continue
+                rows, kc = self._rows(it[sel], jj)
+                kt[sel] = np.asarray(decoder.decode(model, rows), dtype=np.int64) - kc
+            k[:, t] = kt
+            s = _T_NP[s, kt & 1]
+        return from_streams(torch.from_numpy(k), scale.shape).to(scale.device)
