@@ -1,0 +1,105 @@
+"""Multi-scale SSIM (Wang, Simoncelli, Bovik, Asilomar 2003), as CompressAI reports it.
+
+Same computation as ``pytorch_msssim.ms_ssim(x, y, data_range=255)`` that CompressAI's
+``eval_model`` uses for ``ms-ssim-rgb`` on images rounded to [0, 255]:
+
+* Gaussian window 11, σ = 1.5, applied separably with no padding ("valid");
+* C1 = (K1·L)², C2 = (K2·L)², K1 = 0.01, K2 = 0.03, L = 255;
+* 5 scales with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333): the contrast-structure term
+  ``cs`` (spatial mean, ReLU'd) at scales 1–4, the full SSIM at scale 5; between scales a 2×2
+  average pool with stride 2 (zero padding of 1 on odd sides, counted in the mean, exactly as
+  pytorch-msssim does);
+* ``MS-SSIM = Π_j v_j^{w_j}`` per channel, then the mean over the three channels.
+
+Five scales with an 11-px window need a short side > (11 − 1)·2⁴ = 160 px; smaller images raise
+:class:`~lic_core.errors.ImageError` (``compute_metrics`` turns that into NaN, documented there).
+Computed in float64 on CPU. :func:`ms_ssim_torch` is the same formula on tensors, differentiable,
+for MS-SSIM-optimized training.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ImageError
+from ._common import check_pair
+
+WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+WIN_SIZE = 11
+WIN_SIGMA = 1.5
+K1, K2 = 0.01, 0.03
+MIN_SIDE = (WIN_SIZE - 1) * 2 ** (len(WEIGHTS) - 1) + 1  # 161
+
+
+def gaussian_window(size: int = WIN_SIZE, sigma: float = WIN_SIGMA,
+                    dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Normalized 1-D Gaussian of ``size`` taps centred on ``size // 2``."""
+    coords = torch.arange(size, dtype=dtype) - size // 2
+    g = torch.exp(-(coords ** 2) / (2.0 * sigma ** 2))
+    return g / g.sum()
+
+
+def _filter(x: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
+    """Separable depthwise 'valid' Gaussian filtering of ``B×C×H×W``."""
+    c = x.shape[1]
+    x = F.conv2d(x, win.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, win.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _ssim_cs(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor, data_range: float):
+    """Per-channel spatial means of the SSIM map and of the contrast-structure map (B×C)."""
+    c1 = (K1 * data_range) ** 2
+    c2 = (K2 * data_range) ** 2
+    # One depthwise pass over the five maps (x, y, x², y², xy) instead of five calls.
+    mu1, mu2, xx, yy, xy = _filter(torch.cat([x, y, x * x, y * y, x * y], 1), win).chunk(5, 1)
+    mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    s1 = xx - mu1_sq
+    s2 = yy - mu2_sq
+    s12 = xy - mu12
+    cs_map = (2 * s12 + c2) / (s1 + s2 + c2)
+    ssim_map = (2 * mu12 + c1) / (mu1_sq + mu2_sq + c1) * cs_map
+    return ssim_map.flatten(2).mean(-1), cs_map.flatten(2).mean(-1)
+
+
+def ms_ssim_torch(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0,
+                  reduction: str = "mean") -> torch.Tensor:
+    """MS-SSIM of ``B×C×H×W`` tensors (any float dtype), differentiable.
+
+    ``reduction="mean"`` averages over batch and channels (pytorch-msssim ``size_average``);
+    ``"none"`` returns the per-image value (mean over channels), shape ``B``.
+    """
+    if min(x.shape[-2:]) < MIN_SIDE:
+        raise ImageError(f"MS-SSIM needs images at least {MIN_SIDE} px on the short side "
+                         f"(5 scales × 11-px window), got {x.shape[-1]}×{x.shape[-2]}")
+    win = gaussian_window(dtype=x.dtype).to(x.device)
+    weights = torch.tensor(WEIGHTS, dtype=x.dtype, device=x.device)
+    mcs = []
+    for level in range(len(WEIGHTS)):
+        ssim, cs = _ssim_cs(x, y, win, data_range)
+        if level < len(WEIGHTS) - 1:
+            mcs.append(torch.relu(cs))
+            pad = [s % 2 for s in x.shape[2:]]
+            x = F.avg_pool2d(x, kernel_size=2, padding=pad)
+            y = F.avg_pool2d(y, kernel_size=2, padding=pad)
+    stack = torch.stack(mcs + [torch.relu(ssim)], dim=0)  # levels×B×C
+    val = torch.prod(stack ** weights.view(-1, 1, 1), dim=0)  # B×C
+    return val.mean() if reduction == "mean" else val.mean(dim=1)
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """MS-SSIM of two ``uint8 H×W×3`` RGB images on [0, 255] (1.0 for identical images)."""
+    a, b = check_pair(a, b)
+
+    def to_t(img: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(img, dtype=np.float64)).permute(2, 0, 1).unsqueeze(0)
+
+    with torch.no_grad():
+        return float(ms_ssim_torch(to_t(a), to_t(b), data_range=255.0).item())
+
+
+def ms_ssim_db(value: float) -> float:
+    """``−10·log10(1 − MS-SSIM)``, the dB scale of CompressAI's ``ms-ssim-db-rgb`` curves."""
+    return math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value)
