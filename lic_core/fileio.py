@@ -1,0 +1,98 @@
+"""Atomic file writes: a crash or a full disk never leaves a half-written output behind.
+
+The data goes to a temporary file in the destination folder (same file system, so the final step
+is a rename), is flushed and fsync'ed, then moved into place.  Without ``overwrite`` an existing
+destination is never replaced: the move is a hard link, which fails atomically if the name exists
+(so two writers cannot both "win"), with an exists-check + rename fallback on file systems
+without hard links.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Union
+
+from .errors import LicError
+
+PathLike = Union[str, os.PathLike]
+
+
+def _refuse_existing(path: Path) -> LicError:
+    return LicError(f"'{path}' already exists (use --force to overwrite it)")
+
+
+def write_atomic(path: PathLike, writer: Callable[[object], None], overwrite: bool = False) -> Path:
+    """Create ``path`` atomically; ``writer(fileobj)`` writes the content into a binary file.
+
+    Raises :class:`LicError` when the destination exists (and ``overwrite`` is False), its folder
+    does not exist, it is a folder, or the write fails (the partial temp file is removed).
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise LicError(f"'{path}' is a folder, not a file name")
+    if not folder.is_dir():
+        raise LicError(f"cannot write '{path}': folder '{folder}' does not exist")
+    if not overwrite and path.exists():
+        raise _refuse_existing(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise LicError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # atomic "create if absent"
+            except FileExistsError:
+                raise _refuse_existing(path) from None
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                                     errno.EMLINK, errno.ENOSYS):
+                    raise
+                if path.exists():  # no hard links here (FAT, some network shares)
+                    raise _refuse_existing(path) from None
+                os.replace(tmp, path)
+    except LicError:
+        raise
+    except OSError as exc:
+        raise LicError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    finally:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+    return path
+
+
+def write_bytes_atomic(path: PathLike, data: bytes, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`write_atomic`); returns the path."""
+    return write_atomic(path, lambda fh: fh.write(data), overwrite=overwrite)
+
+
+def read_bytes(path: PathLike, what: str = "file", max_bytes: int = 1 << 31) -> bytes:
+    """Read a whole file, turning OS errors into a one-line :class:`LicError`."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if p.is_dir():
+            raise LicError(f"'{p}' is a folder, not a {what}")
+        if size > max_bytes:
+            raise LicError(f"'{p}' is too large for a {what} ({size} bytes)")
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise LicError(f"no such file: '{p}'") from None
+    except PermissionError:
+        raise LicError(f"permission denied: '{p}'") from None
+    except IsADirectoryError:
+        raise LicError(f"'{p}' is a folder, not a {what}") from None
+    except OSError as exc:
+        raise LicError(f"cannot read '{p}': {exc.strerror or exc}") from None

@@ -1,0 +1,60 @@
+"""uint8 arrays <-> model tensors, padding to the latent grid (docs/ARCHITECTURE.md conventions).
+
+Inside lic_core images are ``float32 1×3×H×W`` in [0, 1].  Learned codecs need H and W multiples
+of 64 (y at /16, z at /64): the image is padded by **replicating** its last row/column (no hard
+edge for the transforms to spend bits on) and cropped back after decoding.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """``uint8 H×W×3`` -> ``float32 1×3×H×W`` in [0, 1]."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected a uint8 H×W×3 array, got {a.dtype} {a.shape}")
+    if not a.flags.writeable or not a.flags.c_contiguous:
+        a = np.array(a, order="C")  # torch.from_numpy wants writable, contiguous memory
+    t = torch.from_numpy(a).permute(2, 0, 1).unsqueeze(0)
+    return t.to(torch.float32).div_(255.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """``1×3×H×W`` or ``3×H×W`` float in [0, 1] -> ``uint8 H×W×3`` (clamped, rounded half-even)."""
+    t = x.detach()
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected batch size 1, got {tuple(t.shape)}")
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise ValueError(f"expected 3×H×W, got {tuple(t.shape)}")
+    t = t.to(torch.float32).clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    return np.ascontiguousarray(t.permute(1, 2, 0).cpu().numpy())
+
+
+def padded_size(h: int, w: int, multiple: int = 64) -> tuple[int, int]:
+    """The smallest multiples of ``multiple`` that are ≥ (h, w)."""
+    return -(-h // multiple) * multiple, -(-w // multiple) * multiple
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 64) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Replicate-pad ``B×C×H×W`` at the bottom/right to multiples of ``multiple``.
+
+    Returns ``(x_padded, (H, W))`` with the original size for :func:`crop`.
+    """
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    ph, pw = padded_size(h, w, multiple)
+    if (ph, pw) == (h, w):
+        return x, (h, w)
+    # replicate padding needs a float tensor; it handles pads larger than the image too
+    return F.pad(x, (0, pw - w, 0, ph - h), mode="replicate"), (h, w)
+
+
+def crop(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Top-left ``h×w`` window of ``…×H×W`` (inverse of :func:`pad_to_multiple`)."""
+    if h > x.shape[-2] or w > x.shape[-1]:
+        raise ValueError(f"cannot crop {tuple(x.shape[-2:])} to {(h, w)}")
+    return x[..., :h, :w]
