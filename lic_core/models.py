@@ -1,0 +1,63 @@
+"""Model registry: build a learned codec's network by name, load its shipped weights.
+
+Names (CompressAI-style ids): ``lic-lgem`` (the product architecture), ``lic-lgem-preview``
+(same architecture; the name of the CPU-trained preview weights), ``lic-lgem-tiny`` (tests).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+from .config import ModelConfig, tiny_config
+from .errors import ModelNotFoundError
+from .model import LicModel
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+_CONFIGS: dict[str, Callable[[], ModelConfig]] = {
+    "lic-lgem": lambda: ModelConfig(name="lic-lgem"),
+    "lic-lgem-preview": lambda: ModelConfig(name="lic-lgem-preview", preview=True),
+    "lic-lgem-tiny": lambda: tiny_config(),
+}
+
+
+def register_model(name: str, factory: Callable[[], ModelConfig]) -> None:
+    _CONFIGS[name] = factory
+
+
+def model_names() -> list[str]:
+    return sorted(_CONFIGS)
+
+
+def model_config(name: str, **overrides) -> ModelConfig:
+    if name not in _CONFIGS:
+        raise ModelNotFoundError(f"unknown model '{name}' (known: {', '.join(model_names())})")
+    cfg = _CONFIGS[name]()
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+def build_model(name: str, **overrides) -> LicModel:
+    """A freshly initialised network of the named architecture."""
+    return LicModel(model_config(name, **overrides))
+
+
+def weights_path(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.safetensors"
+
+
+def load_model(name: str, path: str | Path | None = None) -> LicModel:
+    """The named model with its weights (from ``weights/<name>.safetensors`` unless ``path``)."""
+    from .weights import load_weights
+
+    p = Path(path) if path else weights_path(name)
+    if not p.is_file():
+        raise ModelNotFoundError(f"no weights for '{name}' at {p}")
+    state, meta = load_weights(p)
+    cfg_dict = meta.get("config")
+    cfg = ModelConfig.from_dict(cfg_dict) if cfg_dict else model_config(name)
+    model = LicModel(cfg)
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    model.weights_meta = meta
+    return model
