@@ -150,7 +150,8 @@ class RdoqQuantizer(_ScalarQuantizer):
         check_shapes(residual, scale)
         r = residual.detach().cpu().to(torch.float64)
         std = table_std(scale)
-        q0 = self._clamp(torch.round(r))
+        raw = torch.round(r)
+        q0 = self._clamp(raw)
         best_q = q0
         best_j = (r - q0) ** 2 + self.c * gaussian_bits(q0, std)
         for cand in (q0 - torch.sign(q0), torch.zeros_like(q0)):
@@ -158,4 +159,6 @@ class RdoqQuantizer(_ScalarQuantizer):
             better = j < best_j  # strict: ties keep the earlier (closer) candidate
             best_q = torch.where(better, cand, best_q)
             best_j = torch.where(better, j, best_j)
+        # outliers beyond ±K stay unclamped here so encode() can count them (dequantize clamps)
+        best_q = torch.where(raw == q0, best_q, raw)
         return best_q.to(torch.int64).to(residual.device)
