@@ -130,7 +130,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     name = args.codec or default_codec_name()
     codec = get_codec(name)
-    require_available(codec)
+    try:
+        require_available(codec)
+    except CodecUnavailableError as exc:
+        if args.codec:
+            raise
+        raise CodecUnavailableError(f"{exc}; no learned codec is ready, choose another with "
+                                    "--codec (see `lic models`)") from None
     out = Path(args.output) if args.output else Path(args.input).with_suffix(codec.file_extension)
     check_output(out, args.force)
 

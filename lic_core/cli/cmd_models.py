@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
             if r["decoders"]:
                 extra += f"; decoders {', '.join(r['decoders'])}"
             print(" " * width + extra)
-        prov = {k: v for k, v in r.get("describe", {}).items()
-                if k not in ("name", "family", "rate_label", "rate_range")}
+        shown = set(r) | {"rate_label", "rate_range"}
+        prov = {k: v for k, v in r.get("describe", {}).items() if k not in shown}
         for k, v in sorted(prov.items()):
             print(" " * width + f"    {k}: {v}")
     return 0
