@@ -1,0 +1,131 @@
+"""Pane settings, encodings and the result cache (Qt-free).
+
+The cache key is ``(image id, codec, params key)``: moving a slider back to a value already
+encoded is answered from memory without a worker (Squoosh's ``Compress/result-cache.ts``, but
+keyed by content so reopening the same image also hits).
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from lic_core.codecs import EncodeParams, EncodeResult, Inspection
+
+
+@dataclass
+class PaneSettings:
+    """What one compare pane asks for.
+
+    ``target_bpp`` (when not None) replaces ``rate``: the codec's target-bpp search picks the rate.
+    """
+
+    codec: str = "jpeg"
+    rate: float = 75.0
+    quantizer: str = "round"
+    decoder: str = "mse"
+    diffusion_steps: int = 25
+    seed: int = 0
+    target_bpp: Optional[float] = None
+
+    def to_params(self) -> EncodeParams:
+        return EncodeParams(rate=float(self.rate), quantizer=self.quantizer, decoder=self.decoder,
+                            diffusion_steps=int(self.diffusion_steps), seed=int(self.seed))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PaneSettings":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def params_key(codec: str, params: EncodeParams, target_bpp: Optional[float] = None,
+               family: str = "classical") -> str:
+    """Canonical string of everything that changes the bitstream.
+
+    Decoder choice, steps and seed only matter for learned codecs; classical keys ignore them so
+    toggling a learned-only control never re-encodes a JPEG.
+    """
+    d: dict[str, Any] = {"codec": codec, "rate": round(float(params.rate), 6)}
+    if target_bpp is not None:
+        d = {"codec": codec, "target_bpp": round(float(target_bpp), 4)}
+    if family == "learned":
+        d.update(quantizer=params.quantizer, qp=params.quantizer_params, decoder=params.decoder)
+        if params.decoder == "diffusion":
+            d.update(steps=int(params.diffusion_steps), seed=int(params.seed))
+    if params.extra:
+        d["extra"] = params.extra
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+@dataclass
+class Encoding:
+    """One finished encoding of the current image."""
+
+    key: str
+    image_id: str
+    codec: str
+    params: EncodeParams
+    result: EncodeResult
+    metrics: dict[str, float] = field(default_factory=dict)
+    target_bpp: Optional[float] = None
+    created: float = field(default_factory=time.time)
+    elapsed: float = 0.0  # wall seconds of the worker (encode + decode + metrics)
+
+    @property
+    def bpp(self) -> float:
+        return float(self.result.bpp)
+
+    @property
+    def reconstruction(self):
+        return self.result.reconstruction
+
+    @property
+    def inspection(self) -> Optional[Inspection]:
+        return self.result.inspection
+
+    @property
+    def label(self) -> str:
+        return f"{self.codec} @ {self.params.rate:g}"
+
+    def row(self) -> dict[str, Any]:
+        """One row of the metrics table (CSV export)."""
+        p = self.params
+        return {"codec": self.codec, "rate": p.rate, "quantizer": p.quantizer,
+                "decoder": p.decoder, "bytes": len(self.result.data), "bpp": self.bpp,
+                "psnr": self.metrics.get("psnr"), "ms_ssim": self.metrics.get("ms_ssim"),
+                "lpips": self.metrics.get("lpips"),
+                "encode_s": self.result.timings.get("encode"),
+                "decode_s": self.result.timings.get("decode")}
+
+
+class EncodingCache:
+    """LRU of :class:`Encoding` by key (bounded: reconstructions of big images are large)."""
+
+    def __init__(self, max_items: int = 64) -> None:
+        self.max_items = max_items
+        self._items: "OrderedDict[tuple[str, str], Encoding]" = OrderedDict()
+
+    def get(self, image_id: str, key: str) -> Optional[Encoding]:
+        k = (image_id, key)
+        enc = self._items.get(k)
+        if enc is not None:
+            self._items.move_to_end(k)
+        return enc
+
+    def put(self, enc: Encoding) -> None:
+        k = (enc.image_id, enc.key)
+        self._items[k] = enc
+        self._items.move_to_end(k)
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()

@@ -1,0 +1,84 @@
+"""File output for the studio: atomic writes, PNGs, CSV tables, session JSON (Qt-free).
+
+Atomic = write a temporary file in the destination folder, fsync, then ``os.replace``: a crash
+never leaves a half-written .lic or session behind.  Overwrite confirmation is the caller's job
+(the GUI asks); :func:`atomic_write_bytes` refuses to overwrite unless ``overwrite=True``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from lic_core.errors import LicError
+
+
+class ExportError(LicError):
+    """Writing an export failed (exists, permission, disk full)."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically; refuse to replace an existing file by default."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ExportError(f"{path.name} exists (confirm to overwrite)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def png_bytes(image: np.ndarray, optimize: bool = True) -> bytes:
+    """PNG of a uint8 H×W×3 / H×W×4 / H×W array."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", optimize=optimize)
+    return buf.getvalue()
+
+
+def save_png(path: str | Path, image: np.ndarray, overwrite: bool = False) -> Path:
+    return atomic_write_bytes(path, png_bytes(image), overwrite)
+
+
+def csv_bytes(rows: Iterable[dict[str, Any]]) -> bytes:
+    rows = list(rows)
+    buf = io.StringIO()
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    w = csv.DictWriter(buf, fieldnames=fields or ["codec"], lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue().encode("utf-8")
+
+
+def save_json(path: str | Path, obj: Any, overwrite: bool = False) -> Path:
+    return atomic_write_bytes(path, json.dumps(obj, indent=2, default=str).encode("utf-8"),
+                              overwrite)
+
+
+def load_json(path: str | Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LicError(f"cannot read session {Path(path).name}: {exc}") from None

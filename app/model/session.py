@@ -1,0 +1,345 @@
+"""The studio's session model: image, panes, encodings, view state (Qt-free).
+
+Qt views (``app/qt_*.py``) subscribe to ``events`` here and write user intent back; workers get
+:class:`EncodeRequest` objects and hand back :class:`Encoding` objects.  Request ids make stale
+results harmless: a result is cached and plotted, but only shown in its pane when it answers the
+pane's newest request (Squoosh aborts; we additionally never let an old result overwrite a new one).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from lic_core.codecs import EncodeParams, get_codec
+
+from . import services
+from .encoding import Encoding, EncodingCache, PaneSettings, params_key
+from .events import EmitterGroup, EventedModel
+from .view_state import ViewState
+
+MAX_PANES = 3
+PANE_NAMES = ("A", "B", "C")
+
+
+class CancelToken:
+    """Thread-safe cancel flag checked by the codec's progress callback."""
+
+    def __init__(self) -> None:
+        self._ev = threading.Event()
+
+    def cancel(self) -> None:
+        self._ev.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._ev.is_set()
+
+
+@dataclass
+class EncodeRequest:
+    """Everything a worker needs; immutable once made (the image array is never written)."""
+
+    pane: int
+    request_id: int
+    image: np.ndarray
+    image_id: str
+    codec: str
+    params: EncodeParams
+    key: str
+    target_bpp: Optional[float] = None
+    metrics: tuple[str, ...] = ("psnr", "ms_ssim")
+    token: CancelToken = field(default_factory=CancelToken)
+
+
+class Pane(EventedModel):
+    """One compare pane: its settings and what it currently shows.
+
+    Events: ``settings``, ``encoding``, ``busy``, ``progress``, ``status``, ``error``.
+    """
+
+    _defaults = {
+        "settings": None,
+        "encoding": None,
+        "busy": False,
+        "progress": 0.0,
+        "status": "",
+        "error": "",
+    }
+
+    def __init__(self, index: int, settings: Optional[PaneSettings] = None) -> None:
+        super().__init__(settings=settings or PaneSettings())
+        self.index = index
+        self.request_id = 0
+
+    @property
+    def name(self) -> str:
+        return PANE_NAMES[self.index]
+
+    def set(self, **changes: Any) -> None:
+        """Change some settings fields (one ``settings`` event)."""
+        d = self.settings.to_dict()
+        d.update(changes)
+        new = PaneSettings.from_dict(d)
+        if new != self.settings:
+            self.settings = new
+
+
+class SessionModel:
+    """Root model of one studio window.
+
+    Attributes
+    ----------
+    image, image_path, image_id : the current original image (uint8 H×W×3), its file, its hash.
+    panes : list[Pane]  (three exist; ``view.n_panes`` says how many are shown)
+    view : ViewState
+    history : list[Encoding]  every encoding of the current image (the RD plot's points)
+    file_info : dict  header of the last opened compressed file ({} otherwise)
+    recent_files : list[str]
+
+    Events
+    ------
+    image, history, file_info, recent_files, message (text=..., level=...)
+    """
+
+    def __init__(self, codecs: Optional[list[str]] = None) -> None:
+        self.events = EmitterGroup("image", "history", "file_info", "recent_files", "message")
+        self.image: Optional[np.ndarray] = None
+        self.image_path: Optional[str] = None
+        self.image_id: str = ""
+        self.file_info: dict[str, Any] = {}
+        self.recent_files: list[str] = []
+        self.view = ViewState()
+        self.cache = EncodingCache()
+        self.history: list[Encoding] = []
+        names = codecs if codecs is not None else services.default_codec_pair()
+        self.panes = [Pane(i, self._default_settings(names[i % len(names)]) if names else None)
+                      for i in range(MAX_PANES)]
+
+    # ------------------------------------------------------------------ settings helpers
+    @staticmethod
+    def _default_settings(codec_name: str) -> PaneSettings:
+        try:
+            c = get_codec(codec_name)
+        except Exception:
+            return PaneSettings(codec=codec_name)
+        return PaneSettings(codec=codec_name, rate=float(c.default_rate),
+                            quantizer=c.quantizers[0] if c.quantizers else "round",
+                            decoder=c.decoders[0] if c.decoders else "mse")
+
+    def set_pane_codec(self, index: int, codec_name: str) -> None:
+        """Switch a pane's codec, resetting knobs the new codec does not have."""
+        pane = self.panes[index]
+        if pane.settings.codec == codec_name:
+            return
+        new = self._default_settings(codec_name)
+        new.seed = pane.settings.seed
+        pane.settings = new
+
+    @property
+    def active_panes(self) -> list[Pane]:
+        return self.panes[: self.view.n_panes]
+
+    # ------------------------------------------------------------------ image
+    def set_image(self, image: np.ndarray, path: Optional[str] = None,
+                  file_info: Optional[dict[str, Any]] = None) -> None:
+        """Make ``image`` current: clears pane results and history (cache is kept)."""
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError("session images are H×W×3 uint8")
+        self.image = np.ascontiguousarray(image)
+        self.image.setflags(write=False)  # shared read-only with workers
+        self.image_path = str(path) if path else None
+        self.image_id = services.image_id(self.image)
+        self.history = []
+        self.view.view_rect = None
+        for p in self.panes:
+            p.request_id += 1  # anything in flight is now stale
+            p.encoding = None
+            p.busy = False
+            p.error = ""
+        self.file_info = dict(file_info or {})
+        self.events.file_info(value=self.file_info)
+        if path:
+            self.add_recent(str(path))
+        self.events.image(value=self.image, path=self.image_path)
+        self.events.history(value=self.history)
+
+    def add_recent(self, path: str, limit: int = 10) -> None:
+        p = str(Path(path).resolve()) if Path(path).exists() else str(path)
+        self.recent_files = [p] + [r for r in self.recent_files if r != p][: limit - 1]
+        self.events.recent_files(value=list(self.recent_files))
+
+    # ------------------------------------------------------------------ requests
+    def _family(self, codec_name: str) -> str:
+        try:
+            return get_codec(codec_name).family
+        except Exception:
+            return "classical"
+
+    def key_for(self, settings: PaneSettings) -> str:
+        return params_key(settings.codec, settings.to_params(), settings.target_bpp,
+                          self._family(settings.codec))
+
+    def make_request(self, index: int) -> Optional[EncodeRequest]:
+        """A new request for pane ``index`` (bumps its request id), or None without image."""
+        if self.image is None:
+            return None
+        pane = self.panes[index]
+        pane.request_id += 1
+        s = pane.settings
+        which = ("psnr", "ms_ssim") + (("lpips",) if self.view.compute_lpips else ())
+        return EncodeRequest(pane=index, request_id=pane.request_id, image=self.image,
+                             image_id=self.image_id, codec=s.codec, params=s.to_params(),
+                             key=self.key_for(s), target_bpp=s.target_bpp, metrics=which)
+
+    def cached_for(self, index: int) -> Optional[Encoding]:
+        """The cached encoding matching pane ``index``'s current settings, if any."""
+        if self.image is None:
+            return None
+        return self.cache.get(self.image_id, self.key_for(self.panes[index].settings))
+
+    def show_cached(self, index: int) -> bool:
+        """Show the cached result for the pane's settings now (no worker); True on a hit."""
+        enc = self.cached_for(index)
+        if enc is None:
+            return False
+        pane = self.panes[index]
+        pane.request_id += 1  # supersede whatever is in flight for this pane
+        pane.busy = False
+        pane.error = ""
+        pane.encoding = enc
+        pane.status = f"{enc.bpp:.3f} bpp (cached)"
+        return True
+
+    def start(self, request: EncodeRequest) -> None:
+        pane = self.panes[request.pane]
+        pane.busy = True
+        pane.progress = 0.0
+        pane.error = ""
+        pane.status = "encoding…"
+
+    def is_current(self, request: EncodeRequest) -> bool:
+        """True when ``request`` is its pane's newest one for the current image."""
+        return (request.pane >= 0 and request.image_id == self.image_id
+                and request.request_id == self.panes[request.pane].request_id)
+
+    def make_background_request(self, settings: PaneSettings) -> Optional[EncodeRequest]:
+        """A request shown in no pane (RD sweeps, restored sessions): it only feeds the plot."""
+        if self.image is None:
+            return None
+        which = ("psnr", "ms_ssim") + (("lpips",) if self.view.compute_lpips else ())
+        return EncodeRequest(pane=-1, request_id=0, image=self.image, image_id=self.image_id,
+                             codec=settings.codec, params=settings.to_params(),
+                             key=self.key_for(settings), target_bpp=settings.target_bpp,
+                             metrics=which)
+
+    def finish(self, request: EncodeRequest, encoding: Encoding) -> bool:
+        """Store a worker's result; show it only if it answers the newest request.
+
+        Returns True when the pane now shows ``encoding``.
+        """
+        self.cache.put(encoding)
+        if encoding.image_id == self.image_id:
+            self.add_to_history(encoding)
+        if not self.is_current(request):
+            return False
+        pane = self.panes[request.pane]
+        pane.encoding = encoding
+        pane.busy = False
+        pane.progress = 1.0
+        pane.status = f"{encoding.bpp:.3f} bpp in {encoding.elapsed:.2f} s"
+        return True
+
+    def fail(self, request: EncodeRequest, message: str, cancelled: bool = False) -> bool:
+        """A worker failed or was cancelled; only the pane's newest request changes the pane."""
+        if not self.is_current(request):
+            return False
+        pane = self.panes[request.pane]
+        pane.busy = False
+        pane.progress = 0.0
+        pane.status = "cancelled" if cancelled else "failed"
+        if not cancelled:
+            pane.error = message
+        return True
+
+    def add_to_history(self, encoding: Encoding) -> None:
+        if any(e.key == encoding.key and e.image_id == encoding.image_id for e in self.history):
+            return
+        self.history.append(encoding)
+        self.events.history(value=self.history, added=encoding)
+
+    # ------------------------------------------------------------------ RD data
+    @staticmethod
+    def curve_name(enc: Encoding) -> str:
+        """Learned encodings split by quantizer and decoder: each is its own RD curve."""
+        try:
+            fam = get_codec(enc.codec).family
+        except Exception:
+            fam = "classical"
+        if fam == "learned":
+            return f"{enc.codec} ({enc.params.quantizer}, {enc.params.decoder})"
+        return enc.codec
+
+    def rd_curves(self, metric: str) -> dict[str, tuple[list[float], list[float]]]:
+        """``{curve: (bpps, values)}`` sorted by bpp, from this image's encodings."""
+        curves: dict[str, list[tuple[float, float]]] = {}
+        for e in self.history:
+            v = e.metrics.get(metric)
+            if v is None or not np.isfinite(v):
+                continue
+            curves.setdefault(self.curve_name(e), []).append((e.bpp, float(v)))
+        out = {}
+        for name, pts in curves.items():
+            pts.sort()
+            out[name] = ([p[0] for p in pts], [p[1] for p in pts])
+        return out
+
+    def operating_points(self, metric: str) -> list[tuple[int, float, float]]:
+        """(pane index, bpp, value) of what the active panes show."""
+        pts = []
+        for p in self.active_panes:
+            e = p.encoding
+            if e is not None and metric in e.metrics:
+                pts.append((p.index, e.bpp, e.metrics[metric]))
+        return pts
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able session: image path, pane settings, view state, encodings' parameters."""
+        view = self.view.dict()
+        return {
+            "format": "lic-studio-session",
+            "version": 1,
+            "image_path": self.image_path,
+            "image_id": self.image_id,
+            "panes": [p.settings.to_dict() for p in self.panes],
+            "view": view,
+            "encodings": [{"codec": e.codec, "params": asdict(e.params),
+                           "target_bpp": e.target_bpp} for e in self.history],
+        }
+
+    def apply_dict(self, d: dict[str, Any]) -> list[PaneSettings]:
+        """Restore panes and view from :meth:`to_dict` output (the image is loaded by the caller).
+
+        Returns the settings of the saved encodings so the controller can re-run them.
+        """
+        if d.get("format") != "lic-studio-session":
+            from lic_core.errors import LicError
+
+            raise LicError("not a LIC Studio session file")
+        for p, s in zip(self.panes, d.get("panes", [])):
+            p.settings = PaneSettings.from_dict(s)
+        self.view.update(d.get("view", {}))
+        self.view.validate()
+        todo = []
+        for e in d.get("encodings", []):
+            params = e.get("params", {})
+            todo.append(PaneSettings(codec=e.get("codec", "jpeg"), rate=params.get("rate", 75.0),
+                                     quantizer=params.get("quantizer", "round"),
+                                     decoder=params.get("decoder", "mse"),
+                                     diffusion_steps=params.get("diffusion_steps", 25),
+                                     seed=params.get("seed", 0), target_bpp=e.get("target_bpp")))
+        return todo

@@ -1,0 +1,62 @@
+"""The "About this model" card: provenance of a codec in plain words (``Codec.describe()``)."""
+from __future__ import annotations
+
+import html
+from typing import Any, Optional
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
+
+from lic_core.codecs import get_codec
+
+_PROVENANCE_WORDS = {
+    "trained": "TRAINED — weights come from a real training run; numbers are meaningful.",
+    "preview": "PREVIEW — a small or briefly trained model; it shows how the codec works, "
+               "its rate–distortion numbers are NOT representative.",
+}
+
+
+def describe_html(codec_name: str) -> str:
+    """HTML for the card (also used by tests: it must state the provenance in words)."""
+    try:
+        c = get_codec(codec_name)
+        info: dict[str, Any] = dict(c.describe())
+        ok, why = c.available()
+    except Exception as exc:
+        return f"<h3>{html.escape(codec_name)}</h3><p>cannot describe: {html.escape(str(exc))}</p>"
+    parts = [f"<h3>{html.escape(str(info.get('label') or info.get('name') or codec_name))}</h3>"]
+    fam = info.get("family", c.family)
+    prov = str(info.get("provenance", "")).lower()
+    if fam == "learned":
+        words = next((w for k, w in _PROVENANCE_WORDS.items() if k in prov),
+                     "Provenance not stated by the codec.")
+        color = "#2a7" if prov.startswith("trained") else "#c60"
+        parts.append(f"<p style='color:{color}'><b>{html.escape(words)}</b></p>")
+    else:
+        parts.append("<p>Classical codec (standard library through Pillow): "
+                     "no learned weights.</p>")
+    if not ok:
+        parts.append(f"<p style='color:#d33'>Unavailable here: {html.escape(why)}</p>")
+    card = info.pop("model_card", None)
+    rows = "".join(f"<tr><td><b>{html.escape(str(k))}</b></td><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in info.items() if k not in ("label",))
+    parts.append(f"<table cellspacing=4>{rows}</table>")
+    if card:
+        parts.append("<h4>Model card</h4><pre style='white-space:pre-wrap'>"
+                     f"{html.escape(str(card))}</pre>")
+    return "".join(parts)
+
+
+class QtAboutModelDialog(QDialog):
+    """Non-blocking dialog showing :func:`describe_html`."""
+
+    def __init__(self, codec_name: str, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"About this model — {codec_name}")
+        self.resize(560, 480)
+        self.browser = QTextBrowser()
+        self.browser.setHtml(describe_html(codec_name))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.browser)
+        lay.addWidget(buttons)

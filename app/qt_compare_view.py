@@ -1,0 +1,384 @@
+"""The compare view: split (Squoosh divider), side by side, A/B flicker, difference, overlays.
+
+Up to three pyqtgraph ViewBoxes with linked X/Y ranges share one zoom/pan (GUI_FEATURES §2.3:
+napari#5348 linked canvases via ``setXLink/setYLink``).  The view only reads the session model and
+writes user intent (divider position, visible rectangle) back into ``session.view``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from .model import inspect_maps
+from .model.session import PANE_NAMES, SessionModel
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+#: screen pixels per image pixel above which values are drawn next to the cursor
+PIXEL_TEXT_ZOOM = 12.0
+
+
+class QtCompareView(QWidget):
+    """Linked image panes over the session's original and pane reconstructions.
+
+    Signals
+    -------
+    pixel_info(str) : readout of the pixel under the cursor (status bar).
+    """
+
+    pixel_info = Signal(str)
+
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.view = session.view
+        self._syncing = False
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.setBackground(pg.mkColor(40, 40, 40))  # neutral surround (codec-compare)
+        self.glw.setToolTip("Wheel: zoom · drag: pan · 1: 1:1 · 0: fit · F/Space: flicker")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.glw)
+
+        self.viewboxes: list[pg.ViewBox] = []
+        self.labels: list[pg.TextItem] = []
+        self.overlays: list[pg.ImageItem] = []
+        for i in range(3):
+            vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+            vb.setDefaultPadding(0.0)
+            self.viewboxes.append(vb)
+            ov = pg.ImageItem()
+            ov.setZValue(20)
+            ov.setVisible(False)
+            vb.addItem(ov)
+            self.overlays.append(ov)
+            lab = pg.TextItem("", anchor=(0, 0), color=(255, 255, 255), fill=(0, 0, 0, 150))
+            lab.setZValue(30)
+            lab.setFlag(lab.GraphicsItemFlag.ItemIgnoresTransformations)
+            vb.addItem(lab, ignoreBounds=True)
+            self.labels.append(lab)
+            if i:
+                vb.setXLink(self.viewboxes[0])
+                vb.setYLink(self.viewboxes[0])
+        vb0 = self.viewboxes[0]
+        # pane images inside viewbox 0 (split / flicker) and one per extra viewbox (side mode)
+        self.split_items = [pg.ImageItem() for _ in range(3)]
+        for k, it in enumerate(self.split_items):
+            it.setZValue(k)
+            vb0.addItem(it)
+        self.side_items = [self.split_items[0]] + [pg.ImageItem() for _ in range(2)]
+        self.viewboxes[1].addItem(self.side_items[1])
+        self.viewboxes[2].addItem(self.side_items[2])
+        self.diff_item = pg.ImageItem()
+        self.diff_item.setZValue(10)
+        vb0.addItem(self.diff_item)
+        self.dividers = []
+        for k in range(2):
+            line = pg.InfiniteLine(angle=90, movable=True,
+                                   pen=pg.mkPen((255, 255, 255), width=2),
+                                   hoverPen=pg.mkPen((255, 200, 0), width=3))
+            line.setZValue(25)
+            line.setToolTip("Drag to move the split between panes")
+            line.sigPositionChanged.connect(lambda ln, k=k: self._on_divider_drag(k, ln))
+            vb0.addItem(line, ignoreBounds=True)
+            self.dividers.append(line)
+        self.pixel_text = pg.TextItem("", anchor=(0, 1), color=(255, 255, 255),
+                                      fill=(0, 0, 0, 180))
+        self.pixel_text.setZValue(40)
+        self.pixel_text.setVisible(False)
+        vb0.addItem(self.pixel_text, ignoreBounds=True)
+
+        vb0.sigRangeChanged.connect(self._on_range_changed)
+        self.glw.scene().sigMouseMoved.connect(self._on_mouse_moved)
+
+        v = self.view
+        for name in ("compare_mode", "n_panes", "diff_mode", "diff_gain", "colormap",
+                     "flicker_index"):
+            getattr(v.events, name).connect(self._on_layout_change)
+        for name in ("split_pos", "split_pos2"):
+            getattr(v.events, name).connect(self._on_split_change)
+        for name in ("overlay", "overlay_opacity", "overlay_pane", "colormap"):
+            getattr(v.events, name).connect(self._on_overlay_change)
+        v.events.view_rect.connect(self._on_view_rect_change)
+        session.events.image.connect(self._on_image_change)
+        for p in session.panes:
+            p.events.encoding.connect(self._on_encoding_change)
+            p.events.busy.connect(self._on_encoding_change)
+        self._relayout()
+
+    # ------------------------------------------------------------------ data
+    def pane_image(self, index: int) -> Optional[np.ndarray]:
+        """What pane ``index`` shows: its reconstruction, else the original."""
+        enc = self.session.panes[index].encoding
+        return enc.reconstruction if enc is not None else self.session.image
+
+    def displayed_diff(self) -> Optional[np.ndarray]:
+        """Float difference image for the current diff mode (None when off or no data)."""
+        mode = self.view.diff_mode
+        s = self.session
+        if mode == "off" or s.image is None:
+            return None
+        a = self.pane_image(0)
+        b = {"a-b": self.pane_image(1), "a-orig": s.image}.get(mode)
+        if mode == "b-orig":
+            a, b = self.pane_image(1), s.image
+        if a is None or b is None or a.shape != b.shape:
+            return None
+        return inspect_maps.diff_values(a, b, self.view.diff_gain)
+
+    # ------------------------------------------------------------------ layout
+    def _visible_boxes(self) -> int:
+        return self.view.n_panes if (self.view.compare_mode == "side"
+                                     and self.view.diff_mode == "off") else 1
+
+    def _relayout(self) -> None:
+        ci = self.glw.ci
+        n = self._visible_boxes()
+        current = [vb for vb in self.viewboxes if vb.scene() is not None and vb in ci.items]
+        if len(current) != n:
+            for vb in current:
+                ci.removeItem(vb)
+            for i in range(n):
+                ci.addItem(self.viewboxes[i], row=0, col=i)
+        self._refresh_images()
+        self._on_overlay_change()
+
+    def _on_layout_change(self, event=None) -> None:
+        self._relayout()
+
+    def _on_image_change(self, event=None) -> None:
+        self._refresh_images()
+        self._on_overlay_change()
+        self.fit()
+
+    def _on_encoding_change(self, event=None) -> None:
+        self._refresh_images()
+        self._on_overlay_change()
+
+    def _set(self, item: pg.ImageItem, img: Optional[np.ndarray], x0: int = 0) -> None:
+        if img is None or img.size == 0:
+            item.clear()
+            item.setVisible(False)
+            return
+        item.setImage(img, autoLevels=False, levels=(0, 255))
+        item.setPos(x0, 0)
+        item.setVisible(True)
+
+    def _refresh_images(self) -> None:
+        s, v = self.session, self.view
+        n = v.n_panes
+        for it in self.split_items + self.side_items[1:]:
+            it.setVisible(False)
+        self.diff_item.setVisible(False)
+        for d in self.dividers:
+            d.setVisible(False)
+        for lab in self.labels:
+            lab.setText("")
+        if s.image is None:
+            return
+        h, w = s.image.shape[:2]
+        diff = self.displayed_diff()
+        if diff is not None:
+            rgb = inspect_maps.colorize(diff, v.colormap, 0.0, 255.0)
+            self._set(self.diff_item, rgb)
+            names = {"a-b": "|A − B|", "a-orig": "|A − original|", "b-orig": "|B − original|"}
+            self.labels[0].setText(f"{names[v.diff_mode]} × {v.diff_gain:g}")
+        elif v.compare_mode == "split":
+            cuts = [0, int(round(v.split_pos * w))]
+            if n == 3:
+                cuts.append(int(round(v.split_pos2 * w)))
+            cuts.append(w)
+            for i in range(n):
+                x0, x1 = cuts[i], max(cuts[i], cuts[i + 1])
+                img = self.pane_image(i)
+                self._set(self.split_items[i], img[:, x0:x1] if img is not None else None, x0)
+            for k in range(n - 1):
+                d = self.dividers[k]
+                d.setVisible(True)
+                with _blocked(d):
+                    d.setValue(cuts[k + 1])
+            self.labels[0].setText("   ".join(self._pane_caption(i) for i in range(n)))
+        elif v.compare_mode == "flicker":
+            i = v.flicker_index % n
+            self._set(self.split_items[0], self.pane_image(i))
+            self.labels[0].setText(self._pane_caption(i) + "   (F / Space: flip)")
+        else:  # side by side
+            for i in range(n):
+                self._set(self.side_items[i], self.pane_image(i))
+                self.labels[i].setText(self._pane_caption(i))
+        for i, lab in enumerate(self.labels):
+            vb = self.viewboxes[i]
+            r = vb.viewRect()
+            lab.setPos(r.left(), r.top())
+
+    def _pane_caption(self, i: int) -> str:
+        p = self.session.panes[i]
+        e = p.encoding
+        if e is None:
+            return f"{p.name}: {'encoding…' if p.busy else 'original'}"
+        ps = e.metrics.get("psnr")
+        return f"{p.name}: {e.codec} {e.bpp:.3f} bpp" + (f" {ps:.2f} dB" if ps else "")
+
+    # ------------------------------------------------------------------ overlay
+    def overlay_array(self) -> Optional[np.ndarray]:
+        """The heatmap drawn over the image (bits per pixel, H×W) or None."""
+        v, s = self.view, self.session
+        if v.overlay == "none" or s.image is None:
+            return None
+        enc = s.panes[v.overlay_pane % 3].encoding
+        if enc is None or enc.inspection is None:
+            return None
+        h, w = s.image.shape[:2]
+        return inspect_maps.heatmap_for_image(enc.inspection, h, w, v.overlay)
+
+    def _on_overlay_change(self, event=None) -> None:
+        for ov in self.overlays:
+            ov.setVisible(False)
+        hm = self.overlay_array()
+        if hm is None:
+            return
+        v = self.view
+        target = (v.overlay_pane % v.n_panes) if self._visible_boxes() > 1 else 0
+        ov = self.overlays[target]
+        ov.setImage(inspect_maps.colorize(hm, v.colormap), autoLevels=False, levels=(0, 255))
+        ov.setOpacity(v.overlay_opacity)
+        ov.setVisible(True)
+
+    # ------------------------------------------------------------------ split divider
+    def _on_divider_drag(self, k: int, line: pg.InfiniteLine) -> None:
+        if self.session.image is None:
+            return
+        w = self.session.image.shape[1]
+        pos = min(1.0, max(0.0, float(line.value()) / w))
+        if k == 0:
+            self.view.split_pos = min(pos, self.view.split_pos2) if self.view.n_panes == 3 \
+                else pos
+        else:
+            self.view.split_pos2 = max(pos, self.view.split_pos)
+
+    def _on_split_change(self, event=None) -> None:
+        if self.view.compare_mode == "split":
+            self._refresh_images()
+
+    # ------------------------------------------------------------------ zoom / pan
+    def _on_range_changed(self, vb, ranges, *args) -> None:
+        for i, lab in enumerate(self.labels):
+            r = self.viewboxes[i].viewRect()
+            lab.setPos(r.left(), r.top())
+        if self._syncing:
+            return
+        (x0, x1), (y0, y1) = ranges
+        self._syncing = True
+        try:
+            self.view.view_rect = [float(x0), float(y0), float(x1), float(y1)]
+        finally:
+            self._syncing = False
+
+    def _on_view_rect_change(self, event) -> None:
+        if self._syncing:
+            return
+        r = event.value
+        self._syncing = True
+        try:
+            if r is None:
+                self._fit_now()
+            else:
+                self.viewboxes[0].setRange(xRange=(r[0], r[2]), yRange=(r[1], r[3]), padding=0)
+        finally:
+            self._syncing = False
+
+    def _fit_now(self) -> None:
+        if self.session.image is None:
+            return
+        h, w = self.session.image.shape[:2]
+        self.viewboxes[0].setRange(xRange=(0, w), yRange=(0, h), padding=0.0)
+
+    def fit(self) -> None:
+        """Key 0: whole image in view."""
+        self._fit_now()
+
+    def zoom_to(self, scale: float, center: Optional[tuple[float, float]] = None) -> None:
+        """Show ``scale`` screen pixels per image pixel (1.0 = key 1) around ``center``."""
+        vb = self.viewboxes[0]
+        if self.session.image is None:
+            return
+        r = vb.viewRect()
+        cx, cy = center or (r.center().x(), r.center().y())
+        size = vb.size()
+        w = max(1.0, size.width()) / scale
+        h = max(1.0, size.height()) / scale
+        vb.setRange(xRange=(cx - w / 2, cx + w / 2), yRange=(cy - h / 2, cy + h / 2), padding=0)
+
+    def zoom_by(self, factor: float) -> None:
+        self.zoom_to(self.current_scale() * factor)
+
+    def current_scale(self) -> float:
+        """Screen pixels per image pixel in viewbox 0."""
+        vb = self.viewboxes[0]
+        r = vb.viewRect()
+        return vb.size().width() / r.width() if r.width() > 0 else 1.0
+
+    # ------------------------------------------------------------------ pixel readout
+    def pixel_values(self, x: int, y: int) -> dict[str, tuple[int, ...]]:
+        """RGB of the original and each pane at image pixel (x, y)."""
+        s = self.session
+        out: dict[str, tuple[int, ...]] = {}
+        if s.image is None:
+            return out
+        h, w = s.image.shape[:2]
+        if not (0 <= x < w and 0 <= y < h):
+            return out
+        out["orig"] = tuple(int(c) for c in s.image[y, x])
+        for i in range(self.view.n_panes):
+            img = self.pane_image(i)
+            if img is not None and img.shape[:2] == (h, w):
+                out[PANE_NAMES[i]] = tuple(int(c) for c in img[y, x])
+        return out
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        for vb in self.viewboxes[: self._visible_boxes()]:
+            if vb.sceneBoundingRect().contains(scene_pos):
+                p = vb.mapSceneToView(scene_pos)
+                x, y = int(np.floor(p.x())), int(np.floor(p.y()))
+                vals = self.pixel_values(x, y)
+                if not vals:
+                    self.pixel_text.setVisible(False)
+                    return
+                txt = f"x={x} y={y}  " + "  ".join(f"{k} {v}" for k, v in vals.items())
+                self.pixel_info.emit(txt)
+                if self.current_scale() >= PIXEL_TEXT_ZOOM and vb is self.viewboxes[0]:
+                    self.pixel_text.setText("\n".join(f"{k}: {v}" for k, v in vals.items()))
+                    self.pixel_text.setPos(x + 1, y)
+                    self.pixel_text.setVisible(True)
+                else:
+                    self.pixel_text.setVisible(False)
+                return
+
+    # ------------------------------------------------------------------ flicker
+    def flip(self) -> None:
+        """F / Space: enter flicker mode, or show the next pane."""
+        v = self.view
+        if v.compare_mode != "flicker":
+            v.compare_mode = "flicker"
+        else:
+            v.flicker_index = (v.flicker_index + 1) % v.n_panes
+
+    def grab_view(self):
+        return self.glw.grab()
+
+
+class _blocked:
+    """Block an item's signals while the model pushes a value (no feedback loop)."""
+
+    def __init__(self, obj) -> None:
+        self.obj = obj
+
+    def __enter__(self) -> None:
+        self.obj.blockSignals(True)
+
+    def __exit__(self, *a) -> None:
+        self.obj.blockSignals(False)

@@ -1,0 +1,237 @@
+"""Glue between the session model and the worker pool (Qt side, no widgets).
+
+Pane settings changes are answered from the cache at once when possible; otherwise they restart a
+250 ms single-shot timer per pane (debounce while a slider moves) and the newest request replaces
+(cancels) the pane's running one.  Results come back through :meth:`SessionModel.finish`, which
+ignores stale ones (request ids).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from lic_core.errors import CancelledError, LicError
+
+from .model import services
+from .model.encoding import Encoding, PaneSettings
+from .model.jobs import run_decode_file, run_encode
+from .model.session import CancelToken, EncodeRequest, SessionModel
+from .qt_workers import QtWorkerPool
+
+DEBOUNCE_MS = 250
+
+
+class QtEncodeController(QObject):
+    """Schedules encodes for the panes and decodes for opened files.
+
+    Signals
+    -------
+    error(str, str) : title, one-line message for a dialog.
+    message(str) : status-bar text.
+    """
+
+    error = Signal(str, str)
+    message = Signal(str)
+
+    def __init__(self, session: SessionModel, pool: Optional[QtWorkerPool] = None,
+                 parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.pool = pool or QtWorkerPool(parent=self)
+        self._inflight: dict[int, EncodeRequest] = {}
+        self._timers: list[QTimer] = []
+        self.auto_encode = True
+        for pane in session.panes:
+            t = QTimer(self)
+            t.setSingleShot(True)
+            t.setInterval(DEBOUNCE_MS)
+            t.timeout.connect(lambda i=pane.index: self.encode_now(i))
+            self._timers.append(t)
+            pane.events.settings.connect(lambda e, i=pane.index: self._on_settings_change(i))
+        session.events.image.connect(self._on_image_change)
+        session.view.events.n_panes.connect(self._on_n_panes_change)
+
+    # ------------------------------------------------------------------ scheduling
+    def _on_settings_change(self, index: int) -> None:
+        if not self.auto_encode or self.session.image is None:
+            return
+        if self.session.show_cached(index):  # instant: slider moved back to a known value
+            self._timers[index].stop()
+            self._cancel_inflight(index)
+            return
+        self.session.panes[index].status = "waiting…"
+        self._timers[index].start()
+
+    def _on_image_change(self, event) -> None:
+        self.pool.cancel_all()
+        self._inflight.clear()
+        if self.auto_encode:
+            self.encode_all()
+
+    def _on_n_panes_change(self, event) -> None:
+        if self.auto_encode and self.session.image is not None:
+            for p in self.session.active_panes:
+                if p.encoding is None and not p.busy:
+                    self.encode_now(p.index)
+
+    def encode_all(self) -> None:
+        for p in self.session.active_panes:
+            self.encode_now(p.index)
+
+    def encode_now(self, index: int) -> None:
+        """Encode pane ``index`` now (cache first), cancelling its previous request."""
+        self._timers[index].stop()
+        if self.session.image is None:
+            return
+        if self.session.show_cached(index):
+            self._cancel_inflight(index)
+            return
+        req = self.session.make_request(index)
+        if req is None:
+            return
+        self._cancel_inflight(index)
+        self._inflight[index] = req
+        self.session.start(req)
+        self.pool.submit(run_encode, req, self._on_done, self._on_fail, self._on_progress)
+
+    def encode_background(self, settings: PaneSettings) -> bool:
+        """Encode without showing it in a pane (adds an RD point).  False on cache hit/no image."""
+        if self.session.image is None:
+            return False
+        hit = self.session.cache.get(self.session.image_id, self.session.key_for(settings))
+        if hit is not None:
+            self.session.add_to_history(hit)
+            return False
+        req = self.session.make_background_request(settings)
+        if req is None:
+            return False
+        self.pool.submit(run_encode, req, self._on_done, self._on_fail, None)
+        return True
+
+    def sweep(self, index: int, points: int = 6) -> int:
+        """Encode pane ``index``'s codec at ``points`` rates across its range (RD curve)."""
+        from lic_core.codecs import get_codec
+
+        s = self.session.panes[index].settings
+        codec = get_codec(s.codec)
+        lo, hi = codec.rate_range
+        n = 0
+        for k in range(points):
+            r = lo + (hi - lo) * (0.1 + 0.85 * k / max(1, points - 1))
+            if getattr(codec, "integer_rate", False):
+                r = float(round(r))
+            d = s.to_dict()
+            d.update(rate=r, target_bpp=None)
+            n += self.encode_background(PaneSettings.from_dict(d))
+        return n
+
+    def _cancel_inflight(self, index: int) -> None:
+        req = self._inflight.pop(index, None)
+        if req is not None:
+            req.token.cancel()
+
+    def cancel(self, index: int) -> None:
+        """User cancel of pane ``index``'s running encode."""
+        self._timers[index].stop()
+        req = self._inflight.get(index)
+        if req is not None:
+            req.token.cancel()
+
+    def cancel_all(self) -> None:
+        for t in self._timers:
+            t.stop()
+        self.pool.cancel_all()
+
+    def is_idle(self) -> bool:
+        """No timer pending and no job running (tests wait on this)."""
+        return self.pool.active_count() == 0 and not any(t.isActive() for t in self._timers)
+
+    # ------------------------------------------------------------------ results
+    def _on_progress(self, req: EncodeRequest, fraction: float, message: str) -> None:
+        if self.session.is_current(req):
+            pane = self.session.panes[req.pane]
+            pane.progress = fraction
+            pane.status = message
+
+    def _on_done(self, req: EncodeRequest, enc: Encoding) -> None:
+        if self._inflight.get(req.pane) is req:
+            del self._inflight[req.pane]
+        shown = self.session.finish(req, enc)
+        if shown:
+            t = enc.result.timings
+            parts = [f"{k} {v * 1000:.0f} ms" for k, v in t.items() if isinstance(v, float)]
+            self.message.emit(f"{self.session.panes[req.pane].name}: {enc.codec} "
+                              f"{enc.bpp:.3f} bpp — {', '.join(parts)} "
+                              f"(total {enc.elapsed:.2f} s)")
+
+    def _on_fail(self, req: EncodeRequest, exc: BaseException) -> None:
+        if self._inflight.get(req.pane) is req:
+            del self._inflight[req.pane]
+        cancelled = isinstance(exc, CancelledError)
+        msg = str(exc) if isinstance(exc, LicError) else f"{type(exc).__name__}: {exc}"
+        shown = self.session.fail(req, msg, cancelled=cancelled)
+        if cancelled:
+            if shown:
+                self.message.emit("encode cancelled")
+            return
+        if shown or req.pane < 0:
+            self.error.emit(f"Encoding with {req.codec} failed", msg)
+
+    # ------------------------------------------------------------------ files
+    def open_compressed(self, path: str | Path,
+                        then: Optional[Callable[[], None]] = None) -> None:
+        """Decode a .lic (or classical) file in a worker, then make it the current image."""
+        token = CancelToken()
+
+        class _Req:  # the pool tracks requests by identity and cancels via ``token``
+            pass
+
+        req = _Req()
+        req.token = token  # type: ignore[attr-defined]
+        req.path = str(path)  # type: ignore[attr-defined]
+        self.message.emit(f"decoding {Path(path).name}…")
+
+        def work(r, sink):
+            return run_decode_file(r.path, r.token, sink)
+
+        def done(r, out):
+            name, res, info = out
+            self.session.set_image(res.reconstruction, path=r.path, file_info=info)
+            self.message.emit(f"decoded {Path(r.path).name} with {name} "
+                              f"({info.get('bytes', 0)} bytes)")
+            if then:
+                then()
+
+        def fail(r, exc):
+            if isinstance(exc, CancelledError):
+                return
+            msg = str(exc) if isinstance(exc, LicError) else f"{type(exc).__name__}: {exc}"
+            self.error.emit(f"Cannot open {Path(r.path).name}", msg)
+
+        self.pool.submit(work, req, done, fail, None)
+
+    def open_path(self, path: str | Path, then: Optional[Callable[[], None]] = None) -> bool:
+        """Open an image or a compressed file; errors become ``error`` signals (dialogs)."""
+        p = Path(path)
+        try:
+            if not p.is_file():
+                raise LicError(f"{p} does not exist")
+            with open(p, "rb") as f:
+                magic = f.read(4)
+            if p.suffix.lower() == ".lic" or magic[:3] == b"LIC":
+                self.open_compressed(p, then)
+                return True
+            image = services.load_image(p)
+        except LicError as exc:
+            self.error.emit(f"Cannot open {p.name}", str(exc))
+            return False
+        except OSError as exc:
+            self.error.emit(f"Cannot open {p.name}", exc.strerror or str(exc))
+            return False
+        self.session.set_image(image, path=str(p))
+        self.message.emit(f"opened {p.name} ({image.shape[1]}×{image.shape[0]})")
+        if then:
+            then()
+        return True

@@ -1,0 +1,309 @@
+""""Inside the codec" views for learned encodings (``EncodeResult.inspection``).
+
+* :class:`QtLatentBrowser`: ŷ / μ / σ / bits / residual channels as a mosaic, sorted by bits,
+  with a channel slider and the selected channel large (GUI_FEATURES §3 item 2).
+* :class:`QtEntropyView`: bits per latent (−log2 p) summed over channels or per channel, for y or
+  z, with a colorbar; drives the overlay on the compare view (§3 item 1).
+* :class:`QtRateBreakdown`: header / z / y per group, estimated vs real bits (§3 item 3).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QSlider,
+                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from lic_core.codecs import Inspection
+
+from .model import inspect_maps
+from .model.session import PANE_NAMES, SessionModel
+
+
+def _image_plot(title: str = "") -> tuple[pg.PlotWidget, pg.ImageItem]:
+    pw = pg.PlotWidget(title=title)
+    pw.setAspectLocked(True)
+    pw.invertY(True)
+    pw.hideAxis("bottom")
+    pw.hideAxis("left")
+    item = pg.ImageItem()
+    pw.addItem(item)
+    return pw, item
+
+
+class _PaneInspectorBase(QWidget):
+    """Common part: which pane's encoding is inspected, refresh on its changes."""
+
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.pane_combo = QComboBox()
+        self.pane_combo.addItems([f"Pane {n}" for n in PANE_NAMES])
+        self.pane_combo.setToolTip("Which pane's encoding to look inside")
+        self.pane_combo.currentIndexChanged.connect(self._on_pane_edit)
+        self.info = QLabel("")
+        self.info.setWordWrap(True)
+        for p in session.panes:
+            p.events.encoding.connect(lambda e, i=p.index: self._on_encoding_change(i))
+        session.view.events.overlay_pane.connect(self._on_overlay_pane_change)
+        session.view.events.colormap.connect(lambda e: self.refresh())
+
+    def _on_overlay_pane_change(self, event) -> None:
+        if self.pane_combo.currentIndex() != event.value:
+            self.pane_combo.setCurrentIndex(event.value)
+
+    def _on_pane_edit(self, idx: int) -> None:
+        self.session.view.overlay_pane = idx
+        self.refresh()
+
+    def _on_encoding_change(self, index: int) -> None:
+        if index == self.pane_combo.currentIndex():
+            self.refresh()
+
+    def inspection(self) -> Optional[Inspection]:
+        enc = self.session.panes[self.pane_combo.currentIndex()].encoding
+        return None if enc is None else enc.inspection
+
+    def _no_data(self) -> str:
+        enc = self.session.panes[self.pane_combo.currentIndex()].encoding
+        if enc is None:
+            return "No encoding in this pane yet."
+        return (f"{enc.codec} is a classical codec: there are no latents to inspect. "
+                "Choose a learned codec for this pane.")
+
+    def refresh(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class QtLatentBrowser(_PaneInspectorBase):
+    """Mosaic of latent channels sorted by bits + the selected channel large."""
+
+    MOSAIC = 16
+
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
+        super().__init__(session, parent)
+        self.quantity_combo = QComboBox()
+        self.quantity_combo.addItems(list(inspect_maps.QUANTITIES))
+        self.quantity_combo.setToolTip("ŷ: quantized latent · means μ · scales σ · bits −log2 p "
+                                       "· residual (ŷ−μ)/σ")
+        self.channel_slider = QSlider(Qt.Orientation.Horizontal)
+        self.channel_slider.setToolTip("Channel rank by bits (0 = most expensive channel)")
+        self.channel_label = QLabel("")
+        top = QHBoxLayout()
+        top.addWidget(self.pane_combo)
+        top.addWidget(self.quantity_combo)
+        top.addWidget(QLabel("channel"))
+        top.addWidget(self.channel_slider, 1)
+        top.addWidget(self.channel_label)
+        self.mosaic_plot, self.mosaic_item = _image_plot("channels by bits (16 from slider)")
+        self.channel_plot, self.channel_item = _image_plot("selected channel")
+        self.channel_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
+                                           interactive=False, width=12)
+        self.channel_bar.setImageItem(self.channel_item, insert_in=self.channel_plot.getPlotItem())
+        views = QHBoxLayout()
+        views.addWidget(self.mosaic_plot, 3)
+        views.addWidget(self.channel_plot, 2)
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addLayout(views, 1)
+        lay.addWidget(self.info)
+        self.quantity_combo.currentTextChanged.connect(
+            lambda t: setattr(session.view, "latent_quantity", t))
+        self.channel_slider.valueChanged.connect(lambda v: setattr(session.view, "channel", v))
+        session.view.events.latent_quantity.connect(self._on_view_change)
+        session.view.events.channel.connect(self._on_view_change)
+        self.mosaic_array: Optional[np.ndarray] = None
+        self.channel_array: Optional[np.ndarray] = None
+        self.refresh()
+
+    def _on_view_change(self, event=None) -> None:
+        v = self.session.view
+        with _blocked(self.quantity_combo, self.channel_slider):
+            self.quantity_combo.setCurrentText(v.latent_quantity)
+            self.channel_slider.setValue(v.channel)
+        self.refresh()
+
+    def refresh(self) -> None:
+        insp = self.inspection()
+        if insp is None:
+            self.mosaic_item.clear()
+            self.channel_item.clear()
+            self.mosaic_array = self.channel_array = None
+            self.info.setText(self._no_data())
+            return
+        v = self.session.view
+        order = inspect_maps.channel_order(insp.bits_y)
+        m = insp.y_hat.shape[0]
+        with _blocked(self.channel_slider):
+            self.channel_slider.setRange(0, m - 1)
+        rank = min(max(v.channel, 0), m - 1)
+        arr = inspect_maps.latent_quantity(insp, v.latent_quantity)
+        self.mosaic_array = inspect_maps.channel_mosaic(arr, order[rank:], self.MOSAIC, cols=4)
+        lut = pg.colormap.get(v.colormap).getLookupTable(nPts=256)
+        self.mosaic_item.setImage(np.nan_to_num(self.mosaic_array, nan=0.0), levels=(0, 1),
+                                  lut=lut)
+        ch = int(order[rank])
+        self.channel_array = arr[ch].astype(np.float32)
+        lo, hi = float(self.channel_array.min()), float(self.channel_array.max())
+        self.channel_bar.setColorMap(pg.colormap.get(v.colormap))
+        self.channel_item.setImage(self.channel_array, levels=(lo, hi if hi > lo else lo + 1))
+        self.channel_bar.setLevels((lo, hi if hi > lo else lo + 1))
+        bits = float(insp.bits_y[ch].sum())
+        self.channel_label.setText(f"#{rank} → ch {ch}")
+        groups = np.cumsum(insp.channel_groups) if insp.channel_groups else np.array([m])
+        g = int(np.searchsorted(groups, ch, side="right"))
+        self.info.setText(f"ŷ: {m} channels × {insp.y_hat.shape[1]}×{insp.y_hat.shape[2]} · "
+                          f"channel {ch} (group g{g}) carries {bits:.0f} bits "
+                          f"({100 * bits / max(insp.bits_y.sum(), 1e-9):.1f} % of y)")
+
+
+class QtEntropyView(_PaneInspectorBase):
+    """Bits heatmap (y summed / per channel, z) with colorbar and overlay controls."""
+
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
+        super().__init__(session, parent)
+        self.kind_combo = QComboBox()
+        self.kind_combo.addItems(["bits_y (sum over channels)", "bits_y (one channel)",
+                                  "bits_z (side info)"])
+        self.kind_combo.setToolTip("Which bits to map: −log2 p(ŷ) summed or per channel, "
+                                   "or the hyper-latent z")
+        self.channel_spin = QSpinBox()
+        self.channel_spin.setToolTip("Latent channel (for the per-channel map)")
+        self.overlay_check = QCheckBox("Overlay on image")
+        self.overlay_check.setToolTip("Draw the bits-per-pixel map over the compare view")
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(int(session.view.overlay_opacity * 100))
+        self.opacity_slider.setToolTip("Overlay opacity")
+        top = QHBoxLayout()
+        top.addWidget(self.pane_combo)
+        top.addWidget(self.kind_combo)
+        top.addWidget(self.channel_spin)
+        top.addWidget(self.overlay_check)
+        top.addWidget(QLabel("opacity"))
+        top.addWidget(self.opacity_slider, 1)
+        self.plot, self.item = _image_plot("bits per latent position")
+        self.bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
+                                   interactive=False, width=12, label="bits")
+        self.bar.setImageItem(self.item, insert_in=self.plot.getPlotItem())
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.info)
+        self.kind_combo.currentIndexChanged.connect(self._on_kind_edit)
+        self.channel_spin.valueChanged.connect(lambda v: self.refresh())
+        self.overlay_check.toggled.connect(self._on_kind_edit)
+        self.opacity_slider.valueChanged.connect(
+            lambda v: setattr(session.view, "overlay_opacity", v / 100.0))
+        session.view.events.overlay.connect(self._on_overlay_change)
+        self.array: Optional[np.ndarray] = None
+        self.refresh()
+
+    def kind(self) -> tuple[str, Optional[int]]:
+        k = self.kind_combo.currentIndex()
+        if k == 2:
+            return "bits_z", None
+        return "bits_y", (self.channel_spin.value() if k == 1 else None)
+
+    def _on_kind_edit(self, *_) -> None:
+        kind, _ch = self.kind()
+        self.session.view.overlay = kind if self.overlay_check.isChecked() else "none"
+        self.refresh()
+
+    def _on_overlay_change(self, event) -> None:
+        with _blocked(self.overlay_check, self.kind_combo):
+            self.overlay_check.setChecked(event.value != "none")
+            if event.value == "bits_z":
+                self.kind_combo.setCurrentIndex(2)
+            elif event.value == "bits_y" and self.kind_combo.currentIndex() == 2:
+                self.kind_combo.setCurrentIndex(0)
+
+    def refresh(self) -> None:
+        insp = self.inspection()
+        if insp is None:
+            self.item.clear()
+            self.array = None
+            self.info.setText(self._no_data())
+            return
+        kind, ch = self.kind()
+        self.channel_spin.setRange(0, insp.bits_y.shape[0] - 1)
+        self.array = inspect_maps.bits_map(insp, kind, ch)
+        hi = float(self.array.max()) if self.array.size else 1.0
+        cmap = pg.colormap.get(self.session.view.colormap)
+        self.bar.setColorMap(cmap)
+        self.item.setImage(self.array.astype(np.float32), levels=(0, hi if hi > 0 else 1))
+        self.bar.setLevels((0, hi if hi > 0 else 1))
+        total = float(self.array.sum())
+        what = "z" if kind == "bits_z" else ("y" if ch is None else f"y channel {ch}")
+        self.info.setText(f"{what}: {self.array.shape[0]}×{self.array.shape[1]} positions, "
+                          f"{total:.0f} bits estimated, max {hi:.2f} bits/position")
+
+
+class QtRateBreakdown(_PaneInspectorBase):
+    """Table and bar chart of estimated vs real bits per bitstream part."""
+
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
+        super().__init__(session, parent)
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["part", "estimated bits", "real bits"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setToolTip("Estimated = model's −log2 p; real = range-coded bytes × 8")
+        self.plot = pg.PlotWidget(title="bits per part (blue: estimated, orange: real)")
+        self.plot.setToolTip("Estimated vs real bits per bitstream part")
+        top = QHBoxLayout()
+        top.addWidget(self.pane_combo)
+        top.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        body = QHBoxLayout()
+        body.addWidget(self.table, 1)
+        body.addWidget(self.plot, 1)
+        lay.addLayout(body, 1)
+        lay.addWidget(self.info)
+        self.rows: list[dict] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        insp = self.inspection()
+        self.plot.clear()
+        if insp is None:
+            self.table.setRowCount(0)
+            self.rows = []
+            self.info.setText(self._no_data())
+            return
+        enc = self.session.panes[self.pane_combo.currentIndex()].encoding
+        self.rows = inspect_maps.rate_breakdown(insp, len(enc.result.data))
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            for c, key in enumerate(("part", "estimated_bits", "real_bits")):
+                v = row[key]
+                txt = "—" if v is None else (v if isinstance(v, str) else f"{v:,.0f}")
+                self.table.setItem(r, c, QTableWidgetItem(txt))
+        xs = np.arange(len(self.rows))
+        est = [r["estimated_bits"] or 0 for r in self.rows]
+        real = [r["real_bits"] or 0 for r in self.rows]
+        self.plot.addItem(pg.BarGraphItem(x=xs - 0.2, height=est, width=0.4, brush="#4c72b0"))
+        self.plot.addItem(pg.BarGraphItem(x=xs + 0.2, height=real, width=0.4, brush="#dd8452"))
+        ax = self.plot.getAxis("bottom")
+        ax.setTicks([[(i, r["part"].replace("y ", "")) for i, r in enumerate(self.rows)]])
+        tot = self.rows[-1]
+        over = (tot["real_bits"] / tot["estimated_bits"] - 1) * 100 if tot["estimated_bits"] \
+            else 0.0
+        self.info.setText(f"real {tot['real_bits']:,} bits vs estimated "
+                          f"{tot['estimated_bits']:,.0f} bits ({over:+.2f} %); "
+                          f"clamped symbols: {insp.clamped_symbols}")
+
+
+class _blocked:
+    def __init__(self, *objs) -> None:
+        self.objs = objs
+
+    def __enter__(self) -> None:
+        for o in self.objs:
+            o.blockSignals(True)
+
+    def __exit__(self, *a) -> None:
+        for o in self.objs:
+            o.blockSignals(False)

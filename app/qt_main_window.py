@@ -1,0 +1,592 @@
+"""LIC Studio main window: menus, toolbar, compare view, pane controls, docks, status bar.
+
+The window owns one :class:`SessionModel` (Qt-free) and one :class:`QtEncodeController`; every
+widget subscribes to the model and writes user intent back (napari's model/view split,
+STYLE_ANCHORS §1).  File operations go through ``app.model.export`` (atomic writes) and ask before
+overwriting.  Every user error (``LicError``) becomes a one-line dialog.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
+from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QDoubleSpinBox,
+                               QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QSplitter, QTabWidget, QTextBrowser, QToolBar, QVBoxLayout,
+                               QWidget)
+
+from lic_core.codecs import get_codec
+from lic_core.errors import LicError
+
+from .model import export, inspect_maps, services
+from .model.session import PANE_NAMES, SessionModel
+from .model.view_state import COLORMAPS
+from .qt_about import QtAboutModelDialog
+from .qt_compare_view import QtCompareView
+from .qt_controller import QtEncodeController
+from .qt_inspector import QtEntropyView, QtLatentBrowser, QtRateBreakdown
+from .qt_pane_controls import QtPaneControls
+from .qt_rd_plot import QtRDPlot
+
+SHORTCUTS = [
+    ("Ctrl+O", "Open image or .lic file"), ("Ctrl+V", "Paste image from clipboard"),
+    ("Ctrl+S", "Save pane A's compressed file"), ("Ctrl+E", "Export pane A's reconstruction"),
+    ("Ctrl+Shift+S", "Save session"), ("Ctrl+Shift+O", "Open session"),
+    ("S", "Split view"), ("D", "Side by side"), ("F / Space", "A/B flicker (flip)"),
+    ("X", "Cycle difference mode"), ("T", "Two / three panes"), ("1", "Zoom 1:1"),
+    ("0", "Fit"), ("+ / −", "Zoom in / out"), ("Ctrl+R", "Re-encode all panes"),
+    ("Ctrl+Shift+R", "Sweep pane A's codec (RD curve)"), ("Esc", "Cancel all encodes"),
+    ("F1", "About this model (pane A)"), ("Ctrl+Q", "Quit"),
+]
+
+DIFF_LABELS = [("off", "No difference"), ("a-b", "|A − B|"), ("a-orig", "|A − original|"),
+               ("b-orig", "|B − original|")]
+
+
+class QtMainWindow(QMainWindow):
+    """The studio window.
+
+    Parameters
+    ----------
+    session : SessionModel, optional
+    persist : bool
+        Read/write recent files with QSettings (off in tests).
+    """
+
+    def __init__(self, session: Optional[SessionModel] = None, persist: bool = True) -> None:
+        super().__init__()
+        self.session = session or SessionModel()
+        self.persist = persist
+        self.controller = QtEncodeController(self.session, parent=self)
+        self.error_log: list[tuple[str, str]] = []
+        self._dialogs: list[QWidget] = []
+        #: called with a Path when a file would be overwritten; True = go ahead
+        self.confirm_overwrite: Callable[[Path], bool] = self._ask_overwrite
+        self.setWindowTitle("LIC Studio")
+        self.resize(1440, 900)
+        self.setAcceptDrops(True)
+
+        self.compare = QtCompareView(self.session)
+        self.pane_controls = [QtPaneControls(self.session, p) for p in self.session.panes]
+        controls_row = QWidget()
+        crow = QHBoxLayout(controls_row)
+        crow.setContentsMargins(4, 0, 4, 0)
+        for pc in self.pane_controls:
+            crow.addWidget(pc, 1)
+            pc.cancel_requested.connect(self.controller.cancel)
+            pc.about_requested.connect(self.show_about_model)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.compare)
+        split.addWidget(controls_row)
+        split.setStretchFactor(0, 5)
+        split.setStretchFactor(1, 1)
+        self.setCentralWidget(split)
+
+        self.rd_plot = QtRDPlot(self.session)
+        self.latents = QtLatentBrowser(self.session)
+        self.entropy = QtEntropyView(self.session)
+        self.rate = QtRateBreakdown(self.session)
+        self.file_info = QTextBrowser()
+        self.file_info.setToolTip("Header of the opened compressed file")
+        self.inspector_tabs = QTabWidget()
+        self.inspector_tabs.addTab(self.latents, "Latents")
+        self.inspector_tabs.addTab(self.entropy, "Entropy")
+        self.inspector_tabs.addTab(self.rate, "Rate")
+        self.inspector_tabs.addTab(self.file_info, "File info")
+        self.rd_dock = self._dock("RD plot", self.rd_plot, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inspector_dock = self._dock("Inside the codec", self.inspector_tabs,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.status_pixel = QLabel("")
+        self.status_pixel.setToolTip("Pixel values under the cursor")
+        self.statusBar().addPermanentWidget(self.status_pixel)
+        self.compare.pixel_info.connect(self.status_pixel.setText)
+        self.controller.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.controller.error.connect(self.show_error)
+        self.session.events.file_info.connect(self._on_file_info_change)
+        self.session.events.image.connect(self._on_image_change)
+        self.session.events.recent_files.connect(lambda e: self._rebuild_recent_menu())
+        self.session.view.events.n_panes.connect(self._on_n_panes_change)
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._on_n_panes_change()
+        if persist:
+            st = QSettings("LIC Studio", "lic-studio")
+            recent = st.value("recent_files", []) or []
+            self.session.recent_files = [r for r in list(recent) if isinstance(r, str)]
+        self._rebuild_recent_menu()
+        self.statusBar().showMessage("Open an image (Ctrl+O), drop one here, or File → Sample")
+
+    # ------------------------------------------------------------------ construction
+    def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(title)
+        d.setWidget(widget)
+        self.addDockWidget(area, d)
+        return d
+
+    def _action(self, text: str, slot: Callable, shortcut: Optional[str] = None,
+                tip: str = "", checkable: bool = False) -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        a.setToolTip(tip or text)
+        a.setStatusTip(tip or text)
+        a.setCheckable(checkable)
+        a.triggered.connect(slot)
+        self.addAction(a)  # shortcuts work even when menus are hidden
+        return a
+
+    def _build_actions(self) -> None:
+        v = self.session.view
+        A = self._action
+        self.act_open = A("&Open…", lambda: self.open_dialog(), "Ctrl+O",
+                          "Open an image or a compressed .lic / classical file")
+        self.act_sample = A("Open &sample image", lambda: self.open_sample(), None,
+                            "The bundled CC0 sample photo")
+        self.act_paste = A("&Paste image", lambda: self.paste_image(), "Ctrl+V",
+                           "Use the clipboard's image (or copied file) as the original")
+        self.act_save_lic = A("&Save compressed file (A)…", lambda: self.export_compressed(0),
+                              "Ctrl+S", "Save pane A's bitstream (.lic or classical file)")
+        self.act_save_lic_b = A("Save compressed file (B)…", lambda: self.export_compressed(1),
+                                None, "Save pane B's bitstream")
+        self.act_export_png = A("&Export reconstruction (A)…",
+                                lambda: self.export_reconstruction(0), "Ctrl+E",
+                                "Save pane A's decoded image as PNG")
+        self.act_export_png_b = A("Export reconstruction (B)…",
+                                  lambda: self.export_reconstruction(1), None,
+                                  "Save pane B's decoded image as PNG")
+        self.act_export_heat = A("Export &heatmap…", lambda: self.export_heatmap(), None,
+                                 "Save the bits heatmap of the inspected pane as PNG")
+        self.act_export_plot = A("Export RD &plot (PNG/SVG)…", lambda: self.export_plot(), None,
+                                 "Save the RD plot as PNG or SVG")
+        self.act_export_csv = A("Export &metrics table (CSV)…", lambda: self.export_metrics(),
+                                None, "All encodings of this image with bpp and metrics")
+        self.act_save_session = A("Save session…", lambda: self.save_session(), "Ctrl+Shift+S",
+                                  "Image path, pane settings, encodings and view as JSON")
+        self.act_open_session = A("Open session…", lambda: self.load_session(), "Ctrl+Shift+O",
+                                  "Restore a saved session")
+        self.act_quit = A("&Quit", self.close, "Ctrl+Q", "Quit LIC Studio")
+
+        self.mode_group = QActionGroup(self)
+        self.act_split = A("&Split view", lambda: setattr(v, "compare_mode", "split"), "S",
+                           "Squoosh-style split with a draggable divider", True)
+        self.act_side = A("Side &by side", lambda: setattr(v, "compare_mode", "side"), "D",
+                          "Panes next to each other, zoom and pan linked", True)
+        self.act_flicker = A("A/B &flicker", self.compare.flip, "F",
+                             "Flip between panes in place (F or Space)", True)
+        self.act_space = A("Flip", self.compare.flip, "Space", "Flip A/B")
+        for a in (self.act_split, self.act_side, self.act_flicker):
+            self.mode_group.addAction(a)
+        self.act_diff = A("Cycle &difference", self.cycle_diff, "X",
+                          "Off → |A−B| → |A−original| → |B−original|")
+        self.act_three = A("&Three panes", lambda c: setattr(v, "n_panes", 3 if c else 2), "T",
+                           "Compare three encodings", True)
+        self.act_fit = A("&Fit", self.compare.fit, "0", "Whole image in view")
+        self.act_1to1 = A("Zoom &1:1", lambda: self.compare.zoom_to(1.0), "1",
+                          "One image pixel per screen pixel")
+        self.act_zoom_in = A("Zoom in", lambda: self.compare.zoom_by(2.0), "+", "Zoom in ×2")
+        self.act_zoom_in2 = A("Zoom in", lambda: self.compare.zoom_by(2.0), "=", "Zoom in ×2")
+        self.act_zoom_out = A("Zoom out", lambda: self.compare.zoom_by(0.5), "-", "Zoom out ×2")
+        self.act_lpips = A("Compute &LPIPS", lambda c: setattr(v, "compute_lpips", c), None,
+                           "Also compute LPIPS for new encodings (slower)", True)
+        self.act_reencode = A("&Re-encode all", self.controller.encode_all, "Ctrl+R",
+                              "Encode every visible pane now")
+        self.act_sweep = A("S&weep pane A's codec", lambda: self.controller.sweep(0),
+                           "Ctrl+Shift+R", "Encode pane A's codec at 6 rates (RD curve)")
+        self.act_sweep_b = A("Sweep pane B's codec", lambda: self.controller.sweep(1), None,
+                             "Encode pane B's codec at 6 rates")
+        self.act_cancel = A("&Cancel all", self.controller.cancel_all, "Esc",
+                            "Stop every running encode")
+        self.act_copy_ab = A("Copy settings A → B", lambda: self.copy_settings(0, 1), None,
+                             "Give pane B pane A's codec and parameters")
+        self.act_copy_ba = A("Copy settings B → A", lambda: self.copy_settings(1, 0), None,
+                             "Give pane A pane B's codec and parameters")
+        self.act_about_model = A("About this &model (A)",
+                                 lambda: self.show_about_model(
+                                     self.session.panes[0].settings.codec), "F1",
+                                 "Provenance and model card of pane A's codec")
+        self.act_about = A("About LIC Studio", self.show_about, None, "Version and credits")
+        self.act_keys = A("Keyboard shortcuts", self.show_shortcuts, None, "List of shortcuts")
+        v.events.compare_mode.connect(self._on_mode_change)
+        self._on_mode_change()
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        f.addAction(self.act_open)
+        f.addAction(self.act_sample)
+        self.kodak_menu = f.addMenu("Open &Kodak image")
+        kodak = services.kodak_images()
+        self.kodak_menu.setEnabled(bool(kodak))
+        self.kodak_menu.setToolTip("Kodak test images from ../shared/data/kodak")
+        for p in kodak:
+            a = self.kodak_menu.addAction(p.stem)
+            a.triggered.connect(lambda _=False, p=p: self.open_path(p))
+        self.recent_menu = f.addMenu("Open &recent")
+        f.addAction(self.act_paste)
+        f.addSeparator()
+        for a in (self.act_save_lic, self.act_save_lic_b, self.act_export_png,
+                  self.act_export_png_b, self.act_export_heat, self.act_export_plot,
+                  self.act_export_csv):
+            f.addAction(a)
+        f.addSeparator()
+        f.addAction(self.act_save_session)
+        f.addAction(self.act_open_session)
+        f.addSeparator()
+        f.addAction(self.act_quit)
+        vm = mb.addMenu("&View")
+        for a in (self.act_split, self.act_side, self.act_flicker, self.act_diff,
+                  self.act_three):
+            vm.addAction(a)
+        vm.addSeparator()
+        for a in (self.act_fit, self.act_1to1, self.act_zoom_in, self.act_zoom_out):
+            vm.addAction(a)
+        vm.addSeparator()
+        vm.addAction(self.act_lpips)
+        vm.addAction(self.rd_dock.toggleViewAction())
+        vm.addAction(self.inspector_dock.toggleViewAction())
+        e = mb.addMenu("&Encode")
+        for a in (self.act_reencode, self.act_sweep, self.act_sweep_b, self.act_cancel,
+                  self.act_copy_ab, self.act_copy_ba):
+            e.addAction(a)
+        h = mb.addMenu("&Help")
+        for a in (self.act_about_model, self.act_keys, self.act_about):
+            h.addAction(a)
+
+    def _build_toolbar(self) -> None:
+        v = self.session.view
+        tb = QToolBar("View")
+        tb.setObjectName("view-toolbar")
+        self.addToolBar(tb)
+        tb.addAction(self.act_open)
+        tb.addSeparator()
+        for a in (self.act_split, self.act_side, self.act_flicker, self.act_three):
+            tb.addAction(a)
+        tb.addSeparator()
+        self.diff_combo = QComboBox()
+        for key, label in DIFF_LABELS:
+            self.diff_combo.addItem(label, key)
+        self.diff_combo.setToolTip("Difference view (X cycles)")
+        self.diff_combo.currentIndexChanged.connect(
+            lambda i: setattr(v, "diff_mode", self.diff_combo.itemData(i)))
+        tb.addWidget(self.diff_combo)
+        self.gain_spin = QDoubleSpinBox()
+        self.gain_spin.setRange(1.0, 64.0)
+        self.gain_spin.setValue(v.diff_gain)
+        self.gain_spin.setPrefix("×")
+        self.gain_spin.setToolTip("Difference amplification")
+        self.gain_spin.valueChanged.connect(lambda g: setattr(v, "diff_gain", float(g)))
+        tb.addWidget(self.gain_spin)
+        self.cmap_combo = QComboBox()
+        self.cmap_combo.addItems(list(COLORMAPS))
+        self.cmap_combo.setToolTip("Colormap for differences and heatmaps "
+                                   "(perceptually uniform; readable on dark and light themes)")
+        self.cmap_combo.currentTextChanged.connect(lambda c: setattr(v, "colormap", c))
+        tb.addWidget(self.cmap_combo)
+        tb.addSeparator()
+        tb.addAction(self.act_fit)
+        tb.addAction(self.act_1to1)
+        tb.addAction(self.act_sweep)
+        v.events.diff_mode.connect(self._on_diff_change)
+        v.events.colormap.connect(lambda e: self.cmap_combo.setCurrentText(e.value))
+        v.events.diff_gain.connect(lambda e: self.gain_spin.setValue(e.value))
+
+    # ------------------------------------------------------------------ model → view
+    def _on_mode_change(self, event=None) -> None:
+        m = self.session.view.compare_mode
+        {"split": self.act_split, "side": self.act_side,
+         "flicker": self.act_flicker}[m].setChecked(True)
+
+    def _on_diff_change(self, event) -> None:
+        i = [k for k, _ in DIFF_LABELS].index(event.value)
+        self.diff_combo.blockSignals(True)
+        self.diff_combo.setCurrentIndex(i)
+        self.diff_combo.blockSignals(False)
+
+    def _on_n_panes_change(self, event=None) -> None:
+        n = self.session.view.n_panes
+        for pc in self.pane_controls:
+            pc.setVisible(pc.pane.index < n)
+        self.act_three.setChecked(n == 3)
+
+    def _on_image_change(self, event) -> None:
+        name = Path(self.session.image_path).name if self.session.image_path else "pasted image"
+        h, w = self.session.image.shape[:2]
+        self.setWindowTitle(f"LIC Studio — {name} ({w}×{h})")
+        if self.persist:
+            QSettings("LIC Studio", "lic-studio").setValue("recent_files",
+                                                          self.session.recent_files)
+
+    def _on_file_info_change(self, event) -> None:
+        info = event.value
+        if not info:
+            self.file_info.setHtml("<i>No compressed file opened.</i>")
+            return
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in info.items())
+        self.file_info.setHtml(f"<h4>{Path(str(info.get('file', ''))).name}</h4>"
+                               f"<table cellspacing=4>{rows}</table>")
+        self.inspector_tabs.setCurrentWidget(self.file_info)
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for r in self.session.recent_files:
+            a = self.recent_menu.addAction(r)
+            a.triggered.connect(lambda _=False, r=r: self.open_path(r))
+        self.recent_menu.setEnabled(bool(self.session.recent_files))
+
+    # ------------------------------------------------------------------ commands
+    def cycle_diff(self) -> None:
+        keys = [k for k, _ in DIFF_LABELS]
+        v = self.session.view
+        v.diff_mode = keys[(keys.index(v.diff_mode) + 1) % len(keys)]
+
+    def copy_settings(self, src: int, dst: int) -> None:
+        self.session.panes[dst].settings = self.session.panes[src].settings
+
+    def open_path(self, path: str | Path, then: Optional[Callable[[], None]] = None) -> bool:
+        return self.controller.open_path(path, then)
+
+    def open_dialog(self) -> None:
+        pats = " ".join(f"*{s}" for s in services.IMAGE_SUFFIXES + (".lic",))
+        path, _ = QFileDialog.getOpenFileName(self, "Open image or compressed file", "",
+                                              f"Images and .lic ({pats});;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_sample(self) -> bool:
+        p = services.sample_image_path()
+        if p is None:
+            self.show_error("No sample image", "resources/sample has no image in this install")
+            return False
+        return self.open_path(p)
+
+    def paste_image(self) -> bool:
+        """Clipboard image (or copied image file) becomes the original."""
+        md = QApplication.clipboard().mimeData()
+        if md is not None and md.hasUrls():
+            for u in md.urls():
+                if u.isLocalFile():
+                    return self.open_path(u.toLocalFile())
+        qimg = QApplication.clipboard().image()
+        if qimg.isNull():
+            self.show_error("Nothing to paste", "the clipboard holds no image")
+            return False
+        self.session.set_image(qimage_to_array(qimg), path=None)
+        self.statusBar().showMessage("pasted image from clipboard", 5000)
+        return True
+
+    # ------------------------------------------------------------------ export helpers
+    def _target(self, path: Optional[str | Path], caption: str, default: str,
+                filt: str) -> Optional[Path]:
+        """Path chosen in a dialog (which confirms overwrites) or given; None = cancelled."""
+        if path is None:
+            start = str(Path(self.session.image_path or ".").with_name(default))
+            p, _ = QFileDialog.getSaveFileName(self, caption, start, filt)
+            return Path(p) if p else None
+        p = Path(path)
+        if p.exists() and not self.confirm_overwrite(p):
+            return None
+        return p
+
+    def _ask_overwrite(self, path: Path) -> bool:
+        r = QMessageBox.question(self, "Overwrite?", f"{path.name} exists. Replace it?",
+                                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                 QMessageBox.StandardButton.No)
+        return r == QMessageBox.StandardButton.Yes
+
+    def _stem(self) -> str:
+        return Path(self.session.image_path).stem if self.session.image_path else "image"
+
+    def _encoding(self, pane: int):
+        enc = self.session.panes[pane].encoding
+        if enc is None:
+            self.show_error("Nothing to export", f"pane {PANE_NAMES[pane]} has no encoding yet")
+        return enc
+
+    def _guard(self, fn: Callable[[], Path]) -> Optional[Path]:
+        try:
+            out = fn()
+        except LicError as exc:
+            self.show_error("Export failed", str(exc))
+            return None
+        except OSError as exc:
+            self.show_error("Export failed", exc.strerror or str(exc))
+            return None
+        self.statusBar().showMessage(f"saved {out}", 6000)
+        return out
+
+    def export_compressed(self, pane: int = 0, path: Optional[str | Path] = None
+                          ) -> Optional[Path]:
+        enc = self._encoding(pane)
+        if enc is None:
+            return None
+        ext = enc.result.file_extension
+        p = self._target(path, "Save compressed file", f"{self._stem()}_{enc.codec}{ext}",
+                         f"Compressed (*{ext})")
+        if p is None:
+            return None
+        return self._guard(lambda: export.atomic_write_bytes(p, enc.result.data, True))
+
+    def export_reconstruction(self, pane: int = 0, path: Optional[str | Path] = None
+                              ) -> Optional[Path]:
+        enc = self._encoding(pane)
+        if enc is None:
+            return None
+        p = self._target(path, "Export reconstruction", f"{self._stem()}_{enc.codec}.png",
+                         "PNG (*.png)")
+        if p is None:
+            return None
+        return self._guard(lambda: export.save_png(p, enc.reconstruction, True))
+
+    def export_heatmap(self, path: Optional[str | Path] = None) -> Optional[Path]:
+        pane = self.session.view.overlay_pane
+        enc = self._encoding(pane)
+        if enc is None:
+            return None
+        if enc.inspection is None:
+            self.show_error("No heatmap", f"{enc.codec} is not a learned codec: no latent bits")
+            return None
+        p = self._target(path, "Export heatmap", f"{self._stem()}_bits.png", "PNG (*.png)")
+        if p is None:
+            return None
+        kind, ch = self.entropy.kind()
+        h, w = self.session.image.shape[:2]
+        hm = inspect_maps.heatmap_for_image(enc.inspection, h, w, kind, ch)
+        rgb = inspect_maps.colorize(hm, self.session.view.colormap)
+        return self._guard(lambda: export.save_png(p, rgb, True))
+
+    def export_plot(self, path: Optional[str | Path] = None) -> Optional[Path]:
+        p = self._target(path, "Export RD plot", f"{self._stem()}_rd.png",
+                         "PNG (*.png);;SVG (*.svg)")
+        if p is None:
+            return None
+
+        def write() -> Path:
+            # exporters write in place: write next to the target, then replace atomically
+            fd, tmp = tempfile.mkstemp(suffix=p.suffix or ".png", dir=p.parent)
+            os.close(fd)
+            try:
+                self.rd_plot.export(tmp)
+                os.replace(tmp, p)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return p
+
+        return self._guard(write)
+
+    def export_metrics(self, path: Optional[str | Path] = None) -> Optional[Path]:
+        p = self._target(path, "Export metrics table", f"{self._stem()}_metrics.csv",
+                         "CSV (*.csv)")
+        if p is None:
+            return None
+        rows = [dict(image=self.session.image_path or "", **e.row())
+                for e in self.session.history]
+        return self._guard(lambda: export.atomic_write_bytes(p, export.csv_bytes(rows), True))
+
+    def save_session(self, path: Optional[str | Path] = None) -> Optional[Path]:
+        p = self._target(path, "Save session", f"{self._stem()}.licsession.json",
+                         "Session (*.json)")
+        if p is None:
+            return None
+        return self._guard(lambda: export.save_json(p, self.session.to_dict(), True))
+
+    def load_session(self, path: Optional[str | Path] = None) -> bool:
+        """Reopen the image, restore panes and view, re-run the saved encodings."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.json)")
+            if not path:
+                return False
+        try:
+            d = export.load_json(path)
+            if d.get("format") != "lic-studio-session":
+                raise LicError(f"{Path(path).name} is not a LIC Studio session")
+        except LicError as exc:
+            self.show_error("Cannot open session", str(exc))
+            return False
+
+        def restore() -> None:
+            self.controller.auto_encode = False
+            try:
+                todo = self.session.apply_dict(d)
+            except LicError as exc:
+                self.show_error("Cannot open session", str(exc))
+                return
+            finally:
+                self.controller.auto_encode = True
+            self.controller.encode_all()
+            for s in todo:
+                self.controller.encode_background(s)
+
+        img = d.get("image_path")
+        if img:
+            return self.open_path(img, then=restore)
+        restore()
+        return True
+
+    # ------------------------------------------------------------------ dialogs
+    def show_error(self, title: str, message: str) -> None:
+        """Non-blocking error dialog with the one-line message (also kept in ``error_log``)."""
+        self.error_log.append((title, message))
+        self.statusBar().showMessage(f"{title}: {message}", 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self._dialogs = [d for d in self._dialogs if d.isVisible()] + [box]
+
+    def show_about_model(self, codec_name: str) -> QtAboutModelDialog:
+        dlg = QtAboutModelDialog(codec_name, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        self._dialogs.append(dlg)
+        return dlg
+
+    def show_about(self) -> None:
+        import lic_core
+
+        QMessageBox.about(self, "About LIC Studio",
+                          f"<b>LIC Studio</b> {lic_core.__version__}<br>A desktop studio for "
+                          "learned image compression: compare codecs, look inside the latents, "
+                          "plot rate–distortion live.")
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>{d}</td></tr>" for k, d in SHORTCUTS)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        md = event.mimeData()
+        for u in md.urls():
+            if u.isLocalFile():
+                self.open_path(u.toLocalFile())
+                event.acceptProposedAction()
+                return
+        if md.hasImage():
+            self.session.set_image(qimage_to_array(QImage(md.imageData())))
+            event.acceptProposedAction()
+
+    def closeEvent(self, event) -> None:
+        self.controller.cancel_all()
+        self.controller.pool.wait(10000)
+        super().closeEvent(event)
+
+
+def qimage_to_array(qimg: QImage) -> np.ndarray:
+    """QImage → H×W×3 uint8 RGB copy."""
+    img = qimg.convertToFormat(QImage.Format.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=bpl * h).reshape(h, bpl)
+    return buf[:, : w * 3].reshape(h, w, 3).copy()

@@ -1,0 +1,165 @@
+"""Live rate–distortion plot (pyqtgraph): bpp vs PSNR / MS-SSIM / LPIPS.
+
+Every finished encoding adds its point to its codec's curve; the panes' current operating points
+are highlighted; published reference curves (``load_anchors``) are dashed; the BD-rate between two
+chosen curves (``lic_core.evaluation.bdrate``) updates live (GUI_FEATURES §3 item 5).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from .model import services
+from .model.session import PANE_NAMES, SessionModel
+from .model.view_state import RD_METRICS
+
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips": "LPIPS (lower is better)"}
+_PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
+            "#8c8c8c", "#ccb974", "#64b5cd"]
+PANE_COLORS = ["#ffcc00", "#00d0ff", "#ff5ad2"]
+
+
+class QtRDPlot(QWidget):
+    """RD plot widget bound to a session."""
+
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.metric_combo = QComboBox()
+        self.metric_combo.addItems(list(RD_METRICS))
+        self.metric_combo.setToolTip("Quality axis (LPIPS needs View → Compute LPIPS)")
+        self.ref_combo = QComboBox()
+        self.ref_combo.setToolTip("BD-rate reference curve")
+        self.test_combo = QComboBox()
+        self.test_combo.setToolTip("BD-rate test curve")
+        self.bd_label = QLabel("BD-rate: —")
+        self.bd_label.setToolTip("Bjøntegaard delta rate of test vs reference "
+                                 "(negative = test saves bits at equal quality)")
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Y:"))
+        top.addWidget(self.metric_combo)
+        top.addWidget(QLabel("BD ref"))
+        top.addWidget(self.ref_combo, 1)
+        top.addWidget(QLabel("test"))
+        top.addWidget(self.test_combo, 1)
+        self.plot = pg.PlotWidget()
+        self.plot.setBackground("w")  # readable in papers and on dark and light desktops
+        self.plot.showGrid(x=True, y=True, alpha=0.3)
+        self.plot.setLabel("bottom", "bits per pixel")
+        self.plot.addLegend(offset=(-10, -10), labelTextColor="k")
+        for ax in ("bottom", "left"):
+            a = self.plot.getAxis(ax)
+            a.enableAutoSIPrefix(False)
+            a.setPen("k")
+            a.setTextPen("k")
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.bd_label)
+        self.anchors = services.load_anchor_curves()
+        self.curves: dict[str, tuple[list[float], list[float]]] = {}
+        self.highlight: list[tuple[int, float, float]] = []
+        self.metric_combo.currentTextChanged.connect(
+            lambda t: setattr(session.view, "rd_metric", t))
+        self.ref_combo.currentTextChanged.connect(self._on_bd_edit)
+        self.test_combo.currentTextChanged.connect(self._on_bd_edit)
+        session.view.events.rd_metric.connect(self._on_metric_change)
+        session.events.history.connect(lambda e: self.refresh())
+        for p in session.panes:
+            p.events.encoding.connect(lambda e: self.refresh())
+        session.view.events.n_panes.connect(lambda e: self.refresh())
+        self.refresh()
+
+    def _on_metric_change(self, event) -> None:
+        self.metric_combo.blockSignals(True)
+        self.metric_combo.setCurrentText(event.value)
+        self.metric_combo.blockSignals(False)
+        self.refresh()
+
+    def _on_bd_edit(self, *_) -> None:
+        ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
+        if ref and test:
+            self.session.view.bd_pair = [ref, test]
+        self._update_bd()
+
+    def all_curves(self) -> dict[str, tuple[list[float], list[float], bool]]:
+        """``{name: (bpp, values, is_anchor)}`` for the current metric."""
+        m = self.session.view.rd_metric
+        out = {k: (b, q, False) for k, (b, q) in self.session.rd_curves(m).items()}
+        for name, c in self.anchors.items():
+            if m in c and len(c[m]) == len(c["bpp"]):
+                out[f"[ref] {name}"] = (c["bpp"], c[m], True)
+        return out
+
+    def refresh(self) -> None:
+        m = self.session.view.rd_metric
+        self.plot.clear()
+        self.plot.setLabel("left", METRIC_LABELS.get(m, m))
+        curves = self.all_curves()
+        self.curves = {k: (b, q) for k, (b, q, _a) in curves.items()}
+        for k, (name, (b, q, anchor)) in enumerate(sorted(curves.items())):
+            color = _PALETTE[k % len(_PALETTE)]
+            if anchor:
+                pen = pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine)
+                self.plot.plot(b, q, pen=pen, name=name)
+            else:
+                self.plot.plot(b, q, pen=pg.mkPen(color, width=2), symbol="o", symbolSize=6,
+                               symbolBrush=color, symbolPen=None, name=name)
+        self.highlight = self.session.operating_points(m)
+        for idx, bpp, val in self.highlight:
+            self.plot.plot([bpp], [val], pen=None, symbol="star", symbolSize=18,
+                           symbolBrush=PANE_COLORS[idx], symbolPen=pg.mkPen("k"))
+            t = pg.TextItem(PANE_NAMES[idx], color="k", anchor=(0, 1))
+            t.setPos(bpp, val)
+            self.plot.addItem(t)
+        self._fill_bd_combos()
+        self._update_bd()
+
+    def _fill_bd_combos(self) -> None:
+        names = sorted(self.curves)
+        want = list(self.session.view.bd_pair) if len(self.session.view.bd_pair) == 2 else []
+        for combo, k in ((self.ref_combo, 0), (self.test_combo, 1)):
+            cur = combo.currentText() or (want[k] if want else "")
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            if cur in names:
+                combo.setCurrentText(cur)
+            elif names:  # default: two different curves
+                combo.setCurrentIndex(min(k, len(names) - 1))
+            combo.blockSignals(False)
+
+    def bd_value(self) -> Optional[float]:
+        ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
+        if not ref or not test or ref == test or ref not in self.curves \
+                or test not in self.curves:
+            return None
+        (rb, rq), (tb, tq) = self.curves[ref], self.curves[test]
+        if len(rb) < 4 or len(tb) < 4:  # cubic/pchip BD needs 4 points per curve
+            return None
+        q_sign = -1.0 if self.session.view.rd_metric == "lpips" else 1.0  # lower is better
+        return services.bd_rate(rb, [q_sign * v for v in rq], tb, [q_sign * v for v in tq])
+
+    def _update_bd(self) -> None:
+        v = self.bd_value()
+        ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
+        if v is None:
+            self.bd_label.setText("BD-rate: — (pick two curves with ≥ 4 points each; "
+                                  "Encode → Sweep fills a curve)")
+        else:
+            self.bd_label.setText(f"BD-rate of <b>{test}</b> vs <b>{ref}</b>: <b>{v:+.2f} %</b>")
+
+    def export(self, path: str) -> None:
+        """Write the plot as PNG or SVG (pyqtgraph exporters)."""
+        import pyqtgraph.exporters as ex
+
+        item = self.plot.getPlotItem()
+        if path.lower().endswith(".svg"):
+            ex.SVGExporter(item).export(path)
+        else:
+            e = ex.ImageExporter(item)
+            e.parameters()["width"] = 1000
+            e.export(path)
