@@ -117,7 +117,11 @@ class ImageFolderCrops(torch.utils.data.Dataset):
         return load_rgb(self.files[index])
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        rng = item_rng(self.seed, self.epoch, index)
+        return self.get(index, self.epoch)
+
+    def get(self, index: int, epoch: int) -> torch.Tensor:
+        """The crop of image ``index`` in ``epoch`` (pure function of seed, epoch, index)."""
+        rng = item_rng(self.seed, epoch, index)
         im = self._image(index)
         return pil_to_tensor(random_crop(im, self.crop, self.downscale, rng,
                                          self.hflip, self.vflip))

@@ -1,0 +1,692 @@
+"""Stage-1 training of the learned codec: variable-rate rate–distortion loss (METHODS §5.1, §1.1).
+
+Each optimizer step draws one rate level ``s`` uniformly (the same on every DDP rank), runs the
+model at ``u = s/(n−1)`` and minimizes the CompressAI objective ``λ_s·255²·MSE + bpp`` with
+``λ_s = model.config.lambdas[s]``. The factorized prior's quantiles are trained by the auxiliary
+loss with their own Adam optimizer (CompressAI convention). Everything that changes from step to
+step (level, noise, data crops) is a pure function of ``(seed, step, rank)``, so a run resumed from
+a checkpoint reproduces the uninterrupted run exactly on the CPU reference path.
+
+Entry points: :func:`train` (Python), ``lic train`` / ``python -m lic_core.train`` (CLI, see
+:func:`add_arguments`), ``torchrun --nproc_per_node=K -m lic_core.train`` (multi-GPU).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import importlib
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import LicError, ModelNotFoundError
+from . import distributed as D
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import ImageFolderCrops
+from .ema import EMA
+from .schedules import lr_factor
+from .validate import evaluate, format_points
+
+STAGES = ("codec", "diffusion", "hific-1", "hific-2")
+#: stage → module implementing ``add_arguments(parser)`` and ``run(args) -> int``.
+STAGE_MODULES = {"diffusion": "lic_core.train.diffusion", "hific-1": "lic_core.train.hific",
+                 "hific-2": "lic_core.train.hific"}
+#: parameter-name fragments that get no weight decay (besides every tensor with < 2 dims).
+NO_DECAY_KEYS = ("gain", "norm", "bias", "gdn", "beta", "gamma", "prior", "bottleneck",
+                 "quantiles", "pos_bias", "laplac")
+
+
+class TrainError(LicError):
+    """A training run cannot start (bad arguments, missing data or weights)."""
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a codec training run (the CLI flags, one-to-one)."""
+
+    data: str
+    out: str
+    model: str = "lic-lgem"
+    steps: int = 1000
+    batch: int = 8
+    crop: int = 256
+    lr: float = 1e-4
+    aux_lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup: int = 500
+    decay: str = "cosine"
+    final_lr: float = 0.1
+    clip: float = 1.0
+    ema: float = 0.0
+    amp: bool = False
+    channels_last: bool = False
+    seed: int = 0
+    resume: Optional[str] = None
+    init: Optional[str] = None
+    lambdas: Optional[List[float]] = None
+    downscale: Tuple[float, float] = (0.75, 1.0)
+    cache_images: bool = True
+    workers: int = 0
+    device: str = "auto"
+    log_every: int = 25
+    ckpt_every: int = 500
+    keep: int = 2
+    val_every: int = 0
+    val_dir: Optional[str] = None
+    val_limit: Optional[int] = None
+    val_u: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+    time_budget_min: Optional[float] = None
+    find_unused: bool = True
+    threads: Optional[int] = None
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> "TrainConfig":
+        """Build from parsed flags; flags left at None take the dataclass default."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in vars(ns).items() if k in names and v is not None}
+        if "downscale" in kw:
+            kw["downscale"] = tuple(kw["downscale"])
+        if "data" not in kw or "out" not in kw:
+            raise TrainError("--data and --out are required")
+        return cls(**kw)
+
+
+# ----------------------------------------------------------------------------------------------
+# model plumbing
+
+
+def resolve_model(name: str, **overrides) -> nn.Module:
+    """Build a fresh (untrained) model: a registry name (``lic_core.models.build_model``) or a
+    ``"package.module:factory"`` spec (custom configs, test stand-ins)."""
+    if ":" in name:
+        mod_name, attr = name.split(":", 1)
+        try:
+            factory = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ModelNotFoundError(f"cannot import model factory {name!r}: {exc}") from None
+        return factory(**overrides)
+    try:
+        models = importlib.import_module("lic_core.models")
+    except ImportError as exc:
+        raise ModelNotFoundError(f"lic_core.models is not available: {exc}") from None
+    return models.build_model(name, **overrides)
+
+
+def model_lambdas(model: nn.Module, override: Optional[Sequence[float]] = None) -> List[float]:
+    if override:
+        return [float(v) for v in override]
+    cfg = getattr(model, "config", None)
+    lams = getattr(cfg, "lambdas", None)
+    if not lams:
+        raise TrainError("the model has no config.lambdas; pass --lambdas")
+    return [float(v) for v in lams]
+
+
+def split_parameters(model: nn.Module) -> Tuple[List[Tuple[str, nn.Parameter]],
+                                                 List[Tuple[str, nn.Parameter]]]:
+    """(main, aux) named parameters. Uses ``model.main_parameters()/aux_parameters()`` when the
+    model defines them (METHODS §2.1), else treats ``*quantiles`` as the aux parameters."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if callable(getattr(model, "aux_parameters", None)):
+        aux_ids = {id(p) for p in model.aux_parameters()}
+    else:
+        aux_ids = {id(p) for n, p in named if n.endswith("quantiles")}
+    main = [(n, p) for n, p in named if id(p) not in aux_ids]
+    aux = [(n, p) for n, p in named if id(p) in aux_ids]
+    return main, aux
+
+
+def no_decay(name: str, p: torch.Tensor) -> bool:
+    """Gains, biases, norms, density-model and positional-bias parameters keep weight decay 0."""
+    low = name.lower()
+    return p.ndim < 2 or any(k in low for k in NO_DECAY_KEYS)
+
+
+def build_optimizers(model: nn.Module, cfg: TrainConfig) -> Tuple[torch.optim.Optimizer,
+                                                                  Optional[torch.optim.Optimizer]]:
+    main, aux = split_parameters(model)
+    decay = [p for n, p in main if not no_decay(n, p)]
+    plain = [p for n, p in main if no_decay(n, p)]
+    groups = [g for g in ({"params": decay, "weight_decay": cfg.weight_decay},
+                          {"params": plain, "weight_decay": 0.0}) if g["params"]]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999))
+    aux_opt = torch.optim.Adam([p for _, p in aux], lr=cfg.aux_lr) if aux else None
+    return opt, aux_opt
+
+
+def aux_loss(model: nn.Module) -> Optional[torch.Tensor]:
+    fn = getattr(model, "aux_loss", None)
+    return fn() if callable(fn) else None
+
+
+def rd_terms(out: dict, x: torch.Tensor, lam: float) -> Dict[str, torch.Tensor]:
+    """CompressAI RD loss: ``λ·255²·MSE + bpp`` (computed in float32 even under autocast)."""
+    n_pix = x.shape[0] * x.shape[-2] * x.shape[-1]
+    bits = sum((-torch.log2(lk.float())).sum() for lk in out["likelihoods"].values())
+    bpp = bits / n_pix
+    mse = F.mse_loss(out["x_hat"].float(), x.float())
+    loss = lam * (255.0 ** 2) * mse + bpp
+    return {"loss": loss, "bpp": bpp, "mse": mse}
+
+
+def state_hash(model: nn.Module) -> str:
+    """SHA-256 over the model's state_dict (names, dtypes, shapes and bytes), hex."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def step_level(seed: int, step: int, n_levels: int) -> int:
+    """The rate level of optimizer step ``step`` (identical on all ranks)."""
+    if n_levels <= 1:
+        return 0
+    return int(np.random.default_rng([seed & 0xFFFFFFFF, step, 0x5EED]).integers(n_levels))
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """Torch RNG seed of one (step, rank): quantization noise etc. replay exactly on resume."""
+    return int(np.random.default_rng([seed & 0xFFFFFFFF, step, rank, 0xA5]).integers(2 ** 62))
+
+
+# ----------------------------------------------------------------------------------------------
+# data stream
+
+
+class StepBatches(torch.utils.data.IterableDataset):
+    """Yields ``(step, batch)`` for steps ``start..end-1`` of one rank.
+
+    The global sample stream is the concatenation of per-epoch permutations
+    (``rng(seed, epoch)``); global batch ``t`` is samples ``[t·B·W, (t+1)·B·W)`` and rank ``r``
+    takes its ``B`` consecutive ones. Crops depend on ``(seed, epoch, index)`` only, so the data
+    of a step never depends on workers, resume points or wall-clock.
+    """
+
+    def __init__(self, ds: ImageFolderCrops, batch: int, rank: int, world: int, seed: int,
+                 start: int, end: int) -> None:
+        self.ds, self.batch, self.rank, self.world = ds, batch, rank, world
+        self.seed, self.start, self.end = seed, start, end
+        self._perms: Dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        p = self._perms.get(epoch)
+        if p is None:
+            if len(self._perms) > 4:
+                self._perms.clear()
+            p = self._perms[epoch] = np.random.default_rng(
+                [self.seed & 0xFFFFFFFF, epoch, 0xDA7A]).permutation(len(self.ds))
+        return p
+
+    def indices(self, step: int) -> List[Tuple[int, int]]:
+        n = len(self.ds)
+        first = step * self.batch * self.world + self.rank * self.batch
+        out = []
+        for pos in range(first, first + self.batch):
+            epoch, j = divmod(pos, n)
+            out.append((epoch, int(self._perm(epoch)[j])))
+        return out
+
+    def load(self, step: int) -> torch.Tensor:
+        return torch.stack([self.ds.get(i, e) for e, i in self.indices(step)])
+
+    def __iter__(self) -> Iterator[Tuple[int, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        for step in range(self.start + wid, self.end, nw):
+            yield step, self.load(step)
+
+
+# ----------------------------------------------------------------------------------------------
+# running statistics
+
+
+class LevelStats:
+    """Per-λ running sums between two log lines (loss, bpp, MSE→PSNR)."""
+
+    def __init__(self, lambdas: Sequence[float]) -> None:
+        self.lambdas = list(lambdas)
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = {s: [0.0, 0.0, 0.0, 0.0, 0] for s in range(len(self.lambdas))}
+        self.aux = 0.0
+        self.n = 0
+
+    def add(self, s: int, loss: float, bpp: float, mse: float, aux: float) -> None:
+        a = self.sums[s]
+        a[0] += loss
+        a[1] += bpp
+        a[2] += mse
+        a[3] += 10.0 * math.log10(1.0 / max(mse, 1e-12))
+        a[4] += 1
+        self.aux += aux
+        self.n += 1
+
+    def summary(self) -> dict:
+        levels = {}
+        tot = 0.0
+        for s, (l, b, m, p, k) in self.sums.items():
+            tot += l
+            if k:
+                levels[str(s)] = {"lambda": self.lambdas[s], "loss": l / k, "bpp": b / k,
+                                  "psnr": p / k, "n": k}
+        return {"loss": tot / max(1, self.n), "aux": self.aux / max(1, self.n), "levels": levels}
+
+
+# ----------------------------------------------------------------------------------------------
+# the loop
+
+
+def _device(cfg: TrainConfig, info: D.DistInfo) -> torch.device:
+    if cfg.device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", info.local_rank)
+        return torch.device("cpu")
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", info.local_rank)
+    return dev
+
+
+def device_description(device: torch.device, world: int = 1) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return f"{world}× {name}" if world > 1 else name
+    return f"CPU, {torch.get_num_threads()} threads" + (f" × {world} processes" if world > 1 else "")
+
+
+def load_init_weights(model: nn.Module, path: str) -> dict:
+    """Load weights only (``--init``): a ``.safetensors`` export or a training checkpoint (its
+    EMA weights when present). Returns the file's metadata (may be empty)."""
+    p = Path(path)
+    if not p.exists():
+        raise TrainError(f"--init weights not found: {p}")
+    if p.suffix == ".safetensors":
+        try:
+            from ..weights import load_weights
+            state, meta = load_weights(p)
+        except ImportError:
+            from safetensors.torch import load_file
+            state, meta = load_file(str(p)), {}
+    else:
+        ck = load_checkpoint(p)
+        state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
+        meta = {"from_checkpoint": str(p), "step": ck["step"]}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.endswith(("pmf", "pmf_offset", "pmf_length"))]:
+        raise TrainError(f"--init {p.name} does not fit the model: missing {list(missing)[:3]}, "
+                         f"unexpected {list(unexpected)[:3]}")
+    return dict(meta or {})
+
+
+class _StopFlag:
+    """SIGTERM/SIGINT → finish the step, checkpoint, exit 0 (device commands end with a kill)."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._old = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:  # pragma: no cover - exercised by hand
+        self.set = True
+
+    def restore(self) -> None:
+        for sig, h in self._old.items():
+            signal.signal(sig, h)
+        self._old.clear()
+
+
+def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
+          log: Optional[Callable[[str], None]] = None) -> dict:
+    """Run (or continue) a codec training run; returns a summary dict
+    ``{"step", "reason", "checkpoint", "last": {...stats}, "wall_s", "device"}``."""
+    t_start = time.monotonic()
+    info = D.init_distributed("cuda" if (cfg.device == "auto" and torch.cuda.is_available())
+                              or cfg.device.startswith("cuda") else "cpu")
+    device = _device(cfg, info)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    say = log or (lambda s: print(s, flush=True))
+    if not info.is_main:
+        say = lambda s: None  # noqa: E731
+    out_dir = Path(cfg.out)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    ck = load_checkpoint(cfg.resume) if cfg.resume else None
+    if cfg.resume and cfg.init:
+        raise TrainError("use either --resume (full checkpoint) or --init (weights), not both")
+    model_name = ck.get("model_name", cfg.model) if ck else cfg.model
+    if model is None:
+        model = resolve_model(model_name)
+    model = model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    lambdas = model_lambdas(model, cfg.lambdas or (ck["train"].get("lambdas") if ck else None))
+    init_meta = load_init_weights(model, cfg.init) if cfg.init else {}
+
+    opt, aux_opt = build_optimizers(model, cfg)
+    ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
+    start, wall_prev = 0, 0.0
+    if ck:
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if aux_opt is not None and ck.get("aux_optimizer"):
+            aux_opt.load_state_dict(ck["aux_optimizer"])
+        if ema is not None:
+            if ck.get("ema"):
+                ema.load_state_dict(ck["ema"])
+            else:
+                ema = EMA(model, cfg.ema)
+        start, wall_prev = int(ck["step"]), float(ck.get("wall_s", 0.0))
+        say(f"resumed {ck['_path']} at step {start}")
+
+    _, aux_named = split_parameters(model)
+    fwd: nn.Module = model
+    if info.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        DDP._set_params_and_buffers_to_ignore_for_model(model, [n for n, _ in aux_named])
+        fwd = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                  find_unused_parameters=cfg.find_unused)
+
+    ds = ImageFolderCrops(cfg.data, crop=cfg.crop, downscale=cfg.downscale, hflip=True,
+                          vflip=False, seed=cfg.seed, cache=cfg.cache_images)
+    stream = StepBatches(ds, cfg.batch, info.rank, info.world, cfg.seed, start, cfg.steps)
+    if cfg.workers > 0:
+        it = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.workers,
+                                              pin_memory=device.type == "cuda",
+                                              prefetch_factor=4))
+    else:
+        it = iter(stream)
+
+    amp = cfg.amp and device.type == "cuda"
+    dev_desc = device_description(device, info.world)
+    jsonl = open(out_dir / "log.jsonl", "a", encoding="utf-8") if info.is_main else None
+
+    def record(obj: dict) -> None:
+        if jsonl is not None:
+            jsonl.write(json.dumps(obj) + "\n")
+            jsonl.flush()
+
+    if info.is_main:
+        record({"type": "start", "step": start, "model": model_name, "device": dev_desc,
+                "world": info.world, "images": len(ds), "lambdas": lambdas,
+                "config": dataclasses.asdict(cfg), "init": init_meta, "time": time.time()})
+        say(f"training {model_name} on {dev_desc}: {len(ds)} images, steps {start}→{cfg.steps}, "
+            f"batch {cfg.batch}×{info.world}, crop {cfg.crop}, λ {lambdas}")
+
+    def ckpt_state(step: int) -> dict:
+        mcfg = getattr(model, "config", None)
+        if dataclasses.is_dataclass(mcfg):
+            mcfg = dataclasses.asdict(mcfg)
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                "aux_optimizer": aux_opt.state_dict() if aux_opt is not None else None,
+                "ema": ema.state_dict() if ema is not None else None, "step": step,
+                "model_name": model_name, "config": mcfg,
+                "train": {**dataclasses.asdict(cfg), "lambdas": lambdas},
+                "data": {"folder": str(Path(cfg.data).resolve()), "images": len(ds)},
+                "wall_s": wall_prev + (time.monotonic() - t_start), "device": dev_desc,
+                "torch": torch.__version__}
+
+    last_ckpt: Optional[Path] = None
+    # first guess of a checkpoint's cost (weights + 2 Adam moments + EMA at ~200 MB/s), then measured
+    state_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    ckpt_time = 0.5 + 4 * state_bytes / 200e6
+    val_time = 0.0
+
+    def save(step: int) -> None:
+        nonlocal last_ckpt, ckpt_time
+        t = time.monotonic()
+        if info.is_main:
+            last_ckpt = save_checkpoint(ckpt_state(step), out_dir, keep=cfg.keep)
+            record({"type": "checkpoint", "step": step, "path": str(last_ckpt)})
+        D.barrier(info)
+        ckpt_time = time.monotonic() - t
+
+    def validate(step: int) -> None:
+        nonlocal val_time
+        t = time.monotonic()
+        if info.is_main and cfg.val_dir:
+            m = model
+            if ema is not None:
+                m = copy.deepcopy(model)
+                ema.copy_to(m)
+            res = evaluate(m, cfg.val_dir, cfg.val_u, limit=cfg.val_limit, device=device)
+            record({"type": "val", "step": step, **res})
+            say(f"val @ {step} {format_points(res)}  ({res['note']})")
+        D.barrier(info)
+        val_time = time.monotonic() - t
+
+    stats = LevelStats(lambdas)
+    stopper = _StopFlag()
+    stopper.install()
+    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
+    step_time, step = 0.0, start
+    reason = "done"
+    t_log = time.monotonic()
+    n_levels = len(lambdas)
+    model.train()
+    try:
+        while step < cfg.steps:
+            # -- clean stop before the time budget or on SIGTERM -------------------------------
+            stop = stopper.set
+            if budget_s is not None:
+                need = 1.5 * step_time + ckpt_time + min(2.0, 0.05 * budget_s)
+                if cfg.val_every and cfg.val_dir and (step + 1) % cfg.val_every == 0:
+                    need += val_time
+                stop = stop or (time.monotonic() - t_start + need > budget_s)
+            if D.any_flag(stop, info, device):
+                reason = "signal" if stopper.set else "time budget"
+                break
+            t_step = time.monotonic()
+            got, x = next(it)
+            assert got == step, (got, step)
+            x = x.to(device, non_blocking=True)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            s = step_level(cfg.seed, step, n_levels)
+            u = s / (n_levels - 1) if n_levels > 1 else 1.0
+            lam = lambdas[s]
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(step, cfg.steps, cfg.warmup, cfg.final_lr, cfg.decay)
+            torch.manual_seed(step_seed(cfg.seed, step, info.rank))
+
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                out = fwd(x, u)
+            terms = rd_terms(out, x, lam)
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            if cfg.clip and cfg.clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]],
+                                               cfg.clip)
+            opt.step()
+
+            a_val = 0.0
+            if aux_opt is not None:
+                aux_opt.zero_grad(set_to_none=True)
+                a = aux_loss(model)
+                if a is not None:
+                    a.backward()
+                    D.all_reduce_mean_([p.grad for _, p in aux_named if p.grad is not None], info)
+                    aux_opt.step()
+                    a_val = float(a.detach())
+            if ema is not None:
+                ema.update(model)
+
+            loss_v = float(terms["loss"].detach())
+            if not math.isfinite(loss_v):
+                raise TrainError(f"loss is {loss_v} at step {step} (λ={lam}); lower --lr or "
+                                 f"disable --amp")
+            stats.add(s, loss_v, float(terms["bpp"].detach()), float(terms["mse"].detach()),
+                      a_val)
+            step += 1
+            dt = time.monotonic() - t_step
+            step_time = dt if step_time == 0.0 else max(dt, 0.9 * step_time + 0.1 * dt)
+
+            if info.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
+                summ = stats.summary()
+                now = time.monotonic()
+                its = stats.n / max(1e-9, now - t_log)
+                lr_now = opt.param_groups[0]["lr"]
+                lv = " | ".join(f"λ{k} {v['bpp']:.3f}bpp {v['psnr']:.2f}dB"
+                                for k, v in summ["levels"].items())
+                say(f"step {step}/{cfg.steps} lr {lr_now:.2e} loss {summ['loss']:.4f} "
+                    f"aux {summ['aux']:.1f} | {lv} | {its:.2f} it/s")
+                record({"type": "train", "step": step, "lr": lr_now, "it_s": its,
+                        "elapsed_s": now - t_start, **summ})
+                stats.reset()
+                t_log = now
+            if cfg.val_every and cfg.val_dir and step % cfg.val_every == 0:
+                validate(step)
+            if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < cfg.steps:
+                save(step)
+    finally:
+        stopper.restore()
+
+    save(step)
+    if info.enabled:  # replica check: every rank writes the hash of its parameters
+        rep = out_dir / "replicas"
+        rep.mkdir(parents=True, exist_ok=True)
+        (rep / f"rank{info.rank}.sha256").write_text(state_hash(model) + "\n")
+        D.barrier(info)
+    if reason == "done" and cfg.val_dir and not (cfg.val_every and step % cfg.val_every == 0):
+        validate(step)
+    wall = wall_prev + (time.monotonic() - t_start)
+    record({"type": "end", "step": step, "reason": reason, "wall_s": wall,
+            "checkpoint": str(last_ckpt) if last_ckpt else None})
+    say(f"stopped at step {step} ({reason}); checkpoint {last_ckpt}")
+    if jsonl is not None:
+        jsonl.close()
+    summary = {"step": step, "reason": reason, "checkpoint": str(last_ckpt) if last_ckpt else None,
+               "wall_s": wall, "device": dev_desc}
+    D.cleanup(info)
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``lic train``. Common numeric flags default to None at parse time so that
+    the diffusion / HiFiC stages can apply their own defaults; the codec stage uses
+    :class:`TrainConfig`'s."""
+    p.add_argument("--stage", choices=STAGES, default="codec",
+                   help="codec (RD, METHODS §5) | diffusion (§3) | hific-1 / hific-2 (§4)")
+    p.add_argument("--model", default=None,
+                   help="registry name (lic-lgem, lic-lgem-tiny) or module:factory")
+    p.add_argument("--data", default=None, help="folder of training photos (jpg/png/webp)")
+    p.add_argument("--out", default=None, help="run folder (checkpoints, log.jsonl)")
+    p.add_argument("--steps", type=int, default=None, help="total optimizer steps (absolute)")
+    p.add_argument("--batch", type=int, default=None, help="crops per step per process")
+    p.add_argument("--crop", type=int, default=None, help="crop size (multiple of 64)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (codec: 1e-4)")
+    p.add_argument("--aux-lr", type=float, default=None, help="aux (quantile) Adam lr (1e-3)")
+    p.add_argument("--weight-decay", type=float, default=None, help="AdamW decay of matrices")
+    p.add_argument("--warmup", type=int, default=None, help="linear warm-up steps")
+    p.add_argument("--decay", choices=("cosine", "constant"), default=None,
+                   help="after warm-up: cosine to --final-lr × lr, or constant")
+    p.add_argument("--final-lr", type=float, default=None, help="cosine floor (fraction, 0.1)")
+    p.add_argument("--clip", type=float, default=None, help="gradient-norm clip (1.0; 0 = off)")
+    p.add_argument("--ema", type=float, default=None, help="EMA decay, e.g. 0.999 (0 = off)")
+    p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (GPU only)")
+    p.add_argument("--channels-last", action="store_true", default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--resume", default=None, help="full checkpoint (file or run folder)")
+    p.add_argument("--init", default=None, help="weights only (.safetensors or checkpoint)")
+    p.add_argument("--lambdas", type=float, nargs="+", default=None,
+                   help="override the model's λ per rate level")
+    p.add_argument("--downscale", type=float, nargs=2, default=None, metavar=("LO", "HI"))
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (0 = inline)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--log-every", type=int, default=None)
+    p.add_argument("--ckpt-every", type=int, default=None)
+    p.add_argument("--keep", type=int, default=None, help="checkpoints kept (2)")
+    p.add_argument("--val-every", type=int, default=None, help="validate every N steps")
+    p.add_argument("--val-dir", default=None, help="validation folder (Kodak)")
+    p.add_argument("--val-limit", type=int, default=None, help="first N validation images")
+    p.add_argument("--val-u", type=float, nargs="+", default=None, help="slider values")
+    p.add_argument("--time-budget-min", type=float, default=None,
+                   help="stop and checkpoint before this many minutes have passed")
+
+
+def add_stage_arguments(p: argparse.ArgumentParser) -> List[str]:
+    """Add the diffusion / HiFiC stages' own flags (those that do not clash with ours).
+    Returns the stage modules found."""
+    found = []
+    for mod_name in dict.fromkeys(STAGE_MODULES.values()):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        fn = getattr(mod, "add_arguments", None)
+        if not callable(fn):
+            continue
+        tmp = argparse.ArgumentParser(add_help=False)
+        try:
+            fn(tmp)
+        except Exception:  # a broken stage module must not break `lic train`
+            continue
+        found.append(mod_name)
+        for action in tmp._actions:
+            if not action.option_strings:
+                continue
+            if any(o in p._option_string_actions for o in action.option_strings):
+                continue
+            p._add_action(action)
+    return found
+
+
+def run_args(args: argparse.Namespace) -> int:
+    """Entry point of ``lic train``: dispatch on ``--stage``."""
+    stage = getattr(args, "stage", "codec") or "codec"
+    if stage != "codec":
+        mod_name = STAGE_MODULES[stage]
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError as exc:
+            raise TrainError(f"stage {stage!r} is not available in this build ({exc})") from None
+        if not callable(getattr(mod, "run", None)):
+            raise TrainError(f"{mod_name} has no run(args)")
+        return int(mod.run(args) or 0)
+    cfg = TrainConfig.from_args(args)
+    summary = train(cfg)
+    return 0 if summary["reason"] in ("done", "time budget", "signal") else 1
+
+
+def build_parser(prog: str = "python -m lic_core.train") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Train a LIC Studio model.")
+    add_arguments(p)
+    add_stage_arguments(p)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run_args(args)
+    except LicError as exc:
+        print(f"lic train: error: {exc}", file=sys.stderr)
+        return 2
