@@ -61,12 +61,12 @@ def build_lpips_model(trunk_state: Optional[Mapping[str, torch.Tensor]] = None,
     """
     import lpips  # imported lazily: it pulls torchvision
 
+    if trunk_state is None and load_trunk:
+        trunk_state = load_trunk_state(weights)  # first, so a missing file fails fast
     with warnings.catch_warnings():
         # torchvision warns that 'pretrained' is deprecated; with pnet_rand it means weights=None.
         warnings.simplefilter("ignore", UserWarning)
         model = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
-    if trunk_state is None and load_trunk:
-        trunk_state = load_trunk_state(weights)
     if trunk_state is not None:
         model.net.load_state_dict(dict(trunk_state), strict=True)
     model.eval()
