@@ -1,0 +1,224 @@
+"""The blur-dissipated diffusion decoder the learned codec calls (METHODS §3).
+
+Usage (what the codec's decode path does)::
+
+    y_hat = ...                                        # B×M×h×w, un-gained ŷ (what g_s eats)
+    feats = model.g_s.forward_features(y_hat)          # (x̂_mse, [H/2, H/4, H/8] features)
+    dec = DiffusionDecoder.load("weights/lic-diffusion.safetensors")
+    x = dec.decode(y_hat, feats, steps=header.diffusion_steps, seed=header.diffusion_seed)
+    # x: B×3×(16h)×(16w) float32 in [0, 1] on the CPU; the codec crops to the image size.
+
+Context assembly (order = ``DiffusionConfig.cond_channels``): ``[2·x̂_mse − 1`` (if
+``use_x_mse``), the g_s features fine-to-coarse, ``ŷ`` (if ``use_y_hat``)``]``. The texture
+latents are deterministic functions of ŷ, so they cost no bits (METHODS §3.3).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import LicError, ModelNotFoundError
+from .blurring import sample
+from .unet import CondUNet, DiffusionConfig, count_parameters
+
+__all__ = ["DiffusionDecoder", "DecodeCallback", "config_for_codec", "resolve_device", "FORMAT_TAG"]
+
+FORMAT_TAG = "lic-diffusion-v1"
+#: ``callback(step_index, total_steps, x0_hat)`` with x0_hat a B×3×H×W CPU tensor in [0, 1].
+#: It may raise :class:`lic_core.errors.CancelledError` to stop the decode.
+DecodeCallback = Callable[[int, int, Tensor], None]
+Features = Union[Sequence[Tensor], tuple]
+
+
+def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:
+    """``None``/"auto" → CUDA when available, else CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def _deterministic_kernels(device: torch.device) -> Iterator[None]:
+    """cuDNN autotuning may pick different conv algorithms run to run; pin them during a decode
+    so a (seed, device) pair gives bit-identical images (METHODS §3.7)."""
+    if device.type != "cuda":
+        yield
+        return
+    old = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old
+
+
+def _split_features(features: Features) -> tuple[Optional[Tensor], list[Tensor]]:
+    """Accept ``g_s.forward_features`` output as ``(x̂, [feats])`` or just ``[feats]``."""
+    if (isinstance(features, tuple) and len(features) == 2 and isinstance(features[0], Tensor)
+            and isinstance(features[1], (list, tuple))):
+        return features[0], list(features[1])
+    return None, list(features)
+
+
+class DiffusionDecoder(nn.Module):
+    """ŷ (+ texture latents) → image by blurring diffusion (METHODS §3.2–3.3)."""
+
+    def __init__(self, config: Optional[DiffusionConfig] = None) -> None:
+        super().__init__()
+        self.config = config or DiffusionConfig()
+        self.unet = CondUNet(self.config)
+        self.meta: dict[str, Any] = {}
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def for_codec(cls, codec_model: nn.Module, **overrides: Any) -> "DiffusionDecoder":
+        """A fresh decoder whose context channels match ``codec_model`` (a LicModel)."""
+        return cls(config_for_codec(codec_model, **overrides))
+
+    def num_parameters(self) -> int:
+        return count_parameters(self)
+
+    # -- contexts -------------------------------------------------------------------------------
+    def contexts(self, y_hat: Tensor, features: Features) -> list[Tensor]:
+        """The context list fed to the U-Net adapter (see module docstring)."""
+        x_mse, feats = _split_features(features)
+        ctx: list[Tensor] = []
+        if self.config.use_x_mse:
+            if x_mse is None:
+                raise ValueError("this diffusion decoder needs x̂_mse: pass the whole "
+                                 "g_s.forward_features(y_hat) tuple")
+            ctx.append(x_mse.clamp(0.0, 1.0) * 2.0 - 1.0)
+        ctx.extend(feats)
+        if self.config.use_y_hat:
+            ctx.append(y_hat)
+        if len(ctx) != len(self.config.cond_channels):
+            raise ValueError(f"got {len(ctx)} context tensors, the decoder expects "
+                             f"{len(self.config.cond_channels)}")
+        for c, want in zip(ctx, self.config.cond_channels):
+            if c.shape[1] != want:
+                raise ValueError(f"context has {c.shape[1]} channels, expected {want}")
+        return ctx
+
+    # -- decoding -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, y_hat: Tensor, features: Features, steps: Optional[int] = None,
+               seed: int = 0, callback: Optional[DecodeCallback] = None,
+               device: Optional[Union[str, torch.device]] = None) -> Tensor:
+        """Sample x ~ p(x | ŷ): ``B×3×16h×16w`` float32 in [0, 1], on the CPU.
+
+        ``steps`` defaults to ``config.steps``; ``seed`` (stored in the .lic header) fixes all the
+        sampler's noise, so a (seed, device) pair decodes bit-identically. ``device`` None → GPU
+        when available, else CPU. ``callback(i, total, x0_hat)`` is called before each step.
+        """
+        dev = resolve_device(device)
+        steps = int(steps or self.config.steps)
+        if steps < 1:
+            raise LicError(f"diffusion steps must be >= 1, got {steps}")
+        self.to(dev).eval()
+        ctx = [c.to(dev, torch.float32) for c in self.contexts(y_hat, features)]
+        b = y_hat.shape[0]
+        h, w = 16 * y_hat.shape[-2], 16 * y_hat.shape[-1]
+        x_mse = ctx[0] if self.config.use_x_mse else None
+        with _deterministic_kernels(dev):
+            adapted = self.unet.adapt(ctx, (h, w))
+
+            def model_fn(x: Tensor, t: Tensor, cond: Any) -> Tensor:
+                return self.unet(x, t, adapted=cond)
+
+            cb = None
+            if callback is not None:
+                def cb(i: int, x0: Tensor) -> None:
+                    callback(i, steps, ((x0 + 1.0) * 0.5).clamp(0.0, 1.0).float().cpu())
+
+            x = sample(model_fn, adapted, (b, 3, h, w), steps, int(seed), self.config.schedule,
+                       device=dev, callback=cb, x_init_mean=x_mse,
+                       inv_alpha_max=self.config.inv_alpha_max)
+        return ((x + 1.0) * 0.5).clamp(0.0, 1.0).float().cpu()
+
+    @torch.no_grad()
+    def variance_map(self, y_hat: Tensor, features: Features, steps: Optional[int] = None,
+                     seeds: Sequence[int] = (0, 1, 2, 3),
+                     device: Optional[Union[str, torch.device]] = None) -> Tensor:
+        """Per-pixel variance over decodes with several seeds (mean over RGB): ``H×W`` float32.
+
+        Shows where the decoder "invents" detail (high variance) vs. where ŷ pins it down.
+        Uses the first image of the batch.
+        """
+        if len(seeds) < 2:
+            raise LicError("a variance map needs at least two seeds")
+        y1 = y_hat[:1]
+        x_mse, feats = _split_features(features)
+        f1 = ((x_mse[:1], [f[:1] for f in feats]) if x_mse is not None else [f[:1] for f in feats])
+        xs = torch.stack([self.decode(y1, f1, steps, s, device=device)[0] for s in seeds])
+        return xs.var(dim=0, unbiased=True).mean(dim=0)
+
+    # -- weights --------------------------------------------------------------------------------
+    def save(self, path: Union[str, Path], card: Optional[dict] = None,
+             extra_meta: Optional[dict] = None) -> None:
+        """Write float32 safetensors with ``{"format", "config", "card"}`` JSON metadata."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format": FORMAT_TAG, "config": json.dumps(self.config.to_dict(), sort_keys=True),
+                "card": json.dumps(card or {}, sort_keys=True)}
+        meta.update({k: str(v) for k, v in (extra_meta or {}).items()})
+        state = {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(state, str(tmp), metadata=meta)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Union[str, Path],
+             device: Optional[Union[str, torch.device]] = None) -> "DiffusionDecoder":
+        """Load a decoder saved by :meth:`save` (raises ModelNotFoundError when missing)."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelNotFoundError(f"no diffusion decoder weights at {path}")
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        if meta.get("format") != FORMAT_TAG:
+            raise ModelNotFoundError(f"{path.name} is not a LIC diffusion decoder file")
+        dec = cls(DiffusionConfig.from_dict(json.loads(meta["config"])))
+        state = {k: v.float() for k, v in load_file(str(path)).items()}
+        dec.load_state_dict(state, strict=True)
+        dec.meta = meta
+        if device is not None:
+            dec.to(resolve_device(device))
+        return dec.eval()
+
+    def weights_id(self) -> bytes:
+        """8-byte identity of the weights (same hash as the codec's, lic_core.weights)."""
+        from ...weights import weights_hash
+
+        return weights_hash(self.state_dict())
+
+
+def config_for_codec(codec_model: nn.Module, **overrides: Any) -> DiffusionConfig:
+    """DiffusionConfig whose contexts match a LicModel: probe g_s with a dummy ŷ."""
+    cfg = getattr(codec_model, "config", None)
+    m = int(getattr(cfg, "M"))
+    g_s = codec_model.g_s
+    p = next(codec_model.parameters())
+    with torch.no_grad():
+        y = torch.zeros(1, m, 4, 4, device=p.device, dtype=p.dtype)
+        x_mse, feats = _split_features(g_s.forward_features(y))
+    hh = 4 * 16
+    channels = ([3] if x_mse is not None else []) + [f.shape[1] for f in feats] + [m]
+    scales = ([1] if x_mse is not None else []) + [hh // f.shape[-2] for f in feats] + [16]
+    base = dict(cond_channels=tuple(channels), cond_scales=tuple(scales),
+                use_x_mse=x_mse is not None, use_y_hat=True, codec=str(getattr(cfg, "name", "")))
+    base.update(overrides)
+    if "dim" not in overrides and getattr(cfg, "name", "").endswith("-tiny"):
+        tiny = DiffusionConfig.tiny().to_dict()
+        for k in ("dim", "mults", "blocks", "attn_heads", "attn_dim_head", "steps", "name"):
+            base.setdefault(k, tiny[k])
+    return DiffusionConfig(**base)
