@@ -220,7 +220,7 @@ class QtEncodeController(QObject):
                 raise LicError(f"{p} does not exist")
             with open(p, "rb") as f:
                 magic = f.read(4)
-            if p.suffix.lower() == ".lic" or magic[:3] == b"LIC":
+            if services.is_compressed_file(p, magic):
                 self.open_compressed(p, then)
                 return True
             image = services.load_image(p)

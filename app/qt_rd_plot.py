@@ -152,13 +152,35 @@ class QtRDPlot(QWidget):
         else:
             self.bd_label.setText(f"BD-rate of <b>{test}</b> vs <b>{ref}</b>: <b>{v:+.2f} %</b>")
 
+    def _export_svg_qt(self, path: str) -> None:
+        from PySide6.QtCore import QRect, QSize
+        from PySide6.QtGui import QPainter
+        from PySide6.QtSvg import QSvgGenerator
+
+        size = self.plot.size()
+        gen = QSvgGenerator()
+        gen.setFileName(path)
+        gen.setSize(QSize(size.width(), size.height()))
+        gen.setViewBox(QRect(0, 0, size.width(), size.height()))
+        gen.setTitle("LIC Studio RD plot")
+        painter = QPainter(gen)
+        try:
+            self.plot.render(painter)
+        finally:
+            painter.end()
+
     def export(self, path: str) -> None:
         """Write the plot as PNG or SVG (pyqtgraph exporters)."""
         import pyqtgraph.exporters as ex
 
         item = self.plot.getPlotItem()
         if path.lower().endswith(".svg"):
-            ex.SVGExporter(item).export(path)
+            try:
+                ex.SVGExporter(item).export(path)
+            except ValueError:
+                # pyqtgraph 0.14's SVG post-processing trips on Qt ≥ 6.9 path syntax: render the
+                # widget through Qt's own SVG generator instead (same vector content)
+                self._export_svg_qt(path)
         else:
             e = ex.ImageExporter(item)
             e.parameters()["width"] = 1000

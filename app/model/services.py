@@ -173,6 +173,26 @@ def encode_at_target(codec: Codec, image: np.ndarray, params: EncodeParams, targ
     return out[0] if isinstance(out, tuple) else out
 
 
+def is_compressed_file(path: str | Path, head: bytes = b"") -> bool:
+    """True for files a codec must decode (.lic, the LIC magic, a learned codec's extension).
+
+    Classical files (.jpg, .webp...) are plain images here: Pillow reads them directly.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".lic" or head[:3] == b"LIC":
+        return True
+    if suffix in IMAGE_SUFFIXES:
+        return False
+    for n in list_codecs():
+        try:
+            c = get_codec(n)
+        except Exception:
+            continue
+        if c.family == "learned" and c.file_extension.lower() == suffix:
+            return True
+    return False
+
+
 def _peek_header_fn() -> Optional[Callable[[bytes], Any]]:
     """``peek_header`` from lic_core.bitstream (package or its format module), or None."""
     for mod in ("lic_core.bitstream", "lic_core.bitstream.format"):

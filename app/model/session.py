@@ -302,7 +302,7 @@ class SessionModel:
         pts = []
         for p in self.active_panes:
             e = p.encoding
-            if e is not None and metric in e.metrics:
+            if e is not None and np.isfinite(e.metrics.get(metric, np.nan)):
                 pts.append((p.index, e.bpp, e.metrics[metric]))
         return pts
 
