@@ -68,7 +68,7 @@ def estimate_model(model: nn.Module, dataset: KodakEval, u_values: Sequence[floa
 
     was_training = model.training
     model.eval()
-    acc = [{"bpp": 0.0, "psnr": 0.0, "ms_ssim": 0.0} for _ in u_values]
+    acc = [{"bpp": 0.0, "psnr": 0.0, "ms_ssim": 0.0, "n_ms": 0} for _ in u_values]
     try:
         for i in range(len(dataset)):
             item = dataset[i]
@@ -81,16 +81,17 @@ def estimate_model(model: nn.Module, dataset: KodakEval, u_values: Sequence[floa
                 rec = _to_uint8(out["x_hat"][..., :h, :w].float())
                 acc[k]["bpp"] += float(bits) / (h * w)
                 acc[k]["psnr"] += psnr(ref, rec)
-                if with_msssim:
+                if with_msssim and min(h, w) >= 161:  # MS-SSIM needs 5 scales of an 11-px window
                     acc[k]["ms_ssim"] += ms_ssim(ref, rec)
+                    acc[k]["n_ms"] += 1
     finally:
         model.train(was_training)
     n = len(dataset)
     res = []
     for u, a in zip(u_values, acc):
         r = {"u": float(u), "bpp": a["bpp"] / n, "psnr": a["psnr"] / n}
-        if with_msssim:
-            r["ms_ssim"] = a["ms_ssim"] / n
+        if a["n_ms"]:
+            r["ms_ssim"] = a["ms_ssim"] / a["n_ms"]
         res.append(r)
     return res
 
