@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -105,7 +106,9 @@ def tcq_timing(threads: int = 2, seed: int = 1) -> dict:
     ok = all(torch.equal(q.decode(dec, s), k) for k, (_, s) in zip(ks, blocks))
     t3 = time.perf_counter()
     return {"elements": 320 * 32 * 48, "threads": threads, "quantize_s": t1 - t0,
-            "encode_s": t2 - t1, "decode_s": t3 - t2, "round_trip_ok": ok}
+            "encode_s": t2 - t1, "decode_s": t3 - t2, "round_trip_ok": ok,
+            # the 2-core dev machine is shared; a high load inflates multi-thread timings a lot
+            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
 def run(channels: int = 64, positions: int = 2048, seed: int = 0, timing: bool = True) -> dict:
@@ -123,7 +126,12 @@ def run(channels: int = 64, positions: int = 2048, seed: int = 0, timing: bool =
            "configs": {label: {"name": name, "params": params} for label, name, params in CONFIGS},
            "curves": curves, "bd_rate_vs_round_percent": bd}
     if timing:
-        out["tcq_timing_768x512"] = tcq_timing()
+        best = {}
+        for threads in (2, 1):
+            runs = [tcq_timing(threads) for _ in range(2)]  # keep the faster of two (warm-up)
+            best[f"threads_{threads}"] = min(runs, key=lambda t: t["quantize_s"])
+        out["tcq_timing_768x512"] = best
+        torch.set_num_threads(2)
     return out
 
 
@@ -138,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:9s} {pts}")
     for label, v in res["bd_rate_vs_round_percent"].items():
         print(f"BD-rate {label:12s} {v:+.2f} %")
-    if "tcq_timing_768x512" in res:
-        t = res["tcq_timing_768x512"]
+    for t in res.get("tcq_timing_768x512", {}).values():
         print(f"TCQ 320x32x48 ({t['threads']} threads): quantize {t['quantize_s']:.3f} s, "
               f"encode {t['encode_s']:.3f} s, decode {t['decode_s']:.3f} s, "
-              f"round trip {'ok' if t['round_trip_ok'] else 'FAILED'}")
+              f"round trip {'ok' if t['round_trip_ok'] else 'FAILED'} "
+              f"(load {t['load_average_1min']:.1f})")
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(res, indent=2) + "\n")

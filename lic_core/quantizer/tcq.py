@@ -81,7 +81,7 @@ class TcqTables:
     k_max: int
     pmf: np.ndarray  # (64, 2, 2·K_max+1) float64, rows sum to 1 over their support
     bits_np: np.ndarray  # same shape: −log2 max(pmf, 2⁻²⁴), _BITS_OUTSIDE outside the support
-    bits: torch.Tensor  # torch view of bits_np, flattened to (64·2·W,) for gathers
+    bits_flat: np.ndarray  # bits_np flattened to (64·2·W,) for gathers
     support_t: torch.Tensor  # (64,) int64
 
     @property
@@ -137,22 +137,50 @@ def tcq_tables(delta_u: float = DEFAULT_DELTA_U) -> TcqTables:
     pmf_np.setflags(write=False)
     bits_np.setflags(write=False)
     return TcqTables(delta_u=float(delta_u), support=K.numpy(), k_max=k_max, pmf=pmf_np,
-                     bits_np=bits_np, bits=bits.reshape(-1), support_t=K)
+                     bits_np=bits_np, bits_flat=bits_np.reshape(-1), support_t=K)
 
 
 def table_bits(tables: TcqTables, sidx: torch.Tensor, quantizer: torch.Tensor | int,
                k: torch.Tensor) -> torch.Tensor:
     """Code length (float64) of index k for quantizer j at scale index sidx (same shapes)."""
+    return torch.from_numpy(_table_bits(tables, _np(sidx), _np(quantizer), _np(k)))
+
+
+# ---- candidates and Viterbi ---------------------------------------------------------------------
+# The search runs in NumPy: its element-wise ops never start a thread team. torch's indexing and
+# dtype-conversion kernels parallelize even tiny (S = 768) tensors, which on a busy 2-core machine
+# made the search 10–20× slower at 2 threads. All arithmetic is IEEE float64 (+, ×, round half to
+# even), so results equal the torch formulation bit for bit.
+def _np(x: Any) -> Any:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+
+
+def _table_bits(tables: TcqTables, sidx: np.ndarray, quantizer: np.ndarray | int,
+                k: np.ndarray) -> np.ndarray:
     flat = (sidx * 2 + quantizer) * tables.width + (k + tables.k_max)
-    return tables.bits[flat]
+    return np.take(tables.bits_flat, flat)
 
 
-# ---- candidates and Viterbi -----------------------------------------------------------------------
-def _clamp_parity(mag: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+def _level(k: np.ndarray, quantizer: np.ndarray | int) -> np.ndarray:
+    return 2 * k - np.sign(k) * quantizer
+
+
+def _clamp_parity(mag: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Clamp |k| into [0, K] keeping its parity (the state path must not change)."""
-    over = mag > K
-    fix = torch.where((K - mag) % 2 == 0, K, K - 1)
-    return torch.where(over, fix, mag)
+    fix = np.where((K - mag) % 2 == 0, K, K - 1)
+    return np.where(mag > K, fix, mag)
+
+
+def _candidates(r_n: np.ndarray, K: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    a = np.abs(r_n)
+    sg = np.where(r_n < 0, -1, 1)
+
+    def m(offset: float) -> np.ndarray:
+        return np.maximum(np.round((a - offset) / 4), 0).astype(np.int64)
+
+    mags = {(0, 0): 2 * m(0.0), (0, 1): 2 * m(2.0) + 1, (1, 1): 2 * m(1.0) + 1,
+            (1, 0): 2 * m(3.0) + 2}
+    return {jp: sg * _clamp_parity(mag, K) for jp, mag in mags.items()}
 
 
 def candidates(r_n: torch.Tensor, K: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
@@ -161,15 +189,26 @@ def candidates(r_n: torch.Tensor, K: torch.Tensor) -> dict[tuple[int, int], torc
     ``r_n = r/Δ_u``; levels: Q0 p0 → ±4m, Q0 p1 → ±(4m+2), Q1 p1 → ±(4m+1), Q1 p0 → ±(4m+3)
     (the k = 0 candidate of parity 0 is added separately by the search).
     """
-    a = r_n.abs()
-    sg = torch.where(r_n < 0, -1, 1).to(torch.int64)
+    out = _candidates(_np(r_n).astype(np.float64), _np(K))
+    return {jp: torch.from_numpy(v) for jp, v in out.items()}
 
-    def m(offset: float) -> torch.Tensor:
-        return torch.round((a - offset) / 4).clamp_min(0).to(torch.int64)
 
-    mags = {(0, 0): 2 * m(0.0), (0, 1): 2 * m(2.0) + 1, (1, 1): 2 * m(1.0) + 1,
-            (1, 0): 2 * m(3.0) + 2}
-    return {jp: sg * _clamp_parity(mag, K) for jp, mag in mags.items()}
+def _branch_costs(r: np.ndarray, sidx: np.ndarray, delta_u: float, lam: float,
+                  tables: TcqTables) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+    cand = _candidates(r / delta_u, tables.support[sidx])
+    zero = np.zeros_like(sidx)
+    bits0 = {j: _table_bits(tables, sidx, j, zero) for j in (0, 1)}
+    out = {}
+    for (j, p), k in cand.items():
+        d = (r - delta_u * _level(k, j)) ** 2
+        cost = d + lam * _table_bits(tables, sidx, j, k)
+        if p == 0:
+            cost0 = r * r + lam * bits0[j]
+            use0 = cost0 < cost
+            k = np.where(use0, 0, k)
+            cost = np.where(use0, cost0, cost)
+        out[(j, p)] = (k, cost)
+    return out
 
 
 def branch_costs(r: torch.Tensor, sidx: torch.Tensor, delta_u: float, lam: float,
@@ -179,25 +218,45 @@ def branch_costs(r: torch.Tensor, sidx: torch.Tensor, delta_u: float, lam: float
     cost = (r − Δ_u·level)² + λ·bits; for p = 0 the better of the nearest index and k = 0
     (the nearest one wins ties).
     """
-    K = tables.support_t[sidx]
-    cand = candidates(r / delta_u, K)
-    zero = torch.zeros_like(sidx)
-    out = {}
-    for (j, p), k in cand.items():
-        d = (r - delta_u * reconstruction_level(k, j).to(torch.float64)) ** 2
-        cost = d + lam * table_bits(tables, sidx, j, k)
-        if p == 0:
-            cost0 = r * r + lam * table_bits(tables, sidx, j, zero)
-            use0 = cost0 < cost
-            k = torch.where(use0, zero, k)
-            cost = torch.where(use0, cost0, cost)
-        out[(j, p)] = (k, cost)
-    return out
+    out = _branch_costs(_np(r).astype(np.float64), _np(sidx), delta_u, lam, tables)
+    return {jp: (torch.from_numpy(k), torch.from_numpy(c)) for jp, (k, c) in out.items()}
 
 
 #: for each next state n, its two (previous state, parity) predecessors (from TRANSITIONS)
 _PREDECESSORS = tuple(tuple((s, p) for s in range(4) for p in (0, 1) if TRANSITIONS[s][p] == n)
                       for n in range(4))
+
+
+def _viterbi(r: np.ndarray, sidx: np.ndarray, delta_u: float, lam: float,
+             tables: TcqTables) -> tuple[np.ndarray, np.ndarray]:
+    S, L = r.shape
+    J = np.full((S, 4), np.inf)
+    J[:, 0] = 0.0
+    pred = np.empty((L, S, 4), dtype=np.int8)
+    kbest = np.empty((L, S, 4), dtype=np.int64)
+    # branch costs do not depend on the path: compute them for all steps at once, in L×S layout
+    # so each step reads contiguous rows; only add-compare-select runs per step
+    br = _branch_costs(np.ascontiguousarray(r.T), np.ascontiguousarray(sidx.T), delta_u, lam,
+                       tables)
+    for t in range(L):
+        newJ = np.empty_like(J)
+        for n, ((s_a, p_a), (s_b, p_b)) in enumerate(_PREDECESSORS):
+            j = s_a >> 1  # both predecessors of n use the same quantizer (§1.4 update rules)
+            (ka, ca), (kb, cb) = br[(j, p_a)], br[(j, p_b)]
+            va, vb = J[:, s_a] + ca[t], J[:, s_b] + cb[t]
+            take_b = vb < va  # ties keep the lower predecessor state
+            newJ[:, n] = np.where(take_b, vb, va)
+            pred[t, :, n] = np.where(take_b, s_b, s_a)
+            kbest[t, :, n] = np.where(take_b, kb[t], ka[t])
+        J = newJ
+    state = np.argmin(J, axis=1)  # first minimum: lowest state index on ties
+    cost = J[np.arange(S), state]
+    k = np.empty((S, L), dtype=np.int64)
+    rows = np.arange(S)
+    for t in range(L - 1, -1, -1):
+        k[:, t] = kbest[t, rows, state]
+        state = pred[t, rows, state].astype(np.int64)
+    return k, cost
 
 
 def viterbi(r: torch.Tensor, sidx: torch.Tensor, delta_u: float, lam: float,
@@ -208,52 +267,32 @@ def viterbi(r: torch.Tensor, sidx: torch.Tensor, delta_u: float, lam: float,
     Returns: ``k`` S×L int64 indices and the S path costs (float64, Σ D + λ·bits).
     Every stream starts in state 0; the best end state wins (lowest state index on ties).
     """
-    r = r.to(torch.float64)
-    S, L = r.shape
-    inf = torch.full((S, 4), math.inf, dtype=torch.float64)
-    J = inf.clone()
-    J[:, 0] = 0.0
-    pred = torch.empty(L, S, 4, dtype=torch.int8)
-    kbest = torch.empty(L, S, 4, dtype=torch.int64)
+    k, cost = _viterbi(_np(r).astype(np.float64), _np(sidx), delta_u, lam, tables)
+    return torch.from_numpy(k), torch.from_numpy(cost)
+
+
+def _replay_states(k: np.ndarray) -> np.ndarray:
+    S, L = k.shape
+    states = np.empty((S, L), dtype=np.int64)
+    s = np.zeros(S, dtype=np.int64)
     for t in range(L):
-        br = branch_costs(r[:, t], sidx[:, t], delta_u, lam, tables)
-        newJ = torch.empty_like(J)
-        for n, ((s_a, p_a), (s_b, p_b)) in enumerate(_PREDECESSORS):
-            j = s_a >> 1  # both predecessors of n use the same quantizer (§1.4 update rules)
-            ka, ca = br[(j, p_a)]
-            kb, cb = br[(j, p_b)]
-            va, vb = J[:, s_a] + ca, J[:, s_b] + cb
-            take_b = vb < va  # ties keep the lower predecessor state
-            newJ[:, n] = torch.where(take_b, vb, va)
-            pred[t, :, n] = torch.where(take_b, s_b, s_a).to(torch.int8)
-            kbest[t, :, n] = torch.where(take_b, kb, ka)
-        J = newJ
-    cost, state = J.min(dim=1)
-    k = torch.empty(S, L, dtype=torch.int64)
-    rows = torch.arange(S)
-    for t in range(L - 1, -1, -1):
-        k[:, t] = kbest[t, rows, state]
-        state = pred[t, rows, state].to(torch.int64)
-    return k, cost
+        states[:, t] = s
+        s = _T_NP[s, k[:, t] & 1]
+    return states
 
 
 def replay_states(k: torch.Tensor) -> torch.Tensor:
     """States (S×L int64) in which each index of the S×L streams was coded (start state 0)."""
-    S, L = k.shape
-    states = torch.empty(S, L, dtype=torch.int64)
-    s = torch.zeros(S, dtype=torch.int64)
-    for t in range(L):
-        states[:, t] = s
-        s = _T[s, k[:, t] & 1]
-    return states
+    return torch.from_numpy(_replay_states(_np(k)))
 
 
 def path_cost(k: torch.Tensor, r: torch.Tensor, sidx: torch.Tensor, delta_u: float, lam: float,
               tables: TcqTables) -> torch.Tensor:
     """Σ (r − Δ_u·level)² + λ·bits of given index paths (S×L), replaying their states."""
-    j = replay_states(k) >> 1
-    d = (r.to(torch.float64) - delta_u * reconstruction_level(k, j).to(torch.float64)) ** 2
-    return (d + lam * table_bits(tables, sidx, j, k)).sum(1)
+    k, sidx = _np(k), _np(sidx)
+    j = _replay_states(k) >> 1
+    d = (_np(r).astype(np.float64) - delta_u * _level(k, j)) ** 2
+    return torch.from_numpy((d + lam * _table_bits(tables, sidx, j, k)).sum(1))
 
 
 # ---- layout helpers --------------------------------------------------------------------------------
@@ -302,31 +341,30 @@ class TcqQuantizer(Quantizer):
         check_shapes(residual, scale)
         if residual.numel() == 0:
             return torch.zeros(residual.shape, dtype=torch.int64, device=residual.device)
-        r = to_streams(residual.detach().cpu().to(torch.float64))
-        sidx = to_streams(scale_index(scale).cpu())
-        k, _ = viterbi(r, sidx, self.delta_u, self.lam, self.tables)
-        return from_streams(k, residual.shape).to(residual.device)
+        r = to_streams(residual.detach().cpu()).numpy().astype(np.float64)
+        sidx = to_streams(scale_index(scale).cpu()).numpy()
+        k, _ = _viterbi(r, sidx, self.delta_u, self.lam, self.tables)
+        return from_streams(torch.from_numpy(k), residual.shape).to(residual.device)
 
     def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
-        k = to_streams(indices.detach().cpu().to(torch.int64))
-        if k.numel() == 0:
-            return torch.zeros(indices.shape, dtype=torch.float32, device=indices.device)
-        j = replay_states(k) >> 1
-        level = reconstruction_level(k, j).to(torch.float64) * self.delta_u
-        return from_streams(level.to(torch.float32), indices.shape).to(indices.device)
+        k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
+        j = _replay_states(k) >> 1
+        level = (_level(k, j) * self.delta_u).astype(np.float32)  # float64 product, then f32
+        return from_streams(torch.from_numpy(level), indices.shape).to(indices.device)
 
     def states(self, indices: torch.Tensor) -> torch.Tensor:
         """The state (B×C×N) in which each index is coded, replayed from state 0."""
-        k = to_streams(indices.detach().cpu().to(torch.int64))
-        return from_streams(replay_states(k), indices.shape).to(indices.device)
+        k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
+        return from_streams(torch.from_numpy(_replay_states(k)), indices.shape).to(indices.device)
 
     def bits(self, indices: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         check_shapes(indices, scale)
-        k = to_streams(indices.detach().cpu().to(torch.int64))
-        sidx = to_streams(scale_index(scale).cpu())
-        j = replay_states(k) >> 1
-        k = torch.sign(k) * _clamp_parity(k.abs(), self.tables.support_t[sidx])
-        return from_streams(table_bits(self.tables, sidx, j, k), indices.shape).to(indices.device)
+        k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
+        sidx = to_streams(scale_index(scale).cpu()).numpy()
+        j = _replay_states(k) >> 1
+        k = np.sign(k) * _clamp_parity(np.abs(k), self.tables.support[sidx])  # as encode() does
+        b = torch.from_numpy(_table_bits(self.tables, sidx, j, k))
+        return from_streams(b, indices.shape).to(indices.device)
 
     # -- coding --------------------------------------------------------------------------------------
     def _rows(self, sidx: np.ndarray, j: int) -> tuple[np.ndarray, int]:
