@@ -73,3 +73,5 @@ def test_cli_export_real_tiny_model(tmp_path, kodak_dir):
     assert model.config.preview is True and model.config.name == "tiny-preview"
     card = json.loads((tmp_path / "w" / "tiny-preview.json").read_text())
     assert len(card["eval"]["points"]) == 6 and card["eval"]["images"] == 1
+    assert card["eval"]["mode"] == "coded", card["eval"]["note"]   # real bitstreams
+    assert all("ms_ssim" in p for p in card["eval"]["points"])

@@ -238,10 +238,15 @@ def test_cli_train_and_missing_stage(tmp_path, monkeypatch, capsys):
     assert rc == 2 and "not available" in capsys.readouterr().err
 
 
-def test_real_tiny_model_trains(tmp_path):
+def test_real_tiny_model_trains_and_validates_coded(tmp_path, kodak_dir):
     pytest.importorskip("lic_core.models")
-    res = loop.train(cfg_for(tmp_path, "tiny", model="lic-lgem-tiny", steps=3, crop=64),
-                     log=quiet)
+    res = loop.train(cfg_for(tmp_path, "tiny", model="lic-lgem-tiny", steps=3, crop=64,
+                             val_every=3, val_dir=str(kodak_dir), val_limit=1,
+                             val_u=[0.0, 1.0]), log=quiet)
     ck = load_checkpoint(res["checkpoint"])
     assert ck["step"] == 3 and ck["config"]["name"] == "lic-lgem-tiny"
     assert len(ck["train"]["lambdas"]) == len(ck["config"]["lambdas"])
+    recs = [json.loads(l) for l in (tmp_path / "tiny" / "log.jsonl").read_text().splitlines()]
+    val = [r for r in recs if r["type"] == "val"]
+    assert len(val) == 1 and val[0]["mode"] == "coded" and val[0]["step"] == 3, val
+    assert [p["u"] for p in val[0]["points"]] == [0.0, 1.0]

@@ -472,7 +472,8 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
             if ema is not None:
                 m = copy.deepcopy(model)
                 ema.copy_to(m)
-            res = evaluate(m, cfg.val_dir, cfg.val_u, limit=cfg.val_limit, device=device)
+            res = evaluate(m, cfg.val_dir, cfg.val_u, limit=cfg.val_limit, device=device,
+                           with_msssim=False)
             record({"type": "val", "step": step, **res})
             say(f"val @ {step} {format_points(res)}  ({res['note']})")
         D.barrier(info)
