@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import socket
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from lic_core.errors import ModelNotFoundError
+from lic_core.errors import ImageError, ModelNotFoundError
 from lic_core.metrics import compute_metrics, metric_maps
 from lic_core.metrics import lpips_convert as lc
 from lic_core.metrics import lpips_metric as lm
@@ -123,6 +124,13 @@ def test_identity_zero_and_monotone_noise():
     assert set(maps) == {"abs_error", "sq_error", "lpips"}
     assert maps["lpips"].shape == (96, 96)
     assert lm.get_lpips_metric() is lm.get_lpips_metric()  # lazy singleton
+    with pytest.raises(ImageError, match="31"):
+        lm.lpips_distance(a[:30], a[:30])
+    with pytest.raises(ImageError):
+        lm.lpips_map(a, a[:, :-1])
+    tiny = a[:20, :40]
+    assert math.isnan(compute_metrics(tiny, tiny, which=("lpips",))["lpips"])
+    assert np.isnan(metric_maps(tiny, tiny)["lpips"]).all()
 
 
 def test_loss_module_differentiable_frozen_and_consistent():

@@ -9,7 +9,8 @@ on CPU. LPIPS is built lazily (first call ≈ 0.1 s) and never downloads anythin
 
 Conventions: PSNR of identical images is ``inf`` (see :mod:`.psnr`); MS-SSIM of an image smaller
 than 161 px on the short side is ``nan`` in :func:`compute_metrics` (it is undefined with 5
-scales; :func:`ms_ssim` itself raises :class:`~lic_core.errors.ImageError`).
+scales; :func:`ms_ssim` itself raises :class:`~lic_core.errors.ImageError`); likewise LPIPS below
+31 px (AlexNet's pooling runs out of pixels).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def compute_metrics(original_uint8: np.ndarray, recon_uint8: np.ndarray,
 
     ``which`` picks among ``"psnr"``, ``"ms-ssim"``, ``"lpips"``; the result has the keys
     ``"psnr"`` (dB, inf if identical), ``"ms_ssim"`` (in [0, 1]; nan below 161 px),
-    ``"lpips"`` (AlexNet v0.1; lower is better).
+    ``"lpips"`` (AlexNet v0.1; lower is better; nan below 31 px).
     """
     a, b = check_pair(original_uint8, recon_uint8)
     out: Dict[str, float] = {}
@@ -67,22 +68,27 @@ def compute_metrics(original_uint8: np.ndarray, recon_uint8: np.ndarray,
             else:
                 out[key] = ms_ssim(a, b)
         else:
+            from .lpips_metric import MIN_SIDE as LPIPS_MIN_SIDE
             from .lpips_metric import lpips_distance
 
-            out[key] = lpips_distance(a, b)
+            out[key] = math.nan if min(a.shape[:2]) < LPIPS_MIN_SIDE else lpips_distance(a, b)
     return out
 
 
 def metric_maps(original: np.ndarray, recon: np.ndarray,
                 lpips: bool = True) -> Dict[str, np.ndarray]:
     """``H×W`` float32 maps for heatmaps: ``abs_error`` and ``sq_error`` (channel means, 8-bit
-    units) and, unless ``lpips=False``, the spatial LPIPS map."""
+    units) and, unless ``lpips=False``, the spatial LPIPS map (all NaN below 31 px)."""
     a, b = check_pair(original, recon)
     maps = {"abs_error": abs_error_map(a, b), "sq_error": sq_error_map(a, b)}
     if lpips:
+        from .lpips_metric import MIN_SIDE as LPIPS_MIN_SIDE
         from .lpips_metric import lpips_map
 
-        maps["lpips"] = lpips_map(a, b)
+        if min(a.shape[:2]) < LPIPS_MIN_SIDE:
+            maps["lpips"] = np.full(a.shape[:2], np.nan, np.float32)
+        else:
+            maps["lpips"] = lpips_map(a, b)
     return maps
 
 

@@ -26,12 +26,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelNotFoundError
+from ..errors import ImageError, ModelNotFoundError
 
 WEIGHTS_ENV = "LIC_LPIPS_WEIGHTS"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "lpips_alex.safetensors"
 
 PathLike = Union[str, os.PathLike]
+
+# AlexNet's stride-4 11×11 conv and two 3×3/2 max-pools leave nothing to pool below 31 px.
+MIN_SIDE = 31
 
 
 def weights_path() -> Path:
@@ -111,11 +114,18 @@ def _reduce(res, out_hw: Tuple[int, int], spatial: bool):
     return dist, m
 
 
+def _check_sizes(a: np.ndarray, b: np.ndarray) -> None:
+    if np.shape(a) != np.shape(b):
+        raise ImageError(f"image shapes differ: {np.shape(a)} vs {np.shape(b)}")
+    if min(np.shape(a)[:2]) < MIN_SIDE:
+        raise ImageError(f"LPIPS(alex) needs images at least {MIN_SIDE} px on the short side, "
+                         f"got {np.shape(a)[1]}×{np.shape(a)[0]}")
+
+
 def lpips_forward(model, a: np.ndarray, b: np.ndarray,
                   spatial: bool = False) -> Tuple[float, Optional[np.ndarray]]:
     """LPIPS distance of two ``uint8 H×W×3`` images and, if ``spatial``, the ``H×W`` map."""
-    if np.shape(a) != np.shape(b):
-        raise ValueError(f"image shapes differ: {np.shape(a)} vs {np.shape(b)}")
+    _check_sizes(a, b)
     ta, tb = _to_tensor(a), _to_tensor(b)
     with torch.inference_mode():
         res = lpips_layers(model, ta, tb)
@@ -133,6 +143,7 @@ class LpipsMetric:
     def _run(self, a: np.ndarray, b: np.ndarray, spatial: bool):
         if self.device == "cpu":
             return lpips_forward(self.model, a, b, spatial)
+        _check_sizes(a, b)
         ta, tb = _to_tensor(a).to(self.device), _to_tensor(b).to(self.device)
         with torch.inference_mode():
             dist, m = _reduce(lpips_layers(self.model, ta, tb), ta.shape[2:], spatial)
