@@ -198,6 +198,12 @@ def test_init_from_weights_uses_fresh_optimizer(tmp_path):
     assert start["type"] == "start" and start["step"] == 0 and start["init"]["step"] == 4
     with pytest.raises(loop.TrainError):
         loop.train(cfg_for(tmp_path, "bad", init=str(tmp_path / "missing.safetensors")), log=quiet)
+    # --continue-schedule: the step count (and lr schedule) continues from the weights' step
+    cont = loop.train(cfg_for(tmp_path, "cont", init=first["checkpoint"], steps=6,
+                              continue_schedule=True), log=quiet)
+    ck = load_checkpoint(cont["checkpoint"])
+    assert ck["step"] == 6 and ck["train"]["rewarm_from"] == 4
+    assert all(int(s["step"]) == 2 for s in ck["optimizer"]["state"].values())
 
 
 def test_time_budget_stops_cleanly(tmp_path):

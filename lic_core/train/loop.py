@@ -90,6 +90,7 @@ class TrainConfig:
     val_limit: Optional[int] = None
     val_u: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
     time_budget_min: Optional[float] = None
+    continue_schedule: bool = False
     find_unused: bool = True
     threads: Optional[int] = None
 
@@ -367,6 +368,10 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
     device = _device(cfg, info)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":  # TF32 matmuls/convs: ~2× on Ampere+/Hopper, harmless for RD training
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     say = log or (lambda s: print(s, flush=True))
     if not info.is_main:
         say = lambda s: None  # noqa: E731
@@ -389,6 +394,14 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
     opt, aux_opt = build_optimizers(model, cfg)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     start, wall_prev = 0, 0.0
+    rewarm_from: Optional[int] = None   # --continue-schedule: fresh Adam, re-warm from this step
+    prev_device = ""
+    if cfg.init:
+        card = init_meta.get("card") if isinstance(init_meta.get("card"), dict) else {}
+        prev_device = str(card.get("device", ""))
+        wall_prev = float(card.get("wall_time_s", 0.0) or 0.0)
+        if cfg.continue_schedule:
+            start = rewarm_from = int(card.get("steps") or init_meta.get("step") or 0)
     if ck:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -400,6 +413,8 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
             else:
                 ema = EMA(model, cfg.ema)
         start, wall_prev = int(ck["step"]), float(ck.get("wall_s", 0.0))
+        rewarm_from = ck["train"].get("rewarm_from")
+        prev_device = ck["train"].get("prev_device", "")
         say(f"resumed {ck['_path']} at step {start}")
 
     _, aux_named = split_parameters(model)
@@ -422,6 +437,7 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
 
     amp = cfg.amp and device.type == "cuda"
     dev_desc = device_description(device, info.world)
+    full_desc = dev_desc if prev_device in ("", dev_desc) else f"{prev_device}, then {dev_desc}"
     jsonl = open(out_dir / "log.jsonl", "a", encoding="utf-8") if info.is_main else None
 
     def record(obj: dict) -> None:
@@ -444,9 +460,10 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
                 "aux_optimizer": aux_opt.state_dict() if aux_opt is not None else None,
                 "ema": ema.state_dict() if ema is not None else None, "step": step,
                 "model_name": model_name, "config": mcfg,
-                "train": {**dataclasses.asdict(cfg), "lambdas": lambdas},
+                "train": {**dataclasses.asdict(cfg), "lambdas": lambdas,
+                          "rewarm_from": rewarm_from, "prev_device": prev_device},
                 "data": {"folder": str(Path(cfg.data).resolve()), "images": len(ds)},
-                "wall_s": wall_prev + (time.monotonic() - t_start), "device": dev_desc,
+                "wall_s": wall_prev + (time.monotonic() - t_start), "device": full_desc,
                 "torch": torch.__version__}
 
     last_ckpt: Optional[Path] = None
@@ -509,8 +526,11 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
             s = step_level(cfg.seed, step, n_levels)
             u = s / (n_levels - 1) if n_levels > 1 else 1.0
             lam = lambdas[s]
+            f = lr_factor(step, cfg.steps, cfg.warmup, cfg.final_lr, cfg.decay)
+            if rewarm_from is not None and cfg.warmup > 0:  # fresh Adam moments: ramp up again
+                f *= min(1.0, (step - rewarm_from + 1) / cfg.warmup)
             for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(step, cfg.steps, cfg.warmup, cfg.final_lr, cfg.decay)
+                g["lr"] = cfg.lr * f
             torch.manual_seed(step_seed(cfg.seed, step, info.rank))
 
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
@@ -631,6 +651,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-u", type=float, nargs="+", default=None, help="slider values")
     p.add_argument("--time-budget-min", type=float, default=None,
                    help="stop and checkpoint before this many minutes have passed")
+    p.add_argument("--continue-schedule", action="store_true", default=None,
+                   help="with --init: continue the step count / lr schedule of the weights' card "
+                        "(re-warming the fresh optimizer over --warmup steps)")
 
 
 def add_stage_arguments(p: argparse.ArgumentParser) -> List[str]:
