@@ -231,6 +231,13 @@ def test_step_batches_partition_the_stream(tmp_path):
         assert r0.indices(step) + r1.indices(step) == one.indices(step)
     epoch0 = [i for s in range(5) for e, i in one.indices(s) if e == 0]
     assert sorted(epoch0) == list(range(5))  # each epoch is a permutation
+    # DataLoader workers interleave steps round-robin: same (step, batch) sequence as inline
+    stream = loop.StepBatches(ds, 2, 0, 1, 3, 2, 7)
+    inline = list(stream)
+    dl = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
+    workers = list(dl)
+    assert [s for s, _ in workers] == [s for s, _ in inline] == list(range(2, 7))
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(inline, workers))
 
 
 def test_cli_train_and_missing_stage(tmp_path, monkeypatch, capsys):
