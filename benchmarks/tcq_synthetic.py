@@ -42,10 +42,20 @@ CONFIGS = (
 
 
 def bd_rate(rate_a, quality_a, rate_b, quality_b) -> float:
-    """Bjøntegaard delta rate of curve b vs reference a, in percent (cubic fit of log R(Q)).
+    """BD-rate of curve b vs reference a in percent (negative = b needs fewer bits).
 
-    Negative = b needs fewer bits at equal quality. Integrates over the overlapping quality range.
+    The project's :func:`lic_core.evaluation.bdrate.bd_rate` (pchip, CTC convention) when it is
+    there, else the classic VCEG-M33 cubic fit below.
     """
+    try:
+        from lic_core.evaluation.bdrate import bd_rate as project_bd_rate
+    except ImportError:
+        return bd_rate_poly(rate_a, quality_a, rate_b, quality_b)
+    return project_bd_rate(rate_a, quality_a, rate_b, quality_b)
+
+
+def bd_rate_poly(rate_a, quality_a, rate_b, quality_b) -> float:
+    """Bjøntegaard delta rate (VCEG-M33: cubic fit of log R(Q), overlapping quality range)."""
     qa, qb = np.asarray(quality_a, float), np.asarray(quality_b, float)
     la, lb = np.log(np.asarray(rate_a, float)), np.log(np.asarray(rate_b, float))
     deg = min(3, len(qa) - 1, len(qb) - 1)
@@ -119,6 +129,8 @@ def run(channels: int = 64, positions: int = 2048, seed: int = 0, timing: bool =
     ref = curves["round"]
     bd = {label: bd_rate(ref["bits_per_element"], ref["snr_db"], c["bits_per_element"], c["snr_db"])
           for label, c in curves.items() if label != "round"}
+    bd["tcq_poly_fit"] = bd_rate_poly(ref["bits_per_element"], ref["snr_db"],
+                                      curves["tcq"]["bits_per_element"], curves["tcq"]["snr_db"])
     bd["tcq_vs_rdoq"] = bd_rate(curves["rdoq"]["bits_per_element"], curves["rdoq"]["snr_db"],
                                 curves["tcq"]["bits_per_element"], curves["tcq"]["snr_db"])
     out = {"source": {"channels": channels, "positions": positions, "seed": seed,

@@ -154,6 +154,11 @@ def test_registry_and_params_round_trip():
         assert q.params() == info.defaults or info.name == "round"
         q2 = build_quantizer(q.name, **q.params())
         assert q2.params() == q.params()
+        assert set(info.ranges) == set(info.defaults)
+        for key, (lo, hi, step) in info.ranges.items():
+            assert lo <= info.defaults[key] <= hi and step > 0
+            build_quantizer(info.name, **{key: lo})  # the whole range is accepted
+            build_quantizer(info.name, **{key: hi})
     with pytest.raises(LicError):
         build_quantizer("nope")
     with pytest.raises(LicError):

@@ -87,12 +87,15 @@ def check_shapes(residual: torch.Tensor | None, scale: torch.Tensor) -> None:
 
 # ---- registry ------------------------------------------------------------------------------------
 class QuantizerInfo:
-    """What the GUI shows for one quantizer: label, tooltip and default parameters."""
+    """What the GUI shows for one quantizer: label, tooltip, default parameters and, per
+    parameter, a ``(minimum, maximum, step)`` range for its spin box."""
 
-    __slots__ = ("name", "label", "tooltip", "defaults")
+    __slots__ = ("name", "label", "tooltip", "defaults", "ranges")
 
-    def __init__(self, name: str, label: str, tooltip: str, defaults: dict[str, Any]) -> None:
+    def __init__(self, name: str, label: str, tooltip: str, defaults: dict[str, Any],
+                 ranges: dict[str, tuple[float, float, float]] | None = None) -> None:
         self.name, self.label, self.tooltip, self.defaults = name, label, tooltip, dict(defaults)
+        self.ranges = dict(ranges or {})
 
     def __repr__(self) -> str:
         return f"QuantizerInfo({self.name!r}, {self.label!r}, defaults={self.defaults!r})"
@@ -104,14 +107,17 @@ QUANTIZERS: list[QuantizerInfo] = [
                   "Round the mean-removed latent to the nearest integer (CompressAI compress).", {}),
     QuantizerInfo("deadzone", "Dead-zone",
                   "Rounding offset f < 1/2 widens the zero bin: a little more distortion for "
-                  "less rate. f = 1/2 is plain rounding. Same decoder.", {"offset": 1.0 / 3.0}),
+                  "less rate. f = 1/2 is plain rounding. Same decoder.", {"offset": 1.0 / 3.0},
+                  {"offset": (0.0, 0.5, 0.01)}),
     QuantizerInfo("rdoq", "RDOQ",
                   "Per element pick round(r), round(r) - sign or 0 minimising "
-                  "(r - q)^2 + c * bits(q). Same decoder as rounding.", {"c": 0.1155}),
+                  "(r - q)^2 + c * bits(q). Same decoder as rounding.", {"c": 0.1155},
+                  {"c": (0.0, 1.0, 0.005)}),
     QuantizerInfo("tcq", "Trellis-coded (DQ)",
                   "4-state dependent quantization as in VVC: a Viterbi search along the channels "
                   "picks indices minimising D + lambda R; finer reconstruction grid.",
-                  {"delta_u": 0.561, "c": 0.1155}),
+                  {"delta_u": 0.561, "c": 0.1155},
+                  {"delta_u": (0.3, 1.0, 0.001), "c": (0.0, 1.0, 0.005)}),
 ]
 
 
