@@ -74,7 +74,6 @@ def _brute_force(r, sidx, lam, tab):
     K = tab.support_t[sidx]
     cand = candidates(r / DU, K)
     best = torch.full((S,), math.inf, dtype=torch.float64)
-    rows = torch.arange(S)
     for choice in itertools.product(range(3), repeat=L):
         s = torch.zeros(S, dtype=torch.int64)
         k = torch.empty(S, L, dtype=torch.int64)
@@ -87,7 +86,6 @@ def _brute_force(r, sidx, lam, tab):
             k[:, t] = kt
             s = torch.tensor(TRANSITIONS)[s, kt & 1]
         best = torch.minimum(best, path_cost(k, r, sidx, DU, lam, tab))
-    del rows
     return best
 
 
@@ -126,7 +124,6 @@ def test_path_cost_not_worse_than_single_quantizer_or_greedy_paths():
     r, sidx = _streams(300, 24, seed=4)
     tab = tcq_tables(DU)
     k, cost = viterbi(r, sidx, DU, LAM, tab)
-    cand = candidates(r / DU, tab.support_t[sidx])
     # Q0-only path: stay in state 0 (even indices only), best of nearest-even and 0 per element
     br = branch_costs(r, sidx, DU, LAM, tab)
     k_q0 = br[(0, 0)][0]
@@ -146,7 +143,6 @@ def test_path_cost_not_worse_than_single_quantizer_or_greedy_paths():
         s = torch.tensor(TRANSITIONS)[s, kg[:, t] & 1]
     assert (cost <= path_cost(kg, r, sidx, DU, LAM, tab) + 1e-9).all()
     assert float(cost.sum()) < float(path_cost(kg, r, sidx, DU, LAM, tab).sum())
-    del cand
 
 
 def test_pmf_tables_normalised_symmetric_and_support():

@@ -15,8 +15,11 @@ reports the ideal code length of every index under the pmf it actually codes wit
 Contract that every implementation keeps (tests/test_quantizer_*.py, tests/test_tcq_*.py):
 
 * ``dequantize(decode(enc(quantize(r, σ)), σ)) == dequantize(quantize(r, σ))`` bit-exactly;
-* ``encode`` never hands constriction a symbol outside its model's support: it clamps (in a way
-  ``dequantize`` reproduces) and returns how many symbols it had to clamp;
+* ``encode`` never hands constriction a symbol outside its model's support: it clamps and
+  returns how many symbols it had to clamp. Scalar quantizers clamp to ±4096 and ``dequantize``
+  applies the same clamp, so reconstructions still agree. TCQ's ``quantize`` never emits an
+  index outside its table support; ``encode`` clamps foreign indices keeping their parity (so the
+  state path, and every other element, is unchanged);
 * ``bits`` uses the table scale, never the raw σ, so rate estimates and encoder decisions match
   what the range coder spends.
 """
@@ -26,11 +29,6 @@ import abc
 from typing import Any
 
 import torch
-
-try:  # constriction is a hard dependency of coding, not of quantize/dequantize
-    import constriction as _constriction  # noqa: F401
-except ImportError:  # pragma: no cover
-    _constriction = None
 
 
 class Quantizer(abc.ABC):
