@@ -78,20 +78,22 @@ class LicModel(nn.Module):
 
     # -- training forward -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor, u) -> dict:
-        """Training/validation forward: ``{"x_hat", "likelihoods": {"y", "z"}, "y_hat"}``."""
+        """Training/validation forward.
+
+        Returns ``{"x_hat", "likelihoods": {"y", "z"}, "y_hat", "means", "scales"}`` (means and
+        scales in the gained domain, as the coder uses them).
+        """
         B = x.shape[0]
         gains = self._gains(u, B, x.device)
         y = self.g_a(x)
         z = self.h_a(y) * gains["H"]
         z_hat, z_lik = self.prior(z, training=self.training)
-        if not self.training:  # eval: hyper path as the coder runs it
-            pass
         phi = self.hyper_features(z_hat, gains)
         h, w = y.shape[-2:]
         amask = anchor_mask(h, w, x.device)
         G = gains["G"]
         y_hat_g = []
-        liks = []
+        liks, means, scales = [], [], []
         y_prev = None
         for g in range(len(self.context.groups)):
             sl = self.context.group_slice(g)
@@ -106,12 +108,15 @@ class LicModel(nn.Module):
             s = torch.where(amask, sa, sn) * Gg
             m = torch.where(amask, ma, mn) * Gg
             liks.append(self._likelihood(yg * Gg, m, s))
+            means.append(m)
+            scales.append(s)
             y_hat_g.append(yq)
             y_prev = yq / Gg if y_prev is None else torch.cat([y_prev, yq / Gg], dim=1)
         y_hat_gained = torch.cat(y_hat_g, dim=1)
         x_hat = self.g_s(y_hat_gained * gains["G_inv"])
         return {"x_hat": x_hat, "likelihoods": {"y": torch.cat(liks, dim=1), "z": z_lik},
-                "y_hat": y_hat_gained / G}
+                "y_hat": y_hat_gained / G,
+                "means": torch.cat(means, dim=1), "scales": torch.cat(scales, dim=1)}
 
     def _ste_quant(self, y: torch.Tensor, mean: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
         """Gained-domain STE quantization around the mean: μG + round((y − μ)G)."""

@@ -17,7 +17,11 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 _CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     "lic-lgem": lambda: ModelConfig(name="lic-lgem"),
-    "lic-lgem-preview": lambda: ModelConfig(name="lic-lgem-preview", preview=True),
+    # A narrower variant (same M, groups and entropy model) that can be trained on a CPU in
+    # minutes; shipped only as a labelled PREVIEW, never as the product codec.
+    "lic-lgem-preview": lambda: ModelConfig(name="lic-lgem-preview", preview=True, N=64,
+                                            res_blocks=1, hyper_N=64, hyper_out=128,
+                                            ctx_max=64, ep_hidden_max=96, attn_dim=32),
     "lic-lgem-tiny": lambda: tiny_config(),
 }
 

@@ -21,7 +21,8 @@ def _limit_threads() -> None:
     try:
         import torch
 
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        # one thread: tiny test models are dominated by per-op overhead, which threads only add to
+        torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
 
