@@ -95,19 +95,19 @@ def generator_loss(out: dict, x: torch.Tensor, target: Number, step: int,
     rate_term = (w * nbpp).mean() if w.dim() else w * nbpp.mean()
     mse = mse_255(x_hat, x)
     loss = rate_term + cfg.C * cfg.C_D * mse
-    logs = {"bpp_noisy": float(nbpp.mean()), "bpp_quantized": float(out["bpp_quantized"].mean()),
-            "rate_weight": float(w.float().mean()), "mse255": float(mse)}
+    logs = {"bpp_noisy": float(nbpp.detach().mean()), "bpp_quantized": float(out["bpp_quantized"].mean()),
+            "rate_weight": float(w.float().mean()), "mse255": float(mse.detach())}
     if perceptual is not None and cfg.w_P:
         lp = perceptual(x_hat, x)
         loss = loss + cfg.w_P * lp
-        logs["lpips"] = float(lp)
+        logs["lpips"] = float(lp.detach())
     if discriminator is not None:
         with frozen(discriminator):
             logits = discriminator(x_hat, out["y_hat"].detach())
         g = generator_loss_ns(logits)
         loss = loss + cfg.C_P * g
-        logs["g_gan"] = float(g)
-    logs["loss"] = float(loss)
+        logs["g_gan"] = float(g.detach())
+    logs["loss"] = float(loss.detach())
     return loss, logs
 
 
@@ -118,8 +118,8 @@ def discriminator_loss(discriminator: nn.Module, x: torch.Tensor, x_hat: torch.T
     real = discriminator(x, y_c)
     fake = discriminator(x_hat.detach(), y_c)
     loss = discriminator_loss_ns(real, fake)
-    return loss, {"d_loss": float(loss), "d_real": float(torch.sigmoid(real).mean()),
-                  "d_fake": float(torch.sigmoid(fake).mean())}
+    return loss, {"d_loss": float(loss.detach()), "d_real": float(torch.sigmoid(real.detach()).mean()),
+                  "d_fake": float(torch.sigmoid(fake.detach()).mean())}
 
 
 def level_targets(targets: tuple[float, ...], u: torch.Tensor) -> torch.Tensor:

@@ -76,7 +76,7 @@ class HificConfig:
 HIFIC_SMALL = HificConfig()
 
 #: "hific-tiny" — tests only (CPU, milliseconds per step).
-HIFIC_TINY = HificConfig(name="hific-tiny", widths=(8, 8, 16, 16, 24), C_y=8, n_res=1, N=8,
+HIFIC_TINY = HificConfig(name="hific-tiny", widths=(8, 8, 16, 16, 24), C_y=32, n_res=1, N=8,
                          hyper_width=16, disc_cond=4, disc_widths=(8, 8, 16, 16))
 
 CONFIGS = {"hific-small": HIFIC_SMALL, "hific-tiny": HIFIC_TINY}
@@ -97,8 +97,8 @@ def get_config(name: str, **overrides) -> HificConfig:
 class ChannelNorm(nn.Module):
     """Normalize every spatial position over its channels, then a learned per-channel affine.
 
-    ``(x − mean_C(x)) / sqrt(var_C(x) + ε)·γ + β`` with ε = 1e-3 (official HiFiC ChannelNorm,
-    METHODS §4.1).  Always computed in float32 (§4.4: AMP is allowed everywhere else) because the
+    ``(x − mean_C(x)) / sqrt(var_C(x) + ε)·γ + β`` with ε = 1e-3 and the unbiased (N−1) variance
+    over channels (official HiFiC ``LayerNorm`` in models/hific/archs.py, METHODS §4.1).  Always computed in float32 (§4.4: AMP is allowed everywhere else) because the
     variance of fp16 activations over hundreds of channels under/overflows.
     """
 
@@ -113,9 +113,11 @@ class ChannelNorm(nn.Module):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """The normalization alone (before the affine), in float32."""
         x32 = x.float()
-        mean = x32.mean(dim=1, keepdim=True)
-        var = x32.var(dim=1, unbiased=False, keepdim=True)
-        return (x32 - mean) * torch.rsqrt(var + self.eps)
+        centred = x32 - x32.mean(dim=1, keepdim=True)
+        # unbiased (N−1) variance as in the official LayerNorm; written as a sum of squares
+        # instead of Tensor.var, which is ~4× slower on CPU
+        var = centred.pow(2).sum(dim=1, keepdim=True) / max(x.shape[1] - 1, 1)
+        return centred * torch.rsqrt(var + self.eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
@@ -125,10 +127,28 @@ class ChannelNorm(nn.Module):
         return out.to(x.dtype)
 
 
-def _conv(cin: int, cout: int, k: int, stride: int = 1, reflect: bool = True) -> nn.Conv2d:
-    """'Same' conv with reflection padding (HiFiC pads by reflection throughout, §4.1)."""
-    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2,
-                     padding_mode="reflect" if reflect else "zeros")
+class ReflectConv2d(nn.Conv2d):
+    """'Same' convolution with reflection padding (HiFiC pads by reflection throughout, §4.1).
+
+    Reflection needs the padding to be smaller than the side; on the tiny grids of very small
+    inputs (a 1×1 latent of a 16×16 image) it falls back to replicate padding, so every H, W
+    multiple of 16 works.
+    """
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1) -> None:
+        super().__init__(cin, cout, k, stride=stride, padding=0)
+        self.pad = k // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.pad
+        if p:
+            mode = "reflect" if min(x.shape[-2:]) > p else "replicate"
+            x = F.pad(x, (p, p, p, p), mode=mode)
+        return super().forward(x)
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
+    return ReflectConv2d(cin, cout, k, stride)
 
 
 class ResidualBlock(nn.Module):
@@ -250,6 +270,8 @@ class HificModel(nn.Module):
         self.h_s_scale = HyperSynthesis(c.N, c.hyper_width, c.C_y)
         self.entropy_bottleneck = FactorizedPrior(c.N)
         self.gains = GainUnits(c.levels, c.C_y, c.N)
+        #: synthesis-input proxy while training: "ste" (HiFiC / §1.1) or "noise"
+        self.decoder_proxy = "ste"
 
     # -- pieces shared by forward() and the codec (one quantization path, METHODS §7) --
     def gain_vectors(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -277,7 +299,10 @@ class HificModel(nn.Module):
         else:
             y_noisy = torch.round(y_bar - means) + means
         y_lik = gaussian_likelihood(y_noisy, scales, means)
-        y_q = means + (torch.round(y_bar - means) - (y_bar - means)).detach() + (y_bar - means)
+        if self.training and self.decoder_proxy == "noise":
+            y_q = y_noisy  # Ballé-style proxy (optional warm-up); default is STE (§1.1)
+        else:  # STE around the mean: forward rounds, backward is the identity (§1.1)
+            y_q = y_bar + (torch.round(y_bar - means) + means - y_bar).detach()
         y_hat = y_q * g["G_inv"]
         x_hat = self.generator(y_hat)
         n_pix = H * W
