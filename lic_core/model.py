@@ -176,4 +176,5 @@ class LicModel(nn.Module):
 
     @torch.no_grad()
     def synthesize(self, y_hat_gained: torch.Tensor, gains: dict) -> torch.Tensor:
+        """x̂ = g_s(ŷ_G ⊙ G') — the MSE decoder."""
         return self.g_s(y_hat_gained * gains["G_inv"])

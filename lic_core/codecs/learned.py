@@ -96,7 +96,7 @@ def quantized_latents(model: LicModel, x: torch.Tensor, u: float, quantizer: Qua
             return quantizer.dequantize(idx)
 
         out = model.latent_passes(phi, gains, step, y=y)
-    out.update({"y": y, "gains": gains, "z_symbols": z_sym, "z_clamped": z_clamped,
+    out.update({"y": y, "gains": gains, "z_symbols": z_sym, "z_clamped": z_clamped, "u": u,
                 "y_hat": out["y_hat_gained"] / gains["G"]})
     return out
 
@@ -114,11 +114,15 @@ class LearnedCodec(Codec):
     file_extension = ".lic"
 
     def __init__(self, name: str, model: Optional[LicModel] = None,
-                 weights_path: Optional[Path] = None) -> None:
+                 weights_path: Optional[Path] = None, use_finetuned: bool = True,
+                 finetuned_dir: Optional[Path] = None) -> None:
         self.name = name
         self._model = model
         self._weights_path = weights_path
         self._hash: Optional[bytes] = None
+        self.use_finetuned = use_finetuned
+        self._ft_dir = finetuned_dir
+        self._ft_cache: dict[str, Any] = {}
         self._meta: dict[str, Any] = getattr(model, "weights_meta", {}) if model else {}
 
     # -- model ------------------------------------------------------------------------------
@@ -141,6 +145,45 @@ class LearnedCodec(Codec):
                 h = weights_hash(self.model.state_dict())
             self._hash = h
         return self._hash
+
+    def _decoder(self, quantizer: str):
+        """(synthesis function (ŷ_G, gains) → x̂, weights hash for the header) for a quantizer.
+
+        A decoder fine-tuned on this quantizer's real latents (``lic finetune``) replaces g_s and
+        G' on both sides; its hash is mixed into the header hash (METHODS §1.5 pitfalls).
+        """
+        if not self.use_finetuned:
+            return self.model.synthesize, self.weights_hash
+        if quantizer not in self._ft_cache:
+            from ..train.finetune import finetuned_path
+
+            path = finetuned_path(self.name, quantizer, self._ft_dir)
+            entry = None
+            if path.is_file():
+                import copy
+                import hashlib
+
+                from ..weights import load_weights
+
+                state, meta = load_weights(path)
+                g_s = copy.deepcopy(self.model.g_s)
+                inv = copy.deepcopy(self.model.gains.inv_gain)
+                g_s.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("g_s.")})
+                inv.load_state_dict({k[len("gains.inv_gain."):]: v for k, v in state.items()
+                                     if k.startswith("gains.inv_gain.")})
+                g_s.eval()
+                digest = hashlib.sha256(self.weights_hash + meta["weights_hash_bytes"]).digest()[:8]
+
+                def synth(y_hat_gained, gains, g_s=g_s, inv=inv):
+                    u = gains["u"] if "u" in gains else None
+                    return g_s(y_hat_gained * inv(u))
+
+                entry = (synth, digest, path.name)
+            self._ft_cache[quantizer] = entry
+        entry = self._ft_cache[quantizer]
+        if entry is None:
+            return self.model.synthesize, self.weights_hash
+        return entry[0], entry[1]
 
     def available(self) -> tuple[bool, str]:
         if self._model is not None:
@@ -204,10 +247,11 @@ class LearnedCodec(Codec):
             z_bytes, _ = encode_z(z_np, pmf, offset, length)
             y_bytes = words_to_bytes(encoder.get_compressed())
         _report(progress, 0.85, "synthesis transform")
+        synth, w_hash = self._decoder(quantizer.name)
         with torch.no_grad(), timer("decode"):
-            x_hat = model.synthesize(q["y_hat_gained"], q["gains"])
+            x_hat = synth(q["y_hat_gained"], dict(q["gains"], u=torch.tensor([u])))
             recon = to_uint8(crop(x_hat, H, W))
-        header = LicHeader(model=self.name, weights_hash=self.weights_hash, decoder=params.decoder,
+        header = LicHeader(model=self.name, weights_hash=w_hash, decoder=params.decoder,
                            quantizer=quantizer.name, quantizer_params=quantizer.params(),
                            rate_u16=code, height=H, width=W,
                            padded_height=x.shape[-2], padded_width=x.shape[-1],
@@ -256,10 +300,12 @@ class LearnedCodec(Codec):
         ok, why = self.available()
         if not ok:
             raise ModelNotFoundError(why)
-        if header.weights_hash != self.weights_hash:
+        synth, w_hash = self._decoder(header.quantizer) if header.quantizer in self.quantizers \
+            else (None, self.weights_hash)
+        if header.weights_hash != w_hash:
             raise LicFormatError(
                 f"weights mismatch: file made with {self.name} weights {header.weights_hash.hex()}, "
-                f"installed weights are {self.weights_hash.hex()}")
+                f"installed weights are {w_hash.hex()}")
         if len(sections) != 2:
             raise LicFormatError(f"corrupted .lic file (expected 2 sections, found {len(sections)})")
         dec_kind = decoder or header.decoder
@@ -317,7 +363,7 @@ class LearnedCodec(Codec):
             if not exhausted:
                 raise LicFormatError("corrupted .lic file (y stream does not end where the model says)")
             _report(progress, 0.85, "synthesis transform")
-            x_hat = model.synthesize(out["y_hat_gained"], gains)
+            x_hat = synth(out["y_hat_gained"], dict(gains, u=torch.tensor([u])))
             recon = to_uint8(crop(x_hat, header.height, header.width))
         _report(progress, 1.0, "done")
         info = {f: getattr(header, f) for f in ("model", "decoder", "quantizer", "quantizer_params",
