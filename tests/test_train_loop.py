@@ -251,6 +251,32 @@ def test_cli_train_and_missing_stage(tmp_path, monkeypatch, capsys):
     assert rc == 2 and "not available" in capsys.readouterr().err
 
 
+# a fake stage module (this file) for the dispatch test: lic train --stage diffusion → run(args)
+STAGE_CALLS: list = []
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--lr", type=float, default=None)        # clashes: ours is kept
+    parser.add_argument("--fake-sigma", type=float, default=None)  # new: merged into lic train
+
+
+def run(args) -> int:
+    STAGE_CALLS.append(args)
+    return 0
+
+
+def test_stage_dispatch_merges_stage_flags(monkeypatch):
+    from lic_core.cli import main
+    monkeypatch.setattr(loop, "STAGE_MODULES", {"diffusion": "test_train_loop",
+                                                "hific-1": "test_train_loop",
+                                                "hific-2": "test_train_loop"})
+    STAGE_CALLS.clear()
+    assert main(["train", "--stage", "hific-2", "--fake-sigma", "3", "--data", "d"]) == 0
+    (args,) = STAGE_CALLS
+    assert args.stage == "hific-2" and args.fake_sigma == 3.0 and args.data == "d"
+    assert args.lr is None and args.batch is None   # shared flags left for the stage's defaults
+
+
 def test_real_tiny_model_trains_and_validates_coded(tmp_path, kodak_dir):
     pytest.importorskip("lic_core.models")
     res = loop.train(cfg_for(tmp_path, "tiny", model="lic-lgem-tiny", steps=3, crop=64,
