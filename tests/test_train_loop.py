@@ -289,3 +289,21 @@ def test_real_tiny_model_trains_and_validates_coded(tmp_path, kodak_dir):
     val = [r for r in recs if r["type"] == "val"]
     assert len(val) == 1 and val[0]["mode"] == "coded" and val[0]["step"] == 3, val
     assert [p["u"] for p in val[0]["points"]] == [0.0, 1.0]
+
+
+def test_ema_averages_parameters_and_copies_changed_buffers():
+    from lic_core.train.ema import EMA
+    model = build_standin()
+    ema = EMA(model, 0.9)
+    w0 = model.g_a[0].weight.detach().clone()
+    with torch.no_grad():
+        model.g_a[0].weight.add_(1.0)
+    model.prior.update_tables()          # the pmf buffer changes shape (C×1 → C×L)
+    ema.update(model)
+    assert torch.allclose(ema.shadow["g_a.0.weight"], w0 + 0.1, atol=1e-6)
+    assert torch.equal(ema.shadow["prior.pmf"], model.prior.pmf)
+    fresh = EMA(build_standin(), 0.9)
+    fresh.load_state_dict(ema.state_dict())   # resume with tables of another shape
+    other = build_standin()
+    fresh.copy_to(other)
+    assert torch.equal(other.prior.pmf, model.prior.pmf)

@@ -1,7 +1,8 @@
 """Exponential moving average of the model weights (Polyak averaging).
 
 Compression models gain a little from EMA weights at export (smoother RD curve); the decay is a
-per-step factor (0.999 ≈ a 1000-step window). Integer buffers are copied, not averaged.
+per-step factor (0.999 ≈ a 1000-step window). Only parameters are averaged; buffers (coding
+tables, whose shape changes when the factorized prior's tables are rebuilt) are copied.
 """
 from __future__ import annotations
 
@@ -21,16 +22,18 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        float_dst, float_src = [], []
+        params = {k for k, p in model.named_parameters() if p.is_floating_point()}
+        dst, src = [], []
         for k, v in model.state_dict().items():
-            dst = self.shadow[k]
-            if dst.is_floating_point():
-                float_dst.append(dst)
-                float_src.append(v.detach())
+            if k in params and self.shadow[k].shape == v.shape:
+                dst.append(self.shadow[k])
+                src.append(v.detach())
+            elif self.shadow[k].shape == v.shape:
+                self.shadow[k].copy_(v)
             else:
-                dst.copy_(v)
-        if float_dst:
-            torch._foreach_lerp_(float_dst, float_src, 1.0 - self.decay)
+                self.shadow[k] = v.detach().clone()
+        if dst:
+            torch._foreach_lerp_(dst, src, 1.0 - self.decay)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "shadow": self.shadow}
@@ -38,7 +41,8 @@ class EMA:
     def load_state_dict(self, state: dict) -> None:
         self.decay = float(state["decay"])
         for k, v in state["shadow"].items():
-            self.shadow[k].copy_(v)
+            ref = self.shadow.get(k)
+            self.shadow[k] = v.detach().clone().to(ref.device if ref is not None else v.device)
 
     def copy_to(self, model: nn.Module) -> None:
         """Load the averaged weights into ``model`` (for validation or export)."""
