@@ -125,3 +125,20 @@ def test_weights_file_loads_and_codes(tmp_path, monkeypatch, tiny_model):
     res = codec.encode(img, EncodeParams(rate=0.25, decoder="gan"))
     assert HificCodec().decode(res.data).reconstruction.tobytes() == res.reconstruction.tobytes()
     assert codec.describe()["config"]["name"] == "hific-tiny"
+
+
+def test_codec_reconstruction_equals_the_eval_forward_pass(tiny_model):
+    """One quantization path: the codec's ŷ/x̂ are those of ``model.eval()(x, u)`` (§7)."""
+    from lic_core.image.tensor import crop, pad_to_multiple, to_tensor, to_uint8
+    from lic_core.rate.gain import quantize_slider
+
+    img = _image(70, 100, seed=7)
+    res = HificCodec(model=tiny_model).encode(img, EncodeParams(rate=0.5, decoder="gan"))
+    _, u = quantize_slider(0.5)
+    xp, (h, w) = pad_to_multiple(to_tensor(img), 64)
+    with torch.no_grad():
+        out = tiny_model.eval()(xp, u)
+    assert np.array_equal(to_uint8(crop(out["x_hat"], h, w)), res.reconstruction)
+    # the eval-mode rate estimate is the codec's ideal code length
+    est = float(out["bpp_quantized"][0]) * xp.shape[-2] * xp.shape[-1]
+    assert est == pytest.approx(res.inspection.estimated_bits, rel=0.02)

@@ -289,32 +289,34 @@ class HificModel(nn.Module):
         B, _, H, W = x.shape
         g = self.gain_vectors(_as_u(u, B, x.device))
         y = self.encoder(x)
-        y_bar = y * g["G"]
-        z = self.h_a(y_bar)
-        z_bar = z * g["H"]
-        z_hat, z_lik = self.entropy_bottleneck(z_bar, training=self.training)
-        means, scales = self.entropy_parameters(z_hat, g["H_inv"])
-        if self.training:
-            y_noisy = y_bar + torch.empty_like(y_bar).uniform_(-0.5, 0.5)
-        else:
-            y_noisy = torch.round(y_bar - means) + means
-        y_lik = gaussian_likelihood(y_noisy, scales, means)
-        if self.training and self.decoder_proxy == "noise":
-            y_q = y_noisy  # Ballé-style proxy (optional warm-up); default is STE (§1.1)
-        else:  # STE around the mean: forward rounds, backward is the identity (§1.1)
-            y_q = y_bar + (torch.round(y_bar - means) + means - y_bar).detach()
-        y_hat = y_q * g["G_inv"]
+        # The entropy model (hyperprior, likelihoods, rates) always runs in float32, also under
+        # AMP: bf16 likelihoods would make the rate term and the rate-target switch unreliable.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            y_bar = y.float() * g["G"]
+            z_bar = self.h_a(y_bar) * g["H"]
+            z_hat, z_lik = self.entropy_bottleneck(z_bar, training=self.training)
+            means, scales = self.entropy_parameters(z_hat, g["H_inv"])
+            if self.training:
+                y_noisy = y_bar + torch.empty_like(y_bar).uniform_(-0.5, 0.5)
+            else:
+                y_noisy = torch.round(y_bar - means) + means
+            y_lik = gaussian_likelihood(y_noisy, scales, means)
+            if self.training and self.decoder_proxy == "noise":
+                y_q = y_noisy  # Ballé-style proxy (optional warm-up); default is STE (§1.1)
+            else:  # STE around the mean: forward rounds, backward is the identity (§1.1)
+                y_q = y_bar + (torch.round(y_bar - means) + means - y_bar).detach()
+            y_hat = y_q * g["G_inv"]
+            n_pix = H * W
+            bpp_noisy = -(torch.log2(y_lik).sum(dim=(1, 2, 3))
+                          + torch.log2(z_lik).sum(dim=(1, 2, 3))) / n_pix
+            with torch.no_grad():  # the rate the real coder would spend (rate switch, §4.2)
+                zq, zq_lik = self.entropy_bottleneck(z_bar.detach(), training=False)
+                means_q, scales_q = self.entropy_parameters(zq, g["H_inv"])
+                yq = torch.round(y_bar - means_q) + means_q
+                yq_lik = gaussian_likelihood(yq, scales_q, means_q)
+                bpp_q = -(torch.log2(yq_lik).sum(dim=(1, 2, 3))
+                          + torch.log2(zq_lik).sum(dim=(1, 2, 3))) / n_pix
         x_hat = self.generator(y_hat)
-        n_pix = H * W
-        bpp_noisy = -(torch.log2(y_lik).sum(dim=(1, 2, 3))
-                      + torch.log2(z_lik).sum(dim=(1, 2, 3))) / n_pix
-        with torch.no_grad():  # the rate the real coder would spend (rate-target switch, §4.2)
-            zq, zq_lik = self.entropy_bottleneck(z_bar.detach(), training=False)
-            means_q, scales_q = self.entropy_parameters(zq, g["H_inv"])
-            yq = torch.round(y_bar - means_q) + means_q
-            yq_lik = gaussian_likelihood(yq, scales_q, means_q)
-            bpp_q = -(torch.log2(yq_lik).sum(dim=(1, 2, 3))
-                      + torch.log2(zq_lik).sum(dim=(1, 2, 3))) / n_pix
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y_hat": y_hat,
                 "bpp_noisy": bpp_noisy, "bpp_quantized": bpp_q}
 
