@@ -266,6 +266,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     """Entry point of ``lic train --stage hific-1|hific-2``."""
     from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
+    t_start = time.time()
     stage = getattr(args, "stage", None)
     if stage not in STAGES:
         raise HificTrainError(f"--stage must be one of {', '.join(STAGES)}")
@@ -299,7 +300,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
         + (f", D {count_parameters(trainer.disc) / 1e6:.2f} M" if trainer.disc else "")
         + f", {len(ds)} images, batch {batch}, crop {crop}, {device}")
     budget = getattr(args, "time_budget_min", None)
-    t_end = time.time() + 60 * budget if budget else math.inf
+    t_end = t_start + 60 * budget if budget else math.inf
     log_every, ckpt_every = int(_opt(args, "log_every")), int(_opt(args, "ckpt_every"))
     keep = int(_opt(args, "keep"))
     out.mkdir(parents=True, exist_ok=True)
