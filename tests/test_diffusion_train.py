@@ -76,3 +76,28 @@ def test_cli_flags_parse() -> None:
                       "--lpips-weight", "0.9", "--steps", "10"])
     assert a.diffusion_config == "tiny" and a.sigma_b_max == 32.0 and a.lpips_weight == 0.9
     assert a.batch is None  # shared flags default to None (lic train applies stage defaults)
+
+
+class _RecordingPerceptual(torch.nn.Module):
+    """Stand-in for LpipsLoss: differentiable, records what it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, float, float]] = []
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((x_hat.shape[0], float(x_hat.detach().min()), float(x_hat.detach().max())))
+        return (x_hat - x).abs().mean()
+
+
+def test_lpips_term_only_for_small_t(tmp_path, codec) -> None:
+    cfg = config_for_codec(codec, mults=(1, 2))
+    rec = _RecordingPerceptual()
+    s = train_diffusion(codec, _crops(), tmp_path / "lp", steps=6, batch=4, crop=64, lr=1e-3,
+                        device="cpu", config=cfg, lpips_weight=1.0, lpips_module=rec,
+                        lpips_t_max=0.5, warmup=1, log=lambda m: None)
+    assert all(math.isfinite(v) for v in s["losses"])
+    assert rec.calls, "the perceptual term never ran"
+    # it sees only the crops with t < 0.5 (never the whole batch every time) and images in [0, 1]
+    assert all(1 <= n <= 4 and lo >= 0.0 and hi <= 1.0 for n, lo, hi in rec.calls)
+    assert sum(n for n, _, _ in rec.calls) < 6 * 4
