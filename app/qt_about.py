@@ -27,9 +27,10 @@ def describe_html(codec_name: str) -> str:
     fam = info.get("family", c.family)
     prov = str(info.get("provenance", "")).lower()
     if fam == "learned":
-        words = next((w for k, w in _PROVENANCE_WORDS.items() if k in prov),
-                     "Provenance not stated by the codec.")
-        color = "#2a7" if prov.startswith("trained") else "#c60"
+        # "preview" wins: a preview card may also say it was "trained briefly"
+        key = "preview" if "preview" in prov else ("trained" if "trained" in prov else "")
+        words = _PROVENANCE_WORDS.get(key, "Provenance not stated by the codec.")
+        color = "#2a7" if key == "trained" else "#c60"
         parts.append(f"<p style='color:{color}'><b>{html.escape(words)}</b></p>")
     else:
         parts.append("<p>Classical codec (standard library through Pillow): "

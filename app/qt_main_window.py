@@ -28,6 +28,7 @@ from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import COLORMAPS
 from .qt_about import QtAboutModelDialog
 from .qt_compare_view import QtCompareView
+from .qt_compat import install_bool_refcount_guard
 from .qt_controller import QtEncodeController
 from .qt_inspector import QtEntropyView, QtLatentBrowser, QtRateBreakdown
 from .qt_pane_controls import QtPaneControls
@@ -60,6 +61,7 @@ class QtMainWindow(QMainWindow):
 
     def __init__(self, session: Optional[SessionModel] = None, persist: bool = True) -> None:
         super().__init__()
+        install_bool_refcount_guard()  # PySide6 6.12 + CPython 3.11 refcount bug (qt_compat)
         self.session = session or SessionModel()
         self.persist = persist
         self.controller = QtEncodeController(self.session, parent=self)

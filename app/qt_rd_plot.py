@@ -13,12 +13,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from .model import services
+from .qt_compat import top_up
 from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import RD_METRICS
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips": "LPIPS (lower is better)"}
 _PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
             "#8c8c8c", "#ccb974", "#64b5cd"]
+FEW_REFERENCES = ("JPEG (", "WebP", "BPG", "VVC", "ELIC")
 PANE_COLORS = ["#ffcc00", "#00d0ff", "#ff5ad2"]
 
 
@@ -35,12 +37,17 @@ class QtRDPlot(QWidget):
         self.ref_combo.setToolTip("BD-rate reference curve")
         self.test_combo = QComboBox()
         self.test_combo.setToolTip("BD-rate test curve")
+        self.ref_set_combo = QComboBox()
+        self.ref_set_combo.addItems(["few references", "all references", "no references"])
+        self.ref_set_combo.setToolTip("Published Kodak-average curves drawn dashed "
+                                      "(resources/anchors; few = JPEG, WebP, BPG, VTM, ELIC)")
         self.bd_label = QLabel("BD-rate: —")
         self.bd_label.setToolTip("Bjøntegaard delta rate of test vs reference "
                                  "(negative = test saves bits at equal quality)")
         top = QHBoxLayout()
         top.addWidget(QLabel("Y:"))
         top.addWidget(self.metric_combo)
+        top.addWidget(self.ref_set_combo)
         top.addWidget(QLabel("BD ref"))
         top.addWidget(self.ref_combo, 1)
         top.addWidget(QLabel("test"))
@@ -62,6 +69,7 @@ class QtRDPlot(QWidget):
         self.anchors = services.load_anchor_curves()
         self.curves: dict[str, tuple[list[float], list[float]]] = {}
         self.highlight: list[tuple[int, float, float]] = []
+        self.ref_set_combo.currentIndexChanged.connect(lambda i: self.refresh())
         self.metric_combo.currentTextChanged.connect(
             lambda t: setattr(session.view, "rd_metric", t))
         self.ref_combo.currentTextChanged.connect(self._on_bd_edit)
@@ -89,12 +97,16 @@ class QtRDPlot(QWidget):
         """``{name: (bpp, values, is_anchor)}`` for the current metric."""
         m = self.session.view.rd_metric
         out = {k: (b, q, False) for k, (b, q) in self.session.rd_curves(m).items()}
+        mode = self.ref_set_combo.currentIndex()
         for name, c in self.anchors.items():
+            if mode == 2 or (mode == 0 and not any(k in name for k in FEW_REFERENCES)):
+                continue
             if m in c and len(c[m]) == len(c["bpp"]):
-                out[f"[ref] {name}"] = (c["bpp"], c[m], True)
+                out[f"[ref Kodak avg] {name}"] = (c["bpp"], c[m], True)
         return out
 
     def refresh(self) -> None:
+        top_up()  # item churn below drains None/True refcounts on PySide6 6.12 (qt_compat)
         m = self.session.view.rd_metric
         self.plot.clear()
         self.plot.setLabel("left", METRIC_LABELS.get(m, m))
@@ -138,7 +150,7 @@ class QtRDPlot(QWidget):
                 or test not in self.curves:
             return None
         (rb, rq), (tb, tq) = self.curves[ref], self.curves[test]
-        if len(rb) < 4 or len(tb) < 4:  # cubic/pchip BD needs 4 points per curve
+        if len(rb) < 2 or len(tb) < 2:
             return None
         q_sign = -1.0 if self.session.view.rd_metric == "lpips" else 1.0  # lower is better
         return services.bd_rate(rb, [q_sign * v for v in rq], tb, [q_sign * v for v in tq])
@@ -147,7 +159,7 @@ class QtRDPlot(QWidget):
         v = self.bd_value()
         ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
         if v is None:
-            self.bd_label.setText("BD-rate: — (pick two curves with ≥ 4 points each; "
+            self.bd_label.setText("BD-rate: — (pick two overlapping curves with ≥ 2 points each; "
                                   "Encode → Sweep fills a curve)")
         else:
             self.bd_label.setText(f"BD-rate of <b>{test}</b> vs <b>{ref}</b>: <b>{v:+.2f} %</b>")

@@ -386,3 +386,43 @@ def test_about_model_card_states_provenance(qtbot, window, learned):
     dlg = window.show_about_model(learned)
     assert learned in dlg.windowTitle()
     dlg.close()
+
+
+def test_live_bd_rate_between_session_curves(qtbot, window):
+    """Sweeps fill two curves; the plot's BD-rate equals lic_core's bd_rate on those points."""
+    s = window.session
+    s.set_image(_generated_image(96, 128))
+    s.set_pane_codec(1, "webp")
+    wait_idle(qtbot, window)
+    window.controller.sweep(0)
+    window.controller.sweep(1)
+    wait_idle(qtbot, window)
+    if not services.metrics_available():
+        pytest.skip("lic_core.metrics missing: no quality axis")
+    rd = window.rd_plot
+    assert len(rd.curves["jpeg"][0]) >= 6 and len(rd.curves["webp"][0]) >= 6
+    rd.ref_combo.setCurrentText("jpeg")
+    rd.test_combo.setCurrentText("webp")
+    v = rd.bd_value()
+    (rb, rq), (tb, tq) = rd.curves["jpeg"], rd.curves["webp"]
+    assert v is not None and v == pytest.approx(services.bd_rate(rb, rq, tb, tq))
+    assert "BD-rate of" in rd.bd_label.text()
+    assert s.view.bd_pair == ["jpeg", "webp"]
+    rd.ref_set_combo.setCurrentIndex(1)
+    if services.load_anchor_curves():
+        assert any(k.startswith("[ref") for k in rd.curves)
+
+
+def test_singleton_refcount_guard(qtbot, window):
+    """Plot item churn must not drain True/None refcounts (PySide6 6.12 bug guard, qt_compat)."""
+    import sys
+
+    import pyqtgraph as pg
+
+    pw = pg.PlotWidget()
+    qtbot.addWidget(pw)
+    for _ in range(300):
+        pw.plot([1, 2], [3, 4], symbol="o")
+        pw.clear()
+    qtbot.wait(300)  # one guard tick
+    assert sys.getrefcount(None) > 10_000 and sys.getrefcount(True) > 10_000

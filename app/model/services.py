@@ -147,6 +147,28 @@ def default_codec_pair() -> list[str]:
     return out or ["jpeg"] * 3
 
 
+class _ProgressCodec:
+    """Codec proxy that hands ``progress`` to every encode the target-bpp search makes.
+
+    ``encode_at_target_bpp`` calls ``codec.encode(image, params)`` without a progress callback;
+    routing ours through keeps the search cancellable (CancelledError from the callback).
+    """
+
+    def __init__(self, codec: Codec, progress: Optional[Callable[[float, str], None]]) -> None:
+        self._codec = codec
+        self._progress = progress
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._codec, name)
+
+    def encode(self, image: np.ndarray, params: EncodeParams, progress=None) -> EncodeResult:
+        self.calls += 1
+        if self._progress is not None:
+            self._progress(min(0.85, 0.1 * self.calls), f"search step {self.calls}")
+        return self._codec.encode(image, params, self._progress)
+
+
 def encode_at_target(codec: Codec, image: np.ndarray, params: EncodeParams, target_bpp: float,
                      progress: Optional[Callable[[float, str], None]] = None) -> EncodeResult:
     """Encode so the real bpp is near ``target_bpp`` (lic_core.evaluation.target_bpp).
@@ -158,18 +180,8 @@ def encode_at_target(codec: Codec, image: np.ndarray, params: EncodeParams, targ
     except ImportError:
         raise LicError("target-bpp search is not available in this install "
                        "(lic_core.evaluation.target_bpp missing)") from None
-    sig = inspect.signature(encode_at_target_bpp)
-    kwargs: dict[str, Any] = {}
-    if "params" in sig.parameters:
-        kwargs["params"] = params
-    if "progress" in sig.parameters:
-        kwargs["progress"] = progress
-    first = next(iter(sig.parameters))
-    if first == "codec":
-        out = encode_at_target_bpp(codec, image, target_bpp, **kwargs)
-    else:  # image first
-        out = encode_at_target_bpp(image, codec, target_bpp, **kwargs)
-    # some searches return (result, info)
+    proxy = _ProgressCodec(codec, progress)
+    out = encode_at_target_bpp(proxy, image, target_bpp, params_template=params)  # type: ignore
     return out[0] if isinstance(out, tuple) else out
 
 
@@ -294,7 +306,7 @@ def metric_maps(orig: np.ndarray, recon: np.ndarray) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------------------- RD helpers
 
-def load_anchor_curves() -> dict[str, dict[str, list[float]]]:
+def load_anchor_curves(dataset: str = "kodak") -> dict[str, dict[str, list[float]]]:
     """Published reference curves ``{name: {"bpp": [...], "psnr": [...], ...}}`` or {}.
 
     ``lic_core.evaluation.anchors.load_anchors`` owns the file formats; this only normalises its
@@ -304,11 +316,15 @@ def load_anchor_curves() -> dict[str, dict[str, list[float]]]:
         from lic_core.evaluation.anchors import load_anchors  # type: ignore
     except ImportError:
         return {}
-    try:
-        raw = load_anchors()
-    except (LicError, OSError, ValueError, TypeError):
-        return {}
-    return normalise_curves(raw)
+    merged: dict[str, dict[str, list[float]]] = {}
+    for metric in ("psnr", "ms-ssim", "lpips"):
+        try:
+            raw = load_anchors(dataset, metric)
+        except (LicError, OSError, ValueError, TypeError):
+            continue
+        for name, curve in normalise_curves(raw).items():
+            merged.setdefault(name, {}).update(curve)
+    return merged
 
 
 def normalise_curves(raw: Any) -> dict[str, dict[str, list[float]]]:
@@ -323,6 +339,8 @@ def normalise_curves(raw: Any) -> dict[str, dict[str, list[float]]]:
         d = c if isinstance(c, dict) else vars(c) if hasattr(c, "__dict__") else {}
         if "results" in d and isinstance(d["results"], dict):
             d = d["results"]
+        if isinstance(d.get("values"), dict):  # lic_core.evaluation.anchors.Curve
+            d = {"bpp": d.get("bpp"), **d["values"]}
         curve: dict[str, list[float]] = {}
         for key, alias in (("bpp", "bpp"), ("psnr", "psnr"), ("psnr-rgb", "psnr"),
                            ("ms_ssim", "ms_ssim"), ("ms-ssim", "ms_ssim"),
