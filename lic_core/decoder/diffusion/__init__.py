@@ -3,11 +3,14 @@ on the quantized latent ŷ and the synthesis transform's intermediate features (
 
 Modules: :mod:`.dct` (orthonormal DCT-II), :mod:`.schedules` (blur + cosine-logSNR schedules),
 :mod:`.blurring` (forward process, loss, exact posterior sampler), :mod:`.unet` (conditional U-Net),
-:mod:`.decoder` (:class:`DiffusionDecoder`, the object the codec calls).
+:mod:`.decoder` (:class:`DiffusionDecoder`, the object the codec calls). See docs/diffusion.md.
 """
 from .blurring import diffuse, eps_loss, posterior_step, sample, x0_estimate
 from .dct import dct2, dct_matrix, idct2
+from .decoder import DiffusionDecoder, config_for_codec, resolve_device
 from .schedules import BlurSchedule
+from .unet import CondUNet, DiffusionConfig
 
-__all__ = ["BlurSchedule", "dct2", "dct_matrix", "diffuse", "eps_loss", "idct2",
-           "posterior_step", "sample", "x0_estimate"]
+__all__ = ["BlurSchedule", "CondUNet", "DiffusionConfig", "DiffusionDecoder", "config_for_codec",
+           "dct2", "dct_matrix", "diffuse", "eps_loss", "idct2", "posterior_step",
+           "resolve_device", "sample", "x0_estimate"]
