@@ -20,7 +20,7 @@
 #       (SIGTERM → it checkpoints), export NAME into $OUT.
 #
 # Environment: RUN_DIR (default /tmp/lic-run), DATA (default .data/train), KODAK (.data/kodak),
-# MODEL (architecture for a fresh start, default lic-lgem), BATCH (16), CROP (256), LR (1e-4),
+# MODEL (architecture for a fresh start, default lic-lgem), WORKERS (6), BATCH (16), CROP (256), LR (1e-4),
 # STEPS (total steps of the schedule, default 200000), EVAL_LIMIT (Kodak images for the card, 4),
 # AMP=1 (bf16 autocast; not yet validated on a GPU), PREVIEW=1 (mark the export as a preview).
 set -euo pipefail
@@ -53,7 +53,7 @@ train_cmd() {  # NAME MINUTES [flags]
   fi
   echo "${launcher[@]}" --model "$MODEL" --data "$DATA" --out "$RUN_DIR" --steps "$STEPS" \
     --batch "$BATCH" --crop "$CROP" --lr "$LR" --warmup 1000 --ema 0.999 ${AMP:+--amp} --channels-last \
-    --workers 6 --log-every 100 --ckpt-every 2000 --val-every 2000 --val-dir "$KODAK" \
+    --workers "${WORKERS:-6}" --log-every 100 --ckpt-every 2000 --val-every 2000 --val-dir "$KODAK" \
     --val-limit 4 --time-budget-min "$minutes" "${start[@]}" "$@"
 }
 
@@ -61,7 +61,7 @@ export_to_out() {  # NAME [export flags]
   local name=$1; shift
   mkdir -p "$OUT"
   python3 -m lic_core.cli export "$RUN_DIR" --name "$name" --out "$OUT" --force \
-    --eval-dir "$KODAK" --eval-limit "$EVAL_LIMIT" "$@"
+    --eval-dir "$KODAK" --eval-limit "$EVAL_LIMIT" ${PREVIEW:+--preview} "$@"
   cp "$RUN_DIR/log.jsonl" "$OUT/$name.train.jsonl" 2>/dev/null || true
   local f="$OUT/$name.safetensors"
   if [ "$(stat -c %s "$f")" -gt $((16 * 1024 * 1024)) ]; then
