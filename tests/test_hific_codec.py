@@ -124,7 +124,8 @@ def test_weights_file_loads_and_codes(tmp_path, monkeypatch, tiny_model):
     img = _image(64, 80, seed=5)
     res = codec.encode(img, EncodeParams(rate=0.25, decoder="gan"))
     assert HificCodec().decode(res.data).reconstruction.tobytes() == res.reconstruction.tobytes()
-    assert codec.describe()["config"]["name"] == "hific-tiny"
+    desc = codec.describe()
+    assert desc["config"]["name"] == "hific-tiny" and desc["card"]["test"] is True
 
 
 def test_codec_reconstruction_equals_the_eval_forward_pass(tiny_model):

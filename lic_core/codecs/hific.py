@@ -97,6 +97,10 @@ def load_hific(name: str = MODEL_NAME, path: Optional[Path] = None) -> HificMode
         cfg_raw = json.loads(cfg_raw)
     config = HificConfig.from_dict(cfg_raw) if isinstance(cfg_raw, dict) else get_config(name)
     model = HificModel(config)
+    card = meta.get("card") if isinstance(meta, dict) else None
+    if isinstance(card, str):
+        card = json.loads(card)
+    model.card = card if isinstance(card, dict) else {}  # model card (provenance) for describe()
     sd = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in sd.items()}
     try:
         model.load_state_dict(sd)
@@ -173,6 +177,7 @@ class HificCodec(Codec):
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "family": self.family,
+                             "label": "HiFiC small (GAN decoder)",
                              "paper": "Mentzer et al., High-Fidelity Generative Image "
                                       "Compression, NeurIPS 2020",
                              "variant": "small HiFiC (METHODS §4.4), gain units for the slider",
@@ -186,6 +191,10 @@ class HificCodec(Codec):
             d["config"] = self._model.config.to_dict()
             d["parameters"] = count_parameters(self._model)
             d["model_id"] = self._hash.hex()
+            card = getattr(self._model, "card", None)
+            if card:
+                d["card"] = dict(card)
+            d["provenance"] = ("trained" if card else "in-memory model (not a weights file)")
         return d
 
     # ------------------------------------------------------------------------------ encode
