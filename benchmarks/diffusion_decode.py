@@ -14,7 +14,6 @@ smallest step count and extrapolate the others linearly (each step is one U-Net 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -46,18 +45,16 @@ def _time(dec: DiffusionDecoder, size: tuple[int, int], steps: int, device: str,
           repeat: int, bf16: bool) -> float:
     h, w = size
     y_hat, feats = _inputs(dec.config, h, w, device)
-    ctx = (torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext())
     best = float("inf")
-    with ctx:
-        if device == "cuda":  # warm-up (kernel selection, allocator)
-            dec.decode(y_hat, feats, steps=2, seed=0, device=device)
+    if device == "cuda":  # warm-up (kernel selection, allocator)
+        dec.decode(y_hat, feats, steps=2, seed=0, device=device, bf16=bf16)
+        torch.cuda.synchronize()
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        dec.decode(y_hat, feats, steps=steps, seed=0, device=device, bf16=bf16)
+        if device == "cuda":
             torch.cuda.synchronize()
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            dec.decode(y_hat, feats, steps=steps, seed=0, device=device)
-            if device == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t0)
+        best = min(best, time.perf_counter() - t0)
     return best
 
 

@@ -108,12 +108,14 @@ class DiffusionDecoder(nn.Module):
     @torch.no_grad()
     def decode(self, y_hat: Tensor, features: Features, steps: Optional[int] = None,
                seed: int = 0, callback: Optional[DecodeCallback] = None,
-               device: Optional[Union[str, torch.device]] = None) -> Tensor:
+               device: Optional[Union[str, torch.device]] = None, bf16: bool = False) -> Tensor:
         """Sample x ~ p(x | ŷ): ``B×3×16h×16w`` float32 in [0, 1], on the CPU.
 
         ``steps`` defaults to ``config.steps``; ``seed`` (stored in the .lic header) fixes all the
         sampler's noise, so a (seed, device) pair decodes bit-identically. ``device`` None → GPU
         when available, else CPU. ``callback(i, total, x0_hat)`` is called before each step.
+        ``bf16=True`` runs the U-Net (only) under bf16 autocast on CUDA; the DCT posterior steps
+        stay in float32 (bf16 DCTs would cost ~3 significant digits per step).
         """
         dev = resolve_device(device)
         steps = int(steps or self.config.steps)
@@ -127,8 +129,11 @@ class DiffusionDecoder(nn.Module):
         with _deterministic_kernels(dev):
             adapted = self.unet.adapt(ctx, (h, w))
 
+            use_bf16 = bf16 and dev.type == "cuda"
+
             def model_fn(x: Tensor, t: Tensor, cond: Any) -> Tensor:
-                return self.unet(x, t, adapted=cond)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+                    return self.unet(x, t, adapted=cond).float()
 
             cb = None
             if callback is not None:
