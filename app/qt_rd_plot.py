@@ -131,7 +131,8 @@ class QtRDPlot(QWidget):
         self._update_bd()
 
     def _fill_bd_combos(self) -> None:
-        names = sorted(self.curves)
+        # measured curves first (the usual BD question), published references after
+        names = sorted(self.curves, key=lambda n: (n.startswith("[ref"), n))
         want = list(self.session.view.bd_pair) if len(self.session.view.bd_pair) == 2 else []
         for combo, k in ((self.ref_combo, 0), (self.test_combo, 1)):
             cur = combo.currentText() or (want[k] if want else "")
