@@ -101,3 +101,26 @@ def test_lpips_term_only_for_small_t(tmp_path, codec) -> None:
     # it sees only the crops with t < 0.5 (never the whole batch every time) and images in [0, 1]
     assert all(1 <= n <= 4 and lo >= 0.0 and hi <= 1.0 for n, lo, hi in rec.calls)
     assert sum(n for n, _, _ in rec.calls) < 6 * 4
+
+
+def test_lic_train_stage_diffusion_cli(tmp_path) -> None:
+    """``lic train --stage diffusion`` dispatches here and writes a loadable decoder."""
+    import numpy as np
+    from PIL import Image
+
+    from lic_core.cli import main
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (80, 96, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    out = tmp_path / "run"
+    rc = main(["train", "--stage", "diffusion", "--model", "lic-lgem-tiny", "--random-codec",
+               "--diffusion-config", "tiny", "--data", str(data), "--out", str(out),
+               "--steps", "2", "--batch", "2", "--crop", "64", "--workers", "0",
+               "--device", "cpu", "--downscale", "1", "1",
+               "--export", str(tmp_path / "dec.safetensors")])
+    assert rc == 0
+    dec = DiffusionDecoder.load(tmp_path / "dec.safetensors")
+    assert dec.config.name == "lic-diffusion-tiny" and int(dec.meta["step"]) == 2
