@@ -82,7 +82,14 @@ def test_lic_train_dispatches_both_stages_resumes_and_exports(tmp_path, monkeypa
     common = ["--data", str(data), "--hific-config", "hific-tiny", "--crop", "64", "--batch", "2",
               "--workers", "0", "--perceptual", "none", "--device", "cpu", "--log-every", "1",
               "--ckpt-every", "2"]
-    assert _lic_train(["--stage", "hific-1", "--out", str(run1), "--steps", "2", *common]) == 0
+    assert _lic_train(["--stage", "hific-1", "--out", str(run1), "--steps", "2", "--val-every",
+                       "2", "--val-dir", str(data), "--val-limit", "1", *common]) == 0
+    import json
+
+    vals = [json.loads(line) for line in (run1 / "log.jsonl").read_text().splitlines()
+            if '"val"' in line]
+    assert vals and set(vals[0]["val"]) == {"u=0", "u=0.5", "u=1"}
+    assert all(v["bpp"] > 0 and v["psnr"] > 0 for v in vals[0]["val"].values())
     from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 
     ck = load_checkpoint(latest_checkpoint(run1))

@@ -164,6 +164,28 @@ class HificTrainer:
             self.rng.set_state(state["rng"])
 
 
+@torch.no_grad()
+def validate(model: HificModel, images, us: Sequence[float] = (0.0, 0.5, 1.0)) -> dict:
+    """Mean quantized bpp and PSNR (dB) per slider value on full images (eval mode: rounding).
+
+    ``images`` yields ``(x_padded 1×3×H'×W', (H, W))``; bpp counts the padded pixels' bits over
+    the original size, as the codec does.  For monitoring only (the codec adds header bytes).
+    """
+    was_training = model.training
+    model.eval()
+    out = {}
+    for u in us:
+        bpp, psnr = [], []
+        for x, (h, w) in images:
+            res = model(x, float(u))
+            bpp.append(float(res["bpp_quantized"][0]) * x.shape[-2] * x.shape[-1] / (h * w))
+            mse = float(((res["x_hat"][..., :h, :w].clamp(0, 1) - x[..., :h, :w]) ** 2).mean())
+            psnr.append(10 * math.log10(1.0 / max(mse, 1e-12)))
+        out[f"u={u:g}"] = {"bpp": sum(bpp) / len(bpp), "psnr": sum(psnr) / len(psnr)}
+    model.train(was_training)
+    return out
+
+
 # ------------------------------------------------------------------------------ CLI plumbing
 
 
@@ -190,6 +212,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-every", type=int, default=None)
     p.add_argument("--keep", type=int, default=None)
     p.add_argument("--time-budget-min", type=float, default=None)
+    p.add_argument("--val-every", type=int, default=None, help="validate every N steps (0: off)")
+    p.add_argument("--val-dir", default=None, help="validation folder (e.g. Kodak)")
+    p.add_argument("--val-limit", type=int, default=None, help="first N validation images")
+    p.add_argument("--val-u", type=float, nargs="+", default=None, help="slider values")
     p.add_argument("--hific-config", choices=("hific-small", "hific-tiny"), default=None,
                    help="HiFiC size (hific-small: product; hific-tiny: smoke tests)")
     p.add_argument("--perceptual", choices=("lpips", "tiny", "none"), default=None,
@@ -262,6 +288,16 @@ def _loader(args, crop: int, batch: int, seed: int):
     return ds, dl
 
 
+def _val_images(args, device: torch.device) -> list:
+    folder = getattr(args, "val_dir", None)
+    if not folder or not int(getattr(args, "val_every", None) or 0):
+        return []
+    from .data import KodakEval
+
+    ds = KodakEval(folder, limit=getattr(args, "val_limit", None) or 4)
+    return [(item["x"][None].to(device), tuple(item["size"])) for item in ds]
+
+
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     """Entry point of ``lic train --stage hific-1|hific-2``."""
     from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -299,6 +335,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     log(f"{cfg_name} {stage}: {count_parameters(model) / 1e6:.2f} M params"
         + (f", D {count_parameters(trainer.disc) / 1e6:.2f} M" if trainer.disc else "")
         + f", {len(ds)} images, batch {batch}, crop {crop}, {device}")
+    val_images = _val_images(args, device)
+    val_every = int(getattr(args, "val_every", None) or 0)
+    val_us = getattr(args, "val_u", None) or (0.0, 0.5, 1.0)
     budget = getattr(args, "time_budget_min", None)
     t_end = t_start + 60 * budget if budget else math.inf
     log_every, ckpt_every = int(_opt(args, "log_every")), int(_opt(args, "ckpt_every"))
@@ -316,6 +355,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
                     flog.flush()
                     log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in logs.items()))
+                if val_images and val_every and trainer.step % val_every == 0:
+                    v = {"step": trainer.step, "val": validate(model, val_images, val_us)}
+                    flog.write(json.dumps(v) + "\n")
+                    log(f"val {json.dumps(v['val'])}")
                 if trainer.step % ckpt_every == 0:
                     save_checkpoint(trainer.state_dict(), out, keep=keep)
                 if trainer.step >= steps:
