@@ -47,7 +47,8 @@ def weights_hash(state: dict[str, torch.Tensor]) -> bytes:
 def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any]) -> bytes:
     """Write ``path`` (.safetensors) atomically; returns the weights hash.
 
-    ``card`` is stored as JSON in the metadata (with the config) and as ``<name>.md`` beside it.
+    ``card`` is stored as JSON in the metadata (with the config); the human-readable model card
+    ``<name>.md`` is written by ``lic export`` (lic_core.train.export).
     """
     path = Path(path)
     state = _storable(model.state_dict())
@@ -63,6 +64,7 @@ def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any])
     os.close(fd)
     try:
         save_file(state, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; weights are ordinary readable files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
