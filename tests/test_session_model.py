@@ -263,3 +263,22 @@ def test_normalise_anchor_curves():
            "broken": {"psnr": [1, 2]}}
     out = services.normalise_curves(raw)
     assert out == {"bpg": {"bpp": [0.1, 0.2], "psnr": [28.0, 30.0], "ms_ssim": [0.9, 0.95]}}
+
+
+def test_lic_header_info_is_displayable():
+    """A real .lic header (lic_core.bitstream) becomes a flat dict with hex hashes."""
+    fmt = pytest.importorskip("lic_core.bitstream.format")
+    hdr = fmt.LicHeader(model="lic-lgem-preview", weights_hash=bytes(range(8)), decoder="mse",
+                        quantizer="round", rate_u16=32768, height=10, width=20)
+    data = fmt.pack(hdr, [b"z", b"y"])
+    info = services.header_info(data)
+    assert info["model"] == "lic-lgem-preview" and info["weights_hash"] == "0001020304050607"
+    assert info["rate u"] == pytest.approx(32768 / 65535, abs=1e-5)
+    assert services.is_compressed_file("anything.bin", data[:4])
+
+
+def test_entry_point_help():
+    """``python -m app --help`` works without opening a window."""
+    r = subprocess.run([sys.executable, "-m", "app", "--help"], cwd=REPO, capture_output=True,
+                       text=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0 and "lic-studio" in r.stdout

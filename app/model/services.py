@@ -251,12 +251,17 @@ def header_info(data: bytes) -> dict[str, Any]:
     except LicError as exc:
         return {"error": str(exc)}
     if isinstance(hdr, dict):
-        return dict(hdr)
-    if hasattr(hdr, "__dataclass_fields__"):
+        out = dict(hdr)
+    elif hasattr(hdr, "__dataclass_fields__"):
         from dataclasses import asdict
 
-        return asdict(hdr)
-    return {k: v for k, v in vars(hdr).items() if not k.startswith("_")}
+        out = asdict(hdr)
+    else:
+        out = {k: v for k, v in vars(hdr).items() if not k.startswith("_")}
+    if isinstance(getattr(hdr, "rate", None), float):
+        out["rate u"] = round(hdr.rate, 5)
+    # bytes (weights hash) read better as hex in the File info tab
+    return {k: (v.hex() if isinstance(v, (bytes, bytearray)) else v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------------- metrics
