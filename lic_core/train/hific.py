@@ -311,7 +311,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     device = _device(args)
     seed = int(_opt(args, "seed"))
     torch.manual_seed(seed)
-    cfg_name = _opt(args, "hific_config")
+    cfg_name = getattr(args, "hific_config", None)
+    if cfg_name is None and getattr(args, "model", None) in ("hific-small", "hific-tiny"):
+        cfg_name = args.model  # `lic train --model hific-small --stage hific-1` works too
+    cfg_name = cfg_name or DEFAULTS["hific_config"]
     model = HificModel(get_config(cfg_name)).to(device)
     trainer = HificTrainer(model, stage, perceptual=_perceptual(_opt(args, "perceptual"), device),
                            lr=float(_opt(args, "lr")), aux_lr=float(_opt(args, "aux_lr")),
