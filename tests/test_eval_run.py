@@ -153,3 +153,36 @@ def test_default_rates():
     class L:
         name, rate_range = "x-learned", (0.0, 1.0)
     assert rev.default_rates(L()) == pytest.approx([0, .2, .4, .6, .8, 1.0])
+
+
+def test_learned_codec_through_same_interface(tiny_folder, tmp_path, monkeypatch):
+    """A learned-style codec (slider u, no decode timing) runs in-process with 6 default points."""
+    from lic_core.codecs import registry
+    from lic_core.codecs.base import Codec, DecodeResult, EncodeResult
+
+    class FakeLearned(Codec):
+        name, family, rate_range, default_rate = "fake-learned", "learned", (0.0, 1.0), 0.5
+        decodes = 0
+
+        def encode(self, image, params, progress=None):
+            q = 2 + int(params.rate * 30)  # coarser grey levels at low u
+            rec = (image // q * q).astype(np.uint8)
+            data = bytes(8 + int(params.rate * 500))
+            return EncodeResult(data=data, reconstruction=rec, bpp=8 * len(data) / image.shape[0]
+                                / image.shape[1], params=params, codec=self.name,
+                                file_extension=".lic", timings={"encode": 0.01})
+
+        def decode(self, data, progress=None):
+            type(self).decodes += 1
+            return DecodeResult(reconstruction=np.zeros((1, 1, 3), np.uint8), codec=self.name)
+
+    monkeypatch.setitem(registry._FACTORIES, "fake-learned", FakeLearned)
+    monkeypatch.delitem(registry._CACHE, "fake-learned", raising=False)
+    w = rev.run_eval(tiny_folder, ["fake-learned"], tmp_path / "l", metrics=["psnr"],
+                     progress=False, jobs=2)
+    doc = json.loads(w["fake-learned"].read_text())
+    assert doc["results"]["rate"] == pytest.approx([0, .2, .4, .6, .8, 1.0])
+    assert doc["meta"]["family"] == "learned"
+    assert FakeLearned.decodes == 2 * 6  # decode timed once per point when the codec did not
+    assert all(t >= 0 for t in doc["results"]["decoding_time"])
+    registry._CACHE.pop("fake-learned", None)
