@@ -102,6 +102,16 @@ def test_save_load_round_trip(tmp_path, codec_and_latents, decoder) -> None:
         DiffusionDecoder.load(tmp_path / "missing.safetensors")
 
 
+def test_eps_parametrization_decodes_deterministically(codec_and_latents) -> None:
+    codec, y_hat, feats = codec_and_latents
+    torch.manual_seed(3)
+    dec = DiffusionDecoder.for_codec(codec, param="eps")
+    torch.nn.init.normal_(dec.unet.out.weight, std=0.05)
+    a = dec.decode(y_hat, feats, steps=3, seed=1, device="cpu")
+    assert torch.equal(a, dec.decode(y_hat, feats, steps=3, seed=1, device="cpu"))
+    assert not torch.equal(a, dec.decode(y_hat, feats, steps=3, seed=2, device="cpu"))
+
+
 def test_wrong_contexts_are_refused(codec_and_latents) -> None:
     _, y_hat, feats = codec_and_latents
     dec = DiffusionDecoder(DiffusionConfig.tiny(cond_channels=(3, 16, 16, 16, 99)))

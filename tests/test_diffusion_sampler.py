@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lic_core.decoder.diffusion.blurring import (
-    diffuse, eps_loss, posterior_step, sample, x0_estimate)
+    diffuse, eps_from_x0, eps_loss, posterior_step, sample, x0_estimate, x0_loss)
 from lic_core.decoder.diffusion.dct import dct2, idct2
 from lic_core.decoder.diffusion.schedules import BlurSchedule
 
@@ -52,6 +52,30 @@ def test_oracle_reverse_chain_recovers_x0(sigma_b_max: float) -> None:
     out = sample(_oracle(x0, sch), None, tuple(x0.shape), steps=200, seed=3, schedule=sch,
                  dtype=torch.float64)
     assert _psnr(out, x0) > 45.0
+
+
+def test_oracle_reverse_chain_x_form() -> None:
+    sch = BlurSchedule(sigma_b_max=20.0)
+    x0 = _smooth_image(32, 48)
+    out = sample(lambda x, t, c: x0, None, tuple(x0.shape), steps=200, seed=3, schedule=sch,
+                 dtype=torch.float64, pred="x")
+    assert _psnr(out, x0) > 45.0
+    with pytest.raises(ValueError):
+        sample(lambda x, t, c: x0, None, tuple(x0.shape), 2, 0, sch, pred="v")
+
+
+def test_x_form_equals_eps_form_for_consistent_predictions() -> None:
+    """μ from x̂0 equals μ from the ε̂ implied by that x̂0 (float64), for any x̂0."""
+    sch = BlurSchedule(sigma_b_max=20.0)
+    g = torch.Generator().manual_seed(4)
+    x0 = _smooth_image(16, 20)
+    guess = torch.randn(x0.shape, generator=g, dtype=torch.float64) * 0.3  # a wrong x̂0
+    for t, s in [(0.9, 0.85), (0.5, 0.46), (0.04, 0.0)]:
+        xt, _ = diffuse(x0, t, sch, generator=g)
+        eps_hat = eps_from_x0(xt, guess, t, sch)
+        a = posterior_step(xt, eps_hat, t, s, sch)
+        b = posterior_step(xt, None, t, s, sch, x0_hat=guess)
+        assert (a - b).abs().max().item() < 1e-6 * max(1.0, b.abs().max().item())
 
 
 def test_oracle_x0_estimate_exact_where_alpha_large() -> None:
@@ -126,3 +150,7 @@ def test_eps_loss_variants() -> None:
     assert eps_loss(hat, eps, hi, sch, min_snr=5.0).item() == pytest.approx(0.25, rel=1e-6)
     with pytest.raises(ValueError):
         eps_loss(hat, eps, t, sch, kind="huber")
+    # x-loss: unweighted MSE, or CDC's min(SNR, 5) weight (≤ 5, ~0 at t = 1)
+    assert x0_loss(hat, eps, t, sch).item() == pytest.approx(0.25, rel=1e-6)
+    assert x0_loss(hat, eps, torch.ones(4), sch, min_snr=5.0).item() < 1e-4
+    assert x0_loss(hat, eps, torch.zeros(4), sch, min_snr=5.0).item() == pytest.approx(1.25)

@@ -47,24 +47,27 @@ def test_codec_latents_are_the_eval_rounding_path(codec) -> None:
     assert not y_hat.requires_grad
 
 
-def test_training_smoke_loss_decreases_and_resumes(tmp_path, codec) -> None:
-    cfg = config_for_codec(codec, mults=(1, 2))  # tiny U-Net with 2 levels: fast on 2 cores
+@pytest.mark.parametrize("param,steps,ratio", [("x", 120, 0.8), ("eps", 100, 0.6)])
+def test_training_smoke_loss_decreases_and_resumes(tmp_path, codec, param, steps, ratio) -> None:
+    # tiny U-Net with 2 levels: fast on 2 cores. The x-loss has a large irreducible part at high
+    # t (x0 is not determined by x_t there), so it falls less than the ε-loss.
+    cfg = config_for_codec(codec, mults=(1, 2), param=param)
     out = tmp_path / "run"
-    s = train_diffusion(codec, _crops(), out, steps=120, batch=2, crop=64, lr=2e-3,
+    s = train_diffusion(codec, _crops(), out, steps=steps, batch=2, crop=64, lr=2e-3,
                         device="cpu", config=cfg, warmup=10, ckpt_every=60, log_every=1000,
                         ema_decay=0.99, log=lambda m: None)
     losses = s["losses"]
-    assert len(losses) == 120 and all(math.isfinite(v) for v in losses)
+    assert len(losses) == steps and all(math.isfinite(v) for v in losses)
     first, last = statistics.mean(losses[:20]), statistics.mean(losses[-20:])
-    assert last < 0.6 * first, (first, last)
+    assert last < ratio * first, (first, last)
     # the product file is the EMA decoder and loads; codec parameters stayed frozen
     dec = DiffusionDecoder.load(s["ema_path"])
-    assert dec.config == cfg and int(dec.meta["step"]) == 120
+    assert dec.config == cfg and int(dec.meta["step"]) == steps
     assert all(not p.requires_grad for p in codec.parameters())
     # weights-only resume continues from the stored step with a fresh optimizer
-    s2 = train_diffusion(codec, _crops(), out, steps=125, batch=2, crop=64, lr=2e-3,
+    s2 = train_diffusion(codec, _crops(), out, steps=steps + 5, batch=2, crop=64, lr=2e-3,
                          device="cpu", config=cfg, warmup=1, log=lambda m: None)
-    assert s2["step"] == 125 and len(s2["losses"]) == 5
+    assert s2["step"] == steps + 5 and len(s2["losses"]) == 5
     assert (out / TRAIN_FILE).is_file()
     assert statistics.mean(s2["losses"]) < first
 

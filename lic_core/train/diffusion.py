@@ -8,8 +8,10 @@ predicted means in the gained domain (``μG + round(yG − μG)``, divided by G)
 two-pass checkerboard means as the coder: the deployed "round" quantizer's ŷ. The texture latents
 are ``codec.g_s.forward_features(ŷ)``.
 
-Loss: ε-prediction L2 (or L1) with optional min-SNR weighting, plus an optional LPIPS term on the
-one-step estimate x̂0 (clamped 1/α) for crops with t < ``lpips_t_max`` only (METHODS §3.6).
+Loss: by ``config.param``: x̂0 prediction (default) ``w(t)‖x0 − x̂0‖²`` with ``w = 1`` or
+``min(SNR, γ)``, or ε-prediction L2/L1 with optional min-SNR-γ weighting (METHODS §3.2); plus an
+optional LPIPS term on x̂0 (the network output, or for ε the one-step estimate with clamped 1/α)
+for crops with t < ``lpips_t_max`` only (METHODS §3.6).
 AdamW, linear warm-up, gradient clipping, EMA; the product file holds the EMA weights.
 
 Files in ``out``: ``diffusion-train.safetensors`` (raw weights + step; resume from it with a fresh
@@ -28,7 +30,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ..decoder.diffusion.blurring import diffuse, eps_loss, x0_estimate
+from ..decoder.diffusion.blurring import diffuse, eps_loss, x0_estimate, x0_loss
 from ..decoder.diffusion.decoder import DiffusionDecoder, config_for_codec, resolve_device
 from ..decoder.diffusion.unet import DiffusionConfig
 from ..errors import LicError
@@ -41,7 +43,7 @@ DEFAULTS: dict[str, Any] = dict(
     model="lic-lgem", steps=300_000, batch=8, crop=256, lr=1e-4, ema=0.999, seed=0,
     log_every=100, ckpt_every=2000, warmup=1000, clip=1.0, workers=4, downscale=(0.5, 1.0),
     diffusion_config="full", lpips_weight=0.0, lpips_t_max=0.5, sigma_b_max=20.0,
-    diffusion_loss="l2", min_snr=None)
+    diffusion_loss="l2", min_snr=None, diffusion_param="x")
 
 
 class DiffusionTrainError(LicError):
@@ -191,14 +193,18 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
             eps = torch.randn(x0.shape, generator=gen).to(dev)
             x_t, _ = diffuse(x0, t, sched, noise=eps)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == "cuda"):
-                eps_hat = dec.unet(x_t, t.float(), ctx)
-            eps_hat = eps_hat.float()
-            loss = eps_loss(eps_hat, eps, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
-            logs = {"step": step + 1, "eps_loss": float(loss.detach())}
+                pred = dec.unet(x_t, t.float(), ctx)
+            pred = pred.float()
+            if cfg.param == "x":
+                loss = x0_loss(pred, x0, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
+            else:
+                loss = eps_loss(pred, eps, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
+            logs = {"step": step + 1, f"{cfg.param}_loss": float(loss.detach())}
             if lpips is not None and lpips_weight > 0:
                 sel = t < lpips_t_max
                 if bool(sel.any()):
-                    x0_hat = x0_estimate(x_t[sel], eps_hat[sel], t[sel], sched, cfg.inv_alpha_max)
+                    x0_hat = (pred[sel] if cfg.param == "x" else
+                              x0_estimate(x_t[sel], pred[sel], t[sel], sched, cfg.inv_alpha_max))
                     lp = lpips(((x0_hat + 1.0) * 0.5).clamp(0.0, 1.0), x[sel])
                     loss = loss + lpips_weight * lp * sel.float().mean()
                     logs["lpips"] = float(lp.detach())
@@ -271,6 +277,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--diffusion-config", choices=("full", "tiny"), default=None)
     p.add_argument("--sigma-b-max", type=float, default=None, help="blur strength σ_B,max (20)")
     p.add_argument("--diffusion-loss", choices=("l2", "l1"), default=None)
+    p.add_argument("--diffusion-param", choices=("x", "eps"), default=None,
+                   help="U-Net predicts x̂0 (x, default) or ε (eps, METHODS §3.2)")
     p.add_argument("--min-snr", type=float, default=None, help="min-SNR-γ weighting (off)")
     p.add_argument("--lpips-weight", type=float, default=None, help="LPIPS term weight (0)")
     p.add_argument("--lpips-t-max", type=float, default=None, help="LPIPS only for t below (0.5)")
@@ -298,7 +306,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
         codec = load_model(name, getattr(args, "codec_weights", None))
     overrides: dict[str, Any] = {"sigma_b_max": float(_opt(args, "sigma_b_max")),
                                  "loss": _opt(args, "diffusion_loss"),
-                                 "min_snr": _opt(args, "min_snr")}
+                                 "min_snr": _opt(args, "min_snr"),
+                                 "param": _opt(args, "diffusion_param")}
     if _opt(args, "diffusion_config") == "tiny":
         tiny = DiffusionConfig.tiny().to_dict()
         overrides.update({k: tiny[k] for k in ("dim", "mults", "blocks", "attn_heads",

@@ -142,7 +142,8 @@ class DiffusionDecoder(nn.Module):
 
             x = sample(model_fn, adapted, (b, 3, h, w), steps, int(seed), self.config.schedule,
                        device=dev, callback=cb, x_init_mean=x_mse,
-                       inv_alpha_max=self.config.inv_alpha_max)
+                       inv_alpha_max=self.config.inv_alpha_max, pred=self.config.param,
+                       clip_x0=self.config.clip_x0)
         return ((x + 1.0) * 0.5).clamp(0.0, 1.0).float().cpu()
 
     @torch.no_grad()

@@ -38,6 +38,11 @@ class DiffusionConfig:
 
     cond_channels / cond_scales: one entry per context tensor, in the order the decoder assembles
     them (``[x̂_mse, *g_s features fine-to-coarse, ŷ]``); scale = image size / context size.
+    param: what the U-Net predicts, "x" (x̂0, default) or "eps" (ε, METHODS §3.2). See
+    docs/diffusion.md: with an imperfect network the ε form amplifies errors by σ_t/α_t in the
+    frequencies a step un-dissipates, which ruined samples in a CPU experiment; the x form does
+    not divide by α. clip_x0: clip x̂0 to [−1, 1] while sampling (x form).
+    loss / min_snr: "l2" | "l1"; eps: min-SNR-γ weight ``min(SNR,γ)/SNR``; x: ``min(SNR,γ)``.
     """
 
     name: str = "lic-diffusion"
@@ -56,6 +61,8 @@ class DiffusionConfig:
     cond_scales: tuple[int, ...] = (1, 2, 4, 8, 16)
     use_x_mse: bool = True
     use_y_hat: bool = True
+    param: str = "x"
+    clip_x0: bool = True
     loss: str = "l2"
     min_snr: Optional[float] = None
     inv_alpha_max: float = 10.0
@@ -70,6 +77,8 @@ class DiffusionConfig:
         for s in self.cond_scales:
             if s < 1 or s & (s - 1):
                 raise ValueError(f"context scales must be powers of two, got {s}")
+        if self.param not in ("x", "eps"):
+            raise ValueError(f"param must be 'x' or 'eps', got {self.param!r}")
 
     @property
     def schedule(self) -> BlurSchedule:
