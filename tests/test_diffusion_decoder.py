@@ -100,6 +100,11 @@ def test_save_load_round_trip(tmp_path, codec_and_latents, decoder) -> None:
                        decoder.decode(y_hat, feats, 2, 5, device="cpu"))
     with pytest.raises(ModelNotFoundError):
         DiffusionDecoder.load(tmp_path / "missing.safetensors")
+    with pytest.raises(ModelNotFoundError):
+        DiffusionDecoder.load_default("no-such-diffusion-decoder")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelNotFoundError):
+        DiffusionDecoder.load(tmp_path / "junk.safetensors")
 
 
 def test_eps_parametrization_decodes_deterministically(codec_and_latents) -> None:
@@ -110,6 +115,15 @@ def test_eps_parametrization_decodes_deterministically(codec_and_latents) -> Non
     a = dec.decode(y_hat, feats, steps=3, seed=1, device="cpu")
     assert torch.equal(a, dec.decode(y_hat, feats, steps=3, seed=1, device="cpu"))
     assert not torch.equal(a, dec.decode(y_hat, feats, steps=3, seed=2, device="cpu"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA refusal")
+def test_cuda_request_without_cuda_is_a_user_error(codec_and_latents, decoder) -> None:
+    from lic_core.errors import CodecUnavailableError
+
+    _, y_hat, feats = codec_and_latents
+    with pytest.raises(CodecUnavailableError):
+        decoder.decode(y_hat, feats, steps=1, device="cuda")
 
 
 def test_wrong_contexts_are_refused(codec_and_latents) -> None:

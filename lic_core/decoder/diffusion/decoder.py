@@ -22,13 +22,17 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ...errors import LicError, ModelNotFoundError
+from ...errors import CodecUnavailableError, LicError, ModelNotFoundError
 from .blurring import sample
 from .unet import CondUNet, DiffusionConfig, count_parameters
 
-__all__ = ["DiffusionDecoder", "DecodeCallback", "config_for_codec", "resolve_device", "FORMAT_TAG"]
+__all__ = ["DiffusionDecoder", "DecodeCallback", "config_for_codec", "resolve_device", "FORMAT_TAG",
+           "WEIGHTS_DIR", "DEFAULT_NAME"]
 
 FORMAT_TAG = "lic-diffusion-v1"
+#: Where the product weights live (written by ``lic train --stage diffusion --export``).
+WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "weights"
+DEFAULT_NAME = "lic-diffusion"
 #: ``callback(step_index, total_steps, x0_hat)`` with x0_hat a B×3×H×W CPU tensor in [0, 1].
 #: It may raise :class:`lic_core.errors.CancelledError` to stop the decode.
 DecodeCallback = Callable[[int, int, Tensor], None]
@@ -39,7 +43,11 @@ def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.d
     """``None``/"auto" → CUDA when available, else CPU."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CodecUnavailableError("the diffusion decoder was asked to run on CUDA, "
+                                    "but no CUDA device is available")
+    return dev
 
 
 @contextlib.contextmanager
@@ -189,8 +197,11 @@ class DiffusionDecoder(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise ModelNotFoundError(f"no diffusion decoder weights at {path}")
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = dict(f.metadata() or {})
+        except Exception:  # safetensors raises its own error types for torn/foreign files
+            raise ModelNotFoundError(f"{path.name} is not a readable safetensors file") from None
         if meta.get("format") != FORMAT_TAG:
             raise ModelNotFoundError(f"{path.name} is not a LIC diffusion decoder file")
         dec = cls(DiffusionConfig.from_dict(json.loads(meta["config"])))
@@ -200,6 +211,16 @@ class DiffusionDecoder(nn.Module):
         if device is not None:
             dec.to(resolve_device(device))
         return dec.eval()
+
+    @classmethod
+    def load_default(cls, name: str = DEFAULT_NAME,
+                     device: Optional[Union[str, torch.device]] = None) -> "DiffusionDecoder":
+        """``weights/<name>.safetensors``; ModelNotFoundError (one line) when it is not there."""
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+        if not path.is_file():
+            raise ModelNotFoundError(f"no trained diffusion decoder '{name}' (weights/{name}"
+                                     ".safetensors); train it with lic train --stage diffusion")
+        return cls.load(path, device=device)
 
     def weights_id(self) -> bytes:
         """8-byte identity of the weights (same hash as the codec's, lic_core.weights)."""
