@@ -88,6 +88,11 @@ def main(argv=None) -> int:
         "torch": torch.__version__, "python": platform.python_version(),
         "cpu_load_average_at_start": [round(v, 2) for v in os.getloadavg()],
         "cpu_count": os.cpu_count()})
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        results["cpu_note"] = ("CPU was shared with other jobs while measuring (load average above "
+                               "the core count): an idle machine is faster")
+    else:
+        results.pop("cpu_note", None)
     runs = results.setdefault("runs", {})
 
     def record(key: str, device: str, size, steps: int, secs: float, extra: dict) -> None:
