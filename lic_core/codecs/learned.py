@@ -110,12 +110,11 @@ class LearnedCodec(Codec):
     default_rate = 0.5
     rate_increasing = True
     quantizers = ("round", "deadzone", "rdoq", "tcq")
-    decoders = ("mse",)
     file_extension = ".lic"
 
     def __init__(self, name: str, model: Optional[LicModel] = None,
                  weights_path: Optional[Path] = None, use_finetuned: bool = True,
-                 finetuned_dir: Optional[Path] = None) -> None:
+                 finetuned_dir: Optional[Path] = None, diffusion: Any = None) -> None:
         self.name = name
         self._model = model
         self._weights_path = weights_path
@@ -123,7 +122,40 @@ class LearnedCodec(Codec):
         self.use_finetuned = use_finetuned
         self._ft_dir = finetuned_dir
         self._ft_cache: dict[str, Any] = {}
+        self._diffusion = diffusion  # a DiffusionDecoder (tests inject one); else loaded lazily
         self._meta: dict[str, Any] = getattr(model, "weights_meta", {}) if model else {}
+
+    # -- decoders ---------------------------------------------------------------------------
+    def _diffusion_path(self) -> Path:
+        from ..models import weights_path
+
+        return weights_path(self.name).with_name(f"{self.name}-diffusion.safetensors")
+
+    @property
+    def decoders(self) -> tuple[str, ...]:  # type: ignore[override]
+        """"mse" always; "diffusion" when a trained diffusion decoder for this model exists."""
+        if self._diffusion is not None or self._diffusion_path().is_file():
+            return ("mse", "diffusion")
+        return ("mse",)
+
+    def diffusion_decoder(self):
+        if self._diffusion is None:
+            from ..decoder.diffusion import DiffusionDecoder
+
+            self._diffusion = DiffusionDecoder.load(self._diffusion_path())
+        return self._diffusion
+
+    def _diffusion_decode(self, y_hat_gained: torch.Tensor, gains: dict, steps: int, seed: int,
+                          progress: Optional[ProgressFn], lo: float, hi: float) -> torch.Tensor:
+        """Blur-dissipated diffusion decode conditioned on ŷ and g_s's features (METHODS §3.3)."""
+        dec = self.diffusion_decoder()
+        y_hat = y_hat_gained * gains["G_inv"]
+        feats = self.model.g_s.forward_features(y_hat)
+
+        def cb(i, total, x0):
+            _report(progress, lo + (hi - lo) * i / max(total, 1), f"diffusion step {i + 1}/{total}")
+
+        return dec.decode(y_hat, feats, steps=steps, seed=seed, callback=cb, device="cpu")
 
     # -- model ------------------------------------------------------------------------------
     @property
@@ -249,7 +281,13 @@ class LearnedCodec(Codec):
         _report(progress, 0.85, "synthesis transform")
         synth, w_hash = self._decoder(quantizer.name)
         with torch.no_grad(), timer("decode"):
-            x_hat = synth(q["y_hat_gained"], dict(q["gains"], u=torch.tensor([u])))
+            if params.decoder == "diffusion":
+                # the encoder-side reconstruction is what the decoder will sample (same seed)
+                x_hat = self._diffusion_decode(q["y_hat_gained"], q["gains"],
+                                               int(params.diffusion_steps), int(params.seed),
+                                               progress, 0.85, 0.99)
+            else:
+                x_hat = synth(q["y_hat_gained"], dict(q["gains"], u=torch.tensor([u])))
             recon = to_uint8(crop(x_hat, H, W))
         header = LicHeader(model=self.name, weights_hash=w_hash, decoder=params.decoder,
                            quantizer=quantizer.name, quantizer_params=quantizer.params(),
@@ -294,6 +332,8 @@ class LearnedCodec(Codec):
     # -- decode -----------------------------------------------------------------------------
     def decode(self, data: bytes, progress: Optional[ProgressFn] = None,
                decoder: Optional[str] = None) -> DecodeResult:
+        """Decode a .lic file; ``decoder`` overrides the header's decoder kind ("mse" decodes a
+        diffusion-marked file with the MSE synthesis transform)."""
         header, sections = unpack(data)
         if header.model != self.name:
             raise LicFormatError(f"file is for model '{header.model}', not '{self.name}'")
@@ -363,7 +403,12 @@ class LearnedCodec(Codec):
             if not exhausted:
                 raise LicFormatError("corrupted .lic file (y stream does not end where the model says)")
             _report(progress, 0.85, "synthesis transform")
-            x_hat = synth(out["y_hat_gained"], dict(gains, u=torch.tensor([u])))
+            if dec_kind == "diffusion":
+                x_hat = self._diffusion_decode(out["y_hat_gained"], gains,
+                                               header.diffusion_steps or 25, header.diffusion_seed,
+                                               progress, 0.85, 0.99)
+            else:
+                x_hat = synth(out["y_hat_gained"], dict(gains, u=torch.tensor([u])))
             recon = to_uint8(crop(x_hat, header.height, header.width))
         _report(progress, 1.0, "done")
         info = {f: getattr(header, f) for f in ("model", "decoder", "quantizer", "quantizer_params",
