@@ -155,7 +155,7 @@ class LearnedCodec(Codec):
         def cb(i, total, x0):
             _report(progress, lo + (hi - lo) * i / max(total, 1), f"diffusion step {i + 1}/{total}")
 
-        return dec.decode(y_hat, feats, steps=steps, seed=seed, callback=cb, device="cpu")
+        return dec.decode(y_hat, feats, steps=steps, seed=seed, callback=cb, device=None)
 
     # -- model ------------------------------------------------------------------------------
     @property
