@@ -83,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
     for name, path in written.items():
         res = json.loads(path.read_text())["results"]
-        pts = ", ".join(f"{b:.3f}" for b in res["bpp"])
-        print(f"{name}: {path}  bpp [{pts}]", file=sys.stdout)
+        print(f"{name}: {path}", file=sys.stdout)
+        cols = [k for k in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips") if k in res]
+        print("    " + "  ".join(f"{c:>11}" for c in ["rate"] + cols))
+        for j in range(len(res["bpp"])):
+            print("    " + "  ".join(f"{res[c][j]:11.4f}" for c in ["rate"] + cols))
     return 0
