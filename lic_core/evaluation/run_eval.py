@@ -27,7 +27,7 @@ import numpy as np
 
 from ..codecs.base import Codec, EncodeParams
 from ..codecs.registry import get_codec
-from ..errors import CodecUnavailableError, ImageError, LicError
+from ..errors import CodecUnavailableError, LicError
 from .anchors import RESULT_KEYS, normalize_metric
 from .target_bpp import encode_at_target_bpp
 
@@ -70,13 +70,10 @@ def list_images(folder: Union[str, Path], limit: Optional[int] = None) -> list[P
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
+    """The studio's loading rules (EXIF orientation, alpha on white, 16-bit scaling...)."""
+    from ..image.io import load_image
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"cannot read image {path}: {exc}") from None
+    return load_image(path)
 
 
 def compute_point_metrics(orig: np.ndarray, recon: np.ndarray,
