@@ -241,6 +241,12 @@ class LearnedCodec(Codec):
         info["provenance"] = ("PREVIEW — trained briefly on CPU; not the product codec"
                               if info["preview"] else "trained")
         info["weights_hash"] = self.weights_hash.hex()
+        info["decoders"] = list(self.decoders)
+        if self.use_finetuned:  # decoders fine-tuned per quantizer change reconstructions
+            ft = {q: self._decoder(q)[1].hex() for q in self.quantizers
+                  if self._decoder(q)[1] != self.weights_hash}
+            if ft:
+                info["finetuned_decoders"] = ft
         return info
 
     # -- encode -----------------------------------------------------------------------------
