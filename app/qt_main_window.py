@@ -17,10 +17,8 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QDoubleSpinBox,
                                QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QSplitter, QTabWidget, QTextBrowser, QToolBar, QVBoxLayout,
-                               QWidget)
+                               QSplitter, QTabWidget, QTextBrowser, QToolBar, QWidget)
 
-from lic_core.codecs import get_codec
 from lic_core.errors import LicError
 
 from .model import export, inspect_maps, services

@@ -5,7 +5,7 @@ signals blocked (napari ``qt_signals_blocked``), so model → view never feeds b
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel

@@ -30,6 +30,21 @@ def _limit_threads() -> None:
 _limit_threads()
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test runs single-threaded and cannot leak another thread count to the next one
+    (tiny models are dominated by per-op overhead; a thread team only adds spin-waits)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

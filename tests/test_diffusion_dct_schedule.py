@@ -11,14 +11,6 @@ from lic_core.decoder.diffusion.dct import dct2, dct_matrix, idct2
 from lic_core.decoder.diffusion.schedules import BlurSchedule, heat_eigenvalues
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: one thread is faster than two on a busy 2-core machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 SIZES = [1, 2, 3, 7, 8, 16, 31, 64, 97]
 
 

@@ -9,15 +9,6 @@ from lic_core.decoder.diffusion.unet import DiffusionConfig
 from lic_core.errors import CancelledError, ModelNotFoundError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: one thread is faster than two on a busy 2-core machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def codec_and_latents():
     from lic_core.models import build_model

@@ -12,15 +12,6 @@ from lic_core.decoder.diffusion.dct import dct2, idct2
 from lic_core.decoder.diffusion.schedules import BlurSchedule
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: one thread is faster than two on a busy 2-core machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _smooth_image(h: int, w: int, dtype=torch.float64) -> torch.Tensor:
     """A deterministic natural-ish test image in [−1, 1] (smooth gradients + an edge + texture)."""
     yy, xx = torch.meshgrid(torch.linspace(0, 1, h, dtype=dtype),

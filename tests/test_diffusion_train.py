@@ -12,15 +12,6 @@ from lic_core.decoder.diffusion.decoder import DiffusionDecoder, config_for_code
 from lic_core.train.diffusion import TRAIN_FILE, add_arguments, codec_latents, train_diffusion
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: one thread is faster than two on a busy 2-core machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def codec():
     from lic_core.models import build_model

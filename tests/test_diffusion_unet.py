@@ -7,15 +7,6 @@ import torch
 from lic_core.decoder.diffusion.unet import CondUNet, DiffusionConfig, count_parameters
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: one thread is faster than two on a busy 2-core machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _contexts(cfg: DiffusionConfig, b: int, h: int, w: int, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(b, c, -(-h // s), -(-w // s), generator=g)

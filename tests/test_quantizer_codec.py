@@ -14,14 +14,9 @@ from lic_core.models import build_model
 
 @pytest.fixture(scope="module")
 def codec():
-    # one intra-op thread: the tiny model's ops are too small to gain from a thread team, and on
-    # a busy 2-core CI box the team's spin-waits make them many times slower (restored after)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     torch.manual_seed(0)
     model = build_model("lic-lgem-tiny").eval()
     yield LearnedCodec("lic-lgem-tiny", model=model)
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("name", ["round", "deadzone", "rdoq", "tcq"])

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 from lic_core.train.checkpoint import load_checkpoint
 from lic_core.train.loop import state_hash
 

@@ -14,14 +14,6 @@ from lic_core.weights import load_weights, weights_hash
 from test_train_loop import cfg_for, make_images, quiet
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_export_fp16_loadable_stable_hash_and_card(tmp_path):
     res = loop.train(cfg_for(tmp_path, "run", steps=3, ema=0.9), log=quiet)
     evald = make_images(tmp_path / "eval", n=2, size=(64, 96))

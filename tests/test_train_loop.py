@@ -28,15 +28,6 @@ from lic_core.train.schedules import lr_factor
 STANDIN = "test_train_loop:build_standin"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run fastest (and fairest on the shared 2 cores) single-threaded."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @dataclass
 class StandInConfig:
     name: str = "standin"

@@ -1,22 +1,22 @@
 """Adapters between the studio and ``lic_core`` (Qt-free).
 
-The studio must not re-implement codec or metric logic (ARCHITECTURE.md), but parts of lic_core
-are optional or still growing.  Every call into an optional lic_core module goes through one
-function here, which degrades gracefully (returns ``None`` / ``{}`` / a plain error) when the module
-is missing, so the GUI keeps working with whatever the install offers.
+The studio must not re-implement codec or metric logic (ARCHITECTURE.md): every call into
+lic_core goes through one function here, so views and jobs share one error policy.
 """
 from __future__ import annotations
 
 import hashlib
-import inspect
-import io
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
+from lic_core.bitstream import peek_header
 from lic_core.codecs import Codec, EncodeParams, EncodeResult, get_codec, list_codecs
-from lic_core.errors import ImageError, LicError, LicFormatError
+from lic_core.errors import LicError, LicFormatError
+from lic_core.image import load_image as core_load_image
+from lic_core.metrics import compute_metrics as core_compute_metrics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,48 +28,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".jxl", ".jp2", ".j
 # ---------------------------------------------------------------------------- images
 
 def load_image(path: str | Path) -> np.ndarray:
-    """An ``H×W×3`` uint8 RGB array from an image file.
-
-    Uses ``lic_core.image.load_image`` when it exists (one loader for CLI, eval and GUI); until then
-    Pillow directly.  Raises :class:`ImageError` with a one-line message for unreadable files.
-    """
-    try:
-        from lic_core.image import load_image as core_load  # type: ignore[attr-defined]
-    except ImportError:
-        core_load = None
-    if core_load is not None:
-        out = core_load(path)
-        return _to_uint8_hwc(out)
-    return decode_image_bytes(Path(path).read_bytes(), name=str(path))
-
-
-def decode_image_bytes(data: bytes, name: str = "image") -> np.ndarray:
-    """Decode an encoded image (PNG, JPEG...) held in memory (clipboard, drops) with Pillow."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except Exception as exc:  # Pillow raises many types for broken files
-        raise ImageError(f"cannot read {Path(name).name}: {exc}") from None
-
-
-def _to_uint8_hwc(out: Any) -> np.ndarray:
-    """Accept either lic_core's boundary format (uint8 H×W×3) or a 1×3×H×W float tensor."""
-    arr = out
-    if hasattr(arr, "detach"):
-        arr = arr.detach().cpu().numpy()
-    arr = np.asarray(arr)
-    if arr.ndim == 4:
-        arr = arr[0]
-    if arr.ndim == 3 and arr.shape[0] == 3 and arr.shape[-1] != 3:
-        arr = np.transpose(arr, (1, 2, 0))
-    if arr.dtype != np.uint8:
-        arr = np.clip(np.round(arr * 255.0), 0, 255).astype(np.uint8)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ImageError(f"expected an RGB image, got shape {arr.shape}")
-    return np.ascontiguousarray(arr)
+    """An ``H×W×3`` uint8 RGB array: the one loader of CLI, eval and GUI
+    (:func:`lic_core.image.load_image`; one-line :class:`ImageError` for unreadable files)."""
+    return core_load_image(path)
 
 
 def image_id(image: np.ndarray) -> str:
@@ -205,31 +166,13 @@ def is_compressed_file(path: str | Path, head: bytes = b"") -> bool:
     return False
 
 
-def _peek_header_fn() -> Optional[Callable[[bytes], Any]]:
-    """``peek_header`` from lic_core.bitstream (package or its format module), or None."""
-    for mod in ("lic_core.bitstream", "lic_core.bitstream.format"):
-        try:
-            m = __import__(mod, fromlist=["peek_header"])
-        except ImportError:
-            continue
-        fn = getattr(m, "peek_header", None)
-        if fn is not None:
-            return fn
-    return None
-
-
 def codec_from_file(data: bytes, path: str | Path) -> str:
     """Which codec decodes this file: the .lic header's model, else the file extension."""
     suffix = Path(path).suffix.lower()
     if data[:3] == b"LIC" or suffix == ".lic":
-        peek_header = _peek_header_fn()
-        if peek_header is not None:
-            hdr = peek_header(data)
-            model = getattr(hdr, "model", None) or (hdr.get("model") if isinstance(hdr, dict)
-                                                    else None)
-            if model and model in list_codecs():
-                return model
-            # the header may name the weights, not the registry entry: fall back on family
+        model = peek_header(data).model
+        if model in list_codecs():
+            return model
         learned = [n for n in codec_names()
                    if get_codec(n).file_extension == ".lic" and codec_availability(n)[0]]
         if learned:
@@ -242,24 +185,13 @@ def codec_from_file(data: bytes, path: str | Path) -> str:
 
 
 def header_info(data: bytes) -> dict[str, Any]:
-    """Header fields of a .lic file for display ({} when the bitstream module is missing)."""
-    peek_header = _peek_header_fn()
-    if peek_header is None:
-        return {}
+    """Header fields of a .lic file for display (``{"error": ...}`` for a broken header)."""
     try:
         hdr = peek_header(data)
     except LicError as exc:
         return {"error": str(exc)}
-    if isinstance(hdr, dict):
-        out = dict(hdr)
-    elif hasattr(hdr, "__dataclass_fields__"):
-        from dataclasses import asdict
-
-        out = asdict(hdr)
-    else:
-        out = {k: v for k, v in vars(hdr).items() if not k.startswith("_")}
-    if isinstance(getattr(hdr, "rate", None), float):
-        out["rate u"] = round(hdr.rate, 5)
+    out = asdict(hdr)
+    out["rate u"] = round(hdr.rate, 5)
     # bytes (weights hash) read better as hex in the File info tab
     return {k: (v.hex() if isinstance(v, (bytes, bytearray)) else v) for k, v in out.items()}
 
@@ -267,23 +199,17 @@ def header_info(data: bytes) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- metrics
 
 def metrics_available() -> bool:
-    try:
-        from lic_core.metrics import compute_metrics  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        return False
+    """Metrics are part of lic_core; kept as a query so views need not know that."""
     return True
 
 
 def compute_metrics(orig: np.ndarray, recon: np.ndarray,
                     which: tuple[str, ...] = ("psnr", "ms_ssim")) -> dict[str, float]:
-    """lic_core.metrics.compute_metrics, or {} when the metrics module is missing or fails.
+    """:func:`lic_core.metrics.compute_metrics`, metric by metric on failure.
 
     A failing optional metric (e.g. LPIPS weights not converted) must not lose the encoding.
     """
-    try:
-        from lic_core.metrics import compute_metrics as core  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
+    core = core_compute_metrics
     out: dict[str, float] = {}
     try:
         res = core(orig, recon, which)
@@ -296,17 +222,6 @@ def compute_metrics(orig: np.ndarray, recon: np.ndarray,
             except (LicError, RuntimeError, ValueError, OSError):
                 continue
     return out
-
-
-def metric_maps(orig: np.ndarray, recon: np.ndarray) -> dict[str, np.ndarray]:
-    try:
-        from lic_core.metrics import metric_maps as core  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    try:
-        return dict(core(orig, recon))
-    except (LicError, RuntimeError, ValueError):
-        return {}
 
 
 # ---------------------------------------------------------------------------- RD helpers

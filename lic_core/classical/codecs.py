@@ -83,6 +83,7 @@ class PillowCodec(Codec):
         return True, ""
 
     def _options(self, params: EncodeParams) -> dict[str, Any]:
+        """Pillow save options for the rate knob (``params.extra`` is merged in by encode)."""
         raise NotImplementedError
 
     def _rate_value(self, rate: float) -> float:
@@ -100,7 +101,7 @@ class PillowCodec(Codec):
         self._require()
         img = _check_image(image)
         pil = Image.fromarray(img, "RGB")
-        opts = self._options(params)
+        opts = {**self._options(params), **params.extra}  # user extras override the defaults
         buf = io.BytesIO()
         t0 = time.perf_counter()
         pil.save(buf, format=self.pil_format, **opts)
@@ -157,7 +158,6 @@ class _JpegBase(PillowCodec):
     def _options(self, params: EncodeParams) -> dict[str, Any]:
         opts = {"quality": self._rate_value(params.rate), "subsampling": self.subsampling,
                 "optimize": False}
-        opts.update(params.extra)
         return opts
 
 
@@ -191,7 +191,6 @@ class WebPCodec(PillowCodec):
 
     def _options(self, params: EncodeParams) -> dict[str, Any]:
         opts = {"quality": self._rate_value(params.rate), "lossless": False, "method": 4}
-        opts.update(params.extra)
         return opts
 
 
@@ -214,7 +213,6 @@ class AvifCodec(PillowCodec):
 
     def _options(self, params: EncodeParams) -> dict[str, Any]:
         opts = {"quality": self._rate_value(params.rate), "speed": 6, "subsampling": "4:4:4"}
-        opts.update(params.extra)
         return opts
 
 
@@ -234,7 +232,6 @@ class JxlCodec(PillowCodec):
 
     def _options(self, params: EncodeParams) -> dict[str, Any]:
         opts = {"quality": self._rate_value(params.rate), "lossless": False, "effort": 7}
-        opts.update(params.extra)
         return opts
 
 
@@ -269,5 +266,4 @@ class J2kCodec(PillowCodec):
         opts: dict[str, Any] = {"irreversible": True, "mct": 1, "no_jp2": True}
         if ratio > 1.0:
             opts.update(quality_mode="rates", quality_layers=[ratio])
-        opts.update(params.extra)
         return opts

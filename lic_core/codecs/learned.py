@@ -207,8 +207,7 @@ class LearnedCodec(Codec):
                 digest = hashlib.sha256(self.weights_hash + meta["weights_hash_bytes"]).digest()[:8]
 
                 def synth(y_hat_gained, gains, g_s=g_s, inv=inv):
-                    u = gains["u"] if "u" in gains else None
-                    return g_s(y_hat_gained * inv(u))
+                    return g_s(y_hat_gained * inv(gains["u"]))
 
                 entry = (synth, digest, path.name)
             self._ft_cache[quantizer] = entry
@@ -243,8 +242,8 @@ class LearnedCodec(Codec):
         info["weights_hash"] = self.weights_hash.hex()
         info["decoders"] = list(self.decoders)
         if self.use_finetuned:  # decoders fine-tuned per quantizer change reconstructions
-            ft = {q: self._decoder(q)[1].hex() for q in self.quantizers
-                  if self._decoder(q)[1] != self.weights_hash}
+            hashes = {q: self._decoder(q)[1] for q in self.quantizers}
+            ft = {q: h.hex() for q, h in hashes.items() if h != self.weights_hash}
             if ft:
                 info["finetuned_decoders"] = ft
         return info

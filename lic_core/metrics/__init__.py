@@ -19,7 +19,6 @@ from typing import Dict, Iterable
 
 import numpy as np
 
-from ..errors import ImageError
 from ._common import check_pair
 from .msssim import MIN_SIDE as MS_SSIM_MIN_SIDE
 from .msssim import ms_ssim, ms_ssim_db, ms_ssim_torch

@@ -67,7 +67,9 @@ def resolve_checkpoint(path: Union[str, Path]) -> Path:
 def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> dict:
     p = resolve_checkpoint(path)
     try:
-        state = torch.load(p, map_location=map_location, weights_only=False)
+        # weights_only: checkpoints are plain dicts of tensors and primitives, so nothing a user
+        # hands us is ever unpickled as arbitrary objects
+        state = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # torn/foreign file: one-line user error
         raise CheckpointError(f"cannot read checkpoint {p}: {exc}") from None
     if not isinstance(state, dict) or "model" not in state or "step" not in state:

@@ -73,7 +73,7 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
         u = s / max(n_levels - 1, 1)
         with torch.no_grad():
             lat = quantized_latents(model, x, u, q)
-        u_t = torch.full((batch,), float(lat["u"]) if "u" in lat else u)
+        u_t = torch.full((batch,), float(lat["u"]))  # the u16-dequantized slider compress() uses
         x_hat = model.g_s(lat["y_hat_gained"] * model.gains.inv_gain(u_t))
         mse = F.mse_loss(x_hat, x)
         loss = lambdas[s] * 255 ** 2 * mse
@@ -98,8 +98,6 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
 
 def save_finetuned(model, path: Path, card: dict) -> bytes:
     """Write only the fine-tuned decoder tensors (fp16 safetensors + card); returns its hash."""
-    from safetensors.torch import save_file
-
     from ..fileio import write_atomic
     from ..weights import _storable, weights_hash
 

@@ -37,7 +37,7 @@ from ..decoder.gan import HificDiscriminator, build_discriminator
 from ..errors import LicError
 from ..losses.hific import DEFAULT_LOSS, HificLossConfig, discriminator_loss, generator_loss
 from ..losses.perceptual import PerceptualFn, TinyPerceptual, default_perceptual
-from ..transform.hific import HificConfig, HificModel, count_parameters, get_config
+from ..transform.hific import HificModel, count_parameters, get_config
 
 STAGES = ("hific-1", "hific-2")
 DEFAULTS = dict(steps=200_000, batch=8, crop=256, lr=1e-4, aux_lr=1e-3, seed=0, workers=4,

@@ -19,7 +19,6 @@ import hashlib
 import importlib
 import json
 import math
-import os
 import signal
 import sys
 import threading
@@ -464,7 +463,7 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
                           "rewarm_from": rewarm_from, "prev_device": prev_device},
                 "data": {"folder": str(Path(cfg.data).resolve()), "images": len(ds)},
                 "wall_s": wall_prev + (time.monotonic() - t_start), "device": full_desc,
-                "torch": torch.__version__}
+                "torch": str(torch.__version__)}  # a plain str: weights_only loading
 
     last_ckpt: Optional[Path] = None
     # first guess of a checkpoint's cost (weights + 2 Adam moments + EMA at ~200 MB/s), then measured

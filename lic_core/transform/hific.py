@@ -14,8 +14,8 @@ conversion happens at the module boundary (METHODS "Notation").
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Optional, Sequence, Union
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .dct import dct2, idct2
