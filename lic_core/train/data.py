@@ -17,6 +17,7 @@ never goes below the crop when the original is large enough.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
@@ -37,7 +38,13 @@ class DataError(LicError):
 
 
 def list_images(root: Union[str, Path], suffixes: Sequence[str] = IMAGE_SUFFIXES) -> List[Path]:
-    """All image files under ``root`` (recursive), sorted by relative path for reproducibility."""
+    """All image files under ``root`` (recursive), sorted by relative path for reproducibility.
+
+    ``root`` may name several folders joined by ``os.pathsep`` (``train:train_extra``); their
+    lists are concatenated in the order given, so the sample stream stays reproducible.
+    """
+    if isinstance(root, str) and os.pathsep in root:
+        return [f for part in root.split(os.pathsep) if part for f in list_images(part, suffixes)]
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}")
@@ -85,7 +92,7 @@ class ImageFolderCrops(torch.utils.data.Dataset):
                  downscale: Tuple[float, float] = (0.75, 1.0), hflip: bool = True,
                  vflip: bool = False, seed: int = 0, cache: bool = False,
                  files: Optional[Sequence[Union[str, Path]]] = None) -> None:
-        self.root = Path(root)
+        self.root = root if isinstance(root, str) and os.pathsep in root else Path(root)
         self.files = [Path(f) for f in files] if files is not None else list_images(root)
         if not self.files:
             raise DataError(f"no images (jpg/png/webp) under {root}")

@@ -19,7 +19,7 @@ import datetime as _dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -60,8 +60,13 @@ def export_checkpoint(ckpt: Union[str, Path], name: str, out_dir: Union[str, Pat
                       eval_limit: Optional[int] = None,
                       u_values: Sequence[float] = CARD_U_VALUES, use_ema: bool = True,
                       force: bool = False, notes: str = "",
-                      device: Union[str, torch.device, None] = None) -> dict:
-    """Write ``<out_dir>/<name>.{safetensors,json,md}`` from a checkpoint; returns the card."""
+                      device: Union[str, torch.device, None] = None,
+                      augment: Optional[Callable[[dict], dict]] = None) -> dict:
+    """Write ``<out_dir>/<name>.{safetensors,json,md}`` from a checkpoint; returns the card.
+
+    ``augment(card) -> card`` may add fields after the evaluation and before anything is
+    written (the campaign adds CPU-hours, BD-rates, the label and the learning curve).
+    """
     if not name or any(c in name for c in "/\\ ") or name.startswith("."):
         raise ExportError(f"bad model name {name!r}")
     if len(u_values) < 6 and eval_dir:
@@ -117,6 +122,11 @@ def export_checkpoint(ckpt: Union[str, Path], name: str, out_dir: Union[str, Pat
         res = evaluate(model, eval_dir, list(u_values), limit=eval_limit, device=dev)
         model.to("cpu")
         card["eval"] = {"folder": str(Path(eval_dir).resolve()), **res}
+    if augment is not None:
+        card = augment(card)
+    if cfg is not None and dataclasses.is_dataclass(model.config) and \
+            bool(card.get("preview")) != bool(getattr(model.config, "preview", False)):
+        model.config = dataclasses.replace(model.config, preview=bool(card.get("preview")))
     out_dir.mkdir(parents=True, exist_ok=True)
     got = save_weights(model, st_path, card)
     if got != digest:  # pragma: no cover - would mean save_weights stores something else
@@ -137,17 +147,24 @@ def _fmt_time(s: float) -> str:
 def render_card(meta: dict) -> str:
     """The Markdown model card."""
     lines = [f"# {meta['name']} — LIC Studio learned-codec weights", ""]
+    if meta.get("label"):
+        lines += [f"**{meta['label']}**", ""]
     if meta.get("preview"):
-        lines += ["> **PREVIEW.** These weights were trained briefly "
-                  f"({meta['steps']} steps on {meta['device']}); they demonstrate the pipeline "
-                  "and are *not* the product weights. Expect far worse rate–distortion than the "
-                  "published LIC models. The file's metadata says `preview: true` too.", ""]
+        lines += ["> **PREVIEW.** These weights were trained on CPU only "
+                  f"({meta.get('total_steps', meta['steps'])} steps on {meta['device']}); they "
+                  "do not yet beat WebP on Kodak and are far from the published LIC models. The "
+                  "file's metadata says `preview: true` too.", ""]
     lam = ", ".join(f"{v:g}" for v in meta.get("lambdas") or [])
     rows = [("architecture", meta.get("architecture")),
             ("parameters", f"{meta['parameters']:,}"),
             ("training data", f"{meta['data'].get('folder')} ({meta['data'].get('images')} images)"),
             ("steps × batch × crop", f"{meta['steps']} × {meta.get('batch')} × {meta.get('crop')}"),
             ("device / wall time", f"{meta['device']} / {_fmt_time(meta['wall_time_s'])}"),
+            *([("training CPU-hours (cumulative)", f"{meta['cpu_hours']:.2f}"),
+               ("GPU-hours", f"{meta.get('gpu_hours', 0.0):.2f}"),
+               ("total steps", meta.get("total_steps"))] if "cpu_hours" in meta else []),
+            *([("recipe (`lic train` flags)", f"`{meta['recipe']}`")] if meta.get("recipe")
+              else []),
             ("λ per rate level (λ·255²·MSE + bpp)", lam),
             ("EMA weights", meta.get("ema") or "no"),
             ("weights hash (.lic header)", f"`{meta['weights_hash']}`"),
@@ -165,6 +182,15 @@ def render_card(meta: dict) -> str:
             ms = f"{p['ms_ssim']:.4f}" if "ms_ssim" in p else "—"
             lines.append(f"| {p['u']:.2f} | {p['bpp']:.4f} | {p['psnr']:.2f} | {ms} |")
         lines += ["", ev.get("note", ""), ""]
+        bd = meta.get("bd_rate") or {}
+        if bd:
+            lines += ["BD-rate (PSNR, same Kodak images; negative = fewer bits): " + ", ".join(
+                f"vs {k.upper() if k != 'webp' else 'WebP'} "
+                + (f"{v:+.1f} %" if v is not None else "n/a (no overlap)")
+                for k, v in bd.items()), ""]
+        if meta.get("learning_curve"):
+            lines += [f"Learning curve: `{meta['learning_curve']}`", "",
+                      f"![learning curve]({meta['learning_curve']})", ""]
     else:
         lines += ["No evaluation was run at export (`lic export --eval-dir`).", ""]
     if meta.get("notes"):

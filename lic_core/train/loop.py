@@ -83,12 +83,15 @@ class TrainConfig:
     device: str = "auto"
     log_every: int = 25
     ckpt_every: int = 500
+    ckpt_minutes: Optional[float] = None
     keep: int = 2
     val_every: int = 0
     val_dir: Optional[str] = None
     val_limit: Optional[int] = None
     val_u: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
     time_budget_min: Optional[float] = None
+    cpu_budget_min: Optional[float] = None
+    val_cpu_minutes: Optional[float] = None
     continue_schedule: bool = False
     find_unused: bool = True
     threads: Optional[int] = None
@@ -293,6 +296,26 @@ class LevelStats:
 # the loop
 
 
+def process_cpu_s() -> float:
+    """CPU seconds (user + system) this process has used so far, all threads together.
+
+    Training time is booked in CPU seconds, not wall seconds: a niced campaign on a shared
+    2-core machine runs slower in wall time when others work, but its CPU bill is what it
+    learned with (docs/training.md, "CPU-hours").
+    """
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def data_description(spec: str) -> str:
+    """``/abs/a:/abs/b`` for a (possibly ``os.pathsep``-joined) data spec."""
+    import os
+
+    return os.pathsep.join(str(Path(p).resolve()) for p in str(spec).split(os.pathsep) if p)
+
+
 def _device(cfg: TrainConfig, info: D.DistInfo) -> torch.device:
     if cfg.device == "auto":
         if torch.cuda.is_available():
@@ -362,6 +385,7 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
     """Run (or continue) a codec training run; returns a summary dict
     ``{"step", "reason", "checkpoint", "last": {...stats}, "wall_s", "device"}``."""
     t_start = time.monotonic()
+    cpu_start = process_cpu_s()
     info = D.init_distributed("cuda" if (cfg.device == "auto" and torch.cuda.is_available())
                               or cfg.device.startswith("cuda") else "cpu")
     device = _device(cfg, info)
@@ -392,13 +416,14 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
 
     opt, aux_opt = build_optimizers(model, cfg)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
-    start, wall_prev = 0, 0.0
+    start, wall_prev, cpu_prev = 0, 0.0, 0.0
     rewarm_from: Optional[int] = None   # --continue-schedule: fresh Adam, re-warm from this step
     prev_device = ""
     if cfg.init:
         card = init_meta.get("card") if isinstance(init_meta.get("card"), dict) else {}
         prev_device = str(card.get("device", ""))
         wall_prev = float(card.get("wall_time_s", 0.0) or 0.0)
+        cpu_prev = 3600.0 * float(card.get("cpu_hours", 0.0) or 0.0)
         if cfg.continue_schedule:
             start = rewarm_from = int(card.get("steps") or init_meta.get("step") or 0)
     if ck:
@@ -412,6 +437,7 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
             else:
                 ema = EMA(model, cfg.ema)
         start, wall_prev = int(ck["step"]), float(ck.get("wall_s", 0.0))
+        cpu_prev = float(ck.get("cpu_s", 0.0))
         rewarm_from = ck["train"].get("rewarm_from")
         prev_device = ck["train"].get("prev_device", "")
         say(f"resumed {ck['_path']} at step {start}")
@@ -434,7 +460,8 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
     else:
         it = iter(stream)
 
-    amp = cfg.amp and device.type == "cuda"
+    # bf16 autocast: CUDA, and CPUs with native bf16 (AVX-512 BF16 / AMX); docs/training.md
+    amp = bool(cfg.amp)
     dev_desc = device_description(device, info.world)
     full_desc = dev_desc if prev_device in ("", dev_desc) else f"{prev_device}, then {dev_desc}"
     jsonl = open(out_dir / "log.jsonl", "a", encoding="utf-8") if info.is_main else None
@@ -461,19 +488,30 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
                 "model_name": model_name, "config": mcfg,
                 "train": {**dataclasses.asdict(cfg), "lambdas": lambdas,
                           "rewarm_from": rewarm_from, "prev_device": prev_device},
-                "data": {"folder": str(Path(cfg.data).resolve()), "images": len(ds)},
+                "data": {"folder": data_description(cfg.data), "images": len(ds)},
                 "wall_s": wall_prev + (time.monotonic() - t_start), "device": full_desc,
+                "cpu_s": cpu_used(),
                 "torch": str(torch.__version__)}  # a plain str: weights_only loading
 
+    val_cpu = 0.0  # CPU seconds spent in validation (not training cost)
+
+    def cpu_used() -> float:
+        """Cumulative *training* CPU seconds of this run and the runs it resumed (main process;
+        validation excluded)."""
+        if device.type != "cpu":
+            return cpu_prev
+        return cpu_prev + (process_cpu_s() - cpu_start - val_cpu)
+
     last_ckpt: Optional[Path] = None
+    t_last_ckpt = time.monotonic()
     # first guess of a checkpoint's cost (weights + 2 Adam moments + EMA at ~200 MB/s), then measured
     state_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     ckpt_time = 0.5 + 4 * state_bytes / 200e6
     val_time = 0.0
 
     def save(step: int) -> None:
-        nonlocal last_ckpt, ckpt_time
-        t = time.monotonic()
+        nonlocal last_ckpt, ckpt_time, t_last_ckpt
+        t = t_last_ckpt = time.monotonic()
         if info.is_main:
             last_ckpt = save_checkpoint(ckpt_state(step), out_dir, keep=cfg.keep)
             record({"type": "checkpoint", "step": step, "path": str(last_ckpt)})
@@ -481,8 +519,9 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         ckpt_time = time.monotonic() - t
 
     def validate(step: int) -> None:
-        nonlocal val_time
+        nonlocal val_time, val_cpu
         t = time.monotonic()
+        c0, c_train = process_cpu_s(), cpu_used()
         if info.is_main and cfg.val_dir:
             m = model
             if ema is not None:
@@ -490,11 +529,14 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
                 ema.copy_to(m)
             res = evaluate(m, cfg.val_dir, cfg.val_u, limit=cfg.val_limit, device=device,
                            with_msssim=False)
-            record({"type": "val", "step": step, **res})
+            record({"type": "val", "step": step, "cpu_s": c_train,
+                    "wall_s": wall_prev + (time.monotonic() - t_start), **res})
             say(f"val @ {step} {format_points(res)}  ({res['note']})")
         D.barrier(info)
         val_time = time.monotonic() - t
+        val_cpu += process_cpu_s() - c0
 
+    next_val_cpu = cpu_used() + 60.0 * (cfg.val_cpu_minutes or 0.0)
     stats = LevelStats(lambdas)
     stopper = _StopFlag()
     stopper.install()
@@ -513,8 +555,10 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
                 if cfg.val_every and cfg.val_dir and (step + 1) % cfg.val_every == 0:
                     need += val_time
                 stop = stop or (time.monotonic() - t_start + need > budget_s)
+            if cfg.cpu_budget_min is not None and cpu_used() >= 60.0 * cfg.cpu_budget_min:
+                stop = True  # equal-CPU comparisons (recipe study): stop at the CPU budget
             if D.any_flag(stop, info, device):
-                reason = "signal" if stopper.set else "time budget"
+                reason = "signal" if stopper.set else "time budget"  # wall or CPU budget
                 break
             t_step = time.monotonic()
             got, x = next(it)
@@ -574,12 +618,19 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
                 say(f"step {step}/{cfg.steps} lr {lr_now:.2e} loss {summ['loss']:.4f} "
                     f"aux {summ['aux']:.1f} | {lv} | {its:.2f} it/s")
                 record({"type": "train", "step": step, "lr": lr_now, "it_s": its,
-                        "elapsed_s": now - t_start, **summ})
+                        "elapsed_s": now - t_start, "cpu_s": cpu_used(), **summ})
                 stats.reset()
                 t_log = now
-            if cfg.val_every and cfg.val_dir and step % cfg.val_every == 0:
+            val_due = bool(cfg.val_every) and step % cfg.val_every == 0
+            if cfg.val_cpu_minutes and cpu_used() >= next_val_cpu:
+                val_due = True
+                next_val_cpu = cpu_used() + 60.0 * cfg.val_cpu_minutes
+            if val_due and cfg.val_dir:
                 validate(step)
-            if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < cfg.steps:
+            due = bool(cfg.ckpt_every) and step % cfg.ckpt_every == 0
+            if cfg.ckpt_minutes and time.monotonic() - t_last_ckpt >= 60.0 * cfg.ckpt_minutes:
+                due = True  # a session may end at any moment: never lose more than this
+            if due and step < cfg.steps:
                 save(step)
     finally:
         stopper.restore()
@@ -590,16 +641,17 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         rep.mkdir(parents=True, exist_ok=True)
         (rep / f"rank{info.rank}.sha256").write_text(state_hash(model) + "\n")
         D.barrier(info)
-    if reason == "done" and cfg.val_dir and not (cfg.val_every and step % cfg.val_every == 0):
+    if (reason == "done" or cfg.cpu_budget_min) and cfg.val_dir and \
+            not (cfg.val_every and step % cfg.val_every == 0):
         validate(step)
     wall = wall_prev + (time.monotonic() - t_start)
-    record({"type": "end", "step": step, "reason": reason, "wall_s": wall,
+    record({"type": "end", "step": step, "reason": reason, "wall_s": wall, "cpu_s": cpu_used(),
             "checkpoint": str(last_ckpt) if last_ckpt else None})
     say(f"stopped at step {step} ({reason}); checkpoint {last_ckpt}")
     if jsonl is not None:
         jsonl.close()
     summary = {"step": step, "reason": reason, "checkpoint": str(last_ckpt) if last_ckpt else None,
-               "wall_s": wall, "device": dev_desc}
+               "wall_s": wall, "cpu_s": cpu_used(), "device": dev_desc}
     D.cleanup(info)
     return summary
 
@@ -616,7 +668,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="codec (RD, METHODS §5) | diffusion (§3) | hific-1 / hific-2 (§4)")
     p.add_argument("--model", default=None,
                    help="registry name (lic-lgem, lic-lgem-tiny) or module:factory")
-    p.add_argument("--data", default=None, help="folder of training photos (jpg/png/webp)")
+    p.add_argument("--data", default=None,
+                   help="folder of training photos (jpg/png/webp); several joined by ':'")
     p.add_argument("--out", default=None, help="run folder (checkpoints, log.jsonl)")
     p.add_argument("--steps", type=int, default=None, help="total optimizer steps (absolute)")
     p.add_argument("--batch", type=int, default=None, help="crops per step per process")
@@ -630,7 +683,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--final-lr", type=float, default=None, help="cosine floor (fraction, 0.1)")
     p.add_argument("--clip", type=float, default=None, help="gradient-norm clip (1.0; 0 = off)")
     p.add_argument("--ema", type=float, default=None, help="EMA decay, e.g. 0.999 (0 = off)")
-    p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (GPU only)")
+    p.add_argument("--amp", action="store_true", default=None,
+                   help="bf16 autocast (CUDA, or a CPU with native bf16)")
     p.add_argument("--channels-last", action="store_true", default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", default=None, help="full checkpoint (file or run folder)")
@@ -643,6 +697,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--log-every", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=None)
+    p.add_argument("--ckpt-minutes", type=float, default=None,
+                   help="also checkpoint whenever this many wall minutes passed since the last")
     p.add_argument("--keep", type=int, default=None, help="checkpoints kept (2)")
     p.add_argument("--val-every", type=int, default=None, help="validate every N steps")
     p.add_argument("--val-dir", default=None, help="validation folder (Kodak)")
@@ -650,6 +706,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-u", type=float, nargs="+", default=None, help="slider values")
     p.add_argument("--time-budget-min", type=float, default=None,
                    help="stop and checkpoint before this many minutes have passed")
+    p.add_argument("--cpu-budget-min", type=float, default=None,
+                   help="stop and checkpoint once training has used this many CPU-minutes "
+                        "(all threads; resumed runs count their earlier CPU time)")
+    p.add_argument("--val-cpu-minutes", type=float, default=None,
+                   help="validate every this many training CPU-minutes (besides --val-every)")
     p.add_argument("--continue-schedule", action="store_true", default=None,
                    help="with --init: continue the step count / lr schedule of the weights' card "
                         "(re-warming the fresh optimizer over --warmup steps)")
