@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QDoubleSpin
                                QSplitter, QTabWidget, QTextBrowser, QToolBar, QWidget)
 
 from lic_core.errors import LicError
+from lic_core.fileio import new_file_mode
 
 from .model import export, inspect_maps, services
 from .model.session import PANE_NAMES, SessionModel
@@ -475,6 +476,7 @@ class QtMainWindow(QMainWindow):
             os.close(fd)
             try:
                 self.rd_plot.export(tmp)
+                os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; follow the umask
                 os.replace(tmp, p)
             finally:
                 if os.path.exists(tmp):
