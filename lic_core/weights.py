@@ -72,6 +72,18 @@ def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any])
     return digest
 
 
+def read_weights_card(path: str | Path) -> dict[str, Any]:
+    """The model card stored in a weights file's metadata, without reading the tensors
+    (milliseconds: what a GUI needs to label a codec before anyone encodes with it)."""
+    with safe_open(str(path), framework="pt") as f:
+        raw = f.metadata() or {}
+    try:
+        card = json.loads(raw.get("card", "{}"))
+    except ValueError:
+        card = {}
+    return card if isinstance(card, dict) else {}
+
+
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state_dict with float16 → float32, metadata with parsed 'config' and 'card')."""
     path = Path(path)
