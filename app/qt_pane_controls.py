@@ -180,6 +180,7 @@ class QtPaneControls(QGroupBox):
         self.note.setStyleSheet("#pane-note { color: #c60; font-weight: bold; }")
         self.note.hide()
         grid.addWidget(self.note, 8, 0, 1, 2)
+        grid.setRowStretch(9, 1)  # spare height below the controls, not inside a row
 
         # view → model
         self.codec_combo.currentIndexChanged.connect(self._on_codec_edit)
@@ -371,7 +372,7 @@ class ElidedLabel(QLabel):
         super().__init__(parent)
         self.full_text = ""
         self.setMinimumWidth(40)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.set_full_text(text)
 
     def set_full_text(self, text: str) -> None:

@@ -131,6 +131,8 @@ class QtRDPlot(QWidget):
         self._codec_rank = {name: k for k, name in enumerate(services.codec_names())}
         self.items: dict[str, pg.PlotDataItem] = {}
         self._bd_chosen = False
+        self._writing_pair = False
+        session.view.events.bd_pair.connect(self._on_bd_pair_change)
         self.ref_set_combo.currentIndexChanged.connect(lambda i: self.refresh())
         self.metric_combo.currentTextChanged.connect(
             lambda t: setattr(session.view, "rd_metric", t))
@@ -153,7 +155,11 @@ class QtRDPlot(QWidget):
         ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
         if ref and test:
             self._bd_chosen = True  # the user's pair stays, whatever curves come and go
-            self.session.view.bd_pair = [ref, test]
+            self._writing_pair = True
+            try:
+                self.session.view.bd_pair = [ref, test]
+            finally:
+                self._writing_pair = False
         self._update_bd()
 
     def all_curves(self) -> dict[str, tuple[list[float], list[float], bool]]:
@@ -271,11 +277,10 @@ class QtRDPlot(QWidget):
         # measured curves first (the usual BD question), published references after
         names = sorted(self.curves, key=lambda n: (n.startswith("[ref"), n))
         want = list(self.session.view.bd_pair) if len(self.session.view.bd_pair) == 2 else []
-        default = self._default_bd_pair(names)
+        if not self._bd_chosen:  # until the user (or a restored session) picks a pair
+            want = self._default_bd_pair(names) or want
         for combo, k in ((self.ref_combo, 0), (self.test_combo, 1)):
             cur = want[k] if want else combo.currentText()
-            if not want and not self._bd_chosen:
-                cur = default[k] if default else cur
             combo.blockSignals(True)
             combo.clear()
             combo.addItems(names)
@@ -284,6 +289,18 @@ class QtRDPlot(QWidget):
             elif names:  # default: two different curves
                 combo.setCurrentIndex(min(k, len(names) - 1))
             combo.blockSignals(False)
+        ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
+        if ref and test:  # the view state holds the pair on show (saved with the session)
+            self._writing_pair = True
+            try:
+                self.session.view.bd_pair = [ref, test]
+            finally:
+                self._writing_pair = False
+
+    def _on_bd_pair_change(self, event) -> None:
+        if not self._writing_pair:  # set from outside (session restore): it is a choice
+            self._bd_chosen = True
+            self.refresh()
 
     def _default_bd_pair(self, names: list[str]) -> Optional[list[str]]:
         """Until the user picks a pair: a learned curve vs JPEG (else the first two measured
