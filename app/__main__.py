@@ -77,8 +77,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             sample = services.sample_image_path()
             target = str(sample) if sample else None
         if shot is not None:
-            from .screenshot import take
+            from .screenshot import quiet_offscreen_warnings, take
 
+            quiet_offscreen_warnings()
             win = QtMainWindow(persist=False)  # a screenshot neither reads nor writes settings
             return take(app, win, target, shot, args.original)
         win = QtMainWindow()

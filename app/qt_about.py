@@ -80,8 +80,9 @@ def eval_table_html(evaluation: Any) -> str:
     head = "".join(f"<th>{t}</th>" for _, t, _ in cols)
     body = ""
     for p in evaluation["points"]:
-        cells = "".join(f"<td align=right>{f.format(p[k]) if isinstance(p.get(k), (int, float)) else '—'}"
-                        "</td>" for k, _, f in cols)
+        cells = "".join("<td align=right>"
+                        + (f.format(p[k]) if isinstance(p.get(k), (int, float)) else "—")
+                        + "</td>" for k, _, f in cols)
         body += f"<tr>{cells}</tr>"
     where = html.escape(str(evaluation.get("folder", "")).rstrip("/").split("/")[-1] or "eval")
     n = evaluation.get("images")

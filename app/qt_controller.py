@@ -271,8 +271,9 @@ class QtEncodeController(QObject):
         def done(r, enc: Encoding):
             if self.session.image_id == image_id and self.session.decoded is decoded:
                 self.session.show_file_encoding(enc)
+                psnr = enc.metrics.get("psnr", float("nan"))
                 self.message.emit(f"A: {decoded.name} scored against {p.name}: "
-                                  f"{enc.bpp:.3f} bpp, {enc.metrics.get('psnr', float('nan')):.2f} dB")
+                                  f"{enc.bpp:.3f} bpp, {psnr:.2f} dB")
             if then:
                 then()
 

@@ -19,12 +19,18 @@ from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import RD_METRICS
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips": "LPIPS (lower is better)"}
-# measured series (this session's encodings): saturated, solid, on top
+# Colours are a function of the series name only, so nothing changes colour when other series
+# come or go (issue 14 item 5).  A codec measured here is solid and saturated; its published
+# curve, when there is one, is the same hue, light and dashed; other references are muted.
+CODEC_COLORS = {"jpeg": "#1f77b4", "jpeg-444": "#17becf", "webp": "#2ca02c",
+                "avif": "#9467bd", "jxl": "#8c564b", "j2k": "#e377c2"}
+_LEARNED_PALETTE = ["#d62728", "#ff7f0e", "#bcbd22", "#7f7f7f"]
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2",
             "#8c564b", "#bcbd22", "#7f7f7f"]
-# published references: muted, dashed, behind
-_REF_PALETTE = ["#6b8fb8", "#c9876a", "#7fae7f", "#b07fb0", "#b8a24f", "#6fb3b8", "#c98fae",
-                "#9a8577", "#8f8f8f", "#a3a35c", "#7a7ac9", "#c97a7a"]
+REFERENCE_COLORS = (("JPEG 2000", "#f0a8d8"), ("JPEG (", "#8fb8de"), ("WebP", "#98d098"),
+                    ("AV1", "#c5b0d5"))
+_REF_PALETTE = ["#8c8c8c", "#b39270", "#a3a34d", "#6e6e6e", "#c49a9a", "#7a9a9a", "#9a7ab0",
+                "#b0b070", "#a08060", "#707090", "#909070", "#b07070"]
 FEW_REFERENCES = ("JPEG (", "WebP", "BPG", "VVC", "ELIC")
 PANE_COLORS = ["#ffcc00", "#00d0ff", "#ff5ad2"]
 Z_REFERENCE, Z_MEASURED, Z_OPERATING = -10, 10, 20
@@ -39,6 +45,15 @@ def _small_combo(tip: str, chars: int = 12) -> QComboBox:
     c.setMinimumContentsLength(chars)
     c.setToolTip(tip)
     return c
+
+
+def _family(name: str) -> str:
+    try:
+        from lic_core.codecs import get_codec
+
+        return get_codec(name).family
+    except Exception:  # a codec that cannot even be built is not plotted
+        return ""
 
 
 def _short_ref_name(name: str) -> str:
@@ -128,7 +143,12 @@ class QtRDPlot(QWidget):
         #: drawn (issue 14 item 5); references by their rank among all published curves
         self._colors: dict[str, str] = {}
         self._ref_rank = {name: k for k, name in enumerate(sorted(self.anchors))}
-        self._codec_rank = {name: k for k, name in enumerate(services.codec_names())}
+        names = services.codec_names()
+        self._codec_rank = {name: k for k, name in enumerate(names)}
+        # the available learned codecs first: the one a user has gets the first colour (red)
+        learned = sorted((n for n in names if _family(n) == "learned"),
+                         key=lambda n: (not services.codec_availability(n)[0], n))
+        self._learned_rank = {name: k for k, name in enumerate(learned)}
         self.items: dict[str, pg.PlotDataItem] = {}
         self._bd_chosen = False
         self._writing_pair = False
@@ -181,12 +201,19 @@ class QtRDPlot(QWidget):
         if name not in self._colors:
             if name.startswith("[ref"):
                 base = name.split("] ", 1)[-1]
+                match = [c for key, c in REFERENCE_COLORS if base.startswith(key)]
                 k = self._ref_rank.get(base, len(self._ref_rank) + len(self._colors))
-                self._colors[name] = _REF_PALETTE[k % len(_REF_PALETTE)]
+                self._colors[name] = match[0] if match else _REF_PALETTE[k % len(_REF_PALETTE)]
             else:
                 base = name.split(" (", 1)[0]
-                k = self._codec_rank.get(base, len(self._codec_rank) + len(self._colors))
-                self._colors[name] = _PALETTE[k % len(_PALETTE)]
+                if base in CODEC_COLORS:
+                    self._colors[name] = CODEC_COLORS[base]
+                elif base in self._learned_rank:
+                    k = self._learned_rank[base]
+                    self._colors[name] = _LEARNED_PALETTE[k % len(_LEARNED_PALETTE)]
+                else:
+                    k = self._codec_rank.get(base, len(self._codec_rank))
+                    self._colors[name] = _PALETTE[k % len(_PALETTE)]
         return self._colors[name]
 
     @staticmethod

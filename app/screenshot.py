@@ -1,4 +1,4 @@
-"""``lic-studio --screenshot OUT.png [--size WxH] [IMAGE|FILE.lic]``: the studio, headless, as a PNG.
+"""``lic-studio --screenshot OUT.png [--size WxH] [IMAGE|FILE.lic]``: the studio as a PNG.
 
 The window is shown offscreen at the given size, the image (or compressed file) is opened, the
 first encodes (or the decode) are waited for, optional view settings are applied, and the
@@ -65,6 +65,24 @@ def _panes_done(win) -> bool:
         return s.decoded is not None or bool(win.error_log)
     return all(p.encoding is not None or p.error or p.status == "cancelled"
                for p in s.active_panes)
+
+
+def quiet_offscreen_warnings() -> None:
+    """Drop the offscreen plugin's "does not support propagateSizeHints()" notes (harmless:
+    there is no window manager to tell), keep every other Qt message."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    previous = None
+
+    def handler(mode, context, message):
+        if "propagateSizeHints" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            sys.stderr.write(message + "\n")
+
+    previous = qInstallMessageHandler(handler)
 
 
 def take(app, win, target: Optional[str], opts: ShotOptions,

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from lic_core.codecs import EncodeParams, EncodeResult
+from lic_core.codecs import EncodeResult
 
 from .encoding import Encoding, PaneSettings
 

@@ -68,7 +68,7 @@ def test_rd_plot_controls_and_legend_are_not_clipped(qtbot):
 # ---------------------------------------------------------------------------- docks, layout
 
 def test_docks_close_and_come_back_from_the_view_menu(window, qtbot):
-    rd_toggle, insp_toggle, toolbar_toggle = window.panel_actions
+    rd_toggle = window.panel_actions[0]
     window.rd_dock.close()
     assert not window.rd_dock.isVisible() and not rd_toggle.isChecked()
     rd_toggle.trigger()
