@@ -103,7 +103,9 @@ def take(app, win, target: Optional[str], opts: ShotOptions,
     win._docks_share(w)
     app.processEvents()
     if target:
-        if not win.open_path(target):
+        opened = win.load_session(target) if str(target).endswith(".json") \
+            else win.open_path(target)
+        if not opened:
             raise LicError("; ".join(m for _, m in win.error_log) or f"cannot open {target}")
         if not _settle(app, win, opts.timeout, lambda: _panes_done(win)):
             raise LicError(f"timed out after {opts.timeout:g} s waiting for the first encodes")
