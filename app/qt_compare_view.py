@@ -10,8 +10,9 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout,
+                               QWidget)
 
 from .model import inspect_maps
 from .model.session import PANE_NAMES, SessionModel
@@ -28,9 +29,14 @@ class QtCompareView(QWidget):
     Signals
     -------
     pixel_info(str) : readout of the pixel under the cursor (status bar).
+    open_requested(), sample_requested() : the empty view's buttons.
+    compare_requested() : "Compare against original…" for a decoded file.
     """
 
     pixel_info = Signal(str)
+    open_requested = Signal()
+    sample_requested = Signal()
+    compare_requested = Signal()
 
     def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -40,12 +46,20 @@ class QtCompareView(QWidget):
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setBackground(pg.mkColor(40, 40, 40))  # neutral surround (codec-compare)
         self.glw.setToolTip("Wheel: zoom · drag: pan · 1: 1:1 · 0: fit · F/Space: flicker")
+        self.placeholder = self._build_placeholder()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.glw)
+        self.banner = self._build_banner()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.glw)
+        lay.setSpacing(0)
+        lay.addWidget(self.stack, 1)
+        lay.addWidget(self.banner)
 
         self.viewboxes: list[pg.ViewBox] = []
-        self.labels: list[pg.TextItem] = []
+        #: captions drawn over the image as widgets, so they never scale with zoom or layout
+        self.labels: list[QLabel] = []
         self.overlays: list[pg.ImageItem] = []
         for i in range(3):
             vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
@@ -56,11 +70,14 @@ class QtCompareView(QWidget):
             ov.setVisible(False)
             vb.addItem(ov)
             self.overlays.append(ov)
-            lab = pg.TextItem("", anchor=(0, 0), color=(255, 255, 255), fill=(0, 0, 0, 150))
-            lab.setZValue(30)
-            lab.setFlag(lab.GraphicsItemFlag.ItemIgnoresTransformations)
-            vb.addItem(lab, ignoreBounds=True)
+            lab = QLabel(self.glw.viewport())
+            lab.setObjectName(f"caption{i}")
+            lab.setStyleSheet("QLabel { background: rgba(0, 0, 0, 165); color: white; "
+                              "padding: 2px 6px; border-radius: 3px; }")
+            lab.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+            lab.hide()
             self.labels.append(lab)
+            vb.sigResized.connect(lambda *_: self._place_labels())
             if i:
                 vb.setXLink(self.viewboxes[0])
                 vb.setYLink(self.viewboxes[0])
@@ -105,10 +122,79 @@ class QtCompareView(QWidget):
             getattr(v.events, name).connect(self._on_overlay_change)
         v.events.view_rect.connect(self._on_view_rect_change)
         session.events.image.connect(self._on_image_change)
+        session.events.decoded.connect(self._on_image_change)
         for p in session.panes:
             p.events.encoding.connect(self._on_encoding_change)
             p.events.busy.connect(self._on_encoding_change)
         self._relayout()
+        self._update_empty_state()
+
+    # ------------------------------------------------------------------ empty / decoded states
+    def _build_placeholder(self) -> QWidget:
+        w = QWidget()
+        w.setObjectName("empty-view")
+        w.setStyleSheet("#empty-view { background: rgb(40, 40, 40); } "
+                        "#empty-view QLabel { color: #ddd; }")
+        title = QLabel("<h2>Open an image to start comparing</h2>")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint = QLabel("Ctrl+O opens an image or a .lic file · drop a file here · Ctrl+V pastes "
+                      "an image<br>or try the bundled sample photo")
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        hint.setWordWrap(True)
+        self.open_btn = QPushButton("Open image…")
+        self.open_btn.setToolTip("Open an image or a compressed .lic file (Ctrl+O)")
+        self.open_btn.clicked.connect(self.open_requested)
+        self.sample_btn = QPushButton("Open sample image")
+        self.sample_btn.setToolTip("The bundled CC0 photo in resources/sample")
+        self.sample_btn.clicked.connect(self.sample_requested)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.open_btn)
+        row.addWidget(self.sample_btn)
+        row.addStretch(1)
+        lay = QVBoxLayout(w)
+        lay.addStretch(1)
+        lay.addWidget(title)
+        lay.addWidget(hint)
+        lay.addLayout(row)
+        lay.addStretch(2)
+        return w
+
+    def _build_banner(self) -> QWidget:
+        w = QWidget()
+        w.setObjectName("decoded-banner")
+        w.setStyleSheet("#decoded-banner { background: #4a3b12; } "
+                        "#decoded-banner QLabel { color: #ffe9a8; }")
+        self.banner_text = QLabel("")
+        self.banner_text.setWordWrap(True)
+        self.compare_btn = QPushButton("Compare against original…")
+        self.compare_btn.setToolTip("Name the image this file was made from: the file is then "
+                                    "scored against it and the other panes encode it")
+        self.compare_btn.clicked.connect(self.compare_requested)
+        lay = QHBoxLayout(w)
+        lay.setContentsMargins(8, 4, 8, 4)
+        lay.addWidget(self.banner_text, 1)
+        lay.addWidget(self.compare_btn)
+        w.hide()
+        return w
+
+    def _update_empty_state(self) -> None:
+        s = self.session
+        has_picture = s.image is not None or s.decoded is not None
+        self.stack.setCurrentWidget(self.glw if has_picture else self.placeholder)
+        decoded_only = s.image is None and s.decoded is not None
+        if decoded_only:
+            self.banner_text.setText(
+                f"<b>{s.decoded.name}</b> is shown as decoded. It has no original here, so "
+                "nothing is scored or re-encoded.")
+        self.banner.setVisible(decoded_only)
+
+    def shown_shape(self) -> Optional[tuple[int, int]]:
+        """(H, W) of the picture in view: the original, else the decoded file."""
+        s = self.session
+        img = s.image if s.image is not None else (s.decoded.reconstruction if s.decoded
+                                                   else None)
+        return None if img is None else img.shape[:2]
 
     # ------------------------------------------------------------------ data
     def pane_image(self, index: int) -> Optional[np.ndarray]:
@@ -151,6 +237,7 @@ class QtCompareView(QWidget):
         self._relayout()
 
     def _on_image_change(self, event=None) -> None:
+        self._update_empty_state()
         self._refresh_images()
         self._on_overlay_change()
         self.fit()
@@ -176,9 +263,13 @@ class QtCompareView(QWidget):
         self.diff_item.setVisible(False)
         for d in self.dividers:
             d.setVisible(False)
-        for lab in self.labels:
-            lab.setText("")
+        self._captions: list[tuple[int, str, str]] = []  # (label, text, placement)
         if s.image is None:
+            if s.decoded is not None:  # a decoded file on its own: shown, never scored
+                self._set(self.split_items[0], s.decoded.reconstruction)
+                self._captions.append((0, s.decoded.caption() + "\nno original: nothing scored",
+                                       "left"))
+            self._place_labels()
             return
         h, w = s.image.shape[:2]
         diff = self.displayed_diff()
@@ -186,7 +277,7 @@ class QtCompareView(QWidget):
             rgb = inspect_maps.colorize(diff, v.colormap, 0.0, 255.0)
             self._set(self.diff_item, rgb)
             names = {"a-b": "|A − B|", "a-orig": "|A − original|", "b-orig": "|B − original|"}
-            self.labels[0].setText(f"{names[v.diff_mode]} × {v.diff_gain:g}")
+            self._captions.append((0, f"{names[v.diff_mode]} × {v.diff_gain:g}", "left"))
         elif v.compare_mode == "split":
             cuts = [0, int(round(v.split_pos * w))]
             if n == 3:
@@ -196,32 +287,76 @@ class QtCompareView(QWidget):
                 x0, x1 = cuts[i], max(cuts[i], cuts[i + 1])
                 img = self.pane_image(i)
                 self._set(self.split_items[i], img[:, x0:x1] if img is not None else None, x0)
+                where = "right" if i == n - 1 else "left"
+                self._captions.append((i, self._pane_caption(i), f"{where}:{x0}:{x1}"))
             for k in range(n - 1):
                 d = self.dividers[k]
                 d.setVisible(True)
                 with _blocked(d):
                     d.setValue(cuts[k + 1])
-            self.labels[0].setText("   ".join(self._pane_caption(i) for i in range(n)))
         elif v.compare_mode == "flicker":
             i = v.flicker_index % n
             self._set(self.split_items[0], self.pane_image(i))
-            self.labels[0].setText(self._pane_caption(i) + "   (F / Space: flip)")
+            self._captions.append((0, self._pane_caption(i) + "  (F / Space: flip)", "left"))
         else:  # side by side
             for i in range(n):
                 self._set(self.side_items[i], self.pane_image(i))
-                self.labels[i].setText(self._pane_caption(i))
-        for i, lab in enumerate(self.labels):
-            vb = self.viewboxes[i]
-            r = vb.viewRect()
-            lab.setPos(r.left(), r.top())
+                self._captions.append((i, self._pane_caption(i), "box"))
+        self._place_labels()
 
     def _pane_caption(self, i: int) -> str:
+        """Two short lines, so the numbers stay visible in a narrow pane."""
         p = self.session.panes[i]
         e = p.encoding
         if e is None:
-            return f"{p.name}: {'encoding…' if p.busy else 'original'}"
+            return f"{p.name} · {'encoding…' if p.busy else 'original'}"
         ps = e.metrics.get("psnr")
-        return f"{p.name}: {e.codec} {e.bpp:.3f} bpp" + (f" {ps:.2f} dB" if ps else "")
+        what = e.codec
+        if e.key.startswith("file:") and self.session.decoded is not None:
+            what = f"{self.session.decoded.name} ({e.codec})"  # the opened file, not an encode
+        return f"{p.name} · {what}\n{e.bpp:.3f} bpp" + (f" · {ps:.2f} dB" if ps else "")
+
+    def _box_rect(self, vb: pg.ViewBox, x0: Optional[float] = None,
+                  x1: Optional[float] = None) -> QRectF:
+        """Viewport rectangle of a viewbox, or of image columns x0..x1 inside it (clipped)."""
+        box = self.glw.mapFromScene(vb.sceneBoundingRect()).boundingRect()
+        rect = QRectF(box)
+        if x0 is not None and x1 is not None:
+            a = self.glw.mapFromScene(vb.mapViewToScene(QPointF(x0, 0))).x()
+            b = self.glw.mapFromScene(vb.mapViewToScene(QPointF(x1, 0))).x()
+            rect = QRectF(max(a, box.left()), box.top(),
+                          max(0.0, min(b, box.right()) - max(a, box.left())), box.height())
+        return rect
+
+    def _place_labels(self) -> None:
+        """Put each caption in the top corner of what it describes, elided to fit its pane."""
+        captions = getattr(self, "_captions", [])
+        used = set()
+        for idx, text, where in captions:
+            lab = self.labels[idx]
+            used.add(idx)
+            kind, *cols = where.split(":")
+            vb = self.viewboxes[idx if kind == "box" else 0]
+            rect = self._box_rect(vb, *(float(c) for c in cols)) if cols else self._box_rect(vb)
+            if rect.width() < 24:  # the pane is scrolled out of view
+                lab.hide()
+                continue
+            full = self._box_rect(vb)
+            room = int(max(40.0, full.width() - 12))
+            fm = lab.fontMetrics()
+            lines = [fm.elidedText(t, Qt.TextElideMode.ElideRight, room - 14)
+                     for t in text.split("\n")]
+            lab.setText("\n".join(lines))
+            lab.setToolTip(text)
+            lab.adjustSize()
+            x = rect.left() + 6 if kind != "right" else rect.right() - lab.width() - 6
+            x = min(max(x, full.left() + 6), full.right() - lab.width() - 6)
+            lab.move(int(round(x)), int(round(full.top() + 6)))
+            lab.show()
+            lab.raise_()
+        for i, lab in enumerate(self.labels):
+            if i not in used:
+                lab.hide()
 
     # ------------------------------------------------------------------ overlay
     def overlay_array(self) -> Optional[np.ndarray]:
@@ -266,9 +401,7 @@ class QtCompareView(QWidget):
 
     # ------------------------------------------------------------------ zoom / pan
     def _on_range_changed(self, vb, ranges, *args) -> None:
-        for i, lab in enumerate(self.labels):
-            r = self.viewboxes[i].viewRect()
-            lab.setPos(r.left(), r.top())
+        self._place_labels()
         if self._syncing:
             return
         (x0, x1), (y0, y1) = ranges
@@ -292,9 +425,10 @@ class QtCompareView(QWidget):
             self._syncing = False
 
     def _fit_now(self) -> None:
-        if self.session.image is None:
+        shape = self.shown_shape()
+        if shape is None:
             return
-        h, w = self.session.image.shape[:2]
+        h, w = shape
         self.viewboxes[0].setRange(xRange=(0, w), yRange=(0, h), padding=0.0)
 
     def fit(self) -> None:
@@ -304,7 +438,7 @@ class QtCompareView(QWidget):
     def zoom_to(self, scale: float, center: Optional[tuple[float, float]] = None) -> None:
         """Show ``scale`` screen pixels per image pixel (1.0 = key 1) around ``center``."""
         vb = self.viewboxes[0]
-        if self.session.image is None:
+        if self.shown_shape() is None:
             return
         r = vb.viewRect()
         cx, cy = center or (r.center().x(), r.center().y())
@@ -328,6 +462,10 @@ class QtCompareView(QWidget):
         s = self.session
         out: dict[str, tuple[int, ...]] = {}
         if s.image is None:
+            d = s.decoded
+            if d is not None and 0 <= y < d.reconstruction.shape[0] \
+                    and 0 <= x < d.reconstruction.shape[1]:
+                out["decoded"] = tuple(int(c) for c in d.reconstruction[y, x])
             return out
         h, w = s.image.shape[:2]
         if not (0 <= x < w and 0 <= y < h):
@@ -366,6 +504,10 @@ class QtCompareView(QWidget):
             v.compare_mode = "flicker"
         else:
             v.flicker_index = (v.flicker_index + 1) % v.n_panes
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._place_labels()
 
     def grab_view(self):
         return self.glw.grab()

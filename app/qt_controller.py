@@ -16,11 +16,20 @@ from lic_core.errors import CancelledError, LicError
 
 from .model import services
 from .model.encoding import Encoding, PaneSettings
-from .model.jobs import run_decode_file, run_encode
+from .model.decoded import DecodedFile
+from .model.jobs import run_encode, run_open_compressed, run_score_decoded
 from .model.session import CancelToken, EncodeRequest, SessionModel
 from .qt_workers import QtWorkerPool
 
 DEBOUNCE_MS = 250
+
+
+class _FileJob:
+    """A file job for the pool (tracked by identity, cancelled through ``token``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.token = CancelToken()
 
 
 class QtEncodeController(QObject):
@@ -30,10 +39,13 @@ class QtEncodeController(QObject):
     -------
     error(str, str) : title, one-line message for a dialog.
     message(str) : status-bar text.
+    background_progress(int, int) : background encodes (RD sweeps) finished / submitted since
+        the pool was last idle; ``(0, 0)`` when none is left.
     """
 
     error = Signal(str, str)
     message = Signal(str)
+    background_progress = Signal(int, int)
 
     def __init__(self, session: SessionModel, pool: Optional[QtWorkerPool] = None,
                  parent: Optional[QObject] = None) -> None:
@@ -42,6 +54,8 @@ class QtEncodeController(QObject):
         self.pool = pool or QtWorkerPool(parent=self)
         self._inflight: dict[int, EncodeRequest] = {}
         self._timers: list[QTimer] = []
+        self._bg_total = 0
+        self._bg_done = 0
         self.auto_encode = True
         for pane in session.panes:
             t = QTimer(self)
@@ -107,8 +121,16 @@ class QtEncodeController(QObject):
         req = self.session.make_background_request(settings)
         if req is None:
             return False
+        self._bg_total += 1
+        self.background_progress.emit(self._bg_done, self._bg_total)
         self.pool.submit(run_encode, req, self._on_done, self._on_fail, None)
         return True
+
+    def _background_finished(self) -> None:
+        self._bg_done += 1
+        if self._bg_done >= self._bg_total:
+            self._bg_done = self._bg_total = 0  # the next sweep counts from zero
+        self.background_progress.emit(self._bg_done, self._bg_total)
 
     def sweep(self, index: int, points: int = 6) -> int:
         """Encode pane ``index``'s codec at ``points`` rates across its range (RD curve)."""
@@ -156,17 +178,24 @@ class QtEncodeController(QObject):
             pane.status = message
 
     def _on_done(self, req: EncodeRequest, enc: Encoding) -> None:
+        if req.pane < 0:
+            self._background_finished()
         if self._inflight.get(req.pane) is req:
             del self._inflight[req.pane]
         shown = self.session.finish(req, enc)
         if shown:
             t = enc.result.timings
             parts = [f"{k} {v * 1000:.0f} ms" for k, v in t.items() if isinstance(v, float)]
-            self.message.emit(f"{self.session.panes[req.pane].name}: {enc.codec} "
-                              f"{enc.bpp:.3f} bpp — {', '.join(parts)} "
-                              f"(total {enc.elapsed:.2f} s)")
+            name = self.session.panes[req.pane].name
+            if enc.note:  # e.g. a target bpp the codec cannot reach: say so where it shows
+                self.message.emit(f"{name}: {enc.note}")
+            else:
+                self.message.emit(f"{name}: {enc.codec} {enc.bpp:.3f} bpp — {', '.join(parts)} "
+                                  f"(total {enc.elapsed:.2f} s)")
 
     def _on_fail(self, req: EncodeRequest, exc: BaseException) -> None:
+        if req.pane < 0:
+            self._background_finished()
         if self._inflight.get(req.pane) is req:
             del self._inflight[req.pane]
         cancelled = isinstance(exc, CancelledError)
@@ -182,35 +211,76 @@ class QtEncodeController(QObject):
     # ------------------------------------------------------------------ files
     def open_compressed(self, path: str | Path,
                         then: Optional[Callable[[], None]] = None) -> None:
-        """Decode a .lic (or classical) file in a worker, then make it the current image."""
-        token = CancelToken()
-
-        class _Req:  # the pool tracks requests by identity and cancels via ``token``
-            pass
-
-        req = _Req()
-        req.token = token  # type: ignore[attr-defined]
-        req.path = str(path)  # type: ignore[attr-defined]
+        """Decode a .lic (or classical) file in a worker, then show it *as decoded*."""
+        job = _FileJob(path)
         self.message.emit(f"decoding {Path(path).name}…")
 
         def work(r, sink):
-            return run_decode_file(r.path, r.token, sink)
+            return run_open_compressed(r.path, r.token, sink)
 
-        def done(r, out):
-            name, res, info = out
-            self.session.set_image(res.reconstruction, path=r.path, file_info=info)
-            self.message.emit(f"decoded {Path(r.path).name} with {name} "
-                              f"({info.get('bytes', 0)} bytes)")
+        def done(r, decoded: DecodedFile):
+            self.session.open_decoded(decoded)
+            self.message.emit(f"decoded {decoded.name} with {decoded.codec} "
+                              f"({len(decoded.data):,} bytes, {decoded.bpp:.3f} bpp) — no "
+                              "original to score it against: File → Compare against original…")
             if then:
                 then()
 
+        self.pool.submit(work, job, done, self._file_fail(job.path), None)
+
+    def _file_fail(self, path: str):
         def fail(r, exc):
             if isinstance(exc, CancelledError):
                 return
             msg = str(exc) if isinstance(exc, LicError) else f"{type(exc).__name__}: {exc}"
-            self.error.emit(f"Cannot open {Path(r.path).name}", msg)
+            self.error.emit(f"Cannot open {Path(path).name}", msg)
+        return fail
 
-        self.pool.submit(work, req, done, fail, None)
+    def compare_against(self, path: str | Path,
+                        then: Optional[Callable[[], None]] = None) -> bool:
+        """Name the original of the opened compressed file.
+
+        The file becomes pane A's encoding of that original (scored in a worker, its header's
+        settings shown in pane A); the other panes encode the original as usual.
+        """
+        decoded = self.session.decoded
+        p = Path(path)
+        try:
+            if decoded is None:
+                raise LicError("open a compressed file first")
+            image = services.load_image(p)
+            self.session.check_original(image)
+        except LicError as exc:
+            self.error.emit(f"Cannot compare against {p.name}", str(exc))
+            return False
+        self.auto_encode = False
+        try:
+            self.session.set_image(image, path=str(p), file_info=decoded.info, keep_decoded=True)
+            self.session.panes[0].settings = decoded.settings
+        finally:
+            self.auto_encode = True
+        pane = self.session.panes[0]
+        pane.busy, pane.status = True, "scoring the file…"
+        image_id = self.session.image_id
+        which = ("psnr", "ms_ssim") + (("lpips",) if self.session.view.compute_lpips else ())
+        job = _FileJob(p)
+
+        def work(r, sink):
+            return run_score_decoded(decoded, image, image_id, which)
+
+        def done(r, enc: Encoding):
+            if self.session.image_id == image_id and self.session.decoded is decoded:
+                self.session.show_file_encoding(enc)
+                psnr = enc.metrics.get("psnr", float("nan"))
+                self.message.emit(f"A: {decoded.name} scored against {p.name}: "
+                                  f"{enc.bpp:.3f} bpp, {psnr:.2f} dB")
+            if then:
+                then()
+
+        self.pool.submit(work, job, done, self._file_fail(str(p)), None)
+        for other in self.session.active_panes[1:]:
+            self.encode_now(other.index)
+        return True
 
     def open_path(self, path: str | Path, then: Optional[Callable[[], None]] = None) -> bool:
         """Open an image or a compressed file; errors become ``error`` signals (dialogs)."""

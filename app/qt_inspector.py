@@ -12,9 +12,10 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QSlider,
-                               QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
 from lic_core.codecs import Inspection
 
@@ -45,10 +46,13 @@ class _PaneInspectorBase(QWidget):
         self.pane_combo.currentIndexChanged.connect(self._on_pane_edit)
         self.info = QLabel("")
         self.info.setWordWrap(True)
+        self._hints: list[_Hint] = []
         for p in session.panes:
             p.events.encoding.connect(lambda e, i=p.index: self._on_encoding_change(i))
         session.view.events.overlay_pane.connect(self._on_overlay_pane_change)
         session.view.events.colormap.connect(lambda e: self.refresh())
+        session.events.image.connect(lambda e: self.refresh())
+        session.events.decoded.connect(lambda e: self.refresh())
 
     def _on_overlay_pane_change(self, event) -> None:
         if self.pane_combo.currentIndex() != event.value:
@@ -67,14 +71,53 @@ class _PaneInspectorBase(QWidget):
         return None if enc is None else enc.inspection
 
     def _no_data(self) -> str:
-        enc = self.session.panes[self.pane_combo.currentIndex()].encoding
+        """Why there is nothing to show, and what to do about it (shown over the empty plots)."""
+        s = self.session
+        pane = s.panes[self.pane_combo.currentIndex()]
+        enc = pane.encoding
+        if s.image is None:
+            if s.decoded is not None:
+                return (f"{s.decoded.name} is shown as decoded. Compare it against its original "
+                        "(File menu) to encode and look inside.")
+            return ("Open an image (Ctrl+O) or File → Open sample image: the latents of "
+                    "a learned codec's encoding show here.")
         if enc is None:
-            return "No encoding in this pane yet."
+            return f"Pane {pane.name} has no encoding yet."
+        if enc.key.startswith("file:"):
+            return (f"Pane {pane.name} shows the opened file as decoded; re-encode it (Ctrl+R) "
+                    "to look inside the codec.")
         return (f"{enc.codec} is a classical codec: there are no latents to inspect. "
                 "Choose a learned codec for this pane.")
 
+    def _hint_over(self, *plots: QWidget) -> None:
+        """Empty plots carry a centred hint instead of a black rectangle."""
+        self._hints = [_Hint(p) for p in plots]
+
+    def _show_hint(self, text: str) -> None:
+        for h in self._hints:
+            h.setText(text)
+            h.setVisible(bool(text))
+
     def refresh(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+
+class _Hint(QLabel):
+    """A centred, word-wrapped text over a plot widget that follows its size."""
+
+    def __init__(self, target: QWidget) -> None:
+        super().__init__(target)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setStyleSheet("QLabel { color: #cfcfcf; background: transparent; padding: 12px; }")
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        target.installEventFilter(self)
+        self.setGeometry(target.rect())
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.Resize:
+            self.setGeometry(obj.rect())
+        return False
 
 
 class QtLatentBrowser(_PaneInspectorBase):
@@ -116,6 +159,7 @@ class QtLatentBrowser(_PaneInspectorBase):
         session.view.events.channel.connect(self._on_view_change)
         self.mosaic_array: Optional[np.ndarray] = None
         self.channel_array: Optional[np.ndarray] = None
+        self._hint_over(self.mosaic_plot)
         self.refresh()
 
     def _on_view_change(self, event=None) -> None:
@@ -131,8 +175,10 @@ class QtLatentBrowser(_PaneInspectorBase):
             self.mosaic_item.clear()
             self.channel_item.clear()
             self.mosaic_array = self.channel_array = None
-            self.info.setText(self._no_data())
+            self.info.setText("")
+            self._show_hint(self._no_data())
             return
+        self._show_hint("")
         v = self.session.view
         order = inspect_maps.channel_order(insp.bits_y)
         m = insp.y_hat.shape[0]
@@ -177,19 +223,24 @@ class QtEntropyView(_PaneInspectorBase):
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(int(session.view.overlay_opacity * 100))
         self.opacity_slider.setToolTip("Overlay opacity")
+        self.kind_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.kind_combo.setMinimumContentsLength(10)
         top = QHBoxLayout()
         top.addWidget(self.pane_combo)
-        top.addWidget(self.kind_combo)
+        top.addWidget(self.kind_combo, 1)
         top.addWidget(self.channel_spin)
-        top.addWidget(self.overlay_check)
-        top.addWidget(QLabel("opacity"))
-        top.addWidget(self.opacity_slider, 1)
+        top2 = QHBoxLayout()
+        top2.addWidget(self.overlay_check)
+        top2.addWidget(QLabel("opacity"))
+        top2.addWidget(self.opacity_slider, 1)
         self.plot, self.item = _image_plot("bits per latent position")
         self.bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
                                    interactive=False, width=12, label="bits")
         self.bar.setImageItem(self.item, insert_in=self.plot.getPlotItem())
         lay = QVBoxLayout(self)
         lay.addLayout(top)
+        lay.addLayout(top2)
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.info)
         self.kind_combo.currentIndexChanged.connect(self._on_kind_edit)
@@ -199,6 +250,7 @@ class QtEntropyView(_PaneInspectorBase):
             lambda v: setattr(session.view, "overlay_opacity", v / 100.0))
         session.view.events.overlay.connect(self._on_overlay_change)
         self.array: Optional[np.ndarray] = None
+        self._hint_over(self.plot)
         self.refresh()
 
     def kind(self) -> tuple[str, Optional[int]]:
@@ -225,8 +277,10 @@ class QtEntropyView(_PaneInspectorBase):
         if insp is None:
             self.item.clear()
             self.array = None
-            self.info.setText(self._no_data())
+            self.info.setText("")
+            self._show_hint(self._no_data())
             return
+        self._show_hint("")
         kind, ch = self.kind()
         self.channel_spin.setRange(0, insp.bits_y.shape[0] - 1)
         self.array = inspect_maps.bits_map(insp, kind, ch)
@@ -247,22 +301,39 @@ class QtRateBreakdown(_PaneInspectorBase):
     def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
         super().__init__(session, parent)
         self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(["part", "estimated bits", "real bits"])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.setToolTip("Estimated = model's −log2 p; real = range-coded bytes × 8")
-        self.plot = pg.PlotWidget(title="bits per part (blue: estimated, orange: real)")
-        self.plot.setToolTip("Estimated vs real bits per bitstream part")
+        self.table.setHorizontalHeaderLabels(["part", "estimated", "real"])
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in (1, 2):
+            hh.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.setWordWrap(False)
+        self.table.setMinimumWidth(230)  # part names and both counts readable without scrolling
+        self.table.setToolTip("Bits per part. Estimated = the model's −log2 p; real = "
+                              "range-coded bytes × 8 (one stream per section)")
+        self.plot = pg.PlotWidget()
+        self.plot.setToolTip("Estimated (blue) vs real (orange) bits per bitstream part")
+        self.plot.setLabel("bottom", "bits")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(True)
+        self.plot.setMouseEnabled(x=False, y=False)
         top = QHBoxLayout()
         top.addWidget(self.pane_combo)
+        legend = QLabel("<span style='color:#4c72b0'>■</span> estimated &nbsp; "
+                        "<span style='color:#dd8452'>■</span> real (bits)")
+        top.addWidget(legend)
         top.addStretch(1)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
-        body = QHBoxLayout()
-        body.addWidget(self.table, 1)
-        body.addWidget(self.plot, 1)
-        lay.addLayout(body, 1)
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(self.table)
+        body.addWidget(self.plot)
+        body.setStretchFactor(0, 2)
+        body.setStretchFactor(1, 3)
+        lay.addWidget(body, 1)
         lay.addWidget(self.info)
         self.rows: list[dict] = []
+        self._hint_over(self.plot)
         self.refresh()
 
     def refresh(self) -> None:
@@ -271,8 +342,10 @@ class QtRateBreakdown(_PaneInspectorBase):
         if insp is None:
             self.table.setRowCount(0)
             self.rows = []
-            self.info.setText(self._no_data())
+            self.info.setText("")
+            self._show_hint(self._no_data())
             return
+        self._show_hint("")
         enc = self.session.panes[self.pane_combo.currentIndex()].encoding
         self.rows = inspect_maps.rate_breakdown(insp, len(enc.result.data))
         self.table.setRowCount(len(self.rows))
@@ -280,20 +353,45 @@ class QtRateBreakdown(_PaneInspectorBase):
             for c, key in enumerate(("part", "estimated_bits", "real_bits")):
                 v = row[key]
                 txt = "—" if v is None else (v if isinstance(v, str) else f"{v:,.0f}")
-                self.table.setItem(r, c, QTableWidgetItem(txt))
-        xs = np.arange(len(self.rows))
-        est = [r["estimated_bits"] or 0 for r in self.rows]
-        real = [r["real_bits"] or 0 for r in self.rows]
-        self.plot.addItem(pg.BarGraphItem(x=xs - 0.2, height=est, width=0.4, brush="#4c72b0"))
-        self.plot.addItem(pg.BarGraphItem(x=xs + 0.2, height=real, width=0.4, brush="#dd8452"))
-        ax = self.plot.getAxis("bottom")
-        ax.setTicks([[(i, r["part"].replace("y ", "")) for i, r in enumerate(self.rows)]])
+                item = QTableWidgetItem(_short_part(txt) if c == 0 else txt)
+                if c:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                          | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        # horizontal bars: the part names sit on the left axis, one per row, never overlapping
+        # (vertical bars put ~14 names under a narrow dock's x axis: issue 14 item 6)
+        ys = np.arange(len(self.rows))
+        est = np.array([r["estimated_bits"] or 0 for r in self.rows], float)
+        real = np.array([r["real_bits"] or 0 for r in self.rows], float)
+        self.plot.addItem(pg.BarGraphItem(x0=0, y=ys - 0.2, width=est, height=0.38,
+                                          brush="#4c72b0", pen=None))
+        self.plot.addItem(pg.BarGraphItem(x0=0, y=ys + 0.2, width=real, height=0.38,
+                                          brush="#dd8452", pen=None))
+        ax = self.plot.getAxis("left")
+        ax.setTicks([[(i, _axis_part(r["part"])) for i, r in enumerate(self.rows)]])
+        self.plot.getViewBox().invertY(True)
+        self.plot.setYRange(-0.6, len(self.rows) - 0.4, padding=0)
+        self.plot.setXRange(0, float(max(est.max(initial=0), real.max(initial=0)) or 1) * 1.05)
         tot = self.rows[-1]
         over = (tot["real_bits"] / tot["estimated_bits"] - 1) * 100 if tot["estimated_bits"] \
             else 0.0
         self.info.setText(f"real {tot['real_bits']:,} bits vs estimated "
                           f"{tot['estimated_bits']:,.0f} bits ({over:+.2f} %); "
                           f"clamped symbols: {insp.clamped_symbols}")
+
+
+def _short_part(part: str) -> str:
+    """Table label of a rate row: ``y g0/anchor`` → ``y g0 anchor``."""
+    return part.replace("/", " ").strip()
+
+
+def _axis_part(part: str) -> str:
+    """Bar-chart label (narrow): ``y g0/non-anchor`` → ``g0 non``, ``z (side info)`` → ``z``."""
+    p = part.replace("(side info)", "").replace("(all)", "").strip()
+    if p.startswith("y g"):
+        g, _, kind = p[2:].partition("/")
+        return f"{g} {'anc' if kind == 'anchor' else 'non'}"
+    return p
 
 
 class _blocked:

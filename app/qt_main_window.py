@@ -7,21 +7,26 @@ overwriting.  Every user error (``LicError``) becomes a one-line dialog.
 """
 from __future__ import annotations
 
+import html
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QDoubleSpinBox,
-                               QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QSplitter, QTabWidget, QTextBrowser, QToolBar, QWidget)
+                               QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel,
+                               QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget,
+                               QTextBrowser, QToolBar, QWidget)
 
 from lic_core.errors import LicError
+from lic_core.fileio import new_file_mode
+from lic_core.threads import apply_threads, available_cpus, default_threads
 
 from .model import export, inspect_maps, services
+from .model.decoded import display_rows, sibling_original
 from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import COLORMAPS
 from .qt_about import QtAboutModelDialog
@@ -31,6 +36,7 @@ from .qt_controller import QtEncodeController
 from .qt_inspector import QtEntropyView, QtLatentBrowser, QtRateBreakdown
 from .qt_pane_controls import QtPaneControls
 from .qt_rd_plot import QtRDPlot
+from .qt_settings import LAYOUT_VERSION, fit_size, read_int, read_list, studio_settings
 
 SHORTCUTS = [
     ("Ctrl+O", "Open image or .lic file"), ("Ctrl+V", "Paste image from clipboard"),
@@ -54,7 +60,8 @@ class QtMainWindow(QMainWindow):
     ----------
     session : SessionModel, optional
     persist : bool
-        Read/write recent files with QSettings (off in tests).
+        Read/write recent files, the save folder, the thread setting and the window layout with
+        QSettings (``app/qt_settings.py``; off in tests unless they point QSettings elsewhere).
     """
 
     def __init__(self, session: Optional[SessionModel] = None, persist: bool = True) -> None:
@@ -68,10 +75,14 @@ class QtMainWindow(QMainWindow):
         #: called with a Path when a file would be overwritten; True = go ahead
         self.confirm_overwrite: Callable[[Path], bool] = self._ask_overwrite
         self.setWindowTitle("LIC Studio")
-        self.resize(1440, 900)
         self.setAcceptDrops(True)
+        self._last_save_dir: Optional[str] = None
+        self.compute_threads = 0  # 0 = automatic (lic_core.threads.default_threads)
 
         self.compare = QtCompareView(self.session)
+        self.compare.open_requested.connect(lambda: self.open_dialog())
+        self.compare.sample_requested.connect(lambda: self.open_sample())
+        self.compare.compare_requested.connect(lambda: self.compare_against_dialog())
         self.pane_controls = [QtPaneControls(self.session, p) for p in self.session.panes]
         controls_row = QWidget()
         crow = QHBoxLayout(controls_row)
@@ -80,11 +91,21 @@ class QtMainWindow(QMainWindow):
             crow.addWidget(pc, 1)
             pc.cancel_requested.connect(self.controller.cancel)
             pc.about_requested.connect(self.show_about_model)
+        # the pane controls scroll sideways rather than widen the window (three panes at 1366 px)
+        self.controls_scroll = _SidewaysScroll()
+        self.controls_scroll.setWidget(controls_row)
+        self.controls_scroll.setWidgetResizable(True)
+        self.controls_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.controls_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.controls_row = controls_row
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.compare)
-        split.addWidget(controls_row)
+        split.addWidget(self.controls_scroll)
         split.setStretchFactor(0, 5)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(1, 0)
+        split.setCollapsible(1, False)
+        self.central_split = split
         self.setCentralWidget(split)
 
         self.rd_plot = QtRDPlot(self.session)
@@ -101,6 +122,8 @@ class QtMainWindow(QMainWindow):
         self.rd_dock = self._dock("RD plot", self.rd_plot, Qt.DockWidgetArea.RightDockWidgetArea)
         self.inspector_dock = self._dock("Inside the codec", self.inspector_tabs,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
+        self.controller.background_progress.connect(self.rd_plot.set_background_progress)
+        self.rd_plot.cancel_requested.connect(self.controller.cancel_all)
 
         self.status_pixel = QLabel("")
         self.status_pixel.setToolTip("Pixel values under the cursor")
@@ -110,17 +133,32 @@ class QtMainWindow(QMainWindow):
         self.controller.error.connect(self.show_error)
         self.session.events.file_info.connect(self._on_file_info_change)
         self.session.events.image.connect(self._on_image_change)
+        self.session.events.decoded.connect(self._on_image_change)
         self.session.events.recent_files.connect(lambda e: self._rebuild_recent_menu())
         self.session.view.events.n_panes.connect(self._on_n_panes_change)
 
         self._build_actions()
+        self.view_toolbar = QToolBar("Toolbar")
+        self.view_toolbar.setObjectName("view-toolbar")
+        self.addToolBar(self.view_toolbar)
         self._build_menus()
         self._build_toolbar()
         self._on_n_panes_change()
+        self._fit_to_screen()
+        self._default_state = self.saveState(LAYOUT_VERSION)
+        self._layout_restored = False
         if persist:
-            st = QSettings("LIC Studio", "lic-studio")
-            recent = st.value("recent_files", []) or []
-            self.session.recent_files = [r for r in list(recent) if isinstance(r, str)]
+            st = studio_settings()
+            self.session.recent_files = read_list(st, "recent_files")
+            self._last_save_dir = st.value("last_save_dir", None) or None
+            self.compute_threads = read_int(st, "compute_threads", 0)
+            geometry, state = st.value("window/geometry"), st.value("window/state")
+            if geometry is not None:
+                self.restoreGeometry(geometry)
+                self._fit_to_screen(keep_size=True)  # the screen may be smaller than last time
+            if state is not None:
+                self._layout_restored = self.restoreState(state, LAYOUT_VERSION)
+        self.applied_threads = apply_threads(self.compute_threads or None)
         self._rebuild_recent_menu()
         self.statusBar().showMessage("Open an image (Ctrl+O), drop one here, or File → Sample")
 
@@ -129,8 +167,43 @@ class QtMainWindow(QMainWindow):
         d = QDockWidget(title, self)
         d.setObjectName(title)
         d.setWidget(widget)
+        d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable
+                      | QDockWidget.DockWidgetFeature.DockWidgetMovable
+                      | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, d)
         return d
+
+    def _available_size(self) -> Optional[QSize]:
+        screen = self.screen() or QApplication.primaryScreen()
+        return screen.availableGeometry().size() if screen is not None else None
+
+    def _fit_to_screen(self, keep_size: bool = False) -> None:
+        """Open at the preferred size, never larger than the screen (issue 14 item 1)."""
+        avail = self._available_size()
+        target = fit_size(avail) if not keep_size else fit_size(avail, self.size())
+        self.resize(target)
+        self._docks_share(target.width())
+
+    def _docks_share(self, width: int) -> None:
+        # the image and the pane controls get the larger share; the docks a readable ~37 %
+        self.resizeDocks([self.rd_dock, self.inspector_dock], [int(width * 0.37)] * 2,
+                         Qt.Orientation.Horizontal)
+
+    def reset_layout(self) -> None:
+        """View → Reset layout: docks back where they started, all shown."""
+        self.restoreState(self._default_state, LAYOUT_VERSION)
+        for d in (self.rd_dock, self.inspector_dock):
+            d.setFloating(False)
+            d.show()
+        self._fit_to_screen(keep_size=True)
+
+    def save_layout(self) -> None:
+        """Remember the window geometry and dock layout (on close, when ``persist``)."""
+        if not self.persist:
+            return
+        st = studio_settings()
+        st.setValue("window/geometry", self.saveGeometry())
+        st.setValue("window/state", self.saveState(LAYOUT_VERSION))
 
     def _action(self, text: str, slot: Callable, shortcut: Optional[str] = None,
                 tip: str = "", checkable: bool = False) -> QAction:
@@ -153,6 +226,16 @@ class QtMainWindow(QMainWindow):
                             "The bundled CC0 sample photo")
         self.act_paste = A("&Paste image", lambda: self.paste_image(), "Ctrl+V",
                            "Use the clipboard's image (or copied file) as the original")
+        self.act_compare_against = A("&Compare against original…",
+                                     lambda: self.compare_against_dialog(), None,
+                                     "Name the image the opened compressed file was made from; "
+                                     "the file is then scored against it")
+        self.act_compare_against.setEnabled(False)
+        self.act_threads = A("Compute &threads…", lambda: self.threads_dialog(), None,
+                             "How many CPU threads encodes may use (automatic: the CPUs "
+                             "not already busy)")
+        self.act_reset_layout = A("&Reset layout", self.reset_layout, None,
+                                  "Show every panel again where it started")
         self.act_save_lic = A("&Save compressed file (A)…", lambda: self.export_compressed(0),
                               "Ctrl+S", "Save pane A's bitstream (.lic or classical file)")
         self.act_save_lic_b = A("Save compressed file (B)…", lambda: self.export_compressed(1),
@@ -232,6 +315,7 @@ class QtMainWindow(QMainWindow):
             a.triggered.connect(lambda _=False, p=p: self.open_path(p))
         self.recent_menu = f.addMenu("Open &recent")
         f.addAction(self.act_paste)
+        f.addAction(self.act_compare_against)
         f.addSeparator()
         for a in (self.act_save_lic, self.act_save_lic_b, self.act_export_png,
                   self.act_export_png_b, self.act_export_heat, self.act_export_plot,
@@ -251,21 +335,29 @@ class QtMainWindow(QMainWindow):
             vm.addAction(a)
         vm.addSeparator()
         vm.addAction(self.act_lpips)
-        vm.addAction(self.rd_dock.toggleViewAction())
-        vm.addAction(self.inspector_dock.toggleViewAction())
+        vm.addSeparator()
+        panels = vm.addMenu("&Panels")
+        panels.setToolTip("Show or hide the docked panels (closed ones come back from here)")
+        self.panel_actions = [self.rd_dock.toggleViewAction(),
+                              self.inspector_dock.toggleViewAction(),
+                              self.view_toolbar.toggleViewAction()]
+        for a in self.panel_actions:
+            panels.addAction(a)
+        panels.addSeparator()
+        panels.addAction(self.act_reset_layout)
         e = mb.addMenu("&Encode")
         for a in (self.act_reencode, self.act_sweep, self.act_sweep_b, self.act_cancel,
                   self.act_copy_ab, self.act_copy_ba):
             e.addAction(a)
+        st = mb.addMenu("&Settings")
+        st.addAction(self.act_threads)
         h = mb.addMenu("&Help")
         for a in (self.act_about_model, self.act_keys, self.act_about):
             h.addAction(a)
 
     def _build_toolbar(self) -> None:
         v = self.session.view
-        tb = QToolBar("View")
-        tb.setObjectName("view-toolbar")
-        self.addToolBar(tb)
+        tb = self.view_toolbar
         tb.addAction(self.act_open)
         tb.addSeparator()
         for a in (self.act_split, self.act_side, self.act_flicker, self.act_three):
@@ -317,21 +409,31 @@ class QtMainWindow(QMainWindow):
             pc.setVisible(pc.pane.index < n)
         self.act_three.setChecked(n == 3)
 
-    def _on_image_change(self, event) -> None:
-        name = Path(self.session.image_path).name if self.session.image_path else "pasted image"
-        h, w = self.session.image.shape[:2]
-        self.setWindowTitle(f"LIC Studio — {name} ({w}×{h})")
+    def _on_image_change(self, event=None) -> None:
+        s = self.session
+        d = s.decoded
+        if s.image is not None:
+            name = Path(s.image_path).name if s.image_path else "pasted image"
+            h, w = s.image.shape[:2]
+            extra = f" vs {d.name}" if d is not None else ""
+            self.setWindowTitle(f"LIC Studio — {name} ({w}×{h}){extra}")
+        elif d is not None:
+            h, w = d.reconstruction.shape[:2]
+            self.setWindowTitle(f"LIC Studio — {d.name} ({w}×{h}, decoded, no original)")
+        else:
+            self.setWindowTitle("LIC Studio")
+        self.act_compare_against.setEnabled(d is not None)
         if self.persist:
-            QSettings("LIC Studio", "lic-studio").setValue("recent_files",
-                                                          self.session.recent_files)
+            studio_settings().setValue("recent_files", list(s.recent_files))
 
     def _on_file_info_change(self, event) -> None:
         info = event.value
         if not info:
             self.file_info.setHtml("<i>No compressed file opened.</i>")
             return
-        rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in info.items())
-        self.file_info.setHtml(f"<h4>{Path(str(info.get('file', ''))).name}</h4>"
+        rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>"
+                       for k, v in display_rows(info))
+        self.file_info.setHtml(f"<h4>{html.escape(Path(str(info.get('file', ''))).name)}</h4>"
                                f"<table cellspacing=4>{rows}</table>")
         self.inspector_tabs.setCurrentWidget(self.file_info)
 
@@ -361,6 +463,43 @@ class QtMainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
+    def compare_against(self, path: str | Path,
+                        then: Optional[Callable[[], None]] = None) -> bool:
+        """Name the original of the opened compressed file (see QtEncodeController)."""
+        return self.controller.compare_against(path, then)
+
+    def compare_against_dialog(self) -> None:
+        d = self.session.decoded
+        if d is None:
+            self.show_error("Nothing to compare", "open a compressed (.lic) file first")
+            return
+        start = sibling_original(d.path) or Path(d.path).parent
+        pats = " ".join(f"*{x}" for x in services.IMAGE_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, f"Original of {d.name}", str(start),
+                                              f"Images ({pats});;All files (*)")
+        if path:
+            self.compare_against(path)
+
+    def set_compute_threads(self, n: int) -> int:
+        """Settings → Compute threads: 0 = automatic; applied now and remembered."""
+        self.compute_threads = max(0, int(n))
+        self.applied_threads = apply_threads(self.compute_threads or None)
+        if self.persist:
+            studio_settings().setValue("compute_threads", self.compute_threads)
+        how = "automatic" if not self.compute_threads else "fixed"
+        self.statusBar().showMessage(f"compute threads: {self.applied_threads} ({how})", 6000)
+        return self.applied_threads
+
+    def threads_dialog(self) -> None:
+        auto = default_threads()
+        n, ok = QInputDialog.getInt(
+            self, "Compute threads",
+            f"CPU threads for encodes and decodes (0 = automatic, now {auto} on this "
+            f"machine:\nthe CPUs not already busy, from the CPU count and the load).",
+            self.compute_threads, 0, max(64, available_cpus()), 1)
+        if ok:
+            self.set_compute_threads(n)
+
     def open_sample(self) -> bool:
         p = services.sample_image_path()
         if p is None:
@@ -388,13 +527,30 @@ class QtMainWindow(QMainWindow):
                 filt: str) -> Optional[Path]:
         """Path chosen in a dialog (which confirms overwrites) or given; None = cancelled."""
         if path is None:
-            start = str(Path(self.session.image_path or ".").with_name(default))
-            p, _ = QFileDialog.getSaveFileName(self, caption, start, filt)
+            p, _ = QFileDialog.getSaveFileName(self, caption, str(self.save_start(default)),
+                                               filt)
+            if p:
+                self._remember_save_dir(Path(p))
             return Path(p) if p else None
         p = Path(path)
         if p.exists() and not self.confirm_overwrite(p):
             return None
+        self._remember_save_dir(p)
         return p
+
+    def save_start(self, default_name: str) -> Path:
+        """Where a Save dialog opens: the folder of the last save, else the image's folder,
+        else the home folder (never the data folder the studio happens to run in)."""
+        for d in (self._last_save_dir,
+                  str(Path(self.session.image_path).parent) if self.session.image_path else None):
+            if d and Path(d).is_dir():
+                return Path(d) / default_name
+        return Path.home() / default_name
+
+    def _remember_save_dir(self, path: Path) -> None:
+        self._last_save_dir = str(path.parent.resolve()) if str(path.parent) else None
+        if self.persist and self._last_save_dir:
+            studio_settings().setValue("last_save_dir", self._last_save_dir)
 
     def _ask_overwrite(self, path: Path) -> bool:
         r = QMessageBox.question(self, "Overwrite?", f"{path.name} exists. Replace it?",
@@ -475,6 +631,7 @@ class QtMainWindow(QMainWindow):
             os.close(fd)
             try:
                 self.rd_plot.export(tmp)
+                os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; follow the umask
                 os.replace(tmp, p)
             finally:
                 if os.path.exists(tmp):
@@ -578,10 +735,34 @@ class QtMainWindow(QMainWindow):
             self.session.set_image(qimage_to_array(QImage(md.imageData())))
             event.acceptProposedAction()
 
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if not self._layout_restored and not getattr(self, "_shown_once", False):
+            self._shown_once = True  # dock widths are only honoured once the window is laid out
+            QTimer.singleShot(0, lambda: self._docks_share(self.width()))
+
     def closeEvent(self, event) -> None:
+        self.save_layout()
         self.controller.cancel_all()
         self.controller.pool.wait(10000)
         super().closeEvent(event)
+
+
+class _SidewaysScroll(QScrollArea):
+    """Scrolls its content sideways only, and is always exactly as tall as the content (plus a
+    horizontal scroll bar): the splitter can neither clip the pane controls nor leave a gap."""
+
+    def _height(self, hint: QSize) -> int:
+        return hint.height() + self.horizontalScrollBar().sizeHint().height()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        w = self.widget()
+        return QSize(120, self._height(w.minimumSizeHint()) if w else 0)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        w = self.widget()
+        return QSize(w.sizeHint().width(), self._height(w.minimumSizeHint())) if w \
+            else super().sizeHint()
 
 
 def qimage_to_array(qimg: QImage) -> np.ndarray:

@@ -9,13 +9,14 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider, QSpinBox,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QSlider,
+                               QSpinBox, QToolButton, QWidget)
 
 from lic_core.codecs import get_codec
 
 from .model import services
+from .model.provenance import codec_provenance
 from .model.session import Pane, SessionModel
 
 SLIDER_STEPS = 1000
@@ -51,19 +52,45 @@ class QtPaneControls(QGroupBox):
         super().__init__(f"Pane {pane.name}", parent)
         self.session = session
         self.pane = pane
-        form = QFormLayout(self)
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(6, 4, 6, 4)
+        grid.setHorizontalSpacing(6)
+        grid.setVerticalSpacing(3)
+        grid.setColumnStretch(1, 1)
 
         self.codec_combo = QComboBox()
+        self.codec_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.codec_combo.setMinimumContentsLength(9)
         self.codec_combo.setToolTip("Codec for this pane (unavailable codecs are greyed out; "
                                     "hover them for the reason)")
         self._fill_codecs()
-        self.about_btn = QPushButton("About")
+        #: visible whenever the chosen weights are a preview (issue 14 item 8)
+        self.badge = QLabel("PREVIEW")
+        self.badge.setObjectName("preview-badge")
+        self.badge.setStyleSheet("#preview-badge { background: #c60; color: white; "
+                                 "font-weight: bold; padding: 1px 5px; border-radius: 3px; }")
+        self.badge.hide()
+        self.about_btn = QToolButton()
+        self.about_btn.setText("About")
         self.about_btn.setToolTip("About this model: provenance and model card")
         row = QHBoxLayout()
+        row.setSpacing(4)
         row.addWidget(self.codec_combo, 1)
         row.addWidget(self.about_btn)
-        form.addRow("Codec", row)
+        grid.addWidget(QLabel("Codec"), 0, 0)
+        grid.addLayout(row, 0, 1)
+        #: what the weights are, in one line (lic_core.weights.provenance_line)
+        self.provenance = ElidedLabel("")
+        self.provenance.setObjectName("provenance")
+        self.provenance.setStyleSheet("#provenance { color: #b35900; }")
+        self.provenance_row = QWidget()
+        prov = QHBoxLayout(self.provenance_row)
+        prov.setContentsMargins(0, 0, 0, 0)
+        prov.setSpacing(4)
+        prov.addWidget(self.badge)
+        prov.addWidget(self.provenance, 1)
+        grid.addWidget(self.provenance_row, 1, 1)
 
         self.rate_slider = QSlider(Qt.Orientation.Horizontal)
         self.rate_slider.setRange(0, SLIDER_STEPS)
@@ -71,10 +98,14 @@ class QtPaneControls(QGroupBox):
         self.rate_spin.setDecimals(3)
         self.rate_spin.setKeyboardTracking(False)
         rrow = QHBoxLayout()
+        rrow.setSpacing(4)
         rrow.addWidget(self.rate_slider, 1)
         rrow.addWidget(self.rate_spin)
         self.rate_label = QLabel("Rate")
-        form.addRow(self.rate_label, rrow)
+        self.rate_label.setToolTip("The codec's rate knob: slider u ∈ [0, 1] for learned codecs "
+                                   "(one model, continuous rate), quality for classical ones")
+        grid.addWidget(self.rate_label, 2, 0)
+        grid.addLayout(rrow, 2, 1)
 
         self.target_check = QCheckBox("Target bpp")
         self.target_check.setToolTip("Search the rate that gives this many bits per pixel "
@@ -86,18 +117,29 @@ class QtPaneControls(QGroupBox):
         self.target_spin.setKeyboardTracking(False)
         self.target_spin.setToolTip("Target bits per pixel")
         trow = QHBoxLayout()
+        trow.setSpacing(4)
         trow.addWidget(self.target_check)
         trow.addWidget(self.target_spin, 1)
-        form.addRow("", trow)
+        grid.addLayout(trow, 3, 1)
 
         self.quant_combo = QComboBox()
         self.quant_combo.setToolTip("Quantizer for the latents: round, dead-zone, RDOQ or "
                                     "trellis-coded (TCQ)")
-        form.addRow("Quantizer", self.quant_combo)
         self.decoder_combo = QComboBox()
         self.decoder_combo.setToolTip("Decoder: mse (g_s, sharpest PSNR) or generative "
                                       "(diffusion / GAN)")
-        form.addRow("Decoder", self.decoder_combo)
+        for c in (self.quant_combo, self.decoder_combo):
+            c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            c.setMinimumContentsLength(6)
+        qrow = QHBoxLayout()
+        qrow.setSpacing(4)
+        qrow.addWidget(self.quant_combo, 1)
+        #: shown only when the codec offers a choice of decoders (mse / diffusion / gan)
+        self.decoder_label = QLabel("Decoder")
+        qrow.addWidget(self.decoder_label)
+        qrow.addWidget(self.decoder_combo, 1)
+        grid.addWidget(QLabel("Quantizer"), 4, 0)
+        grid.addLayout(qrow, 4, 1)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 1000)
         self.steps_spin.setToolTip("Diffusion sampling steps")
@@ -112,24 +154,33 @@ class QtPaneControls(QGroupBox):
         self.diffusion_row = QWidget()
         self.diffusion_row.setLayout(drow)
         drow.setContentsMargins(0, 0, 0, 0)
-        form.addRow("", self.diffusion_row)
+        grid.addWidget(self.diffusion_row, 5, 1)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(10)
         self.progress.setToolTip("Encode progress")
-        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn = QToolButton()
+        self.cancel_btn.setText("Cancel")
         self.cancel_btn.setToolTip("Stop this pane's running encode")
         self.cancel_btn.setEnabled(False)
         prow = QHBoxLayout()
+        prow.setSpacing(4)
         prow.addWidget(self.progress, 1)
         prow.addWidget(self.cancel_btn)
-        form.addRow("", prow)
-        self.status = QLabel("")
-        self.status.setToolTip("Result of the last encoding of this pane")
-        self.status.setWordWrap(True)
-        form.addRow(self.status)
+        grid.addLayout(prow, 6, 0, 1, 2)
+        #: one line, elided to the pane's width (the full text is its tooltip)
+        self.status = ElidedLabel("")
+        self.status.setObjectName("pane-status")
+        grid.addWidget(self.status, 7, 0, 1, 2)
+        #: a line the user must see, e.g. a target bpp out of the codec's reach
+        self.note = ElidedLabel("")
+        self.note.setObjectName("pane-note")
+        self.note.setStyleSheet("#pane-note { color: #c60; font-weight: bold; }")
+        self.note.hide()
+        grid.addWidget(self.note, 8, 0, 1, 2)
+        grid.setRowStretch(9, 1)  # spare height below the controls, not inside a row
 
         # view → model
         self.codec_combo.currentIndexChanged.connect(self._on_codec_edit)
@@ -158,16 +209,26 @@ class QtPaneControls(QGroupBox):
     # ------------------------------------------------------------------ helpers
     def _fill_codecs(self) -> None:
         model = QStandardItemModel(self.codec_combo)
+        self._provenance: dict[str, tuple[bool, str]] = {}
         for name in services.codec_names():
             ok, why = services.codec_availability(name)
             try:
                 c = get_codec(name)
-                label = f"{name}  ({c.family})"
+                family = c.family
             except Exception:
-                label = name
+                c, family = None, ""
+            preview, line = codec_provenance(name) if ok else (False, "")
+            self._provenance[name] = (preview, line)
+            label = name + ("  — PREVIEW" if preview else "") + (f"  ({family})" if family else "")
             it = QStandardItem(label)
             it.setData(name, Qt.ItemDataRole.UserRole)
-            it.setToolTip(why if not ok else f"{label}: rate knob '{getattr(c, 'rate_label', '')}'")
+            if not ok:
+                tip = why
+            elif line:
+                tip = f"{name}: {line}"
+            else:
+                tip = f"{label}: rate knob '{getattr(c, 'rate_label', '')}'"
+            it.setToolTip(tip)
             if not ok:
                 it.setFlags(it.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             model.appendRow(it)
@@ -223,13 +284,15 @@ class QtPaneControls(QGroupBox):
                 if self.codec_combo.itemData(i, Qt.ItemDataRole.UserRole) == s.codec:
                     self.codec_combo.setCurrentIndex(i)
             lo, hi = c.rate_range
-            self.rate_label.setText(c.rate_label.capitalize())
+            learned = c.family == "learned"
+            # a short label keeps three panes side by side at 1366 px; the tooltip says more
+            self.rate_label.setText("Rate u" if learned else
+                                    c.rate_label.split(" (")[0].capitalize())
             self.rate_spin.setRange(lo, hi)
             self.rate_spin.setSingleStep(1.0 if getattr(c, "integer_rate", False)
                                          else (hi - lo) / 100)
             self.rate_spin.setValue(s.rate)
             self.rate_slider.setValue(self._rate_to_slider(s.rate))
-            learned = c.family == "learned"
             tip = ("Rate slider u ∈ [0, 1]: one model, continuous rate (gain units)" if learned
                    else f"{c.rate_label} {lo:g}…{hi:g} (higher = more bits)")
             self.rate_slider.setToolTip(tip)
@@ -242,11 +305,25 @@ class QtPaneControls(QGroupBox):
             self.decoder_combo.addItems(list(c.decoders))
             self.decoder_combo.setCurrentText(s.decoder)
             self.decoder_combo.setEnabled(bool(c.decoders))
+            choice = len(c.decoders) > 1
+            self.decoder_label.setVisible(choice)
+            self.decoder_combo.setVisible(choice)
             self.steps_spin.setValue(s.diffusion_steps)
             self.seed_spin.setValue(s.seed)
             self.target_check.setChecked(s.target_bpp is not None)
             if s.target_bpp is not None:
                 self.target_spin.setValue(s.target_bpp)
+        preview, line = self._provenance.get(s.codec, (False, ""))
+        self.badge.setVisible(preview)
+        self.badge.setToolTip(line)
+        self.codec_combo.setToolTip(f"{s.codec}: {line}" if line else
+                                    "Codec for this pane (unavailable codecs are greyed out; "
+                                    "hover them for the reason)")
+        # the badge already says PREVIEW: the line goes on with what follows it
+        self.provenance.set_full_text(line[len("PREVIEW · "):] if preview and
+                                      line.startswith("PREVIEW · ") else line)
+        self.provenance.setToolTip(line)
+        self.provenance_row.setVisible(bool(line))
         self.diffusion_row.setVisible(s.decoder == "diffusion")
         self.rate_slider.setEnabled(s.target_bpp is None)
         self.rate_spin.setEnabled(s.target_bpp is None)
@@ -266,15 +343,48 @@ class QtPaneControls(QGroupBox):
         e = p.encoding
         parts = []
         if e is not None:
-            parts.append(f"<b>{e.bpp:.3f} bpp</b> ({len(e.result.data):,} B)")
+            parts.append(f"{e.bpp:.3f} bpp ({len(e.result.data):,} B)")
             for k, fmt in (("psnr", "{:.2f} dB"), ("ms_ssim", "MS-SSIM {:.4f}"),
                            ("lpips", "LPIPS {:.3f}")):
                 if k in e.metrics:
                     parts.append(fmt.format(e.metrics[k]))
             if e.target_bpp is not None:
                 parts.append(f"rate {e.params.rate:.3f}")
-        if p.error:
-            parts.append(f"<span style='color:#d33'>{p.error}</span>")
-        elif p.busy or p.status in ("cancelled", "waiting…"):
-            parts.append(f"<i>{p.status}</i>")
-        self.status.setText(" · ".join(parts))
+        error = bool(p.error)
+        if error:
+            parts.append(p.error)
+        elif p.busy or p.status in ("cancelled", "waiting…") or (e is None and p.status):
+            parts.append(p.status)
+        self.status.setStyleSheet("#pane-status { color: #d33; }" if error else "")
+        self.status.set_full_text(" · ".join(parts))
+        note = e.note if (e is not None and not p.busy) else ""
+        self.note.set_full_text(note)
+        self.note.setVisible(bool(note))
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that elides its text to its width; the full text is the tooltip.
+
+    A wrapping label inside the compact pane controls grew taller than its row and was clipped
+    (issue 14 item 6); one elided line keeps the layout fixed."""
+
+    def __init__(self, text: str = "", parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.full_text = ""
+        self.setMinimumWidth(40)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.set_full_text(text)
+
+    def set_full_text(self, text: str) -> None:
+        self.full_text = text
+        self.setToolTip(text)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(10, self.width())
+        super().setText(self.fontMetrics().elidedText(self.full_text,
+                                                      Qt.TextElideMode.ElideRight, width))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._elide()

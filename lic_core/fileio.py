@@ -19,6 +19,31 @@ from .errors import LicError
 PathLike = Union[str, os.PathLike]
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc), since
+    ``os.umask`` can only be read by setting it, which races with other threads creating files."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """Permissions an ordinary new file gets here (0666 minus the umask, e.g. 0644).
+
+    ``tempfile.mkstemp`` creates its file 0600; an atomic write renames that file into place, so
+    without this every saved image or .lic would be private to its owner, unlike files the user
+    makes with any other program.
+    """
+    return 0o666 & ~current_umask()
+
+
 def _refuse_existing(path: Path) -> LicError:
     return LicError(f"'{path}' already exists (use --force to overwrite it)")
 
@@ -43,6 +68,8 @@ def write_atomic(path: PathLike, writer: Callable[[object], None], overwrite: bo
         raise LicError(f"cannot write '{path}': {exc.strerror or exc}") from None
     tmp = Path(tmp_name)
     try:
+        if hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to fix
+            os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as fh:
             writer(fh)
             fh.flush()

@@ -239,11 +239,12 @@ def _end_to_end(qtbot, win, path: Path, learned: str, tmp_path: Path) -> None:
     assert json.loads(sess.read_text())["image_path"] == str(path)
     assert not win.error_log, win.error_log
 
-    # --- reopen the exported compressed file: same reconstruction, header shown
+    # --- reopen the exported compressed file: shown as decoded (no original), header shown
     assert win.open_path(out)
-    qtbot.waitUntil(lambda: s.image_path == str(out), timeout=120000)
+    qtbot.waitUntil(lambda: s.decoded is not None and s.decoded.path == str(out),
+                    timeout=120000)
     wait_idle(qtbot, win, 120000)
-    assert np.array_equal(s.image, a.reconstruction)
+    assert s.image is None and np.array_equal(s.decoded.reconstruction, a.reconstruction)
     assert s.file_info.get("codec") == learned
     assert learned in win.file_info.toPlainText()
 

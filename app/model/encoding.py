@@ -75,6 +75,7 @@ class Encoding:
     target_bpp: Optional[float] = None
     created: float = field(default_factory=time.time)
     elapsed: float = 0.0  # wall seconds of the worker (encode + decode + metrics)
+    note: str = ""  # one line the user must see (e.g. a target bpp out of the codec's reach)
 
     @property
     def bpp(self) -> float:

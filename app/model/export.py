@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from lic_core.errors import LicError
+from lic_core.fileio import new_file_mode
 
 
 class ExportError(LicError):
@@ -32,6 +33,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = False) -
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; saved files follow the umask
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()

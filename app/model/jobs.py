@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from lic_core.codecs import DecodeResult, get_codec
 from lic_core.errors import CancelledError, CodecUnavailableError
 
 from . import services
+from .decoded import DecodedFile
 from .encoding import Encoding
 from .session import CancelToken, EncodeRequest
 
@@ -40,9 +43,11 @@ def run_encode(request: EncodeRequest, sink: Optional[ProgressSink] = None) -> E
     ok, why = codec.available()
     if not ok:
         raise CodecUnavailableError(f"{request.codec}: {why}")
+    note = ""
     if request.target_bpp is not None:
         result = services.encode_at_target(codec, request.image, request.params,
                                            request.target_bpp, progress)
+        note = target_note(codec, request.target_bpp, result.bpp, result.params.rate)
     else:
         result = codec.encode(request.image, request.params, progress)
     progress(0.9, "metrics")
@@ -50,13 +55,40 @@ def run_encode(request: EncodeRequest, sink: Optional[ProgressSink] = None) -> E
     progress(1.0, "done")
     return Encoding(key=request.key, image_id=request.image_id, codec=request.codec,
                     params=result.params, result=result, metrics=metrics,
-                    target_bpp=request.target_bpp, elapsed=time.perf_counter() - t0)
+                    target_bpp=request.target_bpp, elapsed=time.perf_counter() - t0, note=note)
+
+
+#: relative bpp miss above which a target-bpp encode says it did not reach its target
+TARGET_TOLERANCE = 0.05
+
+
+def target_note(codec, target: float, reached: float, rate: float) -> str:
+    """One line when a target bpp was missed (issue 14 item 7), "" when it was met.
+
+    The search returns the closest point it found; at an end of the rate knob that means the
+    codec cannot go further on this image, which the user must be told in so many words.
+    """
+    if abs(reached - target) <= TARGET_TOLERANCE * target:
+        return ""
+    lo, hi = (float(v) for v in codec.rate_range)
+    increasing = getattr(codec, "rate_increasing", True)
+    top = hi if increasing else lo
+    bottom = lo if increasing else hi
+    knob = getattr(codec, "rate_label", "rate")
+    if reached < target and abs(rate - top) < 1e-6:
+        return (f"{target:.2f} bpp is out of reach: {codec.name}'s maximum on this image is "
+                f"{reached:.3f} bpp ({knob} {rate:g})")
+    if reached > target and abs(rate - bottom) < 1e-6:
+        return (f"{target:.2f} bpp is out of reach: {codec.name}'s minimum on this image is "
+                f"{reached:.3f} bpp ({knob} {rate:g})")
+    return f"target {target:.2f} bpp not met: closest reachable is {reached:.3f} bpp"
 
 
 def run_decode_file(path: str | Path, token: Optional[CancelToken] = None,
-                    sink: Optional[ProgressSink] = None) -> tuple[str, DecodeResult, dict]:
+                    sink: Optional[ProgressSink] = None, data: Optional[bytes] = None
+                    ) -> tuple[str, DecodeResult, dict]:
     """Decode a compressed file (.lic or a classical one): (codec name, result, header info)."""
-    data = Path(path).read_bytes()
+    data = Path(path).read_bytes() if data is None else data
     name = services.codec_from_file(data, path)
     progress = _progress_fn(token or CancelToken(), sink)
     progress(0.0, "decoding")
@@ -66,3 +98,19 @@ def run_decode_file(path: str | Path, token: Optional[CancelToken] = None,
                 else {})
     info.update({k: v for k, v in (res.info or {}).items() if k not in info})
     return name, res, info
+
+
+def run_open_compressed(path: str | Path, token: Optional[CancelToken] = None,
+                        sink: Optional[ProgressSink] = None) -> DecodedFile:
+    """Decode a compressed file into a :class:`DecodedFile` (shown as decoded, no original)."""
+    data = Path(path).read_bytes()
+    name, res, info = run_decode_file(path, token, sink, data)
+    return DecodedFile(path=str(path), codec=name, reconstruction=res.reconstruction, data=data,
+                       info=info)
+
+
+def run_score_decoded(decoded: DecodedFile, original: np.ndarray, image_id: str,
+                      which: tuple[str, ...] = ("psnr", "ms_ssim")) -> Encoding:
+    """Metrics of a decoded file against the original the user named (worker thread)."""
+    metrics = services.compute_metrics(original, decoded.reconstruction, which)
+    return decoded.as_encoding(image_id, metrics)

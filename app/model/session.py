@@ -17,6 +17,7 @@ import numpy as np
 from lic_core.codecs import EncodeParams, get_codec
 
 from . import services
+from .decoded import DecodedFile
 from .encoding import Encoding, EncodingCache, PaneSettings, params_key
 from .events import EmitterGroup, EventedModel
 from .view_state import ViewState
@@ -98,15 +99,19 @@ class SessionModel:
     view : ViewState
     history : list[Encoding]  every encoding of the current image (the RD plot's points)
     file_info : dict  header of the last opened compressed file ({} otherwise)
+    decoded : DecodedFile | None  the opened compressed file; with no ``image`` it is shown as
+        decoded and nothing is scored (it has no original until the user names one)
     recent_files : list[str]
 
     Events
     ------
-    image, history, file_info, recent_files, message (text=..., level=...)
+    image, history, file_info, decoded, recent_files, message (text=..., level=...)
     """
 
     def __init__(self, codecs: Optional[list[str]] = None) -> None:
-        self.events = EmitterGroup("image", "history", "file_info", "recent_files", "message")
+        self.events = EmitterGroup("image", "history", "file_info", "decoded", "recent_files",
+                                   "message")
+        self.decoded: Optional[DecodedFile] = None
         self.image: Optional[np.ndarray] = None
         self.image_path: Optional[str] = None
         self.image_id: str = ""
@@ -144,15 +149,7 @@ class SessionModel:
         return self.panes[: self.view.n_panes]
 
     # ------------------------------------------------------------------ image
-    def set_image(self, image: np.ndarray, path: Optional[str] = None,
-                  file_info: Optional[dict[str, Any]] = None) -> None:
-        """Make ``image`` current: clears pane results and history (cache is kept)."""
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError("session images are H×W×3 uint8")
-        self.image = np.ascontiguousarray(image)
-        self.image.setflags(write=False)  # shared read-only with workers
-        self.image_path = str(path) if path else None
-        self.image_id = services.image_id(self.image)
+    def _reset_panes(self) -> None:
         self.history = []
         self.view.view_rect = None
         for p in self.panes:
@@ -160,12 +157,73 @@ class SessionModel:
             p.encoding = None
             p.busy = False
             p.error = ""
+
+    def set_image(self, image: np.ndarray, path: Optional[str] = None,
+                  file_info: Optional[dict[str, Any]] = None, keep_decoded: bool = False) -> None:
+        """Make ``image`` the original: clears pane results and history (cache is kept).
+
+        ``keep_decoded`` keeps the opened compressed file (its original is being named);
+        otherwise opening an image closes it.
+        """
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError("session images are H×W×3 uint8")
+        self.image = np.ascontiguousarray(image)
+        self.image.setflags(write=False)  # shared read-only with workers
+        self.image_path = str(path) if path else None
+        self.image_id = services.image_id(self.image)
+        self._reset_panes()
+        if not keep_decoded and self.decoded is not None:
+            self.decoded = None
+            self.events.decoded(value=None)
         self.file_info = dict(file_info or {})
         self.events.file_info(value=self.file_info)
         if path:
             self.add_recent(str(path))
         self.events.image(value=self.image, path=self.image_path)
         self.events.history(value=self.history)
+
+    def open_decoded(self, decoded: DecodedFile) -> None:
+        """Show a decoded compressed file *as decoded*: no original, nothing encoded or scored
+        (a decoded picture is not an original; scoring it against itself would be a lie)."""
+        self.image = None
+        self.image_path = None
+        self.image_id = ""
+        self._reset_panes()
+        self.decoded = decoded
+        self.file_info = dict(decoded.info)
+        self.add_recent(decoded.path)
+        self.events.file_info(value=self.file_info)
+        self.events.decoded(value=decoded)
+        self.events.image(value=None, path=None)
+        self.events.history(value=self.history)
+
+    def check_original(self, original: np.ndarray) -> None:
+        """Raise :class:`LicError` unless ``original`` can be the opened file's original."""
+        from lic_core.errors import LicError
+
+        d = self.decoded
+        if d is None:
+            raise LicError("no compressed file is open")
+        if original.shape != d.reconstruction.shape:
+            h, w = original.shape[:2]
+            dh, dw = d.reconstruction.shape[:2]
+            raise LicError(f"that image is {w}×{h} but {d.name} decodes to {dw}×{dh}: "
+                           "it cannot be its original")
+        if np.array_equal(original, d.reconstruction):
+            raise LicError(f"that picture is {d.name}'s own decoded picture, not its original")
+
+    def show_file_encoding(self, encoding: Encoding) -> None:
+        """Pane A shows the opened file as an encoding of the named original (scored)."""
+        pane = self.panes[0]
+        pane.request_id += 1  # nothing in flight may replace it
+        self.cache.put(encoding)
+        self.add_to_history(encoding)
+        pane.busy = False
+        pane.error = ""
+        pane.progress = 1.0
+        pane.encoding = encoding
+        pane.status = f"{encoding.bpp:.3f} bpp (file {Path(self.decoded.path).name})" \
+            if self.decoded else f"{encoding.bpp:.3f} bpp"
 
     def add_recent(self, path: str, limit: int = 10) -> None:
         p = str(Path(path).resolve()) if Path(path).exists() else str(path)

@@ -16,8 +16,14 @@ SUBCOMMANDS = ("compress", "decompress", "info", "models", "eval", "plot", "bdra
                "train", "export", "finetune")
 
 
+_THREADS_HELP = ("CPU threads for torch (default or 0: automatic — the CPUs not already busy, "
+                 "from the CPU count and the load average; see lic_core/threads.py)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lic", description="LIC Studio codec command line.")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", dest="global_threads",
+                        help=_THREADS_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -27,7 +33,24 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # sub-command not part of this build
             raise
         mod.register(sub)
+    for sp in sub.choices.values():
+        # `lic compress --threads 2 ...` works as well as `lic --threads 2 compress ...`;
+        # sub-commands with their own --threads (train, finetune) keep it
+        if "--threads" not in sp._option_string_actions:
+            sp.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N",
+                            dest="global_threads", help=_THREADS_HELP)
     return parser
+
+
+def _apply_threads(args: argparse.Namespace) -> None:
+    """One thread policy for every sub-command (lic_core.threads)."""
+    from ..threads import apply_threads
+
+    n = getattr(args, "global_threads", None)
+    own = getattr(args, "threads", None)  # train / finetune / stages: their own --threads
+    if n is not None and hasattr(args, "threads") and not own:
+        args.threads = n  # the global option fills the sub-command's own one
+    apply_threads(own or n)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -37,6 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 2
     try:
+        _apply_threads(args)
         return int(args.func(args) or 0)
     except LicError as exc:
         print(f"lic: error: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..bitstream import pack, unpack
 from ..codecs import get_codec
+from ..errors import LicError
 from ..fileio import read_bytes
 from ..image import save_image_atomic
 from .cmd_compress import check_choice, check_output, require_available, stderr_progress
@@ -36,11 +37,31 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+_IMAGE_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+                (b"RIFF", "a WebP image"), (b"\x00\x00\x00", "an AVIF/JPEG XL/JPEG 2000 file"),
+                (b"\xff\x0a", "a JPEG XL image"), (b"BM", "a BMP image"), (b"II*", "a TIFF image"),
+                (b"MM\x00*", "a TIFF image"), (b"P6", "a PPM image"))
+
+
+def check_is_lic(data: bytes, path: str) -> None:
+    """A one-line "not a .lic file" (naming what it looks like) before any other check."""
+    if data[:3] == b"LIC":
+        return
+    what = next((name for magic, name in _IMAGE_MAGIC if data.startswith(magic)), None)
+    hint = (f" (it looks like {what}; `lic compress` makes a .lic from an image)" if what
+            else " (it does not start with the LIC magic bytes)")
+    raise LicError(f"'{path}' is not a .lic file{hint}")
+
+
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.output) if args.output else Path(args.input).with_suffix(".png")
-    check_output(out, args.force)
+    # the input is checked first: a wrong input must not be reported as an output problem
     data = read_bytes(args.input, what=".lic file")
+    check_is_lic(data, args.input)
     header, sections = unpack(data)  # CRC and structure first: clear message before model load
+    out = Path(args.output) if args.output else Path(args.input).with_suffix(".png")
+    if out.exists() and out.resolve() == Path(args.input).resolve():
+        raise LicError(f"output '{out}' is the input file; give another output name")
+    check_output(out, args.force)
     codec = get_codec(header.model)
     require_available(codec)
     changes = {}
@@ -49,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
         changes["decoder"] = args.decoder
     if args.steps is not None:
         if args.steps < 1:
-            from ..errors import LicError
             raise LicError("--steps must be at least 1")
         changes["diffusion_steps"] = args.steps
     if args.seed is not None:

@@ -35,6 +35,43 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _rate_text(r: dict) -> str:
+    lo, hi = r["rate_range"]
+    return f"{r['rate_label']} {lo:g}..{hi:g} (default {r['default_rate']:g})"
+
+
+def describe_block(r: dict) -> list[str]:
+    """Readable lines for one codec row: a title line, then aligned ``field  value`` lines."""
+    from ..weights import is_preview, provenance_line
+
+    desc = r.get("describe", {}) or {}
+    state = "available" if r["available"] else f"unavailable: {r['reason']}"
+    lines = [f"{r['name']}  ({r['family']}, {state})"]
+    fields: list[tuple[str, str]] = []
+    if desc.get("label"):
+        fields.append(("what", str(desc["label"])))
+    if r["family"] == "learned" and r["available"]:
+        line = provenance_line(desc)
+        fields.append(("weights", line))
+        if desc.get("weights_hash"):
+            fields.append(("hash", str(desc["weights_hash"])))
+        if is_preview(desc):
+            fields.append(("note", "preview weights: rate–distortion figures are NOT "
+                                   "representative of the method"))
+    elif desc.get("paper"):
+        fields.append(("paper", str(desc["paper"])))
+    if "rate_range" in r:
+        fields.append(("rate", _rate_text(r)))
+        if r["quantizers"]:
+            fields.append(("quantizers", ", ".join(r["quantizers"])))
+        if r["decoders"]:
+            fields.append(("decoders", ", ".join(r["decoders"])))
+        fields.append(("file", r["file_extension"]))
+    width = max([10] + [len(k) for k, _ in fields])  # same column in every block
+    lines += [f"    {k:<{width}}  {v}" for k, v in fields]
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     rows = codec_table()
     if args.json:
@@ -43,20 +80,11 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         print("no codecs registered")
         return 0
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        state = "available" if r["available"] else f"unavailable: {r['reason']}"
-        print(f"{r['name']:<{width}}  {r['family']:<9}  {state}")
-        if "rate_range" in r:
-            lo, hi = r["rate_range"]
-            extra = f"    {r['rate_label']} {lo:g}..{hi:g}"
-            if r["quantizers"]:
-                extra += f"; quantizers {', '.join(r['quantizers'])}"
-            if r["decoders"]:
-                extra += f"; decoders {', '.join(r['decoders'])}"
-            print(" " * width + extra)
-        shown = set(r) | {"rate_label", "rate_range"}
-        prov = {k: v for k, v in r.get("describe", {}).items() if k not in shown}
-        for k, v in sorted(prov.items()):
-            print(" " * width + f"    {k}: {v}")
+    # learned codecs first (what this tool is about), then classical, each alphabetical
+    rows.sort(key=lambda r: (r["family"] != "learned", r["name"]))
+    for k, r in enumerate(rows):
+        if k:
+            print()
+        print("\n".join(describe_block(r)))
+    print("\nFull model cards: `lic models --json`, weights/*.md, or the studio's About dialog.")
     return 0

@@ -1,10 +1,33 @@
-"""``lic plot results/*.json [--anchors kodak] -o rd.png``: RD curves as a PNG (Pillow only)."""
+"""``lic plot results/*.json -o rd.png``: RD curves as a PNG (Pillow only).
+
+Published reference curves are drawn dashed by default: those of the dataset the result files
+name (``meta.dataset``, written by ``lic eval``), else Kodak; ``--anchors none`` turns them off.
+"""
 from __future__ import annotations
 
 import argparse
 import re
 
 from ..errors import LicError
+
+#: anchors drawn when --anchor-names is not given: one per codec generation, readable together
+DEFAULT_ANCHORS = ("jpeg", "webp", "av1", "bpg444", "vtm", "elic")
+
+
+def anchor_dataset(choice: str, curves: list) -> str | None:
+    """The anchor dataset to draw: ``choice``, or for 'auto' the results' own, else kodak."""
+    from ..evaluation.anchors import list_anchor_datasets
+
+    if choice.lower() == "none":
+        return None
+    if choice.lower() != "auto":
+        return choice
+    known = list_anchor_datasets()
+    named = [c.dataset.lower() for c in curves if c.dataset]
+    for d in named:
+        if d in known:
+            return d
+    return "kodak" if "kodak" in known else None
 
 
 def register(subparsers) -> None:
@@ -13,11 +36,12 @@ def register(subparsers) -> None:
         description="Plot CompressAI-format result files (from `lic eval`) as RD curves; "
                     "published anchors are drawn dashed.")
     p.add_argument("results", nargs="*", help="result JSON files (ours: solid lines)")
-    p.add_argument("--anchors", default=None, metavar="DATASET",
-                   help="add published reference curves of DATASET (e.g. kodak)")
+    p.add_argument("--anchors", default="auto", metavar="DATASET",
+                   help="published reference curves to draw dashed: a dataset (e.g. kodak), "
+                        "'none', or 'auto' (default: the results' dataset, else kodak)")
     p.add_argument("--anchor-names", default=None, metavar="A,B,...",
-                   help="only these anchors (file stems in resources/anchors/DATASET, "
-                        "e.g. jpeg,webp,vtm,elic)")
+                   help="which anchors (file stems in resources/anchors/DATASET; default "
+                        f"{','.join(DEFAULT_ANCHORS)}; 'all' = every one)")
     p.add_argument("--metric", default="psnr", choices=("psnr", "ms-ssim", "lpips", "all"),
                    help="y axis (default psnr; all = one panel per metric)")
     p.add_argument("-o", "--output", default="rd.png", help="output PNG (default rd.png)")
@@ -44,17 +68,23 @@ def run(args: argparse.Namespace) -> int:
     curves = [load_curve(p) for p in args.results]
     for c in curves:
         c.kind = "ours"
-    if args.anchors:
-        names = [n.strip() for n in args.anchor_names.split(",")] if args.anchor_names else None
+    dataset = anchor_dataset(args.anchors, curves)
+    if dataset:
+        if args.anchor_names is None:
+            names = list(DEFAULT_ANCHORS)
+        elif args.anchor_names.strip().lower() == "all":
+            names = None
+        else:
+            names = [n.strip() for n in args.anchor_names.split(",")]
         metrics = ["psnr", "ms-ssim", "lpips"] if args.metric == "all" else [args.metric]
         seen = set()
         for m in metrics:
-            for c in load_anchors(args.anchors, m, names=names):
+            for c in load_anchors(dataset, m, names=names):
                 if c.source not in seen:
                     seen.add(c.source)
                     curves.append(c)
     if not curves:
-        raise LicError("nothing to plot: give result files and/or --anchors DATASET")
+        raise LicError("nothing to plot: give result files (or --anchors DATASET)")
     xlim = (0.0, args.xmax) if args.xmax else None
     out = save_rd_plot(curves, args.output, metric=args.metric,
                        size=_size(args.size, args.metric), title=args.title, xlim=xlim)
