@@ -91,6 +91,7 @@ class TrainConfig:
     val_u: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
     time_budget_min: Optional[float] = None
     cpu_budget_min: Optional[float] = None
+    model_config: Optional[List[str]] = None
     val_cpu_minutes: Optional[float] = None
     continue_schedule: bool = False
     find_unused: bool = True
@@ -127,6 +128,20 @@ def resolve_model(name: str, **overrides) -> nn.Module:
     except ImportError as exc:
         raise ModelNotFoundError(f"lic_core.models is not available: {exc}") from None
     return models.build_model(name, **overrides)
+
+
+def parse_model_config(items: Optional[Sequence[str]]) -> dict:
+    """``["N=48", "res_blocks=2"]`` → ``{"N": 48, "res_blocks": 2}`` (ints, floats, bools)."""
+    out: dict = {}
+    for it in items or []:
+        if "=" not in it:
+            raise TrainError(f"--model-config expects KEY=VALUE, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
 
 
 def model_lambdas(model: nn.Module, override: Optional[Sequence[float]] = None) -> List[float]:
@@ -407,7 +422,12 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         raise TrainError("use either --resume (full checkpoint) or --init (weights), not both")
     model_name = ck.get("model_name", cfg.model) if ck else cfg.model
     if model is None:
-        model = resolve_model(model_name)
+        if ck and isinstance(ck.get("config"), dict) and ":" not in model_name:
+            # the checkpoint's own architecture (it may differ from the registry default)
+            model = resolve_model(model_name, **{k: v for k, v in ck["config"].items()
+                                                 if k != "name"})
+        else:
+            model = resolve_model(model_name, **parse_model_config(cfg.model_config))
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -668,6 +688,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="codec (RD, METHODS §5) | diffusion (§3) | hific-1 / hific-2 (§4)")
     p.add_argument("--model", default=None,
                    help="registry name (lic-lgem, lic-lgem-tiny) or module:factory")
+    p.add_argument("--model-config", nargs="+", default=None, metavar="KEY=VALUE",
+                   help="architecture overrides of the registry config, e.g. N=48 res_blocks=2")
     p.add_argument("--data", default=None,
                    help="folder of training photos (jpg/png/webp); several joined by ':'")
     p.add_argument("--out", default=None, help="run folder (checkpoints, log.jsonl)")
