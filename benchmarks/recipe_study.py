@@ -48,7 +48,7 @@ ARMS: dict[str, list[str]] = {
     "lr1e-4": ["--lr", "1e-4"],
     "lr4e-4": ["--lr", "4e-4"],
     "lr1e-3": ["--lr", "1e-3"],
-    # at the chosen lr, 22.5 CPU-min each (compared at the 22.5-min validation)
+    # at the chosen lr, 15 CPU-min each (compared with the lr arms at equal steps)
     "crop256": ["--lr", "4e-4", "--crop", "256"],
     "bf16": ["--lr", "4e-4", "--amp"],
     "N48": ["--lr", "4e-4", "--model-config", "N=48"],
@@ -57,7 +57,7 @@ ARMS: dict[str, list[str]] = {
     "one-lambda": ["--lr", "4e-4", "--lambdas", "0.013"],
 }
 #: CPU-minute budget per arm (default CPU_BUDGET_MIN)
-BUDGET = {a: 22.5 for a in ("crop256", "bf16", "N48", "N96", "rb2", "one-lambda")}
+BUDGET = {a: 15.0 for a in ("crop256", "bf16", "N48", "N96", "rb2", "one-lambda")}
 #: quiet CPU cost of one step relative to the base config (train_step_cost.json)
 RELATIVE_COST: dict[str, float] = {}
 
