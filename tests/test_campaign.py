@@ -88,3 +88,40 @@ def test_start_stop_resume_export(tmp_path):
     from lic_core.models import load_model
     m = load_model("tiny-campaign", wdir / "tiny-campaign.safetensors")
     assert m.weights_meta["card"]["label"] == card["label"]
+
+
+@pytest.mark.slow
+def test_device_handoff_and_adopt(tmp_path):
+    """The GPU path: the newest weights go out as a small weights-only file, training
+    continues from it elsewhere (here: on the CPU, standing in for the device), and the
+    campaign adopts the result with steps and CPU-hours carried over."""
+    from lic_core.train.loop import TrainConfig, train
+
+    data = _photos(tmp_path / "photos")
+    c = C.Campaign(tmp_path / "campaign")
+    C.start(c, data=str(data), kodak=str(data), init="none",
+            recipe=TINY.split() + ["--steps", "2"], nice=5)
+    _wait_stopped(c)
+    out = tmp_path / "dev" / "campaign-init.pt"
+    r = C.handoff(c.run_dir, out)
+    assert r["step"] == 2
+    ho = load_checkpoint(out)
+    assert ho["handoff"] and "optimizer" not in ho and ho["config"]["name"] == "lic-lgem-tiny"
+
+    # "the device": lic train --init <handoff> builds the file's own architecture
+    dev = tmp_path / "dev" / "run"
+    train(TrainConfig(data=str(data), out=str(dev), model="lic-lgem", steps=3, batch=2, crop=64,
+                      threads=1, init=str(out), log_every=1))
+    back = tmp_path / "dev" / "campaign-device.pt"
+    C.handoff(dev, back)
+
+    msg = C.adopt(c, back)
+    assert "5 steps" in msg  # 2 here + 3 "on the device"
+    assert (c.root / "codec-until-00000002").is_dir() and not c.run_dir.exists()
+    C.start(c, extra=["--steps", "1"], nice=5)
+    _wait_stopped(c)
+    st = c.state()
+    assert st["init_steps"] == 5 and st["init"].endswith("campaign-device.pt")
+    s = C.export(c, name="tiny-adopted", eval_dir=str(data), eval_limit=1,
+                 weights_dir=tmp_path / "w")
+    assert s["step"] == 6

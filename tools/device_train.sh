@@ -12,6 +12,15 @@
 #       from weights/NAME.safetensors (--init, weights only) when it exists; then export NAME as
 #       fp16 weights + card into $OUT (split into 15 MiB parts when larger than 16 MiB).
 #
+#   tools/device_train.sh campaign-prepare
+#       HERE: put the campaign's newest weights (EMA, fp32, no optimizer: ~12 MB for the N=64
+#       model) into .data/campaign-init.pt and the training + 6 Kodak images into .data/.
+#   tools/device_train.sh campaign-chunk MINUTES [extra `lic train` flags...]
+#       ON THE DEVICE: continue those weights with the campaign's recipe (GPU batch/crop) for
+#       MINUTES, then write $OUT/campaign-device.pt (same small format) and the log.
+#       HERE afterwards: tools/campaign.sh stop; tools/campaign.sh adopt FILES_AT/campaign-device.pt;
+#       tools/campaign.sh start   (steps, CPU-hours and GPU-hours carry over into the card)
+#
 #   tools/device_train.sh start NAME MINUTES [flags...]   ON THE DEVICE: the same training,
 #       started with setsid in the background (survives the command); returns at once.
 #   tools/device_train.sh poll [SECONDS]                    ON THE DEVICE: wait up to SECONDS
@@ -79,6 +88,32 @@ print("train:", copy_training_data("../shared/data/train", ".data/train"), "imag
 print("kodak:", copy_training_data("../shared/data/kodak", ".data/kodak"), "images")
 EOF
     du -sh .data ;;
+  campaign-prepare)
+    python3 -m lic_core.train.campaign handoff --to .data/campaign-init.pt
+    python3 - <<'EOF'
+from lic_core.train.data import copy_training_data, list_images
+import shutil, pathlib
+print("train:", copy_training_data("../shared/data/train", ".data/train"), "images")
+k = pathlib.Path(".data/kodak6"); k.mkdir(parents=True, exist_ok=True)
+for p in list_images("../shared/data/kodak")[:6]:
+    shutil.copy2(p, k / p.name)
+print("kodak6: 6 images")
+EOF
+    du -sh .data ;;
+  campaign-chunk)
+    shift; minutes=$1; shift
+    nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv || true
+    recipe=$(python3 -c "import shlex; from lic_core.train.campaign import RECIPE; print(shlex.join(RECIPE))")
+    # shellcheck disable=SC2086  # the recipe is a flag list
+    python3 -m lic_core.train $recipe --data .data/train --out /tmp/lic-campaign \
+      --init .data/campaign-init.pt --batch "${BATCH:-16}" --crop "${CROP:-256}" --threads 8 \
+      --workers "${WORKERS:-6}" --channels-last --log-every 100 --ckpt-every 2000 \
+      --val-every 2000 --val-dir .data/kodak6 --val-limit 6 --val-u 0 0.5 1 \
+      --time-budget-min "$minutes" "$@"
+    mkdir -p "$OUT"
+    python3 -m lic_core.train.campaign handoff --from /tmp/lic-campaign --to "$OUT/campaign-device.pt"
+    cp /tmp/lic-campaign/log.jsonl "$OUT/campaign-device.log.jsonl"
+    ls -l "$OUT" ;;
   chunk)
     shift; name=$1; minutes=$2; shift 2
     nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv || true
@@ -106,5 +141,5 @@ EOF
     tail -n 3 "$RUN_DIR/stdout.log" || true
     export_to_out "$name" "$@" ;;
   *)
-    sed -n 2,28p "$0"; exit 2 ;;
+    sed -n 2,36p "$0"; exit 2 ;;
 esac

@@ -166,7 +166,8 @@ def start(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = None,
                 raise CampaignError(f"--init weights not found: {src}")
             cmd += ["--init", src]
             how = f"starting from {src} with a fresh optimizer"
-            st.update(_init_history(Path(src)))
+            if "init_steps" not in st:  # `adopt` already booked what came before
+                st.update(_init_history(Path(src)))
         else:
             how = "starting from scratch"
     cmd += list(extra)
@@ -235,6 +236,68 @@ def status(c: Campaign) -> str:
         vtxt = f"val @ {v['step']} on {v.get('images', '?')} Kodak: {pts}"
     it = f", {last['it_s']:.2f} it/s" if last.get("it_s") else ""
     return f"campaign {state}: step {step}, {cpu_h:.2f} CPU-h{it}; {vtxt}"
+
+
+# ------------------------------------------------------------------------------------------
+# the GPU path: hand the weights to a lent device and take them back (tools/device_train.sh)
+
+
+def handoff(src: Path | str, dst: Path | str) -> dict:
+    """Write the newest checkpoint of ``src`` (a run folder or file) as a small weights-only
+    checkpoint at ``dst``: the EMA weights when present (the better ones at a constant lr),
+    fp32, no optimizer state — what fits a device upload (64 MiB with the data) and a device
+    download (16 MiB per file). ``lic train --init`` takes it with a fresh optimizer."""
+    import torch
+
+    from .checkpoint import load_checkpoint
+
+    ck = load_checkpoint(src)
+    state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
+    out = {"model": state, "ema": None, "step": int(ck["step"]), "model_name": ck.get("model_name"),
+           "config": ck.get("config"), "train": ck.get("train", {}), "data": ck.get("data", {}),
+           "cpu_s": float(ck.get("cpu_s", 0.0)), "wall_s": float(ck.get("wall_s", 0.0)),
+           "device": ck.get("device", ""), "torch": str(torch.__version__), "handoff": True}
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save(out, tmp)
+    os.replace(tmp, dst)
+    return {"step": out["step"], "bytes": dst.stat().st_size, "device": out["device"]}
+
+
+def adopt(c: Campaign, path: Path | str) -> str:
+    """Continue the campaign from weights trained elsewhere (a device chunk's handoff file):
+    the current run folder is archived, and the next ``start`` begins from ``path`` with a fresh
+    optimizer; steps, CPU-hours and GPU-hours carry over into the card."""
+    from .checkpoint import load_checkpoint
+
+    if c.pid():
+        raise CampaignError("stop the campaign first (`tools/campaign.sh stop`)")
+    dev = load_checkpoint(path)
+    st = c.state()
+    here = latest_checkpoint(c.run_dir)
+    steps = int(st.get("init_steps", 0))
+    cpu_h = float(st.get("init_cpu_hours", 0.0))
+    if here is not None:
+        ck = load_checkpoint(here)
+        steps += int(ck["step"])
+        cpu_h += float(ck.get("cpu_s", 0.0)) / 3600.0
+        c.run_dir.rename(c.root / f"codec-until-{int(ck['step']):08d}")
+    keep = c.root / "adopted"
+    keep.mkdir(parents=True, exist_ok=True)
+    dst = keep / Path(path).name
+    if Path(path).resolve() != dst.resolve():
+        shutil.copy2(path, dst)
+    gpu_h = float(st.get("gpu_hours", 0.0))
+    if not str(dev.get("device", "CPU")).startswith("CPU"):  # device_description(): GPU name
+        gpu_h += float(dev.get("wall_s", 0.0)) / 3600.0
+    else:
+        cpu_h += float(dev.get("cpu_s", 0.0)) / 3600.0
+    st.update({"init": str(dst), "init_steps": steps + int(dev["step"]), "init_cpu_hours": cpu_h,
+               "gpu_hours": gpu_h})
+    c.save_state(st)
+    return (f"campaign will continue from {dst.name} ({st['init_steps']} steps, {cpu_h:.2f} CPU-h, "
+            f"{gpu_h:.3f} GPU-h so far); run `tools/campaign.sh start`")
 
 
 # ------------------------------------------------------------------------------------------
@@ -424,6 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"copy into weights/ if it beats the shipped weights by ≥ {MIN_GAIN_PCT} %")
     e.add_argument("--force-install", action="store_true", help="install even if not better")
     e.add_argument("--weights-dir", help="where shipped weights live (default weights/)")
+    h = sub.add_parser("handoff", help="write the newest weights as a small file for a device")
+    h.add_argument("--from", dest="src", help="run folder or checkpoint (default the campaign's)")
+    h.add_argument("--to", required=True)
+    d = sub.add_parser("adopt", help="continue from weights trained on a device (handoff file)")
+    d.add_argument("path")
     return p
 
 
@@ -439,6 +507,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(status(c))
         elif a.cmd == "stop":
             print(stop(c, a.timeout))
+        elif a.cmd == "handoff":
+            r = handoff(a.src or c.run_dir, a.to)
+            print(f"wrote {a.to}: step {r['step']}, {r['bytes'] / 1e6:.1f} MB")
+        elif a.cmd == "adopt":
+            print(adopt(c, a.path))
         elif a.cmd == "export":
             s = export(c, a.name, a.eval_dir, a.eval_limit, a.install, a.force_install,
                        Path(a.weights_dir) if a.weights_dir else None)

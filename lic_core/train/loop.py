@@ -422,9 +422,14 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         raise TrainError("use either --resume (full checkpoint) or --init (weights), not both")
     model_name = ck.get("model_name", cfg.model) if ck else cfg.model
     if model is None:
-        if ck and isinstance(ck.get("config"), dict) and ":" not in model_name:
+        src = ck
+        if src is None and cfg.init and not cfg.model_config and \
+                Path(cfg.init).suffix != ".safetensors":
+            src = load_checkpoint(cfg.init)  # --init from a checkpoint: its architecture
+            model_name = src.get("model_name", model_name)
+        if src and isinstance(src.get("config"), dict) and ":" not in model_name:
             # the checkpoint's own architecture (it may differ from the registry default)
-            model = resolve_model(model_name, **{k: v for k, v in ck["config"].items()
+            model = resolve_model(model_name, **{k: v for k, v in src["config"].items()
                                                  if k != "name"})
         else:
             model = resolve_model(model_name, **parse_model_config(cfg.model_config))
