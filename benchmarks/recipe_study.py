@@ -59,7 +59,8 @@ ARMS: dict[str, list[str]] = {
 #: CPU-minute budget per arm (default CPU_BUDGET_MIN)
 BUDGET = {a: 15.0 for a in ("crop256", "bf16", "N48", "N96", "rb2", "one-lambda")}
 #: quiet CPU cost of one step relative to the base config (train_step_cost.json)
-RELATIVE_COST: dict[str, float] = {}
+RELATIVE_COST: dict[str, float] = {"crop256": 3.91, "bf16": 0.78, "N48": 0.86, "N96": 1.76,
+                                   "rb2": 1.26, "one-lambda": 1.0}
 
 
 def arm_steps(arm: str) -> int:

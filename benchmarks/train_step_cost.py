@@ -31,7 +31,7 @@ def cpu_s() -> float:
 def flag(flags: list[str], name: str, default=None):
     if name not in flags:
         return default
-    i = flags.index(name)
+    i = len(flags) - 1 - flags[::-1].index(name)  # the last occurrence wins, as in argparse
     vals = []
     for v in flags[i + 1:]:
         if v.startswith("--"):
