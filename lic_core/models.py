@@ -12,8 +12,7 @@ from typing import Callable
 from .config import ModelConfig, tiny_config
 from .errors import ModelNotFoundError
 from .model import LicModel
-
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+from .paths import weights_path
 
 _CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     "lic-lgem": lambda: ModelConfig(name="lic-lgem"),
@@ -46,12 +45,8 @@ def build_model(name: str, **overrides) -> LicModel:
     return LicModel(model_config(name, **overrides))
 
 
-def weights_path(name: str) -> Path:
-    return WEIGHTS_DIR / f"{name}.safetensors"
-
-
 def load_model(name: str, path: str | Path | None = None) -> LicModel:
-    """The named model with its weights (from ``weights/<name>.safetensors`` unless ``path``)."""
+    """The named model with its weights (``lic_core.paths.weights_path(name)`` unless ``path``)."""
     from .weights import load_weights
 
     p = Path(path) if path else weights_path(name)
