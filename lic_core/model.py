@@ -13,26 +13,22 @@ latent ȳ = y⊙G, which is quantized with unit step (so the effective step is 1
 Training (:meth:`LicModel.forward`) uses the "mixed" proxies of METHODS §1.1: additive noise for
 the likelihoods, straight-through rounding around the mean for the values that feed the
 contexts and g_s (two-pass checkerboard, so the predicted μ, σ equal those of the sequential
-coder: tests/test_model_*.py).  Inference runs :meth:`LicModel.latent_passes`, the single
-quantization path shared by ``compress()``, ``decompress()`` and decoder fine-tuning.
+coder).  Inference codes the latents with :mod:`lic_core.latent_codecs` (the single quantization
+path shared by ``compress()``, ``decompress()`` and decoder fine-tuning), which reads μ and σ from
+this model through :class:`lic_core.latent_codecs.LgemFloatParameters`.
 """
 from __future__ import annotations
-
-from typing import Callable, Optional
 
 import torch
 from torch import nn
 
 from .config import ModelConfig
-from .entropy_model.checkerboard import anchor_mask, gather, scatter
+from .entropy_model.checkerboard import anchor_mask
 from .entropy_model.factorized import FactorizedPrior
 from .entropy_model.gaussian import gaussian_likelihood
 from .entropy_model.lgem import LGEMContext
 from .rate.gain import GainUnits
 from .transform.elic import AnalysisTransform, HyperAnalysis, HyperSynthesis, SynthesisTransform
-
-# step(g, pass_index, residual or None, scale) -> reconstructed residual; all B×C_g×N, gained units
-StepFn = Callable[[int, int, Optional[torch.Tensor], torch.Tensor], torch.Tensor]
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -73,9 +69,6 @@ class LicModel(nn.Module):
             u = u.expand(batch)
         return self.gains(u)
 
-    def hyper_features(self, z_hat_gained: torch.Tensor, gains: dict) -> torch.Tensor:
-        return self.h_s(z_hat_gained * gains["H_inv"])
-
     # -- training forward -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor, u) -> dict:
         """Training/validation forward.
@@ -88,7 +81,7 @@ class LicModel(nn.Module):
         y = self.g_a(x)
         z = self.h_a(y) * gains["H"]
         z_hat, z_lik = self.prior(z, training=self.training)
-        phi = self.hyper_features(z_hat, gains)
+        phi = self.h_s(z_hat * gains["H_inv"])
         h, w = y.shape[-2:]
         amask = anchor_mask(h, w, x.device)
         G = gains["G"]
@@ -128,51 +121,6 @@ class LicModel(nn.Module):
             noisy = y_gained + torch.empty_like(y_gained).uniform_(-0.5, 0.5)
             return gaussian_likelihood(noisy - mean_gained, scale_gained)
         return gaussian_likelihood(torch.round(y_gained - mean_gained), scale_gained)
-
-    # -- the single inference quantization path ------------------------------------------------
-    @torch.no_grad()
-    def latent_passes(self, phi: torch.Tensor, gains: dict, step: StepFn,
-                      y: Optional[torch.Tensor] = None) -> dict:
-        """Run the 10 sequential (group, pass) steps of METHODS §2.4.
-
-        ``step(g, p, residual, scale)`` gets the gathered *gained* residual ``ȳ − μ·G`` (None when
-        decoding) and scale ``σ·G`` of pass p (0 = anchors, 1 = non-anchors) and returns the
-        reconstructed residual.  Returns ŷ (gained), means and scales (gained), full-size.
-        """
-        B, _, h, w = phi.shape
-        amask = anchor_mask(h, w, phi.device)
-        masks = (amask, ~amask)
-        G = gains["G"]
-        y_prev = None
-        out_y, out_m, out_s = [], [], []
-        for g in range(len(self.context.groups)):
-            sl = self.context.group_slice(g)
-            Gg = G[:, sl]
-            C = Gg.shape[1]
-            shape = (B, C, h, w)
-            shared = self.context.shared_context(g, phi, y_prev)
-            yq = torch.zeros(shape, device=phi.device)
-            mg_full = torch.zeros(shape, device=phi.device)
-            sg_full = torch.zeros(shape, device=phi.device)
-            for p in (0, 1):
-                if p == 0:
-                    s, m = self.context.anchor_params(g, shared)
-                else:
-                    y_anchor = (yq / Gg) * amask
-                    s, m = self.context.nonanchor_params(g, shared, y_anchor)
-                mg = gather(m * Gg, masks[p])
-                sg = gather(s * Gg, masks[p])
-                res = None if y is None else gather(y[:, sl] * Gg, masks[p]) - mg
-                rec = step(g, p, res, sg)
-                yq = yq + scatter(mg + rec.to(mg.dtype), masks[p], shape=shape)
-                mg_full = mg_full + scatter(mg, masks[p], shape=shape)
-                sg_full = sg_full + scatter(sg, masks[p], shape=shape)
-            out_y.append(yq)
-            out_m.append(mg_full)
-            out_s.append(sg_full)
-            y_prev = yq / Gg if y_prev is None else torch.cat([y_prev, yq / Gg], dim=1)
-        return {"y_hat_gained": torch.cat(out_y, 1), "means": torch.cat(out_m, 1),
-                "scales": torch.cat(out_s, 1)}
 
     @torch.no_grad()
     def synthesize(self, y_hat_gained: torch.Tensor, gains: dict) -> torch.Tensor:

@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import math
 
-import constriction
 import numpy as np
 import pytest
 import torch
 
+from lic_core.entropy_coder.symbols import SymbolDecoder, SymbolEncoder
 from lic_core.entropy_model.gaussian import scale_index
+from lic_core.entropy_model.symbols import CategoricalModel
+from lic_core.errors import LicFormatError
 from lic_core.quantizer import build_quantizer
-from lic_core.quantizer.tcq import TcqQuantizer, _T_NP, to_streams
+from lic_core.quantizer.tcq import _T_NP, TcqQuantizer, from_streams, to_streams
 
 
 def _block(B, C, N, seed, lo=0.3, hi=8.0):
     g = torch.Generator().manual_seed(seed)
     sigma = torch.exp(torch.empty(B, C, N).uniform_(math.log(lo), math.log(hi), generator=g))
-    return torch.randn(B, C, N, generator=g) * sigma, sigma
+    return torch.randn(B, C, N, generator=g) * sigma, scale_index(sigma)
 
 
 def _encode(q, pairs):
-    enc = constriction.stream.queue.RangeEncoder()
-    clamped = [q.encode(enc, k, s) for k, s in pairs]
+    enc = SymbolEncoder()
+    clamped = [enc.encode(q.symbol_plan(s, k))[1] for k, s in pairs]
     return enc, clamped
+
+
+def _decoder(enc):
+    return SymbolDecoder(enc.to_bytes())
 
 
 def test_round_trip_several_blocks_and_batch():
@@ -32,9 +38,9 @@ def test_round_trip_several_blocks_and_batch():
     ks = [q.quantize(r, s) for r, s in blocks]
     enc, clamped = _encode(q, [(k, s) for k, (_, s) in zip(ks, blocks)])
     assert clamped == [0, 0, 0, 0]
-    dec = constriction.stream.queue.RangeDecoder(enc.get_compressed())
+    dec = _decoder(enc)
     for k, (_, s) in zip(ks, blocks):
-        k2 = q.decode(dec, s)
+        k2 = dec.decode(q.symbol_plan(s))
         assert torch.equal(k2, k)
         # decoder replay: same states and bit-exact reconstruction
         assert torch.equal(q.states(k2), q.states(k))
@@ -45,12 +51,13 @@ def test_mixed_with_scalar_blocks_in_one_stream():
     tcq, rnd = TcqQuantizer(), build_quantizer("round")
     (r1, s1), (r2, s2) = _block(1, 8, 64, 1), _block(1, 8, 64, 2)
     k1, k2 = tcq.quantize(r1, s1), rnd.quantize(r2, s2)
-    enc = constriction.stream.queue.RangeEncoder()
-    tcq.encode(enc, k1, s1)
-    rnd.encode(enc, k2, s2)
-    dec = constriction.stream.queue.RangeDecoder(enc.get_compressed())
-    assert torch.equal(tcq.decode(dec, s1), k1)
-    assert torch.equal(rnd.decode(dec, s2), k2)
+    enc = SymbolEncoder()
+    enc.encode(tcq.symbol_plan(s1, k1))
+    enc.encode(rnd.symbol_plan(s2, k2))
+    dec = _decoder(enc)
+    assert torch.equal(dec.decode(tcq.symbol_plan(s1)), k1)
+    assert torch.equal(dec.decode(rnd.symbol_plan(s2)), k2)
+    dec.finish()
 
 
 def test_measured_bits_match_estimate():
@@ -63,14 +70,13 @@ def test_measured_bits_match_estimate():
 
 
 class _SwappedOrder(TcqQuantizer):
-    """Decoder that reads the Q1 subset before the Q0 subset (violates the format)."""
+    """Decoding plan that reads the Q1 subset before the Q0 subset (violates the format)."""
 
-    def decode(self, decoder, scale):
-        sidx = to_streams(scale_index(scale)).numpy()
+    def symbol_plan(self, index, indices=None):
+        sidx = to_streams(index).numpy()
         S, L = sidx.shape
         k = np.empty((S, L), dtype=np.int64)
         s = np.zeros(S, dtype=np.int64)
-        model = constriction.stream.model.Categorical(perfect=False)
         for t in range(L):
             j = s >> 1
             kt = np.zeros(S, dtype=np.int64)
@@ -78,11 +84,10 @@ class _SwappedOrder(TcqQuantizer):
                 sel = j == jj
                 if sel.any():
                     rows, kc = self._rows(sidx[sel, t], jj)
-                    kt[sel] = np.asarray(decoder.decode(model, rows), dtype=np.int64) - kc
+                    kt[sel] = yield CategoricalModel(rows, kc), None
             k[:, t] = kt
             s = _T_NP[s, kt & 1]
-        return torch.from_numpy(k).reshape(scale.shape[0], scale.shape[2], scale.shape[1]).permute(
-            0, 2, 1)
+        return from_streams(torch.from_numpy(k), index.shape), 0
 
 
 def test_swapping_subset_order_breaks_decoding():
@@ -92,16 +97,14 @@ def test_swapping_subset_order_breaks_decoding():
     r1, s1 = _block(2, 1, 300, seed=40)
     k1 = q.quantize(r1, s1)
     enc1, _ = _encode(q, [(k1, s1)])
-    assert torch.equal(_SwappedOrder().decode(
-        constriction.stream.queue.RangeDecoder(enc1.get_compressed()), s1), k1)
+    assert torch.equal(_decoder(enc1).decode(_SwappedOrder().symbol_plan(s1)), k1)
     r, s = _block(1, 12, 400, seed=4)
     k = q.quantize(r, s)
     assert (q.states(k) >> 1 == 1).any()  # both subsets are really used
     enc, _ = _encode(q, [(k, s)])
-    dec = constriction.stream.queue.RangeDecoder(enc.get_compressed())
     try:
-        k_bad = _SwappedOrder().decode(dec, s)
-    except Exception:
+        k_bad = _decoder(enc).decode(_SwappedOrder().symbol_plan(s))
+    except LicFormatError:
         return
     assert not torch.equal(k_bad, k)
 
@@ -111,10 +114,9 @@ def test_decoding_with_other_scale_breaks_canary():
     r, s = _block(1, 8, 500, seed=5)
     k = q.quantize(r, s)
     enc, _ = _encode(q, [(k, s)])
-    dec = constriction.stream.queue.RangeDecoder(enc.get_compressed())
     try:
-        k_bad = q.decode(dec, s * 1.5)
-    except Exception:
+        k_bad = _decoder(enc).decode(q.symbol_plan((s + 3).clamp_max(63)))
+    except LicFormatError:
         return
     assert not torch.equal(k_bad, k)
 
@@ -124,10 +126,9 @@ def test_decoding_with_other_delta_u_breaks():
     q = TcqQuantizer(delta_u=0.561)
     k = q.quantize(r, s)
     enc, _ = _encode(q, [(k, s)])
-    dec = constriction.stream.queue.RangeDecoder(enc.get_compressed())
     try:
-        k_bad = TcqQuantizer(delta_u=0.7).decode(dec, s)
-    except Exception:
+        k_bad = _decoder(enc).decode(TcqQuantizer(delta_u=0.7).symbol_plan(s))
+    except LicFormatError:
         return
     assert not torch.equal(k_bad, k)
 
@@ -136,15 +137,14 @@ def test_out_of_support_indices_are_clamped_with_parity_and_counted():
     q = TcqQuantizer()
     r, s = _block(1, 6, 40, seed=7, lo=0.11, hi=0.5)
     k = q.quantize(r, s)
-    K = torch.from_numpy(q.tables.support)[scale_index(s)]
+    K = torch.from_numpy(q.tables.support)[s]
     bad = k.clone()
     bad[0, 2, :5] = torch.tensor([100, -101, 1000, -7, 64]) + 0  # far outside these tiny supports
     n_out = int((bad.abs() > K).sum())
     assert n_out >= 4
     enc, clamped = _encode(q, [(bad, s)])
     assert clamped == [n_out]
-    dec = constriction.stream.queue.RangeDecoder(enc.get_compressed())
-    k2 = q.decode(dec, s)
+    k2 = _decoder(enc).decode(q.symbol_plan(s))
     assert (k2.abs() <= K).all()
     assert torch.equal(k2 & 1, bad & 1)  # parity kept → the state path is unchanged
     assert torch.equal(q.states(k2), q.states(bad))
@@ -156,12 +156,11 @@ def test_out_of_support_indices_are_clamped_with_parity_and_counted():
 @pytest.mark.parametrize("shape", [(1, 5, 0), (0, 4, 3)])
 def test_empty_blocks(shape):
     q = TcqQuantizer()
-    s = torch.ones(shape)
-    enc = constriction.stream.queue.RangeEncoder()
-    assert q.encode(enc, torch.zeros(shape, dtype=torch.int64), s) == 0
+    s = torch.ones(shape, dtype=torch.int64)
+    enc = SymbolEncoder()
+    assert enc.encode(q.symbol_plan(s, torch.zeros(shape, dtype=torch.int64)))[1] == 0
     assert q.quantize(torch.zeros(shape), s).shape == shape
-    dec = constriction.stream.queue.RangeDecoder(np.zeros(0, dtype=np.uint32))
-    assert q.decode(dec, s).shape == shape
+    assert SymbolDecoder(b"").decode(q.symbol_plan(s)).shape == shape
 
 
 def test_quantize_is_deterministic_and_device_dtype_preserving():

@@ -45,7 +45,7 @@ def test_membership_even_in_q0_zero_or_odd_in_q1():
     sigma = torch.exp(torch.empty(2, 24, 300).uniform_(math.log(0.2), math.log(10), generator=g))
     r = torch.randn(2, 24, 300, generator=g) * sigma
     q = TcqQuantizer()
-    k = q.quantize(r, sigma)
+    k = q.quantize(r, scale_index(sigma))
     states = q.states(k)
     lv = torch.round(q.dequantize(k).double() / DU).to(torch.int64)
     assert torch.allclose(q.dequantize(k).double(), lv.double() * DU, atol=1e-5)
@@ -101,10 +101,10 @@ def test_huge_lambda_gives_all_zeros():
     g = torch.Generator().manual_seed(2)
     sigma = torch.exp(torch.empty(1, 16, 400).uniform_(math.log(0.2), math.log(20), generator=g))
     r = torch.randn(1, 16, 400, generator=g) * sigma * 3
-    assert (TcqQuantizer(c=1e9).quantize(r, sigma) == 0).all()
+    assert (TcqQuantizer(c=1e9).quantize(r, scale_index(sigma)) == 0).all()
     # and a tiny model scale makes everything but large residuals cost more than they save
     small = torch.full_like(sigma, 0.11)
-    k = TcqQuantizer(c=10.0).quantize(r.clamp(-0.3, 0.3), small)
+    k = TcqQuantizer(c=10.0).quantize(r.clamp(-0.3, 0.3), scale_index(small))
     assert (k == 0).all()
 
 
@@ -177,11 +177,12 @@ def test_emitted_indices_inside_support_even_for_outliers():
     r = torch.randn(1, 12, 500, generator=g) * sigma
     r[0, :, :10] = 1e4 * torch.sign(torch.randn(12, 10, generator=g))  # far outside support
     q = TcqQuantizer()
-    k = q.quantize(r, sigma)
+    k = q.quantize(r, scale_index(sigma))
     K = torch.from_numpy(q.tables.support)[scale_index(sigma)]
     assert (k.abs() <= K).all()
     assert (k.abs() == K).any() or (k.abs() == K - 1).any()
-    assert torch.isfinite(q.bits(k, sigma)).all() and float(q.bits(k, sigma).max()) <= 24.0 + 1e-9
+    b = q.bits(k, scale_index(sigma))
+    assert torch.isfinite(b).all() and float(b.max()) <= 24.0 + 1e-9
 
 
 def test_bits_match_table_lookup_of_replayed_states():
@@ -189,8 +190,8 @@ def test_bits_match_table_lookup_of_replayed_states():
     sigma = torch.exp(torch.empty(2, 8, 64).uniform_(math.log(0.3), math.log(8), generator=g))
     r = torch.randn(2, 8, 64, generator=g) * sigma
     q = TcqQuantizer()
-    k = q.quantize(r, sigma)
-    b = q.bits(k, sigma)
+    k = q.quantize(r, scale_index(sigma))
+    b = q.bits(k, scale_index(sigma))
     ks, ss = to_streams(k), to_streams(scale_index(sigma))
     j = replay_states(ks) >> 1
     expected = -np.log2(np.maximum(q.tables.pmf[ss.numpy(), j.numpy(), (ks + q.tables.k_max).numpy()],
