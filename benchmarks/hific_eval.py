@@ -49,7 +49,7 @@ def _codec(random_tiny: bool):
         return HificCodec()
     import torch
 
-    from lic_core.transform.hific import build_hific
+    from lic_core.models.hific import build_hific
 
     torch.manual_seed(0)
     return HificCodec(model=build_hific("hific-tiny"))

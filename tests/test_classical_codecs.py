@@ -10,7 +10,7 @@ import pytest
 from lic_core.codecs.base import EncodeParams
 from lic_core.codecs.registry import get_codec, list_codecs
 from lic_core.errors import CodecUnavailableError, ImageError, LicFormatError
-import lic_core.classical.codecs as cc
+import lic_core.codecs.classical as cc
 
 NAMES = ("jpeg", "jpeg-444", "webp", "avif", "jxl", "j2k")
 

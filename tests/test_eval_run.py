@@ -11,7 +11,7 @@ from PIL import Image
 
 import lic_core.evaluation.run_eval as rev
 from lic_core.cli import main as lic_main
-from lic_core.classical.codecs import PillowCodec
+from lic_core.codecs.classical import PillowCodec
 from lic_core.evaluation.anchors import load_curve
 
 

@@ -11,7 +11,7 @@ from lic_core.codecs import get_codec, list_codecs
 from lic_core.codecs.base import EncodeParams
 from lic_core.codecs.hific import UNAVAILABLE_REASON, HificCodec, load_hific
 from lic_core.errors import LicError, LicFormatError, ModelNotFoundError
-from lic_core.transform.hific import build_hific
+from lic_core.models.hific import build_hific
 
 
 def _image(h: int = 70, w: int = 100, seed: int = 0) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lic_core.decoder.gan import HificDiscriminator, build_discriminator
-from lic_core.transform.hific import (ChannelNorm, HificEncoder, HificGenerator, build_hific,
+from lic_core.train.hific.discriminator import HificDiscriminator, build_discriminator
+from lic_core.models.hific import (ChannelNorm, HificEncoder, HificGenerator, build_hific,
                                       count_parameters, get_config)
 
 

@@ -31,7 +31,7 @@ from ..latent_codecs import (FactorizedZCodec, GaussianConditionalCodec, Hyperpr
 from ..paths import weights_path
 from ..quantizer import build_quantizer
 from ..rate.gain import quantize_slider
-from ..transform.hific import PAD_MULTIPLE, HificConfig, HificModel, count_parameters, get_config
+from ..models.hific import PAD_MULTIPLE, HificConfig, HificModel, count_parameters, get_config
 from ..weights import load_weights, weights_hash
 from .base import DecodeResult, EncodeParams, EncodeResult, ProgressFn
 from .lic_file import (LicCodec, check_geometry, header_quantizer, inspection, report,

@@ -24,7 +24,7 @@ from ..errors import LicError, LicFormatError, ModelNotFoundError
 from ..image.tensor import crop, pad_to_multiple, to_tensor, to_uint8
 from ..latent_codecs import (CheckerboardGroupedCodec, FactorizedZCodec, HyperpriorLatentCodec,
                              LatentCoding, LgemFloatParameters)
-from ..model import LicModel
+from ..models.lgem import LicModel
 from ..paths import diffusion_weights_path, finetuned_path, weights_path
 from ..quantizer import Quantizer, build_quantizer
 from ..rate.gain import quantize_slider, slider_from_code

@@ -14,7 +14,7 @@ _CACHE: dict[str, Codec] = {}
 # partial install still lists what it has.
 _PROVIDERS = (
     "lic_core.codecs.learned",
-    "lic_core.classical.codecs",
+    "lic_core.codecs.classical",
     "lic_core.codecs.hific",
 )
 

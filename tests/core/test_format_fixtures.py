@@ -28,7 +28,7 @@ def _sha(b: bytes) -> str:
 
 def _hific_tiny_seed0():
     from lic_core.codecs.hific import HificCodec
-    from lic_core.transform.hific import build_hific
+    from lic_core.models.hific import build_hific
 
     torch.manual_seed(0)
     model = build_hific("hific-tiny").eval()

@@ -1,4 +1,12 @@
-"""Model registry: build a learned codec's network by name, load its shipped weights.
+"""The networks of the learned codecs, and the registry that builds them by name.
+
+* :mod:`.lgem` — :class:`LicModel`, the LGEM codec's network (ELIC transforms, hyperprior, LGEM
+  context model, gain units);
+* :mod:`.hific` — :class:`HificModel`, the HiFiC baseline's network (E, G, mean-scale hyperprior);
+* this module — the LGEM registry: :func:`build_model` (fresh), :func:`load_model` (with weights).
+
+A *model* is an ``nn.Module``; a *codec* (``lic_core.codecs``) wraps one into files, and the codec
+registry (``lic_core.codecs.registry``) is what the CLI and the studio list.
 
 Names (CompressAI-style ids): ``lic-lgem`` (the product architecture), ``lic-lgem-preview``
 (same architecture; the name of the CPU-trained preview weights), ``lic-lgem-tiny`` (tests).
@@ -9,10 +17,10 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-from .config import ModelConfig, tiny_config
-from .errors import ModelNotFoundError
-from .model import LicModel
-from .paths import weights_path
+from ..config import ModelConfig, tiny_config
+from ..errors import ModelNotFoundError
+from .lgem import LicModel
+from ..paths import weights_path
 
 _CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     "lic-lgem": lambda: ModelConfig(name="lic-lgem"),
@@ -47,7 +55,7 @@ def build_model(name: str, **overrides) -> LicModel:
 
 def load_model(name: str, path: str | Path | None = None) -> LicModel:
     """The named model with its weights (``lic_core.paths.weights_path(name)`` unless ``path``)."""
-    from .weights import load_weights
+    from ..weights import load_weights
 
     p = Path(path) if path else weights_path(name)
     if not p.is_file():

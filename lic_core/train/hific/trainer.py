@@ -33,11 +33,11 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from ..decoder.gan import HificDiscriminator, build_discriminator
-from ..errors import LicError
-from ..losses.hific import DEFAULT_LOSS, HificLossConfig, discriminator_loss, generator_loss
+from ...errors import LicError
+from ...models.hific import HificModel, count_parameters, get_config
 from ..losses.perceptual import PerceptualFn, TinyPerceptual, default_perceptual
-from ..transform.hific import HificModel, count_parameters, get_config
+from .discriminator import HificDiscriminator, build_discriminator
+from .losses import DEFAULT_LOSS, HificLossConfig, discriminator_loss, generator_loss
 
 STAGES = ("hific-1", "hific-2")
 DEFAULTS = dict(steps=200_000, batch=8, crop=256, lr=1e-4, aux_lr=1e-3, seed=0, workers=4,
@@ -248,7 +248,7 @@ def load_init_weights(model: HificModel, path: str) -> None:
     """Weights only: a ``.safetensors`` export or a training checkpoint's ``model``."""
     p = Path(path)
     if p.suffix == ".safetensors":
-        from ..weights import load_weights
+        from ...weights import load_weights
 
         sd, _ = load_weights(p)
     else:
@@ -263,7 +263,7 @@ def load_init_weights(model: HificModel, path: str) -> None:
 
 def export(model: HificModel, path: Path, stage: str, steps: int, extra: dict) -> bytes:
     """fp16 safetensors with config + model card (z coding tables refreshed first)."""
-    from ..weights import save_weights
+    from ...weights import save_weights
 
     model.entropy_bottleneck.update_tables()
     card = {"model": model.config.name, "family": "HiFiC (Mentzer et al. 2020), small variant",

@@ -1,4 +1,5 @@
-"""Classical codecs behind the common :class:`~lic_core.codecs.base.Codec` interface.
+"""Classical codecs (JPEG, WebP, AVIF, JPEG XL, JPEG 2000 through Pillow) behind the common
+:class:`~lic_core.codecs.base.Codec` interface.
 
 All of them go through Pillow (and its plugins), encode into an in-memory buffer and decode the
 exact bytes they produced, so ``EncodeResult.reconstruction`` is what any decoder of the file
@@ -29,6 +30,7 @@ from __future__ import annotations
 import importlib
 import io
 import time
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
@@ -36,8 +38,8 @@ from PIL import Image
 import PIL
 import PIL.features
 
-from ..codecs.base import Codec, DecodeResult, EncodeParams, EncodeResult, ProgressFn
-from ..codecs.registry import register_codec
+from .base import Codec, DecodeResult, EncodeParams, EncodeResult, ProgressFn
+from .registry import register_codec
 from ..errors import CodecUnavailableError, ImageError, LicFormatError
 
 
@@ -66,6 +68,16 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+@dataclass(frozen=True)
+class Needs:
+    """Any one of these Pillow ``features`` or plugin ``modules`` provides a format; else
+    ``reason`` says what is missing."""
+
+    reason: str
+    features: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+
+
 class PillowCodec(Codec):
     """Shared machinery: encode with ``Image.save(buf, format, **options)``, decode with Pillow."""
 
@@ -78,13 +90,20 @@ class PillowCodec(Codec):
     integer_rate = True
     pil_format = ""
     label = ""
+    #: what provides the format in this install (None: always available)
+    needs: Optional[Needs] = None
+    #: Pillow save options besides the quality knob
+    save_options: dict[str, Any] = {}
 
     def available(self) -> tuple[bool, str]:
-        return True, ""
+        n = self.needs
+        if n is None or any(map(_has_feature, n.features)) or any(map(_has_module, n.modules)):
+            return True, ""
+        return False, n.reason
 
     def _options(self, params: EncodeParams) -> dict[str, Any]:
         """Pillow save options for the rate knob (``params.extra`` is merged in by encode)."""
-        raise NotImplementedError
+        return {"quality": self._rate_value(params.rate), **self.save_options}
 
     def _rate_value(self, rate: float) -> float:
         lo, hi = self.rate_range
@@ -149,16 +168,11 @@ class _JpegBase(PillowCodec):
     rate_range = (1.0, 95.0)  # libjpeg: >95 mostly disables quantisation savings
     default_rate = 75.0
     subsampling = 2  # Pillow: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
-
-    def available(self) -> tuple[bool, str]:
-        if not _has_feature("jpg"):
-            return False, "Pillow was built without libjpeg"
-        return True, ""
+    needs = Needs("Pillow was built without libjpeg", features=("jpg",))
 
     def _options(self, params: EncodeParams) -> dict[str, Any]:
-        opts = {"quality": self._rate_value(params.rate), "subsampling": self.subsampling,
+        return {"quality": self._rate_value(params.rate), "subsampling": self.subsampling,
                 "optimize": False}
-        return opts
 
 
 @register_codec("jpeg")
@@ -181,17 +195,8 @@ class WebPCodec(PillowCodec):
     label = "WebP (libwebp, lossy)"
     pil_format = "WEBP"
     file_extension = ".webp"
-    rate_range = (0.0, 100.0)
-    default_rate = 75.0
-
-    def available(self) -> tuple[bool, str]:
-        if not _has_feature("webp"):
-            return False, "Pillow was built without libwebp"
-        return True, ""
-
-    def _options(self, params: EncodeParams) -> dict[str, Any]:
-        opts = {"quality": self._rate_value(params.rate), "lossless": False, "method": 4}
-        return opts
+    needs = Needs("Pillow was built without libwebp", features=("webp",))
+    save_options = {"lossless": False, "method": 4}
 
 
 @register_codec("avif")
@@ -200,20 +205,11 @@ class AvifCodec(PillowCodec):
     label = "AVIF (libavif, 4:4:4)"
     pil_format = "AVIF"
     file_extension = ".avif"
-    rate_range = (0.0, 100.0)
     default_rate = 60.0
-
-    def available(self) -> tuple[bool, str]:
-        if _has_feature("avif"):
-            return True, ""
-        # Older Pillow: the pillow-avif-plugin registers the format on import.
-        if _has_module("pillow_avif"):
-            return True, ""
-        return False, "no AVIF encoder (needs Pillow >= 11.3 with libavif or pillow-avif-plugin)"
-
-    def _options(self, params: EncodeParams) -> dict[str, Any]:
-        opts = {"quality": self._rate_value(params.rate), "speed": 6, "subsampling": "4:4:4"}
-        return opts
+    # Older Pillow: the pillow-avif-plugin registers the format on import.
+    needs = Needs("no AVIF encoder (needs Pillow >= 11.3 with libavif or pillow-avif-plugin)",
+                  features=("avif",), modules=("pillow_avif",))
+    save_options = {"speed": 6, "subsampling": "4:4:4"}
 
 
 @register_codec("jxl")
@@ -223,16 +219,9 @@ class JxlCodec(PillowCodec):
     pil_format = "JXL"
     file_extension = ".jxl"
     rate_range = (0.0, 99.0)  # 100 switches libjxl to distance 0 (lossless): a rate cliff
-    default_rate = 75.0
-
-    def available(self) -> tuple[bool, str]:
-        if not _has_module("pillow_jxl"):
-            return False, "JPEG XL needs the pillow-jxl-plugin package (import pillow_jxl)"
-        return True, ""
-
-    def _options(self, params: EncodeParams) -> dict[str, Any]:
-        opts = {"quality": self._rate_value(params.rate), "lossless": False, "effort": 7}
-        return opts
+    needs = Needs("JPEG XL needs the pillow-jxl-plugin package (import pillow_jxl)",
+                  modules=("pillow_jxl",))
+    save_options = {"lossless": False, "effort": 7}
 
 
 def j2k_ratio(quality: float) -> float:
@@ -255,11 +244,7 @@ class J2kCodec(PillowCodec):
     rate_range = (0.0, 100.0)
     default_rate = 50.0
     integer_rate = False  # the ratio is continuous
-
-    def available(self) -> tuple[bool, str]:
-        if not _has_feature("jpg_2000"):
-            return False, "Pillow was built without OpenJPEG"
-        return True, ""
+    needs = Needs("Pillow was built without OpenJPEG", features=("jpg_2000",))
 
     def _options(self, params: EncodeParams) -> dict[str, Any]:
         ratio = j2k_ratio(self._rate_value(params.rate))

@@ -1,10 +1,10 @@
-"""GAN decoder parts of HiFiC: the generator (re-exported) and the conditional PatchGAN critic.
+"""HiFiC's conditional PatchGAN critic (a training-only part; the generator is in lic_core.models.hific).
 
 Mentzer et al. 2020, METHODS §4.1.  The discriminator sees an image and the *quantized* latent ŷ
 it was decoded from (conditional GAN): ŷ is projected to a few channels, upsampled ×16 by nearest
 neighbour to the image grid and concatenated with the image; four spectrally normalized 4×4
 stride-2 convolutions and a 1×1 conv give **one logit per 16×16 patch**.  The training code must
-pass ŷ detached in the D step (``losses.hific.discriminator_loss`` does).
+pass ŷ detached in the D step (:func:`lic_core.train.hific.losses.discriminator_loss` does).
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ..transform.hific import HificConfig, HificGenerator
+from ...models.hific import HificConfig
 
-__all__ = ["HificDiscriminator", "HificGenerator", "build_discriminator"]
+__all__ = ["HificDiscriminator", "build_discriminator"]
 
 
 class HificDiscriminator(nn.Module):

@@ -47,6 +47,6 @@ class TinyPerceptual(nn.Module):
 
 def default_perceptual(weights: Optional[str] = None) -> nn.Module:
     """LPIPS-Alex as a loss (frozen; raises the metric module's LicError when weights are absent)."""
-    from ..metrics.lpips_metric import LpipsLoss
+    from ...metrics.lpips_metric import LpipsLoss
 
     return LpipsLoss(weights=weights)

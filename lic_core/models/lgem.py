@@ -22,13 +22,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelConfig
-from .entropy_model.checkerboard import anchor_mask
-from .entropy_model.factorized import FactorizedPrior
-from .entropy_model.gaussian import gaussian_likelihood
-from .entropy_model.lgem import LGEMContext
-from .rate.gain import GainUnits
-from .transform.elic import AnalysisTransform, HyperAnalysis, HyperSynthesis, SynthesisTransform
+from ..config import ModelConfig
+from ..entropy_model.checkerboard import anchor_mask
+from ..entropy_model.factorized import FactorizedPrior
+from ..entropy_model.gaussian import gaussian_likelihood
+from ..entropy_model.lgem import LGEMContext
+from ..rate.gain import GainUnits
+from ..transform.elic import AnalysisTransform, HyperAnalysis, HyperSynthesis, SynthesisTransform
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:

@@ -22,8 +22,8 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .gan import discriminator_loss_ns, frozen, generator_loss_ns
-from .perceptual import PerceptualFn
+from ..losses.gan import discriminator_loss_ns, frozen, generator_loss_ns
+from ..losses.perceptual import PerceptualFn
 
 Number = Union[float, torch.Tensor]
 
