@@ -107,3 +107,34 @@ def test_template_params_are_kept():
     res, _ = encode_at_target_bpp(codec, np.zeros((4, 4, 3), np.uint8), 1.0, tmpl)
     assert res.params.quantizer == "rdoq" and res.params.decoder == "gan"
     assert res.params.extra == {"k": 1}
+
+
+class _ReportingLearned(FakeLearned):
+    """FakeLearned that reports progress inside every encode, like the real codecs."""
+
+    def encode(self, image, params, progress=None):
+        if progress is not None:
+            progress(0.5, "coding")
+        return super().encode(image, params, progress)
+
+
+def test_progress_reaches_every_trial_and_cancels_the_search():
+    from lic_core.errors import CancelledError
+
+    codec = _ReportingLearned()
+    seen: list[tuple[float, str]] = []
+    encode_at_target_bpp(codec, photo_like(16, 16), 0.7, progress=lambda f, m: seen.append((f, m)))
+    steps = {m.split(":")[0] for _, m in seen}
+    assert len(steps) == codec.calls >= 3  # one step per trial encode
+    assert any(m.endswith("coding") for _, m in seen)  # the codec's own progress is relayed
+    fracs = [f for f, _ in seen]
+    assert fracs == sorted(fracs) and 0.0 <= fracs[0] and fracs[-1] <= 0.95
+
+    def cancel_after_two(f, m):
+        if m.startswith("search step 3"):
+            raise CancelledError("cancelled")
+
+    other = _ReportingLearned()
+    with pytest.raises(CancelledError):
+        encode_at_target_bpp(other, photo_like(16, 16), 0.7, progress=cancel_after_two)
+    assert other.calls == 2

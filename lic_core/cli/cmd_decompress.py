@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..bitstream import pack, unpack
-from ..codecs import get_codec
+from ..codecs import codec_for_file
 from ..fileio import read_bytes
 from ..image import save_image_atomic
 from .cmd_compress import check_choice, check_output, require_available, stderr_progress
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(out, args.force)
     data = read_bytes(args.input, what=".lic file")
     header, sections = unpack(data)  # CRC and structure first: clear message before model load
-    codec = get_codec(header.model)
+    codec = codec_for_file(data, args.input)  # the header's model (the studio's rule too)
     require_available(codec)
     changes = {}
     if args.decoder is not None:
