@@ -18,6 +18,7 @@ from .model import services
 from .model.encoding import Encoding, PaneSettings
 from .model.jobs import run_decode_file, run_encode
 from .model.session import CancelToken, EncodeRequest, SessionModel
+from .qt_signals import ModelSubscriptions
 from .qt_workers import QtWorkerPool
 
 DEBOUNCE_MS = 250
@@ -42,6 +43,7 @@ class QtEncodeController(QObject):
         self.pool = pool or QtWorkerPool(parent=self)
         self._inflight: dict[int, EncodeRequest] = {}
         self._timers: list[QTimer] = []
+        self._subs = ModelSubscriptions(self)
         self.auto_encode = True
         for pane in session.panes:
             t = QTimer(self)
@@ -49,9 +51,10 @@ class QtEncodeController(QObject):
             t.setInterval(DEBOUNCE_MS)
             t.timeout.connect(lambda i=pane.index: self.encode_now(i))
             self._timers.append(t)
-            pane.events.settings.connect(lambda e, i=pane.index: self._on_settings_change(i))
-        session.events.image.connect(self._on_image_change)
-        session.view.events.n_panes.connect(self._on_n_panes_change)
+            self._subs.connect(pane.events.settings,
+                               lambda e, i=pane.index: self._on_settings_change(i))
+        self._subs.connect(session.events.image, self._on_image_change)
+        self._subs.connect(session.view.events.n_panes, self._on_n_panes_change)
 
     # ------------------------------------------------------------------ scheduling
     def _on_settings_change(self, index: int) -> None:
@@ -180,27 +183,24 @@ class QtEncodeController(QObject):
             self.error.emit(f"Encoding with {req.codec} failed", msg)
 
     # ------------------------------------------------------------------ files
-    def open_compressed(self, path: str | Path,
-                        then: Optional[Callable[[], None]] = None) -> None:
-        """Decode a .lic (or classical) file in a worker, then make it the current image."""
-        token = CancelToken()
+    def _open_in_worker(self, path: Path, work: Callable, opened: Callable,
+                        then: Optional[Callable[[], None]]) -> None:
+        """Read a file in the pool (never on the GUI thread), then make it the current image.
+
+        ``work(path, token, sink) → (image, file_info, status message)``.
+        """
 
         class _Req:  # the pool tracks requests by identity and cancels via ``token``
             pass
 
         req = _Req()
-        req.token = token  # type: ignore[attr-defined]
+        req.token = CancelToken()  # type: ignore[attr-defined]
         req.path = str(path)  # type: ignore[attr-defined]
-        self.message.emit(f"decoding {Path(path).name}…")
-
-        def work(r, sink):
-            return run_decode_file(r.path, r.token, sink)
 
         def done(r, out):
-            name, res, info = out
-            self.session.set_image(res.reconstruction, path=r.path, file_info=info)
-            self.message.emit(f"decoded {Path(r.path).name} with {name} "
-                              f"({info.get('bytes', 0)} bytes)")
+            image, info, status = out
+            self.session.set_image(image, path=r.path, file_info=info)
+            self.message.emit(status)
             if then:
                 then()
 
@@ -210,28 +210,52 @@ class QtEncodeController(QObject):
             msg = str(exc) if isinstance(exc, LicError) else f"{type(exc).__name__}: {exc}"
             self.error.emit(f"Cannot open {Path(r.path).name}", msg)
 
-        self.pool.submit(work, req, done, fail, None)
+        self.pool.submit(lambda r, sink: work(Path(r.path), r.token, sink), req, done, fail, None)
+        opened(path)
+
+    def open_compressed(self, path: str | Path,
+                        then: Optional[Callable[[], None]] = None) -> None:
+        """Decode a .lic (or classical) file in a worker, then make it the current image."""
+
+        def work(p: Path, token: CancelToken, sink) -> tuple:
+            name, res, info = run_decode_file(p, token, sink)
+            return (res.reconstruction, info,
+                    f"decoded {p.name} with {name} ({info.get('bytes', 0)} bytes)")
+
+        self._open_in_worker(Path(path), work,
+                             lambda p: self.message.emit(f"decoding {p.name}…"), then)
+
+    def open_image(self, path: str | Path, then: Optional[Callable[[], None]] = None) -> None:
+        """Load an image file in a worker, then make it the original."""
+
+        def work(p: Path, token: CancelToken, sink) -> tuple:
+            image = services.load_image(p)
+            return image, {}, f"opened {p.name} ({image.shape[1]}×{image.shape[0]})"
+
+        self._open_in_worker(Path(path), work,
+                             lambda p: self.message.emit(f"loading {p.name}…"), then)
 
     def open_path(self, path: str | Path, then: Optional[Callable[[], None]] = None) -> bool:
-        """Open an image or a compressed file; errors become ``error`` signals (dialogs)."""
+        """Open an image or a compressed file in a worker.
+
+        False (and an ``error`` signal) when the file cannot even be looked at; otherwise True
+        and the load runs off the GUI thread: a file that turns out unreadable becomes an
+        ``error`` signal (a one-line dialog) when the worker reports back.
+        """
         p = Path(path)
         try:
             if not p.is_file():
                 raise LicError(f"{p} does not exist")
             with open(p, "rb") as f:
                 magic = f.read(4)
-            if services.is_compressed_file(p, magic):
-                self.open_compressed(p, then)
-                return True
-            image = services.load_image(p)
         except LicError as exc:
             self.error.emit(f"Cannot open {p.name}", str(exc))
             return False
         except OSError as exc:
             self.error.emit(f"Cannot open {p.name}", exc.strerror or str(exc))
             return False
-        self.session.set_image(image, path=str(p))
-        self.message.emit(f"opened {p.name} ({image.shape[1]}×{image.shape[0]})")
-        if then:
-            then()
+        if services.is_compressed_file(p, magic):
+            self.open_compressed(p, then)
+        else:
+            self.open_image(p, then)
         return True

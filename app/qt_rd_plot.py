@@ -16,6 +16,7 @@ from .model import services
 from .qt_compat import top_up
 from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import RD_METRICS
+from .qt_signals import ModelSubscriptions, signals_blocked
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips": "LPIPS (lower is better)"}
 _PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3",
@@ -40,7 +41,7 @@ class QtRDPlot(QWidget):
         self.ref_set_combo = QComboBox()
         self.ref_set_combo.addItems(["few references", "all references", "no references"])
         self.ref_set_combo.setToolTip("Published Kodak-average curves drawn dashed "
-                                      "(resources/anchors; few = JPEG, WebP, BPG, VTM, ELIC)")
+                                      "(shipped with lic_core; few = JPEG, WebP, BPG, VTM, ELIC)")
         self.bd_label = QLabel("BD-rate: —")
         self.bd_label.setToolTip("Bjøntegaard delta rate of test vs reference "
                                  "(negative = test saves bits at equal quality)")
@@ -74,17 +75,16 @@ class QtRDPlot(QWidget):
             lambda t: setattr(session.view, "rd_metric", t))
         self.ref_combo.currentTextChanged.connect(self._on_bd_edit)
         self.test_combo.currentTextChanged.connect(self._on_bd_edit)
-        session.view.events.rd_metric.connect(self._on_metric_change)
-        session.events.history.connect(lambda e: self.refresh())
+        self._subs = ModelSubscriptions(self)
+        self._subs.connect(session.view.events.rd_metric, self._on_metric_change)
+        self._subs.connect(session.events.history, lambda e: self.refresh())
         for p in session.panes:
-            p.events.encoding.connect(lambda e: self.refresh())
-        session.view.events.n_panes.connect(lambda e: self.refresh())
+            self._subs.connect(p.events.encoding, lambda e: self.refresh())
+        self._subs.connect(session.view.events.n_panes, lambda e: self.refresh())
         self.refresh()
 
     def _on_metric_change(self, event) -> None:
-        self.metric_combo.blockSignals(True)
-        self.metric_combo.setCurrentText(event.value)
-        self.metric_combo.blockSignals(False)
+        self.metric_combo.setCurrentText(event.value)  # its echo is an equal write: ignored
         self.refresh()
 
     def _on_bd_edit(self, *_) -> None:
@@ -136,14 +136,13 @@ class QtRDPlot(QWidget):
         want = list(self.session.view.bd_pair) if len(self.session.view.bd_pair) == 2 else []
         for combo, k in ((self.ref_combo, 0), (self.test_combo, 1)):
             cur = combo.currentText() or (want[k] if want else "")
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(names)
-            if cur in names:
-                combo.setCurrentText(cur)
-            elif names:  # default: two different curves
-                combo.setCurrentIndex(min(k, len(names) - 1))
-            combo.blockSignals(False)
+            with signals_blocked(combo):  # clear() would write an empty BD pair to the model
+                combo.clear()
+                combo.addItems(names)
+                if cur in names:
+                    combo.setCurrentText(cur)
+                elif names:  # default: two different curves
+                    combo.setCurrentIndex(min(k, len(names) - 1))
 
     def bd_value(self) -> Optional[float]:
         ref, test = self.ref_combo.currentText(), self.test_combo.currentText()

@@ -365,15 +365,16 @@ def test_error_dialogs_for_bad_files(qtbot, window, tmp_path):
     """Unreadable images and corrupt .lic files produce a one-line dialog, not a crash."""
     bad_png = tmp_path / "broken.png"
     bad_png.write_bytes(b"\x89PNG garbage")
-    assert window.open_path(bad_png) is False
+    assert window.open_path(tmp_path / "missing.png") is False  # cannot even be looked at
+    assert window.open_path(bad_png)  # read in a worker: the error comes back as a dialog
     bad_lic = tmp_path / "broken.lic"
     bad_lic.write_bytes(b"LIC1" + bytes(range(40)))
     window.open_path(bad_lic)
-    qtbot.waitUntil(lambda: len(window.error_log) >= 2, timeout=10000)
+    qtbot.waitUntil(lambda: len(window.error_log) >= 3, timeout=10000)
     assert all("\n" not in msg and msg for _, msg in window.error_log)
     assert window.session.image is None
     assert window.export_compressed(0, tmp_path / "x.jpg") is None  # nothing encoded yet
-    assert len(window.error_log) == 3
+    assert len(window.error_log) == 4
 
 
 def test_about_model_card_states_provenance(qtbot, window, learned):
@@ -383,8 +384,11 @@ def test_about_model_card_states_provenance(qtbot, window, learned):
     html = describe_html(learned)
     assert "TRAINED" in html or "PREVIEW" in html or "not stated" in html
     assert "Classical codec" in describe_html("jpeg")
-    dlg = window.show_about_model(learned)
+    dlg = window.show_about_model(learned)  # returns at once: the card is read in a worker
     assert learned in dlg.windowTitle()
+    qtbot.waitUntil(lambda: dlg.ready, timeout=60000)
+    text = dlg.browser.toPlainText()
+    assert "TRAINED" in text or "PREVIEW" in text or "not stated" in text
     dlg.close()
 
 
@@ -426,3 +430,25 @@ def test_singleton_refcount_guard(qtbot, window):
         pw.clear()
     qtbot.wait(300)  # one guard tick
     assert sys.getrefcount(None) > 10_000 and sys.getrefcount(True) > 10_000
+
+
+def _callback_count(session) -> int:
+    groups = [session.events, session.view.events] + [p.events for p in session.panes]
+    return sum(len(getattr(g, n).callbacks) for g in groups for n in g.names)
+
+
+def test_closed_window_lets_go_of_the_session(qtbot):
+    """Views subscribe to the session through ModelSubscriptions and end them on close: the
+    session (which outlives the window) never calls into a dead view."""
+    from app.model.session import SessionModel
+    from app.qt_main_window import QtMainWindow
+
+    session = SessionModel(codecs=["jpeg", "jpeg", "jpeg"])
+    own = _callback_count(session)  # the model's own wiring, if any
+    win = QtMainWindow(session, persist=False)
+    qtbot.addWidget(win)
+    win.show()
+    assert _callback_count(session) > own + 20  # every view is listening
+    win.close()
+    assert _callback_count(session) == own
+    session.set_image(_generated_image(32, 48))  # nobody is called back: no crash
