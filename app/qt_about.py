@@ -10,9 +10,9 @@ from typing import Any, Optional
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
-from .qt_workers import QtWorkerPool
-
 from lic_core.codecs import get_codec
+
+from .qt_workers import QtWorkerPool
 
 _PROVENANCE_WORDS = {
     "trained": "TRAINED — weights come from a real training run; numbers are meaningful.",

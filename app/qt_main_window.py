@@ -15,9 +15,22 @@ from typing import Callable, Optional
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QDoubleSpinBox,
-                               QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QSplitter, QTabWidget, QTextBrowser, QToolBar, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QToolBar,
+    QWidget,
+)
 
 from lic_core.errors import LicError
 

@@ -13,9 +13,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from .model import services
-from .qt_compat import top_up
 from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import RD_METRICS
+from .qt_compat import top_up
 from .qt_signals import ModelSubscriptions, signals_blocked
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips": "LPIPS (lower is better)"}

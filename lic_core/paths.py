@@ -5,8 +5,9 @@ image) ship inside the package as package data, so an editable checkout and a re
 ``pip install .`` find them the same way.  ``$LIC_WEIGHTS_DIR`` overrides the weights folder
 (trained weights kept elsewhere, tests); every codec, the diffusion decoder and fine-tuned
 decoders read weights through :func:`weights_dir`.  The LPIPS trunk is a metric, not a codec: it
-always comes from :func:`shipped_weights_dir` (or its own ``$LIC_LPIPS_WEIGHTS``).  ``$LIC_SHARED_DIR`` names the team's shared
-data folder (Kodak, training photos); a source checkout falls back to ``../shared``.
+always comes from :func:`shipped_weights_dir` (or its own ``$LIC_LPIPS_WEIGHTS``).
+``$LIC_SHARED_DIR`` names the team's shared data folder (Kodak, training photos); a source
+checkout falls back to ``../shared``.
 """
 from __future__ import annotations
 

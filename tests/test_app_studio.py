@@ -7,7 +7,6 @@ slider 50 times without a stuck worker.
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 import zlib
@@ -18,12 +17,10 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from lic_core.codecs import (Codec, DecodeResult, EncodeParams, EncodeResult, Inspection,
-                             get_codec, list_codecs)
-from lic_core.codecs import registry as _registry
-from lic_core.errors import CancelledError, LicFormatError
-
 from app.model import services
+from lic_core.codecs import Codec, DecodeResult, EncodeResult, Inspection, get_codec, list_codecs
+from lic_core.codecs import registry as _registry
+from lic_core.errors import LicFormatError
 
 pytestmark = pytest.mark.gui
 
@@ -127,8 +124,8 @@ def learned(fake_codec) -> str:
 
 @pytest.fixture
 def window(qtbot):
-    from app.qt_main_window import QtMainWindow
     from app.model.session import SessionModel
+    from app.qt_main_window import QtMainWindow
 
     win = QtMainWindow(SessionModel(codecs=["jpeg", "jpeg", "jpeg"]), persist=False)
     win.confirm_overwrite = lambda p: True
@@ -302,7 +299,7 @@ def test_fast_slider_drags_never_stick(qtbot, window):
     wait_idle(qtbot, window)
     rng = np.random.default_rng(0)
     pc = window.pane_controls[1]
-    for k in range(50):
+    for _ in range(50):
         pc.rate_slider.setValue(int(rng.integers(0, 1000)))
         qtbot.wait(int(rng.integers(0, 30)))  # some moves outlast the debounce, most do not
     wait_idle(qtbot, window)

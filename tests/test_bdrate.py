@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from lic_core.cli import main
-from lic_core.evaluation.bdrate import BDRateError, bd_distortion, bd_psnr, bd_rate
 from lic_core.errors import LicError
+from lic_core.evaluation.bdrate import BDRateError, bd_distortion, bd_psnr, bd_rate
 
 RATE = [0.12, 0.2, 0.31, 0.46, 0.66, 0.91]
 PSNR = [27.7, 29.36, 31.13, 32.95, 34.97, 36.91]

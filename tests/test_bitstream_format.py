@@ -162,7 +162,7 @@ def test_random_mutations_and_truncations_never_escape():
     files.append(pack(hdr, [bytes(range(256)) * 3, b""]))
     t0 = time.perf_counter()
     outcomes = {"error": 0, "ok": 0}
-    for i in range(3000):
+    for _ in range(3000):
         data = bytearray(rng.choice(files))
         op = rng.random()
         if op < 0.3:

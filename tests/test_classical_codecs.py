@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+import lic_core.codecs.classical as cc
 from lic_core.codecs.base import EncodeParams
 from lic_core.codecs.registry import get_codec, list_codecs
 from lic_core.errors import CodecUnavailableError, ImageError, LicFormatError
-import lic_core.codecs.classical as cc
 
 NAMES = ("jpeg", "jpeg-444", "webp", "avif", "jxl", "j2k")
 

@@ -10,7 +10,6 @@ from lic_core.decoder.diffusion.blurring import step_pairs
 from lic_core.decoder.diffusion.dct import dct2, dct_matrix, idct2
 from lic_core.decoder.diffusion.schedules import BlurSchedule, heat_eigenvalues
 
-
 SIZES = [1, 2, 3, 7, 8, 16, 31, 64, 97]
 
 

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from lic_core.decoder.diffusion.blurring import (
-    diffuse, eps_from_x0, eps_loss, posterior_step, sample, x0_estimate, x0_loss)
+    diffuse,
+    eps_from_x0,
+    eps_loss,
+    posterior_step,
+    sample,
+    x0_estimate,
+    x0_loss,
+)
 from lic_core.decoder.diffusion.dct import dct2, idct2
 from lic_core.decoder.diffusion.schedules import BlurSchedule
 

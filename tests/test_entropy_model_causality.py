@@ -6,8 +6,13 @@ everything not yet decoded with random values must leave those predictions bit-i
 import pytest
 import torch
 
-from lic_core.entropy_model.checkerboard import (anchor_mask, checkerboard_kernel_mask, gather,
-                                                 scatter, CheckerboardMaskedConv2d)
+from lic_core.entropy_model.checkerboard import (
+    CheckerboardMaskedConv2d,
+    anchor_mask,
+    checkerboard_kernel_mask,
+    gather,
+    scatter,
+)
 from lic_core.models import build_model
 
 
@@ -19,7 +24,7 @@ def model():
     # non-trivial Laplacian bias parameters
     for net in m.context.nets:
         for mod in net.modules():
-            if hasattr(mod, "a") and isinstance(getattr(mod, "a"), torch.nn.Parameter):
+            if hasattr(mod, "a") and isinstance(mod.a, torch.nn.Parameter):
                 mod.a.data.fill_(1.7)
                 mod.b.data.fill_(0.6)
     return m

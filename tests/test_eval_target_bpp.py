@@ -1,12 +1,10 @@
 """Target-bpp search: reaches the target within tolerance, integer and continuous knobs."""
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import pytest
 
-from lic_core.codecs.base import Codec, DecodeResult, EncodeParams, EncodeResult
+from lic_core.codecs.base import Codec, EncodeParams, EncodeResult
 from lic_core.codecs.registry import get_codec
 from lic_core.errors import LicError
 from lic_core.evaluation.target_bpp import encode_at_target_bpp

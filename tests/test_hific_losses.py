@@ -7,14 +7,22 @@ import math
 import pytest
 import torch
 
-from lic_core.train.hific.discriminator import build_discriminator
-from lic_core.train.losses.gan import discriminator_loss_ns, generator_loss_ns
-from lic_core.train.hific.losses import (DEFAULT_LOSS, HificLossConfig, discriminator_loss,
-                                   generator_loss, level_targets, mse_255, rate_weight,
-                                   scheduled_lambdas, scheduled_target)
-from lic_core.train.losses.perceptual import TinyPerceptual
-from lic_core.train.hific import HificTrainer
 from lic_core.models.hific import build_hific
+from lic_core.train.hific import HificTrainer
+from lic_core.train.hific.discriminator import build_discriminator
+from lic_core.train.hific.losses import (
+    DEFAULT_LOSS,
+    HificLossConfig,
+    discriminator_loss,
+    generator_loss,
+    level_targets,
+    mse_255,
+    rate_weight,
+    scheduled_lambdas,
+    scheduled_target,
+)
+from lic_core.train.losses.gan import discriminator_loss_ns, generator_loss_ns
+from lic_core.train.losses.perceptual import TinyPerceptual
 
 C = 0.1 * 2 ** -5
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from lic_core.models.hific import (
+    ChannelNorm,
+    HificEncoder,
+    HificGenerator,
+    build_hific,
+    count_parameters,
+    get_config,
+)
 from lic_core.train.hific.discriminator import HificDiscriminator, build_discriminator
-from lic_core.models.hific import (ChannelNorm, HificEncoder, HificGenerator, build_hific,
-                                      count_parameters, get_config)
 
 
 def test_encoder_256_gives_cy_by_16x16():

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lic_core.train.hific import HificTrainer
 from lic_core.models.hific import build_hific
+from lic_core.train.hific import HificTrainer
 
 
 def _smooth_crops(n: int = 4, s: int = 64, seed: int = 0) -> torch.Tensor:

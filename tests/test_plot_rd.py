@@ -5,13 +5,18 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from lic_core.cli import main as lic_main
 from lic_core.evaluation.anchors import Curve, load_anchors
-from lic_core.evaluation.plot import (BACKGROUND, PALETTE, curve_colors, nice_ticks,
-                                      render_rd, save_rd_plot)
+from lic_core.evaluation.plot import (
+    BACKGROUND,
+    PALETTE,
+    curve_colors,
+    nice_ticks,
+    render_rd,
+    save_rd_plot,
+)
 
 
 def _curve(name, shift, kind="ours"):

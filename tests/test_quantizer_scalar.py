@@ -10,8 +10,14 @@ from lic_core.entropy_coder.symbols import SymbolDecoder, SymbolEncoder
 from lic_core.entropy_model.gaussian import scale_index, scale_table
 from lic_core.errors import LicFormatError
 from lic_core.quantizer import build_quantizer
-from lic_core.quantizer.scalar import (SYMBOL_BOUND, DeadZoneQuantizer, RdoqQuantizer,
-                                       RoundQuantizer, gaussian_bits, table_std)
+from lic_core.quantizer.scalar import (
+    SYMBOL_BOUND,
+    DeadZoneQuantizer,
+    RdoqQuantizer,
+    RoundQuantizer,
+    gaussian_bits,
+    table_std,
+)
 
 SCALAR = ("round", "deadzone", "rdoq")
 

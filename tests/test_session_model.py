@@ -14,12 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.model import (
+    EventedModel,
+    SessionModel,
+    export,
+    inspect_maps,
+    params_key,
+    services,
+)
+from app.model.jobs import run_encode
 from lic_core.codecs import EncodeParams, Inspection, list_codecs
 from lic_core.errors import CancelledError, LicError
-
-from app.model import EventedModel, PaneSettings, SessionModel, params_key
-from app.model import export, inspect_maps, services
-from app.model.jobs import run_encode
 
 REPO = Path(__file__).resolve().parents[1]
 

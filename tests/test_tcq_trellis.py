@@ -9,10 +9,22 @@ import pytest
 import torch
 
 from lic_core.entropy_model.gaussian import scale_index, scale_table
-from lic_core.quantizer.tcq import (TAIL_MULTIPLIER, TRANSITIONS, TcqQuantizer, branch_costs,
-                                    candidates, next_state_vvc, path_cost, reconstruction_level,
-                                    replay_states, table_bits, tcq_support, tcq_tables, to_streams,
-                                    viterbi)
+from lic_core.quantizer.tcq import (
+    TAIL_MULTIPLIER,
+    TRANSITIONS,
+    TcqQuantizer,
+    branch_costs,
+    candidates,
+    next_state_vvc,
+    path_cost,
+    reconstruction_level,
+    replay_states,
+    table_bits,
+    tcq_support,
+    tcq_tables,
+    to_streams,
+    viterbi,
+)
 
 DU = 0.561
 LAM = 0.1155

@@ -7,8 +7,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lic_core.train.data import (ImageFolderCrops, KodakEval, copy_training_data, list_images,
-                                 pad_to_multiple)
+from lic_core.train.data import (
+    ImageFolderCrops,
+    KodakEval,
+    copy_training_data,
+    list_images,
+    pad_to_multiple,
+)
 
 
 def _make_folder(root: Path) -> Path:

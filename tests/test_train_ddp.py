@@ -9,7 +9,6 @@ from pathlib import Path
 
 from lic_core.train.checkpoint import load_checkpoint
 from lic_core.train.loop import state_hash
-
 from test_train_loop import STANDIN, build_standin, make_images
 
 TESTS = Path(__file__).resolve().parent

@@ -10,7 +10,6 @@ from safetensors import safe_open
 from lic_core.train import loop
 from lic_core.train.export import ExportError, export_checkpoint
 from lic_core.weights import load_weights, weights_hash
-
 from test_train_loop import cfg_for, make_images, quiet
 
 

@@ -11,8 +11,13 @@ from typing import Optional
 import numpy as np
 
 from lic_core.codecs import Inspection
-from lic_core.rate.accounting import (bits_map, channel_order, heatmap_for_image, rate_breakdown,
-                                      upsample_to_image)
+from lic_core.rate.accounting import (
+    bits_map,
+    channel_order,
+    heatmap_for_image,
+    rate_breakdown,
+    upsample_to_image,
+)
 
 __all__ = ["QUANTITIES", "bits_map", "channel_mosaic", "channel_order", "colorize",
            "colormap_lut", "diff_values", "heatmap_for_image", "latent_quantity",

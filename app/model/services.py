@@ -14,8 +14,14 @@ import numpy as np
 
 from lic_core import paths
 from lic_core.bitstream import MAGIC, peek_header
-from lic_core.codecs import (Codec, EncodeParams, EncodeResult, codec_for_file, get_codec,
-                             list_codecs)
+from lic_core.codecs import (
+    Codec,
+    EncodeParams,
+    EncodeResult,
+    codec_for_file,
+    get_codec,
+    list_codecs,
+)
 from lic_core.errors import LicError
 from lic_core.evaluation.anchors import load_anchors
 from lic_core.evaluation.bdrate import bd_rate as core_bd_rate

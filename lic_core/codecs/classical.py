@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
-from PIL import Image
 import PIL
 import PIL.features
+from PIL import Image
 
+from ..errors import CodecUnavailableError, ImageError, LicFormatError
 from .base import Codec, DecodeResult, EncodeParams, EncodeResult, ProgressFn
 from .registry import register_codec
-from ..errors import CodecUnavailableError, ImageError, LicFormatError
 
 
 def _has_feature(feature: str) -> bool:

@@ -26,16 +26,19 @@ import torch
 from ..bitstream.format import LicHeader, pack, unpack
 from ..errors import LicError, LicFormatError, ModelNotFoundError
 from ..image.tensor import crop, pad_to_multiple, to_tensor, to_uint8
-from ..latent_codecs import (FactorizedZCodec, GaussianConditionalCodec, HyperpriorLatentCodec,
-                             ScaleHyperpriorFloatParameters)
+from ..latent_codecs import (
+    FactorizedZCodec,
+    GaussianConditionalCodec,
+    HyperpriorLatentCodec,
+    ScaleHyperpriorFloatParameters,
+)
+from ..models.hific import PAD_MULTIPLE, HificConfig, HificModel, count_parameters, get_config
 from ..paths import weights_path
 from ..quantizer import build_quantizer
 from ..rate.gain import quantize_slider
-from ..models.hific import PAD_MULTIPLE, HificConfig, HificModel, count_parameters, get_config
 from ..weights import load_weights, weights_hash
 from .base import DecodeResult, EncodeParams, EncodeResult, ProgressFn
-from .lic_file import (LicCodec, check_geometry, header_quantizer, inspection, report,
-                       step_progress)
+from .lic_file import LicCodec, check_geometry, header_quantizer, inspection, report, step_progress
 from .registry import register_codec
 
 MODEL_NAME = "hific-small"

@@ -22,15 +22,28 @@ import torch
 from ..bitstream.format import LicHeader, pack, unpack
 from ..errors import LicError, LicFormatError, ModelNotFoundError
 from ..image.tensor import crop, pad_to_multiple, to_tensor, to_uint8
-from ..latent_codecs import (CheckerboardGroupedCodec, FactorizedZCodec, HyperpriorLatentCodec,
-                             LatentCoding, LgemFloatParameters)
+from ..latent_codecs import (
+    CheckerboardGroupedCodec,
+    FactorizedZCodec,
+    HyperpriorLatentCodec,
+    LatentCoding,
+    LgemFloatParameters,
+)
 from ..models.lgem import LicModel
 from ..paths import diffusion_weights_path, finetuned_path, weights_path
 from ..quantizer import Quantizer, build_quantizer
 from ..rate.gain import quantize_slider, slider_from_code
 from .base import DecodeResult, EncodeParams, EncodeResult, ProgressFn
-from .lic_file import (PAD_MULTIPLE, LicCodec, Timer, check_geometry, header_quantizer,
-                       inspection, report, step_progress)
+from .lic_file import (
+    PAD_MULTIPLE,
+    LicCodec,
+    Timer,
+    check_geometry,
+    header_quantizer,
+    inspection,
+    report,
+    step_progress,
+)
 from .registry import register_codec
 
 

@@ -12,8 +12,12 @@ import constriction
 import numpy as np
 import torch
 
-from ..entropy_model.symbols import (CategoricalModel, QuantizedGaussianModel, SymbolModel,
-                                     SymbolPlan)
+from ..entropy_model.symbols import (
+    CategoricalModel,
+    QuantizedGaussianModel,
+    SymbolModel,
+    SymbolPlan,
+)
 from ..errors import CancelledError, LicError, LicFormatError
 from .words import bytes_to_words, words_to_bytes
 

@@ -24,8 +24,13 @@ from .base import DecodeSteps, EncodeSteps, LatentCoding, StepRunner
 from .checkerboard import CheckerboardGroupedCodec
 from .gaussian_conditional import GaussianConditionalCodec
 from .hyperprior import FactorizedZCodec, HyperpriorLatentCodec
-from .parameters import (GroupedEntropyParameters, HyperpriorEntropyParameters,
-                         LgemFloatParameters, PassParams, ScaleHyperpriorFloatParameters)
+from .parameters import (
+                         GroupedEntropyParameters,
+                         HyperpriorEntropyParameters,
+                         LgemFloatParameters,
+                         PassParams,
+                         ScaleHyperpriorFloatParameters,
+)
 
 __all__ = ["CheckerboardGroupedCodec", "DecodeSteps", "EncodeSteps", "FactorizedZCodec",
            "GaussianConditionalCodec", "GroupedEntropyParameters", "HyperpriorEntropyParameters",

@@ -19,8 +19,8 @@ from typing import Callable
 
 from ..config import ModelConfig, tiny_config
 from ..errors import ModelNotFoundError
-from .lgem import LicModel
 from ..paths import weights_path
+from .lgem import LicModel
 
 _CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     "lic-lgem": lambda: ModelConfig(name="lic-lgem"),

@@ -100,8 +100,9 @@ class ChannelNorm(nn.Module):
     """Normalize every spatial position over its channels, then a learned per-channel affine.
 
     ``(x − mean_C(x)) / sqrt(var_C(x) + ε)·γ + β`` with ε = 1e-3 and the unbiased (N−1) variance
-    over channels (official HiFiC ``LayerNorm`` in models/hific/archs.py, METHODS §4.1).  Always computed in float32 (§4.4: AMP is allowed everywhere else) because the
-    variance of fp16 activations over hundreds of channels under/overflows.
+    over channels (official HiFiC ``LayerNorm`` in models/hific/archs.py, METHODS §4.1).  Always
+    computed in float32 (§4.4: AMP is allowed everywhere else) because the variance of fp16
+    activations over hundreds of channels under/overflows.
     """
 
     def __init__(self, channels: int, eps: float = 1e-3, affine: bool = True) -> None:

@@ -232,7 +232,7 @@ class DiffusionDecoder(nn.Module):
 def config_for_codec(codec_model: nn.Module, **overrides: Any) -> DiffusionConfig:
     """DiffusionConfig whose contexts match a LicModel: probe g_s with a dummy ŷ."""
     cfg = getattr(codec_model, "config", None)
-    m = int(getattr(cfg, "M"))
+    m = int(cfg.M)
     g_s = codec_model.g_s
     p = next(codec_model.parameters())
     with torch.no_grad():

@@ -3,8 +3,16 @@ hific-1|hific-2``, :mod:`.trainer`), the conditional PatchGAN critic (:mod:`.dis
 the HiFiC objective (:mod:`.losses`).  The network that ships is :mod:`lic_core.models.hific`;
 its codec adapter is :mod:`lic_core.codecs.hific`.
 """
-from .trainer import (HificTrainer, HificTrainError, add_arguments, export, load_init_weights,
-                      main, run, validate)
+from .trainer import (
+                      HificTrainer,
+                      HificTrainError,
+                      add_arguments,
+                      export,
+                      load_init_weights,
+                      main,
+                      run,
+                      validate,
+)
 
 __all__ = ["HificTrainError", "HificTrainer", "add_arguments", "export", "load_init_weights",
            "main", "run", "validate"]

@@ -252,7 +252,7 @@ def load_init_weights(model: HificModel, path: str) -> None:
 
         sd, _ = load_weights(p)
     else:
-        from .checkpoint import load_checkpoint
+        from ..checkpoint import load_checkpoint
 
         sd = load_checkpoint(p)["model"]
     missing, unexpected = model.load_state_dict(sd, strict=False)
@@ -275,7 +275,7 @@ def export(model: HificModel, path: Path, stage: str, steps: int, extra: dict) -
 
 
 def _loader(args, crop: int, batch: int, seed: int):
-    from .data import ImageFolderCrops
+    from ..data import ImageFolderCrops
 
     data = getattr(args, "data", None)
     if not data:
@@ -292,7 +292,7 @@ def _val_images(args, device: torch.device) -> list:
     folder = getattr(args, "val_dir", None)
     if not folder or not int(getattr(args, "val_every", None) or 0):
         return []
-    from .data import KodakEval
+    from ..data import KodakEval
 
     ds = KodakEval(folder, limit=getattr(args, "val_limit", None) or 4)
     return [(item["x"][None].to(device), tuple(item["size"])) for item in ds]
@@ -300,7 +300,7 @@ def _val_images(args, device: torch.device) -> list:
 
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     """Entry point of ``lic train --stage hific-1|hific-2``."""
-    from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
     t_start = time.time()
     stage = getattr(args, "stage", None)
