@@ -1,6 +1,6 @@
-"""Regenerate resources/anchors/kodak/*.json from the team's copy of the published files.
+"""Regenerate lic_core/assets/anchors/kodak/*.json from the team's copy of the published files.
 
-    python resources/anchors/curate.py [/path/to/shared/anchors]
+    python tools/curate_anchors.py [/path/to/shared/anchors]
 
 Each output is one RD curve in CompressAI's results format plus a ``source`` field naming the
 file it was copied from (verbatim numbers; only MS-SSIM given in dB is converted back to the
@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "lic_core" / "assets" / "anchors"
 CAI_COMMIT = "InterDigitalInc/CompressAI@869a9f5d4126d015b7de8f203fe60ee9e1608193"
 ELIC_COMMIT = "JiangWeibeta/ELIC@b240a4ca3163a82f9e4c6cce403229d7534d3263"
 TFC_COMMIT = "tensorflow/compression@dda8cb4c4364e657d13491227e886ff8014f7243"
@@ -100,4 +101,4 @@ def main(shared: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "anchors")
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "anchors")

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
     p.add_argument("--anchors", default=None, metavar="DATASET",
                    help="add published reference curves of DATASET (e.g. kodak)")
     p.add_argument("--anchor-names", default=None, metavar="A,B,...",
-                   help="only these anchors (file stems in resources/anchors/DATASET, "
+                   help="only these anchors (file stems in lic_core/assets/anchors/DATASET, "
                         "e.g. jpeg,webp,vtm,elic)")
     p.add_argument("--metric", default="psnr", choices=("psnr", "ms-ssim", "lpips", "all"),
                    help="y axis (default psnr; all = one panel per metric)")

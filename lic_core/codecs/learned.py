@@ -14,7 +14,7 @@ network's transforms, the header, the weights-hash check and the choice of decod
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from ..image.tensor import crop, pad_to_multiple, to_tensor, to_uint8
 from ..latent_codecs import (
     CheckerboardGroupedCodec,
     FactorizedZCodec,
+    GroupedEntropyParameters,
     HyperpriorLatentCodec,
     LatentCoding,
     LgemFloatParameters,
@@ -46,8 +47,12 @@ from .lic_file import (
 )
 from .registry import register_codec
 
+#: builds the entropy-parameter engine of a model (the one replaceable source of μ and the index)
+EngineFactory = Callable[[LicModel], GroupedEntropyParameters]
 
-def latent_codec(model: LicModel, engine: Any = None) -> HyperpriorLatentCodec:
+
+def latent_codec(model: LicModel,
+                 engine: Optional[GroupedEntropyParameters] = None) -> HyperpriorLatentCodec:
     """The LGEM latent pipeline: factorized z, then y in 5 groups × 2 checkerboard passes with
     parameters from ``engine`` (default: the model's float outputs, :class:`LgemFloatParameters`)."""
     return HyperpriorLatentCodec(FactorizedZCodec(model.prior),
@@ -61,8 +66,8 @@ def _analyse(model: LicModel, x: torch.Tensor, u: float) -> tuple[torch.Tensor, 
     return y * gains["G"], model.h_a(y) * gains["H"], gains
 
 
-def quantized_latents(model: LicModel, x: torch.Tensor, u: float,
-                      quantizer: Quantizer) -> dict[str, Any]:
+def quantized_latents(model: LicModel, x: torch.Tensor, u: float, quantizer: Quantizer,
+                      engine: Optional[GroupedEntropyParameters] = None) -> dict[str, Any]:
     """The real inference quantization of an image batch (no entropy coding).
 
     The one path ``compress()`` and decoder fine-tuning (METHODS §1.5) share: the latent codec's
@@ -72,7 +77,7 @@ def quantized_latents(model: LicModel, x: torch.Tensor, u: float,
     _, u = quantize_slider(u)
     with torch.no_grad():
         y_bar, z_bar, gains = _analyse(model, x, u)
-        c = latent_codec(model).compress(y_bar, z_bar, gains, quantizer, code=False)
+        c = latent_codec(model, engine).compress(y_bar, z_bar, gains, quantizer, code=False)
     return {"y_hat_gained": c.y.y_hat_gained, "y_hat": c.y.y_hat_gained / gains["G"],
             "means": c.y.means, "scales": c.y.scales, "gains": gains, "z_symbols": c.z_symbols,
             "clamped": c.clamped, "u": u}
@@ -86,8 +91,12 @@ class LearnedCodec(LicCodec):
 
     def __init__(self, name: str, model: Optional[LicModel] = None,
                  weights_path: Optional[Path] = None, use_finetuned: bool = True,
-                 finetuned_dir: Optional[Path] = None, diffusion: Any = None) -> None:
+                 finetuned_dir: Optional[Path] = None, diffusion: Any = None,
+                 engine: EngineFactory = LgemFloatParameters) -> None:
+        """``engine`` builds the entropy-parameter engine both sides use (default: the float
+        path, index = ``scale_index(σ·G)``); ``diffusion`` injects a diffusion decoder."""
         self.name = name
+        self.engine = engine
         self._model = model
         self._weights_path = weights_path
         self._hash: Optional[bytes] = None
@@ -207,7 +216,7 @@ class LearnedCodec(LicCodec):
         with torch.no_grad(), timer("encode"):
             x, _ = pad_to_multiple(to_tensor(image), PAD_MULTIPLE)
             y_bar, z_bar, gains = _analyse(model, x, u)
-            coding: LatentCoding = latent_codec(model).compress(
+            coding: LatentCoding = latent_codec(model, self.engine(model)).compress(
                 y_bar, z_bar, gains, quantizer, on_step=step_progress(progress, 0.1, 0.8, "coded"))
         report(progress, 0.85, "synthesis transform")
         synth, w_hash = self._decoder(quantizer.name)
@@ -260,7 +269,7 @@ class LearnedCodec(LicCodec):
         report(progress, 0.0, "decoding hyper-latent")
         with torch.no_grad(), timer("decode"):
             gains = model._gains(u, 1, "cpu")
-            coding = latent_codec(model).decompress(
+            coding = latent_codec(model, self.engine(model)).decompress(
                 sections, latent_size, gains, quantizer,
                 on_step=step_progress(progress, 0.1, 0.8, "decoded"))
             report(progress, 0.85, "synthesis transform")

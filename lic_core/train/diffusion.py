@@ -252,7 +252,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stage applies :data:`DEFAULTS` in :func:`run`."""
     p = parser
     p.add_argument("--model", default=None, help="codec to condition on (lic-lgem)")
-    p.add_argument("--codec-weights", default=None, help="codec .safetensors (default weights/)")
+    p.add_argument("--codec-weights", default=None, help="codec .safetensors (default lic_core/assets/weights/)")
     p.add_argument("--random-codec", action="store_true", default=None,
                    help="untrained codec (smoke tests only)")
     p.add_argument("--data", default=None, help="folder of training photos")

@@ -10,7 +10,7 @@ gains are frozen; every step quantizes a batch with :func:`lic_core.codecs.learn
 Σ λ_s·255²·MSE (the rate is constant w.r.t. the decoder, §1.5 step 3).
 
 The result is a small file holding only the decoder weights,
-``weights/<model>-ft-<quantizer>.safetensors``; the codec uses it for that quantizer on both sides
+``lic_core/assets/weights/<model>-ft-<quantizer>.safetensors``; the codec uses it for that quantizer on both sides
 and mixes its hash into the ``.lic`` header's weights hash, so files coded with and without the
 fine-tuned decoder can never be confused.
 """

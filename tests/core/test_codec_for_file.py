@@ -1,5 +1,5 @@
 """One rule picks the codec of a compressed file for ``lic decompress`` and the studio
-(:func:`lic_core.codecs.codec_for_file`)."""
+(:func:`lic_core.codecs.codec_for_file`; the studio side: tests/studio/test_session_model.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,21 +14,17 @@ from lic_core.errors import LicFormatError, ModelNotFoundError
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lic_v1" / "preview_round.lic"
 
 
-def test_lic_header_names_the_codec_for_cli_and_studio(tmp_path):
-    from app.model import services
+def test_lic_header_names_the_codec(tmp_path):
     from lic_core.cli import main
 
     data = FIXTURE.read_bytes()
     assert codec_for_file(data, "renamed.bin").name == "lic-lgem-preview"  # magic, not the name
     assert codec_for_file(data).name == "lic-lgem-preview"
-    assert services.codec_from_file(data, "x.lic") == "lic-lgem-preview"
-    # a header naming a codec this install does not have: the same refusal on both sides
+    # a header naming a codec this install does not have: refused, also by lic decompress
     header, sections = unpack(data)
     foreign = pack(dataclasses.replace(header, model="lic-lgem-xl"), sections)
     with pytest.raises(ModelNotFoundError, match="unknown codec 'lic-lgem-xl'"):
         codec_for_file(foreign, "f.lic")
-    with pytest.raises(ModelNotFoundError, match="unknown codec 'lic-lgem-xl'"):
-        services.codec_from_file(foreign, "f.lic")
     (tmp_path / "f.lic").write_bytes(foreign)
     assert main(["decompress", str(tmp_path / "f.lic"), str(tmp_path / "f.png"), "--quiet"]) == 2
     assert not (tmp_path / "f.png").exists()

@@ -268,6 +268,7 @@ def test_stage_dispatch_merges_stage_flags(monkeypatch):
     assert args.lr is None and args.batch is None   # shared flags left for the stage's defaults
 
 
+@pytest.mark.shared
 def test_real_tiny_model_trains_and_validates_coded(tmp_path, kodak_dir):
     pytest.importorskip("lic_core.models")
     res = loop.train(cfg_for(tmp_path, "tiny", model="lic-lgem-tiny", steps=3, crop=64,

@@ -12,7 +12,7 @@ from lic_core.train.loop import state_hash
 from test_train_loop import STANDIN, build_standin, make_images
 
 TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
+REPO = TESTS.parents[1]
 
 
 def test_ddp_two_ranks_keep_identical_replicas(tmp_path):

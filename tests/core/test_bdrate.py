@@ -124,6 +124,7 @@ def test_errors():
     assert issubclass(BDRateError, LicError)
 
 
+@pytest.mark.shared
 def test_classic_poly_matches_published_derived_table(shared_dir):
     # ../shared/anchors/derived/kodak_bdrate.csv: classic cubic-fit BD-rate vs VTM.
     kodak = shared_dir / "anchors" / "compressai" / "image" / "kodak"

@@ -36,6 +36,7 @@ def test_load_anchors_by_metric():
         load_anchors("kodak", "fid")
 
 
+@pytest.mark.shared
 def test_anchor_values_match_published_files(shared_dir):
     """Reference values: copied verbatim from ../shared/anchors (the files cited in 'source')."""
     src = json.loads((shared_dir / "anchors/compressai/image/kodak/jpeg.json").read_text())

@@ -37,6 +37,13 @@ def _streams(S, L, seed, lo=0.3, hi=8.0):
     return r, scale_index(sigma)
 
 
+def _blocks(shape, seed, lo, hi):
+    """B×C×N residuals with log-uniform σ in [lo, hi], and the scale-table index of σ."""
+    g = torch.Generator().manual_seed(seed)
+    sigma = torch.exp(torch.empty(*shape).uniform_(math.log(lo), math.log(hi), generator=g))
+    return torch.randn(*shape, generator=g) * sigma, scale_index(sigma)
+
+
 def test_transition_table_equals_vvc_32040():
     for s in range(4):
         for p in (0, 1):
@@ -53,11 +60,9 @@ def test_reconstruction_formula():
 
 
 def test_membership_even_in_q0_zero_or_odd_in_q1():
-    g = torch.Generator().manual_seed(0)
-    sigma = torch.exp(torch.empty(2, 24, 300).uniform_(math.log(0.2), math.log(10), generator=g))
-    r = torch.randn(2, 24, 300, generator=g) * sigma
+    r, sidx = _blocks((2, 24, 300), 0, 0.2, 10)
     q = TcqQuantizer()
-    k = q.quantize(r, scale_index(sigma))
+    k = q.quantize(r, sidx)
     states = q.states(k)
     lv = torch.round(q.dequantize(k).double() / DU).to(torch.int64)
     assert torch.allclose(q.dequantize(k).double(), lv.double() * DU, atol=1e-5)
@@ -185,26 +190,23 @@ def test_pmf_tables_normalised_symmetric_and_support():
 
 def test_emitted_indices_inside_support_even_for_outliers():
     g = torch.Generator().manual_seed(5)
-    sigma = torch.exp(torch.empty(1, 12, 500).uniform_(math.log(0.11), math.log(4), generator=g))
-    r = torch.randn(1, 12, 500, generator=g) * sigma
+    r, sidx = _blocks((1, 12, 500), 5, 0.11, 4)
     r[0, :, :10] = 1e4 * torch.sign(torch.randn(12, 10, generator=g))  # far outside support
     q = TcqQuantizer()
-    k = q.quantize(r, scale_index(sigma))
-    K = torch.from_numpy(q.tables.support)[scale_index(sigma)]
+    k = q.quantize(r, sidx)
+    K = torch.from_numpy(q.tables.support)[sidx]
     assert (k.abs() <= K).all()
     assert (k.abs() == K).any() or (k.abs() == K - 1).any()
-    b = q.bits(k, scale_index(sigma))
+    b = q.bits(k, sidx)
     assert torch.isfinite(b).all() and float(b.max()) <= 24.0 + 1e-9
 
 
 def test_bits_match_table_lookup_of_replayed_states():
-    g = torch.Generator().manual_seed(6)
-    sigma = torch.exp(torch.empty(2, 8, 64).uniform_(math.log(0.3), math.log(8), generator=g))
-    r = torch.randn(2, 8, 64, generator=g) * sigma
+    r, sidx = _blocks((2, 8, 64), 6, 0.3, 8)
     q = TcqQuantizer()
-    k = q.quantize(r, scale_index(sigma))
-    b = q.bits(k, scale_index(sigma))
-    ks, ss = to_streams(k), to_streams(scale_index(sigma))
+    k = q.quantize(r, sidx)
+    b = q.bits(k, sidx)
+    ks, ss = to_streams(k), to_streams(sidx)
     j = replay_states(ks) >> 1
     expected = -np.log2(np.maximum(q.tables.pmf[ss.numpy(), j.numpy(), (ks + q.tables.k_max).numpy()],
                                    2.0 ** -24))

@@ -52,6 +52,7 @@ def test_weights_file_provenance_and_strict_keys(rand_model):
     assert keys == set(rand_model.net.state_dict())
 
 
+@pytest.mark.shared
 def test_reference_values(shared_dir, rand_model):
     from PIL import Image
 

@@ -26,7 +26,7 @@ from app.model.jobs import run_encode
 from lic_core.codecs import EncodeParams, Inspection, list_codecs
 from lic_core.errors import CancelledError, LicError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _image(h: int = 48, w: int = 80, seed: int = 0) -> np.ndarray:
@@ -279,3 +279,19 @@ def test_entry_point_help():
     r = subprocess.run([sys.executable, "-m", "app", "--help"], cwd=REPO, capture_output=True,
                        text=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 0 and "lic-studio" in r.stdout
+
+
+def test_studio_picks_a_files_codec_like_lic_decompress():
+    """services.codec_from_file is lic_core.codecs.codec_for_file: same codec, same refusal."""
+    import dataclasses
+
+    from lic_core.bitstream import pack, unpack
+    from lic_core.codecs import codec_for_file
+    from lic_core.errors import ModelNotFoundError
+
+    data = (REPO / "tests" / "core" / "fixtures" / "lic_v1" / "preview_round.lic").read_bytes()
+    assert services.codec_from_file(data, "x.lic") == codec_for_file(data).name
+    header, sections = unpack(data)
+    foreign = pack(dataclasses.replace(header, model="lic-lgem-xl"), sections)
+    with pytest.raises(ModelNotFoundError, match="unknown codec 'lic-lgem-xl'"):
+        services.codec_from_file(foreign, "f.lic")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "tcq_synthetic.py"
+_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "tcq_synthetic.py"
 
 
 @pytest.fixture(scope="module")
