@@ -43,7 +43,7 @@ def main() -> int:
     from lic_core.evaluation.bdrate import bd_rate
     from lic_core.image import load_image
     from lic_core.metrics import psnr
-    from lic_core.train.finetune import finetuned_path
+    from lic_core.paths import finetuned_path
 
     images = [load_image(p) for p in sorted(Path(args.kodak).glob("*.png"))[: args.limit or None]]
     if not images:
