@@ -21,7 +21,6 @@ from lic_core.errors import LicError
 from lic_core.threads import apply_threads, default_threads
 from lic_core.weights import is_preview, provenance_line
 
-
 # ---------------------------------------------------------------------------- threads
 
 def test_default_threads_leaves_busy_cpus_alone():
