@@ -9,7 +9,8 @@
 #   tools/device_train.sh chunk NAME MINUTES [extra `lic train` flags...]
 #       ON THE DEVICE, synchronous: train for MINUTES (use 9 in a 600 s command), continuing
 #       /tmp/lic-run if it holds a checkpoint (--resume, full optimizer state) or else starting
-#       from lic_core/assets/weights/NAME.safetensors (--init, weights only) when it exists; then export NAME as
+#       from lic_core/assets/weights/NAME.safetensors (--init, weights only) when it exists;
+#       then export NAME as
 #       fp16 weights + card into $OUT (split into 15 MiB parts when larger than 16 MiB).
 #
 #   tools/device_train.sh campaign-prepare

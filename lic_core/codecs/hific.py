@@ -52,7 +52,8 @@ def latent_codec(model: HificModel) -> HyperpriorLatentCodec:
 
 
 def load_hific(name: str = MODEL_NAME, path: Optional[Path] = None) -> HificModel:
-    """A trained HiFiC model from ``weights/<name>.safetensors`` (ModelNotFoundError if missing).
+    """A trained HiFiC model from ``<weights dir>/<name>.safetensors`` (ModelNotFoundError if
+    missing; :func:`lic_core.paths.weights_path`).
 
     The config is read from the file's metadata (``"config"`` JSON) when present.  fp16 tensors
     are widened to fp32; float64 coding tables (z pmfs) are kept as stored.
@@ -102,7 +103,7 @@ class HificCodec(LicCodec):
 
     def __init__(self, model: Optional[HificModel] = None, model_name: str = MODEL_NAME) -> None:
         """``model`` injects an in-memory model (tests: a random tiny model); otherwise the
-        trained weights are loaded from ``weights/<model_name>.safetensors`` on first use."""
+        trained weights are loaded from ``<weights dir>/<model_name>.safetensors`` on first use."""
         self.model_name = model_name
         self._model: Optional[HificModel] = None
         self._hash: Optional[bytes] = None

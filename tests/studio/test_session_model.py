@@ -295,3 +295,23 @@ def test_studio_picks_a_files_codec_like_lic_decompress():
     foreign = pack(dataclasses.replace(header, model="lic-lgem-xl"), sections)
     with pytest.raises(ModelNotFoundError, match="unknown codec 'lic-lgem-xl'"):
         services.codec_from_file(foreign, "f.lic")
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_studio_exports_follow_the_umask(tmp_path, mask):
+    """The studio writes through lic_core's atomic writer, so its files get the umask's mode
+    (not the temporary file's 0600) and an existing file is never replaced unasked."""
+    import os
+    import stat
+
+    from app.model.export import ExportError, atomic_write_bytes
+
+    old = os.umask(mask)
+    try:
+        q = atomic_write_bytes(tmp_path / "sub" / f"z{mask:o}.png", b"png")
+        assert stat.S_IMODE(q.stat().st_mode) == 0o666 & ~mask
+        with pytest.raises(ExportError, match="exists"):
+            atomic_write_bytes(q, b"other")
+        assert q.read_bytes() == b"png"
+    finally:
+        os.umask(old)

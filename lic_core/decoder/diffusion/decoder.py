@@ -4,7 +4,7 @@ Usage (what the codec's decode path does)::
 
     y_hat = ...                                        # B×M×h×w, un-gained ŷ (what g_s eats)
     feats = model.g_s.forward_features(y_hat)          # (x̂_mse, [H/2, H/4, H/8] features)
-    dec = DiffusionDecoder.load("weights/lic-diffusion.safetensors")
+    dec = DiffusionDecoder.load(weights_path("lic-diffusion"))  # lic_core.paths
     x = dec.decode(y_hat, feats, steps=header.diffusion_steps, seed=header.diffusion_seed)
     # x: B×3×(16h)×(16w) float32 in [0, 1] on the CPU; the codec crops to the image size.
 
@@ -218,8 +218,8 @@ class DiffusionDecoder(nn.Module):
         line) when it is not there."""
         path = weights_path(name)
         if not path.is_file():
-            raise ModelNotFoundError(f"no trained diffusion decoder '{name}' (weights/{name}"
-                                     ".safetensors); train it with lic train --stage diffusion")
+            raise ModelNotFoundError(f"no trained diffusion decoder '{name}' ({path}); train it "
+                                     "with lic train --stage diffusion")
         return cls.load(path, device=device)
 
     def weights_id(self) -> bytes:

@@ -219,7 +219,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--hific-config", choices=("hific-small", "hific-tiny"), default=None,
                    help="HiFiC size (hific-small: product; hific-tiny: smoke tests)")
     p.add_argument("--perceptual", choices=("lpips", "tiny", "none"), default=None,
-                   help="perceptual term: LPIPS-Alex (weights/lpips_alex.safetensors), a tiny "
+                   help="perceptual term: LPIPS-Alex (the shipped lpips_alex trunk), a tiny "
                         "random net (smoke runs), or none")
     p.add_argument("--lr-drop", type=int, default=None, help="step of the ×0.1 lr drop (500k)")
     p.add_argument("--export", default=None, help="where to write the final .safetensors")

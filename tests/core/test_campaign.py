@@ -38,7 +38,7 @@ TINY = ("--model lic-lgem-tiny --batch 2 --crop 64 --lr 1e-3 --warmup 1 --decay 
 
 
 @pytest.mark.slow
-def test_start_stop_resume_export(tmp_path):
+def test_start_stop_resume_export(tmp_path, monkeypatch):
     data = _photos(tmp_path / "photos")
     c = C.Campaign(tmp_path / "campaign")
     assert "no training yet" in C.status(c)
@@ -72,9 +72,13 @@ def test_start_stop_resume_export(tmp_path):
     assert c.pid() is None
     assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] > 5
 
+    # --install copies into the codecs' weights folder: lic_core.paths.weights_dir(), which
+    # $LIC_WEIGHTS_DIR replaces (here a temporary one: the shipped weights stay untouched)
     wdir = tmp_path / "weights"
+    monkeypatch.setenv("LIC_WEIGHTS_DIR", str(wdir))
     s = C.export(c, name="tiny-campaign", eval_dir=str(data), eval_limit=1, install=True,
-                 weights_dir=wdir, results_dir=tmp_path / "results")
+                 results_dir=tmp_path / "results")
+    assert s["installed"] and s["installed_into"] == str(wdir)
     card = json.loads((c.export_dir / "tiny-campaign.json").read_text())
     assert card["total_steps"] == s["step"] > 5
     assert card["cpu_hours"] > 0 and card["preview"] is True
@@ -86,7 +90,7 @@ def test_start_stop_resume_export(tmp_path):
     assert len(rd["results"]["bpp"]) == len(card["eval"]["points"])
     # the exported weights load as a codec model with the card in their metadata
     from lic_core.models import load_model
-    m = load_model("tiny-campaign", wdir / "tiny-campaign.safetensors")
+    m = load_model("tiny-campaign")  # found by name in the weights folder
     assert m.weights_meta["card"]["label"] == card["label"]
 
 

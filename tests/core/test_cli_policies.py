@@ -133,7 +133,7 @@ def test_decompress_of_an_image_says_not_a_lic_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("mask", [0o022, 0o027])
 def test_saved_files_follow_the_umask(tmp_path, mask):
-    from lic_core.fileio import write_bytes_atomic
+    from lic_core.fileio import write_atomic_via_path, write_bytes_atomic
 
     old = os.umask(mask)
     try:
@@ -143,10 +143,10 @@ def test_saved_files_follow_the_umask(tmp_path, mask):
         assert lic_main(["compress", str(src), str(tmp_path / f"y{mask:o}.jpg"), "--codec",
                          "jpeg", "--quiet"]) == 0
         assert stat.S_IMODE((tmp_path / f"y{mask:o}.jpg").stat().st_mode) == 0o666 & ~mask
-        from app.model.export import atomic_write_bytes
-
-        q = atomic_write_bytes(tmp_path / f"z{mask:o}.png", b"png")
-        assert stat.S_IMODE(q.stat().st_mode) == 0o666 & ~mask
+        # writers that need a file name (safetensors, plot exporters) follow the same rule
+        q = write_atomic_via_path(tmp_path / f"z{mask:o}.bin", lambda t: t.write_bytes(b"z"))
+        assert stat.S_IMODE(q.stat().st_mode) == 0o666 & ~mask and q.read_bytes() == b"z"
+        assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]  # no temp left
     finally:
         os.umask(old)
 
