@@ -1,4 +1,8 @@
-"""The "About this model" card: provenance of a codec in plain words (``Codec.describe()``)."""
+"""The "About this model" card: provenance of a codec in plain words (``Codec.describe()``).
+
+Describing a learned codec loads its weights, so the card is written in a worker: the dialog
+opens at once with a placeholder and fills in when the worker reports back.
+"""
 from __future__ import annotations
 
 import html
@@ -8,6 +12,8 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 
 from lic_core.codecs import get_codec
 from lic_core.weights import is_preview, provenance_line
+
+from .qt_workers import QtWorkerPool
 
 _PROVENANCE_WORDS = {
     "trained": "TRAINED — weights come from a real training run; numbers are meaningful.",
@@ -91,16 +97,30 @@ def eval_table_html(evaluation: Any) -> str:
 
 
 class QtAboutModelDialog(QDialog):
-    """Non-blocking dialog showing :func:`describe_html`."""
+    """Non-blocking dialog showing :func:`describe_html`, computed in ``pool`` (a worker)."""
 
-    def __init__(self, codec_name: str, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, codec_name: str, parent: Optional[QWidget] = None,
+                 pool: Optional[QtWorkerPool] = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"About this model — {codec_name}")
         self.resize(560, 480)
         self.browser = QTextBrowser()
-        self.browser.setHtml(describe_html(codec_name))
+        self.browser.setHtml(f"<h3>{html.escape(codec_name)}</h3><p>Reading the model card…</p>")
+        #: True once the card is in (tests wait on it)
+        self.ready = False
+        self._pool = pool or QtWorkerPool(max_threads=1, parent=self)
+        self._pool.submit(lambda name, sink: describe_html(name), codec_name, self._show,
+                          self._failed)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         lay = QVBoxLayout(self)
         lay.addWidget(self.browser)
         lay.addWidget(buttons)
+
+    def _show(self, _name: str, text: str) -> None:
+        self.browser.setHtml(text)
+        self.ready = True
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        self._show(name, f"<h3>{html.escape(name)}</h3><p>cannot describe: "
+                         f"{html.escape(str(exc))}</p>")

@@ -11,11 +11,11 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
 from .model import inspect_maps
 from .model.session import PANE_NAMES, SessionModel
+from .qt_signals import ModelSubscriptions, signals_blocked
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -42,6 +42,7 @@ class QtCompareView(QWidget):
         super().__init__(parent)
         self.session = session
         self.view = session.view
+        self._subs = ModelSubscriptions(self)
         self._syncing = False
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setBackground(pg.mkColor(40, 40, 40))  # neutral surround (codec-compare)
@@ -115,17 +116,17 @@ class QtCompareView(QWidget):
         v = self.view
         for name in ("compare_mode", "n_panes", "diff_mode", "diff_gain", "colormap",
                      "flicker_index"):
-            getattr(v.events, name).connect(self._on_layout_change)
+            self._subs.connect(getattr(v.events, name), self._on_layout_change)
         for name in ("split_pos", "split_pos2"):
-            getattr(v.events, name).connect(self._on_split_change)
+            self._subs.connect(getattr(v.events, name), self._on_split_change)
         for name in ("overlay", "overlay_opacity", "overlay_pane", "colormap"):
-            getattr(v.events, name).connect(self._on_overlay_change)
-        v.events.view_rect.connect(self._on_view_rect_change)
-        session.events.image.connect(self._on_image_change)
-        session.events.decoded.connect(self._on_image_change)
+            self._subs.connect(getattr(v.events, name), self._on_overlay_change)
+        self._subs.connect(v.events.view_rect, self._on_view_rect_change)
+        self._subs.connect(session.events.image, self._on_image_change)
+        self._subs.connect(session.events.decoded, self._on_image_change)
         for p in session.panes:
-            p.events.encoding.connect(self._on_encoding_change)
-            p.events.busy.connect(self._on_encoding_change)
+            self._subs.connect(p.events.encoding, self._on_encoding_change)
+            self._subs.connect(p.events.busy, self._on_encoding_change)
         self._relayout()
         self._update_empty_state()
 
@@ -145,7 +146,7 @@ class QtCompareView(QWidget):
         self.open_btn.setToolTip("Open an image or a compressed .lic file (Ctrl+O)")
         self.open_btn.clicked.connect(self.open_requested)
         self.sample_btn = QPushButton("Open sample image")
-        self.sample_btn.setToolTip("The bundled CC0 photo in resources/sample")
+        self.sample_btn.setToolTip("The bundled CC0 photo shipped with lic_core")
         self.sample_btn.clicked.connect(self.sample_requested)
         row = QHBoxLayout()
         row.addStretch(1)
@@ -292,7 +293,7 @@ class QtCompareView(QWidget):
             for k in range(n - 1):
                 d = self.dividers[k]
                 d.setVisible(True)
-                with _blocked(d):
+                with signals_blocked(d):  # a pixel-rounded cut must not rewrite split_pos
                     d.setValue(cuts[k + 1])
         elif v.compare_mode == "flicker":
             i = v.flicker_index % n
@@ -513,14 +514,3 @@ class QtCompareView(QWidget):
         return self.glw.grab()
 
 
-class _blocked:
-    """Block an item's signals while the model pushes a value (no feedback loop)."""
-
-    def __init__(self, obj) -> None:
-        self.obj = obj
-
-    def __enter__(self) -> None:
-        self.obj.blockSignals(True)
-
-    def __exit__(self, *a) -> None:
-        self.obj.blockSignals(False)

@@ -15,10 +15,11 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from lic_core.errors import CancelledError, LicError
 
 from .model import services
-from .model.encoding import Encoding, PaneSettings
 from .model.decoded import DecodedFile
+from .model.encoding import Encoding, PaneSettings
 from .model.jobs import run_encode, run_open_compressed, run_score_decoded
 from .model.session import CancelToken, EncodeRequest, SessionModel
+from .qt_signals import ModelSubscriptions
 from .qt_workers import QtWorkerPool
 
 DEBOUNCE_MS = 250
@@ -56,6 +57,7 @@ class QtEncodeController(QObject):
         self._timers: list[QTimer] = []
         self._bg_total = 0
         self._bg_done = 0
+        self._subs = ModelSubscriptions(self)
         self.auto_encode = True
         for pane in session.panes:
             t = QTimer(self)
@@ -63,9 +65,10 @@ class QtEncodeController(QObject):
             t.setInterval(DEBOUNCE_MS)
             t.timeout.connect(lambda i=pane.index: self.encode_now(i))
             self._timers.append(t)
-            pane.events.settings.connect(lambda e, i=pane.index: self._on_settings_change(i))
-        session.events.image.connect(self._on_image_change)
-        session.view.events.n_panes.connect(self._on_n_panes_change)
+            self._subs.connect(pane.events.settings,
+                               lambda e, i=pane.index: self._on_settings_change(i))
+        self._subs.connect(session.events.image, self._on_image_change)
+        self._subs.connect(session.view.events.n_panes, self._on_n_panes_change)
 
     # ------------------------------------------------------------------ scheduling
     def _on_settings_change(self, index: int) -> None:
@@ -228,6 +231,23 @@ class QtEncodeController(QObject):
 
         self.pool.submit(work, job, done, self._file_fail(job.path), None)
 
+    def open_image(self, path: str | Path, then: Optional[Callable[[], None]] = None) -> None:
+        """Load an image file in a worker (never on the GUI thread), then make it the original."""
+        job = _FileJob(path)
+        self.message.emit(f"loading {Path(path).name}…")
+
+        def work(r, sink):
+            return services.load_image(r.path)
+
+        def done(r, image):
+            self.session.set_image(image, path=r.path)
+            self.message.emit(f"opened {Path(r.path).name} "
+                              f"({image.shape[1]}×{image.shape[0]})")
+            if then:
+                then()
+
+        self.pool.submit(work, job, done, self._file_fail(job.path), None)
+
     def _file_fail(self, path: str):
         def fail(r, exc):
             if isinstance(exc, CancelledError):
@@ -283,25 +303,26 @@ class QtEncodeController(QObject):
         return True
 
     def open_path(self, path: str | Path, then: Optional[Callable[[], None]] = None) -> bool:
-        """Open an image or a compressed file; errors become ``error`` signals (dialogs)."""
+        """Open an image or a compressed file in a worker.
+
+        False (and an ``error`` signal) when the file cannot even be looked at; otherwise True
+        and the load runs off the GUI thread: a file that turns out unreadable becomes an
+        ``error`` signal (a one-line dialog) when the worker reports back.
+        """
         p = Path(path)
         try:
             if not p.is_file():
                 raise LicError(f"{p} does not exist")
             with open(p, "rb") as f:
                 magic = f.read(4)
-            if services.is_compressed_file(p, magic):
-                self.open_compressed(p, then)
-                return True
-            image = services.load_image(p)
         except LicError as exc:
             self.error.emit(f"Cannot open {p.name}", str(exc))
             return False
         except OSError as exc:
             self.error.emit(f"Cannot open {p.name}", exc.strerror or str(exc))
             return False
-        self.session.set_image(image, path=str(p))
-        self.message.emit(f"opened {p.name} ({image.shape[1]}×{image.shape[0]})")
-        if then:
-            then()
+        if services.is_compressed_file(p, magic):
+            self.open_compressed(p, then)
+        else:
+            self.open_image(p, then)
         return True

@@ -13,14 +13,26 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QSlider,
-                               QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from lic_core.codecs import Inspection
 
 from .model import inspect_maps
 from .model.session import PANE_NAMES, SessionModel
+from .qt_signals import ModelSubscriptions, signals_blocked
 
 
 def _image_plot(title: str = "") -> tuple[pg.PlotWidget, pg.ImageItem]:
@@ -47,12 +59,14 @@ class _PaneInspectorBase(QWidget):
         self.info = QLabel("")
         self.info.setWordWrap(True)
         self._hints: list[_Hint] = []
+        self._subs = ModelSubscriptions(self)
         for p in session.panes:
-            p.events.encoding.connect(lambda e, i=p.index: self._on_encoding_change(i))
-        session.view.events.overlay_pane.connect(self._on_overlay_pane_change)
-        session.view.events.colormap.connect(lambda e: self.refresh())
-        session.events.image.connect(lambda e: self.refresh())
-        session.events.decoded.connect(lambda e: self.refresh())
+            self._subs.connect(p.events.encoding,
+                               lambda e, i=p.index: self._on_encoding_change(i))
+        self._subs.connect(session.view.events.overlay_pane, self._on_overlay_pane_change)
+        self._subs.connect(session.view.events.colormap, lambda e: self.refresh())
+        self._subs.connect(session.events.image, lambda e: self.refresh())
+        self._subs.connect(session.events.decoded, lambda e: self.refresh())
 
     def _on_overlay_pane_change(self, event) -> None:
         if self.pane_combo.currentIndex() != event.value:
@@ -155,8 +169,8 @@ class QtLatentBrowser(_PaneInspectorBase):
         self.quantity_combo.currentTextChanged.connect(
             lambda t: setattr(session.view, "latent_quantity", t))
         self.channel_slider.valueChanged.connect(lambda v: setattr(session.view, "channel", v))
-        session.view.events.latent_quantity.connect(self._on_view_change)
-        session.view.events.channel.connect(self._on_view_change)
+        self._subs.connect(session.view.events.latent_quantity, self._on_view_change)
+        self._subs.connect(session.view.events.channel, self._on_view_change)
         self.mosaic_array: Optional[np.ndarray] = None
         self.channel_array: Optional[np.ndarray] = None
         self._hint_over(self.mosaic_plot)
@@ -164,9 +178,10 @@ class QtLatentBrowser(_PaneInspectorBase):
 
     def _on_view_change(self, event=None) -> None:
         v = self.session.view
-        with _blocked(self.quantity_combo, self.channel_slider):
-            self.quantity_combo.setCurrentText(v.latent_quantity)
-            self.channel_slider.setValue(v.channel)
+        # each widget takes the model's own value: its echo is an equal write, which the model
+        # ignores, so no signal blocker is needed here
+        self.quantity_combo.setCurrentText(v.latent_quantity)
+        self.channel_slider.setValue(v.channel)
         self.refresh()
 
     def refresh(self) -> None:
@@ -182,7 +197,7 @@ class QtLatentBrowser(_PaneInspectorBase):
         v = self.session.view
         order = inspect_maps.channel_order(insp.bits_y)
         m = insp.y_hat.shape[0]
-        with _blocked(self.channel_slider):
+        with signals_blocked(self.channel_slider):  # a new range must not move the chosen rank
             self.channel_slider.setRange(0, m - 1)
         rank = min(max(v.channel, 0), m - 1)
         arr = inspect_maps.latent_quantity(insp, v.latent_quantity)
@@ -248,7 +263,7 @@ class QtEntropyView(_PaneInspectorBase):
         self.overlay_check.toggled.connect(self._on_kind_edit)
         self.opacity_slider.valueChanged.connect(
             lambda v: setattr(session.view, "overlay_opacity", v / 100.0))
-        session.view.events.overlay.connect(self._on_overlay_change)
+        self._subs.connect(session.view.events.overlay, self._on_overlay_change)
         self.array: Optional[np.ndarray] = None
         self._hint_over(self.plot)
         self.refresh()
@@ -265,7 +280,8 @@ class QtEntropyView(_PaneInspectorBase):
         self.refresh()
 
     def _on_overlay_change(self, event) -> None:
-        with _blocked(self.overlay_check, self.kind_combo):
+        # two widgets encode one value: half-updated, they would write a wrong overlay back
+        with signals_blocked(self.overlay_check, self.kind_combo):
             self.overlay_check.setChecked(event.value != "none")
             if event.value == "bits_z":
                 self.kind_combo.setCurrentIndex(2)
@@ -392,16 +408,3 @@ def _axis_part(part: str) -> str:
         g, _, kind = p[2:].partition("/")
         return f"{g} {'anc' if kind == 'anchor' else 'non'}"
     return p
-
-
-class _blocked:
-    def __init__(self, *objs) -> None:
-        self.objs = objs
-
-    def __enter__(self) -> None:
-        for o in self.objs:
-            o.blockSignals(True)
-
-    def __exit__(self, *a) -> None:
-        for o in self.objs:
-            o.blockSignals(False)

@@ -8,21 +8,34 @@ overwriting.  Every user error (``LicError``) becomes a one-line dialog.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QDoubleSpinBox,
-                               QFileDialog, QFrame, QHBoxLayout, QInputDialog, QLabel,
-                               QMainWindow, QMessageBox, QScrollArea, QSplitter, QTabWidget,
-                               QTextBrowser, QToolBar, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QTextBrowser,
+    QToolBar,
+    QWidget,
+)
 
 from lic_core.errors import LicError
-from lic_core.fileio import new_file_mode
+from lic_core.fileio import write_atomic_via_path
 from lic_core.threads import apply_threads, available_cpus, default_threads
 
 from .model import export, inspect_maps, services
@@ -37,6 +50,7 @@ from .qt_inspector import QtEntropyView, QtLatentBrowser, QtRateBreakdown
 from .qt_pane_controls import QtPaneControls
 from .qt_rd_plot import QtRDPlot
 from .qt_settings import LAYOUT_VERSION, fit_size, read_int, read_list, studio_settings
+from .qt_signals import ModelSubscriptions
 
 SHORTCUTS = [
     ("Ctrl+O", "Open image or .lic file"), ("Ctrl+V", "Paste image from clipboard"),
@@ -69,6 +83,7 @@ class QtMainWindow(QMainWindow):
         install_bool_refcount_guard()  # PySide6 6.12 + CPython 3.11 refcount bug (qt_compat)
         self.session = session or SessionModel()
         self.persist = persist
+        self._subs = ModelSubscriptions(self)
         self.controller = QtEncodeController(self.session, parent=self)
         self.error_log: list[tuple[str, str]] = []
         self._dialogs: list[QWidget] = []
@@ -131,11 +146,12 @@ class QtMainWindow(QMainWindow):
         self.compare.pixel_info.connect(self.status_pixel.setText)
         self.controller.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.controller.error.connect(self.show_error)
-        self.session.events.file_info.connect(self._on_file_info_change)
-        self.session.events.image.connect(self._on_image_change)
-        self.session.events.decoded.connect(self._on_image_change)
-        self.session.events.recent_files.connect(lambda e: self._rebuild_recent_menu())
-        self.session.view.events.n_panes.connect(self._on_n_panes_change)
+        sub = self._subs.connect
+        sub(self.session.events.file_info, self._on_file_info_change)
+        sub(self.session.events.image, self._on_image_change)
+        sub(self.session.events.decoded, self._on_image_change)
+        sub(self.session.events.recent_files, lambda e: self._rebuild_recent_menu())
+        sub(self.session.view.events.n_panes, self._on_n_panes_change)
 
         self._build_actions()
         self.view_toolbar = QToolBar("Toolbar")
@@ -298,7 +314,7 @@ class QtMainWindow(QMainWindow):
                                  "Provenance and model card of pane A's codec")
         self.act_about = A("About LIC Studio", self.show_about, None, "Version and credits")
         self.act_keys = A("Keyboard shortcuts", self.show_shortcuts, None, "List of shortcuts")
-        v.events.compare_mode.connect(self._on_mode_change)
+        self._subs.connect(v.events.compare_mode, self._on_mode_change)
         self._on_mode_change()
 
     def _build_menus(self) -> None:
@@ -387,9 +403,9 @@ class QtMainWindow(QMainWindow):
         tb.addAction(self.act_fit)
         tb.addAction(self.act_1to1)
         tb.addAction(self.act_sweep)
-        v.events.diff_mode.connect(self._on_diff_change)
-        v.events.colormap.connect(lambda e: self.cmap_combo.setCurrentText(e.value))
-        v.events.diff_gain.connect(lambda e: self.gain_spin.setValue(e.value))
+        self._subs.connect(v.events.diff_mode, self._on_diff_change)
+        self._subs.connect(v.events.colormap, lambda e: self.cmap_combo.setCurrentText(e.value))
+        self._subs.connect(v.events.diff_gain, lambda e: self.gain_spin.setValue(e.value))
 
     # ------------------------------------------------------------------ model → view
     def _on_mode_change(self, event=None) -> None:
@@ -398,10 +414,8 @@ class QtMainWindow(QMainWindow):
          "flicker": self.act_flicker}[m].setChecked(True)
 
     def _on_diff_change(self, event) -> None:
-        i = [k for k, _ in DIFF_LABELS].index(event.value)
-        self.diff_combo.blockSignals(True)
-        self.diff_combo.setCurrentIndex(i)
-        self.diff_combo.blockSignals(False)
+        # the combo's echo writes the model's own value back, which the model ignores
+        self.diff_combo.setCurrentIndex([k for k, _ in DIFF_LABELS].index(event.value))
 
     def _on_n_panes_change(self, event=None) -> None:
         n = self.session.view.n_panes
@@ -503,7 +517,8 @@ class QtMainWindow(QMainWindow):
     def open_sample(self) -> bool:
         p = services.sample_image_path()
         if p is None:
-            self.show_error("No sample image", "resources/sample has no image in this install")
+            self.show_error("No sample image",
+                            "the bundled sample image is missing from this install")
             return False
         return self.open_path(p)
 
@@ -626,17 +641,10 @@ class QtMainWindow(QMainWindow):
             return None
 
         def write() -> Path:
-            # exporters write in place: write next to the target, then replace atomically
-            fd, tmp = tempfile.mkstemp(suffix=p.suffix or ".png", dir=p.parent)
-            os.close(fd)
-            try:
-                self.rd_plot.export(tmp)
-                os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; follow the umask
-                os.replace(tmp, p)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-            return p
+            # the exporters write to a file name (format from its suffix): lic_core gives them
+            # a temporary one beside the target and moves it into place (atomic, umask mode)
+            return write_atomic_via_path(p, lambda tmp: self.rd_plot.export(str(tmp)),
+                                         overwrite=True)
 
         return self._guard(write)
 
@@ -701,7 +709,7 @@ class QtMainWindow(QMainWindow):
         self._dialogs = [d for d in self._dialogs if d.isVisible()] + [box]
 
     def show_about_model(self, codec_name: str) -> QtAboutModelDialog:
-        dlg = QtAboutModelDialog(codec_name, self)
+        dlg = QtAboutModelDialog(codec_name, self, pool=self.controller.pool)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.show()
         self._dialogs.append(dlg)
@@ -745,7 +753,15 @@ class QtMainWindow(QMainWindow):
         self.save_layout()
         self.controller.cancel_all()
         self.controller.pool.wait(10000)
+        self.disconnect_model()
         super().closeEvent(event)
+
+    def disconnect_model(self) -> None:
+        """End every model subscription of this window and its views (the session outlives
+        them: a closed window must not be called back)."""
+        for part in (self, self.controller, self.compare, *self.pane_controls, self.rd_plot,
+                     self.latents, self.entropy, self.rate):
+            part._subs.disconnect()
 
 
 class _SidewaysScroll(QScrollArea):

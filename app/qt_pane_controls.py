@@ -9,30 +9,30 @@ from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QStandardItem, QStandardItemModel
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QSlider,
-                               QSpinBox, QToolButton, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
 
 from lic_core.codecs import get_codec
 
 from .model import services
 from .model.provenance import codec_provenance
 from .model.session import Pane, SessionModel
+from .qt_signals import ModelSubscriptions, signals_blocked
 
 SLIDER_STEPS = 1000
-
-
-class _Blocker:
-    def __init__(self, *widgets) -> None:
-        self.widgets = widgets
-
-    def __enter__(self) -> None:
-        for w in self.widgets:
-            w.blockSignals(True)
-
-    def __exit__(self, *a) -> None:
-        for w in self.widgets:
-            w.blockSignals(False)
 
 
 class QtPaneControls(QGroupBox):
@@ -198,12 +198,12 @@ class QtPaneControls(QGroupBox):
         self.about_btn.clicked.connect(
             lambda: self.about_requested.emit(self.pane.settings.codec))
         # model → view
-        pane.events.settings.connect(self._on_settings_change)
-        pane.events.busy.connect(self._on_busy_change)
-        pane.events.progress.connect(self._on_progress_change)
-        pane.events.status.connect(self._on_status_change)
-        pane.events.encoding.connect(self._on_status_change)
-        pane.events.error.connect(self._on_status_change)
+        self._subs = ModelSubscriptions(self)
+        self._subs.connect(pane.events.settings, self._on_settings_change)
+        self._subs.connect(pane.events.busy, self._on_busy_change)
+        self._subs.connect(pane.events.progress, self._on_progress_change)
+        for name in ("status", "encoding", "error"):
+            self._subs.connect(getattr(pane.events, name), self._on_status_change)
         self._on_settings_change()
 
     # ------------------------------------------------------------------ helpers
@@ -279,7 +279,7 @@ class QtPaneControls(QGroupBox):
         widgets = (self.codec_combo, self.rate_slider, self.rate_spin, self.quant_combo,
                    self.decoder_combo, self.steps_spin, self.seed_spin, self.target_check,
                    self.target_spin)
-        with _Blocker(*widgets):
+        with signals_blocked(*widgets):
             for i in range(self.codec_combo.count()):
                 if self.codec_combo.itemData(i, Qt.ItemDataRole.UserRole) == s.codec:
                     self.codec_combo.setCurrentIndex(i)

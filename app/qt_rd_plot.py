@@ -10,13 +10,21 @@ from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .model import services
-from .qt_compat import top_up
 from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import RD_METRICS
+from .qt_compat import top_up
+from .qt_signals import ModelSubscriptions, signals_blocked
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips": "LPIPS (lower is better)"}
 # Colours are a function of the series name only, so nothing changes colour when other series
@@ -80,13 +88,13 @@ class QtRDPlot(QWidget):
         self.ref_combo = _small_combo("BD-rate reference curve")
         self.test_combo = _small_combo("BD-rate test curve")
         self.ref_set_combo = _small_combo("Published Kodak-average curves drawn dashed "
-                                          "(resources/anchors; few = JPEG, WebP, BPG, VTM, ELIC)",
+                                          "(shipped with lic_core; few = JPEG, WebP, BPG, VTM, ELIC)",
                                           10)
         self.ref_set_combo.addItems(["few references", "all references", "no references"])
         self.refs_note = QLabel("")
         self.refs_note.setWordWrap(True)
         self.refs_note.setToolTip("Published rate–distortion curves averaged over Kodak "
-                                  "(resources/anchors, with their sources)")
+                                  "(shipped with lic_core, with their sources)")
         self.refs_note.hide()
         self.bd_label = QLabel("BD-rate: —")
         self.bd_label.setWordWrap(True)
@@ -152,23 +160,22 @@ class QtRDPlot(QWidget):
         self.items: dict[str, pg.PlotDataItem] = {}
         self._bd_chosen = False
         self._writing_pair = False
-        session.view.events.bd_pair.connect(self._on_bd_pair_change)
+        self._subs = ModelSubscriptions(self)
+        self._subs.connect(session.view.events.bd_pair, self._on_bd_pair_change)
         self.ref_set_combo.currentIndexChanged.connect(lambda i: self.refresh())
         self.metric_combo.currentTextChanged.connect(
             lambda t: setattr(session.view, "rd_metric", t))
         self.ref_combo.currentTextChanged.connect(self._on_bd_edit)
         self.test_combo.currentTextChanged.connect(self._on_bd_edit)
-        session.view.events.rd_metric.connect(self._on_metric_change)
-        session.events.history.connect(lambda e: self.refresh())
+        self._subs.connect(session.view.events.rd_metric, self._on_metric_change)
+        self._subs.connect(session.events.history, lambda e: self.refresh())
         for p in session.panes:
-            p.events.encoding.connect(lambda e: self.refresh())
-        session.view.events.n_panes.connect(lambda e: self.refresh())
+            self._subs.connect(p.events.encoding, lambda e: self.refresh())
+        self._subs.connect(session.view.events.n_panes, lambda e: self.refresh())
         self.refresh()
 
     def _on_metric_change(self, event) -> None:
-        self.metric_combo.blockSignals(True)
-        self.metric_combo.setCurrentText(event.value)
-        self.metric_combo.blockSignals(False)
+        self.metric_combo.setCurrentText(event.value)  # its echo is an equal write: ignored
         self.refresh()
 
     def _on_bd_edit(self, *_) -> None:
@@ -308,14 +315,13 @@ class QtRDPlot(QWidget):
             want = self._default_bd_pair(names) or want
         for combo, k in ((self.ref_combo, 0), (self.test_combo, 1)):
             cur = want[k] if want else combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(names)
-            if cur in names:
-                combo.setCurrentText(cur)
-            elif names:  # default: two different curves
-                combo.setCurrentIndex(min(k, len(names) - 1))
-            combo.blockSignals(False)
+            with signals_blocked(combo):  # clear() would write an empty BD pair to the model
+                combo.clear()
+                combo.addItems(names)
+                if cur in names:
+                    combo.setCurrentText(cur)
+                elif names:  # default: two different curves
+                    combo.setCurrentIndex(min(k, len(names) - 1))
         ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
         if ref and test:  # the view state holds the pair on show (saved with the session)
             self._writing_pair = True

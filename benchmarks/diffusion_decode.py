@@ -8,8 +8,9 @@ g_s/entropy decoding is not included. Weights are random, so image quality means
         [--cpu-sizes 256x256] [--gpu-sizes 256x256 768x512] [--repeat 1] [--out PATH]
 
 CPU runs use ``--threads`` (default 2) threads and, unless ``--cpu-measure-all``, measure the
-smallest step count and extrapolate the others linearly (each step is one U-Net evaluation); the GPU part runs when torch.cuda.is_available()
-(fp32 and bf16 autocast). Results merge into benchmarks/results/diffusion_decode.json.
+smallest step count and extrapolate the others linearly (each step is one U-Net evaluation); the
+GPU part runs when torch.cuda.is_available() (fp32 and bf16 autocast). Results merge into
+benchmarks/results/diffusion_decode.json.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ models/hific/data.csv) and written in CompressAI's results format.
     python benchmarks/hific_eval.py [--kodak ../shared/data/kodak] [--rates 0,0.25,0.5,0.75,1]
         [--limit N] [--threads 2] [--out benchmarks/results/hific_eval.json]
 
-Without trained weights (``weights/hific-small.safetensors``) it prints why and exits 0.
+Without trained weights (``lic_core/assets/weights/hific-small.safetensors``) it prints why and exits 0.
 ``--random-tiny`` runs the same loop around a randomly initialised tiny model (plumbing check
 only: its numbers mean nothing and are not written).
 """
@@ -49,7 +49,7 @@ def _codec(random_tiny: bool):
         return HificCodec()
     import torch
 
-    from lic_core.transform.hific import build_hific
+    from lic_core.models.hific import build_hific
 
     torch.manual_seed(0)
     return HificCodec(model=build_hific("hific-tiny"))

@@ -65,8 +65,8 @@ def _decode_all(args) -> None:
     torch.set_num_threads(args.threads)
     from lic_core.bitstream import peek_header
     from lic_core.codecs import get_codec
-    from lic_core.metrics import psnr
     from lic_core.image import load_image
+    from lic_core.metrics import psnr
 
     work = Path(args.work)
     rows = json.loads((work / "encoded.json").read_text())

@@ -7,7 +7,7 @@ plain rounding before fine-tuning, plus the encode time TCQ adds on this machine
     python benchmarks/quantizer_kodak.py [--codec lic-lgem-preview] [--limit 24]
         [--rates 0.1,0.3,0.5,0.7,0.9] [--threads 2]
 
-"after fine-tuning" rows appear for every quantizer with a weights/<codec>-ft-<q>.safetensors file.
+"after fine-tuning" rows appear for every quantizer with a lic_core/assets/weights/<codec>-ft-<q>.safetensors file.
 Writes benchmarks/results/quantizer_kodak_<codec>.json.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main() -> int:
     from lic_core.evaluation.bdrate import bd_rate
     from lic_core.image import load_image
     from lic_core.metrics import psnr
-    from lic_core.train.finetune import finetuned_path
+    from lic_core.paths import finetuned_path
 
     images = [load_image(p) for p in sorted(Path(args.kodak).glob("*.png"))[: args.limit or None]]
     if not images:

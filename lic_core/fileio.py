@@ -4,7 +4,9 @@ The data goes to a temporary file in the destination folder (same file system, s
 is a rename), is flushed and fsync'ed, then moved into place.  Without ``overwrite`` an existing
 destination is never replaced: the move is a hard link, which fails atomically if the name exists
 (so two writers cannot both "win"), with an exists-check + rename fallback on file systems
-without hard links.
+without hard links.  The file then has the permissions the umask gives any new file
+(:func:`new_file_mode`), never the temporary file's private 0600: every atomic writer of the
+project (CLI, training exports, the studio) goes through here, so the rule lives in one place.
 """
 from __future__ import annotations
 
@@ -52,8 +54,38 @@ def write_atomic(path: PathLike, writer: Callable[[object], None], overwrite: bo
     """Create ``path`` atomically; ``writer(fileobj)`` writes the content into a binary file.
 
     Raises :class:`LicError` when the destination exists (and ``overwrite`` is False), its folder
-    does not exist, it is a folder, or the write fails (the partial temp file is removed).
+    does not exist, it is a folder, or the write fails (the partial temp file is removed).  The
+    file gets :func:`new_file_mode` (the umask's permissions), like any other new file.
     """
+
+    def fill(fd: int, tmp: Path) -> None:
+        with os.fdopen(fd, "wb") as fh:
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return _write_through_temp(path, fill, overwrite)
+
+
+def write_atomic_via_path(path: PathLike, write_to: Callable[[Path], None],
+                          overwrite: bool = False) -> Path:
+    """:func:`write_atomic` for writers that want a file *name* (safetensors, plot exporters):
+    ``write_to(tmp_path)`` writes a temporary file beside ``path``, which is then moved into
+    place under the same rules (no partial file, no silent overwrite, umask permissions).  The
+    temporary name ends with the destination's suffix, for writers that pick a format by it."""
+
+    def fill(fd: int, tmp: Path) -> None:
+        os.close(fd)
+        write_to(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+
+    return _write_through_temp(path, fill, overwrite, suffix=".part" + Path(path).suffix)
+
+
+def _write_through_temp(path: PathLike, fill: Callable[[int, Path], None],
+                        overwrite: bool, suffix: str = ".part") -> Path:
+    """Temp file in the destination folder → ``fill(fd, tmp)`` → umask mode → atomic move."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
@@ -63,17 +95,15 @@ def write_atomic(path: PathLike, writer: Callable[[object], None], overwrite: bo
     if not overwrite and path.exists():
         raise _refuse_existing(path)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
     except OSError as exc:
         raise LicError(f"cannot write '{path}': {exc.strerror or exc}") from None
     tmp = Path(tmp_name)
     try:
-        if hasattr(os, "fchmod"):  # POSIX; Windows has no mode bits to fix
-            os.fchmod(fd, new_file_mode())
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        fill(fd, tmp)
+        # after the content: a writer that re-creates its file by name must not undo it
+        if os.name == "posix":  # Windows has no mode bits to fix
+            os.chmod(tmp, new_file_mode())
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import torch
-from safetensors.torch import load_file, save_file
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from . import FORMAT_VERSION
+from .fileio import write_atomic_via_path
 
 
 def _storable(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -60,15 +59,8 @@ def save_weights(model: torch.nn.Module, path: str | Path, card: dict[str, Any])
     if cfg is not None and hasattr(cfg, "to_dict"):
         meta["config"] = json.dumps(cfg.to_dict(), sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; weights are ordinary readable files
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic_via_path(path, lambda tmp: save_file(state, str(tmp), metadata=meta),
+                          overwrite=True)
     return digest
 
 

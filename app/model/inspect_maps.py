@@ -1,20 +1,28 @@
-"""Numpy helpers behind the "inside the codec" views (Qt-free).
+"""Numpy helpers behind the "inside the codec" views (Qt-free): colormaps, channel mosaics,
+latent quantities and difference images.
 
-Bits per latent element are ``−log2 p(ŷ)`` as the codec reports them (``Inspection.bits_y``,
-``bits_z``).  The per-pixel heatmap sums over channels and upsamples nearest-neighbour by the
-latent stride (16 for y, 64 for z; ARCHITECTURE "Latents"), the visualisation CompressAI#265
-suggests; the map covers the padded image and is cropped back to H×W.
+The rate accounting itself (bit maps, bits per pixel, the rate breakdown, latent strides) is
+lic_core's (:mod:`lic_core.rate.accounting`); the views call it through the names below.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from lic_core.codecs import Inspection
+from lic_core.rate.accounting import (
+    bits_map,
+    channel_order,
+    heatmap_for_image,
+    rate_breakdown,
+    upsample_to_image,
+)
 
-Y_STRIDE = 16
-Z_STRIDE = 64
+__all__ = ["QUANTITIES", "bits_map", "channel_mosaic", "channel_order", "colorize",
+           "colormap_lut", "diff_values", "heatmap_for_image", "latent_quantity",
+           "rate_breakdown", "upsample_to_image"]
+
 QUANTITIES = ("y_hat", "means", "scales", "bits_y", "residual")
 
 # Perceptually uniform colormaps as 10 evenly spaced anchors (matplotlib's published values);
@@ -53,11 +61,6 @@ def colorize(values: np.ndarray, cmap: str = "viridis", vmin: Optional[float] = 
     return out
 
 
-def channel_order(bits_y: np.ndarray) -> np.ndarray:
-    """Channel indices sorted by total bits, most expensive first (stable for ties)."""
-    totals = bits_y.reshape(bits_y.shape[0], -1).sum(1)
-    return np.argsort(-totals, kind="stable")
-
 
 def latent_quantity(insp: Inspection, quantity: str) -> np.ndarray:
     """``M×h×w`` array of ŷ, μ, σ, bits or the normalised residual (ŷ−μ)/σ."""
@@ -95,60 +98,8 @@ def channel_mosaic(arr: np.ndarray, order: np.ndarray, count: int = 16,
     return out
 
 
-def bits_map(insp: Inspection, kind: str = "bits_y", channel: Optional[int] = None) -> np.ndarray:
-    """Bits per latent position: summed over channels, or one channel (``kind`` y or z)."""
-    arr = insp.bits_y if kind == "bits_y" else insp.bits_z
-    if channel is not None:
-        return arr[int(channel) % arr.shape[0]].astype(np.float64)
-    return arr.sum(0).astype(np.float64)
 
 
-def upsample_to_image(latent_map: np.ndarray, height: int, width: int,
-                      stride: int) -> np.ndarray:
-    """Nearest-neighbour upsample by ``stride`` then crop to the image size (padding removed).
-
-    Values are divided by ``stride²`` so the map reads as bits per *pixel* and its sum over the
-    padded grid equals the latent total.
-    """
-    up = np.repeat(np.repeat(latent_map, stride, axis=0), stride, axis=1) / float(stride * stride)
-    if up.shape[0] < height or up.shape[1] < width:  # defensive: never index past the map
-        up = np.pad(up, ((0, max(0, height - up.shape[0])), (0, max(0, width - up.shape[1]))),
-                    mode="edge")
-    return up[:height, :width]
-
-
-def heatmap_for_image(insp: Inspection, height: int, width: int, kind: str = "bits_y",
-                      channel: Optional[int] = None) -> np.ndarray:
-    """Bits-per-pixel map aligned with the image (H×W float)."""
-    m = bits_map(insp, kind, channel)
-    # stride from shapes, robust to models with another downsampling factor
-    stride = max(1, int(round(max(height / m.shape[0], width / m.shape[1]))))
-    pow2 = 1 << (stride - 1).bit_length()
-    stride = pow2 if m.shape[0] * pow2 >= height and m.shape[1] * pow2 >= width else stride
-    return upsample_to_image(m, height, width, stride)
-
-
-def rate_breakdown(insp: Inspection, total_bytes: Optional[int] = None) -> list[dict[str, Any]]:
-    """Rows ``{part, estimated_bits, real_bits}``: header, z, y per group/pass, totals.
-
-    Real bits exist only per section (header / z / y) because the range coder writes one stream
-    per section; per-group rows carry the model's estimate only.
-    """
-    rows: list[dict[str, Any]] = [
-        {"part": "header", "estimated_bits": None, "real_bits": 8 * insp.header_bytes},
-        {"part": "z (side info)", "estimated_bits": float(insp.bits_z.sum()),
-         "real_bits": 8 * insp.z_bytes},
-    ]
-    for name in sorted(insp.group_bits):
-        rows.append({"part": f"y {name}", "estimated_bits": float(insp.group_bits[name]),
-                     "real_bits": None})
-    rows.append({"part": "y (all)", "estimated_bits": float(insp.bits_y.sum()),
-                 "real_bits": 8 * insp.y_bytes})
-    real_total = 8 * (total_bytes if total_bytes is not None
-                      else insp.header_bytes + insp.z_bytes + insp.y_bytes)
-    rows.append({"part": "total", "estimated_bits": float(insp.estimated_bits),
-                 "real_bits": real_total})
-    return rows
 
 
 def diff_values(a: np.ndarray, b: np.ndarray, gain: float = 1.0) -> np.ndarray:

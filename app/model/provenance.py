@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from lic_core.codecs import get_codec
+from lic_core.paths import weights_path
 from lic_core.weights import is_preview, provenance_line, read_weights_card
 
 
@@ -17,8 +18,6 @@ def weights_card(codec_name: str) -> Optional[dict[str, Any]]:
         codec = get_codec(codec_name)
         if codec.family != "learned" or not codec.available()[0]:
             return None
-        from lic_core.models import weights_path
-
         path = getattr(codec, "_weights_path", None) or weights_path(codec_name)
         return read_weights_card(path)
     except Exception:  # a codec without a weights file of its own (tests, HiFiC variants)

@@ -12,13 +12,23 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from lic_core.bitstream import peek_header
-from lic_core.codecs import Codec, EncodeParams, EncodeResult, get_codec, list_codecs
-from lic_core.errors import LicError, LicFormatError
+from lic_core import paths
+from lic_core.bitstream import MAGIC, peek_header
+from lic_core.codecs import (
+    Codec,
+    EncodeParams,
+    EncodeResult,
+    codec_for_file,
+    get_codec,
+    list_codecs,
+)
+from lic_core.errors import LicError
+from lic_core.evaluation.anchors import load_anchors
+from lic_core.evaluation.bdrate import bd_rate as core_bd_rate
+from lic_core.evaluation.target_bpp import encode_at_target_bpp
 from lic_core.image import load_image as core_load_image
+from lic_core.image import sample_image_path as core_sample_image_path
 from lic_core.metrics import compute_metrics as core_compute_metrics
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 #: file suffixes the Open dialog offers as images (anything Pillow reads also works)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".jxl", ".jp2", ".j2k", ".bmp",
@@ -42,28 +52,18 @@ def image_id(image: np.ndarray) -> str:
 
 
 def sample_image_path() -> Optional[Path]:
-    """The bundled sample image (``lic_core.image.sample_image_path`` when it exists)."""
+    """The bundled sample image (None if this install lacks it: the menu then says so)."""
     try:
-        from lic_core.image import sample_image_path as core_sample  # type: ignore[attr-defined]
-
-        p = Path(core_sample())
-        if p.is_file():
-            return p
-    except (ImportError, LicError, OSError):
-        pass
-    d = REPO_ROOT / "resources" / "sample"
-    for p in sorted(d.glob("*.png")) if d.is_dir() else []:
-        return p
-    return None
+        return core_sample_image_path()
+    except LicError:
+        return None
 
 
 def kodak_dir() -> Optional[Path]:
-    """``../shared/data/kodak`` next to the repository, when present (team machines and CI)."""
-    import os
-
-    shared = Path(os.environ.get("LIC_SHARED_DIR", REPO_ROOT.parent / "shared"))
-    d = shared / "data" / "kodak"
-    return d if d.is_dir() else None
+    """``<shared>/data/kodak`` (``$LIC_SHARED_DIR`` or ``../shared``; team machines and CI)."""
+    shared = paths.shared_dir()
+    d = shared / "data" / "kodak" if shared is not None else None
+    return d if d is not None and d.is_dir() else None
 
 
 def kodak_images() -> list[Path]:
@@ -108,42 +108,13 @@ def default_codec_pair() -> list[str]:
     return out or ["jpeg"] * 3
 
 
-class _ProgressCodec:
-    """Codec proxy that hands ``progress`` to every encode the target-bpp search makes.
-
-    ``encode_at_target_bpp`` calls ``codec.encode(image, params)`` without a progress callback;
-    routing ours through keeps the search cancellable (CancelledError from the callback).
-    """
-
-    def __init__(self, codec: Codec, progress: Optional[Callable[[float, str], None]]) -> None:
-        self._codec = codec
-        self._progress = progress
-        self.calls = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._codec, name)
-
-    def encode(self, image: np.ndarray, params: EncodeParams, progress=None) -> EncodeResult:
-        self.calls += 1
-        if self._progress is not None:
-            self._progress(min(0.85, 0.1 * self.calls), f"search step {self.calls}")
-        return self._codec.encode(image, params, self._progress)
-
-
 def encode_at_target(codec: Codec, image: np.ndarray, params: EncodeParams, target_bpp: float,
                      progress: Optional[Callable[[float, str], None]] = None) -> EncodeResult:
-    """Encode so the real bpp is near ``target_bpp`` (lic_core.evaluation.target_bpp).
-
-    Raises :class:`LicError` when the search module is not installed: the GUI shows it.
-    """
-    try:
-        from lic_core.evaluation.target_bpp import encode_at_target_bpp  # type: ignore
-    except ImportError:
-        raise LicError("target-bpp search is not available in this install "
-                       "(lic_core.evaluation.target_bpp missing)") from None
-    proxy = _ProgressCodec(codec, progress)
-    out = encode_at_target_bpp(proxy, image, target_bpp, params_template=params)  # type: ignore
-    return out[0] if isinstance(out, tuple) else out
+    """Encode so the real bpp is near ``target_bpp`` (:func:`encode_at_target_bpp`; ``progress``
+    reaches every trial encode, so the search is cancellable)."""
+    result, _ = encode_at_target_bpp(codec, image, target_bpp, params_template=params,
+                                     progress=progress)
+    return result
 
 
 def is_compressed_file(path: str | Path, head: bytes = b"") -> bool:
@@ -152,7 +123,7 @@ def is_compressed_file(path: str | Path, head: bytes = b"") -> bool:
     Classical files (.jpg, .webp...) are plain images here: Pillow reads them directly.
     """
     suffix = Path(path).suffix.lower()
-    if suffix == ".lic" or head[:3] == b"LIC":
+    if suffix == ".lic" or head[:len(MAGIC)] == MAGIC:
         return True
     if suffix in IMAGE_SUFFIXES:
         return False
@@ -167,21 +138,9 @@ def is_compressed_file(path: str | Path, head: bytes = b"") -> bool:
 
 
 def codec_from_file(data: bytes, path: str | Path) -> str:
-    """Which codec decodes this file: the .lic header's model, else the file extension."""
-    suffix = Path(path).suffix.lower()
-    if data[:3] == b"LIC" or suffix == ".lic":
-        model = peek_header(data).model
-        if model in list_codecs():
-            return model
-        learned = [n for n in codec_names()
-                   if get_codec(n).file_extension == ".lic" and codec_availability(n)[0]]
-        if learned:
-            return learned[0]
-        raise LicFormatError(f"{Path(path).name}: no codec in this install reads .lic files")
-    for n in codec_names():
-        if get_codec(n).file_extension == suffix:
-            return n
-    raise LicFormatError(f"{Path(path).name}: unknown compressed format '{suffix}'")
+    """Which codec decodes this file: :func:`lic_core.codecs.codec_for_file`, the rule
+    ``lic decompress`` uses (a .lic header's model, else the file extension)."""
+    return codec_for_file(data, path).name
 
 
 def header_info(data: bytes) -> dict[str, Any]:
@@ -232,10 +191,6 @@ def load_anchor_curves(dataset: str = "kodak") -> dict[str, dict[str, list[float
     ``lic_core.evaluation.anchors.load_anchors`` owns the file formats; this only normalises its
     return value into plain lists for plotting.
     """
-    try:
-        from lic_core.evaluation.anchors import load_anchors  # type: ignore
-    except ImportError:
-        return {}
     merged: dict[str, dict[str, list[float]]] = {}
     for metric in ("psnr", "ms-ssim", "lpips"):
         try:
@@ -277,12 +232,8 @@ def normalise_curves(raw: Any) -> dict[str, dict[str, list[float]]]:
 
 def bd_rate(ref_bpp: list[float], ref_q: list[float], test_bpp: list[float],
             test_q: list[float]) -> Optional[float]:
-    """BD-rate in percent via lic_core.evaluation.bdrate (None when unavailable or ill-posed)."""
+    """BD-rate in percent via lic_core.evaluation.bdrate (None when ill-posed)."""
     try:
-        from lic_core.evaluation.bdrate import bd_rate as core  # type: ignore
-    except ImportError:
-        return None
-    try:
-        return float(core(ref_bpp, ref_q, test_bpp, test_q))
+        return float(core_bd_rate(ref_bpp, ref_q, test_bpp, test_q))
     except (LicError, ValueError, ZeroDivisionError, TypeError, np.linalg.LinAlgError):
         return None

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..bitstream import pack, unpack
-from ..codecs import get_codec
+from ..codecs import codec_for_file
 from ..errors import LicError
 from ..fileio import read_bytes
 from ..image import save_image_atomic
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and out.resolve() == Path(args.input).resolve():
         raise LicError(f"output '{out}' is the input file; give another output name")
     check_output(out, args.force)
-    codec = get_codec(header.model)
+    codec = codec_for_file(data, args.input)  # the header's model (the studio's rule too)
     require_available(codec)
     changes = {}
     if args.decoder is not None:

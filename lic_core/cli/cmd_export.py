@@ -1,4 +1,5 @@
-"""``lic export CKPT --name NAME --out weights/``: checkpoint → fp16 safetensors + model card."""
+"""``lic export CKPT --name NAME [--out DIR]``: checkpoint → fp16 safetensors + model card (into
+the codecs' weights folder, :func:`lic_core.paths.weights_dir`, unless ``--out``)."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "slider points (real entropy coding when the learned codec supports it).")
     p.add_argument("checkpoint", help="checkpoint file or run folder (its newest checkpoint)")
     p.add_argument("--name", required=True, help="weights name, e.g. lic-lgem-preview")
-    p.add_argument("--out", default="weights", help="output folder (weights/)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: the codecs' weights folder, lic_core/assets/weights "
+                        "or $LIC_WEIGHTS_DIR)")
     p.add_argument("--preview", action="store_true",
                    help="mark the weights as a PREVIEW (metadata and card)")
     p.add_argument("--eval-dir", default=None, help="evaluation images (Kodak)")
@@ -26,14 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..paths import weights_dir
     from ..train.export import export_checkpoint
     from ..train.validate import CARD_U_VALUES, format_points
 
-    meta = export_checkpoint(args.checkpoint, args.name, args.out, preview=args.preview,
+    out = args.out or str(weights_dir())
+    meta = export_checkpoint(args.checkpoint, args.name, out, preview=args.preview,
                              eval_dir=args.eval_dir, eval_limit=args.eval_limit,
                              u_values=args.u or CARD_U_VALUES, use_ema=not args.no_ema,
                              force=args.force, notes=args.notes)
-    print(f"wrote {args.out}/{args.name}.safetensors ({meta['file_bytes']:,} bytes, "
+    print(f"wrote {out}/{args.name}.safetensors ({meta['file_bytes']:,} bytes, "
           f"hash {meta['weights_hash']}{', PREVIEW' if meta['preview'] else ''})")
     if meta.get("eval"):
         print(format_points(meta["eval"]))

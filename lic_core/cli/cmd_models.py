@@ -86,5 +86,6 @@ def run(args: argparse.Namespace) -> int:
         if k:
             print()
         print("\n".join(describe_block(r)))
-    print("\nFull model cards: `lic models --json`, weights/*.md, or the studio's About dialog.")
+    print("\nFull model cards: `lic models --json`, the .md cards in lic_core/assets/weights/, "
+          "or the studio's About dialog.")
     return 0

@@ -40,8 +40,8 @@ def register(subparsers) -> None:
                    help="published reference curves to draw dashed: a dataset (e.g. kodak), "
                         "'none', or 'auto' (default: the results' dataset, else kodak)")
     p.add_argument("--anchor-names", default=None, metavar="A,B,...",
-                   help="which anchors (file stems in resources/anchors/DATASET; default "
-                        f"{','.join(DEFAULT_ANCHORS)}; 'all' = every one)")
+                   help="which anchors (file stems in lic_core/assets/anchors/DATASET; "
+                        f"default {','.join(DEFAULT_ANCHORS)}; 'all' = every one)")
     p.add_argument("--metric", default="psnr", choices=("psnr", "ms-ssim", "lpips", "all"),
                    help="y axis (default psnr; all = one panel per metric)")
     p.add_argument("-o", "--output", default="rd.png", help="output PNG (default rd.png)")

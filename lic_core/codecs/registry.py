@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+import os
+from pathlib import Path
+from typing import Callable, Union
 
-from ..errors import ModelNotFoundError
+from ..bitstream import MAGIC, peek_header
+from ..errors import LicFormatError, ModelNotFoundError
 from .base import Codec
 
 _FACTORIES: dict[str, Callable[[], Codec]] = {}
@@ -14,7 +17,7 @@ _CACHE: dict[str, Codec] = {}
 # partial install still lists what it has.
 _PROVIDERS = (
     "lic_core.codecs.learned",
-    "lic_core.classical.codecs",
+    "lic_core.codecs.classical",
     "lic_core.codecs.hific",
 )
 
@@ -53,3 +56,24 @@ def get_codec(name: str) -> Codec:
     if name not in _CACHE:
         _CACHE[name] = _FACTORIES[name]()
     return _CACHE[name]
+
+
+def codec_for_file(data: bytes, path: Union[str, os.PathLike, None] = None) -> Codec:
+    """The codec that decodes a compressed file: the one rule of ``lic decompress`` and the studio.
+
+    A ``.lic`` file (its magic, or a ``.lic`` name) names its model in the header: that codec,
+    whether or not it is available here (``unknown codec`` when no such codec is registered; a
+    broken header is a :class:`LicFormatError`).  Any other file: the registered codec whose
+    ``file_extension`` is the name's suffix.
+    """
+    suffix = Path(path).suffix.lower() if path is not None else ""
+    if data[:len(MAGIC)] == MAGIC or suffix == ".lic":
+        return get_codec(peek_header(data).model)
+    _load_providers()
+    for name in sorted(_FACTORIES):
+        codec = get_codec(name)
+        if suffix and codec.file_extension.lower() == suffix:
+            return codec
+    label = Path(path).name if path is not None else "data"
+    raise LicFormatError(f"{label}: not a file any codec here decodes"
+                         + (f" (unknown format '{suffix}')" if suffix else ""))

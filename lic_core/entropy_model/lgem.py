@@ -20,7 +20,7 @@ Causality is exact: the anchor parameters of g see only Φ_h and ŷ^{<g}; the no
 parameters additionally see the *anchor-only* tensor of group g (non-anchor positions are zero)
 through the masked conv (odd taps only) and attention whose keys are masked to anchors.  The
 caller is responsible for passing anchor-only tensors; :meth:`LGEMContext.nonanchor_params`
-re-applies the mask defensively.  tests/test_entropy_model_causality.py proves it.
+re-applies the mask defensively.  tests/core/test_entropy_model_causality.py proves it.
 
 All predictions are made in the *y domain* (independent of the rate); the codec multiplies μ
 and σ by the gain of the chosen rate (METHODS §5.1) before quantizing.

@@ -1,4 +1,4 @@
-"""RD curves: published anchors (``resources/anchors/``) and our ``lic eval`` results.
+"""RD curves: published anchors (``lic_core/assets/anchors/``) and our ``lic eval`` results.
 
 Both are stored in CompressAI's results format (``{"name", "description", "results": {"bpp",
 "psnr-rgb", "ms-ssim-rgb", ...}}``); :class:`Curve` is the in-memory form the GUI and
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from .. import paths
 from ..errors import LicError
 
 METRICS = ("psnr", "ms-ssim", "lpips")
@@ -94,11 +95,11 @@ def load_curve(path: Union[str, Path], kind: Optional[str] = None) -> Curve:
 
 
 def anchors_dir() -> Path:
-    """``$LIC_ANCHORS_DIR`` or the repository's ``resources/anchors``."""
+    """``$LIC_ANCHORS_DIR`` or the anchors shipped with the package (:mod:`lic_core.paths`)."""
     env = os.environ.get("LIC_ANCHORS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "resources" / "anchors"
+    return paths.anchors_dir()
 
 
 def list_anchor_datasets() -> list[str]:
@@ -109,7 +110,7 @@ def list_anchor_datasets() -> list[str]:
 def load_anchors(dataset: str = "kodak", metric: str = "psnr",
                  names: Optional[list[str]] = None) -> list[Curve]:
     """Published reference curves of ``dataset`` that report ``metric`` (see
-    ``resources/anchors/README.md`` for provenance).  ``names`` filters by file stem
+    ``lic_core/assets/anchors/README.md`` for provenance).  ``names`` filters by file stem
     (e.g. ``["jpeg", "webp", "vtm"]``).  Raises LicError for an unknown dataset."""
     metric = normalize_metric(metric)
     d = anchors_dir() / dataset

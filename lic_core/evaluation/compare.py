@@ -2,7 +2,7 @@
 
 Thin glue over :func:`lic_core.evaluation.bdrate.bd_rate` (Bjøntegaard 2001, VCEG-M33) and the
 :class:`~lic_core.evaluation.anchors.Curve` loaders, so ``lic eval`` results can be compared with
-``resources/anchors`` in one call.
+``lic_core/assets/anchors`` in one call.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def bd_rate_curves(test: Curve, reference: Curve, metric: str = "psnr") -> float
 
 def bd_rate_vs_anchor(test: Curve, anchor_id: str, dataset: str = "kodak",
                       metric: str = "psnr") -> float:
-    """BD-rate of ``test`` against the published anchor ``resources/anchors/DATASET/ID.json``."""
+    """BD-rate of ``test`` against the published anchor ``lic_core/assets/anchors/DATASET/ID.json``."""
     found = load_anchors(dataset, metric, names=[anchor_id])
     if not found:
         raise LicError(f"no {metric} anchor '{anchor_id}' for dataset '{dataset}'")

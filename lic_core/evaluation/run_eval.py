@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -28,6 +26,7 @@ import numpy as np
 from ..codecs.base import Codec, EncodeParams
 from ..codecs.registry import get_codec
 from ..errors import CodecUnavailableError, LicError
+from ..fileio import write_bytes_atomic
 from .anchors import RESULT_KEYS, normalize_metric
 from .target_bpp import encode_at_target_bpp
 
@@ -106,19 +105,8 @@ def _cache_key(image_sha: str, codec: Codec, point: dict, params: EncodeParams) 
 
 def _atomic_write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    text = json.dumps(obj, indent=2) + "\n"
+    write_bytes_atomic(path, text.encode(), overwrite=True)
 
 
 def _cache_path(cache_dir: Path, codec_name: str, key: str) -> Path:

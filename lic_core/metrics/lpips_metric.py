@@ -3,8 +3,8 @@
 The metric is ``lpips.LPIPS(net='alex', pnet_rand=True)`` from the ``lpips`` package: with
 ``pnet_rand=True`` torchvision builds an *untrained* AlexNet (no hub download), the package loads
 its own linear layers from its wheel, and we then load the ImageNet trunk strictly from
-``weights/lpips_alex.safetensors`` (converted by :mod:`lic_core.metrics.lpips_convert`; see
-``weights/lpips_alex.md``). Nothing here ever touches the network.
+``lic_core/assets/weights/lpips_alex.safetensors`` (converted by :mod:`lic_core.metrics.lpips_convert`; see
+``lic_core/assets/weights/lpips_alex.md``). Nothing here ever touches the network.
 
 Public API:
 
@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ImageError, ModelNotFoundError
+from ..paths import shipped_weights_dir
 
 WEIGHTS_ENV = "LIC_LPIPS_WEIGHTS"
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "lpips_alex.safetensors"
+DEFAULT_WEIGHTS = shipped_weights_dir() / "lpips_alex.safetensors"
 
 PathLike = Union[str, os.PathLike]
 
@@ -38,7 +39,7 @@ MIN_SIDE = 31
 
 
 def weights_path() -> Path:
-    """Where the converted trunk lives: ``$LIC_LPIPS_WEIGHTS`` or ``<repo>/weights/``."""
+    """Where the converted trunk lives: ``$LIC_LPIPS_WEIGHTS`` or the package's shipped weights."""
     env = os.environ.get(WEIGHTS_ENV)
     return Path(env) if env else DEFAULT_WEIGHTS
 

@@ -1,21 +1,13 @@
 """lic_core.quantizer: scalar quantizers and trellis-coded quantization of y (METHODS §1, §6.3).
 
+Quantizers choose symbols and describe their pmfs; they never code (the entropy coder does).
 Public API: :class:`Quantizer`, :func:`build_quantizer`, :data:`QUANTIZERS` (GUI labels,
-tooltips and defaults) and the concrete classes (imported lazily to keep imports light).
+tooltips and defaults) and the concrete classes.
 """
-from lic_core.quantizer.base import QUANTIZERS, Quantizer, QuantizerInfo, build_quantizer
+from .base import Quantizer
+from .registry import QUANTIZERS, QuantizerInfo, build_quantizer
+from .scalar import DeadZoneQuantizer, RdoqQuantizer, RoundQuantizer
+from .tcq import TcqQuantizer
 
-__all__ = ["QUANTIZERS", "Quantizer", "QuantizerInfo", "build_quantizer", "RoundQuantizer",
-           "DeadZoneQuantizer", "RdoqQuantizer", "TcqQuantizer"]
-
-
-def __getattr__(name: str):
-    if name in ("RoundQuantizer", "DeadZoneQuantizer", "RdoqQuantizer"):
-        from lic_core.quantizer import scalar
-
-        return getattr(scalar, name)
-    if name == "TcqQuantizer":
-        from lic_core.quantizer.tcq import TcqQuantizer
-
-        return TcqQuantizer
-    raise AttributeError(name)
+__all__ = ["QUANTIZERS", "DeadZoneQuantizer", "Quantizer", "QuantizerInfo", "RdoqQuantizer",
+           "RoundQuantizer", "TcqQuantizer", "build_quantizer"]

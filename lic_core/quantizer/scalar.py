@@ -5,21 +5,23 @@ units already scale the latent, §5), and ``q`` is coded under a **zero-mean** d
 whose std is the *table* value ``scale_table()[scale_index(σ)]`` (float64), never the raw network
 σ: a table index flips far more rarely than a float changes (§6.4).
 
-Coding layout (part of the bitstream spec): per (group, pass) one
-``constriction.stream.model.QuantizedGaussian(−K, K)`` call over all ``B·C·N`` symbols, flattened
-in C-contiguous order of the ``B×C×N`` tensor (batch, then channel, then position). Symbols are
-clamped to ``[−K, K]`` (K = 4096) before coding and before reconstruction, and clamps are counted.
+Coding layout (part of the bitstream spec): per (group, pass) one zero-mean
+:class:`~lic_core.entropy_model.symbols.QuantizedGaussianModel` over ``[−K, K]`` for all
+``B·C·N`` symbols, flattened in C-contiguous order of the ``B×C×N`` tensor (batch, then channel,
+then position). Symbols are clamped to ``[−K, K]`` (K = 4096) before coding and before
+reconstruction, and clamps are counted.
 """
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from lic_core.entropy_model.gaussian import scale_index, scale_table
-from lic_core.quantizer.base import Quantizer, check_shapes
+from ..entropy_model.gaussian import scale_table
+from ..entropy_model.symbols import QuantizedGaussianModel, SymbolPlan
+from .base import Quantizer, check_shapes
 
 #: symbol range of the scalar coder, [−K, K] (METHODS §6.3: K = 2¹²)
 SYMBOL_BOUND = 4096
@@ -30,9 +32,9 @@ MIN_CODED_PROB = 2.0 ** -24
 _SCALE_TABLE_64 = torch.from_numpy(scale_table())  # float64
 
 
-def table_std(scale: torch.Tensor) -> torch.Tensor:
-    """The float64 coding std of every element: ``scale_table()[scale_index(σ)]``."""
-    return _SCALE_TABLE_64[scale_index(scale).cpu()]
+def table_std(index: torch.Tensor) -> torch.Tensor:
+    """The float64 coding std of every element: ``scale_table()[index]``."""
+    return _SCALE_TABLE_64[index.cpu()]
 
 
 def gaussian_bits(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -61,35 +63,25 @@ class _ScalarQuantizer(Quantizer):
         # clamp here too, so the encoder's reconstruction equals what the decoder can decode
         return self._clamp(indices).to(torch.float32)
 
-    def bits(self, indices: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        check_shapes(indices, scale)
-        return gaussian_bits(self._clamp(indices).cpu(), table_std(scale)).to(indices.device)
+    def bits(self, indices: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        check_shapes(indices, index)
+        return gaussian_bits(self._clamp(indices).cpu(), table_std(index)).to(indices.device)
 
-    def encode(self, encoder: Any, indices: torch.Tensor, scale: torch.Tensor) -> int:
-        import constriction
-
-        check_shapes(indices, scale)
+    def symbol_plan(self, index: torch.Tensor,
+                    indices: Optional[torch.Tensor] = None) -> SymbolPlan:
+        check_shapes(indices, index)
+        if index.numel() == 0:
+            return torch.zeros(index.shape, dtype=torch.int64, device=index.device), 0
+        model = QuantizedGaussianModel(np.ascontiguousarray(table_std(index).reshape(-1).numpy()),
+                                       SYMBOL_BOUND)
+        if indices is None:  # decoding
+            got = yield model, None
+            return torch.from_numpy(got).reshape(index.shape).to(index.device), 0
         q = indices.detach().cpu().to(torch.int64)
         clamped = int(((q < -SYMBOL_BOUND) | (q > SYMBOL_BOUND)).sum())
-        symbols = self._clamp(q).reshape(-1).numpy().astype(np.int32)
-        if symbols.size == 0:
-            return clamped
-        std = np.ascontiguousarray(table_std(scale).reshape(-1).numpy())
-        model = constriction.stream.model.QuantizedGaussian(-SYMBOL_BOUND, SYMBOL_BOUND)
-        encoder.encode(symbols, model, np.zeros_like(std), std)
-        return clamped
-
-    def decode(self, decoder: Any, scale: torch.Tensor) -> torch.Tensor:
-        import constriction
-
-        check_shapes(None, scale)
-        if scale.numel() == 0:
-            return torch.zeros(scale.shape, dtype=torch.int64, device=scale.device)
-        std = np.ascontiguousarray(table_std(scale).reshape(-1).numpy())
-        model = constriction.stream.model.QuantizedGaussian(-SYMBOL_BOUND, SYMBOL_BOUND)
-        symbols = decoder.decode(model, np.zeros_like(std), std)
-        return torch.from_numpy(np.asarray(symbols, dtype=np.int64)).reshape(scale.shape).to(
-            scale.device)
+        q = self._clamp(q)
+        yield model, q.reshape(-1).numpy()
+        return q.to(indices.device), clamped
 
 
 class RoundQuantizer(_ScalarQuantizer):
@@ -97,8 +89,8 @@ class RoundQuantizer(_ScalarQuantizer):
 
     name = "round"
 
-    def quantize(self, residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        check_shapes(residual, scale)
+    def quantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        check_shapes(residual, index)
         return torch.round(residual.detach()).to(torch.int64)
 
 
@@ -120,8 +112,8 @@ class DeadZoneQuantizer(_ScalarQuantizer):
     def params(self) -> dict[str, Any]:
         return {"offset": self.offset}
 
-    def quantize(self, residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        check_shapes(residual, scale)
+    def quantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        check_shapes(residual, index)
         r = residual.detach()
         return (torch.sign(r) * torch.floor(r.abs() + self.offset)).to(torch.int64)
 
@@ -130,7 +122,7 @@ class RdoqQuantizer(_ScalarQuantizer):
     """Rate-distortion optimized scalar quantization (METHODS §1.2 item 4).
 
     Per element choose ``q ∈ {round(r), round(r) − sign(round(r)), 0}`` minimizing
-    ``J = (r − q)² + λ·bits(q | σ_table)`` with ``λ = c·Δ²`` (Δ = 1), ``c = ln2/6 ≈ 0.1155`` the
+    ``J = (r − q)² + λ·bits(q | σ_table[index])`` with ``λ = c·Δ²`` (Δ = 1), ``c = ln2/6 ≈ 0.1155`` the
     high-rate slope ``−dD/dR`` of entropy-coded uniform quantization. ``bits`` is the same table
     pmf the coder uses. Ties keep the earlier candidate, so c = 0 is exactly rounding.
     """
@@ -146,10 +138,10 @@ class RdoqQuantizer(_ScalarQuantizer):
     def params(self) -> dict[str, Any]:
         return {"c": self.c}
 
-    def quantize(self, residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        check_shapes(residual, scale)
+    def quantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        check_shapes(residual, index)
         r = residual.detach().cpu().to(torch.float64)
-        std = table_std(scale)
+        std = table_std(index)
         raw = torch.round(r)
         q0 = self._clamp(raw)
         best_q = q0

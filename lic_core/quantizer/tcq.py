@@ -25,9 +25,10 @@ level of Q_j whose index has parity p, plus k = 0 for p = 0, restricted to the s
 parity-preserving clamp, so the search never emits an index the coder cannot code.
 
 **Coding (§1.4, §6.3).** Per channel step t, the S symbols split by quantizer j = s ≫ 1; the Q0
-subset (in stream order), then the Q1 subset, each go through one
-``constriction.stream.model.Categorical(perfect=False)`` call whose rows are the table rows of
-each symbol, cut to the largest support ``K_c`` within that call; the coded symbol is ``k + K_c``.
+subset (in stream order), then the Q1 subset, each become one
+:class:`~lic_core.entropy_model.symbols.CategoricalModel` chunk of the symbol plan whose rows are
+the table rows of each symbol, cut to the largest support ``K_c`` within that chunk; the coded
+table entry is ``k + K_c``.  The entropy coder codes the chunks; the plan replays the states.
 """
 from __future__ import annotations
 
@@ -35,13 +36,14 @@ import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from lic_core.entropy_model.gaussian import scale_index, scale_table
-from lic_core.quantizer.base import Quantizer, check_shapes
+from ..entropy_model.gaussian import scale_table
+from ..entropy_model.symbols import CategoricalModel, SymbolPlan
+from .base import Quantizer, check_shapes
 
 #: next state = TRANSITIONS[state][parity of k] (METHODS §1.3 table)
 TRANSITIONS: tuple[tuple[int, int], ...] = ((0, 2), (2, 0), (1, 3), (3, 1))
@@ -337,12 +339,12 @@ class TcqQuantizer(Quantizer):
     def params(self) -> dict[str, Any]:
         return {"delta_u": self.delta_u, "c": self.c}
 
-    def quantize(self, residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        check_shapes(residual, scale)
+    def quantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        check_shapes(residual, index)
         if residual.numel() == 0:
             return torch.zeros(residual.shape, dtype=torch.int64, device=residual.device)
         r = to_streams(residual.detach().cpu()).numpy().astype(np.float64)
-        sidx = to_streams(scale_index(scale).cpu()).numpy()
+        sidx = to_streams(index.cpu()).numpy()
         k, _ = _viterbi(r, sidx, self.delta_u, self.lam, self.tables)
         return from_streams(torch.from_numpy(k), residual.shape).to(residual.device)
 
@@ -357,12 +359,12 @@ class TcqQuantizer(Quantizer):
         k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
         return from_streams(torch.from_numpy(_replay_states(k)), indices.shape).to(indices.device)
 
-    def bits(self, indices: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        check_shapes(indices, scale)
+    def bits(self, indices: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        check_shapes(indices, index)
         k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
-        sidx = to_streams(scale_index(scale).cpu()).numpy()
+        sidx = to_streams(index.cpu()).numpy()
         j = _replay_states(k) >> 1
-        k = np.sign(k) * _clamp_parity(np.abs(k), self.tables.support[sidx])  # as encode() does
+        k = np.sign(k) * _clamp_parity(np.abs(k), self.tables.support[sidx])  # as coded
         b = torch.from_numpy(_table_bits(self.tables, sidx, j, k))
         return from_streams(b, indices.shape).to(indices.device)
 
@@ -373,59 +375,40 @@ class TcqQuantizer(Quantizer):
         rows = tab.pmf[sidx, j, tab.k_max - kc: tab.k_max + kc + 1]
         return np.ascontiguousarray(rows), kc
 
-    def encode(self, encoder: Any, indices: torch.Tensor, scale: torch.Tensor) -> int:
-        import constriction
-
-        check_shapes(indices, scale)
-        if indices.numel() == 0:
-            return 0
-        k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
-        sidx = to_streams(scale_index(scale).cpu()).numpy()
+    def symbol_plan(self, index: torch.Tensor,
+                    indices: Optional[torch.Tensor] = None) -> SymbolPlan:
+        check_shapes(indices, index)
+        if index.numel() == 0:
+            return torch.zeros(index.shape, dtype=torch.int64, device=index.device), 0
+        sidx = to_streams(index.cpu()).numpy()
+        S, L = sidx.shape
+        encoding = indices is not None
+        k = (np.array(to_streams(indices.detach().cpu().to(torch.int64)).numpy())
+             if encoding else np.empty((S, L), dtype=np.int64))
         support = self.tables.support
-        S, L = k.shape
         s = np.zeros(S, dtype=np.int64)
         clamped = 0
-        model = constriction.stream.model.Categorical(perfect=False)
         for t in range(L):
-            kt, it = k[:, t], sidx[:, t]
-            K = support[it]
-            mag = np.abs(kt)
-            over = mag > K
-            if over.any():  # parity-preserving clamp keeps the decoder's state path intact
-                clamped += int(over.sum())
-                fix = np.where((K - mag) % 2 == 0, K, K - 1)
-                kt = np.sign(kt) * np.where(over, fix, mag)
+            it = sidx[:, t]
+            if encoding:
+                kt = k[:, t]
+                K = support[it]
+                mag = np.abs(kt)
+                over = mag > K
+                if over.any():  # parity-preserving clamp keeps the decoder's state path intact
+                    clamped += int(over.sum())
+                    kt = np.sign(kt) * _clamp_parity(mag, K)
+            else:
+                kt = np.empty(S, dtype=np.int64)
             j = s >> 1
             for jj in (0, 1):  # Q0 subset first, then Q1 (format)
                 sel = j == jj
                 if not sel.any():
                     continue
                 rows, kc = self._rows(it[sel], jj)
-                encoder.encode((kt[sel] + kc).astype(np.int32), model, rows)
-            s = _T_NP[s, kt & 1]
-        return clamped
-
-    def decode(self, decoder: Any, scale: torch.Tensor) -> torch.Tensor:
-        import constriction
-
-        check_shapes(None, scale)
-        if scale.numel() == 0:
-            return torch.zeros(scale.shape, dtype=torch.int64, device=scale.device)
-        sidx = to_streams(scale_index(scale).cpu()).numpy()
-        S, L = sidx.shape
-        k = np.empty((S, L), dtype=np.int64)
-        s = np.zeros(S, dtype=np.int64)
-        model = constriction.stream.model.Categorical(perfect=False)
-        for t in range(L):
-            it = sidx[:, t]
-            j = s >> 1
-            kt = np.empty(S, dtype=np.int64)
-            for jj in (0, 1):
-                sel = j == jj
-                if not sel.any():
-                    continue
-                rows, kc = self._rows(it[sel], jj)
-                kt[sel] = np.asarray(decoder.decode(model, rows), dtype=np.int64) - kc
+                got = yield CategoricalModel(rows, kc), (kt[sel] if encoding else None)
+                if not encoding:
+                    kt[sel] = got
             k[:, t] = kt
             s = _T_NP[s, kt & 1]
-        return from_streams(torch.from_numpy(k), scale.shape).to(scale.device)
+        return from_streams(torch.from_numpy(k), index.shape).to(index.device), clamped

@@ -12,8 +12,9 @@
 * ``export`` — evaluates the newest checkpoint on Kodak with real bitstreams (6 slider points),
   writes fp16 weights + model card (cumulative CPU-hours and steps, recipe, data, BD-rates vs
   JPEG / WebP / AVIF, the learning curve as a PNG) + the RD JSON, and says whether the result
-  beats the shipped weights by the required margin; ``--install`` then copies them into
-  ``weights/`` and ``benchmarks/results/classical/``.
+  beats the shipped weights by the required margin; ``--install`` then copies them into the
+  codecs' weights folder (``lic_core/assets/weights/``, or ``$LIC_WEIGHTS_DIR``;
+  :func:`lic_core.paths.weights_dir`) and the RD JSON into ``benchmarks/results/classical/``.
 
 The run folder is git-ignored: it survives only while the same machine carries on, so every
 session exports (and commits weights that improve) before it stops.
@@ -34,10 +35,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import LicError
+from ..paths import shared_dir, source_checkout, weights_path
+from ..paths import weights_dir as default_weights_dir
 from .checkpoint import latest_checkpoint
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("LIC_SHARED_DIR", ROOT.parent / "shared"))
+#: the campaign lives in a source checkout (its runs/ and benchmarks/results/), else here
+ROOT = source_checkout() or Path.cwd()
+SHARED = shared_dir() or Path(os.environ.get("LIC_SHARED_DIR") or ROOT.parent / "shared")
 DEFAULT_DIR = ROOT / "runs" / "campaign"
 DEFAULT_NAME = "lic-lgem-preview"
 CKPT_MINUTES = 8.0
@@ -106,8 +110,7 @@ def _now() -> str:
 
 
 def shipped_weights(name: str = DEFAULT_NAME) -> Optional[Path]:
-    from ..models import weights_path
-
+    """The weights the codec ships with now (``$LIC_WEIGHTS_DIR`` honoured), if any."""
     p = weights_path(name)
     return p if p.is_file() else None
 
@@ -418,10 +421,7 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
     (out / f"{name}.rd.json").write_text(json.dumps(rd_json(name, card), indent=1) + "\n")
 
     # compare with the shipped weights of the same name (their card's own Kodak evaluation)
-    wdir = Path(weights_dir) if weights_dir else None
-    if wdir is None:
-        from ..models import WEIGHTS_DIR
-        wdir = WEIGHTS_DIR
+    wdir = Path(weights_dir) if weights_dir else default_weights_dir()
     shipped_json = wdir / f"{name}.json"
     gain = None
     if shipped_json.is_file():
@@ -455,6 +455,7 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
             results_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy2(out / f"{name}.rd.json", results_dir / f"{name}.json")
             summary["installed"] = True
+            summary["installed_into"] = str(wdir)
     return summary
 
 
@@ -484,9 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--eval-dir")
     e.add_argument("--eval-limit", type=int)
     e.add_argument("--install", action="store_true",
-                   help=f"copy into weights/ if it beats the shipped weights by ≥ {MIN_GAIN_PCT} %")
+                   help="copy into the weights folder (and the RD JSON into "
+                        "benchmarks/results/classical/) if it beats the shipped weights by "
+                        f"≥ {MIN_GAIN_PCT} %")
     e.add_argument("--force-install", action="store_true", help="install even if not better")
-    e.add_argument("--weights-dir", help="where shipped weights live (default weights/)")
+    e.add_argument("--weights-dir", help="where shipped weights live (default "
+                                         "lic_core/assets/weights, or $LIC_WEIGHTS_DIR)")
     h = sub.add_parser("handoff", help="write the newest weights as a small file for a device")
     h.add_argument("--from", dest="src", help="run folder or checkpoint (default the campaign's)")
     h.add_argument("--to", required=True)
@@ -526,7 +530,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"  vs shipped {s['name']}: " + (f"{g:+.2f} % BD-rate saving" if g is not None
                                                    else "not comparable"))
             if "installed" in s:
-                print("  installed into weights/" if s["installed"]
+                print(f"  installed into {s['installed_into']}" if s["installed"]
                       else f"  NOT installed: {s['why_not']}")
         return 0
     except LicError as exc:

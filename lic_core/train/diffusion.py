@@ -3,7 +3,7 @@
 The codec is frozen (eval mode, no gradients). Per batch a rate slider value u ~ U[0, 1] is drawn
 per crop, so one decoder serves the whole rate range. Latents come from the codec's real
 quantization path when it exposes ``quantized_latents(x, u) -> ŷ``; otherwise from its eval-mode
-``forward(x, u)["y_hat"]``, which for :class:`lic_core.model.LicModel` is exact rounding around the
+``forward(x, u)["y_hat"]``, which for :class:`lic_core.models.lgem.LicModel` is exact rounding around the
 predicted means in the gained domain (``μG + round(yG − μG)``, divided by G) with the same
 two-pass checkerboard means as the coder: the deployed "round" quantizer's ŷ. The texture latents
 are ``codec.g_s.forward_features(ŷ)``.
@@ -252,7 +252,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stage applies :data:`DEFAULTS` in :func:`run`."""
     p = parser
     p.add_argument("--model", default=None, help="codec to condition on (lic-lgem)")
-    p.add_argument("--codec-weights", default=None, help="codec .safetensors (default weights/)")
+    p.add_argument("--codec-weights", default=None, help="codec .safetensors (default lic_core/assets/weights/)")
     p.add_argument("--random-codec", action="store_true", default=None,
                    help="untrained codec (smoke tests only)")
     p.add_argument("--data", default=None, help="folder of training photos")

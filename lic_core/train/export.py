@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import LicError
+from ..paths import weights_dir
 from .checkpoint import load_checkpoint
 from .loop import resolve_model
 from .validate import CARD_U_VALUES, evaluate, refresh_tables
@@ -55,7 +56,8 @@ def rebuild_model(ck: dict) -> nn.Module:
     return resolve_model(name)
 
 
-def export_checkpoint(ckpt: Union[str, Path], name: str, out_dir: Union[str, Path] = "weights",
+def export_checkpoint(ckpt: Union[str, Path], name: str,
+                      out_dir: Union[str, Path, None] = None,
                       preview: bool = False, eval_dir: Optional[Union[str, Path]] = None,
                       eval_limit: Optional[int] = None,
                       u_values: Sequence[float] = CARD_U_VALUES, use_ema: bool = True,
@@ -64,6 +66,7 @@ def export_checkpoint(ckpt: Union[str, Path], name: str, out_dir: Union[str, Pat
                       augment: Optional[Callable[[dict], dict]] = None) -> dict:
     """Write ``<out_dir>/<name>.{safetensors,json,md}`` from a checkpoint; returns the card.
 
+    ``out_dir`` defaults to the codecs' weights folder (:func:`lic_core.paths.weights_dir`).
     ``augment(card) -> card`` may add fields after the evaluation and before anything is
     written (the campaign adds CPU-hours, BD-rates, the label and the learning curve).
     """
@@ -71,7 +74,7 @@ def export_checkpoint(ckpt: Union[str, Path], name: str, out_dir: Union[str, Pat
         raise ExportError(f"bad model name {name!r}")
     if len(u_values) < 6 and eval_dir:
         raise ExportError("the model card needs at least 6 slider points")
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir) if out_dir is not None else weights_dir()
     st_path = out_dir / f"{name}.safetensors"
     if st_path.exists() and not force:
         raise ExportError(f"{st_path} exists (use --force to overwrite)")

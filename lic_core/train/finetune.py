@@ -5,12 +5,12 @@ Stage-1 training sees noise/STE proxies; at inference the synthesis transform ge
 quantized by rounding, RDOQ or trellis-coded quantization (TCQ reconstructions lie on a finer
 grid, Δ_u ≈ 0.56, that g_s never saw).  Here the encoder, hyperprior, context model and forward
 gains are frozen; every step quantizes a batch with :func:`lic_core.codecs.learned.quantized_latents`
-— literally the function ``compress()`` runs, minus the range coder (tests prove both give the same
+— the latent codec's steps that ``compress()`` runs, minus the range coder (tests prove both give the same
 ŷ) — and trains g_s and the inverse gains G' on the result with the rate-weighted distortion
 Σ λ_s·255²·MSE (the rate is constant w.r.t. the decoder, §1.5 step 3).
 
 The result is a small file holding only the decoder weights,
-``weights/<model>-ft-<quantizer>.safetensors``; the codec uses it for that quantizer on both sides
+``lic_core/assets/weights/<model>-ft-<quantizer>.safetensors``; the codec uses it for that quantizer on both sides
 and mixes its hash into the ``.lic`` header's weights hash, so files coded with and without the
 fine-tuned decoder can never be confused.
 """
@@ -25,16 +25,15 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..codecs.learned import quantized_latents
 from ..errors import LicError
-from ..models import load_model, weights_path
+from ..models import load_model
+from ..paths import finetuned_path
 from ..quantizer import build_quantizer
 
+__all__ = ["FT_KEYS", "decoder_state", "finetune", "finetuned_path", "save_finetuned"]
+
 FT_KEYS = ("g_s.", "gains.inv_gain.")
-
-
-def finetuned_path(model_name: str, quantizer: str, weights_dir: Optional[Path] = None) -> Path:
-    base = weights_path(model_name).parent if weights_dir is None else Path(weights_dir)
-    return base / f"{model_name}-ft-{quantizer}.safetensors"
 
 
 def decoder_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -47,7 +46,6 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
              quantizer_params: Optional[dict] = None,
              log: Callable[[str], None] = print) -> dict:
     """Fine-tune ``model.g_s`` (+ G') in place on real quantized latents; returns a summary."""
-    from ..codecs.learned import quantized_latents
     from .data import ImageFolderCrops
 
     q = build_quantizer(quantizer, **(quantizer_params or {}))
@@ -121,7 +119,7 @@ def _serialize(state, meta) -> bytes:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="lic-lgem-preview", help="registry name with shipped weights")
-    p.add_argument("--weights", default=None, help="weights file (default weights/<model>.safetensors)")
+    p.add_argument("--weights", default=None, help="weights file (default <weights dir>/<model>.safetensors)")
     p.add_argument("--data", required=True, help="folder of training photos")
     p.add_argument("--quantizer", default="tcq", choices=["round", "deadzone", "rdoq", "tcq"])
     p.add_argument("--quantizer-param", action="append", default=[], metavar="KEY=VALUE")
@@ -132,7 +130,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--time-budget-min", type=float, default=0.0)
-    p.add_argument("--out", default=None, help="output file (default weights/<model>-ft-<q>.safetensors)")
+    p.add_argument("--out", default=None, help="output file (default <weights dir>/<model>-ft-<q>.safetensors)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 

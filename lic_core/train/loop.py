@@ -299,7 +299,7 @@ class LevelStats:
     def summary(self) -> dict:
         levels = {}
         tot = 0.0
-        for s, (l, b, m, p, k) in self.sums.items():
+        for s, (l, b, _m, p, k) in self.sums.items():
             tot += l
             if k:
                 levels[str(s)] = {"lambda": self.lambdas[s], "loss": l / k, "bpp": b / k,

@@ -10,7 +10,6 @@ pytest.importorskip("pytestqt")
 
 from lic_core.codecs import get_codec
 from lic_core.codecs import registry as _registry
-
 from studio_helpers import FAKE, FakeLearnedCodec, make_window
 
 

@@ -18,8 +18,9 @@ MODES = [(mode, n, diff) for mode in ("split", "side", "flicker") for n in (2, 3
 # ---------------------------------------------------------------------------- item 1: fits
 
 def test_window_opens_no_larger_than_the_screen(qtbot):
-    from app.qt_settings import fit_size
     from PySide6.QtCore import QSize
+
+    from app.qt_settings import fit_size
 
     win = make_window(qtbot, size=None)
     avail = win.screen().availableGeometry().size()

@@ -7,10 +7,10 @@ Modules: :mod:`.dct` (orthonormal DCT-II), :mod:`.schedules` (blur + cosine-logS
 """
 from .blurring import diffuse, eps_loss, posterior_step, sample, x0_estimate
 from .dct import dct2, dct_matrix, idct2
-from .decoder import DiffusionDecoder, config_for_codec, resolve_device
+from .decoder import DiffusionDecoder, config_for_codec, decode_latent, resolve_device
 from .schedules import BlurSchedule
 from .unet import CondUNet, DiffusionConfig
 
-__all__ = ["BlurSchedule", "CondUNet", "DiffusionConfig", "DiffusionDecoder", "config_for_codec",
+__all__ = ["BlurSchedule", "CondUNet", "DiffusionConfig", "DiffusionDecoder", "config_for_codec", "decode_latent",
            "dct2", "dct_matrix", "diffuse", "eps_loss", "idct2", "posterior_step",
            "resolve_device", "sample", "x0_estimate"]

@@ -4,7 +4,7 @@ Usage (what the codec's decode path does)::
 
     y_hat = ...                                        # B×M×h×w, un-gained ŷ (what g_s eats)
     feats = model.g_s.forward_features(y_hat)          # (x̂_mse, [H/2, H/4, H/8] features)
-    dec = DiffusionDecoder.load("weights/lic-diffusion.safetensors")
+    dec = DiffusionDecoder.load(weights_path("lic-diffusion"))  # lic_core.paths
     x = dec.decode(y_hat, feats, steps=header.diffusion_steps, seed=header.diffusion_seed)
     # x: B×3×(16h)×(16w) float32 in [0, 1] on the CPU; the codec crops to the image size.
 
@@ -23,15 +23,14 @@ import torch
 from torch import Tensor, nn
 
 from ...errors import CodecUnavailableError, LicError, ModelNotFoundError
+from ...paths import weights_path
 from .blurring import sample
 from .unet import CondUNet, DiffusionConfig, count_parameters
 
-__all__ = ["DiffusionDecoder", "DecodeCallback", "config_for_codec", "resolve_device", "FORMAT_TAG",
-           "WEIGHTS_DIR", "DEFAULT_NAME"]
+__all__ = ["DiffusionDecoder", "DecodeCallback", "config_for_codec", "decode_latent",
+           "resolve_device", "FORMAT_TAG", "DEFAULT_NAME"]
 
 FORMAT_TAG = "lic-diffusion-v1"
-#: Where the product weights live (written by ``lic train --stage diffusion --export``).
-WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "weights"
 DEFAULT_NAME = "lic-diffusion"
 #: ``callback(step_index, total_steps, x0_hat)`` with x0_hat a B×3×H×W CPU tensor in [0, 1].
 #: It may raise :class:`lic_core.errors.CancelledError` to stop the decode.
@@ -215,11 +214,12 @@ class DiffusionDecoder(nn.Module):
     @classmethod
     def load_default(cls, name: str = DEFAULT_NAME,
                      device: Optional[Union[str, torch.device]] = None) -> "DiffusionDecoder":
-        """``weights/<name>.safetensors``; ModelNotFoundError (one line) when it is not there."""
-        path = WEIGHTS_DIR / f"{name}.safetensors"
+        """``<weights dir>/<name>.safetensors`` (:mod:`lic_core.paths`); ModelNotFoundError (one
+        line) when it is not there."""
+        path = weights_path(name)
         if not path.is_file():
-            raise ModelNotFoundError(f"no trained diffusion decoder '{name}' (weights/{name}"
-                                     ".safetensors); train it with lic train --stage diffusion")
+            raise ModelNotFoundError(f"no trained diffusion decoder '{name}' ({path}); train it "
+                                     "with lic train --stage diffusion")
         return cls.load(path, device=device)
 
     def weights_id(self) -> bytes:
@@ -232,7 +232,7 @@ class DiffusionDecoder(nn.Module):
 def config_for_codec(codec_model: nn.Module, **overrides: Any) -> DiffusionConfig:
     """DiffusionConfig whose contexts match a LicModel: probe g_s with a dummy ŷ."""
     cfg = getattr(codec_model, "config", None)
-    m = int(getattr(cfg, "M"))
+    m = int(cfg.M)
     g_s = codec_model.g_s
     p = next(codec_model.parameters())
     with torch.no_grad():
@@ -249,3 +249,13 @@ def config_for_codec(codec_model: nn.Module, **overrides: Any) -> DiffusionConfi
         for k in ("dim", "mults", "blocks", "attn_heads", "attn_dim_head", "steps", "name"):
             base.setdefault(k, tiny[k])
     return DiffusionConfig(**base)
+
+
+def decode_latent(decoder: DiffusionDecoder, g_s: nn.Module, y_hat_gained: Tensor, gains: dict,
+                  steps: int, seed: int,
+                  callback: Optional[DecodeCallback] = None) -> Tensor:
+    """The codec's diffusion decode: sample x ~ p(x | ŷ) conditioned on ŷ and g_s's features
+    (METHODS §3.3); ``y_hat_gained`` is the latent codec's ŷ⊙G, un-gained here with G'."""
+    y_hat = y_hat_gained * gains["G_inv"]
+    feats = g_s.forward_features(y_hat)
+    return decoder.decode(y_hat, feats, steps=steps, seed=seed, callback=callback, device=None)

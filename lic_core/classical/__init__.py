@@ -1,1 +1,0 @@
-"""lic_core.classical"""

@@ -1,0 +1,110 @@
+"""Hyperprior latent coding: z with the factorized prior, then y (METHODS §2.1, §6.1 item 6, §6.3).
+
+* z: ``v = round(z̄ − median_c)`` clamped to channel c's table support (clamps are counted), coded
+  with the prior's stored float64 per-channel tables (:func:`lic_core.entropy_coder.encode_z`);
+  ``ẑ = v + median_c``.
+* y: a y codec (:mod:`.checkerboard` or :mod:`.gaussian_conditional`) on one
+  :class:`~lic_core.entropy_coder.symbols.SymbolEncoder`.
+
+Sections of the ``.lic`` file: ``[z, y]``.
+"""
+from __future__ import annotations
+
+from typing import Optional, Protocol
+
+import numpy as np
+import torch
+
+from ..entropy_coder import decode_z, encode_z, z_bits
+from ..entropy_coder.symbols import SymbolDecoder, SymbolEncoder
+from ..entropy_model.factorized import FactorizedPrior
+from ..quantizer.base import Quantizer
+from .base import DecodeSteps, EncodeSteps, LatentCoding, StepHook, StepRunner, YPasses
+
+
+class YCodec(Protocol):
+    num_steps: int
+
+    def run(self, z_hat_gained: torch.Tensor, gains: dict, runner: StepRunner,
+            y_bar: Optional[torch.Tensor] = None,
+            on_step: Optional[StepHook] = None) -> YPasses: ...
+
+
+class FactorizedZCodec:
+    """The hyper-latent z under a :class:`FactorizedPrior` (its stored coding tables)."""
+
+    def __init__(self, prior: FactorizedPrior) -> None:
+        self.prior = prior
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.prior.tables()
+
+    def symbols(self, z_gained: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Integer symbols relative to the medians, clamped to each channel's table support."""
+        _, offset, length = self.tables()
+        med = self.prior.medians()[None, :, None, None]
+        sym = torch.round(z_gained - med).to(torch.int64)
+        lo = torch.as_tensor(offset)[None, :, None, None]
+        hi = lo + torch.as_tensor(length)[None, :, None, None] - 1
+        clamped = int(((sym < lo) | (sym > hi)).sum())
+        return torch.maximum(torch.minimum(sym, hi), lo), clamped
+
+    def dequantize(self, symbols: torch.Tensor) -> torch.Tensor:
+        """ẑ⊙H = v + median (float32)."""
+        return symbols.to(torch.float32) + self.prior.medians()[None, :, None, None]
+
+    def encode(self, symbols: torch.Tensor) -> bytes:
+        """The z section of one image (``1×N×hz×wz`` symbols)."""
+        pmf, offset, length = self.tables()
+        data, _ = encode_z(symbols[0].cpu().numpy(), pmf, offset, length)
+        return data
+
+    def decode(self, data: bytes, hz: int, wz: int) -> torch.Tensor:
+        """``1×N×hz×wz`` int64 symbols (LicFormatError on a corrupt stream)."""
+        pmf, offset, length = self.tables()
+        sym = decode_z(data, pmf, offset, (self.prior.channels, hz, wz), length)
+        return torch.from_numpy(sym)[None]
+
+    def bits(self, symbols: torch.Tensor) -> np.ndarray:
+        """Ideal −log2 p of every symbol of one image (N×hz×wz float64)."""
+        pmf, offset, length = self.tables()
+        return z_bits(symbols[0].cpu().numpy(), pmf, offset, length)
+
+
+class HyperpriorLatentCodec:
+    """z, then y: the latent pipeline of every learned codec in lic_core."""
+
+    def __init__(self, z: FactorizedZCodec, y: YCodec) -> None:
+        self.z = z
+        self.y = y
+
+    @torch.no_grad()
+    def compress(self, y_bar: torch.Tensor, z_bar: torch.Tensor, gains: dict,
+                 quantizer: Quantizer, code: bool = True,
+                 on_step: Optional[StepHook] = None) -> LatentCoding:
+        """Quantize (and with ``code`` entropy-code) gained latents ``ȳ = y⊙G``, ``z̄``.
+
+        ``code=False`` is the quantize-only run of decoder fine-tuning (any batch size); it takes
+        the very same steps, so its ŷ is the ŷ a file would hold.
+        """
+        sym, z_clamped = self.z.symbols(z_bar)
+        z_hat = self.z.dequantize(sym)
+        encoder = SymbolEncoder() if code else None
+        runner = EncodeSteps(quantizer, encoder)
+        y = self.y.run(z_hat, gains, runner, y_bar=y_bar, on_step=on_step)
+        out = LatentCoding(y=y, z_symbols=sym, z_hat=z_hat, clamped=z_clamped + runner.clamped)
+        if encoder is not None:
+            out.sections = [self.z.encode(sym), encoder.to_bytes()]
+            out.bits_z = self.z.bits(sym)
+        return out
+
+    @torch.no_grad()
+    def decompress(self, sections: list[bytes], latent_size: tuple[int, int], gains: dict,
+                   quantizer: Quantizer, on_step: Optional[StepHook] = None) -> LatentCoding:
+        """ŷ from the ``[z, y]`` sections; ``latent_size`` = (hz, wz) of z (padded size / 64)."""
+        sym = self.z.decode(sections[0], *latent_size)
+        z_hat = self.z.dequantize(sym)
+        decoder = SymbolDecoder(sections[1], what="y stream")
+        y = self.y.run(z_hat, gains, DecodeSteps(quantizer, decoder), on_step=on_step)
+        decoder.finish()
+        return LatentCoding(y=y, z_symbols=sym, z_hat=z_hat, sections=list(sections))

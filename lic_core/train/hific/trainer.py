@@ -1,0 +1,393 @@
+"""HiFiC training: ``lic train --stage hific-1`` (rate + MSE + LPIPS) and ``--stage hific-2`` (+ GAN).
+
+METHODS §4.2–4.4:
+
+* stage 1 trains E, G, the hyperprior and the gain units with
+  ``C/λ'·r + C·C_D·MSE₂₅₅ + w_P·LPIPS`` (the official "mselpips" model);
+* stage 2 starts from stage-1 weights (``--init``) and adds ``−C_P·log D(x̂, ŷ)`` with **one D step
+  per G step** (training G/D from scratch is unstable, §4.3);
+* Adam, lr 1e-4 (×0.1 after ``--lr-drop`` steps, official 500k); the auxiliary quantile loss of
+  the factorized prior has its own Adam (lr 1e-3);
+* one gain level per batch (§4.4), its rate target r_t = ``config.targets[level]``;
+* data: random 256 crops after a random downscale in [0.75, 0.95] (``ImageFolderCrops``).
+
+The D step reuses the G step's reconstruction (detached) on the same batch; the official code
+feeds D a separate sub-batch.  Same expected gradient, one forward pass cheaper.
+
+Checkpoints (``<out>/ckpt-<step>.pt``, :mod:`lic_core.train.checkpoint`) hold the model, D, the
+three optimizers and the step: ``--resume`` continues exactly; ``--init`` loads weights alone (a
+checkpoint's ``model`` or a ``.safetensors``) with fresh optimizers and step 0 (stage 1 → 2).
+At the end the model is exported (fp16 safetensors + model card) to ``--export`` or
+``<out>/<config name>-<stage>.safetensors``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ...errors import LicError
+from ...models.hific import HificModel, count_parameters, get_config
+from ..losses.perceptual import PerceptualFn, TinyPerceptual, default_perceptual
+from .discriminator import HificDiscriminator, build_discriminator
+from .losses import DEFAULT_LOSS, HificLossConfig, discriminator_loss, generator_loss
+
+STAGES = ("hific-1", "hific-2")
+DEFAULTS = dict(steps=200_000, batch=8, crop=256, lr=1e-4, aux_lr=1e-3, seed=0, workers=4,
+                downscale=(0.75, 0.95), log_every=100, ckpt_every=5000, keep=2, lr_drop=500_000,
+                hific_config="hific-small", perceptual="lpips")
+
+
+class HificTrainError(LicError):
+    """A HiFiC training run cannot start (bad stage, missing data or weights)."""
+
+
+class HificTrainer:
+    """One model (+ D in stage 2), its optimizers and the step counter.
+
+    ``train_step(x)`` does one G step (and, in stage 2, one D step) and returns a log dict.
+    ``perceptual`` is any ``f(x_hat, x) -> scalar`` (LPIPS in the product, a tiny random net in
+    tests, None to drop the term).
+    """
+
+    def __init__(self, model: HificModel, stage: str, perceptual: Optional[PerceptualFn] = None,
+                 discriminator: Optional[HificDiscriminator] = None, lr: float = 1e-4,
+                 aux_lr: float = 1e-3, loss_cfg: HificLossConfig = DEFAULT_LOSS,
+                 lr_drop: int = 500_000, seed: int = 0, amp: bool = False) -> None:
+        if stage not in STAGES:
+            raise HificTrainError(f"unknown HiFiC stage {stage!r} (choose {', '.join(STAGES)})")
+        self.model = model
+        self.stage = stage
+        self.perceptual = perceptual
+        self.loss_cfg = loss_cfg
+        self.lr, self.lr_drop = lr, lr_drop
+        self.amp = amp
+        self.opt = torch.optim.Adam(model.main_parameters(), lr=lr)
+        self.aux_opt = torch.optim.Adam(model.aux_parameters(), lr=aux_lr)
+        self.disc: Optional[HificDiscriminator] = None
+        self.opt_d = None
+        if stage == "hific-2":
+            self.disc = discriminator or build_discriminator(model.config)
+            self.disc.to(next(model.parameters()).device)
+            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lr)
+        self.step = 0
+        self.rng = torch.Generator().manual_seed(seed)
+
+    # -- schedule -------------------------------------------------------------------------
+    def _set_lr(self) -> None:
+        lr = self.lr * (0.1 if self.step >= self.lr_drop else 1.0)
+        for opt in (self.opt, self.opt_d):
+            if opt is not None:
+                for g in opt.param_groups:
+                    g["lr"] = lr
+
+    def sample_level(self) -> tuple[float, float]:
+        """(u, r_t) of a uniformly drawn gain level (one level per batch, §4.4)."""
+        n = self.model.config.levels
+        s = int(torch.randint(n, (1,), generator=self.rng))
+        return (s / (n - 1) if n > 1 else 0.0), float(self.model.config.targets[s])
+
+    # -- steps ----------------------------------------------------------------------------
+    def _autocast(self, x: torch.Tensor):
+        return torch.autocast(device_type=x.device.type, dtype=torch.bfloat16,
+                              enabled=self.amp and x.device.type == "cuda")
+
+    def g_step(self, x: torch.Tensor, u: float, target: float) -> tuple[dict, dict]:
+        """One update of E, G, hyperprior and gains (D frozen); returns (model out, logs)."""
+        self.model.train()
+        with self._autocast(x):
+            out = self.model(x, u)
+            loss, logs = generator_loss(out, x, target, self.step, self.perceptual,
+                                        self.disc, self.loss_cfg)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        aux = self.model.aux_loss()
+        self.aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        self.aux_opt.step()
+        logs["aux"] = float(aux.detach())
+        return out, logs
+
+    def d_step(self, x: torch.Tensor, out: dict) -> dict:
+        """One D update on (x, x̂) conditioned on ŷ, both detached (no gradient to E/G)."""
+        assert self.disc is not None and self.opt_d is not None
+        self.disc.train()
+        with self._autocast(x):
+            loss, logs = discriminator_loss(self.disc, x, out["x_hat"], out["y_hat"])
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return logs
+
+    def train_step(self, x: torch.Tensor, u: Optional[float] = None,
+                   target: Optional[float] = None) -> dict:
+        self._set_lr()
+        if u is None or target is None:
+            u, target = self.sample_level()
+        out, logs = self.g_step(x, u, target)
+        if self.disc is not None:
+            logs.update(self.d_step(x, out))
+        self.step += 1
+        logs.update(step=self.step, u=u, target=target)
+        return logs
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "aux_optimizer": self.aux_opt.state_dict(),
+                "disc": self.disc.state_dict() if self.disc is not None else None,
+                "disc_optimizer": self.opt_d.state_dict() if self.opt_d is not None else None,
+                "step": self.step, "stage": self.stage, "model_name": self.model.config.name,
+                "config": self.model.config.to_dict(), "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Full resume (same stage): weights, optimizers, step, level RNG."""
+        if state.get("stage") != self.stage:
+            raise HificTrainError(f"checkpoint is from stage {state.get('stage')!r}, not "
+                                  f"{self.stage!r} (use --init to start a stage from weights)")
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.aux_opt.load_state_dict(state["aux_optimizer"])
+        if self.disc is not None and state.get("disc") is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.opt_d.load_state_dict(state["disc_optimizer"])
+        self.step = int(state["step"])
+        if state.get("rng") is not None:
+            self.rng.set_state(state["rng"])
+
+
+@torch.no_grad()
+def validate(model: HificModel, images, us: Sequence[float] = (0.0, 0.5, 1.0)) -> dict:
+    """Mean quantized bpp and PSNR (dB) per slider value on full images (eval mode: rounding).
+
+    ``images`` yields ``(x_padded 1×3×H'×W', (H, W))``; bpp counts the padded pixels' bits over
+    the original size, as the codec does.  For monitoring only (the codec adds header bytes).
+    """
+    was_training = model.training
+    model.eval()
+    out = {}
+    for u in us:
+        bpp, psnr = [], []
+        for x, (h, w) in images:
+            res = model(x, float(u))
+            bpp.append(float(res["bpp_quantized"][0]) * x.shape[-2] * x.shape[-1] / (h * w))
+            mse = float(((res["x_hat"][..., :h, :w].clamp(0, 1) - x[..., :h, :w]) ** 2).mean())
+            psnr.append(10 * math.log10(1.0 / max(mse, 1e-12)))
+        out[f"u={u:g}"] = {"bpp": sum(bpp) / len(bpp), "psnr": sum(psnr) / len(psnr)}
+    model.train(was_training)
+    return out
+
+
+# ------------------------------------------------------------------------------ CLI plumbing
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the HiFiC stages (``lic train`` merges those it does not already define)."""
+    p = parser
+    p.add_argument("--stage", choices=STAGES, default=None)
+    p.add_argument("--data", default=None, help="folder of training photos")
+    p.add_argument("--out", default=None, help="run folder (checkpoints, log.jsonl)")
+    p.add_argument("--steps", type=int, default=None, help="total G steps (absolute)")
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--crop", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--aux-lr", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--resume", default=None, help="full checkpoint (file or run folder)")
+    p.add_argument("--init", default=None, help="weights only (.safetensors or checkpoint)")
+    p.add_argument("--downscale", type=float, nargs=2, default=None, metavar=("LO", "HI"))
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--amp", action="store_true", default=None)
+    p.add_argument("--log-every", type=int, default=None)
+    p.add_argument("--ckpt-every", type=int, default=None)
+    p.add_argument("--keep", type=int, default=None)
+    p.add_argument("--time-budget-min", type=float, default=None)
+    p.add_argument("--val-every", type=int, default=None, help="validate every N steps (0: off)")
+    p.add_argument("--val-dir", default=None, help="validation folder (e.g. Kodak)")
+    p.add_argument("--val-limit", type=int, default=None, help="first N validation images")
+    p.add_argument("--val-u", type=float, nargs="+", default=None, help="slider values")
+    p.add_argument("--hific-config", choices=("hific-small", "hific-tiny"), default=None,
+                   help="HiFiC size (hific-small: product; hific-tiny: smoke tests)")
+    p.add_argument("--perceptual", choices=("lpips", "tiny", "none"), default=None,
+                   help="perceptual term: LPIPS-Alex (the shipped lpips_alex trunk), a tiny "
+                        "random net (smoke runs), or none")
+    p.add_argument("--lr-drop", type=int, default=None, help="step of the ×0.1 lr drop (500k)")
+    p.add_argument("--export", default=None, help="where to write the final .safetensors")
+
+
+def _opt(args: argparse.Namespace, name: str):
+    v = getattr(args, name, None)
+    return DEFAULTS.get(name) if v is None else v
+
+
+def _device(args) -> torch.device:
+    d = getattr(args, "device", None) or "auto"
+    if d == "auto":
+        d = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(d)
+
+
+def _perceptual(kind: str, device: torch.device) -> Optional[nn.Module]:
+    if kind == "none":
+        return None
+    mod = TinyPerceptual() if kind == "tiny" else default_perceptual()
+    return mod.to(device)
+
+
+def load_init_weights(model: HificModel, path: str) -> None:
+    """Weights only: a ``.safetensors`` export or a training checkpoint's ``model``."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        from ...weights import load_weights
+
+        sd, _ = load_weights(p)
+    else:
+        from ..checkpoint import load_checkpoint
+
+        sd = load_checkpoint(p)["model"]
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if unexpected or [k for k in missing if "pmf" not in k]:
+        raise HificTrainError(f"--init {p.name} does not match the model "
+                              f"(missing {len(missing)}, unexpected {len(unexpected)})")
+
+
+def export(model: HificModel, path: Path, stage: str, steps: int, extra: dict) -> bytes:
+    """fp16 safetensors with config + model card (z coding tables refreshed first)."""
+    from ...weights import save_weights
+
+    model.entropy_bottleneck.update_tables()
+    card = {"model": model.config.name, "family": "HiFiC (Mentzer et al. 2020), small variant",
+            "stage": stage, "steps": steps, "parameters": count_parameters(model),
+            "rate_targets_bpp": list(model.config.targets),
+            "note": "E/G widths reduced to fit 8 M parameters (METHODS §4.4); gain units for "
+                    "the rate slider (§5.1)", **extra}
+    return save_weights(model, path, card)
+
+
+def _loader(args, crop: int, batch: int, seed: int):
+    from ..data import ImageFolderCrops
+
+    data = getattr(args, "data", None)
+    if not data:
+        raise HificTrainError("--data is required (a folder of training photos)")
+    ds = ImageFolderCrops(data, crop=crop, downscale=tuple(_opt(args, "downscale")), seed=seed)
+    workers = int(_opt(args, "workers"))
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, drop_last=len(ds) >= batch,
+                                     num_workers=workers, persistent_workers=workers > 0,
+                                     generator=torch.Generator().manual_seed(seed))
+    return ds, dl
+
+
+def _val_images(args, device: torch.device) -> list:
+    folder = getattr(args, "val_dir", None)
+    if not folder or not int(getattr(args, "val_every", None) or 0):
+        return []
+    from ..data import KodakEval
+
+    ds = KodakEval(folder, limit=getattr(args, "val_limit", None) or 4)
+    return [(item["x"][None].to(device), tuple(item["size"])) for item in ds]
+
+
+def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
+    """Entry point of ``lic train --stage hific-1|hific-2``."""
+    from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+    t_start = time.time()
+    stage = getattr(args, "stage", None)
+    if stage not in STAGES:
+        raise HificTrainError(f"--stage must be one of {', '.join(STAGES)}")
+    if getattr(args, "threads", None):
+        torch.set_num_threads(int(args.threads))
+    device = _device(args)
+    seed = int(_opt(args, "seed"))
+    torch.manual_seed(seed)
+    cfg_name = getattr(args, "hific_config", None)
+    if cfg_name is None and getattr(args, "model", None) in ("hific-small", "hific-tiny"):
+        cfg_name = args.model  # `lic train --model hific-small --stage hific-1` works too
+    cfg_name = cfg_name or DEFAULTS["hific_config"]
+    model = HificModel(get_config(cfg_name)).to(device)
+    trainer = HificTrainer(model, stage, perceptual=_perceptual(_opt(args, "perceptual"), device),
+                           lr=float(_opt(args, "lr")), aux_lr=float(_opt(args, "aux_lr")),
+                           lr_drop=int(_opt(args, "lr_drop")), seed=seed,
+                           amp=bool(getattr(args, "amp", False)))
+    out = Path(getattr(args, "out", None) or f"runs/{cfg_name}-{stage}")
+    resume = getattr(args, "resume", None)
+    if resume is None and latest_checkpoint(out) is not None:
+        resume = str(out)  # a re-run of the same command continues where it stopped
+    if resume:
+        trainer.load_state_dict(load_checkpoint(resume, map_location=device))
+        log(f"resumed {stage} at step {trainer.step}")
+    elif getattr(args, "init", None):
+        load_init_weights(model, args.init)
+        log(f"initialised from weights {args.init} (fresh optimizers)")
+    elif stage == "hific-2":
+        log("warning: stage hific-2 without --init trains G/D from scratch (unstable, §4.3)")
+    steps = int(_opt(args, "steps"))
+    crop, batch = int(_opt(args, "crop")), int(_opt(args, "batch"))
+    ds, dl = _loader(args, crop, batch, seed)
+    log(f"{cfg_name} {stage}: {count_parameters(model) / 1e6:.2f} M params"
+        + (f", D {count_parameters(trainer.disc) / 1e6:.2f} M" if trainer.disc else "")
+        + f", {len(ds)} images, batch {batch}, crop {crop}, {device}")
+    val_images = _val_images(args, device)
+    val_every = int(getattr(args, "val_every", None) or 0)
+    val_us = getattr(args, "val_u", None) or (0.0, 0.5, 1.0)
+    budget = getattr(args, "time_budget_min", None)
+    t_end = t_start + 60 * budget if budget else math.inf
+    log_every, ckpt_every = int(_opt(args, "log_every")), int(_opt(args, "ckpt_every"))
+    keep = int(_opt(args, "keep"))
+    out.mkdir(parents=True, exist_ok=True)
+    epoch = trainer.step // max(1, len(dl))
+    reason = "done"
+    with open(out / "log.jsonl", "a") as flog:
+        while trainer.step < steps and reason == "done":
+            ds.set_epoch(epoch)
+            for x in dl:
+                logs = trainer.train_step(x.to(device, non_blocking=True))
+                if trainer.step % log_every == 0 or trainer.step == steps:
+                    flog.write(json.dumps(logs) + "\n")
+                    flog.flush()
+                    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in logs.items()))
+                if val_images and val_every and trainer.step % val_every == 0:
+                    v = {"step": trainer.step, "val": validate(model, val_images, val_us)}
+                    flog.write(json.dumps(v) + "\n")
+                    log(f"val {json.dumps(v['val'])}")
+                if trainer.step % ckpt_every == 0:
+                    save_checkpoint(trainer.state_dict(), out, keep=keep)
+                if trainer.step >= steps:
+                    break
+                if time.time() > t_end:
+                    reason = "time budget"
+                    break
+            epoch += 1
+    save_checkpoint(trainer.state_dict(), out, keep=keep)
+    target = Path(getattr(args, "export", None) or out / f"{cfg_name}-{stage}.safetensors")
+    digest = export(model.cpu(), target, stage, trainer.step, {"data": str(args.data)})
+    log(f"{reason} at step {trainer.step}; exported {target} (model id {digest.hex()})")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lic_core.train.hific",
+                                description="Train HiFiC (stage hific-1 or hific-2).")
+    add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except LicError as exc:
+        print(f"lic train: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

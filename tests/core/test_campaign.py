@@ -1,0 +1,131 @@
+"""The training campaign tool (issue 12): start in the background, train a few steps of a tiny
+config, stop with a checkpoint, resume from it, export weights + card + curve + RD JSON."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lic_core.train import campaign as C
+from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
+
+
+def _photos(folder: Path, n: int = 3, size: int = 96) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for i in range(n):
+        base = np.stack([(xx * (i + 1) + yy) % 256, (yy * 2 + i * 40) % 256,
+                         (xx + yy * (i + 2)) % 256], -1).astype(np.float64)
+        img = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i}.png")
+    return folder
+
+
+def _wait_stopped(c: C.Campaign, timeout: float = 240.0) -> None:
+    t0 = time.monotonic()
+    while c.pid() is not None:
+        assert time.monotonic() - t0 < timeout, "campaign process did not finish"
+        time.sleep(0.3)
+
+
+TINY = ("--model lic-lgem-tiny --batch 2 --crop 64 --lr 1e-3 --warmup 1 --decay constant "
+        "--threads 1 --log-every 1")
+
+
+@pytest.mark.slow
+def test_start_stop_resume_export(tmp_path, monkeypatch):
+    data = _photos(tmp_path / "photos")
+    c = C.Campaign(tmp_path / "campaign")
+    assert "no training yet" in C.status(c)
+
+    msg = C.start(c, data=str(data), kodak=str(data), init="none",
+                  recipe=TINY.split() + ["--steps", "3"], nice=5)
+    assert "starting from scratch" in msg
+    assert c.pid() is not None or latest_checkpoint(c.run_dir) is not None
+    _wait_stopped(c)
+    ck = latest_checkpoint(c.run_dir)
+    assert ck is not None and load_checkpoint(ck)["step"] == 3
+    line = C.status(c)
+    assert "step 3" in line and "CPU-h" in line and "\n" not in line
+
+    # resume: the same recipe, continued to more steps; full state comes from the checkpoint
+    msg = C.start(c, extra=["--steps", "5"], nice=5)
+    assert "resuming ckpt-00000003.pt" in msg
+    _wait_stopped(c)
+    ck2 = load_checkpoint(latest_checkpoint(c.run_dir))
+    assert ck2["step"] == 5
+    assert ck2["cpu_s"] > load_checkpoint(ck)["cpu_s"] if ck.exists() else ck2["cpu_s"] > 0
+
+    # a running campaign stops on request with a checkpoint
+    C.start(c, extra=["--steps", "100000"], nice=5)
+    t0 = time.monotonic()
+    while not any(r.get("type") == "train" and r["step"] > 5 for r in c.log()):
+        assert time.monotonic() - t0 < 240, "no training progress after resume"
+        assert c.pid() is not None, (c.out_file.read_text()[-2000:])
+        time.sleep(0.3)
+    assert "stopped" in C.stop(c, timeout=240)
+    assert c.pid() is None
+    assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] > 5
+
+    # --install copies into the codecs' weights folder: lic_core.paths.weights_dir(), which
+    # $LIC_WEIGHTS_DIR replaces (here a temporary one: the shipped weights stay untouched)
+    wdir = tmp_path / "weights"
+    monkeypatch.setenv("LIC_WEIGHTS_DIR", str(wdir))
+    s = C.export(c, name="tiny-campaign", eval_dir=str(data), eval_limit=1, install=True,
+                 results_dir=tmp_path / "results")
+    assert s["installed"] and s["installed_into"] == str(wdir)
+    card = json.loads((c.export_dir / "tiny-campaign.json").read_text())
+    assert card["total_steps"] == s["step"] > 5
+    assert card["cpu_hours"] > 0 and card["preview"] is True
+    assert "PREVIEW" in card["label"] and len(card["eval"]["points"]) >= 6
+    assert card["eval"]["mode"] == "coded"
+    for suffix in (".safetensors", ".json", ".md", ".curve.png"):
+        assert (wdir / f"tiny-campaign{suffix}").is_file()
+    rd = json.loads((tmp_path / "results" / "tiny-campaign.json").read_text())
+    assert len(rd["results"]["bpp"]) == len(card["eval"]["points"])
+    # the exported weights load as a codec model with the card in their metadata
+    from lic_core.models import load_model
+    m = load_model("tiny-campaign")  # found by name in the weights folder
+    assert m.weights_meta["card"]["label"] == card["label"]
+
+
+@pytest.mark.slow
+def test_device_handoff_and_adopt(tmp_path):
+    """The GPU path: the newest weights go out as a small weights-only file, training
+    continues from it elsewhere (here: on the CPU, standing in for the device), and the
+    campaign adopts the result with steps and CPU-hours carried over."""
+    from lic_core.train.loop import TrainConfig, train
+
+    data = _photos(tmp_path / "photos")
+    c = C.Campaign(tmp_path / "campaign")
+    C.start(c, data=str(data), kodak=str(data), init="none",
+            recipe=TINY.split() + ["--steps", "2"], nice=5)
+    _wait_stopped(c)
+    out = tmp_path / "dev" / "campaign-init.pt"
+    r = C.handoff(c.run_dir, out)
+    assert r["step"] == 2
+    ho = load_checkpoint(out)
+    assert ho["handoff"] and "optimizer" not in ho and ho["config"]["name"] == "lic-lgem-tiny"
+
+    # "the device": lic train --init <handoff> builds the file's own architecture
+    dev = tmp_path / "dev" / "run"
+    train(TrainConfig(data=str(data), out=str(dev), model="lic-lgem", steps=3, batch=2, crop=64,
+                      threads=1, init=str(out), log_every=1))
+    back = tmp_path / "dev" / "campaign-device.pt"
+    C.handoff(dev, back)
+
+    msg = C.adopt(c, back)
+    assert "5 steps" in msg  # 2 here + 3 "on the device"
+    assert (c.root / "codec-until-00000002").is_dir() and not c.run_dir.exists()
+    C.start(c, extra=["--steps", "1"], nice=5)
+    _wait_stopped(c)
+    st = c.state()
+    assert st["init_steps"] == 5 and st["init"].endswith("campaign-device.pt")
+    s = C.export(c, name="tiny-adopted", eval_dir=str(data), eval_limit=1,
+                 weights_dir=tmp_path / "w")
+    assert s["step"] == 6

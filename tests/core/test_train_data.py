@@ -1,0 +1,82 @@
+"""Tests for lic_core.train.data (augmentation determinism, shapes, padding, copying)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lic_core.train.data import (
+    ImageFolderCrops,
+    KodakEval,
+    copy_training_data,
+    list_images,
+    pad_to_multiple,
+)
+
+
+def _make_folder(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    (root / "sub").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(root / "a.png")
+    Image.fromarray(rng.integers(0, 256, (200, 150, 3), dtype=np.uint8)).save(root / "sub" / "b.jpg")
+    Image.fromarray(rng.integers(0, 256, (90, 100, 3), dtype=np.uint8)).save(root / "c.webp")
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_list_images_recursive_sorted(tmp_path):
+    root = _make_folder(tmp_path / "imgs")
+    names = [p.relative_to(root).as_posix() for p in list_images(root)]
+    assert names == ["a.png", "c.webp", "sub/b.jpg"]
+
+
+def test_crops_shape_range_and_determinism(tmp_path):
+    root = _make_folder(tmp_path / "imgs")
+    ds = ImageFolderCrops(root, crop=128, seed=3, vflip=True)
+    for i in range(len(ds)):  # includes c.webp, smaller than the crop: upscaled
+        x = ds[i]
+        assert x.shape == (3, 128, 128) and x.dtype == torch.float32
+        assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    a = ds[0]
+    assert torch.equal(a, ImageFolderCrops(root, crop=128, seed=3, vflip=True)[0])
+    ds.set_epoch(1)
+    assert not torch.equal(a, ds[0])           # new epoch, new crop
+    assert not torch.equal(a, ImageFolderCrops(root, crop=128, seed=4, vflip=True)[0])
+
+
+def test_crop_equals_resize_then_crop_without_scaling(tmp_path):
+    # With downscale (1, 1) and no flips the crop must be an exact window of the original.
+    root = _make_folder(tmp_path / "imgs")
+    ds = ImageFolderCrops(root, crop=64, downscale=(1.0, 1.0), hflip=False, seed=0)
+    x = ds[0]
+    full = np.asarray(Image.open(root / "a.png").convert("RGB"))
+    crop = (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    # candidates: positions whose pixel equals the crop's top-left pixel, then compare windows
+    ys, xs = np.nonzero((full == crop[0, 0]).all(axis=2))
+    found = any(np.array_equal(full[y:y + 64, x0:x0 + 64], crop)
+                for y, x0 in zip(ys, xs) if y + 64 <= full.shape[0] and x0 + 64 <= full.shape[1])
+    assert found
+
+
+def test_kodak_eval_padding(tmp_path):
+    root = _make_folder(tmp_path / "imgs")
+    ev = KodakEval(root)
+    item = ev[0]
+    assert item["size"] == (300, 400)
+    assert item["x"].shape == (3, 320, 448)
+    # Replicate padding: the padded rows repeat the last original row.
+    assert torch.equal(item["x"][:, 300:, :400], item["x"][:, 299:300, :400].expand(-1, 20, -1))
+    assert pad_to_multiple(torch.zeros(1, 3, 64, 128)).shape == (1, 3, 64, 128)
+
+
+def test_copy_training_data(tmp_path):
+    root = _make_folder(tmp_path / "imgs")
+    dst = tmp_path / "copy"
+    assert copy_training_data(root, dst) == 3
+    assert (dst / "sub" / "b.jpg").read_bytes() == (root / "sub" / "b.jpg").read_bytes()
+    assert copy_training_data(root, dst) == 3    # idempotent
+    small = tmp_path / "small"
+    copy_training_data(root, small, max_side=100)
+    assert max(Image.open(small / "a.jpg").size) == 100
