@@ -39,7 +39,7 @@ CPU_BUDGET_MIN = 30.0
 BASE_STEP_CPU_S = 0.86
 
 COMMON = ["--model", "lic-lgem-preview", "--batch", "8", "--crop", "128", "--warmup", "100",
-          "--decay", "constant", "--clip", "1.0", "--threads", "2", "--log-every", "50",
+          "--decay", "constant", "--clip", "1.0", "--threads", "0", "--log-every", "50",
           "--ckpt-every", "0", "--ckpt-minutes", "5", "--keep", "1"]
 
 #: arm name → flags on top of COMMON (later flags win in argparse)

@@ -56,7 +56,7 @@ REFERENCES = ("jpeg", "webp", "avif")
 RECIPE: list[str] = [
     "--model", "lic-lgem-preview", "--batch", "8", "--crop", "128", "--lr", "4e-4",
     "--warmup", "200", "--decay", "constant", "--clip", "1.0", "--ema", "0.999",
-    "--threads", "2", "--log-every", "100", "--steps", "100000000",
+    "--threads", "0", "--log-every", "100", "--steps", "100000000",
 ]
 
 

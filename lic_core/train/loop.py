@@ -404,7 +404,13 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
     info = D.init_distributed("cuda" if (cfg.device == "auto" and torch.cuda.is_available())
                               or cfg.device.startswith("cuda") else "cpu")
     device = _device(cfg, info)
-    if cfg.threads:
+    adaptive = None
+    if cfg.threads == 0 and device.type == "cpu":  # --threads 0: follow the machine's load
+        from ..threads import AdaptiveThreads
+
+        adaptive = AdaptiveThreads()
+        adaptive.start()
+    elif cfg.threads:
         torch.set_num_threads(cfg.threads)
     if device.type == "cuda":  # TF32 matmuls/convs: ~2× on Ampere+/Hopper, harmless for RD training
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -586,6 +592,8 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
                 reason = "signal" if stopper.set else "time budget"  # wall or CPU budget
                 break
             t_step = time.monotonic()
+            if adaptive is not None:
+                adaptive.update()
             got, x = next(it)
             assert got == step, (got, step)
             x = x.to(device, non_blocking=True)
@@ -643,7 +651,8 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
                 say(f"step {step}/{cfg.steps} lr {lr_now:.2e} loss {summ['loss']:.4f} "
                     f"aux {summ['aux']:.1f} | {lv} | {its:.2f} it/s")
                 record({"type": "train", "step": step, "lr": lr_now, "it_s": its,
-                        "elapsed_s": now - t_start, "cpu_s": cpu_used(), **summ})
+                        "elapsed_s": now - t_start, "cpu_s": cpu_used(),
+                        "threads": torch.get_num_threads(), **summ})
                 stats.reset()
                 t_log = now
             val_due = bool(cfg.val_every) and step % cfg.val_every == 0
@@ -721,7 +730,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--downscale", type=float, nargs=2, default=None, metavar=("LO", "HI"))
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers (0 = inline)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads; 0 = adapt to the machine's load while training "
+                        "(all cores when idle, fewer when others need them)")
     p.add_argument("--log-every", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=None)
     p.add_argument("--ckpt-minutes", type=float, default=None,
