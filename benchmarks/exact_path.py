@@ -236,7 +236,7 @@ def _exact_encode(eng, syn, model, out, u, time_it=False):
     return bits, pic, res, timing, idxs
 
 
-args_repeat = 2
+args_repeat = 3
 
 
 def _float_bits(steps) -> float:
@@ -404,6 +404,7 @@ def main() -> None:
         t0 = time.perf_counter()
         result[name] = parts[name](args, model)
         result[name]["wall_s"] = time.perf_counter() - t0
+        result[name]["load_average_after"] = os.getloadavg()
     out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"exact_path_{args.model}.json"
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1, default=str))

@@ -55,7 +55,8 @@ def snap(x: torch.Tensor, grid: Grid) -> torch.Tensor:
     if x.dtype != torch.float64:
         raise TypeError(f"snap needs float64, got {x.dtype}")
     lim = float(grid.max_int)
-    return torch.clamp(torch.round(x * float(2 ** grid.frac_bits)), -lim, lim) * grid.step
+    t = x * float(2 ** grid.frac_bits)
+    return t.round_().clamp_(-lim, lim).mul_(grid.step)
 
 
 @contextlib.contextmanager
@@ -135,11 +136,17 @@ class ExactLinear:
         unit = pow2(-shift)
         wq = (w_int * unit[:, None]).reshape(w.transpose(0, out_dim).shape).transpose(0, out_dim)
         self.weight = wq.contiguous()
+        self._pointwise = (self.kind == "conv" and tuple(w.shape[2:]) == (1, 1)
+                           and tuple(self.stride) == (1, 1) and tuple(self.padding) == (0, 0)
+                           and self.groups == 1)
+        self._w2d = self.weight.reshape(self.weight.shape[0], -1) if self._pointwise else None
         self.bias = None if b is None else b_int * unit * in_grid.step
         self.max_weight_error = float((wq - w).abs().max())
 
     def to(self, device) -> "ExactLinear":
         self.weight = self.weight.to(device)
+        if self._w2d is not None:
+            self._w2d = self.weight.reshape(self.weight.shape[0], -1)
         if self.bias is not None:
             self.bias = self.bias.to(device)
         return self
@@ -149,7 +156,11 @@ class ExactLinear:
         if x.dtype != torch.float64:
             raise TypeError(f"{self.name}: exact layers need float64 input, got {x.dtype}")
         with exact_kernels(x.device):
-            if self.kind == "conv":
+            if self.kind == "conv" and self._pointwise:
+                # 1×1 conv as one dgemm on B×C×(H·W): no im2col copy; still exact sums
+                B, C, H, W = x.shape
+                out = torch.matmul(self._w2d, x.reshape(B, C, H * W)).reshape(B, -1, H, W)
+            elif self.kind == "conv":
                 out = F.conv2d(x, self.weight, None, self.stride, self.padding, 1, self.groups)
             elif self.kind == "deconv":
                 out = F.conv_transpose2d(x, self.weight, None, self.stride, self.padding,
@@ -203,7 +214,7 @@ class ExactSequential:
                 nxt = mods[i + 1]
                 if isinstance(nxt, nn.GELU) and nxt.approximate != "none":
                     raise NotImplementedError("tanh-approximated GELU")
-                act = (lambda t: torch.clamp_min(t, 0.0)) if isinstance(nxt, nn.ReLU) else dmath.gelu
+                act = (lambda t: t.clamp_min_(0.0)) if isinstance(nxt, nn.ReLU) else dmath.gelu
                 i += 1
             mask = getattr(m, "mask", None)
             if mask is not None:
