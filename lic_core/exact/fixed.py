@@ -50,13 +50,17 @@ class Grid:
         return 2.0 ** -self.frac_bits
 
 
-def snap(x: torch.Tensor, grid: Grid) -> torch.Tensor:
-    """Round ``x`` (float64) to the grid: ×2^F (exact), round half-even, clamp, ×2^−F (exact)."""
+def snap(x: torch.Tensor, grid: Grid, relu: bool = False) -> torch.Tensor:
+    """Round ``x`` (float64) to the grid: ×2^F (exact), round half-even, clamp, ×2^−F (exact).
+
+    ``relu=True`` clamps at 0 instead of −2^R: round(max(x, 0)) = max(round(x), 0), so this is
+    ReLU followed by snap, one pass cheaper.
+    """
     if x.dtype != torch.float64:
         raise TypeError(f"snap needs float64, got {x.dtype}")
     lim = float(grid.max_int)
     t = x * float(2 ** grid.frac_bits)
-    return t.round_().clamp_(-lim, lim).mul_(grid.step)
+    return t.round_().clamp_(0.0 if relu else -lim, lim).mul_(grid.step)
 
 
 @contextlib.contextmanager
@@ -184,8 +188,8 @@ Activation = Optional[Callable[[torch.Tensor], torch.Tensor]]
 class ExactLayer:
     """``snap(act(linear(x)))`` — one linear layer, its nonlinearity, back onto the grid."""
 
-    def __init__(self, linear: ExactLinear, act: Activation, grid: Grid) -> None:
-        self.linear, self.act, self.grid = linear, act, grid
+    def __init__(self, linear: ExactLinear, act: Activation, grid: Grid, relu: bool = False) -> None:
+        self.linear, self.act, self.grid, self.relu = linear, act, grid, relu
 
     def to(self, device) -> "ExactLayer":
         self.linear.to(device)
@@ -195,7 +199,7 @@ class ExactLayer:
         h = self.linear(x)
         if self.act is not None:
             h = self.act(h)
-        return snap(h, self.grid)
+        return snap(h, self.grid, relu=self.relu)
 
 
 class ExactSequential:
@@ -210,17 +214,19 @@ class ExactSequential:
         while i < len(mods):
             m = mods[i]
             act: Activation = None
+            relu = False
             if i + 1 < len(mods) and isinstance(mods[i + 1], (nn.ReLU, nn.GELU)):
                 nxt = mods[i + 1]
                 if isinstance(nxt, nn.GELU) and nxt.approximate != "none":
                     raise NotImplementedError("tanh-approximated GELU")
-                act = (lambda t: t.clamp_min_(0.0)) if isinstance(nxt, nn.ReLU) else dmath.gelu
+                relu = isinstance(nxt, nn.ReLU)  # folded into snap
+                act = None if relu else dmath.gelu
                 i += 1
             mask = getattr(m, "mask", None)
             if mask is not None:
                 mask = mask.expand_as(m.weight)
             lin = ExactLinear(m, grid, max_weight_bits, mask=mask, name=f"{name}.{len(self.layers)}")
-            self.layers.append(ExactLayer(lin, act, grid))
+            self.layers.append(ExactLayer(lin, act, grid, relu))
             i += 1
 
     def linears(self) -> list[ExactLinear]:
