@@ -1,0 +1,149 @@
+"""Deterministic elementwise math on float64 tensors (docs/determinism.md, "the exact path").
+
+Every function here is built only from IEEE-754 *basic* operations applied elementwise — ``+ − ×
+÷ sqrt``, round-half-even, floor, compare, min/max/clamp — plus exact bit manipulation
+(:func:`pow2`) and :func:`torch.frexp` (exact).  Basic operations are correctly rounded, so on
+every conforming CPU (any SIMD width) and GPU they give the same bits; a fixed formula evaluated
+in a fixed order with one torch op per operation is therefore bit-identical everywhere.
+
+What is deliberately *not* used: ``torch.exp/log/erf/erfc/sigmoid/softplus/gelu/pow/rsqrt`` (their
+kernels are SLEEF / libm / CUDA intrinsics whose last bits differ between vector widths and
+devices), fused ops (``addcmul``, ``lerp``, ``torch.add(alpha=…)`` with an inexact product) that a
+compiler may contract into an FMA, and **division by a Python/0-dim CPU scalar**: PyTorch's CUDA
+kernel turns ``x / c`` into ``x · (1/c)`` (one extra rounding), so :func:`div` always divides by
+a tensor on the same device.
+
+Accuracy (tests/core/test_exact_dmath.py): exp and log within a few ulp of libm; erfc's relative
+error < 1e-12 (a frozen least-squares fit, :mod:`lic_core.exact.fit`).  Accuracy only decides how
+close the exact path is to the float model; determinism does not depend on it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+# Cody–Waite split of ln 2 (fdlibm): LN2_HI has 32 trailing zero bits, so k·LN2_HI is exact for
+# |k| < 2^20 and the reduced argument keeps full precision.
+LN2_HI = 6.93147180369123816490e-01
+LN2_LO = 1.90821492927058770002e-10
+INV_LN2 = 1.44269504088896338700e+00
+SQRT_HALF = 0.70710678118654752440
+#: exp() arguments are clamped to this range so 2^k stays a normal number (exp(−708) ≈ 3e-308)
+EXP_MIN, EXP_MAX = -708.0, 709.0
+
+# 1/n! for the Taylor polynomial of exp on |r| ≤ ln2/2: degree 13 leaves < 5e-18 relative error.
+# Each constant is one correctly rounded division of exact integers, so it is the same double
+# on every IEEE machine.
+_EXP_COEFFS = tuple(1.0 / math.factorial(n) for n in range(13, -1, -1))  # highest degree first
+# 1/(2k+1) for 2·atanh(s) = log((1+s)/(1−s)); |s| ≤ 0.1716 so 11 terms leave < 1e-17.
+_LOG_COEFFS = tuple(1.0 / (2 * k + 1) for k in range(10, -1, -1))
+
+# erfc(t) = τ·exp(−t² + Q(x)),  τ = 1/(1 + t/2),  x = 2·(τ − 0.2)/0.8 − 1 ∈ [−1, 1]  for 0 ≤ t ≤ 8.
+# Q: degree-18 polynomial (lowest degree first), least-squares fit on 4000 Chebyshev nodes
+# (lic_core.exact.fit.fit_erfc_coefficients); max |error of Q| ≈ 2e-14, i.e. relative error of
+# erfc ≈ 2e-14.  Frozen here as exact literals: the *values* define the function.
+_ERFC_Q = (
+    -0.5357597616889535, 0.5485680584420662, 0.011244143396053837, -0.026169820339733103,
+    -0.0002622799947508609, 0.002956839343777988, -0.0003378667393937551,
+    -0.0003714963157241522, 0.0001227520866681731, 3.308802813496426e-05,
+    -2.800274359045788e-05, 1.5165342911519088e-06, 4.338931125784632e-06,
+    -1.4421993026570794e-06, -3.332129645616765e-07, 3.173559132266894e-07,
+    -2.7139758233782648e-08, -3.166390331018424e-08, 7.920036582037058e-09,
+)
+ERFC_T_MAX = 8.0  # erfc(8) ≈ 1.1e-29: beyond it the fit is not used (values are clamped)
+_ERFC_TAU_LO = 0.2  # τ at t = 8
+
+
+def _check(x: torch.Tensor) -> None:
+    if x.dtype != torch.float64:
+        raise TypeError(f"exact math needs float64 tensors, got {x.dtype}")
+
+
+def div(a: torch.Tensor, b) -> torch.Tensor:
+    """``a / b`` as one correctly rounded IEEE division on every device.
+
+    ``b`` becomes a tensor on ``a``'s device with at least one dimension: CUDA replaces division
+    by a CPU scalar with multiplication by its reciprocal, which rounds twice.
+    """
+    b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
+    if b.dim() == 0:
+        b = b.reshape(1)
+    return torch.div(a, b)
+
+
+def pow2(k: torch.Tensor) -> torch.Tensor:
+    """2^k (float64) for integer tensors k ∈ [−1022, 1023], built from the exponent bits (exact)."""
+    k = k.to(torch.int64)
+    if k.numel() and (int(k.min()) < -1022 or int(k.max()) > 1023):
+        raise ValueError("pow2 exponent out of the normal float64 range")
+    return torch.bitwise_left_shift(k + 1023, 52).view(torch.float64)
+
+
+def _horner(coeffs: tuple[float, ...], x: torch.Tensor) -> torch.Tensor:
+    """Σ c_i x^i, highest degree first, one multiply and one add per step (never fused).
+
+    In-place ops on a fresh tensor: the same single IEEE operations, fewer allocations.
+    """
+    p = x * coeffs[0]
+    p.add_(coeffs[1])
+    for c in coeffs[2:]:
+        p.mul_(x)
+        p.add_(c)
+    return p
+
+
+def exp(x: torch.Tensor) -> torch.Tensor:
+    """e^x: k = round(x/ln2), r = x − k·ln2 (Cody–Waite), e^r by Taylor degree 13, times 2^k."""
+    _check(x)
+    x = torch.clamp(x, EXP_MIN, EXP_MAX)
+    k = (x * INV_LN2).round_()
+    r = x - k * LN2_HI
+    r.sub_(k * LN2_LO)
+    return _horner(_EXP_COEFFS, r).mul_(pow2(k))
+
+
+def log(x: torch.Tensor) -> torch.Tensor:
+    """ln x for x > 0 (normal): x = m·2^e (frexp, exact), m ∈ [√½, √2), ln m = 2·atanh((m−1)/(m+1))."""
+    _check(x)
+    m, e = torch.frexp(x)  # m ∈ [0.5, 1), exact
+    low = m < SQRT_HALF
+    m = torch.where(low, m * 2.0, m)
+    e = (e - low.to(e.dtype)).to(torch.float64)
+    f = m - 1.0  # exact (Sterbenz)
+    s = div(f, m + 1.0)
+    w = s * s
+    ln_m = (s * _horner(_LOG_COEFFS, w)) * 2.0
+    return e * LN2_HI + (e * LN2_LO + ln_m)
+
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """1 / (1 + e^−x)."""
+    return div(torch.ones_like(x), exp(-x) + 1.0)
+
+
+def softplus(x: torch.Tensor) -> torch.Tensor:
+    """ln(1 + e^x) = max(x, 0) + ln(1 + e^−|x|)."""
+    return torch.clamp_min(x, 0.0) + log(exp(-x.abs()) + 1.0)
+
+
+def erfc_nonneg(t: torch.Tensor) -> torch.Tensor:
+    """erfc(t) for t ≥ 0 (t is clamped to [0, 8]; erfc(8) ≈ 1e-29)."""
+    _check(t)
+    t = torch.clamp(t, 0.0, ERFC_T_MAX)
+    tau = div(torch.ones_like(t), t * 0.5 + 1.0)
+    xs = (tau - _ERFC_TAU_LO) * (2.0 / (1.0 - _ERFC_TAU_LO)) - 1.0
+    q = _horner(tuple(reversed(_ERFC_Q)), xs)
+    return tau * exp(q - t * t)
+
+
+def normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    """Φ(x) = ½·erfc(−x/√2), evaluated on |x| so both tails keep their precision."""
+    t = div(x.abs(), math.sqrt(2.0))
+    half_tail = erfc_nonneg(t) * 0.5  # = Φ(−|x|)
+    return torch.where(x < 0, half_tail, 1.0 - half_tail)
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """Exact (erf) GELU, x·Φ(x) — ``nn.GELU(approximate='none')``."""
+    return x * normal_cdf(x)

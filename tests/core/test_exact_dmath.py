@@ -1,0 +1,72 @@
+"""Deterministic math of the exact path (lic_core.exact.dmath, tables): accurate, and built so
+that it cannot depend on the machine (docs/determinism.md)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lic_core.entropy_model.gaussian import scale_table
+from lic_core.exact import dmath
+from lic_core.exact.tables import SCALE_TABLE_64, scale_index, table_std
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a - b).abs() / b.abs().clamp_min(1e-300)).max())
+
+
+def test_exp_log_match_libm_to_a_few_ulp():
+    x = torch.linspace(-700, 700, 100001, dtype=torch.float64)
+    assert _rel(dmath.exp(x), torch.exp(x)) < 1e-15
+    y = torch.logspace(-300, 300, 100001, dtype=torch.float64)
+    assert _rel(dmath.log(y), torch.log(y)) < 1e-15
+    near_one = torch.linspace(0.5, 2.0, 10001, dtype=torch.float64)
+    assert float((dmath.log(near_one) - torch.log(near_one)).abs().max()) < 1e-15
+
+
+def test_exp_is_exact_at_zero_and_powers_of_two_are_exact():
+    assert float(dmath.exp(torch.zeros(1, dtype=torch.float64))) == 1.0
+    k = torch.arange(-1022, 1024)
+    expected = torch.tensor([math.ldexp(1.0, int(i)) for i in k], dtype=torch.float64)
+    assert torch.equal(dmath.pow2(k), expected)
+    with pytest.raises(ValueError):
+        dmath.pow2(torch.tensor([1024]))
+
+
+def test_erfc_gelu_sigmoid_softplus_accuracy():
+    t = torch.linspace(0, 8, 20001, dtype=torch.float64)
+    assert _rel(dmath.erfc_nonneg(t), torch.special.erfc(t)) < 1e-12
+    x = torch.linspace(-30, 30, 60001, dtype=torch.float64)
+    assert float((dmath.gelu(x) - F.gelu(x)).abs().max()) < 1e-13
+    assert float((dmath.normal_cdf(x) - 0.5 * torch.special.erfc(-x / math.sqrt(2))).abs().max()) < 1e-14
+    assert float((dmath.sigmoid(x) - torch.sigmoid(x)).abs().max()) < 1e-15
+    ref = torch.log1p(torch.exp(-x.abs())) + x.clamp_min(0)
+    assert float((dmath.softplus(x) - ref).abs().max()) < 1e-14
+
+
+def test_math_refuses_float32():
+    with pytest.raises(TypeError):
+        dmath.exp(torch.zeros(3))
+
+
+def test_frozen_scale_table_is_todays_table_and_sorted():
+    t = np.asarray(SCALE_TABLE_64)
+    assert t.shape == (64,) and np.all(np.diff(t) > 0)
+    np.testing.assert_allclose(t, scale_table(), rtol=1e-15, atol=0)
+    assert t[0] == pytest.approx(0.11) and t[-1] == pytest.approx(256.0)
+
+
+def test_scale_index_is_smallest_entry_not_below_sigma():
+    table = torch.tensor(SCALE_TABLE_64, dtype=torch.float64)
+    s = torch.cat([table, table * (1 + 1e-12), table * (1 - 1e-12),
+                   torch.tensor([0.01, 1e6], dtype=torch.float64)])
+    idx = scale_index(s)
+    std = table_std(idx)
+    inside = s <= table[-1]
+    assert bool((std[inside] >= s[inside]).all())
+    below = idx[inside] > 0
+    assert bool((table[idx[inside][below] - 1] < s[inside][below]).all())
+    assert int(idx[-1]) == 63 and int(idx[-2]) == 0
