@@ -336,33 +336,20 @@ def rd_json(name: str, card: dict) -> dict:
     if all("ms_ssim" in p for p in pts):
         res["ms-ssim-rgb"] = [p["ms_ssim"] for p in pts]
     res["rate"] = [p["u"] for p in pts]
-    return {"name": name, "description": card.get("label", name),
+    from ..weights import provenance_line
+
+    return {"name": name, "description": provenance_line(card),
             "meta": {"kind": "learned", "family": "learned", "codec": name,
                      "images": card["eval"]["images"], "mode": card["eval"]["mode"],
                      "weights_hash": card.get("weights_hash")},
             "results": res}
 
 
-def provenance_label(card: dict) -> str:
-    """One honest line: preview or not, size, steps, CPU-hours, BD-rate vs WebP."""
-    parts = ["PREVIEW" if card.get("preview") else "trained"]
-    parts.append(f"{card['parameters'] / 1e6:.1f} M params")
-    h = card.get("cpu_hours")
-    parts.append(f"{card.get('total_steps', card.get('steps'))} steps"
-                 + (f" on CPU ({h:.1f} CPU-h)" if h is not None else ""))
-    bd = card.get("bd_rate") or {}
-    for ref in ("webp", "jpeg"):
-        if bd.get(ref) is not None:
-            parts.append(f"Kodak BD-rate vs {'WebP' if ref == 'webp' else 'JPEG'} "
-                         f"{bd[ref]:+.0f} %")
-            break
-    return " · ".join(parts)
-
-
 def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None,
            eval_limit: Optional[int] = None, install: bool = False, force_install: bool = False,
            weights_dir: Optional[Path] = None, results_dir: Path = CLASSICAL) -> dict:
     """Export the newest checkpoint; returns a summary dict (printed by the CLI)."""
+    from ..weights import provenance_line
     from .checkpoint import load_checkpoint
     from .export import export_checkpoint
     from .learning_curve import curve_rows, render_xy
@@ -410,7 +397,6 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
             card["preview"] = not (webp is not None and webp <= 0.0)
             card["status"] = ("PREVIEW — CPU-trained, below WebP on Kodak" if card["preview"]
                               else "trained on CPU — beats WebP on Kodak (BD-rate, PSNR)")
-        card["label"] = provenance_label(card)
         card["learning_curve"] = curve_png.name
         return card
 
@@ -438,7 +424,7 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
                 gain = None if ob is None or nb is None else (ob - nb)
     summary = {"name": name, "checkpoint": str(ck_path), "step": card["total_steps"],
                "cpu_hours": card["cpu_hours"], "points": card["eval"]["points"],
-               "bd_rate": card.get("bd_rate"), "label": card["label"],
+               "bd_rate": card.get("bd_rate"), "label": provenance_line(card),
                "gain_vs_shipped_pct": gain, "files": str(out)}
     better = gain is None or gain >= MIN_GAIN_PCT
     summary["beats_shipped"] = bool(better and shipped_json.is_file() and gain is not None) or \

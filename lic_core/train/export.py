@@ -150,8 +150,9 @@ def _fmt_time(s: float) -> str:
 def render_card(meta: dict) -> str:
     """The Markdown model card."""
     lines = [f"# {meta['name']} — LIC Studio learned-codec weights", ""]
-    if meta.get("label"):
-        lines += [f"**{meta['label']}**", ""]
+    from ..weights import provenance_line
+
+    lines += [f"**{provenance_line(meta)}**", ""]
     if meta.get("preview"):
         lines += ["> **PREVIEW.** These weights were trained on CPU only "
                   f"({meta.get('total_steps', meta['steps'])} steps on {meta['device']}); they "
