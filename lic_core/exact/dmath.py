@@ -13,9 +13,9 @@ compiler may contract into an FMA, and **division by a Python/0-dim CPU scalar**
 kernel turns ``x / c`` into ``x · (1/c)`` (one extra rounding), so :func:`div` always divides by
 a tensor on the same device.
 
-Accuracy (tests/core/test_exact_dmath.py): exp and log within a few ulp of libm; erfc's relative
-error < 1e-12 (a frozen least-squares fit, :mod:`lic_core.exact.fit`).  Accuracy only decides how
-close the exact path is to the float model; determinism does not depend on it.
+Accuracy (tests/core/test_exact_dmath.py): exp, log, sin, cos, atan, expm1 within a few ulp of
+libm; erfc's relative error < 1e-12 (a frozen least-squares fit).  Accuracy only decides how close
+the exact path is to the float model; determinism does not depend on it.
 """
 from __future__ import annotations
 
@@ -53,6 +53,23 @@ _ERFC_Q = (
 )
 ERFC_T_MAX = 8.0  # erfc(8) ≈ 1.1e-29: beyond it the fit is not used (values are clamped)
 _ERFC_TAU_LO = 0.2  # τ at t = 8
+
+
+# fdlibm's split of π/2: PIO2_1 has 33 significant bits, so k·PIO2_1 is exact for |k| < 2^20
+PIO2_1 = 1.57079632673412561417e+00
+PIO2_1T = 6.07710050650619224932e-11
+INV_PIO2 = 6.36619772367581382433e-01
+HALF_PI = math.pi / 2.0  # exact halving of the double nearest π
+#: (−1)^n/(2n+1)! (sin) and (−1)^n/(2n)! (cos), highest degree first, for |r| ≤ π/4 (< 1e-19)
+_SIN_COEFFS = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(8, -1, -1))
+_COS_COEFFS = tuple((-1) ** n / math.factorial(2 * n) for n in range(9, -1, -1))
+#: (−1)^k/(2k+1) for atan on |t| ≤ tan(π/12): 16 terms leave < 1e-18
+_ATAN_COEFFS = tuple((-1) ** k / (2 * k + 1) for k in range(15, -1, -1))
+TAN_PI_12 = 2.0 - math.sqrt(3.0)  # tan(π/12): one correctly rounded sqrt, one exact subtraction
+SQRT3 = math.sqrt(3.0)
+PI_6 = math.pi / 6.0
+#: 1/(k+1)! for expm1 on |x| < ½: x·Σ x^k/(k+1)!, k ≤ 17
+_EXPM1_COEFFS = tuple(1.0 / math.factorial(k + 1) for k in range(17, -1, -1))
 
 
 def _check(x: torch.Tensor) -> None:
@@ -147,3 +164,64 @@ def normal_cdf(x: torch.Tensor) -> torch.Tensor:
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """Exact (erf) GELU, x·Φ(x) — ``nn.GELU(approximate='none')``."""
     return x * normal_cdf(x)
+
+
+def _sin_cos_reduced(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """sin and cos of |r| ≤ π/4 by Taylor polynomials in r² (Horner, one op per step)."""
+    w = r * r
+    return r * _horner(_SIN_COEFFS, w), _horner(_COS_COEFFS, w)
+
+
+def _reduce_pio2(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x = k·π/2 + r with |r| ≲ π/4 (Cody–Waite with fdlibm's split); returns (r, k mod 4)."""
+    _check(x)
+    k = (x * INV_PIO2).round_()
+    if k.numel() and float(k.abs().max()) >= 2.0 ** 20:
+        raise ValueError("sin/cos argument too large for the exact reduction")
+    r = x - k * PIO2_1
+    r.sub_(k * PIO2_1T)
+    return r, torch.remainder(k, 4.0)
+
+
+def sin(x: torch.Tensor) -> torch.Tensor:
+    """sin x for |x| < 2^20·π/2."""
+    r, q = _reduce_pio2(x)
+    s, c = _sin_cos_reduced(r)
+    out = torch.where(q == 0, s, torch.where(q == 1, c, torch.where(q == 2, -s, -c)))
+    return out
+
+
+def cos(x: torch.Tensor) -> torch.Tensor:
+    """cos x for |x| < 2^20·π/2."""
+    r, q = _reduce_pio2(x)
+    s, c = _sin_cos_reduced(r)
+    return torch.where(q == 0, c, torch.where(q == 1, -s, torch.where(q == 2, -c, s)))
+
+
+def tan(x: torch.Tensor) -> torch.Tensor:
+    """tan x = sin x / cos x (one division)."""
+    return div(sin(x), cos(x))
+
+
+def atan(x: torch.Tensor) -> torch.Tensor:
+    """atan x: |x| > 1 → π/2 − atan(1/|x|); t > tan(π/12) → π/6 + atan((t√3 − 1)/(t + √3));
+    then the odd series on |t| ≤ tan(π/12)."""
+    _check(x)
+    ax = x.abs()
+    inv = ax > 1.0
+    t = torch.where(inv, div(torch.ones_like(ax), torch.where(inv, ax, torch.ones_like(ax))), ax)
+    hi = t > TAN_PI_12
+    t2 = torch.where(hi, div(t * SQRT3 - 1.0, t + SQRT3), t)
+    p = t2 * _horner(_ATAN_COEFFS, t2 * t2)
+    res = torch.where(hi, p + PI_6, p)
+    res = torch.where(inv, HALF_PI - res, res)
+    return torch.where(x < 0, -res, res)
+
+
+def expm1(x: torch.Tensor) -> torch.Tensor:
+    """e^x − 1, without cancellation near 0 (Taylor for |x| < ½, exp(x) − 1 beyond)."""
+    _check(x)
+    small = x.abs() < 0.5
+    xs = torch.where(small, x, torch.zeros_like(x))
+    taylor = xs * _horner(_EXPM1_COEFFS, xs)
+    return torch.where(small, taylor, exp(x) - 1.0)

@@ -33,7 +33,6 @@ def _adversarial_input(lin: ExactLinear, grid: Grid) -> tuple[torch.Tensor, int]
         return (torch.sign(w[c]) * lim)[None], c
     if lin.kind == "conv":
         c = int(w.abs().flatten(1).sum(1).argmax())
-        k = w.shape[-1]
         x = torch.sign(w[c]) * lim  # Cin×k×k at the receptive field of the centre output
         if lin.groups != 1:
             x = (torch.sign(w[:, 0]) * lim)  # depthwise: every channel its own kernel
