@@ -361,7 +361,7 @@ def _bilinear_axis(a: torch.Tensor, f: int, dim: int) -> torch.Tensor:
     the sum of the two terms is exact."""
     n = a.shape[dim]
     i = torch.arange(n * f, dtype=torch.float64)
-    src = (i + 0.5) / f - 0.5  # exact: f is a power of two
+    src = (i + 0.5) * (1.0 / f) - 0.5  # exact: f is a power of two
     lo = torch.floor(src)
     frac = src - lo  # exact
     lo_i = lo.to(torch.int64).clamp(0, n - 1)

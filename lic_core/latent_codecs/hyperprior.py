@@ -54,8 +54,9 @@ class FactorizedZCodec:
         return torch.maximum(torch.minimum(sym, hi), lo), clamped
 
     def dequantize(self, symbols: torch.Tensor) -> torch.Tensor:
-        """ẑ⊙H = v + median (float32)."""
-        return symbols.to(torch.float32) + self.prior.medians()[None, :, None, None]
+        """ẑ⊙H = v + median (float64: exact for the integer v and the float32 median)."""
+        med = self.prior.medians().to(torch.float64)
+        return symbols.to(torch.float64) + med[None, :, None, None]
 
     def encode(self, symbols: torch.Tensor) -> bytes:
         """The z section of one image (``1×N×hz×wz`` symbols)."""

@@ -92,12 +92,12 @@ class LgemFloatParameters(GroupedEntropyParameters):
         return self.model._gains(int(code) / 65535, 1, dev)
 
     def hyper(self, z_hat_gained, gains):
-        return self.model.h_s(z_hat_gained * gains["H_inv"])
+        return self.model.h_s(z_hat_gained.float() * gains["H_inv"])
 
     def group_context(self, g, phi, gains, y_prev_gained):
         y_prev = None
         if y_prev_gained is not None:
-            y_prev = y_prev_gained / gains["G"][:, : y_prev_gained.shape[1]]
+            y_prev = y_prev_gained.float() / gains["G"][:, : y_prev_gained.shape[1]]
         return self.model.context.shared_context(g, phi, y_prev)
 
     def _gained(self, g: int, gains: dict, scale: torch.Tensor, mean: torch.Tensor) -> PassParams:
@@ -111,7 +111,7 @@ class LgemFloatParameters(GroupedEntropyParameters):
     def nonanchor(self, g, ctx, gains, y_anchor_gained):
         Gg = gains["G"][:, self.group_slice(g)]
         h, w = y_anchor_gained.shape[-2:]
-        y_anchor = (y_anchor_gained / Gg) * anchor_mask(h, w, y_anchor_gained.device)
+        y_anchor = (y_anchor_gained.float() / Gg) * anchor_mask(h, w, y_anchor_gained.device)
         s, m = self.model.context.nonanchor_params(g, ctx, y_anchor)
         return self._gained(g, gains, s, m)
 
@@ -139,7 +139,7 @@ class ScaleHyperpriorFloatParameters(HyperpriorEntropyParameters):
         return self.model.gain_vectors(torch.tensor([int(code) / 65535], device=dev))
 
     def params(self, z_hat_gained, gains):
-        means, scales = self.model.entropy_parameters(z_hat_gained, gains["H_inv"])
+        means, scales = self.model.entropy_parameters(z_hat_gained.float(), gains["H_inv"])
         return PassParams.from_float(means, scales)
 
 

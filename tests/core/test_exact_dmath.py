@@ -70,3 +70,17 @@ def test_scale_index_is_smallest_entry_not_below_sigma():
     below = idx[inside] > 0
     assert bool((table[idx[inside][below] - 1] < s[inside][below]).all())
     assert int(idx[-1]) == 63 and int(idx[-2]) == 0
+
+
+def test_sin_cos_tan_atan_expm1_match_libm():
+    x = torch.linspace(-60, 60, 120001, dtype=torch.float64)
+    assert float((dmath.sin(x) - torch.sin(x)).abs().max()) < 4e-16
+    assert float((dmath.cos(x) - torch.cos(x)).abs().max()) < 4e-16
+    t = torch.linspace(-1.5, 1.5, 30001, dtype=torch.float64)
+    assert _rel(dmath.tan(t), torch.tan(t)) < 2e-15
+    z = torch.cat([torch.linspace(-50, 50, 100001, dtype=torch.float64),
+                   torch.logspace(-12, 12, 2001, dtype=torch.float64)])
+    assert float((dmath.atan(z) - torch.atan(z)).abs().max()) < 5e-16
+    e = torch.linspace(-5, 5, 100001, dtype=torch.float64)
+    assert _rel(dmath.expm1(e), torch.expm1(e)) < 1e-15
+    assert float(dmath.expm1(torch.tensor([1e-300], dtype=torch.float64))) == 1e-300

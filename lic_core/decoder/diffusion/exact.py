@@ -107,6 +107,11 @@ def _dct_exact(n: int) -> Tensor:
 # ------------------------------------------------------------------------------------ schedule
 
 
+def _sq(x: Tensor) -> Tensor:
+    """x·x as one multiplication (``Tensor.square`` dispatches to ``pow``)."""
+    return x * x
+
+
 class ExactSchedule:
     """The blur + cosine-logSNR schedule (METHODS §3.2) from deterministic math only."""
 
@@ -131,8 +136,8 @@ class ExactSchedule:
 
     def frequency_scaling(self, t: float, lam: Tensor) -> Tensor:
         """d_t = (1 − d_min)·exp(−λ τ_t) + d_min with τ_t = σ_B(t)²/2, σ_B = σ_max sin²(πt/2)."""
-        sb = self.sigma_b_max * dmath.sin(self._t(t) * (0.5 * math.pi)).square()
-        tau = sb.square() * 0.5
+        sb = self.sigma_b_max * _sq(dmath.sin(self._t(t) * (0.5 * math.pi)))
+        tau = _sq(sb) * 0.5
         return dmath.exp(-(lam * tau)) * (1.0 - self.d_min) + self.d_min
 
     def alpha_sigma(self, t: float, lam: Tensor) -> tuple[Tensor, Tensor]:
@@ -147,14 +152,14 @@ class ExactSchedule:
         ratio = dmath.div(d_t, d_s)
         alpha_ts = dmath.div(a_t, a_s) * ratio
         dl = (self.logsnr(t) - self.logsnr(s)) + dmath.log(ratio) * 2.0
-        var_ts = sig_t.square() * -dmath.expm1(dl)
-        var_s = sig_s.square()
+        var_ts = _sq(sig_t) * -dmath.expm1(dl)
+        var_s = _sq(sig_s)
         one = torch.ones_like(var_ts)
         var_post = dmath.div(one, dmath.div(one, var_s.expand_as(var_ts))
-                             + dmath.div(alpha_ts.square(), var_ts))
+                             + dmath.div(_sq(alpha_ts), var_ts))
         c_t = dmath.div(alpha_ts * var_post, var_ts)
         alpha_s = a_s * d_s
-        c_0 = dmath.div(alpha_s * var_ts, sig_t.square().expand_as(var_ts))
+        c_0 = dmath.div(alpha_s * var_ts, _sq(sig_t).expand_as(var_ts))
         c_x = dmath.div(var_post, alpha_ts * var_s)
         return {"c_t": c_t, "c_0": c_0, "c_x": c_x, "sig_t": sig_t,
                 "noise": torch.sqrt(var_post)}
@@ -164,7 +169,7 @@ def heat_eigenvalues_exact(h: int, w: int) -> Tensor:
     """λ_kl = (πk/H)² + (πl/W)² (single IEEE operations)."""
     k = torch.arange(h, dtype=torch.float64) * (math.pi / h)
     l_ = torch.arange(w, dtype=torch.float64) * (math.pi / w)
-    return k.square().unsqueeze(1) + l_.square().unsqueeze(0)
+    return _sq(k).unsqueeze(1) + _sq(l_).unsqueeze(0)
 
 
 # ---------------------------------------------------------------------------------------- U-Net
