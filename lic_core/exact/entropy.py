@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import torch
 
-from ..entropy_model.checkerboard import anchor_mask
+from ..entropy_model.checkerboard import anchor_mask, gather
 from ..entropy_model.gaussian import SCALE_BOUND
 from ..rate.gain import SLIDER_SCALE, GainTable
 from . import dmath
@@ -201,13 +201,24 @@ class ExactEntropyParameters:
         idx, sg = _sigma_index(dmath.softplus(s * self.grid.step), Gg)
         return idx, (m * self.grid.step) * Gg, sg  # μ·G exact (≤ 52 significant bits)
 
-    def anchor_params(self, g: int, gains: dict, shared: torch.Tensor):
-        """(scale index, μ·G, σ·G) of group g, valid at the anchors (full B×C_g×h×w tensors)."""
-        return self._params(self.nets[g].ep_anchor(shared), gains["G"][:, self.group_slice(g)])
+    def _head(self, head, x: torch.Tensor, gains: dict, g: int, positions: Optional[torch.Tensor]):
+        """An entropy-parameter head (1×1 convs: position-wise) and its parameters — on all
+        positions, or only on ``positions`` (gathered B×C×N; the values there are the same bits)."""
+        if positions is not None:
+            x = gather(x, positions)[..., None]  # B×C×N×1: a 1-pixel-wide image
+        out = self._params(head(x), gains["G"][:, self.group_slice(g)])
+        return out if positions is None else tuple(t[..., 0] for t in out)
 
-    def nonanchor_params(self, g: int, gains: dict, shared: torch.Tensor, y_anchor: torch.Tensor):
+    def anchor_params(self, g: int, gains: dict, shared: torch.Tensor, gathered: bool = False):
+        """(scale index, μ·G, σ·G) of group g, valid at the anchors (full B×C_g×h×w tensors, or
+        with ``gathered`` B×C_g×N at the anchors only)."""
+        pos = anchor_mask(*shared.shape[-2:], shared.device) if gathered else None
+        return self._head(self.nets[g].ep_anchor, shared, gains, g, pos)
+
+    def nonanchor_params(self, g: int, gains: dict, shared: torch.Tensor, y_anchor: torch.Tensor,
+                         gathered: bool = False):
         """(scale index, μ·G, σ·G) of group g at the non-anchors; ``y_anchor``: decoded anchors
-        of g on the grid (zeros elsewhere)."""
+        of g on the grid (zeros elsewhere); ``gathered``: B×C_g×N at the non-anchors only."""
         net = self.nets[g]
         h, w = y_anchor.shape[-2:]
         amask = anchor_mask(h, w, y_anchor.device)
@@ -221,8 +232,8 @@ class ExactEntropyParameters:
         for blk in net.intra:
             q = blk(q, amask, kv)
         intra = snap(net.intra_out(q), gr, inplace=True)
-        head = net.ep_nonanchor(torch.cat([shared, local, intra], dim=1))
-        return self._params(head, gains["G"][:, self.group_slice(g)])
+        pos = ~amask if gathered else None
+        return self._head(net.ep_nonanchor, torch.cat([shared, local, intra], dim=1), gains, g, pos)
 
     def context_input(self, y_hat_gained: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         """ŷ = ŷ_G / G (one division) on the activation grid — what later contexts see."""

@@ -133,8 +133,132 @@ def _use_im2col(x: torch.Tensor) -> bool:
     return FORCE_IM2COL or x.device.type == "cuda"
 
 
-def _conv2d(x, w, bias, stride, padding, groups):
-    """Exact conv: ATen's float64 kernel on the CPU, explicit im2col + dgemm elsewhere."""
+#: below this many output channels a conv stacks its taps into one GEMM (M = taps·C_out) and sums
+#: shifted slices of the product: dgemm with M = 3 runs at a fraction of its speed
+STACK_TAPS_BELOW = 16
+
+
+def _pad_with_ones(x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+    """Zero-padded copy of B×C×H×W with one more channel of ones (the bias's input), C+1."""
+    B, C, H, W = x.shape
+    xp = x.new_zeros((B, C + 1, H + top + bottom, W + left + right))
+    xp[:, :C, top:top + H, left:left + W] = x
+    xp[:, C].fill_(1.0)
+    return xp
+
+
+def _gemm_taps(xp: torch.Tensor, taps: list, n_rows: int, cout: int) -> torch.Tensor:
+    """Σ_taps W_t @ X[:, off_t : off_t + n_rows·Wp] on a padded, row-flattened input.
+
+    ``xp`` is B×C×Hp×Wp (contiguous); every tap (W_t of C_out×C, flat offset) reads a contiguous
+    window of the flattened rows, so each term is one dgemm without any copy, accumulated in place
+    (``addmm_``, BLAS β = 1); the bias rides in the first tap as the weight of a channel of ones.
+    Every term is exact and every partial sum is bounded by the layer's B_c, so the accumulator is
+    exact whatever the order.  Returns B×C_out×n_rows×Wp (only the first Wo columns are valid)."""
+    B, C, Hp, Wp = xp.shape
+    n = n_rows * Wp
+    X = xp.reshape(B, C, Hp * Wp)
+    out = torch.empty((B, cout, n), dtype=xp.dtype, device=xp.device)
+    if cout < STACK_TAPS_BELOW and len(taps) > 1:
+        # one GEMM for all taps (M = taps·C_out), then the shifted windows of its rows summed
+        offs = [off for _, off in taps]
+        lo, hi = min(offs), max(offs)
+        w_all = torch.cat([w for w, _ in taps], dim=0)
+        for b in range(B):
+            Y = torch.mm(w_all, X[b, :, lo:hi + n]).view(len(taps), cout, hi - lo + n)
+            ob = out[b]
+            ob.copy_(Y[0, :, offs[0] - lo:offs[0] - lo + n])
+            for t in range(1, len(taps)):
+                ob.add_(Y[t, :, offs[t] - lo:offs[t] - lo + n])
+        return out.view(B, cout, n_rows, Wp)
+    for b in range(B):
+        ob = out[b]
+        w0, off0 = taps[0]
+        torch.mm(w0, X[b, :, off0:off0 + n], out=ob)
+        for w_t, off in taps[1:]:
+            ob.addmm_(w_t, X[b, :, off:off + n])
+    return out.view(B, cout, n_rows, Wp)
+
+
+def _with_bias(w_t: torch.Tensor, bias: Optional[torch.Tensor], first: bool) -> torch.Tensor:
+    """A tap's C_out×C weight with the bias column for the ones channel (first tap only)."""
+    col = (bias if (first and bias is not None) else w_t.new_zeros(w_t.shape[0])).view(-1, 1)
+    return torch.cat([w_t, col], dim=1)
+
+
+def _conv_taps(w, bias) -> list:
+    """Per tap (ky, kx): the C_out×(C+1) weight with the bias column on the first tap."""
+    kh, kw = w.shape[2:]
+    return [_with_bias(w[:, :, ky, kx], bias, ky == kx == 0).contiguous()
+            for ky in range(kh) for kx in range(kw)]
+
+
+def _conv2d_stride1(x, w, bias, padding, tap_w=None):
+    """A stride-1, ungrouped conv as shifted GEMMs (one per tap) over the padded input."""
+    B, C, H, W_ = x.shape
+    cout, _, kh, kw = w.shape
+    ph, pw = padding
+    Ho, Wo = H + 2 * ph - kh + 1, W_ + 2 * pw - kw + 1
+    # one extra zero row at the bottom keeps the last tap's window inside the buffer
+    xp = _pad_with_ones(x, pw, pw, ph, ph + 1)
+    Wp = W_ + 2 * pw
+    tap_w = tap_w if tap_w is not None else _conv_taps(w, bias)
+    taps = [(tap_w[ky * kw + kx], ky * Wp + kx) for ky in range(kh) for kx in range(kw)]
+    out = _gemm_taps(xp, taps, Ho, cout)
+    return out[:, :, :, :Wo].contiguous()
+
+
+def _axis_phases(k: int, s: int, p: int, n_in: int, n_out: int):
+    """Per output phase r (o = s·m + r): [(kernel tap, input offset d)], outputs of the phase.
+    A transposed conv sends x[i]·w[k] to o = s·i − p + k, i.e. i = m + (r + p − k)/s."""
+    out = []
+    for r in range(s):
+        taps = [(kk, (r + p - kk) // s) for kk in range(k) if (r + p - kk) % s == 0]
+        out.append((taps, max(0, -(-(n_out - r) // s))))
+    return out
+
+
+def _conv_transpose2d_phases(x, w, bias, stride, padding, output_padding):
+    """A transposed conv as s_h·s_w stride-1 sub-convolutions (polyphase), each as shifted
+    GEMMs, interleaved into the output — no col2im, no zero-filled scatter buffer."""
+    B, C, H, W_ = x.shape
+    _, cout, kh, kw = w.shape
+    sh, sw = stride
+    Ho = (H - 1) * sh - 2 * padding[0] + kh + output_padding[0]
+    Wo = (W_ - 1) * sw - 2 * padding[1] + kw + output_padding[1]
+    ph_y = _axis_phases(kh, sh, padding[0], H, Ho)
+    ph_x = _axis_phases(kw, sw, padding[1], W_, Wo)
+    dys = [d for taps, _ in ph_y for _, d in taps]
+    dxs = [d for taps, _ in ph_x for _, d in taps]
+    top, left = max(0, -min(dys)), max(0, -min(dxs))
+    n_y, n_x = max(n for _, n in ph_y), max(n for _, n in ph_x)
+    bottom = max(0, n_y - 1 + max(dys) - (H - 1)) + 1  # +1 row: windows stay inside
+    right = max(0, n_x - 1 + max(dxs) - (W_ - 1))
+    xp = _pad_with_ones(x, left, right, top, bottom)
+    Wp = W_ + left + right
+    wt = w.permute(2, 3, 1, 0)  # kh×kw×C_out×C_in: W_kᵀ per tap
+    out = torch.empty((B, cout, Ho, Wo), dtype=x.dtype, device=x.device)
+    for ry, (taps_y, ny) in enumerate(ph_y):
+        for rx, (taps_x, nx) in enumerate(ph_x):
+            if ny == 0 or nx == 0:
+                continue
+            taps = [(_with_bias(wt[ky, kx], bias, i == 0), (dy + top) * Wp + (dx + left))
+                    for i, ((ky, dy), (kx, dx)) in enumerate(
+                        (ty, tx) for ty in taps_y for tx in taps_x)]
+            if taps:
+                res = _gemm_taps(xp, taps, ny, cout)[:, :, :, :nx]
+            else:  # a phase no tap reaches: only the bias
+                res = (torch.zeros((B, cout, ny, nx), dtype=x.dtype, device=x.device)
+                       if bias is None else bias.view(1, -1, 1, 1).expand(B, cout, ny, nx))
+            out[:, :, ry::sh, rx::sw] = res
+    return out
+
+
+def _conv2d(x, w, bias, stride, padding, groups, tap_w=None):
+    """Exact conv: shifted GEMMs (stride 1, ungrouped), else ATen's float64 kernel on the CPU
+    and explicit im2col + dgemm on CUDA (never cuDNN)."""
+    if tuple(stride) == (1, 1) and groups == 1 and not FORCE_IM2COL:
+        return _conv2d_stride1(x, w, bias, padding, tap_w)
     if not _use_im2col(x):
         return F.conv2d(x, w, bias, stride, padding, 1, groups)
     B, C, H, W_ = x.shape
@@ -151,9 +275,10 @@ def _conv2d(x, w, bias, stride, padding, groups):
 
 
 def _conv_transpose2d(x, w, bias, stride, padding, output_padding):
-    """Exact transposed conv: ATen's float64 kernel on the CPU, dgemm + col2im (``fold``) else."""
-    if not _use_im2col(x):
-        return F.conv_transpose2d(x, w, bias, stride, padding, output_padding, 1, 1)
+    """Exact transposed conv: polyphase shifted GEMMs (reference: ATen's kernel, or dgemm +
+    col2im with FORCE_IM2COL)."""
+    if not FORCE_IM2COL:
+        return _conv_transpose2d_phases(x, w, bias, stride, padding, output_padding)
     B, C, H, W_ = x.shape
     cin, cout, kh, kw = w.shape
     Ho = (H - 1) * stride[0] - 2 * padding[0] + kh + output_padding[0]
@@ -213,6 +338,7 @@ class ExactLinear:
                            and self.groups == 1)
         self._w2d = self.weight.reshape(self.weight.shape[0], -1) if self._pointwise else None
         self._wt = self.weight.t().contiguous() if self.kind == "linear" else None
+        self._taps: Optional[list] = None  # per-tap GEMM weights, built on first use
         self.max_weight_error = float((wq - w).abs().max())
 
     @property
@@ -220,6 +346,7 @@ class ExactLinear:
         return int(self.weight.shape[1] if self.kind == "deconv" else self.weight.shape[0])
 
     def to(self, device) -> "ExactLinear":
+        self._taps = None
         self.weight = self.weight.to(device)
         if self._w2d is not None:
             self._w2d = self.weight.reshape(self.weight.shape[0], -1)
@@ -237,16 +364,25 @@ class ExactLinear:
             out = torch.matmul(x, self._wt)
             return out if self.bias is None else out.add_(self.bias)
         if self._pointwise:
-            # 1×1 conv as one dgemm on B×C×(H·W): no im2col copy; still exact sums
+            # 1×1 conv as one dgemm on C×(H·W) per image (bias as BLAS's β·C term): exact sums
             B, C, H, W = x.shape
-            out = torch.matmul(self._w2d, x.reshape(B, C, H * W)).reshape(B, -1, H, W)
-            return out if self.bias is None else out.add_(self.bias.view(1, -1, 1, 1))
+            X = x.reshape(B, C, H * W)
+            if self.bias is not None:
+                out = torch.stack([torch.addmm(self.bias.view(-1, 1), self._w2d, X[b])
+                                   for b in range(B)]) if B > 1 else \
+                    torch.addmm(self.bias.view(-1, 1), self._w2d, X[0])[None]
+            else:
+                out = torch.matmul(self._w2d, X)
+            return out.reshape(B, -1, H, W)
         if self.pad:
             p = self.pad
             mode = "reflect" if min(x.shape[-2:]) > p else "replicate"
             x = F.pad(x, (p, p, p, p), mode=mode)
         if self.kind == "conv":
-            return _conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
+            if self._taps is None and self.stride == (1, 1) and self.groups == 1:
+                self._taps = _conv_taps(self.weight, self.bias)
+            return _conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups,
+                           self._taps)
         return _conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                  self.output_padding)
 

@@ -2,9 +2,12 @@
 
 Inside ``with ExactOpGuard():`` every torch function call is inspected:
 
-* transcendental / fused / normalizing ops (``exp``, ``log``, ``erf``, ``sigmoid``, ``softmax``,
-  ``layer_norm``, ``gelu``, ``softplus``, ``pow``, ``rsqrt``, ``addmm``, ``addcmul``, ``lerp``,
-  ``baddbmm``, ``linear``, ``mean`` …) are forbidden: their kernels differ by device / SIMD width;
+* transcendental / fused elementwise / normalizing ops (``exp``, ``log``, ``erf``, ``sigmoid``,
+  ``softmax``, ``layer_norm``, ``gelu``, ``softplus``, ``pow``, ``rsqrt``, ``addcmul``, ``lerp``,
+  ``linear``, ``mean`` …) are forbidden: their kernels differ by device / SIMD width.  Matrix
+  products — ``matmul``/``mm``/``bmm``, convolutions and ``addmm``/``baddbmm`` with a bias term —
+  are allowed: on grid integers every product and partial sum is exact (the 2^53 bound), so any
+  blocking, order or FMA gives the same result;
 * (a bias fused into a convolution is allowed: it is one more exact term of an exact sum);
 * divisions must divide by a tensor with ≥ 1 dimension (CUDA turns division by a CPU scalar into
   a multiplication by its reciprocal: two roundings);
@@ -21,8 +24,8 @@ FORBIDDEN = {
     "exp", "exp_", "exp2", "expm1", "log", "log_", "log1p", "log2", "log10", "erf", "erfc",
     "erfinv", "sigmoid", "sigmoid_", "softplus", "gelu", "silu", "tanh", "softmax", "_softmax",
     "log_softmax", "layer_norm", "group_norm", "batch_norm", "pow", "pow_", "__pow__",
-    "__rpow__", "__ipow__", "float_power", "rsqrt", "reciprocal", "addmm", "addmv", "addbmm",
-    "baddbmm", "addcmul", "addcmul_", "addcdiv", "addcdiv_", "lerp", "lerp_", "linear",
+    "__rpow__", "__ipow__", "float_power", "rsqrt", "reciprocal",
+    "addcmul", "addcmul_", "addcdiv", "addcdiv_", "lerp", "lerp_", "linear",
     "bilinear", "scaled_dot_product_attention", "mean", "var", "std", "logsumexp", "cumsum",
     "ldexp", "hypot", "sinh", "cosh", "atan", "sin", "cos", "tan", "square", "einsum",
     "compile", "randn", "rand", "normal_", "uniform_", "bernoulli", "multinomial",

@@ -138,24 +138,24 @@ class ExactNorm:
 # -------------------------------------------------------------------------------- softmax
 
 
+def mask_to_add(allowed: torch.Tensor) -> torch.Tensor:
+    """A bool mask as an additive float64 mask: 0 where allowed, −inf elsewhere."""
+    return torch.zeros(allowed.shape, dtype=torch.float64, device=allowed.device).masked_fill_(
+        ~allowed, float("-inf"))
+
+
 def softmax_integer_weights(logits: torch.Tensor, dim: int, bits: int,
-                            allowed: Optional[torch.Tensor] = None) -> torch.Tensor:
+                            inplace: bool = False) -> torch.Tensor:
     """Integer softmax weights ``round(exp(l − max)·2^bits)`` along ``dim`` (the max gets 2^bits).
 
-    ``allowed`` (broadcastable bool) masks entries out (weight 0); a row with no allowed entry is
-    all zeros.  Sums of n weights are exact while ``n·2^bits < 2^53``.
+    Masked entries are −inf in ``logits`` (add :func:`mask_to_add`): exp clamps them to e^−700,
+    whose weight rounds to 0; a row with no finite entry is all zeros (its max is clamped to a
+    finite number first).  Sums of n weights are exact while ``n·2^bits < 2^53``.  Written without
+    branches (``where``/``masked_fill`` are slow on CPU float64 tensors).
     """
-    if allowed is not None:
-        logits = logits.masked_fill(~allowed, float("-inf"))
-    row_max = logits.amax(dim=dim, keepdim=True)
-    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-    diff = logits - row_max
-    if allowed is not None:
-        diff = torch.where(allowed, diff, torch.full_like(diff, dmath.EXP_MIN))
-    e = dmath.exp(diff).mul_(float(2 ** bits)).round_()
-    if allowed is not None:
-        e = torch.where(allowed, e, torch.zeros_like(e))
-    return e
+    row_max = logits.amax(dim=dim, keepdim=True).clamp_min_(-1e300)
+    diff = logits.sub_(row_max) if inplace else logits - row_max
+    return dmath.exp(diff).mul_(float(2 ** bits)).round_()
 
 
 # ------------------------------------------------------------------------------- attention
@@ -204,7 +204,8 @@ class ExactWindowAttention:
         return self
 
     def _mask(self, key_allowed: torch.Tensor, H: int, W: int):
-        """(nW×w²×w² allowed-pair mask, padded size) — cached per (allowed map, size)."""
+        """(1×nW×1×w²×w² additive mask + Laplacian bias, padded size) — cached per (allowed map,
+        size): 0 (+bias) where a query may see a key, −inf elsewhere."""
         key = (H, W, key_allowed.device.type, hash(key_allowed.cpu().numpy().tobytes()))
         hit = self._masks.get(key)
         if hit is not None:
@@ -219,9 +220,11 @@ class ExactWindowAttention:
         allowed_t = _windows(allowed[None, None], w)[..., 0] > 0.5
         region_t = _windows(region[None, None].to(torch.float64), w)[..., 0]
         mask = allowed_t[:, None, :] & (region_t[:, :, None] == region_t[:, None, :])  # nW×w²×w²
+        # bias + (0 | −inf): adding both at once equals adding them one after the other
+        add_mask = (mask_to_add(mask) + self.bias)[None, :, None]
         if len(self._masks) > 16:
             self._masks.clear()
-        self._masks[key] = (mask, Hp, Wp)
+        self._masks[key] = (add_mask, Hp, Wp)
         return self._masks[key]
 
     def __call__(self, q_feat: torch.Tensor, kv_feat: torch.Tensor,
@@ -241,13 +244,11 @@ class ExactWindowAttention:
         kv = self.kv(kt).reshape(-1, w2, 2, heads, hd).permute(2, 0, 3, 1, 4)
         k, v = snap(kv[0], self.qk_grid), snap(kv[1], self.v_grid)
         logits = dmath.div(q @ k.transpose(-2, -1), self.logit_div)  # exact q·k, one division
-        logits.add_(self.bias)
-        logits = logits.reshape(B, nW, heads, w2, w2)
-        m = mask[None, :, None]
-        e = softmax_integer_weights(logits, -1, self.P, m).reshape(-1, heads, w2, w2)
+        logits = logits.reshape(B, nW, heads, w2, w2).add_(mask)  # Laplacian bias and mask
+        e = softmax_integer_weights(logits, -1, self.P, inplace=True).reshape(-1, heads, w2, w2)
         den = e.sum(dim=-1, keepdim=True)  # exact integers
         num = e @ v  # exact: Σ e·|v| ≤ w²·2^P·2^(Rv+F) < 2^53
-        out = torch.where(den > 0, dmath.div(num, torch.clamp_min(den, 1.0)), torch.zeros_like(num))
+        out = dmath.div(num, torch.clamp_min(den, 1.0))  # a row without keys: 0/1
         out = snap(out, self.grid, inplace=True).transpose(1, 2).reshape(-1, w2, d)
         out = snap(self.proj(out), self.grid, inplace=True)
         out = _unwindows(out, B, Hp, Wp, w)

@@ -52,14 +52,14 @@ class CheckerboardGroupedCodec:
             b_full = torch.zeros(shape, dtype=torch.float64)
             for p in (0, 1):
                 prm = eng.anchor(g, ctx, gains) if p == 0 else eng.nonanchor(g, ctx, gains, yq)
-                mg = gather(prm.mean, masks[p])
+                pick = (lambda t: t) if prm.gathered else (lambda t, m=masks[p]: gather(t, m))
+                mg = pick(prm.mean)
                 res = None if y_bar is None else gather(y_bar[:, sl], masks[p]) - mg
                 label = f"g{g}/{PASS_NAMES[p]}"
-                rec, bits = runner(label, res, gather(prm.index, masks[p]))
+                rec, bits = runner(label, res, pick(prm.index))
                 yq = yq + scatter(mg + rec.to(mg.dtype), masks[p], shape=shape).to(yq.dtype)
                 m_full = m_full + scatter(mg, masks[p], shape=shape).to(yq.dtype)
-                s_full = s_full + scatter(gather(prm.scale, masks[p]), masks[p],
-                                          shape=shape).to(yq.dtype)
+                s_full = s_full + scatter(pick(prm.scale), masks[p], shape=shape).to(yq.dtype)
                 if bits is not None:
                     step_bits[label] = float(bits.sum())
                     b_full += scatter(bits.to(torch.float64).cpu(), masks[p].cpu(), shape=shape)

@@ -32,11 +32,13 @@ from ..exact.cache import cached
 
 @dataclass
 class PassParams:
-    """Entropy parameters of one step, full size ``B×C×h×w`` (valid at that step's positions)."""
+    """Entropy parameters of one step: full size ``B×C×h×w`` (valid at that step's positions), or
+    with ``gathered`` only the step's positions, ``B×C×N`` in raster order (``checkerboard.gather``)."""
 
     mean: torch.Tensor  #: gained mean μ·G (float64 on the exact path, float32 on the float one)
     index: torch.Tensor  #: scale-table index (int64) — the coded quantity
     scale: torch.Tensor  #: gained σ·G (inspection only)
+    gathered: bool = False
 
     @classmethod
     def from_float(cls, mean_gained: torch.Tensor, scale_gained: torch.Tensor) -> "PassParams":
@@ -170,13 +172,13 @@ class LgemExactParameters(GroupedEntropyParameters):
         return self.exact.shared_context(g, phi, y_prev)
 
     def anchor(self, g, ctx, gains):
-        idx, mean, sg = self.exact.anchor_params(g, gains, ctx)
-        return PassParams(mean=mean, index=idx, scale=sg)
+        idx, mean, sg = self.exact.anchor_params(g, gains, ctx, gathered=True)
+        return PassParams(mean=mean, index=idx, scale=sg, gathered=True)
 
     def nonanchor(self, g, ctx, gains, y_anchor_gained):
         y_anchor = self.exact.context_input(y_anchor_gained, gains["G"][:, self.group_slice(g)])
-        idx, mean, sg = self.exact.nonanchor_params(g, gains, ctx, y_anchor)
-        return PassParams(mean=mean, index=idx, scale=sg)
+        idx, mean, sg = self.exact.nonanchor_params(g, gains, ctx, y_anchor, gathered=True)
+        return PassParams(mean=mean, index=idx, scale=sg, gathered=True)
 
 
 class ScaleHyperpriorExactParameters(HyperpriorEntropyParameters):

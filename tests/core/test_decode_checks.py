@@ -50,7 +50,8 @@ def test_other_entropy_parameters_stop_with_the_mismatch_error(codec, monkeypatc
         prm = original(self, g, ctx, gains)
         if g == 2:
             prm.index = prm.index.clone()
-            prm.index[0, 0, 0, 0] = (prm.index[0, 0, 0, 0] + 7) % 64
+            first = (0,) * prm.index.dim()
+            prm.index[first] = (prm.index[first] + 7) % 64
         return prm
 
     monkeypatch.setattr(LgemExactParameters, "anchor", perturbed)

@@ -38,10 +38,10 @@ def test_exp_is_exact_at_zero_and_powers_of_two_are_exact():
 
 def test_erfc_gelu_sigmoid_softplus_accuracy():
     t = torch.linspace(0, 8, 20001, dtype=torch.float64)
-    assert _rel(dmath.erfc_nonneg(t), torch.special.erfc(t)) < 1e-12
+    assert _rel(dmath.erfc_nonneg(t), torch.special.erfc(t)) < 3e-10  # a frozen degree-12 fit
     x = torch.linspace(-30, 30, 60001, dtype=torch.float64)
-    assert float((dmath.gelu(x) - F.gelu(x)).abs().max()) < 1e-13
-    assert float((dmath.normal_cdf(x) - 0.5 * torch.special.erfc(-x / math.sqrt(2))).abs().max()) < 1e-14
+    assert float((dmath.gelu(x) - F.gelu(x)).abs().max()) < 1e-10
+    assert float((dmath.normal_cdf(x) - 0.5 * torch.special.erfc(-x / math.sqrt(2))).abs().max()) < 1e-10
     assert float((dmath.sigmoid(x) - torch.sigmoid(x)).abs().max()) < 1e-15
     ref = torch.log1p(torch.exp(-x.abs())) + x.clamp_min(0)
     assert float((dmath.softplus(x) - ref).abs().max()) < 1e-14
