@@ -48,15 +48,15 @@ class FactorizedZCodec:
         _, offset, length = self.tables()
         med = self.prior.medians()[None, :, None, None]
         sym = torch.round(z_gained - med).to(torch.int64)
-        lo = torch.as_tensor(offset)[None, :, None, None]
-        hi = lo + torch.as_tensor(length)[None, :, None, None] - 1
+        lo = torch.as_tensor(offset, device=sym.device)[None, :, None, None]
+        hi = lo + torch.as_tensor(length, device=sym.device)[None, :, None, None] - 1
         clamped = int(((sym < lo) | (sym > hi)).sum())
         return torch.maximum(torch.minimum(sym, hi), lo), clamped
 
     def dequantize(self, symbols: torch.Tensor) -> torch.Tensor:
         """ẑ⊙H = v + median (float64: exact for the integer v and the float32 median)."""
         med = self.prior.medians().to(torch.float64)
-        return symbols.to(torch.float64) + med[None, :, None, None]
+        return symbols.to(med.device, torch.float64) + med[None, :, None, None]
 
     def encode(self, symbols: torch.Tensor) -> bytes:
         """The z section of one image (``1×N×hz×wz`` symbols)."""

@@ -416,11 +416,11 @@ class ExactDiffusion:
         h, w = 16 * y_hat_gained.shape[-2], 16 * y_hat_gained.shape[-1]
         adapted = self.unet.adapt(ctx, (h, w))
         dct = self.dct(h, w)
-        lam = heat_eigenvalues_exact(h, w).to(self.device)
+        lam = heat_eigenvalues_exact(h, w)  # the schedule runs on the CPU (H×W elementwise)
         sch = self.schedule
         shape = (b, 3, h, w)
-        alpha1, sigma1 = sch.alpha_sigma(1.0, lam)
-        x = normal(shape, seed, 0, self.device) * sigma1.to(self.device)
+        alpha1, sigma1 = (v.to(self.device) for v in sch.alpha_sigma(1.0, lam))
+        x = normal(shape, seed, 0, self.device) * sigma1
         if x_init is not None:
             x = x + dct.idct2(dct.dct2(x_init) * alpha1)
         pairs = step_pairs(steps)
