@@ -202,7 +202,7 @@ def main() -> None:
               "cpu_capability": torch.backends.cpu.get_cpu_capability(),
               **{k: v for k, v in previous.items() if k in ("cost", "time")}}
     if previous and "previous" not in previous:
-        result["previous"] = previous  # phase-1 measurements of docs/determinism.md
+        result["previous"] = previous  # the phase-1 measurements (issue 11)
     elif "previous" in previous:
         result["previous"] = previous["previous"]
     parts = {"cost": part_cost, "time": part_time}

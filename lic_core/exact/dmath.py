@@ -1,4 +1,5 @@
-"""Deterministic elementwise math on float64 tensors (docs/determinism.md, "the exact path").
+"""Deterministic elementwise math on float64 tensors (docs/bitstream.md, "Reproducible
+decoding").
 
 Every function here is built only from IEEE-754 *basic* operations applied elementwise — ``+ − ×
 ÷ sqrt``, round-half-even, floor, compare, min/max/clamp — plus exact bit manipulation

@@ -1,4 +1,5 @@
-"""A guard that rejects non-reproducible torch calls on the exact path (docs/determinism.md).
+"""A guard that rejects non-reproducible torch calls on the exact path (docs/bitstream.md,
+"Reproducible decoding").
 
 Inside ``with ExactOpGuard():`` every torch function call is inspected:
 

@@ -1,5 +1,5 @@
 """Deterministic math of the exact path (lic_core.exact.dmath, tables): accurate, and built so
-that it cannot depend on the machine (docs/determinism.md)."""
+that it cannot depend on the machine (docs/bitstream.md, "Reproducible decoding")."""
 from __future__ import annotations
 
 import math
