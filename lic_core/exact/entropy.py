@@ -164,11 +164,12 @@ class ExactEntropyParameters:
     def gains_for_code(self, code: int) -> dict[str, torch.Tensor]:
         """G, G', H, H' (1×C×1×1 float64) at u16 slider ``code`` (cached per code)."""
         code = int(code)
-        if code not in self._gain_cache:
+        hit = self._gain_cache.get(code)  # one lookup: another thread may clear the cache
+        if hit is None:
             if len(self._gain_cache) > 32:
                 self._gain_cache.clear()
-            self._gain_cache[code] = exact_gains(self._units, code, self.device)
-        return self._gain_cache[code]
+            hit = self._gain_cache[code] = exact_gains(self._units, code, self.device)
+        return hit
 
     def gains(self, u: float) -> dict[str, torch.Tensor]:
         """Gains for slider u, quantized to its u16 code first."""
@@ -268,11 +269,12 @@ class ExactMeanScaleHyperprior:
 
     def gains_for_code(self, code: int) -> dict[str, torch.Tensor]:
         code = int(code)
-        if code not in self._gain_cache:
+        hit = self._gain_cache.get(code)  # one lookup: another thread may clear the cache
+        if hit is None:
             if len(self._gain_cache) > 32:
                 self._gain_cache.clear()
-            self._gain_cache[code] = exact_gains(self._units, code, self.device)
-        return self._gain_cache[code]
+            hit = self._gain_cache[code] = exact_gains(self._units, code, self.device)
+        return hit
 
     def params(self, z_hat: torch.Tensor, gains: dict):
         """(scale index, μ, σ) of every element of ȳ (gained domain, full size)."""

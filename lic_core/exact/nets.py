@@ -224,8 +224,8 @@ class ExactWindowAttention:
         add_mask = (mask_to_add(mask) + self.bias)[None, :, None]
         if len(self._masks) > 16:
             self._masks.clear()
-        self._masks[key] = (add_mask, Hp, Wp)
-        return self._masks[key]
+        hit = self._masks[key] = (add_mask, Hp, Wp)
+        return hit
 
     def __call__(self, q_feat: torch.Tensor, kv_feat: torch.Tensor,
                  key_allowed: torch.Tensor) -> torch.Tensor:

@@ -73,11 +73,12 @@ class ExactSynthesis:
     def inverse_gain(self, code: int) -> torch.Tensor:
         """G' (1×M×1×1 float64 holding float32 values) at u16 slider ``code``."""
         code = int(code)
-        if code not in self._gains:
+        hit = self._gains.get(code)  # one lookup: another thread may clear the cache
+        if hit is None:
             if len(self._gains) > 32:
                 self._gains.clear()
-            self._gains[code] = exact_gain(self.inv_gain, code).to(self.device)
-        return self._gains[code]
+            hit = self._gains[code] = exact_gain(self.inv_gain, code).to(self.device)
+        return hit
 
     def input_grid(self, y_hat_gained: torch.Tensor, code: int) -> torch.Tensor:
         """ŷ = ŷ_G ⊙ G' on the grid (one multiplication, one rounding) — g_s's input."""

@@ -147,3 +147,17 @@ def test_cli_exit_codes_differ_and_no_picture_is_written(codec, tmp_path, monkey
     err = capsys.readouterr().err
     assert rc == 2 and "corrupted" in err and not (tmp_path / "b.png").exists()
     assert isinstance(LicMismatchError("x"), LicError)
+
+
+def test_concurrent_decodes_in_worker_threads_are_exact(codec):
+    """The studio decodes in worker threads: the exact path keeps no global state (no cuDNN or
+    determinism flag) and its caches tolerate concurrent use."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encs = [codec.encode(_img(), EncodeParams(rate=u, quantizer=q))
+            for u, q in ((0.3, "round"), (0.8, "tcq"), (0.55, "rdoq"))]
+    with ThreadPoolExecutor(3) as pool:
+        outs = list(pool.map(lambda e: codec.decode(e.data).reconstruction, encs * 2))
+    for e, o in zip(encs * 2, outs):
+        assert np.array_equal(e.reconstruction, o)
+    assert not torch.are_deterministic_algorithms_enabled()

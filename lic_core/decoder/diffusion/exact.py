@@ -380,9 +380,10 @@ class ExactDiffusion:
         return self
 
     def dct(self, h: int, w: int) -> ExactDCT:
-        if (h, w) not in self._dct:
-            self._dct[(h, w)] = ExactDCT(h, w, self.device)
-        return self._dct[(h, w)]
+        hit = self._dct.get((h, w))
+        if hit is None:
+            hit = self._dct[(h, w)] = ExactDCT(h, w, self.device)
+        return hit
 
     def contexts(self, synth: ExactSynthesis, y_hat_gained: Tensor,
                  code: int) -> tuple[list[Tensor], Optional[Tensor], Tensor]:
