@@ -7,4 +7,4 @@ Public entry points (see docs/ARCHITECTURE.md):
 """
 __version__ = "0.1.0"
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2

@@ -18,6 +18,12 @@ class LicFormatError(LicError):
     """A .lic file is malformed: wrong magic, newer version, corrupted, truncated, mismatched."""
 
 
+class LicMismatchError(LicError):
+    """A .lic file passed its integrity checks, but this machine decoded different symbols or a
+    different picture than the encoder recorded (the file's check values): the decoder's
+    arithmetic disagrees with the encoder's.  Never a picture; please report it."""
+
+
 class ModelNotFoundError(LicError):
     """A model name is unknown, or its weights file is missing."""
 

@@ -1,16 +1,17 @@
 """The ``.lic`` container (METHODS §6.5; byte layout in docs/bitstream.md)."""
 from .format import (
-                     DECODER_CODES,
-                     FORMAT_VERSION,
-                     MAGIC,
-                     MAX_SIDE,
-                     FileLayout,
-                     LicHeader,
-                     layout,
-                     pack,
-                     peek_header,
-                     unpack,
+    DECODER_CODES,
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_SIDE,
+    FileLayout,
+    LicHeader,
+    PictureCheck,
+    layout,
+    pack,
+    peek_header,
+    unpack,
 )
 
 __all__ = ["DECODER_CODES", "FORMAT_VERSION", "MAGIC", "MAX_SIDE", "FileLayout", "LicHeader",
-           "layout", "pack", "peek_header", "unpack"]
+           "PictureCheck", "layout", "pack", "peek_header", "unpack"]

@@ -1,10 +1,15 @@
-"""The ``.lic`` container, format v1 (METHODS §6.5; exact byte layout in docs/bitstream.md).
+"""The ``.lic`` container, format v2 (METHODS §6.5; exact byte layout in docs/bitstream.md).
 
 A file is a small self-describing header, a list of opaque sections (the codec decides what they
 hold: z stream first, then y, METHODS §6.3) and a CRC32 over everything before it::
 
-    magic "LIC1" | u8 version | u8 flags | header fields | varint n | n × varint len |
-    section bytes ... | u32 CRC32 (little-endian)
+    magic "LIC1" | u8 version | u8 flags | header fields | check values |
+    varint n | n × varint len | section bytes ... | u32 CRC32 (little-endian)
+
+Version 2 (issue 11) decodes with the exact arithmetic of :mod:`lic_core.exact` and adds the
+check values of :mod:`lic_core.bitstream.checks` (a CRC32 of the symbols of every coding step and
+of the encoder's picture per decoder).  A version-1 file is refused with a one-line message that
+names its version and says to re-encode.
 
 Parsing is defensive: every malformed input raises :class:`~lic_core.errors.LicFormatError` with a
 one-line message, never another exception; every length read from the file is checked against the
@@ -22,7 +27,9 @@ from typing import Union
 from ..errors import LicFormatError
 
 MAGIC = b"LIC1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: the oldest version this reader decodes (v1 decoded with machine-dependent float arithmetic)
+MIN_FORMAT_VERSION = 2
 
 #: decoder kind <-> 2-bit code in the flags byte (METHODS §6.5 numbering: 0 MSE, 1 GAN, 2 diffusion)
 DECODER_CODES = {"mse": 0, "gan": 1, "diffusion": 2}
@@ -37,11 +44,24 @@ MAX_PARAM_KEY = 64
 MAX_PARAMS = 64
 MAX_SECTIONS = 255
 MAX_STEPS = 100_000
+MAX_SYMBOL_CHECKS = 1024
+MAX_PICTURE_CHECKS = 16
 U64_MAX = (1 << 64) - 1
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 _MIN_FILE = len(MAGIC) + 2 + 4
 
 ParamValue = Union[int, float]
+
+
+@dataclass(frozen=True)
+class PictureCheck:
+    """CRC32 of the uint8 picture the encoder's ``decoder`` made (``steps``/``seed``: the
+    diffusion sampler's; 0 for the other decoders)."""
+
+    decoder: str
+    steps: int
+    seed: int
+    crc: int
 
 
 @dataclass
@@ -68,6 +88,10 @@ class LicHeader:
     diffusion_steps: int = 0
     diffusion_seed: int = 0
     lic_version: str = ""
+    #: CRC32 of the decoded symbols of each coding step: z, then y in bitstream order (format v2)
+    symbol_crcs: list[int] = field(default_factory=list)
+    #: CRC32 of the encoder's final picture per decoder it ran (format v2)
+    picture_crcs: list[PictureCheck] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.lic_version:
@@ -79,6 +103,15 @@ class LicHeader:
     def rate(self) -> float:
         """The dequantized rate slider u = rate_u16 / 65535."""
         return self.rate_u16 / 65535.0
+
+    def picture_check(self, decoder: str, steps: int = 0, seed: int = 0) -> "PictureCheck | None":
+        """The stored picture CRC for this decoder (and, for diffusion, these steps and seed)."""
+        if decoder != "diffusion":
+            steps = seed = 0
+        for c in self.picture_crcs:
+            if (c.decoder, c.steps, c.seed) == (decoder, int(steps), int(seed)):
+                return c
+        return None
 
 
 @dataclass
@@ -173,6 +206,23 @@ def _header_bytes(h: LicHeader) -> bytes:
             raise _fail_write(f"quantizer parameter '{key}' must be a finite float or a 64-bit int")
     out += _varint(_check_int(h.diffusion_steps, "diffusion_steps", 0, MAX_STEPS))
     out += _varint(_check_int(h.diffusion_seed, "diffusion_seed", 0, U64_MAX))
+    crcs = list(h.symbol_crcs or [])
+    if len(crcs) > MAX_SYMBOL_CHECKS:
+        raise _fail_write(f"more than {MAX_SYMBOL_CHECKS} symbol checks")
+    out += _varint(len(crcs))
+    for c in crcs:
+        out += struct.pack("<I", _check_int(c, "symbol check", 0, 0xFFFFFFFF))
+    pics = list(h.picture_crcs or [])
+    if len(pics) > MAX_PICTURE_CHECKS:
+        raise _fail_write(f"more than {MAX_PICTURE_CHECKS} picture checks")
+    out += _varint(len(pics))
+    for p in pics:
+        if p.decoder not in DECODER_CODES:
+            raise _fail_write(f"unknown decoder '{p.decoder}' in a picture check")
+        out.append(DECODER_CODES[p.decoder])
+        out += _varint(_check_int(p.steps, "picture check steps", 0, MAX_STEPS))
+        out += _varint(_check_int(p.seed, "picture check seed", 0, U64_MAX))
+        out += struct.pack("<I", _check_int(p.crc, "picture check", 0, 0xFFFFFFFF))
     return bytes(out)
 
 
@@ -251,6 +301,20 @@ def _check_magic_version(data: bytes) -> None:
                              f"this version reads format v{FORMAT_VERSION}")
     if version < 1:
         raise LicFormatError("corrupted .lic file (format version 0)")
+    if version < MIN_FORMAT_VERSION:
+        raise LicFormatError(f"this .lic file is format v{version}{_writer(data)}; this LIC Studio "
+                             f"reads format v{FORMAT_VERSION} only (v2 decodes identically on every "
+                             f"machine) — re-encode the image with this version")
+
+
+def _writer(data: bytes) -> str:
+    """" (written by LIC Studio X)" read from an old header's version string, if readable."""
+    try:
+        r = _Reader(bytes(data[:256]), min(len(data), 256))
+        r.take(6, "magic")
+        return f" (written by LIC Studio {r.string('software version', MAX_VERSION_STR)})"
+    except LicFormatError:
+        return ""
 
 
 def _parse_header(r: _Reader) -> LicHeader:
@@ -290,10 +354,24 @@ def _parse_header(r: _Reader) -> LicHeader:
             raise LicFormatError(f"corrupted .lic file (unknown parameter type {kind})")
     steps = r.varint("diffusion steps", MAX_STEPS)
     seed = r.varint("diffusion seed", U64_MAX)
+    n_sym = r.varint("symbol check count", MAX_SYMBOL_CHECKS)
+    crcs = [struct.unpack("<I", r.take(4, "symbol checks"))[0] for _ in range(n_sym)]
+    n_pic = r.varint("picture check count", MAX_PICTURE_CHECKS)
+    pics = []
+    for _ in range(n_pic):
+        dcode = r.u8("picture check decoder")
+        if dcode not in _DECODER_NAMES:
+            raise LicFormatError(f"corrupted .lic file (unknown decoder kind {dcode} in a "
+                                 "picture check)")
+        p_steps = r.varint("picture check steps", MAX_STEPS)
+        p_seed = r.varint("picture check seed", U64_MAX)
+        (p_crc,) = struct.unpack("<I", r.take(4, "picture check"))
+        pics.append(PictureCheck(_DECODER_NAMES[dcode], p_steps, p_seed, p_crc))
     return LicHeader(model=model, weights_hash=whash, decoder=_DECODER_NAMES[code],
                      quantizer=quantizer, quantizer_params=params, rate_u16=rate_u16,
                      height=h, width=w, padded_height=ph, padded_width=pw,
-                     diffusion_steps=steps, diffusion_seed=seed, lic_version=lic_version)
+                     diffusion_steps=steps, diffusion_seed=seed, lic_version=lic_version,
+                     symbol_crcs=crcs, picture_crcs=pics)
 
 
 def _parse_all(data: bytes, end: int) -> tuple[LicHeader, list[int], int]:

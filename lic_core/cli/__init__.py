@@ -1,7 +1,9 @@
 """The ``lic`` command line (tfci-style sub-commands).
 
 Each sub-command lives in ``cmd_<name>.py`` with ``register(subparsers)``; the parser it adds sets
-``func(args) -> int``.  User errors (:class:`lic_core.errors.LicError`) print one line and exit 2.
+``func(args) -> int``.  User errors (:class:`lic_core.errors.LicError`) print one line and exit 2;
+a file that is intact but decodes differently here than at the encoder
+(:class:`lic_core.errors.LicMismatchError`) prints one line and exits 3.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-from ..errors import LicError
+from ..errors import LicError, LicMismatchError
 
 SUBCOMMANDS = ("compress", "decompress", "info", "models", "eval", "plot", "bdrate",
                "train", "export", "finetune")
@@ -62,6 +64,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         _apply_threads(args)
         return int(args.func(args) or 0)
+    except LicMismatchError as exc:  # not the user's fault: a different exit status
+        print(f"lic: error: {exc}", file=sys.stderr)
+        return 3
     except LicError as exc:
         print(f"lic: error: {exc}", file=sys.stderr)
         return 2

@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         ("quantizer", f"{h['quantizer']} ({params})"),
         ("decoder", h["decoder"]),
         ("diffusion", f"steps {h['diffusion_steps']}, seed {h['diffusion_seed']}"),
+        ("checks", f"{len(h['symbol_crcs'])} symbol CRC32s; picture CRC32s: "
+                   + (", ".join(p["decoder"] + (f" ({p['steps']} steps, seed {p['seed']})"
+                                                if p["decoder"] == "diffusion" else "")
+                                for p in h["picture_crcs"]) or "none")),
         ("header", f"{info['header_bytes']} bytes"),
     ]
     for i, n in enumerate(info["section_bytes"]):

@@ -7,32 +7,36 @@ section 1 is y in one step under the mean-scale hyperprior (``round`` quantizer,
 Gaussian tables at the scale-table index of σ, §6.3).
 
 The header carries the model name, the 8-byte weights hash (decoding with other weights is
-refused), decoder kind ``gan``, the u16 slider and the sizes.  Encoding and decoding run on CPU in
-float32 with deterministic algorithms; the encoder's reconstruction is computed from the same
-indices and tables the decoder sees, so ``decode(encode(x).data)`` reproduces it bit-exactly
-(on the same machine and library versions, §6.4).
+refused), decoder kind ``gan``, the u16 slider, the sizes and the check values.  The hyperprior's
+μ and scale index and the generator's picture run on the exact path (format v2,
+:mod:`lic_core.exact`, :mod:`lic_core.models.hific_exact`), so ``decode(encode(x).data)``
+reproduces the encoder's reconstruction bit-exactly on any machine, thread count or device.
 """
 from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from ..bitstream.format import LicHeader, pack, unpack
+from ..bitstream.checks import picture_crc, picture_mismatch
+from ..bitstream.format import LicHeader, PictureCheck, pack, unpack
+from ..devices import coding_device
 from ..errors import LicError, LicFormatError, ModelNotFoundError
-from ..image.tensor import crop, pad_to_multiple, to_tensor, to_uint8
+from ..exact.cache import cached
+from ..image.tensor import pad_to_multiple, to_tensor
 from ..latent_codecs import (
     FactorizedZCodec,
     GaussianConditionalCodec,
+    HyperpriorEntropyParameters,
     HyperpriorLatentCodec,
-    ScaleHyperpriorFloatParameters,
+    ScaleHyperpriorExactParameters,
 )
 from ..models.hific import PAD_MULTIPLE, HificConfig, HificModel, count_parameters, get_config
+from ..models.hific_exact import ExactHificGenerator
 from ..paths import weights_path
 from ..quantizer import build_quantizer
 from ..rate.gain import quantize_slider
@@ -45,10 +49,20 @@ MODEL_NAME = "hific-small"
 UNAVAILABLE_REASON = "no trained HiFiC weights (GPU training pending)"
 
 
-def latent_codec(model: HificModel) -> HyperpriorLatentCodec:
-    """HiFiC's latent pipeline: factorized z, then all of y in one mean-scale step."""
-    return HyperpriorLatentCodec(FactorizedZCodec(model.entropy_bottleneck),
-                                 GaussianConditionalCodec(ScaleHyperpriorFloatParameters(model)))
+def latent_codec(model: HificModel,
+                 engine: Optional[HyperpriorEntropyParameters] = None) -> HyperpriorLatentCodec:
+    """HiFiC's latent pipeline: factorized z, then all of y in one mean-scale step (exact engine
+    unless ``engine`` says otherwise — the float engine is for benchmarks only)."""
+    return HyperpriorLatentCodec(
+        FactorizedZCodec(model.entropy_bottleneck),
+        GaussianConditionalCodec(engine or ScaleHyperpriorExactParameters(model)))
+
+
+def exact_generator(model: HificModel, device="cpu") -> ExactHificGenerator:
+    """G on the exact path, built once per weights and device."""
+    dev = torch.device(device)
+    return cached(model, f"generator:{dev}", (model.generator,),
+                  lambda: ExactHificGenerator(model.generator, device=dev))
 
 
 def load_hific(name: str = MODEL_NAME, path: Optional[Path] = None) -> HificModel:
@@ -80,19 +94,6 @@ def load_hific(name: str = MODEL_NAME, path: Optional[Path] = None) -> HificMode
     return model.eval()
 
 
-@contextmanager
-def _reference_mode() -> Iterator[None]:
-    """CPU float32 with deterministic kernels (METHODS §6.4 "reference mode"); restored after."""
-    prev = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
-
-
 class HificCodec(LicCodec):
     """HiFiC with one model for all rates (slider u in [0, 1]); GAN decoder; round quantizer."""
 
@@ -101,10 +102,13 @@ class HificCodec(LicCodec):
     quantizers = ("round",)
     decoders = ("gan",)
 
-    def __init__(self, model: Optional[HificModel] = None, model_name: str = MODEL_NAME) -> None:
+    def __init__(self, model: Optional[HificModel] = None, model_name: str = MODEL_NAME,
+                 device: Optional[str] = None) -> None:
         """``model`` injects an in-memory model (tests: a random tiny model); otherwise the
-        trained weights are loaded from ``<weights dir>/<model_name>.safetensors`` on first use."""
+        trained weights are loaded from ``<weights dir>/<model_name>.safetensors`` on first use.
+        ``device`` ("cpu" default, "cuda") is where the exact arithmetic runs (same bits)."""
         self.model_name = model_name
+        self.device = coding_device(device)
         self._model: Optional[HificModel] = None
         self._hash: Optional[bytes] = None
         self._injected = model is not None
@@ -115,7 +119,7 @@ class HificCodec(LicCodec):
     def _set_model(self, model: HificModel) -> None:
         # device only: a dtype cast would also turn the float64 z pmf tables into float32
         model = model.to(device="cpu").eval()
-        model.entropy_bottleneck.tables()  # make sure the z tables exist before hashing
+        model.entropy_bottleneck.tables()  # stored z tables are required (never recomputed)
         self._model = model
         self._hash = weights_hash(model.state_dict())
 
@@ -156,6 +160,13 @@ class HificCodec(LicCodec):
             d["provenance"] = ("trained" if card else "in-memory model (not a weights file)")
         return d
 
+    # ------------------------------------------------------------------------------ pictures
+    def _picture(self, model: HificModel, y_hat_gained: torch.Tensor, g: dict, h: int,
+                 w: int) -> np.ndarray:
+        """The exact generator's H×W×3 uint8 picture of ŷ⊙G."""
+        pic = exact_generator(model, self.device).picture(y_hat_gained, g["G_inv"])
+        return np.ascontiguousarray(pic[0, :, :h, :w].permute(1, 2, 0).cpu().numpy())
+
     # ------------------------------------------------------------------------------ encode
     def _check_params(self, params: EncodeParams):
         if params.decoder not in self.decoders:
@@ -176,19 +187,21 @@ class HificCodec(LicCodec):
         report(progress, 0.0, "analysis")
         x = to_tensor(image)
         xp, (h, w) = pad_to_multiple(x, PAD_MULTIPLE)
-        with _reference_mode():
-            g = model.gain_vectors(torch.tensor([u], dtype=torch.float32))
-            y_bar = model.encoder(xp) * g["G"]
-            z_bar = model.h_a(y_bar) * g["H"]
-            coding = latent_codec(model).compress(
-                y_bar, z_bar, g, quant, on_step=step_progress(progress, 0.3, 0.6, "coded"))
+        engine = ScaleHyperpriorExactParameters(model, self.device)
+        with torch.no_grad():
+            g = engine.gains_for_code(code)
+            y_bar = model.encoder(xp).double() * g["G"].cpu()
+            z_bar = model.h_a(y_bar.float()).double() * g["H"].cpu()
+            coding = latent_codec(model, engine).compress(
+                y_bar.to(self.device), z_bar, g, quant,
+                on_step=step_progress(progress, 0.3, 0.6, "coded"))
             report(progress, 0.7, "GAN synthesis")
-            x_hat = model.generator(coding.y_hat_gained * g["G_inv"])
-            recon = to_uint8(crop(x_hat, h, w))
+            recon = self._picture(model, coding.y_hat_gained, g, h, w)
         header = LicHeader(model=self.model_name, weights_hash=self._hash, decoder="gan",
                            quantizer=quant.name, quantizer_params=quant.params(), rate_u16=code,
                            height=h, width=w, padded_height=int(xp.shape[-2]),
-                           padded_width=int(xp.shape[-1]))
+                           padded_width=int(xp.shape[-1]), symbol_crcs=coding.symbol_crcs,
+                           picture_crcs=[PictureCheck("gan", 0, 0, picture_crc(recon))])
         data = pack(header, coding.sections)
         t_enc = time.perf_counter() - t0
         report(progress, 1.0, "done")
@@ -220,19 +233,24 @@ class HificCodec(LicCodec):
         quant = header_quantizer(header)
         t0 = time.perf_counter()
         report(progress, 0.0, "decoding z")
-        with _reference_mode():
-            g = model.gain_vectors(torch.tensor([header.rate], dtype=torch.float32))
-            coding = latent_codec(model).decompress(
-                sections, latent_size, g, quant, on_step=step_progress(progress, 0.3, 0.6,
-                                                                       "decoded"))
+        engine = ScaleHyperpriorExactParameters(model, self.device)
+        with torch.no_grad():
+            g = engine.gains_for_code(header.rate_u16)
+            coding = latent_codec(model, engine).decompress(
+                sections, latent_size, g, quant,
+                on_step=step_progress(progress, 0.3, 0.6, "decoded"),
+                expected_crcs=header.symbol_crcs)
             report(progress, 0.6, "GAN synthesis")
-            x_hat = model.generator(coding.y_hat_gained * g["G_inv"])
-            recon = to_uint8(crop(x_hat, header.height, header.width))
+            recon = self._picture(model, coding.y_hat_gained, g, header.height, header.width)
+        check = header.picture_check("gan")
+        if check is not None and picture_crc(recon) != check.crc:
+            raise picture_mismatch("gan")
         report(progress, 1.0, "done")
         info = {"model": header.model, "model_id": header.weights_hash.hex(), "decoder": "gan",
                 "quantizer": header.quantizer, "rate": header.rate,
                 "size": [header.height, header.width], "bytes": len(data),
-                "lic_version": header.lic_version}
+                "lic_version": header.lic_version, "symbols_checked": True,
+                "picture_checked": check is not None}
         return DecodeResult(reconstruction=recon, codec=self.name, info=info,
                             timings={"decode": time.perf_counter() - t0},
                             inspection=inspection(coding, [model.config.C_y], len(data)))

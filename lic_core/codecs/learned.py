@@ -6,34 +6,46 @@ A thin adapter (METHODS §6.3, docs/bitstream.md)::
                               └► h_a ⊙H ─► z̄ ───┴► HyperpriorLatentCodec (lic_core.latent_codecs)
                                                     z section, y section (10 group/pass steps)
     ŷ⊙G ─► g_s (or a fine-tuned g_s, or the diffusion decoder) ─► crop ─► image
-    .lic = header (model, weights hash, decoder, quantizer+params, rate u16, sizes) + [z, y] + CRC
+    .lic = header (model, weights hash, decoder, quantizer+params, rate u16, sizes,
+           check values) + [z, y] + CRC
 
 Everything about coding latents lives in :mod:`lic_core.latent_codecs`; this module adds the
 network's transforms, the header, the weights-hash check and the choice of decoder.
+
+Both sides run the exact arithmetic (format v2, :mod:`lic_core.exact`): the entropy parameters
+through :class:`~lic_core.latent_codecs.LgemExactParameters`, the MSE picture (the model's g_s or
+a fine-tuned one) through :class:`~lic_core.exact.ExactSynthesis`, the diffusion picture through
+:mod:`lic_core.decoder.diffusion.exact` — the encoder's reconstruction is the very function the
+decoder runs, and the file records CRC32s of every step's symbols and of the pictures it made,
+which the decoder checks (:class:`~lic_core.errors.LicMismatchError` on a difference).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from ..bitstream.format import LicHeader, pack, unpack
+from ..bitstream.checks import picture_crc, picture_mismatch
+from ..bitstream.format import LicHeader, PictureCheck, pack, unpack
+from ..devices import coding_device
 from ..errors import LicError, LicFormatError, ModelNotFoundError
-from ..image.tensor import crop, pad_to_multiple, to_tensor, to_uint8
+from ..exact import ExactSynthesis
+from ..exact.cache import cached
+from ..image.tensor import pad_to_multiple, to_tensor
 from ..latent_codecs import (
     CheckerboardGroupedCodec,
     FactorizedZCodec,
     GroupedEntropyParameters,
     HyperpriorLatentCodec,
     LatentCoding,
-    LgemFloatParameters,
+    LgemExactParameters,
 )
 from ..models.lgem import LicModel
 from ..paths import diffusion_weights_path, finetuned_path, weights_path
 from ..quantizer import Quantizer, build_quantizer
-from ..rate.gain import quantize_slider, slider_from_code
+from ..rate.gain import quantize_slider
 from .base import DecodeResult, EncodeParams, EncodeResult, ProgressFn
 from .lic_file import (
     PAD_MULTIPLE,
@@ -47,23 +59,28 @@ from .lic_file import (
 )
 from .registry import register_codec
 
-#: builds the entropy-parameter engine of a model (the one replaceable source of μ and the index)
-EngineFactory = Callable[[LicModel], GroupedEntropyParameters]
-
 
 def latent_codec(model: LicModel,
                  engine: Optional[GroupedEntropyParameters] = None) -> HyperpriorLatentCodec:
     """The LGEM latent pipeline: factorized z, then y in 5 groups × 2 checkerboard passes with
-    parameters from ``engine`` (default: the model's float outputs, :class:`LgemFloatParameters`)."""
+    parameters from ``engine`` (default: the exact engine, :class:`LgemExactParameters`; the
+    float engine is for training-time analysis and benchmarks only)."""
     return HyperpriorLatentCodec(FactorizedZCodec(model.prior),
-                                 CheckerboardGroupedCodec(engine or LgemFloatParameters(model)))
+                                 CheckerboardGroupedCodec(engine or LgemExactParameters(model)))
 
 
-def _analyse(model: LicModel, x: torch.Tensor, u: float) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """(ȳ = g_a(x)⊙G, z̄ = h_a(y)⊙H, gains) at the u16-dequantized slider u."""
-    gains = model._gains(u, x.shape[0], x.device)
+def _analyse(model: LicModel, x: torch.Tensor, gains: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ȳ = g_a(x)⊙G, z̄ = h_a(y)⊙H) — encoder-side float work (the file carries its result)."""
     y = model.g_a(x)
-    return y * gains["G"], model.h_a(y) * gains["H"], gains
+    G, H = gains["G"].to(x.device), gains["H"].to(x.device)
+    return y.to(G.dtype) * G, model.h_a(y).to(H.dtype) * H
+
+
+def exact_synthesis(model: LicModel, device="cpu") -> ExactSynthesis:
+    """The model's own g_s on the exact path, built once per weights and device."""
+    dev = torch.device(device)
+    return cached(model, f"synthesis:{dev}", (model.g_s, model.gains.inv_gain),
+                  lambda: ExactSynthesis.from_model(model, device=dev))
 
 
 def quantized_latents(model: LicModel, x: torch.Tensor, u: float, quantizer: Quantizer,
@@ -71,16 +88,24 @@ def quantized_latents(model: LicModel, x: torch.Tensor, u: float, quantizer: Qua
     """The real inference quantization of an image batch (no entropy coding).
 
     The one path ``compress()`` and decoder fine-tuning (METHODS §1.5) share: the latent codec's
-    steps with ``code=False``.  ``x`` must be padded to a multiple of 64.
-    Returns ``{"y_hat_gained", "y_hat", "means", "scales", "gains", "z_symbols", "u", ...}``.
+    steps with ``code=False`` on the exact engine (unless ``engine`` says otherwise).  ``x`` must
+    be padded to a multiple of 64.  Returns ``{"y_hat_gained", "y_hat", "means", "scales",
+    "gains", "z_symbols", "u", ...}`` (float64 on the exact path).
     """
-    _, u = quantize_slider(u)
+    code, u = quantize_slider(u)
+    engine = engine or LgemExactParameters(model)
     with torch.no_grad():
-        y_bar, z_bar, gains = _analyse(model, x, u)
+        gains = engine.gains_for_code(code)
+        y_bar, z_bar = _analyse(model, x, gains)
         c = latent_codec(model, engine).compress(y_bar, z_bar, gains, quantizer, code=False)
     return {"y_hat_gained": c.y.y_hat_gained, "y_hat": c.y.y_hat_gained / gains["G"],
             "means": c.y.means, "scales": c.y.scales, "gains": gains, "z_symbols": c.z_symbols,
-            "clamped": c.clamped, "u": u}
+            "clamped": c.clamped, "u": u, "code": code}
+
+
+def _hwc(picture: torch.Tensor, h: int, w: int) -> np.ndarray:
+    """uint8 1×3×H×W (padded) → the cropped H×W×3 numpy picture."""
+    return np.ascontiguousarray(picture[0, :, :h, :w].permute(1, 2, 0).cpu().numpy())
 
 
 class LearnedCodec(LicCodec):
@@ -92,11 +117,11 @@ class LearnedCodec(LicCodec):
     def __init__(self, name: str, model: Optional[LicModel] = None,
                  weights_path: Optional[Path] = None, use_finetuned: bool = True,
                  finetuned_dir: Optional[Path] = None, diffusion: Any = None,
-                 engine: EngineFactory = LgemFloatParameters) -> None:
-        """``engine`` builds the entropy-parameter engine both sides use (default: the float
-        path, index = ``scale_index(σ·G)``); ``diffusion`` injects a diffusion decoder."""
+                 device: Optional[str] = None) -> None:
+        """``diffusion`` injects a diffusion decoder; ``device`` ("cpu" default, "cuda") is where
+        the exact arithmetic runs — the bits are the same either way."""
         self.name = name
-        self.engine = engine
+        self.device = coding_device(device)
         self._model = model
         self._weights_path = weights_path
         self._hash: Optional[bytes] = None
@@ -121,18 +146,29 @@ class LearnedCodec(LicCodec):
             self._diffusion = DiffusionDecoder.load(diffusion_weights_path(self.name))
         return self._diffusion
 
-    def _synthesize(self, decoder: str, synth, y_hat_gained: torch.Tensor, gains: dict, u: float,
-                    steps: int, seed: int, progress: Optional[ProgressFn]) -> torch.Tensor:
-        """x̂ from ŷ⊙G: the (fine-tuned) g_s, or blur-dissipated diffusion (METHODS §3.3)."""
-        if decoder == "diffusion":
-            from ..decoder.diffusion import decode_latent
+    def _pictures(self, decoder: str, synth: ExactSynthesis, y_hat_gained: torch.Tensor,
+                  code: int, steps: int, seed: int, size: tuple[int, int],
+                  progress: Optional[ProgressFn]) -> tuple[np.ndarray, list[PictureCheck]]:
+        """(H×W×3 uint8 picture of ``decoder``, the picture checks of every picture made).
 
-            def cb(i, total, x0):
+        "mse": the exact g_s (METHODS §2.1); "diffusion": exact blur-dissipated diffusion
+        conditioned on the exact g_s (METHODS §3.3), whose x̂_mse context is the MSE picture."""
+        h, w = size
+        if decoder == "diffusion":
+            from ..decoder.diffusion.exact import exact_diffusion
+
+            def cb(i, total):
                 report(progress, 0.85 + 0.14 * i / max(total, 1), f"diffusion step {i + 1}/{total}")
 
-            return decode_latent(self.diffusion_decoder(), self.model.g_s, y_hat_gained, gains,
-                                 steps, seed, cb)
-        return synth(y_hat_gained, dict(gains, u=torch.tensor([u])))
+            pic, mse = exact_diffusion(self.diffusion_decoder(), self.device).decode(
+                synth, y_hat_gained, code, steps, seed, cb)
+            out = _hwc(pic, h, w)
+            checks = [PictureCheck("diffusion", int(steps), int(seed), picture_crc(out))]
+            if mse is not None:
+                checks.append(PictureCheck("mse", 0, 0, picture_crc(_hwc(mse, h, w))))
+            return out, checks
+        out = _hwc(synth.picture(y_hat_gained, code), h, w)
+        return out, [PictureCheck("mse", 0, 0, picture_crc(out))]
 
     # -- model ------------------------------------------------------------------------------
     @property
@@ -155,21 +191,39 @@ class LearnedCodec(LicCodec):
             self._hash = h
         return self._hash
 
-    def _decoder(self, quantizer: str):
-        """(synthesis function (ŷ_G, gains) → x̂, weights hash for the header) for a quantizer:
-        a decoder fine-tuned on this quantizer's latents when one exists (METHODS §1.5)."""
+    def engine(self) -> LgemExactParameters:
+        """The exact entropy-parameter engine both sides use (built once per weights)."""
+        return LgemExactParameters(self.model, self.device)
+
+    def _decoder(self, quantizer: str) -> tuple[ExactSynthesis, bytes]:
+        """(exact MSE synthesis, weights hash for the header) for a quantizer: a decoder
+        fine-tuned on this quantizer's latents when one exists (METHODS §1.5)."""
+        base = (exact_synthesis(self.model, self.device), self.weights_hash)
         if not self.use_finetuned:
-            return self.model.synthesize, self.weights_hash
+            return base
         if quantizer not in self._ft_cache:
             path = finetuned_path(self.name, quantizer, self._ft_dir)
             entry = None
             if path.is_file():
                 from ..decoder.finetuned import load_finetuned_synthesis
 
-                entry = load_finetuned_synthesis(self.model, path, self.weights_hash)
+                synth, digest = load_finetuned_synthesis(self.model, path, self.weights_hash)
+                entry = (synth.to(self.device), digest)
             self._ft_cache[quantizer] = entry
         entry = self._ft_cache[quantizer]
-        return entry if entry is not None else (self.model.synthesize, self.weights_hash)
+        return entry if entry is not None else base
+
+    def _finetuned_hash(self, quantizer: str) -> bytes:
+        """The header hash for a quantizer without building any exact network."""
+        if not self.use_finetuned:
+            return self.weights_hash
+        cached_entry = self._ft_cache.get(quantizer)
+        if cached_entry is not None:
+            return cached_entry[1]
+        path = finetuned_path(self.name, quantizer, self._ft_dir)
+        if not path.is_file():
+            return self.weights_hash
+        return self._decoder(quantizer)[1]
 
     def available(self) -> tuple[bool, str]:
         if self._model is not None:
@@ -195,7 +249,7 @@ class LearnedCodec(LicCodec):
         info["weights_hash"] = self.weights_hash.hex()
         info["decoders"] = list(self.decoders)
         if self.use_finetuned:  # decoders fine-tuned per quantizer change reconstructions
-            hashes = {q: self._decoder(q)[1] for q in self.quantizers}
+            hashes = {q: self._finetuned_hash(q) for q in self.quantizers}
             ft = {q: h.hex() for q, h in hashes.items() if h != self.weights_hash}
             if ft:
                 info["finetuned_decoders"] = ft
@@ -212,24 +266,30 @@ class LearnedCodec(LicCodec):
         code, u = quantize_slider(params.rate)
         quantizer = build_quantizer(params.quantizer, **params.quantizer_params)
         H, W = image.shape[:2]
+        steps, seed = int(params.diffusion_steps), int(params.seed)
         report(progress, 0.0, "analysis transform")
+        engine = self.engine()
         with torch.no_grad(), timer("encode"):
-            x, _ = pad_to_multiple(to_tensor(image), PAD_MULTIPLE)
-            y_bar, z_bar, gains = _analyse(model, x, u)
-            coding: LatentCoding = latent_codec(model, self.engine(model)).compress(
+            dev = next(model.parameters()).device
+            x, _ = pad_to_multiple(to_tensor(image).to(dev), PAD_MULTIPLE)
+            gains = engine.gains_for_code(code)
+            y_bar, z_bar = _analyse(model, x, gains)
+            y_bar = y_bar.to(self.device)  # the engine's device; z stays with the prior's tables
+            z_bar = z_bar.to(model.prior.medians().device)
+            coding: LatentCoding = latent_codec(model, engine).compress(
                 y_bar, z_bar, gains, quantizer, on_step=step_progress(progress, 0.1, 0.8, "coded"))
         report(progress, 0.85, "synthesis transform")
         synth, w_hash = self._decoder(quantizer.name)
         with torch.no_grad(), timer("decode"):
-            # the encoder-side reconstruction is what the decoder will produce (same seed)
-            x_hat = self._synthesize(params.decoder, synth, coding.y_hat_gained, gains, u,
-                                     int(params.diffusion_steps), int(params.seed), progress)
-            recon = to_uint8(crop(x_hat, H, W))
+            # the encoder's reconstruction is the decoder's function of the same symbols
+            recon, checks = self._pictures(params.decoder, synth, coding.y_hat_gained, code,
+                                           steps, seed, (H, W), progress)
         header = LicHeader(model=self.name, weights_hash=w_hash, decoder=params.decoder,
                            quantizer=quantizer.name, quantizer_params=quantizer.params(),
                            rate_u16=code, height=H, width=W,
                            padded_height=x.shape[-2], padded_width=x.shape[-1],
-                           diffusion_steps=int(params.diffusion_steps), diffusion_seed=int(params.seed))
+                           diffusion_steps=steps, diffusion_seed=seed,
+                           symbol_crcs=coding.symbol_crcs, picture_crcs=checks)
         data = pack(header, coding.sections)
         report(progress, 1.0, "done")
         return EncodeResult(data=data, reconstruction=recon, bpp=8.0 * len(data) / (H * W),
@@ -241,15 +301,22 @@ class LearnedCodec(LicCodec):
     def decode(self, data: bytes, progress: Optional[ProgressFn] = None,
                decoder: Optional[str] = None) -> DecodeResult:
         """Decode a .lic file; ``decoder`` overrides the header's decoder kind ("mse" decodes a
-        diffusion-marked file with the MSE synthesis transform)."""
+        diffusion-marked file with the MSE synthesis transform).
+
+        Every y step's symbols and the picture are checked against the file's check values
+        (:class:`~lic_core.errors.LicMismatchError`, never a wrong picture); a picture the encoder
+        did not make (another decoder, steps or seed) has no check and ``info["picture_checked"]``
+        says so."""
         header, sections = unpack(data)
         if header.model != self.name:
             raise LicFormatError(f"file is for model '{header.model}', not '{self.name}'")
         ok, why = self.available()
         if not ok:
             raise ModelNotFoundError(why)
-        synth, w_hash = self._decoder(header.quantizer) if header.quantizer in self.quantizers \
-            else (None, self.weights_hash)
+        if header.quantizer in self.quantizers:
+            synth, w_hash = self._decoder(header.quantizer)
+        else:
+            synth, w_hash = None, self.weights_hash
         if header.weights_hash != w_hash:
             raise LicFormatError(
                 f"weights mismatch: file made with {self.name} weights {header.weights_hash.hex()}, "
@@ -264,24 +331,32 @@ class LearnedCodec(LicCodec):
         model = self.model
         latent_size = check_geometry(header)
         quantizer = header_quantizer(header)
-        u = slider_from_code(header.rate_u16)
+        code = header.rate_u16
+        steps = header.diffusion_steps or 25
+        seed = header.diffusion_seed
         timer = Timer()
         report(progress, 0.0, "decoding hyper-latent")
+        engine = self.engine()
         with torch.no_grad(), timer("decode"):
-            gains = model._gains(u, 1, "cpu")
-            coding = latent_codec(model, self.engine(model)).decompress(
+            gains = engine.gains_for_code(code)
+            coding = latent_codec(model, engine).decompress(
                 sections, latent_size, gains, quantizer,
-                on_step=step_progress(progress, 0.1, 0.8, "decoded"))
+                on_step=step_progress(progress, 0.1, 0.8, "decoded"),
+                expected_crcs=header.symbol_crcs)
             report(progress, 0.85, "synthesis transform")
-            x_hat = self._synthesize(dec_kind, synth, coding.y_hat_gained, gains, u,
-                                     header.diffusion_steps or 25, header.diffusion_seed, progress)
-            recon = to_uint8(crop(x_hat, header.height, header.width))
+            recon, made = self._pictures(dec_kind, synth, coding.y_hat_gained, code, steps, seed,
+                                         (header.height, header.width), progress)
+        check = header.picture_check(dec_kind, steps, seed)
+        if check is not None and picture_crc(recon) != check.crc:
+            raise picture_mismatch(dec_kind)
         report(progress, 1.0, "done")
         info = {f: getattr(header, f) for f in ("model", "decoder", "quantizer", "quantizer_params",
                                                   "height", "width", "diffusion_steps",
                                                   "diffusion_seed", "lic_version")}
-        info.update(rate=u, weights_hash=header.weights_hash.hex(),
-                    bpp=8.0 * len(data) / (header.height * header.width), bytes=len(data))
+        info.update(rate=header.rate, weights_hash=header.weights_hash.hex(),
+                    bpp=8.0 * len(data) / (header.height * header.width), bytes=len(data),
+                    decoded_with=dec_kind, symbols_checked=True,
+                    picture_checked=check is not None)
         return DecodeResult(reconstruction=recon, codec=self.name, info=info, timings=timer.t,
                             inspection=inspection(coding, list(model.config.groups), len(data)))
 

@@ -3,36 +3,36 @@
 ``lic finetune`` (lic_core.train.finetune) writes ``<model>-ft-<quantizer>.safetensors`` holding
 only g_s and the inverse gains G'.  The codec swaps them in for that quantizer on both sides and
 mixes their hash into the ``.lic`` header's weights hash, so files coded with and without the
-fine-tuned decoder can never be confused (METHODS §1.5 pitfalls).
+fine-tuned decoder can never be confused (METHODS §1.5 pitfalls).  Like the model's own g_s they
+decode through :class:`lic_core.exact.ExactSynthesis` (the same picture on every machine).
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 from pathlib import Path
-from typing import Callable
 
 import torch
 
+from ..exact import ExactSynthesis
 from ..weights import load_weights
 
-#: ``synth(ŷ⊙G, gains with "u") → x̂``
-Synthesis = Callable[[torch.Tensor, dict], torch.Tensor]
 
-
-def load_finetuned_synthesis(model: torch.nn.Module, path: Path,
-                             base_hash: bytes) -> tuple[Synthesis, bytes]:
-    """(synthesis with the fine-tuned g_s and G', 8-byte header hash) from a fine-tuned file."""
+def load_finetuned_modules(model: torch.nn.Module, path: Path) -> tuple[torch.nn.Module,
+                                                                         torch.nn.Module, dict]:
+    """(fine-tuned g_s, fine-tuned G' table, file metadata) on top of ``model``'s architecture."""
     state, meta = load_weights(path)
     g_s = copy.deepcopy(model.g_s)
     inv = copy.deepcopy(model.gains.inv_gain)
     g_s.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("g_s.")})
     inv.load_state_dict({k[len("gains.inv_gain."):]: v for k, v in state.items()
                          if k.startswith("gains.inv_gain.")})
-    g_s.eval()
+    return g_s.eval(), inv, meta
+
+
+def load_finetuned_synthesis(model: torch.nn.Module, path: Path,
+                             base_hash: bytes) -> tuple[ExactSynthesis, bytes]:
+    """(exact synthesis with the fine-tuned g_s and G', 8-byte header hash) from a fine-tuned file."""
+    g_s, inv, meta = load_finetuned_modules(model, path)
     digest = hashlib.sha256(base_hash + meta["weights_hash_bytes"]).digest()[:8]
-
-    def synth(y_hat_gained: torch.Tensor, gains: dict) -> torch.Tensor:
-        return g_s(y_hat_gained * inv(gains["u"]))
-
-    return synth, digest
+    return ExactSynthesis(g_s, inv), digest

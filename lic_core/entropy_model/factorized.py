@@ -124,10 +124,23 @@ class FactorizedPrior(nn.Module):
         self.pmf_offset = lo
         self.pmf_length = length
 
+    def has_tables(self) -> bool:
+        """True when coding tables are stored (filled by :meth:`update_tables` before export)."""
+        return int(self.pmf_length.min()) > 0 and self.pmf.dtype == torch.float64
+
     def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pmf C×L float64, offset C int64, length C int64) for the z coder."""
-        if self.pmf.shape[1] <= 1 and int(self.pmf_length.max()) == 0:
-            self.update_tables()
+        """(pmf C×L float64, offset C int64, length C int64): the *stored* coding tables.
+
+        Never computed here: float32 logits of the CDF network differ in their last bits
+        between machines, so a decoder must use the exporter's float64 numbers (format v2,
+        docs/bitstream.md).  A model without them raises :class:`ModelNotFoundError`."""
+        if not self.has_tables():
+            from ..errors import ModelNotFoundError
+
+            raise ModelNotFoundError(
+                "these weights carry no stored z coding tables (the factorized prior's float64 "
+                "pmf); coding refuses to recompute them — export the weights again with "
+                "`lic export` (it stores them)")
         return (self.pmf.cpu().numpy(), self.pmf_offset.cpu().numpy(),
                 self.pmf_length.cpu().numpy())
 

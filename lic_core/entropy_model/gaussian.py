@@ -11,8 +11,6 @@ a network are not bit-stable across machines; a table index flips far more rarel
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -62,10 +60,34 @@ def gaussian_likelihood(values: torch.Tensor, scales: torch.Tensor, means: torch
     return lower_bound(upper - lower, LIKELIHOOD_BOUND)
 
 
+#: The 64 coding scales, frozen as exact float64 literals (format v2, docs/bitstream.md).  They are
+#: ``exp(linspace(ln 0.11, ln 256, 64))`` as numpy computed it on the reference machine; the last
+#: bits of that expression depend on the machine's exp (SIMD/SVML vs scalar libm), and the
+#: coder's standard deviations and the σ → index boundaries must be the same bits everywhere, so
+#: the *values* are the definition and nothing recomputes them at run time.
+SCALE_TABLE_64: tuple[float, ...] = (
+    0.11000000000000001, 0.12440410337871262, 0.14069437215874012, 0.1591177928985361,
+    0.17995369415583692, 0.20351798155585427, 0.23016792742637654, 0.26030758761831785,
+    0.2943939276393863, 0.33294375098286777, 0.37654153469608204, 0.4258482909882771,
+    0.48161158923412467, 0.5446768903224373, 0.6160003651969836, 0.6966633919390023,
+    0.787888951190402, 0.891060168498511, 1.0077412847140166, 1.1397013723869016,
+    1.2889411577389158, 1.4577233548766322, 1.64860697216033, 1.8644861108681825,
+    2.108633844405629, 2.384751843339001, 2.697026498648367, 3.0501923941179885,
+    3.449604090207429, 3.901317307761771, 4.412180742435963, 4.989939901886986,
+    5.6433545400719245, 6.382331469143953, 7.218074762587224, 8.163255626910708,
+    9.232204517427787, 10.441128410904577, 11.808356529278063, 13.354618240009122,
+    15.103357346484879, 17.081087533615843, 19.317794357752575, 21.847389875732397,
+    24.708226805960464, 27.943680017030772, 31.602804160185094, 35.74107741637158,
+    40.42124263429875, 45.71425861248477, 51.70037594826147, 58.47035376532569,
+    66.12683576737696, 74.78590648101743, 84.57885128304754, 95.65414689699084,
+    108.17971253796196, 122.3454558368367, 138.36615214401417, 156.48470086762356,
+    176.9758082174797, 200.15015219107795, 226.3590929494899, 255.99999999999994,
+)
+
+
 def scale_table() -> np.ndarray:
-    """The 64 log-spaced coding scales in [0.11, 256] (float64, CompressAI's default table)."""
-    return np.exp(np.linspace(math.log(SCALE_TABLE_MIN), math.log(SCALE_TABLE_MAX),
-                              SCALE_TABLE_LEVELS))
+    """The 64 log-spaced coding scales in [0.11, 256] (float64): the frozen literals above."""
+    return np.array(SCALE_TABLE_64, dtype=np.float64)
 
 
 _TABLE_T = torch.from_numpy(scale_table()).to(torch.float32)

@@ -1,39 +1,37 @@
-"""The reproducible entropy-parameter path: ẑ → gains → h_s → LGEM contexts → (scale index, μ).
+"""The reproducible entropy-parameter path: ẑ → gains → h_s → contexts → (scale index, μ).
 
-:class:`ExactEntropyParameters` mirrors :class:`~lic_core.model.LicModel` (``_gains``,
-``hyper_features``, ``LGEMContext.shared_context/anchor_params/nonanchor_params`` and
-``latent_passes``; METHODS §2.2–2.4, §5.1) but computes everything the decoder must reproduce
-with exact integer sums in float64 and single IEEE operations (docs/determinism.md).  Its
-outputs are what the range coder needs, and they are the same bits on any thread count, CPU
-vector width or GPU:
+:class:`ExactEntropyParameters` mirrors the LGEM model (``LicModel``'s gains, ``h_s`` and
+``LGEMContext.shared_context/anchor_params/nonanchor_params``; METHODS §2.2–2.4, §5.1) and
+:class:`ExactMeanScaleHyperprior` HiFiC's mean-scale hyperprior (§4.1); both compute everything a
+decoder must reproduce with exact integer sums in float64 and single IEEE operations
+(docs/bitstream.md, "Reproducible decoding").  Their outputs are the same bits on any thread
+count, CPU vector width or GPU:
 
-* ``scale_index`` (int64): smallest entry of the frozen table
-  (:data:`lic_core.exact.tables.SCALE_TABLE_64`) ≥ σ·G, by comparison;
-* ``mean`` μ·G (float64): μ on the activation grid times G (a float32 value) — the product has at
-  most 52 significant bits, so it is exact;
-* ŷ_G = μ·G + q (one IEEE addition) and the context input ŷ = snap(ŷ_G / G) (one division).
+* the scale index (int64): smallest entry of the frozen table ≥ σ·G, by comparison;
+* the gained mean μ·G (float64): μ on the activation grid times G (a float32 value) — the
+  product has at most 52 significant bits, so it is exact;
+* the context input ŷ = round(ŷ_G / G · 2^F) (one division, one rounding).
 
-Gains (Cui et al. 2021, Eq. 8) come from the u16 slider code: s, l = divmod(code·(n−1), 65535),
-G = exp((1−l)·ln|G_s| + l·ln|G_{s+1}|) with the deterministic exp/ln, rounded to float32 (the
-levels themselves, l ∈ {0, 1}, are returned exactly).
+Gains (Cui et al. 2021, Eq. 8) come from the u16 slider code: s, rem = divmod(code·(n−1), 65535),
+l = rem/65535, G = exp((1−l)·ln|G_s| + l·ln|G_{s+1}|) with the deterministic exp/ln, rounded once
+to float32 (the levels themselves, l ∈ {0, 1}, are returned exactly).
+
+The networks are read by attribute (``model.h_s.net``, ``model.context.nets``, ``model.gains``), so
+this module needs no import of the model classes.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Optional
 
 import torch
 
-from ..entropy_model.checkerboard import anchor_mask, gather, scatter
+from ..entropy_model.checkerboard import anchor_mask, gather
 from ..entropy_model.gaussian import SCALE_BOUND
-from ..model import LicModel
-from ..rate.gain import SLIDER_SCALE, GainTable, quantize_slider
+from ..rate.gain import SLIDER_SCALE, GainTable
 from . import dmath
-from .fixed import ExactLinear, ExactSequential, Grid, snap
-from .nets import ExactConfig, ExactTransformerBlock, _add
-from .tables import scale_index, table_std
-
-# step(g, pass_index, residual or None, scale_index) -> integer reconstruction (B×C_g×N)
-ExactStepFn = Callable[[int, int, Optional[torch.Tensor], torch.Tensor], torch.Tensor]
+from .fixed import ExactLinear, ExactSequential, Grid, snap, to_grid
+from .nets import DEFAULT_CONFIG, ExactConfig, ExactTransformerBlock, add
+from .tables import scale_index
 
 
 def exact_gain(table: GainTable, code: int) -> torch.Tensor:
@@ -55,6 +53,22 @@ def exact_gain(table: GainTable, code: int) -> torch.Tensor:
             g = dmath.exp(dmath.log(w[s]) * (1.0 - l) + dmath.log(w[s + 1]) * l)
     g = g.to(torch.float32).to(torch.float64)  # one rounding to a float32 value (exact grid)
     return g[None, :, None, None]
+
+
+def exact_gains(units: Any, code: int, device="cpu") -> dict[str, torch.Tensor]:
+    """G, G', H, H' (1×C×1×1 float64) of a ``GainUnits`` module at u16 slider ``code``."""
+    tables = {"G": units.gain, "G_inv": units.inv_gain, "H": units.hyper_gain,
+              "H_inv": units.inv_hyper_gain}
+    out = {k: exact_gain(t, code).to(device) for k, t in tables.items()}
+    out["code"] = torch.tensor([int(code)])
+    return out
+
+
+def _sigma_index(sigma: torch.Tensor, gain: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale index, σ·G): σ bounded below at 0.11, one multiplication, a comparison."""
+    sigma = torch.clamp_min(sigma, SCALE_BOUND)
+    sg = sigma if gain is None else sigma * gain
+    return scale_index(sg), sg
 
 
 class _ExactGroup:
@@ -102,22 +116,26 @@ class _ExactGroup:
 
 
 class ExactEntropyParameters:
-    """The entropy-parameter path of a :class:`LicModel`, reproducible bit for bit everywhere."""
+    """The entropy-parameter path of an LGEM model, reproducible bit for bit everywhere.
 
-    def __init__(self, model: LicModel, cfg: ExactConfig = ExactConfig(), device="cpu") -> None:
+    Activations are grid integers (:mod:`lic_core.exact.fixed`); methods take and return them,
+    except :meth:`anchor_params`/:meth:`nonanchor_params` (scale index, real μ·G).
+    """
+
+    def __init__(self, model: Any, cfg: ExactConfig = DEFAULT_CONFIG, device="cpu") -> None:
         self.cfg = cfg
         self.grid: Grid = cfg.grid
         self.groups = list(model.context.groups)
         self.offsets = list(model.context.offsets)
-        self._gain_tables = {"G": model.gains.gain, "G_inv": model.gains.inv_gain,
-                             "H": model.gains.hyper_gain, "H_inv": model.gains.inv_hyper_gain}
+        self._units = model.gains
         self.h_s = ExactSequential(model.h_s.net, self.grid, cfg.max_weight_bits, "h_s")
         self.nets = [_ExactGroup(net, cfg, f"context.{g}") for g, net in enumerate(model.context.nets)]
         self.device = torch.device("cpu")
+        self._gain_cache: dict[int, dict] = {}
         self.to(device)
 
     @classmethod
-    def from_model(cls, model: LicModel, cfg: ExactConfig = ExactConfig(),
+    def from_model(cls, model: Any, cfg: ExactConfig = DEFAULT_CONFIG,
                    device="cpu") -> "ExactEntropyParameters":
         return cls(model, cfg, device)
 
@@ -126,6 +144,7 @@ class ExactEntropyParameters:
         self.h_s.to(device)
         for net in self.nets:
             net.to(device)
+        self._gain_cache = {}
         return self
 
     def linears(self) -> list[ExactLinear]:
@@ -142,18 +161,27 @@ class ExactEntropyParameters:
         return slice(self.offsets[g], self.offsets[g + 1])
 
     # -- gains ----------------------------------------------------------------------------
+    def gains_for_code(self, code: int) -> dict[str, torch.Tensor]:
+        """G, G', H, H' (1×C×1×1 float64) at u16 slider ``code`` (cached per code)."""
+        code = int(code)
+        hit = self._gain_cache.get(code)  # one lookup: another thread may clear the cache
+        if hit is None:
+            if len(self._gain_cache) > 32:
+                self._gain_cache.clear()
+            hit = self._gain_cache[code] = exact_gains(self._units, code, self.device)
+        return hit
+
     def gains(self, u: float) -> dict[str, torch.Tensor]:
-        """G, G', H, H' (1×C×1×1 float64) for slider u, quantized to its u16 code first."""
-        code, _ = quantize_slider(u)
-        out = {k: exact_gain(t, code).to(self.device) for k, t in self._gain_tables.items()}
-        out["code"] = torch.tensor([code])
-        return out
+        """Gains for slider u, quantized to its u16 code first."""
+        from ..rate.gain import quantize_slider
+
+        return self.gains_for_code(quantize_slider(u)[0])
 
     # -- hyper decoder ----------------------------------------------------------------------
     def hyper(self, z_hat: torch.Tensor, gains: dict) -> torch.Tensor:
-        """Φ_h = h_s(ẑ ⊙ H').  ``z_hat`` = integer symbols + medians (exact in float32)."""
-        x = snap(z_hat.to(self.device, torch.float64) * gains["H_inv"], self.grid)
-        return self.h_s(x)
+        """Φ_h = h_s(ẑ ⊙ H') on the grid.  ``z_hat`` = integer symbols + medians (float32 exact)."""
+        z = z_hat.to(self.device, torch.float64) * gains["H_inv"]  # one rounding
+        return self.h_s(to_grid(z, self.grid))
 
     # -- contexts -----------------------------------------------------------------------------
     def shared_context(self, g: int, phi: torch.Tensor, y_prev: Optional[torch.Tensor]) -> torch.Tensor:
@@ -163,89 +191,94 @@ class ExactEntropyParameters:
             return phi
         ch = net.channel_ctx(y_prev)
         everywhere = torch.ones(y_prev.shape[-2:], dtype=torch.bool, device=y_prev.device)
-        inter = snap(net.inter_in(y_prev), self.grid)
+        inter = snap(net.inter_in(y_prev), self.grid, inplace=True)
         inter = net.inter(inter, everywhere)
-        inter = snap(net.inter_out(inter), self.grid)
+        inter = snap(net.inter_out(inter), self.grid, inplace=True)
         return torch.cat([phi, ch, inter], dim=1)
 
-    def _params(self, head_out: torch.Tensor, Gg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _params(self, head_out: torch.Tensor, Gg: torch.Tensor):
+        """(scale index, μ·G, σ·G) from a head's grid output ``[s, m]`` and the group's gains."""
         s, m = head_out.chunk(2, dim=1)
-        sigma = torch.clamp_min(dmath.softplus(s), SCALE_BOUND)
-        return scale_index(sigma * Gg), m * Gg  # μ·G exact (≤ 52 significant bits)
+        idx, sg = _sigma_index(dmath.softplus(s * self.grid.step), Gg)
+        return idx, (m * self.grid.step) * Gg, sg  # μ·G exact (≤ 52 significant bits)
 
-    def anchor_params(self, g: int, gains: dict, shared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scale index, μ·G) of group g, valid at the anchors (full B×C_g×h×w tensors)."""
-        return self._params(self.nets[g].ep_anchor(shared), gains["G"][:, self.group_slice(g)])
+    def _head(self, head, x: torch.Tensor, gains: dict, g: int, positions: Optional[torch.Tensor]):
+        """An entropy-parameter head (1×1 convs: position-wise) and its parameters — on all
+        positions, or only on ``positions`` (gathered B×C×N; the values there are the same bits)."""
+        if positions is not None:
+            x = gather(x, positions)[..., None]  # B×C×N×1: a 1-pixel-wide image
+        out = self._params(head(x), gains["G"][:, self.group_slice(g)])
+        return out if positions is None else tuple(t[..., 0] for t in out)
 
-    def nonanchor_params(self, g: int, gains: dict, shared: torch.Tensor,
-                         y_anchor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(scale index, μ·G) of group g at the non-anchors; ``y_anchor``: decoded anchors on the grid."""
+    def anchor_params(self, g: int, gains: dict, shared: torch.Tensor, gathered: bool = False):
+        """(scale index, μ·G, σ·G) of group g, valid at the anchors (full B×C_g×h×w tensors, or
+        with ``gathered`` B×C_g×N at the anchors only)."""
+        pos = anchor_mask(*shared.shape[-2:], shared.device) if gathered else None
+        return self._head(self.nets[g].ep_anchor, shared, gains, g, pos)
+
+    def nonanchor_params(self, g: int, gains: dict, shared: torch.Tensor, y_anchor: torch.Tensor,
+                         gathered: bool = False):
+        """(scale index, μ·G, σ·G) of group g at the non-anchors; ``y_anchor``: decoded anchors
+        of g on the grid (zeros elsewhere); ``gathered``: B×C_g×N at the non-anchors only."""
         net = self.nets[g]
         h, w = y_anchor.shape[-2:]
         amask = anchor_mask(h, w, y_anchor.device)
         y_anchor = y_anchor * amask  # defensive, as LGEMContext: nothing at non-anchors enters
-        local = snap(net.local_in(y_anchor), self.grid)
-        local = snap(net.local(local), self.grid)
-        kv = snap(net.intra_kv(y_anchor), self.grid)
-        q = _add(snap(net.intra_q(shared), self.grid), snap(net.intra_dw(kv), self.grid), self.grid)
+        gr = self.grid
+        local = snap(net.local_in(y_anchor), gr, inplace=True)
+        local = snap(net.local(local), gr, inplace=True)
+        kv = snap(net.intra_kv(y_anchor), gr, inplace=True)
+        q = add(snap(net.intra_q(shared), gr, inplace=True),
+                snap(net.intra_dw(kv), gr, inplace=True), gr)
         for blk in net.intra:
             q = blk(q, amask, kv)
-        intra = snap(net.intra_out(q), self.grid)
-        head = net.ep_nonanchor(torch.cat([shared, local, intra], dim=1))
-        return self._params(head, gains["G"][:, self.group_slice(g)])
+        intra = snap(net.intra_out(q), gr, inplace=True)
+        pos = ~amask if gathered else None
+        return self._head(net.ep_nonanchor, torch.cat([shared, local, intra], dim=1), gains, g, pos)
 
-    def context_input(self, y_hat_gained: torch.Tensor, Gg: torch.Tensor) -> torch.Tensor:
+    def context_input(self, y_hat_gained: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         """ŷ = ŷ_G / G (one division) on the activation grid — what later contexts see."""
-        return snap(dmath.div(y_hat_gained, Gg.expand_as(y_hat_gained)), self.grid)
+        y = dmath.div(y_hat_gained.to(torch.float64), G.expand_as(y_hat_gained))
+        return to_grid(y, self.grid)
 
-    # -- the 10 sequential steps --------------------------------------------------------------
-    @torch.no_grad()
-    def latent_passes(self, phi: torch.Tensor, gains: dict, step: ExactStepFn,
-                      y: Optional[torch.Tensor] = None) -> dict:
-        """Exact counterpart of :meth:`LicModel.latent_passes` (METHODS §2.4).
 
-        ``step(g, p, residual, scale_index)`` gets the gathered gained residual ``ȳ − μ·G``
-        (float64; None when decoding) and the int64 scale indices of pass p, and returns the
-        integer reconstruction q (any dtype holding integers).  Returns ``y_hat_gained``,
-        ``means`` (μ·G), ``scale_index`` and ``scales`` (table σ), full-size.
-        """
-        B, _, h, w = phi.shape
-        dev = phi.device
-        amask = anchor_mask(h, w, dev)
-        masks = (amask, ~amask)
-        G = gains["G"]
-        y_prev = None
-        out_y, out_m, out_i = [], [], []
-        for g in range(len(self.groups)):
-            sl = self.group_slice(g)
-            Gg = G[:, sl]
-            shape = (B, Gg.shape[1], h, w)
-            shared = self.shared_context(g, phi, y_prev)
-            yq = torch.zeros(shape, dtype=torch.float64, device=dev)
-            mean_full = torch.zeros(shape, dtype=torch.float64, device=dev)
-            idx_full = torch.zeros(shape, dtype=torch.int64, device=dev)
-            for p in (0, 1):
-                if p == 0:
-                    idx, mean = self.anchor_params(g, gains, shared)
-                else:
-                    y_anchor = self.context_input(yq, Gg) * amask
-                    idx, mean = self.nonanchor_params(g, gains, shared, y_anchor)
-                mg = gather(mean, masks[p])
-                ig = gather(idx, masks[p])
-                res = None
-                if y is not None:
-                    res = gather(y[:, sl].to(dev, torch.float64) * Gg, masks[p]) - mg
-                rec = step(g, p, res, ig).to(dev, torch.float64)
-                if not bool((rec == torch.round(rec)).all()):
-                    raise ValueError("step must return integer reconstructions")
-                yq = yq + scatter(mg + rec, masks[p], shape=shape)
-                mean_full = mean_full + scatter(mg, masks[p], shape=shape)
-                idx_full = idx_full + scatter(ig, masks[p], shape=shape)
-            out_y.append(yq)
-            out_m.append(mean_full)
-            out_i.append(idx_full)
-            ctx = self.context_input(yq, Gg)
-            y_prev = ctx if y_prev is None else torch.cat([y_prev, ctx], dim=1)
-        idx = torch.cat(out_i, 1)
-        return {"y_hat_gained": torch.cat(out_y, 1), "means": torch.cat(out_m, 1),
-                "scale_index": idx, "scales": table_std(idx)}
+class ExactMeanScaleHyperprior:
+    """A mean-scale hyperprior (HiFiC, METHODS §4.1): ẑ⊙H' → h_s^μ, h_s^σ, exactly.
+
+    ``mean_net``/``scale_net`` are the heads' ``nn.Sequential`` s; μ and σ come out in the gained
+    domain directly (σ bounded below at 0.11, then the frozen-table index)."""
+
+    def __init__(self, mean_net, scale_net, units: Any, cfg: ExactConfig = DEFAULT_CONFIG,
+                 device="cpu") -> None:
+        self.cfg, self.grid = cfg, cfg.grid
+        self.mean = ExactSequential(mean_net, self.grid, cfg.max_weight_bits, "h_s_mean")
+        self.scale = ExactSequential(scale_net, self.grid, cfg.max_weight_bits, "h_s_scale")
+        self._units = units
+        self._gain_cache: dict[int, dict] = {}
+        self.to(device)
+
+    def to(self, device) -> "ExactMeanScaleHyperprior":
+        self.device = torch.device(device)
+        self.mean.to(device)
+        self.scale.to(device)
+        self._gain_cache = {}
+        return self
+
+    def linears(self) -> list[ExactLinear]:
+        return self.mean.linears() + self.scale.linears()
+
+    def gains_for_code(self, code: int) -> dict[str, torch.Tensor]:
+        code = int(code)
+        hit = self._gain_cache.get(code)  # one lookup: another thread may clear the cache
+        if hit is None:
+            if len(self._gain_cache) > 32:
+                self._gain_cache.clear()
+            hit = self._gain_cache[code] = exact_gains(self._units, code, self.device)
+        return hit
+
+    def params(self, z_hat: torch.Tensor, gains: dict):
+        """(scale index, μ, σ) of every element of ȳ (gained domain, full size)."""
+        a = to_grid(z_hat.to(self.device, torch.float64) * gains["H_inv"], self.grid)
+        mean = self.mean(a) * self.grid.step
+        idx, sg = _sigma_index(self.scale(a) * self.grid.step, None)
+        return idx, mean, sg

@@ -1,11 +1,15 @@
-"""A guard that rejects non-reproducible torch calls on the exact path (docs/determinism.md).
+"""A guard that rejects non-reproducible torch calls on the exact path (docs/bitstream.md,
+"Reproducible decoding").
 
 Inside ``with ExactOpGuard():`` every torch function call is inspected:
 
-* transcendental / fused / normalizing ops (``exp``, ``log``, ``erf``, ``sigmoid``, ``softmax``,
-  ``layer_norm``, ``gelu``, ``softplus``, ``pow``, ``rsqrt``, ``addmm``, ``addcmul``, ``lerp``,
-  ``baddbmm``, ``linear``, ``mean`` …) are forbidden: their kernels differ by device / SIMD width;
-* convolutions must get ``bias=None`` (the exact layers add the bias as a separate, exact op);
+* transcendental / fused elementwise / normalizing ops (``exp``, ``log``, ``erf``, ``sigmoid``,
+  ``softmax``, ``layer_norm``, ``gelu``, ``softplus``, ``pow``, ``rsqrt``, ``addcmul``, ``lerp``,
+  ``linear``, ``mean`` …) are forbidden: their kernels differ by device / SIMD width.  Matrix
+  products — ``matmul``/``mm``/``bmm``, convolutions and ``addmm``/``baddbmm`` with a bias term —
+  are allowed: on grid integers every product and partial sum is exact (the 2^53 bound), so any
+  blocking, order or FMA gives the same result;
+* (a bias fused into a convolution is allowed: it is one more exact term of an exact sum);
 * divisions must divide by a tensor with ≥ 1 dimension (CUDA turns division by a CPU scalar into
   a multiplication by its reciprocal: two roundings);
 * no floating-point argument may be float32/float16/bfloat16, except in casts and views.
@@ -21,12 +25,12 @@ FORBIDDEN = {
     "exp", "exp_", "exp2", "expm1", "log", "log_", "log1p", "log2", "log10", "erf", "erfc",
     "erfinv", "sigmoid", "sigmoid_", "softplus", "gelu", "silu", "tanh", "softmax", "_softmax",
     "log_softmax", "layer_norm", "group_norm", "batch_norm", "pow", "pow_", "__pow__",
-    "__rpow__", "__ipow__", "float_power", "rsqrt", "reciprocal", "addmm", "addmv", "addbmm",
-    "baddbmm", "addcmul", "addcmul_", "addcdiv", "addcdiv_", "lerp", "lerp_", "linear",
+    "__rpow__", "__ipow__", "float_power", "rsqrt", "reciprocal",
+    "addcmul", "addcmul_", "addcdiv", "addcdiv_", "lerp", "lerp_", "linear",
     "bilinear", "scaled_dot_product_attention", "mean", "var", "std", "logsumexp", "cumsum",
-    "ldexp", "hypot", "sinh", "cosh", "atan", "sin", "cos", "sqrt_", "einsum", "compile",
+    "ldexp", "hypot", "sinh", "cosh", "atan", "sin", "cos", "tan", "square", "einsum",
+    "compile", "randn", "rand", "normal_", "uniform_", "bernoulli", "multinomial",
 }
-CONVS = {"conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
 DIVISIONS = {"div", "div_", "true_divide", "__truediv__", "__itruediv__", "divide"}
 #: calls that may see reduced-precision floats: casts, views and metadata
 CASTS_AND_VIEWS = {
@@ -73,10 +77,6 @@ class ExactOpGuard(TorchFunctionMode):
         self.calls += 1
         if name in FORBIDDEN:
             self._flag(name)
-        elif name in CONVS:
-            bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            if bias is not None:
-                self._flag(f"{name} with a fused bias")
         elif name in DIVISIONS:
             other = args[1] if len(args) > 1 else kwargs.get("other")
             if not isinstance(other, torch.Tensor) or other.dim() == 0:

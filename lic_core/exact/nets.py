@@ -1,33 +1,37 @@
-"""Exact counterparts of the blocks of the entropy model and of g_s (docs/determinism.md).
+"""Exact counterparts of network blocks (docs/bitstream.md, "Reproducible decoding").
 
 Each class takes the float module, quantizes it once (:class:`~lic_core.exact.fixed.ExactLinear`)
-and evaluates it with exact integer sums held in float64 plus single IEEE operations:
+and evaluates it on grid integers with exact sums held in float64 plus single IEEE operations:
 
-* :class:`ExactLayerNorm` — centred sums ``n·x − Σx`` (exact integers), a per-row power-of-two
-  right shift before squaring (keeps ``Σ c² < 2^53``), one division, one sqrt, one division.
-* :class:`ExactWindowAttention` — q, k, v re-quantized to grids whose products stay below 2^53;
-  softmax = exact row max, deterministic exp, probabilities as integers (2^P for the max), exact
-  ``Σ e·v`` and ``Σ e``, one division.  The Laplacian bias a²·exp(−L1/2b²) is a float64 constant
-  computed with :func:`lic_core.exact.dmath.exp`.
-* :class:`ExactTransformerBlock`, :class:`ExactResidualBottleneck`, :class:`ExactAttentionBlock`.
+* :class:`ExactNorm` — LayerNorm / HiFiC's ChannelNorm (over channels) and GroupNorm (over a group
+  of channels and all positions): centred sums ``n·a − Σa`` (exact integers), a per-row
+  power-of-two right shift before squaring (keeps ``Σ c² < 2^53``), one division, one sqrt, one
+  division, then the affine with ``γ·2^F``, ``β·2^F`` and a rounding;
+* :class:`ExactWindowAttention` — q, k, v on grids whose products stay below 2^53; softmax =
+  exact row max, deterministic exp, probabilities as integers (2^P for the max), exact ``Σ e·v``
+  and ``Σ e``, one division.  The Laplacian bias a²·exp(−L1/2b²) uses the deterministic exp;
+* :class:`ExactTransformerBlock`, :class:`ExactResidualBottleneck`, :class:`ExactAttentionBlock`
+  (LGEM context and ELIC transforms);
+* :func:`softmax_integer_weights`, :func:`silu`, :func:`upsample_nearest2`,
+  :func:`upsample_bilinear` — pieces of the diffusion U-Net and HiFiC's generator.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from ..entropy_model.attention import TransformerBlock, WindowAttention, _region_map, _unwindows, _windows
-from ..transform.layers import AttentionBlock, ResidualBottleneck
+from ..entropy_model.attention import _region_map, _unwindows, _windows
 from . import dmath
-from .fixed import EXACT_LIMIT, ExactLinear, ExactSequential, Grid, snap
+from .fixed import EXACT_LIMIT, ExactLinear, ExactSequential, Grid, apply_real, snap
 
 
 @dataclass(frozen=True)
 class ExactConfig:
-    """Precision choices of the exact path (docs/determinism.md, "choice of F, R, W").
+    """Precision choices of the exact path (part of format v2; docs/bitstream.md).
 
     frac_bits/range_bits: the activation grid 2^−F·ℤ ∩ [−2^R, 2^R].
     max_weight_bits: cap on per-layer weight precision (the 2^53 bound may choose fewer).
@@ -49,55 +53,118 @@ class ExactConfig:
         return Grid(self.frac_bits, self.range_bits)
 
 
-def _add(a: torch.Tensor, b: torch.Tensor, grid: Grid) -> torch.Tensor:
-    """Sum of two grid tensors (exact), clamped back to the grid range."""
-    lim = float(2 ** grid.range_bits)
-    return torch.clamp(a + b, -lim, lim)
+#: the configuration format v2 decodes with
+DEFAULT_CONFIG = ExactConfig()
 
 
-class ExactLayerNorm:
-    """LayerNorm over the channel axis (dim 1 of B×C×H×W, or the last axis of tokens)."""
+def add(a: torch.Tensor, b: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """Sum of two grid tensors (exact integers), clamped back to the grid range."""
+    lim = float(grid.max_int)
+    return torch.add(a, b).clamp_(-lim, lim)
 
-    def __init__(self, ln: torch.nn.LayerNorm, grid: Grid) -> None:
-        self.grid = grid
-        self.n = int(ln.normalized_shape[0])
-        self.gamma = ln.weight.detach().to("cpu", torch.float64)
-        self.beta = ln.bias.detach().to("cpu", torch.float64)
-        n = self.n
-        self.log2n = max(1, math.ceil(math.log2(n)))
-        # |n·x − Σx| ≤ 2n·2^(R+F) must itself be exact
-        if 2 * n * grid.max_int >= EXACT_LIMIT:
-            raise ValueError("LayerNorm width too large for the activation grid")
-        # eps·n²·4^F: the variance regularizer in the integer units used below
-        self.eps_term = float(ln.eps) * float(n * n) * float(4 ** grid.frac_bits)
-        self.keep_bits = (52 - self.log2n) // 2  # n · (2^keep)² ≤ 2^52
 
-    def to(self, device) -> "ExactLayerNorm":
-        self.gamma, self.beta = self.gamma.to(device), self.beta.to(device)
+# ------------------------------------------------------------------------------------ norms
+
+
+class ExactNorm:
+    """Normalization over ``n`` values per row with a per-channel affine, on grid integers.
+
+    ``(x − mean)/sqrt(var + eps)·γ + β`` with ``var = Σ(x − mean)²/(n − ddof)``:
+    LayerNorm (ddof 0, eps 1e-5), HiFiC's ChannelNorm (ddof 1, eps 1e-3), GroupNorm (ddof 0).
+
+    In integer units (a = x·2^F): ``c = n·a − Σa`` is exact; the result is
+    ``c / sqrt(Σc²/(n − ddof) + eps·n²·4^F)``.  ``Σc²`` is summed exactly after a per-row right
+    shift ``c' = round(c·2^−s)`` with ``n·(2^keep)² ≤ 2^52``, and ``Σc² ≈ Σc'²·4^s``.  Very long
+    rows (GroupNorm on a large image) first drop ``t`` low bits of ``a`` for the statistics so that
+    ``2n·2^(R+F−t) < 2^53`` (t depends only on n).
+    """
+
+    def __init__(self, gamma: Optional[torch.Tensor], beta: Optional[torch.Tensor], eps: float,
+                 grid: Grid, ddof: int = 0) -> None:
+        self.grid, self.eps, self.ddof = grid, float(eps), int(ddof)
+        C = None if gamma is None else gamma.numel()
+        one = torch.ones(C or 1, dtype=torch.float64)
+        g = one if gamma is None else gamma.detach().to("cpu", torch.float64).reshape(-1)
+        b = torch.zeros_like(one) if beta is None else beta.detach().to("cpu", torch.float64).reshape(-1)
+        self.gamma_s = g * grid.scale  # γ·2^F and β·2^F: exact power-of-two scalings
+        self.beta_s = b * grid.scale
+
+    @classmethod
+    def layer_norm(cls, ln: torch.nn.LayerNorm, grid: Grid) -> "ExactNorm":
+        return cls(ln.weight, ln.bias, ln.eps, grid)
+
+    def to(self, device) -> "ExactNorm":
+        self.gamma_s, self.beta_s = self.gamma_s.to(device), self.beta_s.to(device)
         return self
 
-    def __call__(self, x: torch.Tensor, dim: int = 1) -> torch.Tensor:
-        n, g = self.n, self.grid
-        xi = x * float(2 ** g.frac_bits)  # integers, exact
-        c = xi * float(n) - xi.sum(dim=dim, keepdim=True)  # n·(x − mean) in integer units, exact
+    def _normalize_rows(self, a: torch.Tensor, dim) -> torch.Tensor:
+        """(x − mean)/sqrt(var + eps) of grid integers ``a`` reduced over ``dim`` (float64)."""
+        g = self.grid
+        n = 1
+        for d in (dim if isinstance(dim, tuple) else (dim,)):
+            n *= a.shape[d]
+        d_n = n - self.ddof
+        if d_n < 1:
+            raise ValueError("normalization over a single value with ddof = 1")
+        t = max(0, math.ceil(math.log2(2 * n)) + g.frac_bits + g.range_bits - 52)
+        if t:
+            a = torch.round(a * 2.0 ** -t)  # exact scaling, one rounding
+        c = a * float(n)
+        c.sub_(a.sum(dim=dim, keepdim=True))  # n·(a − mean): exact integers
+        keep = (52 - max(1, math.ceil(math.log2(n)))) // 2  # n·(2^keep)² ≤ 2^52
         _, e = torch.frexp(c.abs().amax(dim=dim, keepdim=True))  # max|c| < 2^e
-        s = torch.clamp_min(e.to(torch.int64) - self.keep_bits, 0)
+        s = torch.clamp_min(e.to(torch.int64) - keep, 0)
         cs = torch.round(c * dmath.pow2(-s))  # exact scaling, then one rounding
-        v = (cs * cs).sum(dim=dim, keepdim=True)  # exact: n·(2^keep)² ≤ 2^52
-        # (x − μ)/sqrt(var + eps) = c / sqrt(Σc²/n + eps·n²·4^F), Σc² ≈ v·4^s
-        den = torch.sqrt(dmath.div(v * dmath.pow2(2 * s), float(n)) + self.eps_term)
-        y = dmath.div(c, den)
-        shape = [1] * x.dim()
-        shape[dim] = n
-        y = y * self.gamma.view(shape)
-        y = y + self.beta.view(shape)
-        return snap(y, g)
+        v = (cs * cs).sum(dim=dim, keepdim=True)  # exact
+        eps_term = self.eps * float(n * n) * float(4 ** (g.frac_bits - t))
+        den = torch.sqrt(dmath.div(v * dmath.pow2(2 * s), float(d_n)) + eps_term)
+        return dmath.div(c, den)
+
+    def __call__(self, a: torch.Tensor, dim: int = 1, groups: int = 0) -> torch.Tensor:
+        """Normalize over ``dim`` (1: channels of B×C×H×W; −1: last axis of tokens), or, with
+        ``groups``, over each group of channels and all positions of B×C×H×W (GroupNorm)."""
+        if groups:
+            B, C, H, W = a.shape
+            y = self._normalize_rows(a.reshape(B, groups, -1), dim=2).reshape(B, C, H, W)
+            shape = (1, C, 1, 1)
+        else:
+            y = self._normalize_rows(a, dim)
+            shape = [1] * a.dim()
+            shape[dim] = a.shape[dim]
+        y.mul_(self.gamma_s.view(shape)).add_(self.beta_s.view(shape))
+        return snap(y, self.grid, inplace=True)
+
+
+# -------------------------------------------------------------------------------- softmax
+
+
+def mask_to_add(allowed: torch.Tensor) -> torch.Tensor:
+    """A bool mask as an additive float64 mask: 0 where allowed, −inf elsewhere."""
+    return torch.zeros(allowed.shape, dtype=torch.float64, device=allowed.device).masked_fill_(
+        ~allowed, float("-inf"))
+
+
+def softmax_integer_weights(logits: torch.Tensor, dim: int, bits: int,
+                            inplace: bool = False) -> torch.Tensor:
+    """Integer softmax weights ``round(exp(l − max)·2^bits)`` along ``dim`` (the max gets 2^bits).
+
+    Masked entries are −inf in ``logits`` (add :func:`mask_to_add`): exp clamps them to e^−700,
+    whose weight rounds to 0; a row with no finite entry is all zeros (its max is clamped to a
+    finite number first).  Sums of n weights are exact while ``n·2^bits < 2^53``.  Written without
+    branches (``where``/``masked_fill`` are slow on CPU float64 tensors).
+    """
+    row_max = logits.amax(dim=dim, keepdim=True).clamp_min_(-1e300)
+    diff = logits.sub_(row_max) if inplace else logits - row_max
+    return dmath.exp(diff).mul_(float(2 ** bits)).round_()
+
+
+# ------------------------------------------------------------------------------- attention
 
 
 class ExactWindowAttention:
     """:class:`~lic_core.entropy_model.attention.WindowAttention` with exact sums."""
 
-    def __init__(self, att: WindowAttention, cfg: ExactConfig, name: str = "") -> None:
+    def __init__(self, att, cfg: ExactConfig, name: str = "") -> None:
         g = cfg.grid
         self.grid = g
         self.dim, self.heads, self.window, self.shift = att.dim, att.heads, att.window, att.shift
@@ -105,6 +172,8 @@ class ExactWindowAttention:
         self.q = ExactLinear(att.q, g, cfg.max_weight_bits, name=f"{name}.q")
         self.kv = ExactLinear(att.kv, g, cfg.max_weight_bits, name=f"{name}.kv")
         self.proj = ExactLinear(att.proj, g, cfg.max_weight_bits, name=f"{name}.proj")
+        if cfg.qk_frac_bits != g.frac_bits:
+            raise ValueError("queries and keys share the activation grid's fraction bits")
         self.qk_grid = Grid(cfg.qk_frac_bits, cfg.qk_range_bits)
         self.v_grid = Grid(g.frac_bits, cfg.v_range_bits)
         self.P = cfg.softmax_bits
@@ -120,7 +189,9 @@ class ExactWindowAttention:
         l1 = att.bias.l1.detach().to("cpu", torch.float64)
         # a²·exp(−L1/(2b²)): squares and the division are single IEEE ops, exp is deterministic
         self.bias = (a * a) * dmath.exp(-dmath.div(l1, (b * b) * 2.0))
-        self.sqrt_hd = math.sqrt(self.hd)  # correctly rounded (IEEE sqrt)
+        # q·k in units of 4^F, scaled to real and divided by √hd in one correctly rounded division
+        self.logit_div = math.sqrt(self.hd) * float(4 ** self.qk_grid.frac_bits)
+        self._masks: dict = {}
 
     def linears(self) -> list[ExactLinear]:
         return [self.q, self.kv, self.proj]
@@ -129,45 +200,57 @@ class ExactWindowAttention:
         for lin in self.linears():
             lin.to(device)
         self.bias = self.bias.to(device)
+        self._masks = {}
         return self
+
+    def _mask(self, key_allowed: torch.Tensor, H: int, W: int):
+        """(1×nW×1×w²×w² additive mask + Laplacian bias, padded size) — cached per (allowed map,
+        size): 0 (+bias) where a query may see a key, −inf elsewhere."""
+        key = (H, W, key_allowed.device.type, hash(key_allowed.cpu().numpy().tobytes()))
+        hit = self._masks.get(key)
+        if hit is not None:
+            return hit
+        w, s = self.window, self.shift
+        Hp, Wp = math.ceil(H / w) * w, math.ceil(W / w) * w
+        pad = (0, Wp - W, 0, Hp - H)
+        allowed = F.pad(key_allowed.to(torch.float64), pad)
+        if s:
+            allowed = torch.roll(allowed, (-s, -s), dims=(0, 1))
+        region = _region_map(Hp, Wp, w, s, key_allowed.device)
+        allowed_t = _windows(allowed[None, None], w)[..., 0] > 0.5
+        region_t = _windows(region[None, None].to(torch.float64), w)[..., 0]
+        mask = allowed_t[:, None, :] & (region_t[:, :, None] == region_t[:, None, :])  # nW×w²×w²
+        # bias + (0 | −inf): adding both at once equals adding them one after the other
+        add_mask = (mask_to_add(mask) + self.bias)[None, :, None]
+        if len(self._masks) > 16:
+            self._masks.clear()
+        hit = self._masks[key] = (add_mask, Hp, Wp)
+        return hit
 
     def __call__(self, q_feat: torch.Tensor, kv_feat: torch.Tensor,
                  key_allowed: torch.Tensor) -> torch.Tensor:
         B, d, H, W = q_feat.shape
         w, s = self.window, self.shift
-        Hp, Wp = math.ceil(H / w) * w, math.ceil(W / w) * w
+        mask, Hp, Wp = self._mask(key_allowed, H, W)
         pad = (0, Wp - W, 0, Hp - H)
         qf, kf = F.pad(q_feat, pad), F.pad(kv_feat, pad)
-        allowed = F.pad(key_allowed.to(torch.float64), pad)
         if s:
             qf = torch.roll(qf, (-s, -s), dims=(2, 3))
             kf = torch.roll(kf, (-s, -s), dims=(2, 3))
-            allowed = torch.roll(allowed, (-s, -s), dims=(0, 1))
-        region = _region_map(Hp, Wp, w, s, q_feat.device)
         qt, kt = _windows(qf, w), _windows(kf, w)
         nW = (Hp // w) * (Wp // w)
-        allowed_t = _windows(allowed[None, None], w)[..., 0] > 0.5
-        region_t = _windows(region[None, None].to(torch.float64), w)[..., 0]
-        mask = allowed_t[:, None, :] & (region_t[:, :, None] == region_t[:, None, :])  # nW×w²×w²
-
         hd, heads, w2 = self.hd, self.heads, w * w
-        q = snap(self.q(qt), self.qk_grid).reshape(-1, w2, heads, hd).transpose(1, 2)
+        q = snap(self.q(qt), self.qk_grid, inplace=True).reshape(-1, w2, heads, hd).transpose(1, 2)
         kv = self.kv(kt).reshape(-1, w2, 2, heads, hd).permute(2, 0, 3, 1, 4)
         k, v = snap(kv[0], self.qk_grid), snap(kv[1], self.v_grid)
-        logits = dmath.div(q @ k.transpose(-2, -1), self.sqrt_hd) + self.bias  # exact q·k
-        logits = logits.reshape(B, nW, heads, w2, w2)
-        m = mask[None, :, None].expand_as(logits)
-        logits = logits.masked_fill(~m, float("-inf"))
-        row_max = logits.amax(dim=-1, keepdim=True)
-        row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
-        diff = torch.where(m, logits - row_max, torch.full_like(logits, dmath.EXP_MIN))
-        e = torch.where(m, torch.round(dmath.exp(diff) * float(2 ** self.P)), torch.zeros_like(diff))
-        e = e.reshape(-1, heads, w2, w2)
+        logits = dmath.div(q @ k.transpose(-2, -1), self.logit_div)  # exact q·k, one division
+        logits = logits.reshape(B, nW, heads, w2, w2).add_(mask)  # Laplacian bias and mask
+        e = softmax_integer_weights(logits, -1, self.P, inplace=True).reshape(-1, heads, w2, w2)
         den = e.sum(dim=-1, keepdim=True)  # exact integers
         num = e @ v  # exact: Σ e·|v| ≤ w²·2^P·2^(Rv+F) < 2^53
-        out = torch.where(den > 0, dmath.div(num, torch.clamp_min(den, 1.0)), torch.zeros_like(num))
-        out = snap(out, self.grid).transpose(1, 2).reshape(-1, w2, d)
-        out = snap(self.proj(out), self.grid)
+        out = dmath.div(num, torch.clamp_min(den, 1.0))  # a row without keys: 0/1
+        out = snap(out, self.grid, inplace=True).transpose(1, 2).reshape(-1, w2, d)
+        out = snap(self.proj(out), self.grid, inplace=True)
         out = _unwindows(out, B, Hp, Wp, w)
         if s:
             out = torch.roll(out, (s, s), dims=(2, 3))
@@ -177,13 +260,13 @@ class ExactWindowAttention:
 class ExactTransformerBlock:
     """x ← x + Attn(LN(x), kv) ; x ← x + MLP(LN(x)) (pre-norm, as TransformerBlock)."""
 
-    def __init__(self, blk: TransformerBlock, cfg: ExactConfig, name: str = "") -> None:
+    def __init__(self, blk, cfg: ExactConfig, name: str = "") -> None:
         g = cfg.grid
         self.grid, self.cross = g, blk.cross
-        self.norm_q = ExactLayerNorm(blk.norm_q.ln, g)
-        self.norm_kv = ExactLayerNorm(blk.norm_kv.ln, g) if blk.cross else None
+        self.norm_q = ExactNorm.layer_norm(blk.norm_q.ln, g)
+        self.norm_kv = ExactNorm.layer_norm(blk.norm_kv.ln, g) if blk.cross else None
         self.attn = ExactWindowAttention(blk.attn, cfg, name=f"{name}.attn")
-        self.norm_mlp = ExactLayerNorm(blk.norm_mlp.ln, g)
+        self.norm_mlp = ExactNorm.layer_norm(blk.norm_mlp.ln, g)
         self.mlp = ExactSequential(blk.mlp, g, cfg.max_weight_bits, name=f"{name}.mlp")
 
     def linears(self) -> list[ExactLinear]:
@@ -199,12 +282,17 @@ class ExactTransformerBlock:
                  kv: torch.Tensor | None = None) -> torch.Tensor:
         q = self.norm_q(x)
         kvn = self.norm_kv(kv) if self.cross else q
-        x = _add(x, self.attn(q, kvn, key_allowed), self.grid)
-        return _add(x, self.mlp(self.norm_mlp(x)), self.grid)
+        x = add(x, self.attn(q, kvn, key_allowed), self.grid)
+        return add(x, self.mlp(self.norm_mlp(x)), self.grid)
+
+
+# ------------------------------------------------------------------------ ELIC transform blocks
 
 
 class ExactResidualBottleneck:
-    def __init__(self, rb: ResidualBottleneck, cfg: ExactConfig, name: str = "") -> None:
+    """x + body(x) (ELIC's 1×1 → 3×3 → 1×1 bottleneck with ReLUs)."""
+
+    def __init__(self, rb, cfg: ExactConfig, name: str = "") -> None:
         self.grid = cfg.grid
         self.body = ExactSequential(rb.body, cfg.grid, cfg.max_weight_bits, name=f"{name}.body")
 
@@ -216,13 +304,13 @@ class ExactResidualBottleneck:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return _add(x, self.body(x), self.grid)
+        return add(x, self.body(x), self.grid)
 
 
 class ExactAttentionBlock:
     """x + a(x)·sigmoid(b(x)) (Cheng et al. 2020) with the deterministic sigmoid."""
 
-    def __init__(self, ab: AttentionBlock, cfg: ExactConfig, name: str = "") -> None:
+    def __init__(self, ab, cfg: ExactConfig, name: str = "") -> None:
         g = cfg.grid
         self.grid = g
         self.a = [ExactResidualBottleneck(m, cfg, f"{name}.a{i}") for i, m in enumerate(ab.a)]
@@ -247,5 +335,52 @@ class ExactAttentionBlock:
         b = x
         for rb in self.b:
             b = rb(b)
-        gate = snap(dmath.sigmoid(self.b_out(b)), self.grid)
-        return _add(x, snap(a * gate, self.grid), self.grid)  # a·gate: ≤ 2^(2(R+F)) integers, exact
+        gate = apply_real(dmath.sigmoid, self.b_out(b), self.grid)  # gate·2^F, in [0, 2^F]
+        # a·gate: integers ≤ 2^(R+F)·2^F < 2^53, exact; ×2^−F exact; one rounding
+        prod = (a * gate).mul_(self.grid.step)
+        return add(x, snap(prod, self.grid, inplace=True), self.grid)
+
+
+# --------------------------------------------------------------- elementwise and resampling
+
+
+def silu(x: torch.Tensor) -> torch.Tensor:
+    """x·sigmoid(x) with the deterministic sigmoid (real values)."""
+    return x * dmath.sigmoid(x)
+
+
+def upsample_nearest2(a: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour ×2 (``F.interpolate(mode="nearest", scale_factor=2)``): copies."""
+    return a.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+
+
+def _bilinear_axis(a: torch.Tensor, f: int, dim: int) -> torch.Tensor:
+    """Linear ×f along ``dim`` with ``align_corners=False`` (edges clamped), exactly.
+
+    Output i samples src = (i + ½)/f − ½ between its two neighbours with weights that are
+    multiples of 1/(2f) — f a power of two, so every weighted term of grid integers is exact and
+    the sum of the two terms is exact."""
+    n = a.shape[dim]
+    i = torch.arange(n * f, dtype=torch.float64)
+    src = (i + 0.5) * (1.0 / f) - 0.5  # exact: f is a power of two
+    lo = torch.floor(src)
+    frac = src - lo  # exact
+    lo_i = lo.to(torch.int64).clamp(0, n - 1)
+    hi_i = (lo.to(torch.int64) + 1).clamp(0, n - 1)
+    shape = [1] * a.dim()
+    shape[dim] = n * f
+    wf = frac.to(a.device).view(shape)
+    x0 = a.index_select(dim, lo_i.to(a.device))
+    x1 = a.index_select(dim, hi_i.to(a.device))
+    return x0 * (1.0 - wf) + x1 * wf
+
+
+def upsample_bilinear(a: torch.Tensor, factor: int, grid: Grid) -> torch.Tensor:
+    """``F.interpolate(mode="bilinear", align_corners=False)`` by a power-of-two factor, on grid
+    integers: exact weighted sums (weights multiples of 1/(2f)), then one rounding to the grid."""
+    if factor & (factor - 1) or factor < 1:
+        raise ValueError("bilinear factor must be a power of two")
+    if factor == 1:
+        return a
+    h = _bilinear_axis(_bilinear_axis(a, factor, -2), factor, -1)
+    return snap(h, grid, inplace=True)

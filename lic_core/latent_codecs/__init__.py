@@ -25,14 +25,17 @@ from .checkerboard import CheckerboardGroupedCodec
 from .gaussian_conditional import GaussianConditionalCodec
 from .hyperprior import FactorizedZCodec, HyperpriorLatentCodec
 from .parameters import (
-                         GroupedEntropyParameters,
-                         HyperpriorEntropyParameters,
-                         LgemFloatParameters,
-                         PassParams,
-                         ScaleHyperpriorFloatParameters,
+    GroupedEntropyParameters,
+    HyperpriorEntropyParameters,
+    LgemExactParameters,
+    LgemFloatParameters,
+    PassParams,
+    ScaleHyperpriorExactParameters,
+    ScaleHyperpriorFloatParameters,
 )
 
 __all__ = ["CheckerboardGroupedCodec", "DecodeSteps", "EncodeSteps", "FactorizedZCodec",
            "GaussianConditionalCodec", "GroupedEntropyParameters", "HyperpriorEntropyParameters",
-           "HyperpriorLatentCodec", "LatentCoding", "LgemFloatParameters", "PassParams",
-           "ScaleHyperpriorFloatParameters", "StepRunner"]
+           "HyperpriorLatentCodec", "LatentCoding", "LgemExactParameters", "LgemFloatParameters",
+           "PassParams", "ScaleHyperpriorExactParameters", "ScaleHyperpriorFloatParameters",
+           "StepRunner"]

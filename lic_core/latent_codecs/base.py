@@ -8,7 +8,9 @@ A y codec walks its steps in bitstream order and hands every step's gathered res
 * :class:`DecodeSteps` reads the indices back from the y stream.
 
 Both return the reconstructed residual ``ŷ − μ`` from the indices alone, so the encoder's ŷ is
-the decoder's ŷ bit for bit.
+the decoder's ŷ bit for bit.  The encoder records a CRC32 of every step's coded indices
+(``crcs``); the decoder compares each decoded step with the file's value at once and stops with a
+:class:`~lic_core.errors.LicMismatchError` on a difference (docs/bitstream.md, "check values").
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..bitstream.checks import symbol_crc, symbols_mismatch
 from ..entropy_coder.symbols import SymbolDecoder, SymbolEncoder
+from ..errors import LicFormatError
 from ..quantizer.base import Quantizer
 
 #: ``on_step(done, total, label)`` after every (group, pass) step (progress reporting)
@@ -33,6 +37,8 @@ class StepRunner(abc.ABC):
         self.quantizer = quantizer
         #: symbols clamped to their model's support (they still decode; ŷ changes there)
         self.clamped = 0
+        #: CRC32 of every step's indices, in coding order (docs/bitstream.md)
+        self.crcs: list[int] = []
 
     @abc.abstractmethod
     def __call__(self, label: str, residual: Optional[torch.Tensor],
@@ -52,21 +58,40 @@ class EncodeSteps(StepRunner):
         idx = q.quantize(residual, index)
         bits = None
         if self.encoder is not None:
-            _, clamped = self.encoder.encode(q.symbol_plan(index, idx))
+            coded, clamped = self.encoder.encode(q.symbol_plan(index, idx))
             self.clamped += clamped
+            self.crcs.append(symbol_crc(coded))
             bits = q.bits(idx, index)
         return q.dequantize(idx), bits
 
 
 class DecodeSteps(StepRunner):
-    """Read every step's indices from the y stream."""
+    """Read every step's indices from the y stream and check them against ``expected_crcs``.
 
-    def __init__(self, quantizer: Quantizer, decoder: SymbolDecoder) -> None:
+    The file's container CRC has already been verified, so a step whose symbols differ from the
+    encoder's — or that the range decoder cannot decode at all — means this machine computed
+    other entropy parameters: :func:`~lic_core.bitstream.checks.symbols_mismatch`.
+    """
+
+    def __init__(self, quantizer: Quantizer, decoder: SymbolDecoder,
+                 expected_crcs: Optional[list[int]] = None) -> None:
         super().__init__(quantizer)
         self.decoder = decoder
+        self.expected = expected_crcs
 
     def __call__(self, label, residual, index):
-        idx = self.decoder.decode(self.quantizer.symbol_plan(index))
+        step = len(self.crcs)
+        try:
+            idx = self.decoder.decode(self.quantizer.symbol_plan(index))
+        except LicFormatError as exc:
+            if self.expected is None:
+                raise
+            raise symbols_mismatch(f"y step {label}", f"the range decoder failed ({exc})") from None
+        crc = symbol_crc(idx)
+        self.crcs.append(crc)
+        if self.expected is not None:
+            if step >= len(self.expected) or self.expected[step] != crc:
+                raise symbols_mismatch(f"y step {label}")
         return self.quantizer.dequantize(idx), None
 
 
@@ -97,6 +122,8 @@ class LatentCoding:
     sections: Optional[list[bytes]] = None
     bits_z: Optional[np.ndarray] = None
     clamped: int = 0
+    #: CRC32 of the symbols of z and of every y step, in coding order (None for quantize-only)
+    symbol_crcs: Optional[list[int]] = None
 
     @property
     def y_hat_gained(self) -> torch.Tensor:

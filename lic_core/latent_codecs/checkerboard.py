@@ -45,19 +45,21 @@ class CheckerboardGroupedCodec:
             sl = eng.group_slice(g)
             shape = (B, sl.stop - sl.start, h, w)
             ctx = eng.group_context(g, phi, gains, torch.cat(out_y, 1) if out_y else None)
-            yq = torch.zeros(shape, device=phi.device)
-            m_full = torch.zeros(shape, device=phi.device)
-            s_full = torch.zeros(shape, device=phi.device)
+            # float64 on the exact path (Φ_h holds grid integers), float32 on the float one
+            yq = torch.zeros(shape, dtype=phi.dtype, device=phi.device)
+            m_full = torch.zeros(shape, dtype=phi.dtype, device=phi.device)
+            s_full = torch.zeros(shape, dtype=phi.dtype, device=phi.device)
             b_full = torch.zeros(shape, dtype=torch.float64)
             for p in (0, 1):
                 prm = eng.anchor(g, ctx, gains) if p == 0 else eng.nonanchor(g, ctx, gains, yq)
-                mg = gather(prm.mean, masks[p])
+                pick = (lambda t: t) if prm.gathered else (lambda t, m=masks[p]: gather(t, m))
+                mg = pick(prm.mean)
                 res = None if y_bar is None else gather(y_bar[:, sl], masks[p]) - mg
                 label = f"g{g}/{PASS_NAMES[p]}"
-                rec, bits = runner(label, res, gather(prm.index, masks[p]))
-                yq = yq + scatter(mg + rec.to(mg.dtype), masks[p], shape=shape)
-                m_full = m_full + scatter(mg, masks[p], shape=shape)
-                s_full = s_full + scatter(gather(prm.scale, masks[p]), masks[p], shape=shape)
+                rec, bits = runner(label, res, pick(prm.index))
+                yq = yq + scatter(mg + rec.to(mg.dtype), masks[p], shape=shape).to(yq.dtype)
+                m_full = m_full + scatter(mg, masks[p], shape=shape).to(yq.dtype)
+                s_full = s_full + scatter(pick(prm.scale), masks[p], shape=shape).to(yq.dtype)
                 if bits is not None:
                     step_bits[label] = float(bits.sum())
                     b_full += scatter(bits.to(torch.float64).cpu(), masks[p].cpu(), shape=shape)

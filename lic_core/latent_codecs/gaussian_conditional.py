@@ -29,7 +29,7 @@ class GaussianConditionalCodec:
         B, C = prm.mean.shape[:2]
         res = None if y_bar is None else (y_bar - prm.mean).reshape(B, C, -1)
         rec, bits = runner(self.label, res, prm.index.reshape(B, C, -1))
-        y_hat = prm.mean + rec.reshape(prm.mean.shape)
+        y_hat = prm.mean + rec.reshape(prm.mean.shape).to(prm.mean.dtype)
         if on_step is not None:
             on_step(1, 1, self.label)
         step_bits = {} if bits is None else {self.label: float(bits.sum())}

@@ -6,7 +6,9 @@
 * y: a y codec (:mod:`.checkerboard` or :mod:`.gaussian_conditional`) on one
   :class:`~lic_core.entropy_coder.symbols.SymbolEncoder`.
 
-Sections of the ``.lic`` file: ``[z, y]``.
+Sections of the ``.lic`` file: ``[z, y]``.  Check values (format v2): a CRC32 of the z symbols,
+then one per y step (:mod:`lic_core.bitstream.checks`); ``compress`` returns them,
+``decompress`` verifies each step as soon as it is decoded.
 """
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ from typing import Optional, Protocol
 import numpy as np
 import torch
 
+from ..bitstream.checks import symbol_crc, symbols_mismatch
 from ..entropy_coder import decode_z, encode_z, z_bits
 from ..entropy_coder.symbols import SymbolDecoder, SymbolEncoder
 from ..entropy_model.factorized import FactorizedPrior
+from ..errors import LicFormatError
 from ..quantizer.base import Quantizer
 from .base import DecodeSteps, EncodeSteps, LatentCoding, StepHook, StepRunner, YPasses
 
@@ -44,14 +48,15 @@ class FactorizedZCodec:
         _, offset, length = self.tables()
         med = self.prior.medians()[None, :, None, None]
         sym = torch.round(z_gained - med).to(torch.int64)
-        lo = torch.as_tensor(offset)[None, :, None, None]
-        hi = lo + torch.as_tensor(length)[None, :, None, None] - 1
+        lo = torch.as_tensor(offset, device=sym.device)[None, :, None, None]
+        hi = lo + torch.as_tensor(length, device=sym.device)[None, :, None, None] - 1
         clamped = int(((sym < lo) | (sym > hi)).sum())
         return torch.maximum(torch.minimum(sym, hi), lo), clamped
 
     def dequantize(self, symbols: torch.Tensor) -> torch.Tensor:
-        """ẑ⊙H = v + median (float32)."""
-        return symbols.to(torch.float32) + self.prior.medians()[None, :, None, None]
+        """ẑ⊙H = v + median (float64: exact for the integer v and the float32 median)."""
+        med = self.prior.medians().to(torch.float64)
+        return symbols.to(med.device, torch.float64) + med[None, :, None, None]
 
     def encode(self, symbols: torch.Tensor) -> bytes:
         """The z section of one image (``1×N×hz×wz`` symbols)."""
@@ -96,15 +101,38 @@ class HyperpriorLatentCodec:
         if encoder is not None:
             out.sections = [self.z.encode(sym), encoder.to_bytes()]
             out.bits_z = self.z.bits(sym)
+            out.symbol_crcs = [symbol_crc(sym[0])] + runner.crcs
         return out
 
     @torch.no_grad()
     def decompress(self, sections: list[bytes], latent_size: tuple[int, int], gains: dict,
-                   quantizer: Quantizer, on_step: Optional[StepHook] = None) -> LatentCoding:
-        """ŷ from the ``[z, y]`` sections; ``latent_size`` = (hz, wz) of z (padded size / 64)."""
-        sym = self.z.decode(sections[0], *latent_size)
+                   quantizer: Quantizer, on_step: Optional[StepHook] = None,
+                   expected_crcs: Optional[list[int]] = None) -> LatentCoding:
+        """ŷ from the ``[z, y]`` sections; ``latent_size`` = (hz, wz) of z (padded size / 64).
+
+        ``expected_crcs`` (z, then each y step) are the file's symbol checks: every step is
+        compared right after it is decoded (LicMismatchError), and — the container CRC being
+        verified — a stream the decoder cannot follow is a mismatch too, not a corrupt file."""
+        if expected_crcs is not None and len(expected_crcs) != 1 + self.y.num_steps:
+            raise LicFormatError(f"corrupted .lic file ({len(expected_crcs)} symbol checks, the "
+                                 f"codec has {1 + self.y.num_steps} steps)")
+        try:
+            sym = self.z.decode(sections[0], *latent_size)
+        except LicFormatError as exc:
+            if expected_crcs is None:
+                raise
+            raise symbols_mismatch("z", f"the range decoder failed ({exc})") from None
+        if expected_crcs is not None and symbol_crc(sym[0]) != expected_crcs[0]:
+            raise symbols_mismatch("z")
         z_hat = self.z.dequantize(sym)
         decoder = SymbolDecoder(sections[1], what="y stream")
-        y = self.y.run(z_hat, gains, DecodeSteps(quantizer, decoder), on_step=on_step)
-        decoder.finish()
-        return LatentCoding(y=y, z_symbols=sym, z_hat=z_hat, sections=list(sections))
+        runner = DecodeSteps(quantizer, decoder, None if expected_crcs is None else expected_crcs[1:])
+        y = self.y.run(z_hat, gains, runner, on_step=on_step)
+        try:
+            decoder.finish()
+        except LicFormatError as exc:
+            if expected_crcs is None:
+                raise
+            raise symbols_mismatch("the y stream's end", str(exc)) from None
+        return LatentCoding(y=y, z_symbols=sym, z_hat=z_hat, sections=list(sections),
+                            symbol_crcs=[symbol_crc(sym[0])] + runner.crcs)

@@ -16,7 +16,10 @@ decision cell of its level: Q0 ``[2k−1, 2k+1]``; Q1 ``[−½, ½]`` for k = 0,
 k = ±1 and ``±[2|k|−2, 2|k|]`` beyond. Its pmf is the Gaussian mass of the cell, floored at 1e-9
 and renormalized over the support ``|k| ≤ K_i = ⌈(6.11·σ_i/Δ_u + 2)/2⌉``, whose edge cells extend
 to ±∞. Tables for the 64 scale-table entries × 2 quantizers are built once per Δ_u in float64 and
-cached; table id ``2·i + j`` of §1.4 is ``[i, j]`` here.
+cached; table id ``2·i + j`` of §1.4 is ``[i, j]`` here.  The pmf rows are coded, so they are
+built from single IEEE operations only (format v2): the deterministic erfc of
+:mod:`lic_core.exact.dmath`, sums in a fixed order, the frozen scale table and a frozen tail
+multiplier — the same bits on every machine.
 
 **Search.** Viterbi over the S streams at once (Python loop over the C steps only), branch cost
 ``(r − Δ_u·level)² + λ·bits`` with ``λ = c·Δ_SQ²`` (Δ_SQ = 1, c = 0.1155 by default; λ is an
@@ -35,7 +38,6 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Any, Optional
 
 import numpy as np
@@ -43,6 +45,7 @@ import torch
 
 from ..entropy_model.gaussian import scale_table
 from ..entropy_model.symbols import CategoricalModel, SymbolPlan
+from ..exact import dmath
 from .base import Quantizer, check_shapes
 
 #: next state = TRANSITIONS[state][parity of k] (METHODS §1.3 table)
@@ -55,8 +58,9 @@ DEFAULT_C = 0.1155
 PMF_FLOOR = 1e-9
 #: smallest probability constriction gives an in-range symbol (24-bit precision, §6.2)
 MIN_CODED_PROB = 2.0 ** -24
-#: support multiplier −Φ⁻¹(tail/2) for tail mass 1e-9 (≈ 6.11, §6.1)
-TAIL_MULTIPLIER = -NormalDist().inv_cdf(0.5e-9)
+#: support multiplier −Φ⁻¹(tail/2) for tail mass 1e-9 (§6.1), frozen: Python's inverse normal CDF
+#: calls the platform's libm (``-statistics.NormalDist().inv_cdf(0.5e-9)`` on the reference machine)
+TAIL_MULTIPLIER = 6.1094102048693975
 _BITS_OUTSIDE = 64.0  # never used by the search (candidates are clamped into the support)
 
 _T = torch.tensor(TRANSITIONS, dtype=torch.int64)
@@ -97,6 +101,20 @@ def tcq_support(delta_u: float) -> np.ndarray:
     return np.ceil((TAIL_MULTIPLIER * sig / delta_u + 2.0) / 2.0).astype(np.int64)
 
 
+def _erfc(x: torch.Tensor) -> torch.Tensor:
+    """erfc on all of ℝ from the deterministic erfc of t ≥ 0 (erfc(−t) = 2 − erfc(t))."""
+    e = dmath.erfc_nonneg(x.abs())
+    return torch.where(x < 0, 2.0 - e, e)
+
+
+def _row_sums(x: torch.Tensor) -> torch.Tensor:
+    """Σ over the last axis, left to right (a fixed order: the pmf rows are coded)."""
+    total = torch.zeros(x.shape[:-1], dtype=x.dtype)
+    for c in range(x.shape[-1]):
+        total = total + x[..., c]
+    return total
+
+
 def _cell_masses(sigma_n: torch.Tensor, k_hi: int, quantizer: int, K: torch.Tensor) -> torch.Tensor:
     """Gaussian cell masses for k = 0..k_hi (64 × (k_hi+1)), edge cell |k| = K_i open to ∞."""
     k = torch.arange(k_hi + 1, dtype=torch.float64)
@@ -106,8 +124,8 @@ def _cell_masses(sigma_n: torch.Tensor, k_hi: int, quantizer: int, K: torch.Tens
         lo = torch.where(k <= 1, k - 0.5, 2 * k - 2)
         hi = torch.where(k == 0, torch.full_like(k, 0.5), 2 * k)
     s = sigma_n[:, None] * math.sqrt(2.0)
-    tail_lo = 0.5 * torch.erfc(lo[None, :] / s)  # P(X > lo), accurate for large lo
-    tail_hi = 0.5 * torch.erfc(hi[None, :] / s)
+    tail_lo = 0.5 * _erfc(dmath.div(lo[None, :].expand_as(s.expand(-1, lo.numel())), s))
+    tail_hi = 0.5 * _erfc(dmath.div(hi[None, :].expand_as(s.expand(-1, hi.numel())), s))
     is_edge = k[None, :].to(torch.int64) == K[:, None]
     tail_hi = torch.where(is_edge, torch.zeros_like(tail_hi), tail_hi)
     mass = tail_lo - tail_hi
@@ -128,7 +146,7 @@ def tcq_tables(delta_u: float = DEFAULT_DELTA_U) -> TcqTables:
     for j in (0, 1):
         half = _cell_masses(sigma_n, k_max, j, K).clamp_min(PMF_FLOOR)
         half = torch.where(inside, half, torch.zeros_like(half))
-        total = 2.0 * half.sum(1) - half[:, 0]
+        total = 2.0 * _row_sums(half) - half[:, 0]
         half = half / total[:, None]
         pmf[:, j, k_max:] = half
         pmf[:, j, :k_max] = half[:, 1:].flip(1)  # symmetric in k

@@ -72,7 +72,8 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
         with torch.no_grad():
             lat = quantized_latents(model, x, u, q)
         u_t = torch.full((batch,), float(lat["u"]))  # the u16-dequantized slider compress() uses
-        x_hat = model.g_s(lat["y_hat_gained"] * model.gains.inv_gain(u_t))
+        # the exact engine's ŷ (what files hold), into the float g_s being trained
+        x_hat = model.g_s(lat["y_hat_gained"].float() * model.gains.inv_gain(u_t))
         mse = F.mse_loss(x_hat, x)
         loss = lambdas[s] * 255 ** 2 * mse
         opt.zero_grad(set_to_none=True)

@@ -1,4 +1,5 @@
-"""The .lic container v1 (METHODS §6.5, §6.6): round trips, CRC, hostile inputs."""
+"""The .lic container v2 (METHODS §6.5, §6.6): round trips, CRC, check values, hostile inputs,
+the one-line refusal of format-v1 files."""
 from __future__ import annotations
 
 import random
@@ -8,7 +9,15 @@ import zlib
 
 import pytest
 
-from lic_core.bitstream import FORMAT_VERSION, LicHeader, layout, pack, peek_header, unpack
+from lic_core.bitstream import (
+    FORMAT_VERSION,
+    LicHeader,
+    PictureCheck,
+    layout,
+    pack,
+    peek_header,
+    unpack,
+)
 from lic_core.errors import LicFormatError
 
 
@@ -30,7 +39,11 @@ def _random_header(rng: random.Random) -> LicHeader:
         quantizer_params=params, rate_u16=rng.randint(0, 65535), height=h, width=w,
         padded_height=rng.randint(h, 1 << 16), padded_width=rng.randint(w, 1 << 16),
         diffusion_steps=rng.randint(0, 1000), diffusion_seed=rng.randint(0, (1 << 64) - 1),
-        lic_version=name(10))
+        lic_version=name(10),
+        symbol_crcs=[rng.getrandbits(32) for _ in range(rng.randint(0, 12))],
+        picture_crcs=[PictureCheck(rng.choice(["mse", "gan", "diffusion"]), rng.randint(0, 99),
+                                   rng.randint(0, (1 << 64) - 1), rng.getrandbits(32))
+                      for _ in range(rng.randint(0, 3))])
 
 
 def _small_file(seed: int = 0) -> bytes:
@@ -38,7 +51,8 @@ def _small_file(seed: int = 0) -> bytes:
     h = LicHeader(model="lic-lgem-preview", weights_hash=b"\x01\x02\x03\x04\x05\x06\x07\x08",
                   decoder="mse", quantizer="deadzone", quantizer_params={"offset": 0.3, "k": 4096},
                   rate_u16=32768, height=512, width=768, padded_height=512, padded_width=768,
-                  diffusion_steps=25, diffusion_seed=7)
+                  diffusion_steps=25, diffusion_seed=7, symbol_crcs=[1, 2, 0xFFFFFFFF],
+                  picture_crcs=[PictureCheck("mse", 0, 0, 0x12345678)])
     sections = [bytes(rng.getrandbits(8) for _ in range(n)) for n in (12, 40)]
     return pack(h, sections)
 
@@ -67,7 +81,7 @@ def test_header_is_small_and_sorted_params_are_canonical():
                    quantizer_params={"b": 2.0, "a": 1})
     assert pack(h1, []) == pack(h2, [])
     data = _small_file()
-    assert layout(data).header_bytes < 100
+    assert layout(data).header_bytes < 120
 
 
 def test_peek_header_works_on_a_prefix():
@@ -102,7 +116,8 @@ def test_specific_messages():
         unpack(bytes(bad))
     newer = bytearray(data)
     newer[4] = FORMAT_VERSION + 1
-    with pytest.raises(LicFormatError, match=r"newer LIC Studio \(format v2\)"):
+    with pytest.raises(LicFormatError,
+                       match=rf"newer LIC Studio \(format v{FORMAT_VERSION + 1}\)"):
         unpack(bytes(newer))
     with pytest.raises(LicFormatError, match="trailing|corrupted"):
         unpack(data + b"\x00")
@@ -188,3 +203,16 @@ def test_random_mutations_and_truncations_never_escape():
                 outcomes["error"] += 1
     assert outcomes["error"] > 3000
     assert time.perf_counter() - t0 < 20
+
+
+def test_a_version_1_file_gets_one_line_naming_its_version():
+    """v1 files decoded with machine-dependent float arithmetic: refused, with what to do."""
+    old = bytearray(_small_file())
+    old[4] = 1
+    old = _recrc(bytes(old[:-4]))
+    for fn in (unpack, peek_header, layout):
+        with pytest.raises(LicFormatError) as exc:
+            fn(old)
+        msg = str(exc.value)
+        assert "\n" not in msg and "format v1" in msg and "re-encode" in msg
+        assert "written by LIC Studio 0.1.0" in msg and "corrupted" not in msg

@@ -11,7 +11,7 @@ from lic_core.bitstream import pack, unpack
 from lic_core.codecs import codec_for_file
 from lic_core.errors import LicFormatError, ModelNotFoundError
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lic_v1" / "preview_round.lic"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lic_v2" / "preview_round.lic"
 
 
 def test_lic_header_names_the_codec(tmp_path):

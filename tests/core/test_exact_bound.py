@@ -1,6 +1,7 @@
 """The 2^53 argument of the exact path (lic_core.exact.fixed): asserted for the shipped preview
-weights, and checked at its extreme — inputs chosen to reach each layer's bound — against exact
-integer arithmetic and against a different summation order."""
+weights, and checked at its extreme — grid integers chosen to reach each layer's bound — against
+exact integer arithmetic and against a different summation order; the explicit im2col/col2im
+formulation used on CUDA gives the very same accumulators as ATen's CPU kernels."""
 from __future__ import annotations
 
 import pytest
@@ -25,15 +26,15 @@ def test_preview_model_respects_the_bound_everywhere():
 
 
 def _adversarial_input(lin: ExactLinear, grid: Grid) -> tuple[torch.Tensor, int]:
-    """Input at ±2^R with the signs of the weights of the channel with the largest bound."""
+    """Grid integers at ±2^(R+F) with the signs of the weights of the channel with the largest
+    bound."""
     w = lin.weight
-    lim = float(2 ** grid.range_bits)
+    lim = float(grid.max_int)
     if lin.kind == "linear":
         c = int((w.abs().sum(1)).argmax())
         return (torch.sign(w[c]) * lim)[None], c
     if lin.kind == "conv":
         c = int(w.abs().flatten(1).sum(1).argmax())
-        k = w.shape[-1]
         x = torch.sign(w[c]) * lim  # Cin×k×k at the receptive field of the centre output
         if lin.groups != 1:
             x = (torch.sign(w[:, 0]) * lim)  # depthwise: every channel its own kernel
@@ -64,14 +65,15 @@ def test_accumulator_at_the_bound_is_exact_in_any_order(kind):
     else:
         got = out[0, c]
         wc, xc = lin.weight[c], x[0]
-    # exact integer reference (Python ints): w = w_int·2^-s, x = x_int·2^-F, b = b_int·2^-(s+F)
+    # exact integer reference (Python ints): w = w_int·2^-s, x = grid integers, bias in
+    # accumulator units b_int·2^-s
     s = 0
     while not bool((wc * 2.0 ** s == torch.round(wc * 2.0 ** s)).all()):
         s += 1
-    ref = sum(int(a) * int(b) for a, b in zip((wc * 2.0 ** s).tolist(), (xc * 2.0 ** 16).tolist()))
-    ref += int(lin.bias[c] * 2.0 ** (s + 16))
+    ref = sum(int(a) * int(b) for a, b in zip((wc * 2.0 ** s).tolist(), xc.tolist()))
+    ref += int(lin.bias[c] * 2.0 ** s)
     assert abs(ref) > 2 ** 51  # we really are near the limit
-    assert int(got * 2.0 ** (s + 16)) == ref
+    assert int(got * 2.0 ** s) == ref
     # any other order: reversed cumulative sum of the products gives the same number
     prods = torch.flip(wc * xc, [0])
     alt = torch.cumsum(torch.cat([prods, lin.bias[c:c + 1]]), 0)[-1]
@@ -90,3 +92,25 @@ def test_tiny_model_builds_with_default_config():
     m = build_model("lic-lgem-tiny").eval()
     eng = ExactEntropyParameters.from_model(m, ExactConfig())
     assert eng.bound_report()["max_acc_bound_log2"] < 53
+
+
+@pytest.mark.parametrize("kind", ["conv", "grouped", "strided", "deconv"])
+def test_cuda_formulation_gives_the_cpu_accumulators(kind, monkeypatch):
+    """fixed.FORCE_IM2COL runs the unfold/matmul/fold code that CUDA uses (no cuDNN)."""
+    from lic_core.exact import fixed
+
+    torch.manual_seed(1)
+    grid = Grid(16, 12)
+    if kind == "conv":
+        mod = torch.nn.Conv2d(6, 5, 3, padding=1)
+    elif kind == "grouped":
+        mod = torch.nn.Conv2d(6, 6, 3, padding=1, groups=6, bias=False)
+    elif kind == "strided":
+        mod = torch.nn.Conv2d(6, 5, 5, stride=2, padding=2)
+    else:
+        mod = torch.nn.ConvTranspose2d(6, 5, 5, stride=2, padding=2, output_padding=1)
+    lin = ExactLinear(mod, grid)
+    x = torch.round(torch.randn(2, 6, 9, 11, dtype=torch.float64) * 2.0 ** 20)
+    ref = lin(x)
+    monkeypatch.setattr(fixed, "FORCE_IM2COL", True)
+    assert torch.equal(lin(x), ref)

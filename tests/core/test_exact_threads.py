@@ -22,7 +22,7 @@ m = build_model("lic-lgem-tiny").eval()
 d = torch.load(sys.argv[2])
 eng = ExactEntropyParameters.from_model(m)
 syn = ExactSynthesis.from_model(m)
-fp = exact_fingerprint(eng, syn, d["y"], d["z_hat"], 0.7)
+fp = exact_fingerprint(eng, syn, d["y"], d["z_hat"], 45875)
 fp["threads"] = torch.get_num_threads()
 print(json.dumps(fp))
 """

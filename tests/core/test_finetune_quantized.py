@@ -41,7 +41,8 @@ def test_finetuning_changes_only_the_decoder_and_lowers_its_error(data_dir, tmp_
     def err():
         with torch.no_grad():
             lat = quantized_latents(m, x, 1.0, q)
-            return float(((m.synthesize(lat["y_hat_gained"], lat["gains"]) - x) ** 2).mean())
+            g_inv = {"G_inv": lat["gains"]["G_inv"].float()}  # exact gains: float32 values
+            return float(((m.synthesize(lat["y_hat_gained"].float(), g_inv) - x) ** 2).mean())
 
     before = err()
     finetune(m, data_dir, "tcq", steps=40, batch=2, crop=128, lr=3e-3, log=lambda s: None)

@@ -129,7 +129,9 @@ def test_weights_file_loads_and_codes(tmp_path, monkeypatch, tiny_model):
 
 
 def test_codec_reconstruction_equals_the_eval_forward_pass(tiny_model):
-    """One quantization path: the codec's ŷ/x̂ are those of ``model.eval()(x, u)`` (§7)."""
+    """One quantization path: the codec's ŷ/x̂ are those of ``model.eval()(x, u)`` (§7), up to the
+    exact path's grids (the codec decodes with exact arithmetic, format v2): within two grey
+    levels, and equal almost everywhere."""
     from lic_core.image.tensor import crop, pad_to_multiple, to_tensor, to_uint8
     from lic_core.rate.gain import quantize_slider
 
@@ -139,7 +141,9 @@ def test_codec_reconstruction_equals_the_eval_forward_pass(tiny_model):
     xp, (h, w) = pad_to_multiple(to_tensor(img), 64)
     with torch.no_grad():
         out = tiny_model.eval()(xp, u)
-    assert np.array_equal(to_uint8(crop(out["x_hat"], h, w)), res.reconstruction)
+    ref = to_uint8(crop(out["x_hat"], h, w)).astype(int)
+    diff = np.abs(ref - res.reconstruction.astype(int))
+    assert diff.max() <= 2 and (diff > 0).mean() < 0.02
     # the eval-mode rate estimate is the codec's ideal code length
     est = float(out["bpp_quantized"][0]) * xp.shape[-2] * xp.shape[-1]
     assert est == pytest.approx(res.inspection.estimated_bits, rel=0.02)

@@ -16,6 +16,7 @@ from lic_core.models import build_model
 def codec():
     torch.manual_seed(0)
     model = build_model("lic-lgem-tiny").eval()
+    model.prior.update_tables()  # what `lic export` stores: coding never recomputes them
     yield LearnedCodec("lic-lgem-tiny", model=model)
 
 

@@ -49,6 +49,7 @@ def test_real_encoding_adds_up():
 
     torch.manual_seed(0)
     model = build_model("lic-lgem-tiny").eval()
+    model.prior.update_tables()  # what `lic export` stores: coding never recomputes them
     img = (np.random.default_rng(3).random((70, 100, 3)) * 255).astype(np.uint8)
     res = LearnedCodec("lic-lgem-tiny", model=model).encode(img, EncodeParams(rate=0.5))
     insp = res.inspection

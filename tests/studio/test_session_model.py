@@ -289,7 +289,7 @@ def test_studio_picks_a_files_codec_like_lic_decompress():
     from lic_core.codecs import codec_for_file
     from lic_core.errors import ModelNotFoundError
 
-    data = (REPO / "tests" / "core" / "fixtures" / "lic_v1" / "preview_round.lic").read_bytes()
+    data = (REPO / "tests" / "core" / "fixtures" / "lic_v2" / "preview_round.lic").read_bytes()
     assert services.codec_from_file(data, "x.lic") == codec_for_file(data).name
     header, sections = unpack(data)
     foreign = pack(dataclasses.replace(header, model="lic-lgem-xl"), sections)

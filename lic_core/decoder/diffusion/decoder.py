@@ -1,6 +1,8 @@
-"""The blur-dissipated diffusion decoder the learned codec calls (METHODS §3).
+"""The blur-dissipated diffusion decoder (METHODS §3): weights, training-time float sampling.
 
-Usage (what the codec's decode path does)::
+``.lic`` files decode through its exact version, :mod:`lic_core.decoder.diffusion.exact` (the same
+picture on every machine, format v2); this float sampler serves training previews and timing.
+Usage of the float path::
 
     y_hat = ...                                        # B×M×h×w, un-gained ŷ (what g_s eats)
     feats = model.g_s.forward_features(y_hat)          # (x̂_mse, [H/2, H/4, H/8] features)
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
@@ -49,19 +52,33 @@ def resolve_device(device: Optional[Union[str, torch.device]] = None) -> torch.d
     return dev
 
 
+_CUDNN_LOCK = threading.Lock()
+_CUDNN_STATE: dict = {"depth": 0, "saved": None}
+
+
 @contextlib.contextmanager
 def _deterministic_kernels(device: torch.device) -> Iterator[None]:
-    """cuDNN autotuning may pick different conv algorithms run to run; pin them during a decode
-    so a (seed, device) pair gives bit-identical images (METHODS §3.7)."""
+    """cuDNN autotuning may pick different conv algorithms run to run; pin them during a float
+    decode.  The flags are process-wide: they are set by the first of any overlapping decodes
+    (studio worker threads) and restored by the last, under a lock.  (Files decode through the
+    exact path, :mod:`.exact`, which touches no global flag.)"""
     if device.type != "cuda":
         yield
         return
-    old = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
-    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    with _CUDNN_LOCK:
+        if _CUDNN_STATE["depth"] == 0:
+            _CUDNN_STATE["saved"] = (torch.backends.cudnn.deterministic,
+                                     torch.backends.cudnn.benchmark)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        _CUDNN_STATE["depth"] += 1
     try:
         yield
     finally:
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old
+        with _CUDNN_LOCK:
+            _CUDNN_STATE["depth"] -= 1
+            if _CUDNN_STATE["depth"] == 0:
+                (torch.backends.cudnn.deterministic,
+                 torch.backends.cudnn.benchmark) = _CUDNN_STATE["saved"]
 
 
 def _split_features(features: Features) -> tuple[Optional[Tensor], list[Tensor]]:
@@ -254,8 +271,9 @@ def config_for_codec(codec_model: nn.Module, **overrides: Any) -> DiffusionConfi
 def decode_latent(decoder: DiffusionDecoder, g_s: nn.Module, y_hat_gained: Tensor, gains: dict,
                   steps: int, seed: int,
                   callback: Optional[DecodeCallback] = None) -> Tensor:
-    """The codec's diffusion decode: sample x ~ p(x | ŷ) conditioned on ŷ and g_s's features
-    (METHODS §3.3); ``y_hat_gained`` is the latent codec's ŷ⊙G, un-gained here with G'."""
+    """Float diffusion decode of a latent: x ~ p(x | ŷ) conditioned on ŷ and g_s's features
+    (METHODS §3.3); ``y_hat_gained`` is ŷ⊙G, un-gained here with G'.  A reference for training
+    and benchmarks — the codec decodes files with :mod:`.exact`."""
     y_hat = y_hat_gained * gains["G_inv"]
     feats = g_s.forward_features(y_hat)
     return decoder.decode(y_hat, feats, steps=steps, seed=seed, callback=callback, device=None)

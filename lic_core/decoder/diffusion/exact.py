@@ -1,0 +1,453 @@
+"""The diffusion decoder on the exact path: the same picture from the same file everywhere.
+
+The float sampler (:mod:`.blurring`, :class:`.decoder.DiffusionDecoder`) is kept for training and
+previews; files decode through this module (format v2, docs/bitstream.md "Reproducible decoding"):
+
+* **contexts** from :class:`lic_core.exact.ExactSynthesis` (x̂_mse and the g_s features, exact);
+* **U-Net** (:class:`ExactCondUNet`, METHODS §3.3): convolutions as exact sums on the activation
+  grid, GroupNorm as :class:`~lic_core.exact.nets.ExactNorm`, SiLU and GELU from
+  :mod:`lic_core.exact.dmath`, the linear attention with integer softmax weights and exact
+  ``Σ k·v`` / ``Σ ctx·q``, nearest and bilinear up-sampling as exact copies/weighted sums;
+* **DCT** (:class:`ExactDCT`): the orthonormal DCT-II matrices quantized per row like a linear
+  layer, applied to grid values, so both matrix products are exact sums;
+* **schedule** (METHODS §3.2): a_t, σ_t, d_t, the transition and the posterior coefficients from
+  the deterministic log/exp/expm1/sin/cos/atan/sigmoid — no libm call, no float32;
+* **noise**: Philox4x32-10 + Box–Muller (:mod:`lic_core.exact.rng`), draw 0 for the start and
+  draw i + 1 for step i, seeded by the header's seed;
+* the posterior step as single elementwise IEEE operations in a fixed order (METHODS §3.2, x̂0
+  or ε form), the last step's mean rescaled by 1/a_0, then clamp, ×255 and rounding to uint8.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ...exact import dmath
+from ...exact.cache import cached
+from ...exact.fixed import EXACT_LIMIT, ExactLinear, Grid, apply_real, quantize_rows, snap, to_grid
+from ...exact.nets import (
+    DEFAULT_CONFIG,
+    ExactConfig,
+    ExactNorm,
+    add,
+    silu,
+    softmax_integer_weights,
+    upsample_bilinear,
+    upsample_nearest2,
+)
+from ...exact.rng import normal
+from ...exact.synthesis import ExactSynthesis, picture_from_real
+from .blurring import step_pairs
+from .unet import CondUNet, LinearAttention, ResBlock
+
+#: grids of the DCT: pixel domain (|x| ≤ 32), after the first 1-D pass, DCT domain (|u| ≤ 2^14)
+PIXEL_GRID = Grid(20, 5)
+HALF_GRID = Grid(16, 11)
+DCT_GRID = Grid(14, 14)
+StepCallback = Callable[[int, int], None]
+
+
+# ------------------------------------------------------------------------------------------ DCT
+
+
+class _ExactMatrix:
+    """``M @ X`` along one axis for a constant matrix M (rows quantized like a linear layer)."""
+
+    def __init__(self, m: Tensor, in_grid: Grid, name: str) -> None:
+        self.in_grid = in_grid
+        _, self.w, _, self.bound = quantize_rows(m, None, in_grid, 24, 8, name)
+
+    def to(self, device) -> "_ExactMatrix":
+        self.w = self.w.to(device)
+        return self
+
+
+class ExactDCT:
+    """Orthonormal 2-D DCT-II and its inverse on an H×W grid, as exact sums (METHODS §3.2)."""
+
+    def __init__(self, h: int, w: int, device="cpu") -> None:
+        ch, cw = _dct_exact(h), _dct_exact(w)  # the deterministic cos, never torch.cos
+        self.fwd_h = _ExactMatrix(ch, PIXEL_GRID, "dct_h").to(device)
+        self.fwd_w = _ExactMatrix(cw, HALF_GRID, "dct_w").to(device)
+        self.inv_h = _ExactMatrix(ch.t().contiguous(), DCT_GRID, "idct_h").to(device)
+        self.inv_w = _ExactMatrix(cw.t().contiguous(), HALF_GRID, "idct_w").to(device)
+
+    def dct2(self, x: Tensor) -> Tensor:
+        """u = C_H x C_Wᵀ of real x (float64): pixel grid → half grid → DCT grid, real out."""
+        a = to_grid(x, PIXEL_GRID)
+        h = snap(torch.matmul(self.fwd_h.w, a).mul_(HALF_GRID.scale * PIXEL_GRID.step),
+                 HALF_GRID, inplace=True)
+        u = torch.matmul(h, self.fwd_w.w.t()).mul_(DCT_GRID.scale * HALF_GRID.step)
+        return snap(u, DCT_GRID, inplace=True).mul_(DCT_GRID.step)
+
+    def idct2(self, u: Tensor) -> Tensor:
+        """x = C_Hᵀ u C_W of real u: DCT grid → half grid → real values on the pixel grid."""
+        a = to_grid(u, DCT_GRID)
+        h = snap(torch.matmul(self.inv_h.w, a).mul_(HALF_GRID.scale * DCT_GRID.step),
+                 HALF_GRID, inplace=True)
+        x = torch.matmul(h, self.inv_w.w.t()).mul_(PIXEL_GRID.scale * HALF_GRID.step)
+        return snap(x, PIXEL_GRID, inplace=True).mul_(PIXEL_GRID.step)
+
+
+def _dct_exact(n: int) -> Tensor:
+    """The n×n orthonormal DCT-II matrix from the deterministic cos and sqrt (float64)."""
+    k = torch.arange(n, dtype=torch.float64).unsqueeze(1)
+    i = torch.arange(n, dtype=torch.float64).unsqueeze(0)
+    # angle π(2i+1)k/(2n) in turns = (2i+1)k/(4n): an exact rational reduced exactly mod 1
+    num = torch.remainder((2.0 * i + 1.0) * k, 4.0 * n)  # exact integers
+    turns = dmath.div(num, float(4 * n))
+    c = dmath.cos(turns * (2.0 * math.pi)) * math.sqrt(2.0 / n)
+    c[0] = c[0] * (1.0 / math.sqrt(2.0))
+    return c
+
+
+# ------------------------------------------------------------------------------------ schedule
+
+
+def _sq(x: Tensor) -> Tensor:
+    """x·x as one multiplication (``Tensor.square`` dispatches to ``pow``)."""
+    return x * x
+
+
+class ExactSchedule:
+    """The blur + cosine-logSNR schedule (METHODS §3.2) from deterministic math only."""
+
+    def __init__(self, sigma_b_max: float, d_min: float, logsnr_min: float,
+                 logsnr_max: float) -> None:
+        self.sigma_b_max, self.d_min = float(sigma_b_max), float(d_min)
+        t = torch.tensor([-0.5 * logsnr_max, -0.5 * logsnr_min], dtype=torch.float64)
+        at = dmath.atan(dmath.exp(t))
+        self.b = float(at[0])
+        self.a = float(at[1]) - self.b
+
+    def _t(self, t: float) -> Tensor:
+        return torch.tensor([float(t)], dtype=torch.float64)
+
+    def logsnr(self, t: float) -> Tensor:
+        """−2 log tan(a t + b)."""
+        return dmath.log(dmath.tan(self._t(t) * self.a + self.b)) * -2.0
+
+    def noise_scales(self, t: float) -> tuple[Tensor, Tensor]:
+        ls = self.logsnr(t)
+        return torch.sqrt(dmath.sigmoid(ls)), torch.sqrt(dmath.sigmoid(-ls))
+
+    def frequency_scaling(self, t: float, lam: Tensor) -> Tensor:
+        """d_t = (1 − d_min)·exp(−λ τ_t) + d_min with τ_t = σ_B(t)²/2, σ_B = σ_max sin²(πt/2)."""
+        sb = self.sigma_b_max * _sq(dmath.sin(self._t(t) * (0.5 * math.pi)))
+        tau = _sq(sb) * 0.5
+        return dmath.exp(-(lam * tau)) * (1.0 - self.d_min) + self.d_min
+
+    def alpha_sigma(self, t: float, lam: Tensor) -> tuple[Tensor, Tensor]:
+        a, s = self.noise_scales(t)
+        return a * self.frequency_scaling(t, lam), s
+
+    def posterior(self, t: float, s: float, lam: Tensor) -> dict[str, Tensor]:
+        """Coefficients of the exact reverse step t → s (see blurring.posterior_step)."""
+        d_t, d_s = self.frequency_scaling(t, lam), self.frequency_scaling(s, lam)
+        a_t, sig_t = self.noise_scales(t)
+        a_s, sig_s = self.noise_scales(s)
+        ratio = dmath.div(d_t, d_s)
+        alpha_ts = dmath.div(a_t, a_s) * ratio
+        dl = (self.logsnr(t) - self.logsnr(s)) + dmath.log(ratio) * 2.0
+        var_ts = _sq(sig_t) * -dmath.expm1(dl)
+        var_s = _sq(sig_s)
+        one = torch.ones_like(var_ts)
+        var_post = dmath.div(one, dmath.div(one, var_s.expand_as(var_ts))
+                             + dmath.div(_sq(alpha_ts), var_ts))
+        c_t = dmath.div(alpha_ts * var_post, var_ts)
+        alpha_s = a_s * d_s
+        c_0 = dmath.div(alpha_s * var_ts, _sq(sig_t).expand_as(var_ts))
+        c_x = dmath.div(var_post, alpha_ts * var_s)
+        return {"c_t": c_t, "c_0": c_0, "c_x": c_x, "sig_t": sig_t,
+                "noise": torch.sqrt(var_post)}
+
+
+def heat_eigenvalues_exact(h: int, w: int) -> Tensor:
+    """λ_kl = (πk/H)² + (πl/W)² (single IEEE operations)."""
+    k = torch.arange(h, dtype=torch.float64) * (math.pi / h)
+    l_ = torch.arange(w, dtype=torch.float64) * (math.pi / w)
+    return _sq(k).unsqueeze(1) + _sq(l_).unsqueeze(0)
+
+
+# ---------------------------------------------------------------------------------------- U-Net
+
+
+def _fit(a: Tensor, size: tuple[int, int]) -> Tensor:
+    """Replicate-pad or crop at the bottom/right (copies: exact)."""
+    import torch.nn.functional as F
+
+    h, w = a.shape[-2:]
+    a = a[..., : size[0], : size[1]]
+    ph, pw = max(0, size[0] - h), max(0, size[1] - w)
+    if ph or pw:
+        a = F.pad(a, (0, pw, 0, ph), mode="replicate")
+    return a
+
+
+class _ExactResBlock:
+    """GroupNorm → SiLU → conv3×3, + time bias, GroupNorm → SiLU → conv3×3, + skip."""
+
+    def __init__(self, blk: ResBlock, cfg: ExactConfig, name: str) -> None:
+        g, wb = cfg.grid, cfg.max_weight_bits
+        self.grid = g
+        self.g1, self.g2 = blk.norm1.num_groups, blk.norm2.num_groups
+        self.norm1 = ExactNorm(blk.norm1.weight, blk.norm1.bias, blk.norm1.eps, g)
+        self.conv1 = ExactLinear(blk.conv1, g, wb, name=f"{name}.conv1")
+        self.temb = ExactLinear(blk.temb, g, wb, name=f"{name}.temb")
+        self.norm2 = ExactNorm(blk.norm2.weight, blk.norm2.bias, blk.norm2.eps, g)
+        self.conv2 = ExactLinear(blk.conv2, g, wb, name=f"{name}.conv2")
+        self.skip = (None if isinstance(blk.skip, nn.Identity)
+                     else ExactLinear(blk.skip, g, wb, name=f"{name}.skip"))
+
+    def parts(self) -> list:
+        return [p for p in (self.norm1, self.conv1, self.temb, self.norm2, self.conv2, self.skip)
+                if p is not None]
+
+    def to(self, device):
+        for p in self.parts():
+            p.to(device)
+        return self
+
+    def __call__(self, x: Tensor, temb: Tensor) -> Tensor:
+        g = self.grid
+        h = apply_real(silu, self.norm1(x, groups=self.g1), g)
+        h = snap(self.conv1(h), g, inplace=True)
+        tb = snap(self.temb(temb), g, inplace=True)
+        h = add(h, tb[:, :, None, None], g)
+        h = apply_real(silu, self.norm2(h, groups=self.g2), g)
+        h = snap(self.conv2(h), g, inplace=True)
+        sk = x if self.skip is None else snap(self.skip(x), g, inplace=True)
+        return add(h, sk, g)
+
+
+class _ExactLinearAttention:
+    """Linear attention: softmax over features for q (×dh^−½), over positions for k."""
+
+    def __init__(self, att: LinearAttention, cfg: ExactConfig, name: str) -> None:
+        g = cfg.grid
+        self.grid, self.P = g, cfg.softmax_bits
+        self.heads, self.dim_head = att.heads, att.dim_head
+        self.norm = ExactNorm(att.norm.weight, att.norm.bias, att.norm.eps, g)
+        self.qkv = ExactLinear(att.qkv, g, cfg.max_weight_bits, name=f"{name}.qkv")
+        self.out = ExactLinear(att.out, g, cfg.max_weight_bits, name=f"{name}.out")
+        self.q_scale = g.scale / math.sqrt(self.dim_head)  # 2^F/√dh: correctly rounded
+
+    def parts(self) -> list:
+        return [self.norm, self.qkv, self.out]
+
+    def to(self, device):
+        for p in self.parts():
+            p.to(device)
+        return self
+
+    def __call__(self, x: Tensor) -> Tensor:
+        g = self.grid
+        b, c, h, w = x.shape
+        n = h * w
+        lim = g.max_int
+        if n * 2 ** self.P >= EXACT_LIMIT or (g.scale + n) * lim >= EXACT_LIMIT:
+            raise ValueError("image too large for the exact linear attention")
+        qkv = snap(self.qkv(self.norm(x, groups=1)), g, inplace=True)
+        q, k, v = qkv.reshape(b, 3, self.heads, self.dim_head, n).unbind(1)
+        eq = softmax_integer_weights(q * g.step, -2, self.P)  # over the dh features
+        qn = dmath.div(eq, eq.sum(dim=-2, keepdim=True)).mul_(self.q_scale).round_()
+        ek = softmax_integer_weights(k * g.step, -1, self.P)  # over the n positions
+        kn = dmath.div(ek, ek.sum(dim=-1, keepdim=True)).mul_(g.scale).round_()
+        # Σ_n kn·v ≤ (2^F + n)·2^(R+F) < 2^53 and Σ_d ctx·qn likewise: exact sums
+        ctx = snap(torch.matmul(kn, v.transpose(-1, -2)).mul_(g.step), g, inplace=True)
+        out = snap(torch.matmul(ctx.transpose(-1, -2), qn).mul_(g.step), g, inplace=True)
+        out = snap(self.out(out.reshape(b, -1, h, w)), g, inplace=True)
+        return add(x, out, g)
+
+
+class ExactCondUNet:
+    """:class:`~lic_core.decoder.diffusion.unet.CondUNet` on the exact path."""
+
+    def __init__(self, unet: CondUNet, cfg: ExactConfig = DEFAULT_CONFIG) -> None:
+        g, wb = cfg.grid, cfg.max_weight_bits
+        self.grid, self.n_levels, self.multiple = g, unet.n_levels, unet.multiple
+        tm = list(unet.time.net)
+        if not isinstance(tm[1], nn.GELU) or tm[1].approximate != "none":
+            raise NotImplementedError("the exact time embedding needs an erf GELU")
+        self.t1 = ExactLinear(tm[0], g, wb, name="time.0")
+        self.t2 = ExactLinear(tm[2], g, wb, name="time.2")
+        ad = unet.adapter
+        self.ad_levels, self.ad_factors = list(ad.levels), list(ad.factors)
+        self.ad_proj = [ExactLinear(p, g, wb, name=f"adapter.{i}") for i, p in enumerate(ad.proj)]
+        self.init = ExactLinear(unet.init, g, wb, name="init")
+        self.down = [[_ExactResBlock(b, cfg, f"down{i}.{j}") for j, b in enumerate(lv.blocks)]
+                     for i, lv in enumerate(unet.down)]
+        self.downsample = [ExactLinear(m, g, wb, name=f"downsample{i}")
+                           for i, m in enumerate(unet.downsample)]
+        self.mid1 = _ExactResBlock(unet.mid1, cfg, "mid1")
+        self.attn = _ExactLinearAttention(unet.attn, cfg, "attn")
+        self.mid2 = _ExactResBlock(unet.mid2, cfg, "mid2")
+        self.up = [[_ExactResBlock(b, cfg, f"up{i}.{j}") for j, b in enumerate(lv.blocks)]
+                   for i, lv in enumerate(unet.up)]
+        self.upsample = [ExactLinear(m, g, wb, name=f"upsample{i}")
+                         for i, m in enumerate(unet.upsample)]
+        self.out_groups = unet.out_norm.num_groups
+        self.out_norm = ExactNorm(unet.out_norm.weight, unet.out_norm.bias, unet.out_norm.eps, g)
+        self.out = ExactLinear(unet.out, g, wb, name="out")
+
+    def parts(self) -> list:
+        out: list = [self.t1, self.t2, *self.ad_proj, self.init, *self.downsample, self.mid1,
+                     self.attn, self.mid2, *self.upsample, self.out_norm, self.out]
+        for lv in self.down + self.up:
+            out.extend(lv)
+        return out
+
+    def to(self, device) -> "ExactCondUNet":
+        for p in self.parts():
+            p.to(device)
+        return self
+
+    def level_sizes(self, h: int, w: int) -> list[tuple[int, int]]:
+        m = self.multiple
+        hp, wp = -(-h // m) * m, -(-w // m) * m
+        return [(hp >> i, wp >> i) for i in range(self.n_levels)]
+
+    def adapt(self, contexts: list[Tensor], hw: tuple[int, int]) -> list[Optional[Tensor]]:
+        """Project the (grid) contexts once per image, per level (ConditionAdapter)."""
+        sizes = self.level_sizes(*hw)
+        out: list[Optional[Tensor]] = [None] * self.n_levels
+        for ctx, proj, lv, f in zip(contexts, self.ad_proj, self.ad_levels, self.ad_factors):
+            h = snap(proj(ctx), self.grid, inplace=True)
+            h = upsample_bilinear(h, f, self.grid)
+            h = _fit(h, sizes[lv])
+            out[lv] = h if out[lv] is None else add(out[lv], h, self.grid)
+        return out
+
+    def time_embedding(self, t: float, batch: int, device) -> Tensor:
+        tt = to_grid(torch.full((batch, 1), float(t), dtype=torch.float64, device=device), self.grid)
+        h = apply_real(dmath.gelu, self.t1(tt), self.grid)
+        return snap(self.t2(h), self.grid, inplace=True)
+
+    def __call__(self, x: Tensor, t: float, adapted: list[Optional[Tensor]]) -> Tensor:
+        """The network's real output (x̂0 or ε) for real x (float64)."""
+        g = self.grid
+        h0, w0 = x.shape[-2:]
+        sizes = self.level_sizes(h0, w0)
+        a = _fit(to_grid(x, g), sizes[0])
+        temb = self.time_embedding(t, a.shape[0], a.device)
+        h = snap(self.init(a), g, inplace=True)
+        skips = []
+        for i, blocks in enumerate(self.down):
+            if adapted[i] is not None:
+                ctx = adapted[i]
+                if ctx.shape[0] != h.shape[0]:
+                    ctx = ctx.expand(h.shape[0], -1, -1, -1)
+                h = torch.cat([h, ctx], dim=1)
+            for blk in blocks:
+                h = blk(h, temb)
+            skips.append(h)
+            if i < self.n_levels - 1:
+                h = snap(self.downsample[i](h), g, inplace=True)
+        h = self.mid2(self.attn(self.mid1(h, temb)), temb)
+        for j, blocks in enumerate(self.up):
+            i = self.n_levels - 1 - j
+            h = torch.cat([h, skips[i]], dim=1)
+            for blk in blocks:
+                h = blk(h, temb)
+            if i > 0:
+                h = snap(self.upsample[j](upsample_nearest2(h)), g, inplace=True)
+        h = apply_real(silu, self.out_norm(h, groups=self.out_groups), g)
+        return (self.out(h) * g.step)[..., :h0, :w0]
+
+
+# ------------------------------------------------------------------------------------- decoder
+
+
+class ExactDiffusion:
+    """A :class:`~lic_core.decoder.diffusion.DiffusionDecoder` as an exact function of ŷ."""
+
+    def __init__(self, decoder: Any, cfg: ExactConfig = DEFAULT_CONFIG, device="cpu") -> None:
+        self.config = decoder.config
+        self.cfg, self.grid = cfg, cfg.grid
+        self.unet = ExactCondUNet(decoder.unet, cfg)
+        c = self.config
+        self.schedule = ExactSchedule(c.sigma_b_max, c.d_min, c.logsnr_min, c.logsnr_max)
+        self._dct: dict[tuple[int, int], ExactDCT] = {}
+        self.to(device)
+
+    def to(self, device) -> "ExactDiffusion":
+        self.device = torch.device(device)
+        self.unet.to(device)
+        self._dct = {}
+        return self
+
+    def dct(self, h: int, w: int) -> ExactDCT:
+        hit = self._dct.get((h, w))
+        if hit is None:
+            hit = self._dct[(h, w)] = ExactDCT(h, w, self.device)
+        return hit
+
+    def contexts(self, synth: ExactSynthesis, y_hat_gained: Tensor,
+                 code: int) -> tuple[list[Tensor], Optional[Tensor], Tensor]:
+        """(grid contexts for the adapter, x̂_mse in [−1, 1] (real) or None, the MSE picture)."""
+        acc, feats = synth.run(y_hat_gained.to(self.device), code, keep_features=True)
+        x_mse = synth.real_output(acc)
+        mse_picture = picture_from_real(x_mse)
+        ctx: list[Tensor] = []
+        x_init = None
+        if self.config.use_x_mse:
+            x_init = torch.clamp(x_mse, 0.0, 1.0).mul_(2.0).sub_(1.0)  # exact on the 2^−F grid
+            ctx.append(to_grid(x_init, self.grid))
+        ctx.extend(feats[::-1])  # fine-to-coarse, like g_s.forward_features
+        if self.config.use_y_hat:
+            ctx.append(synth.input_grid(y_hat_gained.to(self.device), code))
+        if len(ctx) != len(self.unet.ad_proj):
+            raise ValueError(f"the diffusion decoder expects {len(self.unet.ad_proj)} contexts, "
+                             f"got {len(ctx)}")
+        return ctx, x_init, mse_picture
+
+    @torch.no_grad()
+    def decode(self, synth: ExactSynthesis, y_hat_gained: Tensor, code: int, steps: int, seed: int,
+               callback: Optional[StepCallback] = None) -> tuple[Tensor, Tensor]:
+        """(uint8 B×3×H×W sample of x ~ p(x | ŷ), uint8 MSE picture) — METHODS §3.2–3.3."""
+        c = self.config
+        steps = int(steps)
+        if steps < 1:
+            raise ValueError(f"diffusion steps must be >= 1, got {steps}")
+        ctx, x_init, mse_picture = self.contexts(synth, y_hat_gained, code)
+        b = y_hat_gained.shape[0]
+        h, w = 16 * y_hat_gained.shape[-2], 16 * y_hat_gained.shape[-1]
+        adapted = self.unet.adapt(ctx, (h, w))
+        dct = self.dct(h, w)
+        lam = heat_eigenvalues_exact(h, w)  # the schedule runs on the CPU (H×W elementwise)
+        sch = self.schedule
+        shape = (b, 3, h, w)
+        alpha1, sigma1 = (v.to(self.device) for v in sch.alpha_sigma(1.0, lam))
+        x = normal(shape, seed, 0, self.device) * sigma1
+        if x_init is not None:
+            x = x + dct.idct2(dct.dct2(x_init) * alpha1)
+        pairs = step_pairs(steps)
+        for i, (t, s) in enumerate(pairs):
+            if callback is not None:
+                callback(i, steps)
+            out = self.unet(x, t, adapted)
+            last = i == len(pairs) - 1
+            co = {k: v.to(self.device) for k, v in sch.posterior(t, s, lam).items()}
+            u_t = dct.dct2(x)
+            if c.param == "x":
+                x0 = torch.clamp(out, -1.0, 1.0) if c.clip_x0 else out
+                mean = co["c_t"] * u_t + co["c_0"] * dct.dct2(x0)
+            else:
+                mean = co["c_t"] * u_t + co["c_x"] * (u_t - co["sig_t"] * dct.dct2(out))
+            if not last:
+                mean = mean + co["noise"] * normal(shape, seed, i + 1, self.device)
+            x = dct.idct2(mean)
+        a0, _ = sch.noise_scales(0.0)
+        x = dmath.div(x, a0.to(self.device))
+        picture = picture_from_real((x + 1.0) * 0.5)
+        return picture, mse_picture
+
+
+def exact_diffusion(decoder: Any, device="cpu") -> ExactDiffusion:
+    """The exact version of a diffusion decoder, built once per weights and device."""
+    dev = torch.device(device)
+    return cached(decoder, f"diffusion:{dev}", (decoder,),
+                  lambda: ExactDiffusion(decoder, device=dev))

@@ -1,0 +1,85 @@
+"""Counter-based Gaussian noise from integer operations (the diffusion decoder's sampler).
+
+``torch.randn`` is not specified across versions, devices or thread counts; a decoder that must
+reproduce the encoder's picture needs noise that is a pure function of (seed, draw, element).
+
+* **Philox4x32-10** (Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as easy as 1, 2, 3",
+  SC 2011): a 4×32-bit counter and a 2×32-bit key through 10 rounds of multiply-hi/lo, XOR and a
+  Weyl key schedule.  Written in int64 torch ops on values < 2^32; every 32×32-bit product is
+  split into 16-bit halves, so no intermediate reaches 2^63 (integer ops are exact on every
+  device).  Checked against Random123's known-answer vectors (tests/core/test_exact_rng.py).
+* **uniforms**: 53 random bits from two words, ``(a >> 5)·2^26 + (b >> 6)`` (< 2^53, exact), then
+  ``u1 = (m + 1)·2^−53`` ∈ (0, 1] and ``u2 = m·2^−53`` ∈ [0, 1) (exact scalings);
+* **Box–Muller**: ``√(−2 ln u1)·cos(2π u2)`` and ``…·sin(2π u2)`` with the deterministic log,
+  sqrt, sin and cos of :mod:`lic_core.exact.dmath`.  The angle is reduced in turns first
+  (``u2 − round(4u2)/4``, exact), so sin/cos see |θ| ≤ π/4.
+
+Counter layout: element n of draw d under seed s uses counter (n mod 2^32, ⌊n/2^32⌋, d, 0) and key
+(s mod 2^32, ⌊s/2^32⌋ mod 2^32); one Philox block gives two normals (elements 2n, 2n+1).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import dmath
+
+M0, M1 = 0xD2511F53, 0xCD9E8D57
+W0, W1 = 0x9E3779B9, 0xBB67AE85
+MASK32 = 0xFFFFFFFF
+ROUNDS = 10
+
+
+def _mulhilo(m: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(high, low) 32-bit words of m·x for a constant m < 2^32 and int64 x < 2^32, exactly."""
+    m_lo, m_hi = m & 0xFFFF, m >> 16
+    p_lo = x * m_lo  # < 2^48
+    p_hi = x * m_hi  # < 2^48
+    t = p_lo + ((p_hi & 0xFFFF) << 16)  # < 2^49
+    lo = t & MASK32
+    hi = (p_hi >> 16) + (t >> 32)
+    return hi & MASK32, lo
+
+
+def philox4x32(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, c3: torch.Tensor,
+               k0: int, k1: int, rounds: int = ROUNDS) -> tuple[torch.Tensor, ...]:
+    """Philox4x32-R on int64 tensors holding uint32 counter words; returns four uint32 words."""
+    k0, k1 = int(k0) & MASK32, int(k1) & MASK32
+    for r in range(rounds):
+        if r:
+            k0, k1 = (k0 + W0) & MASK32, (k1 + W1) & MASK32
+        hi0, lo0 = _mulhilo(M0, c0)
+        hi1, lo1 = _mulhilo(M1, c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return c0, c1, c2, c3
+
+
+def normal(shape: tuple[int, ...], seed: int, draw: int, device="cpu") -> torch.Tensor:
+    """Standard normal float64 noise of ``shape``: a pure function of (seed, draw, element)."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    blocks = (n + 1) // 2
+    idx = torch.arange(blocks, dtype=torch.int64, device=device)
+    c0, c1 = idx & MASK32, idx >> 32
+    c2 = torch.full_like(idx, int(draw) & MASK32)
+    c3 = torch.zeros_like(idx)
+    seed = int(seed)
+    w0, w1, w2, w3 = philox4x32(c0, c1, c2, c3, seed & MASK32, (seed >> 32) & MASK32)
+    m1 = ((w0 >> 5) << 26) + (w1 >> 6)  # 53 random bits, < 2^53
+    m2 = ((w2 >> 5) << 26) + (w3 >> 6)
+    scale = 2.0 ** -53
+    u1 = (m1 + 1).to(torch.float64) * scale  # (0, 1]: exact
+    u2 = m2.to(torch.float64) * scale  # [0, 1): exact
+    radius = torch.sqrt(dmath.log(u1) * -2.0)
+    q = torch.round(u2 * 4.0)  # quadrant of the angle 2π·u2 (in turns: exact)
+    frac = u2 - q * 0.25  # exact: |frac| ≤ 1/8 turn
+    theta = frac * (2.0 * math.pi)  # one rounding, |θ| ≤ π/4
+    s, c = dmath._sin_cos_reduced(theta)
+    qi = torch.remainder(q, 4.0)
+    # rotate (cos, sin) of θ by q quarter turns
+    cos_t = torch.where(qi == 0, c, torch.where(qi == 1, -s, torch.where(qi == 2, -c, s)))
+    sin_t = torch.where(qi == 0, s, torch.where(qi == 1, c, torch.where(qi == 2, -s, -c)))
+    z = torch.stack([radius * cos_t, radius * sin_t], dim=1).reshape(-1)[:n]
+    return z.reshape(shape)
