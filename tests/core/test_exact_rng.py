@@ -33,3 +33,17 @@ def test_normals_are_a_pure_function_of_seed_draw_and_element():
     assert abs(float(big.mean())) < 0.01 and abs(float(big.std()) - 1.0) < 0.01
     assert abs(float((big ** 4).mean()) - 3.0) < 0.05  # Gaussian kurtosis
     assert float((big.abs() > 3).double().mean()) == pytest.approx(0.0027, abs=0.0006)
+
+
+def test_numpy_and_torch_philox_give_the_same_words():
+    """CPU noise runs through numpy uint64 (one product per word pair), other devices through
+    int64 torch ops in 16-bit halves: the same integer function, so the same words."""
+    from lic_core.exact.rng import _philox_numpy, _philox_torch
+
+    g = torch.Generator().manual_seed(0)
+    ctr = [torch.randint(0, 2 ** 32, (5000,), generator=g, dtype=torch.int64) for _ in range(4)]
+    ctr[0][:3] = torch.tensor([0, 2 ** 32 - 1, 2 ** 31])
+    for key in ((0, 0), (2 ** 32 - 1, 2 ** 32 - 1), (0x243F6A88, 7)):
+        a = _philox_numpy(*ctr, *key)
+        b = _philox_torch(*ctr, *key)
+        assert all(torch.equal(x, y) for x, y in zip(a, b))

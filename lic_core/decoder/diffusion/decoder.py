@@ -28,10 +28,11 @@ from torch import Tensor, nn
 from ...errors import CodecUnavailableError, LicError, ModelNotFoundError
 from ...paths import weights_path
 from .blurring import sample
-from .unet import CondUNet, DiffusionConfig, count_parameters
+from .lite import LiteUNet
+from .unet import ARCH_FIELDS, CondUNet, DiffusionConfig, count_parameters
 
 __all__ = ["DiffusionDecoder", "DecodeCallback", "config_for_codec", "decode_latent",
-           "resolve_device", "FORMAT_TAG", "DEFAULT_NAME"]
+           "build_network", "resolve_device", "FORMAT_TAG", "DEFAULT_NAME"]
 
 FORMAT_TAG = "lic-diffusion-v1"
 DEFAULT_NAME = "lic-diffusion"
@@ -89,13 +90,18 @@ def _split_features(features: Features) -> tuple[Optional[Tensor], list[Tensor]]
     return None, list(features)
 
 
+def build_network(config: DiffusionConfig) -> nn.Module:
+    """The network a config names: :class:`~.lite.LiteUNet` ("lite") or :class:`CondUNet`."""
+    return LiteUNet(config) if config.arch == "lite" else CondUNet(config)
+
+
 class DiffusionDecoder(nn.Module):
     """ŷ (+ texture latents) → image by blurring diffusion (METHODS §3.2–3.3)."""
 
     def __init__(self, config: Optional[DiffusionConfig] = None) -> None:
         super().__init__()
         self.config = config or DiffusionConfig()
-        self.unet = CondUNet(self.config)
+        self.unet = build_network(self.config)
         self.meta: dict[str, Any] = {}
 
     # -- construction ---------------------------------------------------------------------------
@@ -262,9 +268,11 @@ def config_for_codec(codec_model: nn.Module, **overrides: Any) -> DiffusionConfi
                 use_x_mse=x_mse is not None, use_y_hat=True, codec=str(getattr(cfg, "name", "")))
     base.update(overrides)
     if "dim" not in overrides and getattr(cfg, "name", "").endswith("-tiny"):
-        tiny = DiffusionConfig.tiny().to_dict()
-        for k in ("dim", "mults", "blocks", "attn_heads", "attn_dim_head", "steps", "name"):
-            base.setdefault(k, tiny[k])
+        # a tiny codec gets a tiny decoder: the full-resolution one unless "lite" is asked for
+        preset = (DiffusionConfig.tiny_lite() if overrides.get("arch") == "lite"
+                  else DiffusionConfig.tiny()).to_dict()
+        for k in ARCH_FIELDS:
+            base.setdefault(k, preset[k])
     return DiffusionConfig(**base)
 
 

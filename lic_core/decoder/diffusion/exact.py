@@ -41,6 +41,7 @@ from ...exact.nets import (
 from ...exact.rng import normal
 from ...exact.synthesis import ExactSynthesis, picture_from_real
 from .blurring import step_pairs
+from .lite import LiteUNet
 from .unet import CondUNet, LinearAttention, ResBlock
 
 #: grids of the DCT: pixel domain (|x| ≤ 32), after the first 1-D pass, DCT domain (|u| ≤ 2^14)
@@ -48,6 +49,8 @@ PIXEL_GRID = Grid(20, 5)
 HALF_GRID = Grid(16, 11)
 DCT_GRID = Grid(14, 14)
 StepCallback = Callable[[int, int], None]
+#: ``on_x0(step_index, total_steps, x0_picture)``: the x̂0 estimate of a step as uint8 B×3×H×W
+X0Callback = Callable[[int, int, Tensor], None]
 
 
 # ------------------------------------------------------------------------------------------ DCT
@@ -187,12 +190,20 @@ def _fit(a: Tensor, size: tuple[int, int]) -> Tensor:
     return a
 
 
+def _activate(act: str, a: Tensor, g: Grid) -> Tensor:
+    """SiLU of grid integers (deterministic exp), or ReLU (a clamp of integers: exact)."""
+    if act == "relu":
+        return a.clamp_min_(0.0)
+    return apply_real(silu, a, g)
+
+
 class _ExactResBlock:
-    """GroupNorm → SiLU → conv3×3, + time bias, GroupNorm → SiLU → conv3×3, + skip."""
+    """GroupNorm → act → conv3×3, + time bias, GroupNorm → act → conv3×3, + skip."""
 
     def __init__(self, blk: ResBlock, cfg: ExactConfig, name: str) -> None:
         g, wb = cfg.grid, cfg.max_weight_bits
         self.grid = g
+        self.act = blk.act
         self.g1, self.g2 = blk.norm1.num_groups, blk.norm2.num_groups
         self.norm1 = ExactNorm(blk.norm1.weight, blk.norm1.bias, blk.norm1.eps, g)
         self.conv1 = ExactLinear(blk.conv1, g, wb, name=f"{name}.conv1")
@@ -213,11 +224,11 @@ class _ExactResBlock:
 
     def __call__(self, x: Tensor, temb: Tensor) -> Tensor:
         g = self.grid
-        h = apply_real(silu, self.norm1(x, groups=self.g1), g)
+        h = _activate(self.act, self.norm1(x, groups=self.g1), g)
         h = snap(self.conv1(h), g, inplace=True)
         tb = snap(self.temb(temb), g, inplace=True)
         h = add(h, tb[:, :, None, None], g)
-        h = apply_real(silu, self.norm2(h, groups=self.g2), g)
+        h = _activate(self.act, self.norm2(h, groups=self.g2), g)
         h = snap(self.conv2(h), g, inplace=True)
         sk = x if self.skip is None else snap(self.skip(x), g, inplace=True)
         return add(h, sk, g)
@@ -289,9 +300,14 @@ class ExactCondUNet:
                    for i, lv in enumerate(unet.up)]
         self.upsample = [ExactLinear(m, g, wb, name=f"upsample{i}")
                          for i, m in enumerate(unet.upsample)]
+        self.act = unet.cfg.act
         self.out_groups = unet.out_norm.num_groups
         self.out_norm = ExactNorm(unet.out_norm.weight, unet.out_norm.bias, unet.out_norm.eps, g)
         self.out = ExactLinear(unet.out, g, wb, name="out")
+
+    @property
+    def n_contexts(self) -> int:
+        return len(self.ad_proj)
 
     def parts(self) -> list:
         out: list = [self.t1, self.t2, *self.ad_proj, self.init, *self.downsample, self.mid1,
@@ -354,8 +370,74 @@ class ExactCondUNet:
                 h = blk(h, temb)
             if i > 0:
                 h = snap(self.upsample[j](upsample_nearest2(h)), g, inplace=True)
-        h = apply_real(silu, self.out_norm(h, groups=self.out_groups), g)
+        h = _activate(self.act, self.out_norm(h, groups=self.out_groups), g)
         return (self.out(h) * g.step)[..., :h0, :w0]
+
+
+class ExactLiteUNet:
+    """:class:`~lic_core.decoder.diffusion.lite.LiteUNet` on the exact path: pixel (un)shuffles
+    are copies, the core is :class:`ExactCondUNet`, the head two exact convolutions and a ReLU,
+    x̂0 = x̂_mse + residual one exact addition on the grid."""
+
+    def __init__(self, net: LiteUNet, cfg: ExactConfig = DEFAULT_CONFIG) -> None:
+        g, wb = cfg.grid, cfg.max_weight_bits
+        self.grid, self.r = g, net.r
+        self.scales = [int(s) for s in net.cfg.cond_scales]
+        self.residual = bool(net.cfg.residual)
+        self.core = ExactCondUNet(net.core, cfg)
+        self.head_in = (None if net.head_in is None
+                        else ExactLinear(net.head_in, g, wb, name="head_in"))
+        self.head_out = (None if net.head_out is None
+                         else ExactLinear(net.head_out, g, wb, name="head_out"))
+
+    @property
+    def n_contexts(self) -> int:
+        return self.core.n_contexts
+
+    def parts(self) -> list:
+        return self.core.parts() + [p for p in (self.head_in, self.head_out) if p is not None]
+
+    def to(self, device) -> "ExactLiteUNet":
+        self.core.to(device)
+        for p in (self.head_in, self.head_out):
+            if p is not None:
+                p.to(device)
+        return self
+
+    def _padded(self, h: int, w: int) -> tuple[int, int]:
+        return -(-h // self.r) * self.r, -(-w // self.r) * self.r
+
+    def adapt(self, contexts: list[Tensor], hw: tuple[int, int]) -> dict:
+        """Unshuffle the fine (grid) contexts to H/r, project them once per image."""
+        import torch.nn.functional as F
+
+        hp, wp = self._padded(*hw)
+        ctx = []
+        for c, s in zip(contexts, self.scales):
+            f = max(1, self.r // s)
+            ctx.append(F.pixel_unshuffle(_fit(c, (hp // s, wp // s)), f) if f > 1 else c)
+        return {"levels": self.core.adapt(ctx, (hp // self.r, wp // self.r)),
+                "x_mse": _fit(contexts[0], (hp, wp))}
+
+    def __call__(self, x: Tensor, t: float, adapted: dict) -> Tensor:
+        """x̂0 (real float64) for real x."""
+        import torch.nn.functional as F
+
+        g = self.grid
+        h0, w0 = x.shape[-2:]
+        hp, wp = self._padded(h0, w0)
+        xg = _fit(to_grid(x, g), (hp, wp))
+        x_mse = adapted["x_mse"]
+        if x_mse.shape[0] != xg.shape[0]:
+            x_mse = x_mse.expand(xg.shape[0], -1, -1, -1)
+        core = self.core(F.pixel_unshuffle(xg, self.r) * g.step, t, adapted["levels"])
+        res = to_grid(F.pixel_shuffle(core, self.r), g)
+        if self.head_in is not None:
+            hid = snap(self.head_in(torch.cat([res, xg, x_mse], dim=1)), g, relu=True,
+                       inplace=True)
+            res = add(res, snap(self.head_out(hid), g, inplace=True), g)
+        out = add(x_mse, res, g) if self.residual else res
+        return out[..., :h0, :w0] * g.step
 
 
 # ------------------------------------------------------------------------------------- decoder
@@ -367,7 +449,8 @@ class ExactDiffusion:
     def __init__(self, decoder: Any, cfg: ExactConfig = DEFAULT_CONFIG, device="cpu") -> None:
         self.config = decoder.config
         self.cfg, self.grid = cfg, cfg.grid
-        self.unet = ExactCondUNet(decoder.unet, cfg)
+        self.unet = (ExactLiteUNet(decoder.unet, cfg) if isinstance(decoder.unet, LiteUNet)
+                     else ExactCondUNet(decoder.unet, cfg))
         c = self.config
         self.schedule = ExactSchedule(c.sigma_b_max, c.d_min, c.logsnr_min, c.logsnr_max)
         self._dct: dict[tuple[int, int], ExactDCT] = {}
@@ -399,15 +482,20 @@ class ExactDiffusion:
         ctx.extend(feats[::-1])  # fine-to-coarse, like g_s.forward_features
         if self.config.use_y_hat:
             ctx.append(synth.input_grid(y_hat_gained.to(self.device), code))
-        if len(ctx) != len(self.unet.ad_proj):
-            raise ValueError(f"the diffusion decoder expects {len(self.unet.ad_proj)} contexts, "
+        if len(ctx) != self.unet.n_contexts:
+            raise ValueError(f"the diffusion decoder expects {self.unet.n_contexts} contexts, "
                              f"got {len(ctx)}")
         return ctx, x_init, mse_picture
 
     @torch.no_grad()
     def decode(self, synth: ExactSynthesis, y_hat_gained: Tensor, code: int, steps: int, seed: int,
-               callback: Optional[StepCallback] = None) -> tuple[Tensor, Tensor]:
-        """(uint8 B×3×H×W sample of x ~ p(x | ŷ), uint8 MSE picture) — METHODS §3.2–3.3."""
+               callback: Optional[StepCallback] = None,
+               on_x0: Optional[X0Callback] = None) -> tuple[Tensor, Tensor]:
+        """(uint8 B×3×H×W sample of x ~ p(x | ŷ), uint8 MSE picture) — METHODS §3.2–3.3.
+
+        ``callback(i, steps)`` runs before step i (it may raise to cancel); ``on_x0(i, steps,
+        picture)`` receives the network's x̂0 of step i as a uint8 picture (the studio's step
+        scrubber); neither changes the result."""
         c = self.config
         steps = int(steps)
         if steps < 1:
@@ -434,6 +522,8 @@ class ExactDiffusion:
             u_t = dct.dct2(x)
             if c.param == "x":
                 x0 = torch.clamp(out, -1.0, 1.0) if c.clip_x0 else out
+                if on_x0 is not None:
+                    on_x0(i, steps, picture_from_real((x0 + 1.0) * 0.5))
                 mean = co["c_t"] * u_t + co["c_0"] * dct.dct2(x0)
             else:
                 mean = co["c_t"] * u_t + co["c_x"] * (u_t - co["sig_t"] * dct.dct2(out))

@@ -43,20 +43,31 @@ class DiffusionConfig:
     frequencies a step un-dissipates, which ruined samples in a CPU experiment; the x form does
     not divide by α. clip_x0: clip x̂0 to [−1, 1] while sampling (x form).
     loss / min_snr: "l2" | "l1"; eps: min-SNR-γ weight ``min(SNR,γ)/SNR``; x: ``min(SNR,γ)``.
+
+    arch: the network. "lite" (the default, sized for a CPU decode, :mod:`.lite`): the U-Net runs
+    at H/``unshuffle`` on pixel-unshuffled input, a light full-resolution head (``head_dim``
+    channels) follows, and with ``residual`` it predicts x̂0 as the MSE picture plus a residual,
+    so it only learns what the MSE decoder cannot give. "unet" (:class:`CondUNet` at full
+    resolution, 7.3 M parameters, :meth:`full`): the first design, ~40× the decode cost.
     """
 
     name: str = "lic-diffusion"
     codec: str = "lic-lgem"
+    arch: str = "lite"
     dim: int = 48
-    mults: tuple[int, ...] = (1, 2, 3, 3)
-    blocks: int = 2
+    mults: tuple[int, ...] = (1, 2, 2)
+    blocks: int = 1
     attn_heads: int = 4
     attn_dim_head: int = 32
+    unshuffle: int = 4
+    head_dim: int = 16
+    residual: bool = True
+    act: str = "relu"
     sigma_b_max: float = 20.0
     d_min: float = 1e-3
     logsnr_min: float = -10.0
     logsnr_max: float = 10.0
-    steps: int = 25
+    steps: int = 6
     cond_channels: tuple[int, ...] = (3, 128, 128, 128, 320)
     cond_scales: tuple[int, ...] = (1, 2, 4, 8, 16)
     use_x_mse: bool = True
@@ -79,6 +90,17 @@ class DiffusionConfig:
                 raise ValueError(f"context scales must be powers of two, got {s}")
         if self.param not in ("x", "eps"):
             raise ValueError(f"param must be 'x' or 'eps', got {self.param!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.act not in ACTIVATIONS:
+            raise ValueError(f"act must be one of {tuple(ACTIVATIONS)}, got {self.act!r}")
+        if self.arch == "lite":
+            r = int(self.unshuffle)
+            if r < 1 or r & (r - 1):
+                raise ValueError(f"unshuffle must be a power of two, got {r}")
+            if self.residual and (not self.use_x_mse or self.param != "x"):
+                raise ValueError("a residual decoder predicts x̂0 around the MSE picture: it "
+                                 "needs use_x_mse and param 'x'")
 
     @property
     def schedule(self) -> BlurSchedule:
@@ -94,16 +116,50 @@ class DiffusionConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "DiffusionConfig":
         names = {f.name for f in dataclasses.fields(cls)}
+        d = dict(d)
+        d.setdefault("arch", "unet")  # files written before the "lite" network existed
+        d.setdefault("act", "silu")
         return cls(**{k: v for k, v in d.items() if k in names})
 
     @classmethod
+    def full(cls, **overrides) -> "DiffusionConfig":
+        """The first, full-resolution design (7.3 M parameters, 25 steps): GPU-sized."""
+        base = dict(FULL_SIZE)
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
     def tiny(cls, **overrides) -> "DiffusionConfig":
-        """A tiny configuration for tests (matches lic-lgem-tiny: N=16, M=32)."""
-        base = dict(name="lic-diffusion-tiny", codec="lic-lgem-tiny", dim=8, mults=(1, 2, 2, 3),
-                    blocks=1, attn_heads=2, attn_dim_head=8, steps=4,
+        """A tiny full-resolution U-Net for tests (matches lic-lgem-tiny: N=16, M=32)."""
+        base = dict(name="lic-diffusion-tiny", codec="lic-lgem-tiny", arch="unet", act="silu", dim=8,
+                    mults=(1, 2, 2, 3), blocks=1, attn_heads=2, attn_dim_head=8, steps=4,
+                    residual=False, cond_channels=(3, 16, 16, 16, 32),
+                    cond_scales=(1, 2, 4, 8, 16))
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def tiny_lite(cls, **overrides) -> "DiffusionConfig":
+        """A tiny CPU-sized ("lite") decoder for tests and smoke runs (lic-lgem-tiny contexts)."""
+        base = dict(name="lic-diffusion-tiny", codec="lic-lgem-tiny", arch="lite", dim=8,
+                    mults=(1, 2), blocks=1, attn_heads=2, attn_dim_head=8, head_dim=4, steps=3,
                     cond_channels=(3, 16, 16, 16, 32), cond_scales=(1, 2, 4, 8, 16))
         base.update(overrides)
         return cls(**base)
+
+
+#: the networks a config can name
+ARCHS = ("lite", "unet")
+#: the architecture fields of the full-resolution U-Net (:meth:`DiffusionConfig.full`)
+FULL_SIZE: dict = dict(name="lic-diffusion-full", arch="unet", act="silu", dim=48,
+                       mults=(1, 2, 3, 3), blocks=2, attn_heads=4, attn_dim_head=32, steps=25,
+                       residual=False)
+#: the ResBlocks' nonlinearity: SiLU (CDC, the full U-Net) or ReLU (the CPU network: on the
+#: exact path a ReLU is the clamp of the rounding, while SiLU costs a deterministic exp per value)
+ACTIVATIONS = {"silu": F.silu, "relu": F.relu}
+#: fields that say what network a config builds (copied by ``--diffusion-config`` presets)
+ARCH_FIELDS = ("name", "arch", "act", "dim", "mults", "blocks", "attn_heads", "attn_dim_head",
+               "unshuffle", "head_dim", "residual", "steps")
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -118,10 +174,12 @@ def _groups(c: int) -> int:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm → SiLU → conv3×3, + time bias, GroupNorm → SiLU → conv3×3, residual."""
+    """GroupNorm → act → conv3×3, + time bias, GroupNorm → act → conv3×3, residual
+    (act: SiLU, or ReLU for the CPU network)."""
 
-    def __init__(self, cin: int, cout: int, tdim: int) -> None:
+    def __init__(self, cin: int, cout: int, tdim: int, act: str = "silu") -> None:
         super().__init__()
+        self.act = act
         self.norm1 = nn.GroupNorm(_groups(cin), cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.temb = nn.Linear(tdim, cout)
@@ -130,9 +188,10 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: Tensor, temb: Tensor) -> Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
+        act = ACTIVATIONS[self.act]
+        h = self.conv1(act(self.norm1(x)))
         h = h + self.temb(temb)[:, :, None, None]
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv2(act(self.norm2(h)))
         return h + self.skip(x)
 
 
@@ -215,10 +274,10 @@ class TimeEmbedding(nn.Module):
 
 
 class _Level(nn.Module):
-    def __init__(self, cin: int, cout: int, blocks: int, tdim: int) -> None:
+    def __init__(self, cin: int, cout: int, blocks: int, tdim: int, act: str = "silu") -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(
-            [ResBlock(cin, cout, tdim)] + [ResBlock(cout, cout, tdim) for _ in range(blocks - 1)])
+        self.blocks = nn.ModuleList([ResBlock(cin, cout, tdim, act)]
+                                    + [ResBlock(cout, cout, tdim, act) for _ in range(blocks - 1)])
 
     def forward(self, h: Tensor, temb: Tensor) -> Tensor:
         for blk in self.blocks:
@@ -227,9 +286,15 @@ class _Level(nn.Module):
 
 
 class CondUNet(nn.Module):
-    """ε̂_θ(x_t, t, contexts). ``forward(x, t, contexts=None, adapted=None)``; see module doc."""
+    """ε̂_θ(x_t, t, contexts). ``forward(x, t, contexts=None, adapted=None)``; see module doc.
 
-    def __init__(self, cfg: DiffusionConfig) -> None:
+    ``channels`` (input = output channels, 3) and ``cond_channels``/``cond_scales`` (default: the
+    config's) let :class:`~.lite.LiteUNet` run the same network on pixel-unshuffled tensors.
+    """
+
+    def __init__(self, cfg: DiffusionConfig, channels: int = 3,
+                 cond_channels: Optional[Sequence[int]] = None,
+                 cond_scales: Optional[Sequence[int]] = None) -> None:
         super().__init__()
         self.cfg = cfg
         chs = cfg.level_channels
@@ -237,28 +302,29 @@ class CondUNet(nn.Module):
         self.n_levels = n
         tdim = cfg.dim
         self.time = TimeEmbedding(cfg.dim)
-        self.adapter = ConditionAdapter(cfg.cond_channels, cfg.cond_scales, chs)
+        self.adapter = ConditionAdapter(cfg.cond_channels if cond_channels is None else cond_channels,
+                                        cfg.cond_scales if cond_scales is None else cond_scales, chs)
         active = self.adapter.active_levels
-        self.init = nn.Conv2d(3, chs[0], 3, padding=1)
+        self.init = nn.Conv2d(channels, chs[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         prev = chs[0]
         for i, c in enumerate(chs):
-            self.down.append(_Level(prev + (c if active[i] else 0), c, cfg.blocks, tdim))
+            self.down.append(_Level(prev + (c if active[i] else 0), c, cfg.blocks, tdim, cfg.act))
             if i < n - 1:
                 self.downsample.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
             prev = c
-        self.mid1 = ResBlock(chs[-1], chs[-1], tdim)
+        self.mid1 = ResBlock(chs[-1], chs[-1], tdim, cfg.act)
         self.attn = LinearAttention(chs[-1], cfg.attn_heads, cfg.attn_dim_head)
-        self.mid2 = ResBlock(chs[-1], chs[-1], tdim)
+        self.mid2 = ResBlock(chs[-1], chs[-1], tdim, cfg.act)
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in reversed(range(n)):
-            self.up.append(_Level(chs[i] * 2, chs[i], cfg.blocks, tdim))
+            self.up.append(_Level(chs[i] * 2, chs[i], cfg.blocks, tdim, cfg.act))
             if i > 0:
                 self.upsample.append(nn.Conv2d(chs[i], chs[i - 1], 3, padding=1))
         self.out_norm = nn.GroupNorm(_groups(chs[0]), chs[0])
-        self.out = nn.Conv2d(chs[0], 3, 3, padding=1)
+        self.out = nn.Conv2d(chs[0], channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)  # start as ε̂ = 0 (standard for ε-prediction)
         nn.init.zeros_(self.out.bias)
 
@@ -302,5 +368,5 @@ class CondUNet(nn.Module):
             if i > 0:
                 h = F.interpolate(h, scale_factor=2.0, mode="nearest")
                 h = self.upsample[j](h)
-        out = self.out(F.silu(self.out_norm(h)))
+        out = self.out(ACTIVATIONS[self.cfg.act](self.out_norm(h)))
         return out[..., :h0, :w0]
