@@ -1,6 +1,14 @@
 """The training campaign: the codec learns on idle CPUs, a little in every session (issue 12).
 
-``tools/campaign.sh start|status|stop|export`` (= ``python -m lic_core.train.campaign ...``):
+``tools/campaign.sh [--stage codec|diffusion|hific] start|status|stop|export``
+(= ``python -m lic_core.train.campaign ...``). The default stage is ``codec`` (below); the
+generative stages ``diffusion`` (the blur-dissipated decoder on frozen codec latents) and
+``hific`` (hific-small with its own encoder and hyperprior) live in
+:mod:`lic_core.train.generative_campaign` with their own run folders
+(``runs/campaign/diffusion``, ``runs/campaign/hific``). Only one stage trains at a time: ``start``
+refuses while another stage's process is alive.
+
+The codec stage:
 
 * ``start`` — resumes the newest checkpoint of ``runs/campaign/codec`` (full optimizer state),
   else starts from the shipped weights with a fresh optimizer (``--init``), as a background
@@ -22,29 +30,33 @@ session exports (and commits weights that improve) before it stops.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import LicError
-from ..paths import shared_dir, source_checkout, weights_path
 from ..paths import weights_dir as default_weights_dir
+from ..paths import weights_path
+from .campaign_base import (  # noqa: F401 - part of this module's interface
+    CKPT_MINUTES,
+    DEFAULT_DIR,
+    ROOT,
+    SHARED,
+    STAGES,
+    Campaign,
+    CampaignError,
+    _now,
+    launch,
+)
 from .checkpoint import latest_checkpoint
 
-#: the campaign lives in a source checkout (its runs/ and benchmarks/results/), else here
-ROOT = source_checkout() or Path.cwd()
-SHARED = shared_dir() or Path(os.environ.get("LIC_SHARED_DIR") or ROOT.parent / "shared")
-DEFAULT_DIR = ROOT / "runs" / "campaign"
 DEFAULT_NAME = "lic-lgem-preview"
-CKPT_MINUTES = 8.0
 VAL_CPU_MINUTES = 30.0
 VAL_IMAGES = 6
 #: BD-rate (PSNR) improvement over the shipped weights required to install an export, percent
@@ -58,55 +70,6 @@ RECIPE: list[str] = [
     "--warmup", "200", "--decay", "constant", "--clip", "1.0", "--ema", "0.999",
     "--threads", "0", "--log-every", "100", "--steps", "100000000",
 ]
-
-
-class CampaignError(LicError):
-    """The campaign cannot do what was asked (no checkpoint to export, already running...)."""
-
-
-class Campaign:
-    """Paths and state of one campaign folder."""
-
-    def __init__(self, root: Path | str = DEFAULT_DIR) -> None:
-        self.root = Path(root)
-        self.run_dir = self.root / "codec"
-        self.state_file = self.root / "campaign.json"
-        self.pid_file = self.root / "pid"
-        self.out_file = self.root / "train.out"
-        self.export_dir = self.root / "export"
-
-    # -- state ------------------------------------------------------------------------------
-    def state(self) -> dict:
-        if self.state_file.is_file():
-            return json.loads(self.state_file.read_text())
-        return {}
-
-    def save_state(self, st: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(st, indent=2) + "\n")
-        os.replace(tmp, self.state_file)
-
-    def pid(self) -> Optional[int]:
-        """The training process id when it is alive (and really ours), else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            return None
-        return pid if "lic_core.train" in cmd and str(self.run_dir) in cmd else None
-
-    def log(self) -> list[dict]:
-        from .learning_curve import read_log
-
-        return read_log(self.run_dir / "log.jsonl")
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def shipped_weights(name: str = DEFAULT_NAME) -> Optional[Path]:
@@ -142,6 +105,12 @@ def start(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = None,
     pid = c.pid()
     if pid:
         return f"campaign already running (pid {pid}); `status` to follow it"
+    c.refuse_if_another_runs()
+    if c.stage != "codec":
+        from .generative_campaign import start_stage
+
+        return start_stage(c, data=data, kodak=kodak, recipe=recipe, extra=extra, nice=nice,
+                           val=val)
     st = c.state()
     recipe = list(recipe or st.get("recipe") or RECIPE)
     data = data or st.get("data") or os.pathsep.join(
@@ -179,30 +148,15 @@ def start(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = None,
     st.setdefault("created", _now())
     st.setdefault("init", None if "--resume" in cmd else (cmd[cmd.index("--init") + 1]
                                                           if "--init" in cmd else "none"))
-    sessions = st.setdefault("sessions", [])
-    sessions.append({"started": _now(), "how": how, "host": os.uname().nodename})
-    c.save_state(st)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    out = open(c.out_file, "ab")
-    out.write(f"\n== {_now()} {how}\n$ {shlex.join(cmd)}\n".encode())
-    out.flush()
-    proc = subprocess.Popen(["nice", "-n", str(nice), *cmd], stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=ROOT, env=env, start_new_session=True)
-    out.close()
-    c.pid_file.write_text(f"{proc.pid}\n")
-    t0 = time.monotonic()  # until exec has happened, /proc shows the parent's command line
-    while c.pid() is None and proc.poll() is None and time.monotonic() - t0 < 10.0:
-        time.sleep(0.05)
-    # `nice` execs the interpreter, so the pid is the training process itself
-    return f"campaign started (pid {proc.pid}, nice {nice}): {how}; log {c.out_file}"
+    return launch(c, st, cmd, how, nice)
 
 
 def stop(c: Campaign, timeout: float = 600.0) -> str:
     """SIGTERM the training process and wait until it has checkpointed and exited."""
     pid = c.pid()
+    name = "campaign" if c.stage == "codec" else f"{c.stage} stage"
     if not pid:
-        return "campaign not running"
+        return f"{name} not running"
     os.kill(pid, signal.SIGTERM)
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -212,7 +166,7 @@ def stop(c: Campaign, timeout: float = 600.0) -> str:
     else:
         raise CampaignError(f"training process {pid} did not stop within {timeout:.0f} s")
     ck = latest_checkpoint(c.run_dir)
-    return f"campaign stopped; newest checkpoint {ck.name if ck else 'none'}"
+    return f"{name} stopped; newest checkpoint {ck.name if ck else 'none'}"
 
 
 def _last(recs: list[dict], kind: str) -> Optional[dict]:
@@ -224,6 +178,10 @@ def _last(recs: list[dict], kind: str) -> Optional[dict]:
 
 def status(c: Campaign) -> str:
     """One line: state, step, cumulative training CPU-hours, last validation."""
+    if c.stage != "codec":
+        from .generative_campaign import status_stage
+
+        return status_stage(c)
     recs = c.log()
     pid = c.pid()
     state = f"running (pid {pid})" if pid else "stopped"
@@ -453,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tools/campaign.sh",
                                 description="The CPU training campaign (docs/training.md).")
     p.add_argument("--dir", default=str(DEFAULT_DIR), help="campaign folder (runs/campaign)")
+    p.add_argument("--stage", choices=STAGES, default="codec",
+                   help="codec (default) | diffusion (the diffusion decoder on frozen codec "
+                        "latents) | hific (hific-small); one stage trains at a time")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("start", help="start or resume training in the background (niced)")
     s.add_argument("--data", help="training folders joined by ':' (default train:train_extra)")
@@ -467,13 +428,19 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("stop", help="checkpoint and stop")
     t.add_argument("--timeout", type=float, default=600.0)
     e = sub.add_parser("export", help="evaluate on Kodak and write weights + card + curve")
-    e.add_argument("--name", default=DEFAULT_NAME)
+    e.add_argument("--name", default=None,
+                   help=f"weights name (codec: {DEFAULT_NAME}; diffusion: <codec>-diffusion; "
+                        "hific: the config's, hific-small)")
     e.add_argument("--eval-dir")
     e.add_argument("--eval-limit", type=int)
     e.add_argument("--install", action="store_true",
                    help="copy into the weights folder (and the RD JSON into "
                         "benchmarks/results/classical/) if it beats the shipped weights by "
-                        f"≥ {MIN_GAIN_PCT} %")
+                        f"≥ {MIN_GAIN_PCT} % (diffusion: if its LPIPS is below the MSE "
+                        "decoder's at every slider point; hific: once the GAN stage began)")
+    e.add_argument("--rates", default=None,
+                   help="slider points of the generative stages' Kodak table "
+                        "(default 0,0.2,0.4,0.6,0.8,1)")
     e.add_argument("--force-install", action="store_true", help="install even if not better")
     e.add_argument("--weights-dir", help="where shipped weights live (default "
                                          "lic_core/assets/weights, or $LIC_WEIGHTS_DIR)")
@@ -487,8 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     a = build_parser().parse_args(argv)
-    c = Campaign(a.dir)
     try:
+        c = Campaign(a.dir, a.stage)
         if a.cmd == "start":
             extra = [x for x in (a.extra or []) if x != "--"]
             print(start(c, a.data, a.kodak, a.init, shlex.split(a.recipe) if a.recipe else None,
@@ -497,14 +464,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(status(c))
         elif a.cmd == "stop":
             print(stop(c, a.timeout))
+        elif a.cmd in ("handoff", "adopt") and c.stage != "codec":
+            raise CampaignError(f"{a.cmd} moves the codec's weights to and from a device; "
+                                "the generative stages do not have it yet")
         elif a.cmd == "handoff":
             r = handoff(a.src or c.run_dir, a.to)
             print(f"wrote {a.to}: step {r['step']}, {r['bytes'] / 1e6:.1f} MB")
         elif a.cmd == "adopt":
             print(adopt(c, a.path))
+        elif a.cmd == "export" and c.stage != "codec":
+            from .generative_campaign import export_stage, summary_lines
+
+            us = [float(v) for v in a.rates.split(",")] if a.rates else None
+            s = export_stage(c, a.name, a.eval_dir, a.eval_limit, us, a.install,
+                             a.force_install, Path(a.weights_dir) if a.weights_dir else None)
+            print("\n".join(summary_lines(s)))
         elif a.cmd == "export":
-            s = export(c, a.name, a.eval_dir, a.eval_limit, a.install, a.force_install,
-                       Path(a.weights_dir) if a.weights_dir else None)
+            s = export(c, a.name or DEFAULT_NAME, a.eval_dir, a.eval_limit, a.install,
+                       a.force_install, Path(a.weights_dir) if a.weights_dir else None)
             pts = " | ".join(f"u={p['u']:.1f} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB"
                              for p in s["points"])
             print(f"exported {s['name']} (step {s['step']}, {s['cpu_hours']:.2f} CPU-h) → "

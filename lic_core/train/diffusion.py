@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from ..decoder.diffusion.blurring import diffuse, eps_loss, x0_estimate, x0_loss
 from ..decoder.diffusion.decoder import DiffusionDecoder, config_for_codec, resolve_device
-from ..decoder.diffusion.unet import DiffusionConfig
+from ..decoder.diffusion.unet import ARCH_FIELDS, DiffusionConfig
 from ..errors import LicError
 
 __all__ = ["train_diffusion", "codec_latents", "add_arguments", "run", "DiffusionTrainError",
@@ -41,9 +41,23 @@ __all__ = ["train_diffusion", "codec_latents", "add_arguments", "run", "Diffusio
 TRAIN_FILE = "diffusion-train.safetensors"
 DEFAULTS: dict[str, Any] = dict(
     model="lic-lgem", steps=300_000, batch=8, crop=256, lr=1e-4, ema=0.999, seed=0,
-    log_every=100, ckpt_every=2000, warmup=1000, clip=1.0, workers=4, downscale=(0.5, 1.0),
-    diffusion_config="full", lpips_weight=0.0, lpips_t_max=0.5, sigma_b_max=20.0,
+    log_every=100, ckpt_every=2000, warmup=1000, clip=1.0, workers=4, downscale=(0.5, 1.0), keep=2,
+    diffusion_config="cpu", lpips_weight=0.0, lpips_t_max=0.5, sigma_b_max=20.0,
     diffusion_loss="l2", min_snr=None, diffusion_param="x")
+
+
+def _arch(cfg: DiffusionConfig) -> dict:
+    return {k: v for k, v in cfg.to_dict().items() if k in ARCH_FIELDS}
+
+
+#: ``--diffusion-config``: the architecture fields each preset sets (the contexts come from the
+#: codec); "cpu" is the shipped CPU-sized decoder, "full" the first full-resolution U-Net
+PRESETS: dict[str, Callable[[], dict]] = {
+    "cpu": lambda: _arch(DiffusionConfig()),
+    "full": lambda: _arch(DiffusionConfig.full()),
+    "tiny": lambda: _arch(DiffusionConfig.tiny()),
+    "tiny-cpu": lambda: _arch(DiffusionConfig.tiny_lite()),
+}
 
 
 class DiffusionTrainError(LicError):
@@ -103,17 +117,28 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
                     lpips_module: Optional[nn.Module] = None, amp: bool = False,
                     workers: int = 0, downscale: Sequence[float] = (0.5, 1.0),
                     time_budget_min: Optional[float] = None,
+                    threads: Optional[int] = None, ckpt_minutes: Optional[float] = None,
+                    cpu_budget_min: Optional[float] = None, keep: int = 2,
                     log: Callable[[str], None] = print) -> dict:
     """Train a :class:`DiffusionDecoder` for ``codec_model`` (frozen); returns a summary dict
-    ``{"step", "reason", "losses" (one per step of this run), "ema_path", "train_path"}``.
+    ``{"step", "reason", "losses" (one per step of this run), "ema_path", "train_path",
+    "checkpoint", "cpu_s"}``.
 
     ``steps`` is absolute (a resumed run stops at the same total). ``data_dir`` may also be an
-    N×3×H×W tensor of crops in [0, 1] (tests). ``resume``: a weights file or run folder; the
-    optimizer restarts fresh (weights-only resume).
+    N×3×H×W tensor of crops in [0, 1] (tests). Re-running in the same ``out`` continues from its
+    newest full checkpoint (``ckpt-*.pt``: weights, optimizer, EMA, step, booked CPU seconds);
+    ``resume`` names a weights file or run folder to start from with a fresh optimizer.
+
+    Campaign knobs (:mod:`.runtime`): ``threads`` 0 = adapt to the machine's load, a positive
+    count = fixed; ``ckpt_minutes`` checkpoints on a wall-clock timer; ``cpu_budget_min`` stops at
+    that many cumulative training CPU-minutes; SIGTERM/SIGINT finish the step, checkpoint, stop.
     """
+    from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from .ema import EMA
+    from .runtime import CheckpointTimer, CpuClock, StopFlag, setup_threads
 
     dev = resolve_device(device)
+    adaptive = setup_threads(threads, dev.type)
     torch.manual_seed(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -122,10 +147,22 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
         p.requires_grad_(False)
     cfg = config or config_for_codec(codec_model)
     dec = DiffusionDecoder(cfg).to(dev)
-    start = 0
-    if resume is None and (out / TRAIN_FILE).is_file():
-        resume = out  # re-running the same command continues where it stopped
-    if resume is not None:
+    start, cpu_prev, full = 0, 0.0, None
+    if resume is None:
+        ck_path = latest_checkpoint(out)
+        if ck_path is not None:
+            full = load_checkpoint(ck_path, map_location=dev)
+        elif (out / TRAIN_FILE).is_file():
+            resume = out  # raw weights of an older run: continue them with a fresh optimizer
+    if full is not None:
+        if full.get("kind") != "diffusion" or full.get("config") != cfg.to_dict():
+            raise DiffusionTrainError(f"{Path(full['_path']).name} in {out} is not a checkpoint "
+                                      "of this diffusion decoder config; use another --out")
+        dec.load_state_dict(full["model"], strict=True)
+        start, cpu_prev = int(full["step"]), float(full.get("cpu_s", 0.0))
+        log(f"resumed {Path(full['_path']).name} at step {start} "
+            f"({cpu_prev / 3600.0:.2f} CPU-h booked)")
+    elif resume is not None:
         rp = Path(resume)
         rp = rp / TRAIN_FILE if rp.is_dir() else rp
         if not rp.is_file():
@@ -136,10 +173,13 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
         except RuntimeError:
             raise DiffusionTrainError(f"{rp.name} does not match the diffusion config") from None
         start = int(meta.get("step", 0))
+        cpu_prev = float(meta.get("cpu_s", 0.0))
         log(f"resumed diffusion weights from {rp} at step {start} (fresh optimizer)")
     ema = EMA(dec, ema_decay) if ema_decay > 0 else None
     ema_file = out / f"{cfg.name}.safetensors"
-    if resume is not None and ema is not None and ema_file.is_file():
+    if full is not None and ema is not None and full.get("ema"):
+        ema.load_state_dict(full["ema"])
+    elif resume is not None and ema is not None and ema_file.is_file():
         ema_state, _ = _load_raw(ema_file)
         if ema_state.keys() == ema.shadow.keys():
             for k, v in ema_state.items():
@@ -157,85 +197,127 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
         (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4},
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.99))
+    if full is not None and full.get("optimizer") is not None:
+        opt.load_state_dict(full["optimizer"])
     sched = cfg.schedule
     gen = torch.Generator().manual_seed(seed + 1000003 * start)
     batches = _as_batches(data_dir, crop, batch, seed + start, workers, downscale)
-    log(f"diffusion decoder {cfg.name}: {dec.num_parameters() / 1e6:.2f} M params, "
+    log(f"diffusion decoder {cfg.name} ({cfg.arch}): {dec.num_parameters() / 1e6:.2f} M params, "
         f"σ_B,max {cfg.sigma_b_max}, loss {cfg.loss}"
         + (f", LPIPS ×{lpips_weight} for t<{lpips_t_max}" if lpips is not None else "")
         + f", batch {batch}, crop {crop}, {dev}")
+    clock = CpuClock(cpu_prev)
+    codec_hash = getattr(codec_model, "weights_meta", {}).get("weights_hash", "")
+    last_ckpt: list = [None]
 
     def save(step: int) -> None:
-        dec.save(out / TRAIN_FILE, card={"kind": "raw training weights"}, extra_meta={"step": step})
+        cpu_s = clock()
+        meta = {"step": step, "cpu_s": cpu_s}
+        card = _card(cfg, step, codec_model, lpips_weight)
+        card["cpu_hours"] = round(cpu_s / 3600.0, 4)
+        dec.save(out / TRAIN_FILE, card={"kind": "raw training weights"}, extra_meta=meta)
         if ema is not None:
             raw = {k: v.detach().clone() for k, v in dec.state_dict().items()}
             ema.copy_to(dec)
-            dec.save(ema_file, card=_card(cfg, step, codec_model, lpips_weight),
-                     extra_meta={"step": step})
+            dec.save(ema_file, card=card, extra_meta=meta)
             dec.load_state_dict(raw)
         else:
-            dec.save(ema_file, card=_card(cfg, step, codec_model, lpips_weight),
-                     extra_meta={"step": step})
+            dec.save(ema_file, card=card, extra_meta=meta)
+        last_ckpt[0] = save_checkpoint(
+            {"kind": "diffusion", "model": dec.state_dict(), "optimizer": opt.state_dict(),
+             "ema": ema.state_dict() if ema is not None else None, "step": step,
+             "cpu_s": cpu_s, "config": cfg.to_dict(), "model_name": cfg.name,
+             "codec": cfg.codec, "codec_weights_hash": codec_hash,
+             "train": {"batch": batch, "crop": crop, "lr": lr, "lpips_weight": lpips_weight,
+                       "ema": ema_decay, "seed": seed}}, out, keep=keep)
 
     losses: list[float] = []
     t_end = time.time() + 60 * time_budget_min if time_budget_min else math.inf
     step, reason = start, "done"
+    stopper = StopFlag()
+    stopper.install()
+    timer = CheckpointTimer(ckpt_minutes)
+    t_log, n_log = time.monotonic(), 0
     dec.train()
-    with open(out / "log.jsonl", "a") as flog:
-        while step < steps:
-            x = next(batches).to(dev, torch.float32)
-            b = x.shape[0]
-            u = torch.rand(b, generator=gen).to(dev)
-            y_hat, feats = codec_latents(codec_model, x, u)
-            ctx = [c.detach() for c in dec.contexts(y_hat, feats)]
-            x0 = x * 2.0 - 1.0
-            t = torch.rand(b, generator=gen, dtype=torch.float64).to(dev)
-            eps = torch.randn(x0.shape, generator=gen).to(dev)
-            x_t, _ = diffuse(x0, t, sched, noise=eps)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == "cuda"):
-                pred = dec.unet(x_t, t.float(), ctx)
-            pred = pred.float()
-            if cfg.param == "x":
-                loss = x0_loss(pred, x0, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
-            else:
-                loss = eps_loss(pred, eps, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
-            logs = {"step": step + 1, f"{cfg.param}_loss": float(loss.detach())}
-            if lpips is not None and lpips_weight > 0:
-                sel = t < lpips_t_max
-                if bool(sel.any()):
-                    x0_hat = (pred[sel] if cfg.param == "x" else
-                              x0_estimate(x_t[sel], pred[sel], t[sel], sched, cfg.inv_alpha_max))
-                    lp = lpips(((x0_hat + 1.0) * 0.5).clamp(0.0, 1.0), x[sel])
-                    loss = loss + lpips_weight * lp * sel.float().mean()
-                    logs["lpips"] = float(lp.detach())
-            if not torch.isfinite(loss):
-                raise DiffusionTrainError(f"non-finite loss at step {step + 1}")
-            for grp in opt.param_groups:
-                grp["lr"] = lr * min(1.0, (step + 1) / max(1, warmup))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip > 0:
-                logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(dec.parameters(), clip))
-            opt.step()
-            if ema is not None:
-                ema.update(dec)
-            step += 1
-            logs["loss"] = float(loss.detach())
-            losses.append(logs["loss"])
-            if step % log_every == 0 or step == steps:
-                flog.write(json.dumps(logs) + "\n")
-                flog.flush()
-                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in logs.items()))
-            if step % ckpt_every == 0:
-                save(step)
-            if time.time() > t_end:
-                reason = "time budget"
-                break
-    save(step)
+    try:
+        with open(out / "log.jsonl", "a") as flog:
+            while step < steps:
+                if stopper.set:
+                    reason = "signal"
+                    break
+                if cpu_budget_min is not None and clock() >= 60.0 * cpu_budget_min:
+                    reason = "cpu budget"
+                    break
+                if adaptive is not None:
+                    adaptive.update()
+                x = next(batches).to(dev, torch.float32)
+                b = x.shape[0]
+                u = torch.rand(b, generator=gen).to(dev)
+                y_hat, feats = codec_latents(codec_model, x, u)
+                ctx = [c.detach() for c in dec.contexts(y_hat, feats)]
+                x0 = x * 2.0 - 1.0
+                t = torch.rand(b, generator=gen, dtype=torch.float64).to(dev)
+                eps = torch.randn(x0.shape, generator=gen).to(dev)
+                x_t, _ = diffuse(x0, t, sched, noise=eps)
+                with torch.autocast(dev.type, dtype=torch.bfloat16,
+                                    enabled=amp and dev.type == "cuda"):
+                    pred = dec.unet(x_t, t.float(), ctx)
+                pred = pred.float()
+                if cfg.param == "x":
+                    loss = x0_loss(pred, x0, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
+                else:
+                    loss = eps_loss(pred, eps, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
+                logs = {"type": "train", "step": step + 1, f"{cfg.param}_loss": float(loss.detach())}
+                if lpips is not None and lpips_weight > 0:
+                    sel = t < lpips_t_max
+                    if bool(sel.any()):
+                        x0_hat = (pred[sel] if cfg.param == "x" else
+                                  x0_estimate(x_t[sel], pred[sel], t[sel], sched,
+                                              cfg.inv_alpha_max))
+                        lp = lpips(((x0_hat + 1.0) * 0.5).clamp(0.0, 1.0), x[sel])
+                        loss = loss + lpips_weight * lp * sel.float().mean()
+                        logs["lpips"] = float(lp.detach())
+                if not torch.isfinite(loss):
+                    raise DiffusionTrainError(f"non-finite loss at step {step + 1}")
+                for grp in opt.param_groups:
+                    grp["lr"] = lr * min(1.0, (step + 1) / max(1, warmup))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip > 0:
+                    logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(dec.parameters(),
+                                                                             clip))
+                opt.step()
+                if ema is not None:
+                    ema.update(dec)
+                step += 1
+                n_log += 1
+                logs["loss"] = float(loss.detach())
+                losses.append(logs["loss"])
+                if step % log_every == 0 or step == steps:
+                    now = time.monotonic()
+                    logs.update(cpu_s=round(clock(), 2), it_s=n_log / max(1e-9, now - t_log),
+                                threads=torch.get_num_threads(), lr=opt.param_groups[0]["lr"])
+                    t_log, n_log = now, 0
+                    flog.write(json.dumps(logs) + "\n")
+                    flog.flush()
+                    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in logs.items()))
+                if (ckpt_every and step % ckpt_every == 0) or timer.due():
+                    save(step)
+                    timer.reset()
+                if time.time() > t_end:
+                    reason = "time budget"
+                    break
+            save(step)
+            flog.write(json.dumps({"type": "end", "step": step, "reason": reason,
+                                   "cpu_s": round(clock(), 2)}) + "\n")
+    finally:
+        stopper.restore()
     dec.eval()
+    log(f"stopped at step {step} ({reason}); checkpoint {last_ckpt[0]}")
     return {"step": step, "reason": reason, "losses": losses, "ema_path": str(ema_file),
-            "train_path": str(out / TRAIN_FILE)}
+            "train_path": str(out / TRAIN_FILE), "checkpoint": str(last_ckpt[0]),
+            "cpu_s": clock()}
 
 
 def _card(cfg: DiffusionConfig, step: int, codec_model: nn.Module, lpips_weight: float) -> dict:
@@ -265,7 +347,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", default=None, help="diffusion weights file or run folder")
     p.add_argument("--device", default=None, help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads; 0 = adapt to the machine's load")
     p.add_argument("--amp", action="store_true", default=None, help="bf16 autocast (GPU)")
     p.add_argument("--log-every", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=None)
@@ -274,7 +357,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--downscale", type=float, nargs=2, default=None, metavar=("LO", "HI"))
     p.add_argument("--time-budget-min", type=float, default=None)
-    p.add_argument("--diffusion-config", choices=("full", "tiny"), default=None)
+    p.add_argument("--ckpt-minutes", type=float, default=None,
+                   help="also checkpoint whenever this many wall minutes passed")
+    p.add_argument("--cpu-budget-min", type=float, default=None,
+                   help="stop once training has used this many CPU-minutes (cumulative)")
+    p.add_argument("--keep", type=int, default=None, help="checkpoints kept (2)")
+    p.add_argument("--diffusion-config", choices=tuple(PRESETS), default=None,
+                   help="cpu: the CPU-sized decoder (default); full: the full-resolution "
+                        "U-Net; tiny / tiny-cpu: smoke tests")
     p.add_argument("--sigma-b-max", type=float, default=None, help="blur strength σ_B,max (20)")
     p.add_argument("--diffusion-loss", choices=("l2", "l1"), default=None)
     p.add_argument("--diffusion-param", choices=("x", "eps"), default=None,
@@ -294,8 +384,6 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     """Entry point of ``lic train --stage diffusion``."""
     from ..models import build_model, load_model
 
-    if getattr(args, "threads", None):
-        torch.set_num_threads(int(args.threads))
     if not getattr(args, "data", None):
         raise DiffusionTrainError("--data is required (a folder of training photos)")
     name = _opt(args, "model")
@@ -308,10 +396,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
                                  "loss": _opt(args, "diffusion_loss"),
                                  "min_snr": _opt(args, "min_snr"),
                                  "param": _opt(args, "diffusion_param")}
-    if _opt(args, "diffusion_config") == "tiny":
-        tiny = DiffusionConfig.tiny().to_dict()
-        overrides.update({k: tiny[k] for k in ("dim", "mults", "blocks", "attn_heads",
-                                               "attn_dim_head", "name")})
+    overrides.update(PRESETS[_opt(args, "diffusion_config")]())
     cfg = config_for_codec(codec, **overrides)
     crop = int(_opt(args, "crop"))
     if crop % 64:
@@ -326,7 +411,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
         warmup=int(_opt(args, "warmup")), clip=float(_opt(args, "clip")),
         lpips_t_max=float(_opt(args, "lpips_t_max")), amp=bool(getattr(args, "amp", False)),
         workers=int(_opt(args, "workers")), downscale=tuple(_opt(args, "downscale")),
-        time_budget_min=getattr(args, "time_budget_min", None), log=log)
+        time_budget_min=getattr(args, "time_budget_min", None),
+        threads=getattr(args, "threads", None), ckpt_minutes=getattr(args, "ckpt_minutes", None),
+        cpu_budget_min=getattr(args, "cpu_budget_min", None), keep=int(_opt(args, "keep")),
+        log=log)
     target = summary["ema_path"]
     if getattr(args, "export", None):
         import shutil

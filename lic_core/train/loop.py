@@ -19,9 +19,7 @@ import hashlib
 import importlib
 import json
 import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,8 @@ from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import ImageFolderCrops
 from .ema import EMA
+from .runtime import StopFlag as _StopFlag
+from .runtime import process_cpu_s
 from .schedules import lr_factor
 from .validate import evaluate, format_points
 
@@ -311,19 +311,6 @@ class LevelStats:
 # the loop
 
 
-def process_cpu_s() -> float:
-    """CPU seconds (user + system) this process has used so far, all threads together.
-
-    Training time is booked in CPU seconds, not wall seconds: a niced campaign on a shared
-    2-core machine runs slower in wall time when others work, but its CPU bill is what it
-    learned with (docs/training.md, "CPU-hours").
-    """
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
 def data_description(spec: str) -> str:
     """``/abs/a:/abs/b`` for a (possibly ``os.pathsep``-joined) data spec."""
     import os
@@ -371,28 +358,6 @@ def load_init_weights(model: nn.Module, path: str) -> dict:
         raise TrainError(f"--init {p.name} does not fit the model: missing {list(missing)[:3]}, "
                          f"unexpected {list(unexpected)[:3]}")
     return dict(meta or {})
-
-
-class _StopFlag:
-    """SIGTERM/SIGINT → finish the step, checkpoint, exit 0 (device commands end with a kill)."""
-
-    def __init__(self) -> None:
-        self.set = False
-        self._old = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._old[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:  # pragma: no cover - exercised by hand
-        self.set = True
-
-    def restore(self) -> None:
-        for sig, h in self._old.items():
-            signal.signal(sig, h)
-        self._old.clear()
 
 
 def train(cfg: TrainConfig, model: Optional[nn.Module] = None,

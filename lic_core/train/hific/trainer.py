@@ -60,9 +60,17 @@ class HificTrainer:
     def __init__(self, model: HificModel, stage: str, perceptual: Optional[PerceptualFn] = None,
                  discriminator: Optional[HificDiscriminator] = None, lr: float = 1e-4,
                  aux_lr: float = 1e-3, loss_cfg: HificLossConfig = DEFAULT_LOSS,
-                 lr_drop: int = 500_000, seed: int = 0, amp: bool = False) -> None:
+                 lr_drop: int = 500_000, seed: int = 0, amp: bool = False,
+                 gan_start: Optional[int] = None) -> None:
+        """``gan_start`` (stage hific-1 only): at that step the run moves on to stage 2 by
+        itself — D and its optimizer are created and the GAN term joins the loss (the campaign
+        trains both stages in one run folder, §4.3)."""
         if stage not in STAGES:
             raise HificTrainError(f"unknown HiFiC stage {stage!r} (choose {', '.join(STAGES)})")
+        if gan_start is not None and stage != "hific-1":
+            raise HificTrainError("gan_start moves stage hific-1 on to hific-2; "
+                                  f"it makes no sense in {stage}")
+        self.gan_start = gan_start
         self.model = model
         self.stage = stage
         self.perceptual = perceptual
@@ -73,12 +81,19 @@ class HificTrainer:
         self.aux_opt = torch.optim.Adam(model.aux_parameters(), lr=aux_lr)
         self.disc: Optional[HificDiscriminator] = None
         self.opt_d = None
+        self._given_disc = discriminator
         if stage == "hific-2":
-            self.disc = discriminator or build_discriminator(model.config)
-            self.disc.to(next(model.parameters()).device)
-            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=lr)
+            self._enter_gan()
         self.step = 0
         self.rng = torch.Generator().manual_seed(seed)
+
+    def _enter_gan(self) -> None:
+        """Stage 2: the conditional discriminator, its Adam, the GAN term (§4.2)."""
+        if self.disc is None:
+            self.disc = self._given_disc or build_discriminator(self.model.config)
+            self.disc.to(next(self.model.parameters()).device)
+            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=self.lr)
+        self.stage = "hific-2"
 
     # -- schedule -------------------------------------------------------------------------
     def _set_lr(self) -> None:
@@ -129,6 +144,8 @@ class HificTrainer:
 
     def train_step(self, x: torch.Tensor, u: Optional[float] = None,
                    target: Optional[float] = None) -> dict:
+        if self.gan_start is not None and self.step >= self.gan_start and self.disc is None:
+            self._enter_gan()
         self._set_lr()
         if u is None or target is None:
             u, target = self.sample_level()
@@ -146,10 +163,14 @@ class HificTrainer:
                 "disc": self.disc.state_dict() if self.disc is not None else None,
                 "disc_optimizer": self.opt_d.state_dict() if self.opt_d is not None else None,
                 "step": self.step, "stage": self.stage, "model_name": self.model.config.name,
-                "config": self.model.config.to_dict(), "rng": self.rng.get_state()}
+                "config": self.model.config.to_dict(), "rng": self.rng.get_state(),
+                "gan_start": self.gan_start}
 
     def load_state_dict(self, state: dict) -> None:
         """Full resume (same stage): weights, optimizers, step, level RNG."""
+        if state.get("stage") == "hific-2" and self.stage == "hific-1" and \
+                self.gan_start is not None:
+            self._enter_gan()  # a run that already moved on to stage 2
         if state.get("stage") != self.stage:
             raise HificTrainError(f"checkpoint is from stage {state.get('stage')!r}, not "
                                   f"{self.stage!r} (use --init to start a stage from weights)")
@@ -206,7 +227,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--downscale", type=float, nargs=2, default=None, metavar=("LO", "HI"))
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads; 0 = adapt to the machine's load")
     p.add_argument("--amp", action="store_true", default=None)
     p.add_argument("--log-every", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=None)
@@ -222,6 +244,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="perceptual term: LPIPS-Alex (the shipped lpips_alex trunk), a tiny "
                         "random net (smoke runs), or none")
     p.add_argument("--lr-drop", type=int, default=None, help="step of the ×0.1 lr drop (500k)")
+    p.add_argument("--gan-start", type=int, default=None,
+                   help="stage hific-1 only: move on to stage 2 (D + GAN term) at this step, "
+                        "in the same run (the campaign)")
+    p.add_argument("--ckpt-minutes", type=float, default=None,
+                   help="also checkpoint whenever this many wall minutes passed")
+    p.add_argument("--cpu-budget-min", type=float, default=None,
+                   help="stop once training has used this many CPU-minutes (cumulative)")
     p.add_argument("--export", default=None, help="where to write the final .safetensors")
 
 
@@ -299,16 +328,23 @@ def _val_images(args, device: torch.device) -> list:
 
 
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
-    """Entry point of ``lic train --stage hific-1|hific-2``."""
+    """Entry point of ``lic train --stage hific-1|hific-2``.
+
+    Campaign knobs (:mod:`lic_core.train.runtime`, as the codec loop): ``--threads 0`` adapts to
+    the machine's load; checkpoints carry the cumulative training CPU seconds (``cpu_s``,
+    validation excluded); ``--ckpt-minutes`` checkpoints on a wall-clock timer;
+    ``--cpu-budget-min`` stops at a CPU budget; SIGTERM/SIGINT finish the step, checkpoint and
+    export; ``--gan-start N`` moves stage 1 on to stage 2 at step N in the same run.
+    """
     from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ..runtime import CheckpointTimer, CpuClock, StopFlag, process_cpu_s, setup_threads
 
     t_start = time.time()
     stage = getattr(args, "stage", None)
     if stage not in STAGES:
         raise HificTrainError(f"--stage must be one of {', '.join(STAGES)}")
-    if getattr(args, "threads", None):
-        torch.set_num_threads(int(args.threads))
     device = _device(args)
+    adaptive = setup_threads(getattr(args, "threads", None), device.type)
     seed = int(_opt(args, "seed"))
     torch.manual_seed(seed)
     cfg_name = getattr(args, "hific_config", None)
@@ -319,60 +355,101 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     trainer = HificTrainer(model, stage, perceptual=_perceptual(_opt(args, "perceptual"), device),
                            lr=float(_opt(args, "lr")), aux_lr=float(_opt(args, "aux_lr")),
                            lr_drop=int(_opt(args, "lr_drop")), seed=seed,
-                           amp=bool(getattr(args, "amp", False)))
+                           amp=bool(getattr(args, "amp", False)),
+                           gan_start=getattr(args, "gan_start", None))
     out = Path(getattr(args, "out", None) or f"runs/{cfg_name}-{stage}")
     resume = getattr(args, "resume", None)
     if resume is None and latest_checkpoint(out) is not None:
         resume = str(out)  # a re-run of the same command continues where it stopped
+    cpu_prev = 0.0
     if resume:
-        trainer.load_state_dict(load_checkpoint(resume, map_location=device))
-        log(f"resumed {stage} at step {trainer.step}")
+        state = load_checkpoint(resume, map_location=device)
+        trainer.load_state_dict(state)
+        cpu_prev = float(state.get("cpu_s", 0.0))
+        log(f"resumed {trainer.stage} at step {trainer.step} ({cpu_prev / 3600:.2f} CPU-h booked)")
     elif getattr(args, "init", None):
         load_init_weights(model, args.init)
         log(f"initialised from weights {args.init} (fresh optimizers)")
     elif stage == "hific-2":
         log("warning: stage hific-2 without --init trains G/D from scratch (unstable, §4.3)")
+    clock = CpuClock(cpu_prev)
     steps = int(_opt(args, "steps"))
     crop, batch = int(_opt(args, "crop")), int(_opt(args, "batch"))
     ds, dl = _loader(args, crop, batch, seed)
-    log(f"{cfg_name} {stage}: {count_parameters(model) / 1e6:.2f} M params"
+    log(f"{cfg_name} {trainer.stage}: {count_parameters(model) / 1e6:.2f} M params"
         + (f", D {count_parameters(trainer.disc) / 1e6:.2f} M" if trainer.disc else "")
+        + (f", GAN from step {trainer.gan_start}" if trainer.gan_start is not None else "")
         + f", {len(ds)} images, batch {batch}, crop {crop}, {device}")
     val_images = _val_images(args, device)
     val_every = int(getattr(args, "val_every", None) or 0)
     val_us = getattr(args, "val_u", None) or (0.0, 0.5, 1.0)
     budget = getattr(args, "time_budget_min", None)
     t_end = t_start + 60 * budget if budget else math.inf
+    cpu_budget = getattr(args, "cpu_budget_min", None)
     log_every, ckpt_every = int(_opt(args, "log_every")), int(_opt(args, "ckpt_every"))
     keep = int(_opt(args, "keep"))
     out.mkdir(parents=True, exist_ok=True)
     epoch = trainer.step // max(1, len(dl))
     reason = "done"
-    with open(out / "log.jsonl", "a") as flog:
-        while trainer.step < steps and reason == "done":
-            ds.set_epoch(epoch)
-            for x in dl:
-                logs = trainer.train_step(x.to(device, non_blocking=True))
-                if trainer.step % log_every == 0 or trainer.step == steps:
-                    flog.write(json.dumps(logs) + "\n")
-                    flog.flush()
-                    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                 for k, v in logs.items()))
-                if val_images and val_every and trainer.step % val_every == 0:
-                    v = {"step": trainer.step, "val": validate(model, val_images, val_us)}
-                    flog.write(json.dumps(v) + "\n")
-                    log(f"val {json.dumps(v['val'])}")
-                if trainer.step % ckpt_every == 0:
-                    save_checkpoint(trainer.state_dict(), out, keep=keep)
-                if trainer.step >= steps:
-                    break
-                if time.time() > t_end:
-                    reason = "time budget"
-                    break
-            epoch += 1
-    save_checkpoint(trainer.state_dict(), out, keep=keep)
+    stopper = StopFlag()
+    stopper.install()
+    timer = CheckpointTimer(getattr(args, "ckpt_minutes", None))
+
+    def checkpoint() -> None:
+        state = trainer.state_dict()
+        state["cpu_s"] = clock()
+        save_checkpoint(state, out, keep=keep)
+        timer.reset()
+
+    t_log, n_log = time.monotonic(), 0
+    try:
+        with open(out / "log.jsonl", "a") as flog:
+            while trainer.step < steps and reason == "done":
+                ds.set_epoch(epoch)
+                for x in dl:
+                    if stopper.set:
+                        reason = "signal"
+                        break
+                    if cpu_budget is not None and clock() >= 60.0 * float(cpu_budget):
+                        reason = "cpu budget"
+                        break
+                    if adaptive is not None:
+                        adaptive.update()
+                    logs = trainer.train_step(x.to(device, non_blocking=True))
+                    n_log += 1
+                    if trainer.step % log_every == 0 or trainer.step == steps:
+                        now = time.monotonic()
+                        logs.update(type="train", stage=trainer.stage, cpu_s=round(clock(), 2),
+                                    it_s=n_log / max(1e-9, now - t_log),
+                                    threads=torch.get_num_threads())
+                        t_log, n_log = now, 0
+                        flog.write(json.dumps(logs) + "\n")
+                        flog.flush()
+                        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in logs.items()))
+                    if val_images and val_every and trainer.step % val_every == 0:
+                        c0 = process_cpu_s()
+                        v = {"type": "val", "step": trainer.step, "cpu_s": round(clock(), 2),
+                             "val": validate(model, val_images, val_us)}
+                        clock.exclude(process_cpu_s() - c0)
+                        flog.write(json.dumps(v) + "\n")
+                        log(f"val {json.dumps(v['val'])}")
+                    if (ckpt_every and trainer.step % ckpt_every == 0) or timer.due():
+                        checkpoint()
+                    if trainer.step >= steps:
+                        break
+                    if time.time() > t_end:
+                        reason = "time budget"
+                        break
+                epoch += 1
+            checkpoint()
+            flog.write(json.dumps({"type": "end", "step": trainer.step, "reason": reason,
+                                   "cpu_s": round(clock(), 2)}) + "\n")
+    finally:
+        stopper.restore()
     target = Path(getattr(args, "export", None) or out / f"{cfg_name}-{stage}.safetensors")
-    digest = export(model.cpu(), target, stage, trainer.step, {"data": str(args.data)})
+    digest = export(model.cpu(), target, trainer.stage, trainer.step,
+                    {"data": str(args.data), "cpu_hours": round(clock() / 3600.0, 4)})
     log(f"{reason} at step {trainer.step}; exported {target} (model id {digest.hex()})")
     return 0
 

@@ -1,0 +1,125 @@
+"""The Kodak table of the generative decoders (issue 13): bpp, PSNR, MS-SSIM and LPIPS per slider
+point, for several decoders of the **same bitstreams**, beside HiFiC's published points.
+
+For each slider value u and image, the codec encodes once (real ``.lic`` bytes, the first
+decoder of ``decoders``: "mse" for our codec, "gan" for HiFiC); every other decoder decodes
+those very bytes (``LearnedCodec.decode(data, decoder=...)``: the diffusion decoder with the
+step count and seed the file carries). So the diffusion row and the MSE row share their bpp to the
+byte: only the decoder differs. Means over images per (decoder, u).
+
+Used by the campaign's ``export`` of the diffusion and HiFiC stages (model cards) and by
+``benchmarks/generative_kodak.py``.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..codecs.base import Codec, EncodeParams, ProgressFn
+from ..errors import LicError
+
+__all__ = ["evaluate_decoders", "published_hific", "kodak_table_md", "DEFAULT_US"]
+
+DEFAULT_US = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+METRICS = ("psnr", "ms-ssim", "lpips")
+
+
+def _images(folder: str | Path, limit: Optional[int]) -> list[tuple[str, np.ndarray]]:
+    from .run_eval import list_images, load_rgb
+
+    files = list_images(folder, limit)
+    if not files:
+        raise LicError(f"no images in {folder}")
+    return [(p.name, load_rgb(p)) for p in files]
+
+
+def evaluate_decoders(codec: Codec, folder: str | Path, us: Sequence[float] = DEFAULT_US,
+                      decoders: Sequence[str] = ("mse", "diffusion"),
+                      limit: Optional[int] = None, steps: Optional[int] = None, seed: int = 0,
+                      metrics: Sequence[str] = METRICS,
+                      progress: Optional[ProgressFn] = None) -> dict:
+    """``{"images": [...], "points": {decoder: [{"u", "bpp", "psnr", "ms_ssim", "lpips"}, ...]},
+    "steps", "seed"}`` — means over the images per slider value (see the module docstring).
+
+    ``steps``/``seed`` go into the files (the diffusion decoder reads them from the header);
+    ``steps`` None = 6. ``progress(fraction, message)`` may raise CancelledError."""
+    from ..metrics import compute_metrics
+
+    imgs = _images(folder, limit)
+    decoders = list(decoders)
+    if not decoders:
+        raise LicError("evaluate_decoders needs at least one decoder")
+    first, rest = decoders[0], decoders[1:]
+    keys = [_KEY[m] for m in metrics]
+    points: dict[str, list[dict]] = {d: [] for d in decoders}
+    total = len(us) * len(imgs) * len(decoders)
+    done = 0
+    n_steps = int(steps) if steps else 6
+    for u in us:
+        acc = {d: dict.fromkeys(["bpp", *keys], 0.0) for d in decoders}
+        for name, img in imgs:
+            if progress is not None:
+                progress(done / total, f"u={u:g} {name}: encode ({first})")
+            res = codec.encode(img, EncodeParams(rate=float(u), decoder=first,
+                                                 diffusion_steps=n_steps, seed=int(seed)))
+            recs = {first: res.reconstruction}
+            done += 1
+            for d in rest:
+                if progress is not None:
+                    progress(done / total, f"u={u:g} {name}: decode ({d})")
+                recs[d] = codec.decode(res.data, decoder=d).reconstruction  # type: ignore[call-arg]
+                done += 1
+            for d, rec in recs.items():
+                acc[d]["bpp"] += res.bpp
+                for k, v in compute_metrics(img, rec, metrics).items():
+                    acc[d][k] += v
+        for d in decoders:
+            points[d].append({"u": float(u), **{k: v / len(imgs) for k, v in acc[d].items()}})
+    if progress is not None:
+        progress(1.0, "done")
+    return {"images": [n for n, _ in imgs], "points": points, "steps": n_steps, "seed": int(seed)}
+
+
+_KEY = {"psnr": "psnr", "ms_ssim": "ms_ssim", "ms-ssim": "ms_ssim", "lpips": "lpips"}
+
+
+def published_hific(dataset: str = "kodak") -> list[dict]:
+    """HiFiC's published Lo/Mi/Hi points (bpp, PSNR, MS-SSIM, LPIPS) from the anchors
+    (``lic_core/assets/anchors/kodak/hific.json``; tensorflow/compression data.csv)."""
+    from .anchors import load_anchors
+
+    curves = load_anchors(dataset, "lpips", names=["hific"])
+    if not curves:
+        return []
+    c = curves[0]
+    out = []
+    for i, b in enumerate(c.bpp):
+        pt = {"bpp": b}
+        for m, key in (("psnr", "psnr"), ("ms-ssim", "ms_ssim"), ("lpips", "lpips")):
+            if c.has(m):
+                pt[key] = c.values[m][i]
+        out.append(pt)
+    return out
+
+
+def _fmt(v: Optional[float], spec: str) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def kodak_table_md(rows: dict[str, list[dict]], published: Sequence[dict] = ()) -> str:
+    """A markdown table: one row per (label, slider point) and HiFiC's published points."""
+    lines = ["| decoder | u | bpp | PSNR (dB) | MS-SSIM | LPIPS |", "|---|---|---|---|---|---|"]
+    for label, pts in rows.items():
+        for p in pts:
+            lines.append(f"| {label} | {_fmt(p.get('u'), '.2f')} | {_fmt(p.get('bpp'), '.3f')} | "
+                         f"{_fmt(p.get('psnr'), '.2f')} | {_fmt(p.get('ms_ssim'), '.4f')} | "
+                         f"{_fmt(p.get('lpips'), '.4f')} |")
+    for p in published:
+        lines.append(f"| HiFiC (published, full size) | – | {_fmt(p.get('bpp'), '.3f')} | "
+                     f"{_fmt(p.get('psnr'), '.2f')} | {_fmt(p.get('ms_ssim'), '.4f')} | "
+                     f"{_fmt(p.get('lpips'), '.4f')} |")
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,367 @@
+"""The campaign's generative stages (issue 13): ``diffusion`` and ``hific``.
+
+``tools/campaign.sh --stage diffusion|hific start|status|stop|export``, beside the codec stage of
+:mod:`lic_core.train.campaign` (same folder, same rules: niced background process, checkpoints
+at least every ``CKPT_MINUTES``, CPU-hours booked from the process's CPU time, one stage at a
+time).
+
+* **diffusion** — the CPU-sized blur-dissipated decoder (docs/diffusion.md) learns on **frozen
+  latents of the shipped codec weights** (``lic train --stage diffusion --model
+  lic-lgem-preview``: the codec's ``load_model`` reads ``lic_core/assets/weights/`` or
+  ``$LIC_WEIGHTS_DIR``); run folder ``runs/campaign/diffusion``. The state file records the codec
+  weights' hash: when the shipped codec moves on, ``status`` says so (retrain the stage).
+* **hific** — ``hific-small`` with its own encoder, generator and hyperprior (METHODS §4): stage 1
+  (rate + MSE + LPIPS) until ``GAN_START`` steps, then stage 2 (+ GAN) in the same run
+  (``--gan-start``); run folder ``runs/campaign/hific``.
+
+``export`` writes ``runs/campaign/export/NAME.{safetensors,json,md,curve.png}``: the weights with
+their model card — CPU-hours, steps, recipe, the Kodak table (bpp, PSNR, MS-SSIM, LPIPS) beside
+the MSE decoder on the same bitstreams and HiFiC's published points, both stages' CPU budgets and
+whether they were the same (within ``SAME_BUDGET``) — and the learning curve (training loss over
+CPU-hours). ``--install`` copies them into the weights folder when they earn it (diffusion: LPIPS
+below the MSE decoder's at every slider point; hific: once the GAN stage began).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .campaign_base import CKPT_MINUTES, SHARED, Campaign, CampaignError, _now, launch
+from .checkpoint import latest_checkpoint, load_checkpoint
+from .learning_curve import read_log, render_xy
+
+#: relative difference of two CPU budgets still called "the same" on the cards
+SAME_BUDGET = 0.10
+#: stage 1 → stage 2 of the HiFiC stage (METHODS §4.3: both stages; on the CPU, a short stage 1)
+GAN_START = 20_000
+VAL_IMAGES = 2
+#: default slider points of the Kodak table
+EVAL_US = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+#: ``lic train`` flags of each stage (docs/training.md, "The generative stages")
+RECIPES: dict[str, list[str]] = {
+    "diffusion": ["--stage", "diffusion", "--model", "lic-lgem-preview", "--diffusion-config",
+                  "cpu", "--batch", "8", "--crop", "128", "--lr", "2e-4", "--warmup", "500",
+                  "--ema", "0.999", "--lpips-weight", "0.9", "--lpips-t-max", "0.5",
+                  "--threads", "0", "--workers", "0", "--log-every", "50", "--ckpt-every", "0",
+                  "--steps", "100000000"],
+    "hific": ["--stage", "hific-1", "--hific-config", "hific-small", "--gan-start",
+              str(GAN_START), "--batch", "8", "--crop", "128", "--lr", "1e-4", "--perceptual",
+              "lpips", "--threads", "0", "--workers", "0", "--log-every", "50", "--ckpt-every",
+              "0", "--steps", "100000000"],
+}
+
+
+def _flag(recipe: Sequence[str], name: str, default: Optional[str] = None) -> Optional[str]:
+    """The value of the last ``name`` flag in a recipe (None/default when absent)."""
+    val = default
+    for i, tok in enumerate(recipe[:-1]):
+        if tok == name:
+            val = recipe[i + 1]
+    return val
+
+
+def start_stage(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = None,
+                recipe: Optional[Sequence[str]] = None, extra: Sequence[str] = (),
+                nice: int = 19, val: bool = True) -> str:
+    """Start (or resume: the trainers continue their run folder's newest checkpoint) a
+    generative stage in the background; returns a one-line message."""
+    st = c.state()
+    recipe = list(recipe or st.get("recipe") or RECIPES[c.stage])
+    data = data or st.get("data") or os.pathsep.join(
+        str(SHARED / "data" / d) for d in ("train", "train_extra"))
+    kodak = kodak or st.get("kodak") or str(SHARED / "data" / "kodak")
+    for part in data.split(os.pathsep):
+        if not Path(part).is_dir():
+            raise CampaignError(f"training data folder not found: {part}")
+    cmd = [sys.executable, "-m", "lic_core.train", "--data", data, "--out", str(c.run_dir),
+           *recipe, "--ckpt-minutes", str(CKPT_MINUTES), "--keep", "2"]
+    if c.stage == "hific" and val and Path(kodak).is_dir():
+        cmd += ["--val-every", "2000", "--val-dir", kodak, "--val-limit", str(VAL_IMAGES)]
+    if c.stage == "diffusion":
+        codec_name = _flag(recipe, "--model", "lic-lgem-preview")
+        st["codec"] = codec_name
+        st.setdefault("codec_weights_hash", _shipped_codec_hash(codec_name))
+    cmd += list(extra)
+    ck = latest_checkpoint(c.run_dir)
+    how = f"resuming {ck.name}" if ck is not None else "starting from scratch"
+    c.root.mkdir(parents=True, exist_ok=True)
+    st.update({"recipe": recipe, "data": data, "kodak": kodak, "stage": c.stage})
+    st.setdefault("created", _now())
+    return launch(c, st, cmd, how, nice)
+
+
+def _shipped_codec_hash(name: str) -> Optional[str]:
+    """The ``weights_hash`` in the metadata of the codec weights the stage trains on (read
+    without the tensors), or None."""
+    from safetensors import safe_open
+
+    from ..paths import weights_path
+
+    p = weights_path(name)
+    if not p.is_file():
+        return None
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            return (f.metadata() or {}).get("weights_hash")
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the trainer itself
+        return None
+
+
+def stage_cpu_hours(root: Path | str, stage: str) -> float:
+    """Training CPU-hours a stage has booked so far (its log's newest ``cpu_s``; 0 if none)."""
+    recs = read_log(Path(root) / stage / "log.jsonl")
+    return max((float(r.get("cpu_s", 0.0)) for r in recs), default=0.0) / 3600.0
+
+
+def _train_records(c: Campaign) -> list[dict]:
+    return [r for r in read_log(c.run_dir / "log.jsonl")
+            if r.get("type") == "train" or ("loss" in r and "type" not in r)]
+
+
+def status_stage(c: Campaign) -> str:
+    """One line: running or not, step, CPU-hours, speed, last loss (+ stage/codec notes)."""
+    pid = c.pid()
+    state = f"running (pid {pid})" if pid else "stopped"
+    recs = read_log(c.run_dir / "log.jsonl")
+    train = _train_records(c)
+    if not recs:
+        return f"{c.stage} stage {state}: no training yet ({c.run_dir})"
+    step = max(int(r.get("step", 0)) for r in recs)
+    cpu_h = stage_cpu_hours(c.root, c.stage)
+    parts = [f"{c.stage} stage {state}: step {step}, {cpu_h:.2f} CPU-h"]
+    last = train[-1] if train else {}
+    if last.get("it_s"):
+        parts.append(f"{last['it_s']:.2f} it/s")
+    if "loss" in last:
+        parts.append(f"loss {last['loss']:.4g}")
+    if c.stage == "hific" and last.get("stage"):
+        parts.append(str(last["stage"]))
+    note = ""
+    if c.stage == "diffusion":
+        st = c.state()
+        now = _shipped_codec_hash(st.get("codec") or "lic-lgem-preview")
+        if st.get("codec_weights_hash") and now and now != st["codec_weights_hash"]:
+            note = (f"; the shipped {st.get('codec')} weights changed since this stage started "
+                    "(retrain it when they moved a lot)")
+    return ", ".join(parts) + note
+
+
+# ------------------------------------------------------------------------------------------
+# export
+
+
+def _curve(c: Campaign, path: Path, title: str) -> Path:
+    """Training loss (moving mean of the logged values) over cumulative CPU-hours."""
+    xs, ys, window = [], [], []
+    for r in _train_records(c):
+        if "cpu_s" not in r or "loss" not in r:
+            continue
+        window = (window + [float(r["loss"])])[-10:]
+        xs.append(float(r["cpu_s"]) / 3600.0)
+        ys.append(sum(window) / len(window))
+    return render_xy([("training loss (moving mean of 10 logs)", xs, ys)], path,
+                     "training CPU-hours (cumulative)", "loss", title=title)
+
+
+def budgets(root: Path | str) -> dict:
+    """Both generative stages' CPU-hours and whether they are the same budget (within
+    :data:`SAME_BUDGET`): the fairness line of the two cards."""
+    d = stage_cpu_hours(root, "diffusion")
+    h = stage_cpu_hours(root, "hific")
+    same = d > 0 and h > 0 and abs(d - h) <= SAME_BUDGET * max(d, h)
+    note = ("the diffusion decoder and hific-small were trained on the same CPU budget "
+            f"({d:.2f} vs {h:.2f} CPU-hours)" if same else
+            f"NOT the same CPU budget yet: diffusion {d:.2f} CPU-h, hific-small {h:.2f} CPU-h "
+            "(a comparison of the two is not fair until they match)")
+    return {"diffusion_cpu_hours": round(d, 4), "hific_cpu_hours": round(h, 4),
+            "same_budget": bool(same), "note": note}
+
+
+def _kodak(c: Campaign, eval_dir: Optional[str]) -> str:
+    d = eval_dir or c.state().get("kodak") or str(SHARED / "data" / "kodak")
+    if not Path(d).is_dir():
+        raise CampaignError(f"Kodak folder not found: {d}")
+    return d
+
+
+def _card_md(card: dict) -> str:
+    from ..evaluation.generative import kodak_table_md
+
+    ev = card.get("eval") or {}
+    rows = {label: pts for label, pts in (ev.get("rows") or {}).items()}
+    lines = [f"# {card['model']}", "", f"**{card['status']}**", "",
+             f"* {card['family']}", f"* trained: {card['total_steps']} steps, "
+             f"{card['cpu_hours']:.2f} CPU-hours ({card['device']})",
+             f"* recipe: `{card['recipe']}`", f"* data: {card['data']}",
+             f"* CPU budgets: {card['budgets']['note']}", ""]
+    if rows:
+        lines += [f"## Kodak ({len(ev.get('images', []))} images, real bitstreams)", "",
+                  kodak_table_md(rows, card.get("published_hific", []))]
+    lines += ["", f"Learning curve: `{card['learning_curve']}`", ""]
+    return "\n".join(lines)
+
+
+def _write_card(out: Path, name: str, card: dict) -> None:
+    from ..fileio import write_bytes_atomic
+
+    write_bytes_atomic(out / f"{name}.json",
+                       (json.dumps(card, indent=1, sort_keys=True) + "\n").encode(), True)
+    write_bytes_atomic(out / f"{name}.md", _card_md(card).encode(), True)
+
+
+def export_stage(c: Campaign, name: Optional[str] = None, eval_dir: Optional[str] = None,
+                 eval_limit: Optional[int] = None, us: Optional[Sequence[float]] = None,
+                 install: bool = False, force_install: bool = False,
+                 weights_dir: Optional[Path] = None) -> dict:
+    """Export the newest checkpoint of a generative stage; returns a summary dict."""
+    ck_path = latest_checkpoint(c.run_dir)
+    if ck_path is None:
+        raise CampaignError(f"no checkpoint in {c.run_dir}; `--stage {c.stage} start` first")
+    kodak = _kodak(c, eval_dir)
+    us = tuple(us or EVAL_US)
+    out = c.export_dir
+    out.mkdir(parents=True, exist_ok=True)
+    ck = load_checkpoint(ck_path)
+    st = c.state()
+    common = {"total_steps": int(ck["step"]),
+              "cpu_hours": round(float(ck.get("cpu_s", 0.0)) / 3600.0, 4), "gpu_hours": 0.0,
+              "device": "CPU (campaign, tools/campaign.sh)",
+              "recipe": shlex.join(st.get("recipe", [])), "data": st.get("data", ""),
+              "campaign": {"sessions": len(st.get("sessions", [])), "created": st.get("created")},
+              "budgets": budgets(c.root), "exported": _now()}
+    if c.stage == "diffusion":
+        s = _export_diffusion(c, ck, common, name, kodak, eval_limit, us, out)
+    else:
+        s = _export_hific(c, ck, common, name, kodak, eval_limit, us, out)
+    s["checkpoint"] = str(ck_path)
+    if install:
+        if not (s["earned"] or force_install):
+            s.update(installed=False, why_not=s["why_not_earned"])
+        else:
+            from ..paths import weights_dir as default_weights_dir
+
+            wdir = Path(weights_dir) if weights_dir else default_weights_dir()
+            wdir.mkdir(parents=True, exist_ok=True)
+            for suffix in (".safetensors", ".json", ".md", ".curve.png"):
+                shutil.copy2(out / f"{s['name']}{suffix}", wdir / f"{s['name']}{suffix}")
+            s.update(installed=True, installed_into=str(wdir))
+    return s
+
+
+def _status(earned: bool, what: str) -> str:
+    return (f"trained on CPU — {what}" if earned else
+            f"UNTRAINED / PREVIEW — CPU campaign weights that do not yet meet: {what}")
+
+
+def _export_diffusion(c: Campaign, ck: dict, common: dict, name: Optional[str], kodak: str,
+                      eval_limit: Optional[int], us: Sequence[float], out: Path) -> dict:
+    from ..codecs.learned import LearnedCodec
+    from ..decoder.diffusion import DiffusionConfig, DiffusionDecoder
+    from ..evaluation.generative import evaluate_decoders, published_hific
+    from ..models import load_model
+    from ..paths import diffusion_weights_path
+
+    if ck.get("kind") != "diffusion":
+        raise CampaignError(f"{ck['_path']} is not a diffusion decoder checkpoint")
+    cfg = DiffusionConfig.from_dict(ck["config"])
+    dec = DiffusionDecoder(cfg)
+    dec.load_state_dict(ck["ema"]["shadow"] if ck.get("ema") else ck["model"])
+    dec.eval()
+    codec_name = cfg.codec
+    model = load_model(codec_name)
+    now_hash = model.weights_meta.get("weights_hash")
+    name = name or diffusion_weights_path(codec_name).stem
+    codec = LearnedCodec(codec_name, model=model, diffusion=dec)
+    ev = evaluate_decoders(codec, kodak, us, ("mse", "diffusion"), eval_limit, steps=cfg.steps)
+    mse, dif = ev["points"]["mse"], ev["points"]["diffusion"]
+    wins = [d["lpips"] < m["lpips"] for d, m in zip(dif, mse)]
+    earned = bool(wins) and all(wins)
+    what = "LPIPS below the MSE decoder's at every slider point (same bitstreams, Kodak)"
+    curve = _curve(c, out / f"{name}.curve.png", f"{name}: learning curve (CPU campaign)")
+    card = {**common, "model": name, "kind": "diffusion decoder",
+            "family": "blur-dissipated diffusion decoder, CPU-sized (docs/diffusion.md, "
+                      "METHODS §3)", "parameters": dec.num_parameters(), "codec": codec_name,
+            "codec_weights_hash": ck.get("codec_weights_hash"),
+            "codec_weights_hash_now": now_hash, "sampling_steps": cfg.steps,
+            "config": cfg.to_dict(), "preview": not earned, "status": _status(earned, what),
+            "lpips_below_mse": wins,
+            "eval": {"folder": kodak, "images": ev["images"], "mode": "coded", "steps": ev["steps"],
+                     "seed": ev["seed"], "rows": {"MSE decoder (g_s)": mse,
+                                                 "diffusion decoder": dif}},
+            "published_hific": published_hific(), "learning_curve": curve.name}
+    if ck.get("codec_weights_hash") and now_hash and ck["codec_weights_hash"] != now_hash:
+        card["codec_note"] = ("trained on other codec weights than those shipped now: "
+                              "retrain the stage")
+    dec.save(out / f"{name}.safetensors", card=card,
+             extra_meta={"step": int(ck["step"]), "cpu_s": float(ck.get("cpu_s", 0.0))})
+    _write_card(out, name, card)
+    return {"name": name, "stage": "diffusion", "card": card, "files": str(out),
+            "earned": earned, "why_not_earned": f"not yet: {what}"}
+
+
+def _export_hific(c: Campaign, ck: dict, common: dict, name: Optional[str], kodak: str,
+                  eval_limit: Optional[int], us: Sequence[float], out: Path) -> dict:
+    from ..codecs import get_codec
+    from ..codecs.hific import HificCodec, load_hific
+    from ..evaluation.generative import evaluate_decoders, published_hific
+    from ..models.hific import HificConfig, HificModel, count_parameters
+    from ..weights import save_weights
+    from .hific.trainer import export as export_weights
+
+    if "stage" not in ck or not str(ck["stage"]).startswith("hific"):
+        raise CampaignError(f"{ck['_path']} is not a HiFiC checkpoint")
+    cfg = HificConfig.from_dict(ck["config"])
+    model = HificModel(cfg)
+    model.load_state_dict(ck["model"])
+    name = name or cfg.name
+    path = out / f"{name}.safetensors"
+    export_weights(model.eval(), path, str(ck["stage"]), int(ck["step"]), {})  # fp16 + tables
+    shipped = load_hific(name, path)  # evaluate what ships: the fp16 weights
+    gan = ck["stage"] == "hific-2"
+    what = "GAN stage (stage 2) reached"
+    ev = evaluate_decoders(HificCodec(model=shipped, model_name=name), kodak, us, ("gan",),
+                           eval_limit)
+    rows = {f"{name} (GAN decoder)": ev["points"]["gan"]}
+    ours = get_codec(str(c.state().get("reference_codec") or "lic-lgem-preview"))
+    if ours.available()[0]:
+        ref = evaluate_decoders(ours, kodak, us, ("mse",), eval_limit)
+        rows[f"{ours.name} MSE decoder"] = ref["points"]["mse"]
+    curve = _curve(c, out / f"{name}.curve.png", f"{name}: learning curve (CPU campaign)")
+    card = {**common, "model": name, "kind": "HiFiC",
+            "family": "HiFiC (Mentzer et al. 2020), small variant (METHODS §4.4), own encoder "
+                      "and hyperprior", "parameters": count_parameters(shipped),
+            "stage": str(ck["stage"]), "gan_start": ck.get("gan_start"),
+            "rate_targets_bpp": list(cfg.targets), "preview": not gan,
+            "status": _status(gan, what),
+            "eval": {"folder": kodak, "images": ev["images"], "mode": "coded", "rows": rows},
+            "published_hific": published_hific(), "learning_curve": curve.name}
+    save_weights(shipped, path, card)  # the same tensors, now with the full card
+    _write_card(out, name, card)
+    return {"name": name, "stage": "hific", "card": card, "files": str(out), "earned": gan,
+            "why_not_earned": f"not yet: {what}"}
+
+
+def summary_lines(s: dict) -> list[str]:
+    """What ``export`` prints for a generative stage."""
+    card = s["card"]
+    lines = [f"exported {s['name']} ({card['total_steps']} steps, {card['cpu_hours']:.2f} CPU-h) "
+             f"→ {s['files']}", f"  {card['status']}", f"  {card['budgets']['note']}"]
+    for label, pts in card["eval"]["rows"].items():
+        txt = " | ".join(f"u={p['u']:.1f} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB "
+                         f"LPIPS {_num(p.get('lpips'))}" for p in pts)
+        lines.append(f"  {label}: {txt}")
+    if "installed" in s:
+        lines.append(f"  installed into {s['installed_into']}" if s["installed"]
+                     else f"  NOT installed: {s['why_not']}")
+    return lines
+
+
+def _num(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"

@@ -1,0 +1,184 @@
+"""The campaign's generative stages (issue 13): ``--stage diffusion`` and ``--stage hific`` start
+in the background, train a few steps of a tiny config, stop on request with a checkpoint that
+books CPU time, resume from it, refuse to run beside another stage, and export weights + model
+card (CPU-hours, steps, Kodak table beside the MSE decoder and HiFiC's published points, both
+stages' budgets) + learning curve."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lic_core.train import campaign as C
+from lic_core.train import generative_campaign as G
+from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
+
+
+def _photos(folder: Path, n: int = 3, size: int = 96) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for i in range(n):
+        base = np.stack([(xx * (i + 1) + yy) % 256, (yy * 2 + i * 40) % 256,
+                         (xx + yy * (i + 2)) % 256], -1).astype(np.float64)
+        img = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i}.png")
+    return folder
+
+
+def _wait_stopped(c: C.Campaign, timeout: float = 240.0) -> None:
+    t0 = time.monotonic()
+    while c.pid() is not None:
+        assert time.monotonic() - t0 < timeout, "stage process did not finish"
+        time.sleep(0.3)
+
+
+def _wait_step(c: C.Campaign, above: int, timeout: float = 240.0) -> None:
+    from lic_core.train.learning_curve import read_log
+
+    t0 = time.monotonic()
+    while not any(r.get("type") == "train" and r["step"] > above
+                  for r in read_log(c.run_dir / "log.jsonl")):
+        assert time.monotonic() - t0 < timeout, "no training progress"
+        assert c.pid() is not None, c.out_file.read_text()[-2000:]
+        time.sleep(0.3)
+
+
+COMMON = ["--batch", "2", "--crop", "64", "--lr", "1e-3", "--threads", "1", "--workers", "0",
+          "--log-every", "1", "--ckpt-every", "0", "--downscale", "1", "1"]
+DIFFUSION = ["--stage", "diffusion", "--model", "lic-lgem-tiny", "--diffusion-config",
+             "tiny-cpu", "--warmup", "1", *COMMON]
+HIFIC = ["--stage", "hific-1", "--hific-config", "hific-tiny", "--gan-start", "2",
+         "--perceptual", "tiny", *COMMON]
+
+
+@pytest.fixture()
+def weights_dir(tmp_path, monkeypatch) -> Path:
+    """A weights folder holding tiny codec weights ("the shipped codec" of the diffusion stage);
+    $LIC_WEIGHTS_DIR points there, and the stage processes inherit it."""
+    from lic_core.models import build_model
+    from lic_core.weights import save_weights
+
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    torch.manual_seed(0)
+    m = build_model("lic-lgem-tiny").eval()
+    m.prior.update_tables()
+    save_weights(m, wdir / "lic-lgem-tiny.safetensors", {"model": "lic-lgem-tiny", "preview": True})
+    monkeypatch.setenv("LIC_WEIGHTS_DIR", str(wdir))
+    return wdir
+
+
+def _start_stop_resume(c: C.Campaign, data: Path, recipe: list[str]) -> None:
+    msg = C.start(c, data=str(data), kodak=str(data), recipe=recipe + ["--steps", "3"], nice=5)
+    assert "starting from scratch" in msg and f"{c.stage} stage started" in msg
+    _wait_stopped(c)
+    ck = load_checkpoint(latest_checkpoint(c.run_dir))
+    assert ck["step"] == 3 and ck["cpu_s"] > 0
+    line = C.status(c)
+    assert "step 3" in line and "CPU-h" in line and "\n" not in line
+
+    # resume: same recipe, more steps; the CPU-time booking carries on
+    msg = C.start(c, extra=["--steps", "5"], nice=5)
+    assert "resuming ckpt-00000003.pt" in msg
+    _wait_stopped(c)
+    ck2 = load_checkpoint(latest_checkpoint(c.run_dir))
+    assert ck2["step"] == 5 and ck2["cpu_s"] > ck["cpu_s"]
+
+    # a long run stops on request (SIGTERM) with a checkpoint; meanwhile no other stage starts
+    C.start(c, extra=["--steps", "100000"], nice=5)
+    _wait_step(c, 5)
+    for other in c.other_stages():
+        with pytest.raises(C.CampaignError, match=f"the {c.stage} stage is running"):
+            C.start(other, data=str(data), kodak=str(data), nice=5)
+    assert "stopped" in C.stop(c, timeout=240)
+    assert c.pid() is None
+    assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] > 5
+
+
+def _check_card(c: C.Campaign, s: dict) -> dict:
+    card = json.loads((c.export_dir / f"{s['name']}.json").read_text())
+    assert card["total_steps"] == s["card"]["total_steps"] > 5
+    assert card["cpu_hours"] > 0 and card["recipe"]
+    b = card["budgets"]
+    assert set(b) == {"diffusion_cpu_hours", "hific_cpu_hours", "same_budget", "note"}
+    assert len(card["published_hific"]) == 3  # HiFiC lo / mi / hi, paper points
+    assert all({"bpp", "psnr", "lpips"} <= set(p) for p in card["published_hific"])
+    for suffix in (".safetensors", ".json", ".md", ".curve.png"):
+        assert (c.export_dir / f"{s['name']}{suffix}").is_file()
+    md = (c.export_dir / f"{s['name']}.md").read_text()
+    assert "LPIPS" in md and "HiFiC (published" in md and "CPU-hours" in md
+    return card
+
+
+@pytest.mark.slow
+def test_diffusion_stage_start_stop_resume_export(tmp_path, weights_dir):
+    data = _photos(tmp_path / "photos")
+    c = C.Campaign(tmp_path / "campaign", "diffusion")
+    assert "no training yet" in C.status(c)
+    _start_stop_resume(c, data, DIFFUSION)
+    assert c.state()["codec_weights_hash"]  # the codec weights it learned on are recorded
+
+    s = G.export_stage(c, eval_dir=str(data), eval_limit=1, us=(0.0, 1.0), install=True,
+                       force_install=True)
+    card = _check_card(c, s)
+    assert s["name"] == "lic-lgem-tiny-diffusion" and card["codec"] == "lic-lgem-tiny"
+    rows = card["eval"]["rows"]
+    mse, dif = rows["MSE decoder (g_s)"], rows["diffusion decoder"]
+    assert [p["u"] for p in mse] == [0.0, 1.0]
+    # the same bitstreams: the two decoders share their bpp to the byte
+    assert [p["bpp"] for p in mse] == [p["bpp"] for p in dif]
+    assert all(np.isfinite(p["lpips"]) for p in mse + dif)
+    assert len(card["lpips_below_mse"]) == 2 and card["sampling_steps"] == 3
+    # installed under the name the codec looks for: the codec now offers the diffusion decoder
+    assert s["installed"] and (weights_dir / "lic-lgem-tiny-diffusion.safetensors").is_file()
+    from lic_core.codecs.learned import LearnedCodec
+    from lic_core.decoder.diffusion import DiffusionDecoder
+
+    assert "diffusion" in LearnedCodec("lic-lgem-tiny").decoders
+    dec = DiffusionDecoder.load(weights_dir / "lic-lgem-tiny-diffusion.safetensors")
+    assert json.loads(dec.meta["card"])["cpu_hours"] == card["cpu_hours"]
+
+
+@pytest.mark.slow
+def test_hific_stage_start_stop_resume_export(tmp_path, weights_dir):
+    data = _photos(tmp_path / "photos")
+    c = C.Campaign(tmp_path / "campaign", "hific")
+    _start_stop_resume(c, data, HIFIC)
+    assert load_checkpoint(latest_checkpoint(c.run_dir))["stage"] == "hific-2"  # GAN from step 2
+    assert "hific-2" in C.status(c)
+
+    s = G.export_stage(c, name="hific-small", eval_dir=str(data), eval_limit=1, us=(0.0, 1.0),
+                       install=True)
+    card = _check_card(c, s)
+    assert card["stage"] == "hific-2" and s["installed"]  # earned: the GAN stage began
+    assert [p["u"] for p in card["eval"]["rows"]["hific-small (GAN decoder)"]] == [0.0, 1.0]
+    # the installed weights are the codec's: encode + decode round trip
+    from lic_core.codecs import EncodeParams, get_codec
+
+    codec = get_codec("hific-small")
+    img = np.asarray(Image.open(data / "img0.png"))
+    r = codec.encode(img, EncodeParams(rate=0.5, decoder="gan"))
+    assert np.array_equal(codec.decode(r.data).reconstruction, r.reconstruction)
+
+
+def test_budget_line_says_same_only_when_it_is(tmp_path):
+    def log(stage: str, cpu_s: float) -> None:
+        d = tmp_path / stage
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "log.jsonl").write_text(json.dumps({"type": "train", "step": 9, "cpu_s": cpu_s})
+                                     + "\n")
+
+    log("diffusion", 3600.0)
+    log("hific", 3500.0)
+    b = G.budgets(tmp_path)
+    assert b["same_budget"] and "same CPU budget" in b["note"]
+    log("hific", 1800.0)
+    b = G.budgets(tmp_path)
+    assert not b["same_budget"] and "NOT the same CPU budget" in b["note"]
+    assert b["diffusion_cpu_hours"] == 1.0 and b["hific_cpu_hours"] == 0.5
