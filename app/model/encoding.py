@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from lic_core.codecs import EncodeParams, EncodeResult, Inspection
+from lic_core.codecs.base import DEFAULT_DIFFUSION_STEPS
 
 
 @dataclass
@@ -26,7 +27,7 @@ class PaneSettings:
     rate: float = 75.0
     quantizer: str = "round"
     decoder: str = "mse"
-    diffusion_steps: int = 25
+    diffusion_steps: int = DEFAULT_DIFFUSION_STEPS
     seed: int = 0
     target_bpp: Optional[float] = None
 
@@ -56,7 +57,7 @@ def params_key(codec: str, params: EncodeParams, target_bpp: Optional[float] = N
     if family == "learned":
         d.update(quantizer=params.quantizer, qp=params.quantizer_params, decoder=params.decoder)
         if params.decoder == "diffusion":
-            d.update(steps=int(params.diffusion_steps), seed=int(params.seed))
+            d.update(steps=int(params.diffusion_steps or 0), seed=int(params.seed))
     if params.extra:
         d["extra"] = params.extra
     return json.dumps(d, sort_keys=True, default=str)

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from lic_core.codecs import EncodeParams, get_codec
+from lic_core.codecs.base import DEFAULT_DIFFUSION_STEPS
 
 from . import services
 from .decoded import DecodedFile
@@ -398,6 +399,6 @@ class SessionModel:
             todo.append(PaneSettings(codec=e.get("codec", "jpeg"), rate=params.get("rate", 75.0),
                                      quantizer=params.get("quantizer", "round"),
                                      decoder=params.get("decoder", "mse"),
-                                     diffusion_steps=params.get("diffusion_steps", 25),
+                                     diffusion_steps=params.get("diffusion_steps", DEFAULT_DIFFUSION_STEPS),
                                      seed=params.get("seed", 0), target_bpp=e.get("target_bpp")))
         return todo

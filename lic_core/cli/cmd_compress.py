@@ -118,7 +118,9 @@ def register(subparsers) -> None:
     p.add_argument("--quantizer-param", action="append", default=[], metavar="KEY=VALUE",
                    help="quantizer parameter (repeatable), e.g. --quantizer-param offset=0.2")
     p.add_argument("--decoder", default=None, help="learned codecs: mse | diffusion | gan")
-    p.add_argument("--steps", type=int, default=None, help="diffusion decoder steps (default 25)")
+    p.add_argument("--steps", type=int, default=None, help="diffusion decoder steps, written into the file "
+                                                          "(default: the decoder's own, 6 for the "
+                                                          "CPU-sized decoder)")
     p.add_argument("--seed", type=int, default=None, help="diffusion decoder seed (default 0)")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"refuse larger images (default {DEFAULT_MAX_PIXELS}; 0 = no limit)")

@@ -14,6 +14,10 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+#: diffusion sampler steps when neither the user nor the decoder's config says (the CPU-sized
+#: decoder's default, docs/diffusion.md: a 768×512 decode in ≤ 15 s on a 2-core CPU)
+DEFAULT_DIFFUSION_STEPS = 6
+
 # progress(fraction in [0,1], message) -> None.  Raise lic_core.errors.CancelledError inside it
 # (or return False from a cancel check) to stop work early.
 ProgressFn = Callable[[float, str], None]
@@ -31,7 +35,8 @@ class EncodeParams:
     quantizer: str = "round"
     quantizer_params: dict = field(default_factory=dict)
     decoder: str = "mse"  # "mse" | "diffusion" | "gan" (learned codecs only)
-    diffusion_steps: int = 25
+    #: sampler steps written into the file (None: the diffusion decoder's own default)
+    diffusion_steps: Optional[int] = None
     seed: int = 0
     extra: dict = field(default_factory=dict)  # codec-specific (e.g. JPEG subsampling)
 

@@ -22,7 +22,7 @@ which the decoder checks (:class:`~lic_core.errors.LicMismatchError` on a differ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from ..models.lgem import LicModel
 from ..paths import diffusion_weights_path, finetuned_path, weights_path
 from ..quantizer import Quantizer, build_quantizer
 from ..rate.gain import quantize_slider
-from .base import DecodeResult, EncodeParams, EncodeResult, ProgressFn
+from .base import DEFAULT_DIFFUSION_STEPS, DecodeResult, EncodeParams, EncodeResult, ProgressFn
 from .lic_file import (
     PAD_MULTIPLE,
     LicCodec,
@@ -58,6 +58,9 @@ from .lic_file import (
     step_progress,
 )
 from .registry import register_codec
+
+#: ``on_x0(step_index, total_steps, x0_picture)`` with an H×W×3 uint8 picture
+X0Fn = Callable[[int, int, np.ndarray], None]
 
 
 def latent_codec(model: LicModel,
@@ -139,6 +142,15 @@ class LearnedCodec(LicCodec):
             return ("mse", "diffusion")
         return ("mse",)
 
+    def diffusion_steps(self, params: EncodeParams) -> int:
+        """The step count a file gets: the user's, else the diffusion decoder's default (its
+        config) when it is loaded or asked for, else :data:`DEFAULT_DIFFUSION_STEPS`."""
+        if params.diffusion_steps:
+            return int(params.diffusion_steps)
+        if self._diffusion is not None or params.decoder == "diffusion":
+            return int(self.diffusion_decoder().config.steps)
+        return DEFAULT_DIFFUSION_STEPS
+
     def diffusion_decoder(self):
         if self._diffusion is None:
             from ..decoder.diffusion import DiffusionDecoder
@@ -148,11 +160,13 @@ class LearnedCodec(LicCodec):
 
     def _pictures(self, decoder: str, synth: ExactSynthesis, y_hat_gained: torch.Tensor,
                   code: int, steps: int, seed: int, size: tuple[int, int],
-                  progress: Optional[ProgressFn]) -> tuple[np.ndarray, list[PictureCheck]]:
+                  progress: Optional[ProgressFn], on_x0: Optional[X0Fn] = None
+                  ) -> tuple[np.ndarray, list[PictureCheck]]:
         """(H×W×3 uint8 picture of ``decoder``, the picture checks of every picture made).
 
         "mse": the exact g_s (METHODS §2.1); "diffusion": exact blur-dissipated diffusion
-        conditioned on the exact g_s (METHODS §3.3), whose x̂_mse context is the MSE picture."""
+        conditioned on the exact g_s (METHODS §3.3), whose x̂_mse context is the MSE picture.
+        ``on_x0(i, steps, picture)`` receives each diffusion step's x̂0 (cropped H×W×3 uint8)."""
         h, w = size
         if decoder == "diffusion":
             from ..decoder.diffusion.exact import exact_diffusion
@@ -160,8 +174,13 @@ class LearnedCodec(LicCodec):
             def cb(i, total):
                 report(progress, 0.85 + 0.14 * i / max(total, 1), f"diffusion step {i + 1}/{total}")
 
+            x0_cb = None
+            if on_x0 is not None:
+                def x0_cb(i, total, pic):
+                    on_x0(i, total, _hwc(pic, h, w))
+
             pic, mse = exact_diffusion(self.diffusion_decoder(), self.device).decode(
-                synth, y_hat_gained, code, steps, seed, cb)
+                synth, y_hat_gained, code, steps, seed, cb, x0_cb)
             out = _hwc(pic, h, w)
             checks = [PictureCheck("diffusion", int(steps), int(seed), picture_crc(out))]
             if mse is not None:
@@ -257,7 +276,9 @@ class LearnedCodec(LicCodec):
 
     # -- encode -----------------------------------------------------------------------------
     def encode(self, image: np.ndarray, params: EncodeParams,
-               progress: Optional[ProgressFn] = None) -> EncodeResult:
+               progress: Optional[ProgressFn] = None,
+               on_x0: Optional[X0Fn] = None) -> EncodeResult:
+        """``on_x0``: see :meth:`decode` (the diffusion decoder's per-step x̂0)."""
         if params.decoder not in self.decoders:
             raise LicError(f"{self.name} has no '{params.decoder}' decoder "
                            f"(available: {', '.join(self.decoders)})")
@@ -266,7 +287,7 @@ class LearnedCodec(LicCodec):
         code, u = quantize_slider(params.rate)
         quantizer = build_quantizer(params.quantizer, **params.quantizer_params)
         H, W = image.shape[:2]
-        steps, seed = int(params.diffusion_steps), int(params.seed)
+        steps, seed = self.diffusion_steps(params), int(params.seed)
         report(progress, 0.0, "analysis transform")
         engine = self.engine()
         with torch.no_grad(), timer("encode"):
@@ -283,7 +304,7 @@ class LearnedCodec(LicCodec):
         with torch.no_grad(), timer("decode"):
             # the encoder's reconstruction is the decoder's function of the same symbols
             recon, checks = self._pictures(params.decoder, synth, coding.y_hat_gained, code,
-                                           steps, seed, (H, W), progress)
+                                           steps, seed, (H, W), progress, on_x0)
         header = LicHeader(model=self.name, weights_hash=w_hash, decoder=params.decoder,
                            quantizer=quantizer.name, quantizer_params=quantizer.params(),
                            rate_u16=code, height=H, width=W,
@@ -299,9 +320,13 @@ class LearnedCodec(LicCodec):
 
     # -- decode -----------------------------------------------------------------------------
     def decode(self, data: bytes, progress: Optional[ProgressFn] = None,
-               decoder: Optional[str] = None) -> DecodeResult:
+               decoder: Optional[str] = None, seed: Optional[int] = None,
+               on_x0: Optional[X0Fn] = None) -> DecodeResult:
         """Decode a .lic file; ``decoder`` overrides the header's decoder kind ("mse" decodes a
-        diffusion-marked file with the MSE synthesis transform).
+        diffusion-marked file with the MSE synthesis transform), ``seed`` the diffusion seed (the
+        studio's seed-variance map; the step count always comes from the header).
+        ``on_x0(i, steps, picture)`` receives the diffusion decoder's x̂0 estimate of every step
+        as an H×W×3 uint8 picture (the studio's step scrubber); it may raise CancelledError.
 
         Every y step's symbols and the picture are checked against the file's check values
         (:class:`~lic_core.errors.LicMismatchError`, never a wrong picture); a picture the encoder
@@ -332,8 +357,8 @@ class LearnedCodec(LicCodec):
         latent_size = check_geometry(header)
         quantizer = header_quantizer(header)
         code = header.rate_u16
-        steps = header.diffusion_steps or 25
-        seed = header.diffusion_seed
+        steps = header.diffusion_steps or DEFAULT_DIFFUSION_STEPS
+        seed = header.diffusion_seed if seed is None else int(seed)
         timer = Timer()
         report(progress, 0.0, "decoding hyper-latent")
         engine = self.engine()
@@ -345,7 +370,7 @@ class LearnedCodec(LicCodec):
                 expected_crcs=header.symbol_crcs)
             report(progress, 0.85, "synthesis transform")
             recon, made = self._pictures(dec_kind, synth, coding.y_hat_gained, code, steps, seed,
-                                         (header.height, header.width), progress)
+                                         (header.height, header.width), progress, on_x0)
         check = header.picture_check(dec_kind, steps, seed)
         if check is not None and picture_crc(recon) != check.crc:
             raise picture_mismatch(dec_kind)
@@ -355,7 +380,7 @@ class LearnedCodec(LicCodec):
                                                   "diffusion_seed", "lic_version")}
         info.update(rate=header.rate, weights_hash=header.weights_hash.hex(),
                     bpp=8.0 * len(data) / (header.height * header.width), bytes=len(data),
-                    decoded_with=dec_kind, symbols_checked=True,
+                    decoded_with=dec_kind, decoded_seed=seed, symbols_checked=True,
                     picture_checked=check is not None)
         return DecodeResult(reconstruction=recon, codec=self.name, info=info, timings=timer.t,
                             inspection=inspection(coding, list(model.config.groups), len(data)))

@@ -159,9 +159,10 @@ def test_hific_stage_start_stop_resume_export(tmp_path, weights_dir):
     assert card["stage"] == "hific-2" and s["installed"]  # earned: the GAN stage began
     assert [p["u"] for p in card["eval"]["rows"]["hific-small (GAN decoder)"]] == [0.0, 1.0]
     # the installed weights are the codec's: encode + decode round trip
-    from lic_core.codecs import EncodeParams, get_codec
+    from lic_core.codecs import EncodeParams
+    from lic_core.codecs.hific import HificCodec
 
-    codec = get_codec("hific-small")
+    codec = HificCodec()  # reads hific-small.safetensors from $LIC_WEIGHTS_DIR
     img = np.asarray(Image.open(data / "img0.png"))
     r = codec.encode(img, EncodeParams(rate=0.5, decoder="gan"))
     assert np.array_equal(codec.decode(r.data).reconstruction, r.reconstruction)
