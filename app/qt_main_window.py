@@ -40,6 +40,7 @@ from lic_core.threads import apply_threads, available_cpus, default_threads
 
 from .model import export, inspect_maps, services
 from .model.decoded import display_rows, sibling_original
+from .model.generative_demo import find_demo_codecs
 from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import COLORMAPS
 from .qt_about import QtAboutModelDialog
@@ -59,9 +60,14 @@ SHORTCUTS = [
     ("S", "Split view"), ("D", "Side by side"), ("F / Space", "A/B flicker (flip)"),
     ("X", "Cycle difference mode"), ("T", "Two / three panes"), ("1", "Zoom 1:1"),
     ("0", "Fit"), ("+ / −", "Zoom in / out"), ("Ctrl+R", "Re-encode all panes"),
-    ("Ctrl+Shift+R", "Sweep pane A's codec (RD curve)"), ("Esc", "Cancel all encodes"),
+    ("Ctrl+Shift+R", "Sweep pane A's codec (RD curve)"),
+    ("Ctrl+G", "HiFiC vs ours (generative decoders at matched bpp)"),
+    ("Esc", "Cancel all encodes"),
     ("F1", "About this model (pane A)"), ("Ctrl+Q", "Quit"),
 ]
+
+DEMO_TIP = ("HiFiC and our diffusion decoder side by side at matched bpp: bpp, PSNR, MS-SSIM, "
+            "LPIPS, the sampler's steps and a seed-variance map")
 
 DIFF_LABELS = [("off", "No difference"), ("a-b", "|A − B|"), ("a-orig", "|A − original|"),
                ("b-orig", "|B − original|")]
@@ -93,6 +99,9 @@ class QtMainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self._last_save_dir: Optional[str] = None
         self.compute_threads = 0  # 0 = automatic (lic_core.threads.default_threads)
+        #: () -> (DemoCodecs | None, why): what "HiFiC vs ours" runs with (tests inject tiny ones)
+        self.find_demo_codecs = find_demo_codecs
+        self.demo = None
 
         self.compare = QtCompareView(self.session)
         self.compare.open_requested.connect(lambda: self.open_dialog())
@@ -159,6 +168,7 @@ class QtMainWindow(QMainWindow):
         self.addToolBar(self.view_toolbar)
         self._build_menus()
         self._build_toolbar()
+        self.refresh_demo_action()
         self._on_n_panes_change()
         self._fit_to_screen()
         self._default_state = self.saveState(LAYOUT_VERSION)
@@ -302,6 +312,8 @@ class QtMainWindow(QMainWindow):
                            "Ctrl+Shift+R", "Encode pane A's codec at 6 rates (RD curve)")
         self.act_sweep_b = A("Sweep pane B's codec", lambda: self.controller.sweep(1), None,
                              "Encode pane B's codec at 6 rates")
+        self.act_hific_vs_ours = A("&HiFiC vs ours…", lambda: self.show_generative_demo(),
+                                   "Ctrl+G", DEMO_TIP)
         self.act_cancel = A("&Cancel all", self.controller.cancel_all, "Esc",
                             "Stop every running encode")
         self.act_copy_ab = A("Copy settings A → B", lambda: self.copy_settings(0, 1), None,
@@ -362,8 +374,8 @@ class QtMainWindow(QMainWindow):
         panels.addSeparator()
         panels.addAction(self.act_reset_layout)
         e = mb.addMenu("&Encode")
-        for a in (self.act_reencode, self.act_sweep, self.act_sweep_b, self.act_cancel,
-                  self.act_copy_ab, self.act_copy_ba):
+        for a in (self.act_reencode, self.act_sweep, self.act_sweep_b, self.act_hific_vs_ours,
+                  self.act_cancel, self.act_copy_ab, self.act_copy_ba):
             e.addAction(a)
         st = mb.addMenu("&Settings")
         st.addAction(self.act_threads)
@@ -403,6 +415,7 @@ class QtMainWindow(QMainWindow):
         tb.addAction(self.act_fit)
         tb.addAction(self.act_1to1)
         tb.addAction(self.act_sweep)
+        tb.addAction(self.act_hific_vs_ours)
         self._subs.connect(v.events.diff_mode, self._on_diff_change)
         self._subs.connect(v.events.colormap, lambda e: self.cmap_combo.setCurrentText(e.value))
         self._subs.connect(v.events.diff_gain, lambda e: self.gain_spin.setValue(e.value))
@@ -713,6 +726,39 @@ class QtMainWindow(QMainWindow):
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.show()
         self._dialogs.append(dlg)
+        return dlg
+
+    def refresh_demo_action(self) -> bool:
+        """Enable "HiFiC vs ours" when both generative decoders have weights; else disable it
+        with a tooltip naming what is missing and the campaign stage that trains it."""
+        codecs, why = self.find_demo_codecs()
+        ok = codecs is not None
+        self.act_hific_vs_ours.setEnabled(ok)
+        tip = DEMO_TIP if ok else why
+        self.act_hific_vs_ours.setToolTip(tip)
+        self.act_hific_vs_ours.setStatusTip(tip)
+        return ok
+
+    def show_generative_demo(self):
+        """Encode → HiFiC vs ours (Ctrl+G): the two generative decoders side by side at matched
+        bpp on the open image (app/qt_generative_demo.py); None when it cannot run (one-line
+        error)."""
+        from .qt_generative_demo import QtGenerativeDemo
+
+        codecs, why = self.find_demo_codecs()
+        if codecs is None:
+            self.refresh_demo_action()
+            self.show_error("HiFiC vs ours is unavailable", why)
+            return None
+        if self.session.image is None:
+            self.show_error("No image", "open an image first (Ctrl+O); the demo compresses it "
+                                        "with HiFiC and with our diffusion decoder")
+            return None
+        dlg = QtGenerativeDemo(self.session.image, codecs, self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.show()
+        self._dialogs.append(dlg)
+        self.demo = dlg
         return dlg
 
     def show_about(self) -> None:

@@ -1,0 +1,281 @@
+"""The "HiFiC vs ours" window (issue 13): HiFiC and our diffusion decoder side by side at
+matched bpp, with bpp / PSNR / MS-SSIM / LPIPS under each, a step scrubber over our sampler's x̂0
+estimates and a seed-variance map.
+
+All heavy work (two target-bpp searches, the exact diffusion decode, the seed decodes) runs in
+a :class:`~app.qt_workers.QtWorkerPool` thread (``app.model.generative_demo``); the window shows
+progress and Cancel stops it through the request's token.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QDialog,
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lic_core.errors import CancelledError
+
+from .model import inspect_maps
+from .model.generative_demo import (
+    DEFAULT_TARGET_BPP,
+    DemoCodecs,
+    DemoRequest,
+    DemoResult,
+    VarianceRequest,
+    run_demo,
+    run_seed_variance,
+)
+from .qt_workers import QtWorkerPool
+
+VARIANCE_SEEDS = (0, 1, 2, 3)
+
+
+def array_to_pixmap(img: np.ndarray) -> QPixmap:
+    """H×W×3 uint8 → QPixmap (copied: the array may go away)."""
+    a = np.ascontiguousarray(img, dtype=np.uint8)
+    h, w = a.shape[:2]
+    qimg = QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimg.copy())
+
+
+class _ImageView(QLabel):
+    """An image that keeps its aspect ratio while the window is resized."""
+
+    def __init__(self, placeholder: str) -> None:
+        super().__init__(placeholder)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(160, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.image: Optional[np.ndarray] = None
+        self._pix: Optional[QPixmap] = None
+
+    def set_image(self, img: Optional[np.ndarray]) -> None:
+        self.image = img
+        self._pix = None if img is None else array_to_pixmap(img)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pix is not None:
+            self.setPixmap(self._pix.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                            Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._rescale()
+
+
+class QtGenerativeDemo(QDialog):
+    """HiFiC vs our diffusion decoder on ``image`` (see the module docstring)."""
+
+    def __init__(self, image: np.ndarray, codecs: DemoCodecs, parent: Optional[QWidget] = None,
+                 pool: Optional[QtWorkerPool] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("HiFiC vs ours — generative decoders at matched bpp")
+        self.image = image
+        self.codecs = codecs
+        self.pool = pool or QtWorkerPool(max_threads=1, parent=self)
+        self.result: Optional[DemoResult] = None
+        self.variance: Optional[np.ndarray] = None
+        self.errors: list[str] = []
+        self._job: Optional[object] = None
+
+        self.target = QDoubleSpinBox()
+        self.target.setRange(0.02, 4.0)
+        self.target.setDecimals(3)
+        self.target.setSingleStep(0.05)
+        self.target.setSuffix(" bpp")
+        self.target.setValue(DEFAULT_TARGET_BPP)
+        self.target.setToolTip("Both codecs search their rate knob for this file size")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2 ** 31 - 1)
+        self.seed.setToolTip("Sampler seed of our diffusion decoder (stored in the file)")
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 200)
+        self.steps.setValue(codecs.default_steps)
+        self.steps.setToolTip("Sampler steps of our diffusion decoder (stored in the file; "
+                              "the decoder's default is sized for a CPU)")
+        self.run_btn = QPushButton("Run")
+        self.run_btn.setToolTip("Search both codecs to the target bpp and decode")
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.var_btn = QPushButton(f"Seed variance ({len(VARIANCE_SEEDS)} seeds)")
+        self.var_btn.setToolTip("Decode our file with several seeds: per-pixel standard "
+                                "deviation (where the decoder invents detail)")
+        self.var_btn.setEnabled(False)
+        self.var_btn.clicked.connect(self.compute_variance)
+        top = QHBoxLayout()
+        for w in (QLabel("target"), self.target, QLabel("seed"), self.seed, QLabel("steps"),
+                  self.steps, self.run_btn, self.cancel_btn, self.var_btn):
+            top.addWidget(w)
+        top.addStretch(1)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.status = QLabel("Pick a target bpp and press Run.")
+        self.status.setWordWrap(True)
+
+        self.hific_view = _ImageView("HiFiC")
+        self.ours_view = _ImageView("ours (diffusion decoder)")
+        self.var_view = _ImageView("seed variance")
+        self.var_view.setVisible(False)
+        self.hific_label = QLabel(f"HiFiC ({codecs.hific.name})")
+        self.ours_label = QLabel(f"ours ({codecs.ours.name}, diffusion decoder)")
+        self.mse_label = QLabel("")
+        self.var_label = QLabel("")
+        for lab in (self.hific_label, self.ours_label, self.mse_label, self.var_label):
+            lab.setWordWrap(True)
+            lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.scrubber = QSlider(Qt.Orientation.Horizontal)
+        self.scrubber.setEnabled(False)
+        self.scrubber.setToolTip("Our sampler's x̂0 estimate at each step (right: the picture)")
+        self.scrubber.valueChanged.connect(self.show_step)
+        self.step_label = QLabel("")
+
+        grid = QGridLayout()
+        grid.addWidget(self.hific_view, 0, 0)
+        grid.addWidget(self.ours_view, 0, 1)
+        grid.addWidget(self.var_view, 0, 2)
+        grid.addWidget(self.hific_label, 1, 0)
+        ours_box = QVBoxLayout()
+        ours_box.addWidget(self.ours_label)
+        ours_box.addWidget(self.mse_label)
+        srow = QHBoxLayout()
+        srow.addWidget(QLabel("step"))
+        srow.addWidget(self.scrubber, 1)
+        srow.addWidget(self.step_label)
+        ours_box.addLayout(srow)
+        grid.addLayout(ours_box, 1, 1)
+        grid.addWidget(self.var_label, 1, 2)
+        grid.setRowStretch(0, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        lay.addLayout(grid, 1)
+        self.resize(1200, 640)
+
+    # ------------------------------------------------------------------ jobs
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def _set_busy(self, job: Optional[object]) -> None:
+        self._job = job
+        self.cancel_btn.setEnabled(job is not None)
+        self.run_btn.setEnabled(job is None)
+        self.var_btn.setEnabled(job is None and self.result is not None)
+        if job is not None:
+            self.progress.setValue(0)
+
+    def run(self) -> None:
+        """Start the matched-bpp comparison in a worker."""
+        if self.busy:
+            return
+        req = DemoRequest(image=self.image, codecs=self.codecs,
+                          target_bpp=float(self.target.value()), seed=int(self.seed.value()),
+                          steps=int(self.steps.value()))
+        self.status.setText(f"searching {self.target.value():.3f} bpp…")
+        self._set_busy(req)
+        self.pool.submit(run_demo, req, self._on_demo, self._on_fail, self._on_progress)
+
+    def compute_variance(self) -> None:
+        """Per-pixel std of our decoder over a few seeds, in a worker."""
+        if self.busy or self.result is None:
+            return
+        req = VarianceRequest(codec=self.codecs.ours, data=self.result.ours.data,
+                              seeds=VARIANCE_SEEDS)
+        self.status.setText("decoding with several seeds…")
+        self._set_busy(req)
+        self.pool.submit(run_seed_variance, req, self._on_variance, self._on_fail,
+                         self._on_progress)
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self.pool.cancel(self._job)
+            self.status.setText("cancelling…")
+
+    def _on_progress(self, job, fraction: float, message: str) -> None:
+        if job is self._job:
+            self.progress.setValue(int(1000 * min(max(fraction, 0.0), 1.0)))
+            self.status.setText(message)
+
+    def _on_fail(self, job, exc: BaseException) -> None:
+        if job is not self._job:
+            return
+        self._set_busy(None)
+        if isinstance(exc, CancelledError):
+            self.status.setText("cancelled")
+            return
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        self.errors.append(msg)
+        self.status.setText(f"<span style='color:#d33'>failed: {msg}</span>")
+
+    def _on_demo(self, job, res: DemoResult) -> None:
+        if job is not self._job:
+            return
+        self.result = res
+        self.variance = None
+        self.var_view.setVisible(False)
+        self.var_label.setText("")
+        self._set_busy(None)
+        self.progress.setValue(1000)
+        self.hific_view.set_image(res.hific.reconstruction)
+        self.hific_label.setText(f"<b>{res.hific.label}</b><br>{res.hific.summary()}")
+        self.ours_label.setText(f"<b>{res.ours.label}</b><br>{res.ours.summary()}")
+        self.mse_label.setText(f"MSE decoder of the same bits: {res.mse.summary()}")
+        self.scrubber.blockSignals(True)
+        self.scrubber.setRange(0, len(res.frames) - 1)
+        self.scrubber.setValue(len(res.frames) - 1)
+        self.scrubber.blockSignals(False)
+        self.scrubber.setEnabled(True)
+        self.show_step(len(res.frames) - 1)
+        self.status.setText(f"target {res.target_bpp:.3f} bpp: HiFiC {res.hific.bpp:.3f}, ours "
+                            f"{res.ours.bpp:.3f} bpp ({100 * res.bpp_gap():.1f} % apart); "
+                            f"{res.steps} steps, seed {res.seed}; {res.elapsed:.1f} s")
+
+    def _on_variance(self, job, std: np.ndarray) -> None:
+        if job is not self._job:
+            return
+        self._set_busy(None)
+        self.progress.setValue(1000)
+        self.variance = std
+        self.var_view.set_image(inspect_maps.colorize(std, "viridis", vmin=0.0))
+        self.var_view.setVisible(True)
+        self.var_label.setText(f"<b>seed variance</b> (std over seeds {list(VARIANCE_SEEDS)}, "
+                               f"8-bit units): mean {float(std.mean()):.2f}, "
+                               f"max {float(std.max()):.1f}")
+        self.status.setText("seed variance done")
+
+    # ------------------------------------------------------------------ scrubber
+    def show_step(self, index: int) -> None:
+        """Show x̂0 of sampler step ``index`` (the last position: the decoded picture)."""
+        if self.result is None:
+            return
+        frames = self.result.frames
+        index = int(min(max(index, 0), len(frames) - 1))
+        self.ours_view.set_image(frames[index])
+        last = index == len(frames) - 1
+        self.step_label.setText("picture" if last else f"x̂0 at step {index + 1}/{self.result.steps}")
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self._job is not None:
+            self.pool.cancel(self._job)
+        self.pool.wait(30000)
+        super().closeEvent(event)
