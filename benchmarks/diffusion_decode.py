@@ -29,8 +29,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+# OpenMP threads that spin while they wait make every small op ~30× slower at 2 threads when
+# another process holds a core (tests/core/test_reproducible_decoding.py); waiting passively
+# changes no result. Set before torch starts its thread pool; recorded in the JSON.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -163,6 +168,7 @@ def main(argv=None) -> int:
         "parameters": dec.num_parameters(), "torch": torch.__version__,
         "python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(), "load_average_at_start": load0,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()], "runs": runs}
     if torch.cuda.is_available():
         gcodec = LearnedCodec(CODEC, model=model, diffusion=dec, use_finetuned=False,

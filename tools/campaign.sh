@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The CPU training campaign (issue 12, docs/training.md "The campaign"):
-#   tools/campaign.sh start   [--init PATH|none] [--recipe "lic train flags"] [-- more flags]
-#   tools/campaign.sh status
-#   tools/campaign.sh stop
-#   tools/campaign.sh export  [--install] [--eval-limit N]
-# Every session: `start` first (it resumes runs/campaign), `export` before stopping, and commit
-# the weights when `export --install` says they beat the shipped ones.
+# The CPU training campaign (docs/training.md "The campaign", "The generative stages"):
+#   tools/campaign.sh [--stage codec|diffusion|hific] start [--init PATH|none] [--recipe "…"] [-- more flags]
+#   tools/campaign.sh [--stage …] status
+#   tools/campaign.sh [--stage …] stop
+#   tools/campaign.sh [--stage …] export [--install] [--eval-limit N] [--rates 0,0.5,1]
+# The default stage is codec; only one stage trains at a time. Every session: `start` first (it
+# resumes runs/campaign/<stage>), `export` before stopping, and commit the weights when
+# `export --install` says they earned it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"

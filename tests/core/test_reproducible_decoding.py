@@ -1,6 +1,7 @@
 """Issue 11's main invariant: a .lic file decodes to the encoder's picture, bit for bit, in other
-processes with other thread counts — for every quantizer, for the MSE and the diffusion decoder,
-and for HiFiC (tiny random models; the arithmetic is the shipped one, format v2).
+processes with other thread counts — for every quantizer, for the MSE and the diffusion decoders
+(the full-resolution U-Net and the CPU-sized one of issue 13), and for HiFiC (tiny random
+models; the arithmetic is the shipped one, format v2).
 
 Files are encoded here (one process, one thread); three fresh processes with 1, 2 and 4 torch
 threads decode all of them (a process per thread count: start-up is the expensive part) and
@@ -40,11 +41,14 @@ dec = DiffusionDecoder(DiffusionConfig(**states["diffusion_config"]))
 dec.load_state_dict(states["diffusion"])
 h = build_hific("hific-tiny").eval()
 h.load_state_dict(states["hific"])
+lite_dec = DiffusionDecoder(DiffusionConfig(**states["lite_config"]))
+lite_dec.load_state_dict(states["lite"])
 lgem = LearnedCodec("lic-lgem-tiny", model=m, diffusion=dec.eval(), use_finetuned=False)
+lite = LearnedCodec("lic-lgem-tiny", model=m, diffusion=lite_dec.eval(), use_finetuned=False)
 hific = HificCodec(model=h)
 out = {"threads": torch.get_num_threads()}
 for f in sorted(d.glob("*.lic")):
-    codec = hific if f.name.startswith("hific") else lgem
+    codec = hific if f.name.startswith("hific") else lite if f.name.startswith("lite") else lgem
     r = codec.decode(f.read_bytes())
     assert r.info["symbols_checked"] and r.info["picture_checked"], f.name
     out[f.name] = hashlib.sha256(np.ascontiguousarray(r.reconstruction).tobytes()).hexdigest()
@@ -77,10 +81,17 @@ def test_every_decoder_and_quantizer_decodes_bit_exactly_in_other_processes(tmp_
         dec.unet.out.weight.normal_(0.0, 0.2)  # zero-initialised: make the U-Net's output matter
     h = build_hific("hific-tiny").eval()
     h.entropy_bottleneck.update_tables()
+    # the CPU-sized ("lite") decoder of issue 13, every weight moved off its initialisation
+    lite_dec = DiffusionDecoder.for_codec(m, arch="lite")
+    with torch.no_grad():
+        for p in lite_dec.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
     torch.save({"lgem": m.state_dict(), "diffusion": dec.state_dict(),
-                "diffusion_config": dec.config.to_dict(), "hific": h.state_dict()},
+                "diffusion_config": dec.config.to_dict(), "hific": h.state_dict(),
+                "lite": lite_dec.state_dict(), "lite_config": lite_dec.config.to_dict()},
                tmp_path / "states.pt")
     lgem = LearnedCodec("lic-lgem-tiny", model=m, diffusion=dec.eval(), use_finetuned=False)
+    lite = LearnedCodec("lic-lgem-tiny", model=m, diffusion=lite_dec.eval(), use_finetuned=False)
     expected = {}
     img = _image(70, 100, seed=1)
     jobs = [(f"mse_{q}.lic", lgem, EncodeParams(rate=0.6, quantizer=q))
@@ -91,6 +102,8 @@ def test_every_decoder_and_quantizer_decodes_bit_exactly_in_other_processes(tmp_
              ("diffusion_tcq.lic", lgem,
               EncodeParams(rate=0.8, quantizer="tcq", decoder="diffusion", diffusion_steps=2,
                            seed=2 ** 40 + 3)),
+             ("lite_diffusion.lic", lite,
+              EncodeParams(rate=0.5, quantizer="round", decoder="diffusion", seed=5)),
              ("hific_round.lic", HificCodec(model=h), EncodeParams(rate=0.5, decoder="gan"))]
     for name, codec, params in jobs:
         r = codec.encode(img, params)
