@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     hific = get_codec("hific-small")
     ok, why = hific.available()
     if not ok:
-        skipped["hific-small"] = why + " (tools/campaign.sh --stage hific)"
+        skipped["hific-small"] = why
     else:
         t0 = time.perf_counter()
         ev = evaluate_decoders(hific, args.kodak, us, ("gan",), args.limit)

@@ -46,7 +46,7 @@ from .lic_file import LicCodec, check_geometry, header_quantizer, inspection, re
 from .registry import register_codec
 
 MODEL_NAME = "hific-small"
-UNAVAILABLE_REASON = "no trained HiFiC weights (GPU training pending)"
+UNAVAILABLE_REASON = "no trained HiFiC weights yet (tools/campaign.sh --stage hific trains them)"
 
 
 def latent_codec(model: HificModel,
@@ -74,7 +74,8 @@ def load_hific(name: str = MODEL_NAME, path: Optional[Path] = None) -> HificMode
     """
     path = Path(path) if path else weights_path(name)
     if not path.is_file():
-        raise ModelNotFoundError(f"HiFiC weights not found: {path} (GPU training pending)")
+        raise ModelNotFoundError(f"HiFiC weights not found: {path} (tools/campaign.sh --stage hific "
+                                 "trains them)")
     sd, meta = load_weights(path)
     cfg_raw = meta.get("config") if isinstance(meta, dict) else None
     if isinstance(cfg_raw, str):
