@@ -57,7 +57,7 @@ def params_key(codec: str, params: EncodeParams, target_bpp: Optional[float] = N
     if family == "learned":
         d.update(quantizer=params.quantizer, qp=params.quantizer_params, decoder=params.decoder)
         if params.decoder == "diffusion":
-            d.update(steps=int(params.diffusion_steps or 0), seed=int(params.seed))
+            d.update(steps=int(params.diffusion_steps), seed=int(params.seed))
     if params.extra:
         d["extra"] = params.extra
     return json.dumps(d, sort_keys=True, default=str)

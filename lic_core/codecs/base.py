@@ -35,8 +35,8 @@ class EncodeParams:
     quantizer: str = "round"
     quantizer_params: dict = field(default_factory=dict)
     decoder: str = "mse"  # "mse" | "diffusion" | "gan" (learned codecs only)
-    #: sampler steps written into the file (None: the diffusion decoder's own default)
-    diffusion_steps: Optional[int] = None
+    #: sampler steps written into the file (0: the diffusion decoder's own default)
+    diffusion_steps: int = 0
     seed: int = 0
     extra: dict = field(default_factory=dict)  # codec-specific (e.g. JPEG subsampling)
 
