@@ -118,3 +118,25 @@ def test_lic_train_stage_diffusion_cli(tmp_path) -> None:
     assert rc == 0
     dec = DiffusionDecoder.load(tmp_path / "dec.safetensors")
     assert dec.config.name == "lic-diffusion-tiny" and int(dec.meta["step"]) == 2
+
+
+def test_campaign_knobs_cpu_budget_and_full_resume(tmp_path, codec) -> None:
+    """A CPU budget stops the run with a checkpoint that books its CPU seconds; a re-run in the
+    same folder continues that checkpoint (optimizer and EMA included) and keeps booking."""
+    from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    cfg = config_for_codec(codec, arch="lite")
+    out = tmp_path / "run"
+    s = train_diffusion(codec, _crops(), out, steps=4, batch=2, crop=64, device="cpu",
+                        config=cfg, warmup=1, ckpt_every=0, threads=1, log=lambda m: None)
+    ck = load_checkpoint(latest_checkpoint(out))
+    assert s["reason"] == "done" and ck["step"] == 4 and ck["cpu_s"] > 0
+    assert ck["optimizer"]["state"] and ck["ema"] is not None and ck["kind"] == "diffusion"
+    s2 = train_diffusion(codec, _crops(), out, steps=100, batch=2, crop=64, device="cpu",
+                         config=cfg, warmup=1, ckpt_every=0, threads=1,
+                         cpu_budget_min=ck["cpu_s"] / 60.0, log=lambda m: None)
+    assert s2["reason"] == "cpu budget" and s2["step"] == 4  # already spent: no step more
+    s3 = train_diffusion(codec, _crops(), out, steps=6, batch=2, crop=64, device="cpu",
+                         config=cfg, warmup=1, ckpt_every=0, threads=1, log=lambda m: None)
+    ck3 = load_checkpoint(latest_checkpoint(out))
+    assert s3["step"] == 6 and len(s3["losses"]) == 2 and ck3["cpu_s"] > ck["cpu_s"]
