@@ -12,7 +12,7 @@ another (never two heavy jobs at once on 2 cores) and resume where they stopped.
     python benchmarks/recipe_study.py run [ARM ...]     # run (or finish) arms, niced
     python benchmarks/recipe_study.py summary           # table + JSON + learning-curve PNG
 
-Results: ``benchmarks/results/recipe_study.json`` and ``recipe_study.png``; runs under
+Results: ``benchmarks/results/recipe_study.json`` and ``docs/figures/recipe_study.png``; runs under
 ``runs/study/<arm>`` (git-ignored).
 """
 from __future__ import annotations
@@ -167,7 +167,7 @@ def summary() -> dict:
     out = {"cpu_budget_min": CPU_BUDGET_MIN, "val_images": VAL_IMAGES, "common": COMMON,
            "arms": table}
     (RESULTS / "recipe_study.json").write_text(json.dumps(out, indent=1) + "\n")
-    render_xy(series, RESULTS / "recipe_study.png", "training CPU-minutes (quiet-machine cost)",
+    render_xy(series, ROOT / "docs" / "figures" / "recipe_study.png", "training CPU-minutes (quiet-machine cost)",
               "BD-PSNR vs JPEG on the same Kodak images (dB)",
               title="Recipe study: real-bitstream validation on 6 Kodak images", hlines=[("JPEG", 0.0)])
     return out

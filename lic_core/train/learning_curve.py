@@ -92,7 +92,7 @@ def render_xy(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], pa
     img = Image.new("RGB", (W, H), BACKGROUND)
     d = ImageDraw.Draw(img)
     f_tick, f_lab, f_title = _font(int(13 * s)), _font(int(15 * s)), _font(int(17 * s))
-    pl, pr, pt, pb = int(80 * s), W - int(30 * s), int(44 * s), H - int(60 * s)
+    pl, pr, pt, pb = int(80 * s), W - int(30 * s), int(64 * s), H - int(60 * s)
     xs = [x for _, xv, _ in series for x in xv]
     ys = [y for _, _, yv in series for y in yv if y is not None and math.isfinite(y)]
     ys += [v for _, v in hlines]
