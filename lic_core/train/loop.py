@@ -357,7 +357,9 @@ def load_init_weights(model: nn.Module, path: str) -> dict:
     if unexpected or [k for k in missing if not k.endswith(("pmf", "pmf_offset", "pmf_length"))]:
         raise TrainError(f"--init {p.name} does not fit the model: missing {list(missing)[:3]}, "
                          f"unexpected {list(unexpected)[:3]}")
-    return dict(meta or {})
+    # the start record is JSON: keep what JSON can carry (weights_hash_bytes is raw bytes)
+    return {k: (v.hex() if isinstance(v, (bytes, bytearray)) else v)
+            for k, v in dict(meta or {}).items()}
 
 
 def train(cfg: TrainConfig, model: Optional[nn.Module] = None,

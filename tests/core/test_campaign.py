@@ -130,3 +130,11 @@ def test_device_handoff_and_adopt(tmp_path):
     s = C.export(c, name="tiny-adopted", eval_dir=str(data), eval_limit=1,
                  weights_dir=tmp_path / "w")
     assert s["step"] == 6
+    # an exported .safetensors (what `start` uses when runs/ is empty) seeds a new run: its
+    # metadata (raw weights-hash bytes included) goes into the JSON start record
+    w = Path(s["files"]) / "tiny-adopted.safetensors"
+    again = tmp_path / "from-export"
+    train(TrainConfig(data=str(data), out=str(again), model="lic-lgem-tiny", steps=1, batch=2,
+                      crop=64, threads=1, init=str(w), log_every=1))
+    start_rec = json.loads((again / "log.jsonl").read_text().splitlines()[0])
+    assert start_rec["type"] == "start" and start_rec["init"]["card"]["total_steps"] == 6
