@@ -93,8 +93,15 @@ def _init_history(src: Path) -> dict:
         from ..weights import load_weights
 
         card = (load_weights(src)[1] or {}).get("card") or {}
-        return {"init_steps": int(card.get("total_steps") or card.get("steps") or 0),
-                "init_cpu_hours": 0.0}
+        # the sidecar card (NAME.json) may carry corrected history the file's metadata lacks
+        # (the preview's card counted only its second phase); `lic train --init` books the
+        # metadata's CPU-hours itself, so only the difference is added here
+        side = src.with_suffix(".json")
+        side_card = json.loads(side.read_text()) if side.is_file() else {}
+        steps = (side_card.get("total_steps") or card.get("total_steps") or card.get("steps")
+                 or side_card.get("steps") or 0)
+        extra_h = float(side_card.get("cpu_hours") or 0.0) - float(card.get("cpu_hours") or 0.0)
+        return {"init_steps": int(steps), "init_cpu_hours": max(0.0, extra_h)}
     from .checkpoint import load_checkpoint
 
     ck = load_checkpoint(src)

@@ -138,3 +138,19 @@ def test_device_handoff_and_adopt(tmp_path):
                       crop=64, threads=1, init=str(w), log_every=1))
     start_rec = json.loads((again / "log.jsonl").read_text().splitlines()[0])
     assert start_rec["type"] == "start" and start_rec["init"]["card"]["total_steps"] == 6
+
+
+def test_init_history_prefers_the_sidecar_card(tmp_path):
+    """Steps and CPU-hours spent before the campaign come from the sidecar card when it corrects
+    the file's metadata (the preview's metadata counted only its second phase)."""
+    import torch
+
+    from lic_core.weights import save_weights
+
+    src = tmp_path / "w.safetensors"
+    save_weights(torch.nn.Linear(2, 2), src, {"steps": 10, "cpu_hours": 0.5})
+    assert C._init_history(src) == {"init_steps": 10, "init_cpu_hours": 0.0}
+    (tmp_path / "w.json").write_text(json.dumps({"steps": 10, "total_steps": 25,
+                                                 "cpu_hours": 2.0}))
+    h = C._init_history(src)
+    assert h["init_steps"] == 25 and abs(h["init_cpu_hours"] - 1.5) < 1e-9
