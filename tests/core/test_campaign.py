@@ -154,3 +154,25 @@ def test_init_history_prefers_the_sidecar_card(tmp_path):
                                                  "cpu_hours": 2.0}))
     h = C._init_history(src)
     assert h["init_steps"] == 25 and abs(h["init_cpu_hours"] - 1.5) < 1e-9
+
+
+def test_background_session_yields_under_autogroups():
+    """nice alone does not make a process in its own session yield when the kernel groups
+    scheduling by session (autogroup); launch() lowers the session's autogroup too."""
+    import subprocess
+    import sys
+
+    from lic_core.train.campaign_base import lower_autogroup
+
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                         start_new_session=True)
+    try:
+        took = lower_autogroup(p.pid, 7)
+        ag = Path(f"/proc/{p.pid}/autogroup")
+        if ag.exists():  # Linux with autogroups: the setting must have taken and read back
+            assert took and ag.read_text().split()[-1] == "7"
+        else:
+            assert not took
+    finally:
+        p.kill()
+        p.wait()
