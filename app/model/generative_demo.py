@@ -31,7 +31,7 @@ from .session import CancelToken
 
 ProgressSink = Callable[[float, str], None]
 #: our learned codecs in order of preference (the product, then the shipped preview)
-OURS = ("lic-lgem", "lic-lgem-preview")
+OURS = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
 HIFIC = "hific-small"
 METRICS = ("psnr", "ms_ssim", "lpips")
 DEFAULT_TARGET_BPP = 0.35  # HiFiC's published "Mi" point on Kodak (0.351 bpp)

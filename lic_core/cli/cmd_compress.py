@@ -17,7 +17,7 @@ from ..fileio import write_bytes_atomic
 from ..image import DEFAULT_MAX_PIXELS, load_image
 
 #: learned codecs in order of preference for the default ``--codec``
-PREFERRED_CODECS = ("lic-lgem", "lic-lgem-preview")
+PREFERRED_CODECS = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
 
 
 def default_codec_name() -> str:

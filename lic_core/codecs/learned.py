@@ -202,11 +202,14 @@ class LearnedCodec(LicCodec):
     @property
     def weights_hash(self) -> bytes:
         if self._hash is None:
+            model = self.model  # first: loading the weights brings their metadata (_meta)
+            # the hash stored in the file is its identity (files and fine-tuned decoders name
+            # it); recomputing it could differ (it mixes in the format version of its day)
             h = self._meta.get("weights_hash_bytes") if self._meta else None
             if h is None:
                 from ..weights import weights_hash
 
-                h = weights_hash(self.model.state_dict())
+                h = weights_hash(model.state_dict())
             self._hash = h
         return self._hash
 
@@ -386,9 +389,16 @@ class LearnedCodec(LicCodec):
                             inspection=inspection(coding, list(model.config.groups), len(data)))
 
 
+#: The learned LGEM codecs, best first: the product architecture (GPU-trained weights, none yet),
+#: the CPU training campaign's newest weights (replaced when a campaign export beats them), and
+#: the frozen first preview (kept so files written with it keep decoding). The campaign's
+#: weights have their own name so that installing new ones never breaks a preview file.
+LGEM_CODECS = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
+
+
 def _register_shipped() -> None:
-    """Register the product codec and any shipped preview (available() says which can run)."""
-    for name in ("lic-lgem", "lic-lgem-preview"):
+    """Register the product codec and the shipped CPU weights (available() says which can run)."""
+    for name in LGEM_CODECS:
         register_codec(name)(lambda name=name: LearnedCodec(name))
 
 

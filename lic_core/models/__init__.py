@@ -9,7 +9,9 @@ A *model* is an ``nn.Module``; a *codec* (``lic_core.codecs``) wraps one into fi
 registry (``lic_core.codecs.registry``) is what the CLI and the studio list.
 
 Names (CompressAI-style ids): ``lic-lgem`` (the product architecture), ``lic-lgem-preview``
-(same architecture; the name of the CPU-trained preview weights), ``lic-lgem-tiny`` (tests).
+(narrow architecture; the first CPU-trained preview weights), ``lic-lgem-cpu`` (the same narrow
+architecture: the CPU training campaign's weights; the file's config says so), ``lic-lgem-tiny``
+(tests).
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ _CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     "lic-lgem-preview": lambda: ModelConfig(name="lic-lgem-preview", preview=True, N=64,
                                             res_blocks=1, hyper_N=64, hyper_out=128,
                                             ctx_max=64, ep_hidden_max=96, attn_dim=32),
+    # the campaign's weights: the preview's architecture (their file carries its own config)
+    "lic-lgem-cpu": lambda: dataclasses.replace(_CONFIGS["lic-lgem-preview"](), name="lic-lgem-cpu"),
     "lic-lgem-tiny": lambda: tiny_config(),
 }
 

@@ -56,7 +56,10 @@ from .campaign_base import (  # noqa: F401 - part of this module's interface
 )
 from .checkpoint import latest_checkpoint
 
-DEFAULT_NAME = "lic-lgem-preview"
+DEFAULT_NAME = "lic-lgem-cpu"
+#: the weights a campaign starts from, and what its first install must beat, when no
+#: ``DEFAULT_NAME`` weights ship yet (they stay installed: files written with them keep decoding)
+BASELINE_NAME = "lic-lgem-preview"
 VAL_CPU_MINUTES = 30.0
 VAL_IMAGES = 6
 #: BD-rate (PSNR) improvement over the shipped weights required to install an export, percent
@@ -77,9 +80,13 @@ RECIPE: list[str] = [
 
 
 def shipped_weights(name: str = DEFAULT_NAME) -> Optional[Path]:
-    """The weights the codec ships with now (``$LIC_WEIGHTS_DIR`` honoured), if any."""
-    p = weights_path(name)
-    return p if p.is_file() else None
+    """The weights the codec ships with now (``$LIC_WEIGHTS_DIR`` honoured), if any: the
+    campaign's own, else (for the default name) the preview it started from."""
+    for n in (name, BASELINE_NAME) if name == DEFAULT_NAME else (name,):
+        p = weights_path(n)
+        if p.is_file():
+            return p
+    return None
 
 
 def _init_history(src: Path) -> dict:
@@ -378,6 +385,8 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
     # compare with the shipped weights of the same name (their card's own Kodak evaluation)
     wdir = Path(weights_dir) if weights_dir else default_weights_dir()
     shipped_json = wdir / f"{name}.json"
+    if not shipped_json.is_file() and name == DEFAULT_NAME:
+        shipped_json = wdir / f"{BASELINE_NAME}.json"  # the first install must beat the preview
     gain = None
     if shipped_json.is_file():
         old = json.loads(shipped_json.read_text())
@@ -394,7 +403,8 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
     summary = {"name": name, "checkpoint": str(ck_path), "step": card["total_steps"],
                "cpu_hours": card["cpu_hours"], "points": card["eval"]["points"],
                "bd_rate": card.get("bd_rate"), "label": provenance_line(card),
-               "gain_vs_shipped_pct": gain, "files": str(out)}
+               "gain_vs_shipped_pct": gain, "compared_with": shipped_json.stem,
+               "files": str(out)}
     better = gain is None or gain >= MIN_GAIN_PCT
     summary["beats_shipped"] = bool(better and shipped_json.is_file() and gain is not None) or \
         not shipped_json.is_file()

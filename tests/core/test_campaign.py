@@ -94,6 +94,17 @@ def test_start_stop_resume_export(tmp_path, monkeypatch):
     m = load_model("tiny-campaign")  # found by name in the weights folder
     assert m.weights_meta["card"]["cpu_hours"] == card["cpu_hours"]
 
+    # the campaign's own name ships beside the preview: its first install must beat the preview
+    # it started from (here a preview card 40 % cheaper at every point)
+    pre = json.loads((wdir / "tiny-campaign.json").read_text())
+    for p in pre["eval"]["points"]:
+        p["bpp"] *= 0.6
+    (wdir / f"{C.BASELINE_NAME}.json").write_text(json.dumps(pre))
+    s2 = C.export(c, name=C.DEFAULT_NAME, eval_dir=str(data), eval_limit=1, install=True,
+                  results_dir=tmp_path / "results")
+    assert s2["compared_with"] == C.BASELINE_NAME and s2["gain_vs_shipped_pct"] < -30
+    assert not s2["installed"] and not (wdir / f"{C.DEFAULT_NAME}.safetensors").exists()
+
 
 @pytest.mark.slow
 def test_device_handoff_and_adopt(tmp_path):

@@ -86,3 +86,18 @@ def get_repo_preview_hash() -> str:
     from lic_core.codecs import get_codec
 
     return get_codec("lic-lgem-preview").weights_hash.hex()
+
+
+def test_weights_hash_does_not_depend_on_what_was_asked_first():
+    """The header's weights hash is the file's stored identity whether or not the model was
+    loaded before the hash was asked for (a fresh codec asked for the hash first once
+    recomputed it, with the current format version mixed in, and got another value)."""
+    from lic_core.codecs.learned import LearnedCodec
+    from lic_core.paths import weights_path
+
+    if not weights_path("lic-lgem-preview").is_file():
+        pytest.fail("the shipped preview weights are missing from the checkout")
+    hash_first = LearnedCodec("lic-lgem-preview").weights_hash
+    c = LearnedCodec("lic-lgem-preview")
+    _ = c.model
+    assert hash_first == c.weights_hash == bytes.fromhex(c.model.weights_meta["weights_hash"])
