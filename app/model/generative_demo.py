@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from lic_core.codecs import Codec, EncodeParams, get_codec
+from lic_core.codecs import PREFERRED_LEARNED, Codec, EncodeParams, get_codec
 from lic_core.errors import CancelledError
 from lic_core.paths import diffusion_weights_path, weights_path
 
@@ -31,7 +31,7 @@ from .session import CancelToken
 
 ProgressSink = Callable[[float, str], None]
 #: our learned codecs in order of preference (the product, then the shipped preview)
-OURS = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
+OURS = PREFERRED_LEARNED
 HIFIC = "hific-small"
 METRICS = ("psnr", "ms_ssim", "lpips")
 DEFAULT_TARGET_BPP = 0.35  # HiFiC's published "Mi" point on Kodak (0.351 bpp)

@@ -18,6 +18,7 @@ from lic_core.codecs import (
     Codec,
     EncodeParams,
     EncodeResult,
+    best_first,
     codec_for_file,
     get_codec,
     list_codecs,
@@ -99,7 +100,7 @@ def codec_availability(name: str) -> tuple[bool, str]:
 def default_codec_pair() -> list[str]:
     """Codecs the panes start with: learned vs JPEG when both exist, else the first available."""
     avail = [n for n in codec_names() if codec_availability(n)[0]]
-    learned = [n for n in avail if get_codec(n).family == "learned"]
+    learned = best_first([n for n in avail if get_codec(n).family == "learned"])
     classical = [n for n in avail if get_codec(n).family != "learned"]
     pref = [n for n in ("jpeg", "webp", "avif") if n in classical] + classical
     out = (learned[:1] + pref[:2]) if learned else pref[:3]

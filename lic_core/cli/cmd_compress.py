@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..codecs import Codec, EncodeParams, get_codec, list_codecs
+from ..codecs import PREFERRED_LEARNED, Codec, EncodeParams, get_codec, list_codecs
 from ..errors import CodecUnavailableError, LicError
 from ..fileio import write_bytes_atomic
 from ..image import DEFAULT_MAX_PIXELS, load_image
 
 #: learned codecs in order of preference for the default ``--codec``
-PREFERRED_CODECS = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
+PREFERRED_CODECS = PREFERRED_LEARNED
 
 
 def default_codec_name() -> str:

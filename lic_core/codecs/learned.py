@@ -57,7 +57,7 @@ from .lic_file import (
     report,
     step_progress,
 )
-from .registry import register_codec
+from .registry import PREFERRED_LEARNED, register_codec
 
 #: ``on_x0(step_index, total_steps, x0_picture)`` with an H×W×3 uint8 picture
 X0Fn = Callable[[int, int, np.ndarray], None]
@@ -393,7 +393,7 @@ class LearnedCodec(LicCodec):
 #: the CPU training campaign's newest weights (replaced when a campaign export beats them), and
 #: the frozen first preview (kept so files written with it keep decoding). The campaign's
 #: weights have their own name so that installing new ones never breaks a preview file.
-LGEM_CODECS = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
+LGEM_CODECS = PREFERRED_LEARNED
 
 
 def _register_shipped() -> None:

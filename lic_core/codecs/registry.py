@@ -10,6 +10,10 @@ from ..bitstream import MAGIC, peek_header
 from ..errors import LicFormatError, ModelNotFoundError
 from .base import Codec
 
+#: learned codecs, best first: what ``lic compress`` and the studio start with when available
+#: (the product architecture, the CPU campaign's newest weights, the frozen first preview)
+PREFERRED_LEARNED = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
+
 _FACTORIES: dict[str, Callable[[], Codec]] = {}
 _CACHE: dict[str, Codec] = {}
 
@@ -45,6 +49,12 @@ def list_codecs() -> list[str]:
     """Names of all registered codecs (available or not: ask ``codec.available()``)."""
     _load_providers()
     return sorted(_FACTORIES)
+
+
+def best_first(names: list[str]) -> list[str]:
+    """``names`` with the preferred learned codecs first, in :data:`PREFERRED_LEARNED` order."""
+    rank = {n: i for i, n in enumerate(PREFERRED_LEARNED)}
+    return sorted(names, key=lambda n: rank.get(n, len(rank)))
 
 
 def get_codec(name: str) -> Codec:

@@ -36,3 +36,13 @@ def test_other_files_go_by_extension():
         codec_for_file(b"abc", "thing.xyz")
     with pytest.raises(LicFormatError):
         codec_for_file(b"LIC1 but broken", "broken.lic")
+
+
+def test_best_shipped_learned_codec_comes_first():
+    """lic compress and the studio start with the best shipped learned codec: the product, then
+    the CPU campaign's weights, then the frozen preview (not alphabetical order)."""
+    from lic_core.codecs import PREFERRED_LEARNED, best_first
+
+    assert PREFERRED_LEARNED[:3] == ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
+    assert best_first(["jpeg", "lic-lgem-preview", "avif", "lic-lgem-cpu"]) == \
+        ["lic-lgem-cpu", "lic-lgem-preview", "jpeg", "avif"]
