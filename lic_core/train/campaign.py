@@ -321,6 +321,38 @@ def rd_json(name: str, card: dict) -> dict:
             "results": res}
 
 
+def gain_over(old: dict, new: dict, names: Sequence[str],
+              classical: Path = CLASSICAL) -> tuple[Optional[float], Optional[str]]:
+    """BD-rate saving (%, PSNR) of the ``new`` card's Kodak points over the ``old`` card's, and
+    how it was measured; (None, None) when the two were not evaluated on the same images.
+
+    Directly when the two curves overlap in PSNR; otherwise (a curve that moved wholly above the
+    other, as the first campaign weights did over the preview) as the difference of their
+    BD-rates against the same classical curve on the same images (the first of WebP, JPEG, AVIF
+    that both overlap): each curve needs (1 + BD/100) times the reference's bits at equal PSNR.
+    """
+    from ..evaluation.bdrate import bd_rate
+
+    if not old.get("eval") or old["eval"].get("images") != new["eval"]["images"]:
+        return None, None
+    o, n = old["eval"]["points"], new["eval"]["points"]
+    try:
+        g = -bd_rate([p["bpp"] for p in o], [p["psnr"] for p in o],
+                     [p["bpp"] for p in n], [p["psnr"] for p in n])
+        if g == g:  # not NaN
+            return float(g), "direct BD-rate"
+    except Exception:  # noqa: BLE001 - no PSNR overlap
+        pass
+    old_bd, new_bd = bd_rates(o, names, classical), bd_rates(n, names, classical)
+    for ref in ("webp", "jpeg", "avif"):
+        ob, nb = old_bd.get(ref), new_bd.get(ref)
+        if ob is not None and nb is not None:
+            # each needs (1 + BD/100) × the reference's bits at equal PSNR, so the new curve
+            # needs (100 + nb) / (100 + ob) of the old one's bits
+            return 100.0 * (1.0 - (100.0 + nb) / (100.0 + ob)), f"via {ref}"
+    return None, None
+
+
 def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None,
            eval_limit: Optional[int] = None, install: bool = False, force_install: bool = False,
            weights_dir: Optional[Path] = None, results_dir: Path = CLASSICAL) -> dict:
@@ -387,23 +419,14 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
     shipped_json = wdir / f"{name}.json"
     if not shipped_json.is_file() and name == DEFAULT_NAME:
         shipped_json = wdir / f"{BASELINE_NAME}.json"  # the first install must beat the preview
-    gain = None
+    gain, gain_basis = None, None
     if shipped_json.is_file():
-        old = json.loads(shipped_json.read_text())
-        if old.get("eval") and old["eval"].get("images") == card["eval"]["images"]:
-            from ..evaluation.bdrate import bd_rate
-
-            o, n = old["eval"]["points"], card["eval"]["points"]
-            try:
-                gain = -bd_rate([p["bpp"] for p in o], [p["psnr"] for p in o],
-                                [p["bpp"] for p in n], [p["psnr"] for p in n])
-            except Exception:  # noqa: BLE001 - no overlap: compare at the WebP reference instead
-                ob, nb = (old.get("bd_rate") or {}).get("webp"), card["bd_rate"].get("webp")
-                gain = None if ob is None or nb is None else (ob - nb)
+        gain, gain_basis = gain_over(json.loads(shipped_json.read_text()), card, names)
     summary = {"name": name, "checkpoint": str(ck_path), "step": card["total_steps"],
                "cpu_hours": card["cpu_hours"], "points": card["eval"]["points"],
                "bd_rate": card.get("bd_rate"), "label": provenance_line(card),
                "gain_vs_shipped_pct": gain, "compared_with": shipped_json.stem,
+               "gain_basis": gain_basis,
                "files": str(out)}
     better = gain is None or gain >= MIN_GAIN_PCT
     summary["beats_shipped"] = bool(better and shipped_json.is_file() and gain is not None) or \
@@ -511,8 +534,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print("  BD-rate (PSNR): " + ", ".join(
                 f"vs {k} {v:+.1f} %" if v is not None else f"vs {k} n/a" for k, v in bd.items()))
             g = s["gain_vs_shipped_pct"]
-            print(f"  vs shipped {s['name']}: " + (f"{g:+.2f} % BD-rate saving" if g is not None
-                                                   else "not comparable"))
+            print(f"  vs shipped {s.get('compared_with') or s['name']}: "
+                  + (f"{g:+.2f} % BD-rate saving ({s.get('gain_basis')})" if g is not None
+                     else "not comparable"))
             if "installed" in s:
                 print(f"  installed into {s['installed_into']}" if s["installed"]
                       else f"  NOT installed: {s['why_not']}")

@@ -187,3 +187,31 @@ def test_background_session_yields_under_autogroups():
     finally:
         p.kill()
         p.wait()
+
+
+def test_gain_over_a_curve_it_no_longer_overlaps(tmp_path):
+    """The first campaign weights sat wholly above the preview (no PSNR overlap, so no direct
+    BD-rate): the saving is then measured via a classical curve both overlap, and a worse
+    curve still loses."""
+    ref = {"name": "jpeg", "results": {"bpp": [0.1, 0.3, 0.6, 1.0, 1.6],
+                                       "psnr-rgb": [22.0, 26.0, 29.0, 32.0, 35.0]}}
+    classical = tmp_path / "classical"
+    classical.mkdir()
+    (classical / "jpeg.json").write_text(json.dumps(ref))
+
+    def card(psnrs):
+        return {"eval": {"images": 24, "points": [{"bpp": b, "psnr": p} for b, p in
+                                                  zip((0.2, 0.35, 0.5, 0.7), psnrs)]}}
+
+    low, high = card([23.0, 24.0, 24.8, 25.5]), card([27.0, 28.5, 29.7, 31.0])
+    g, basis = C.gain_over(low, high, [], classical)
+    assert basis == "via jpeg" and 30 < g < 100
+    g2, _ = C.gain_over(high, low, [], classical)
+    assert g2 < -30 and abs((1 - g / 100) * (1 - g2 / 100) - 1) < 1e-9  # inverse bit ratios
+    # overlapping curves: the direct BD-rate
+    g3, basis3 = C.gain_over(high, card([26.5, 28.0, 29.2, 30.5]), [], classical)
+    assert basis3 == "direct BD-rate" and g3 < 0
+    # not evaluated on the same images: not comparable
+    other = card([27.0, 28.5, 29.7, 31.0])
+    other["eval"]["images"] = 6
+    assert C.gain_over(high, other, [], classical) == (None, None)
