@@ -119,7 +119,7 @@ def _serialize(state, meta) -> bytes:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="lic-lgem-preview", help="registry name with shipped weights")
+    p.add_argument("--model", default="lic-lgem-cpu", help="registry name with shipped weights")
     p.add_argument("--weights", default=None, help="weights file (default <weights dir>/<model>.safetensors)")
     p.add_argument("--data", required=True, help="folder of training photos")
     p.add_argument("--quantizer", default="tcq", choices=["round", "deadzone", "rdoq", "tcq"])

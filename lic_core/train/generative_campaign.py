@@ -7,7 +7,7 @@ time).
 
 * **diffusion** — the CPU-sized blur-dissipated decoder (docs/diffusion.md) learns on **frozen
   latents of the shipped codec weights** (``lic train --stage diffusion --model
-  lic-lgem-preview``: the codec's ``load_model`` reads ``lic_core/assets/weights/`` or
+  lic-lgem-cpu``: the codec's ``load_model`` reads ``lic_core/assets/weights/`` or
   ``$LIC_WEIGHTS_DIR``); run folder ``runs/campaign/diffusion``. The state file records the codec
   weights' hash: when the shipped codec moves on, ``status`` says so (retrain the stage).
 * **hific** — ``hific-small`` with its own encoder, generator and hyperprior (METHODS §4): stage 1
@@ -46,7 +46,7 @@ EVAL_US = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 #: ``lic train`` flags of each stage (docs/training.md, "The generative stages")
 RECIPES: dict[str, list[str]] = {
-    "diffusion": ["--stage", "diffusion", "--model", "lic-lgem-preview", "--diffusion-config",
+    "diffusion": ["--stage", "diffusion", "--model", "lic-lgem-cpu", "--diffusion-config",
                   "cpu", "--batch", "8", "--crop", "128", "--lr", "2e-4", "--warmup", "500",
                   "--ema", "0.999", "--lpips-weight", "0.9", "--lpips-t-max", "0.5",
                   "--threads", "0", "--workers", "0", "--log-every", "50", "--ckpt-every", "0",
@@ -85,7 +85,7 @@ def start_stage(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = 
     if c.stage == "hific" and val and Path(kodak).is_dir():
         cmd += ["--val-every", "2000", "--val-dir", kodak, "--val-limit", str(VAL_IMAGES)]
     if c.stage == "diffusion":
-        codec_name = _flag(recipe, "--model", "lic-lgem-preview")
+        codec_name = _flag(recipe, "--model", "lic-lgem-cpu")
         st["codec"] = codec_name
         st.setdefault("codec_weights_hash", _shipped_codec_hash(codec_name))
     cmd += list(extra)
@@ -146,7 +146,7 @@ def status_stage(c: Campaign) -> str:
     note = ""
     if c.stage == "diffusion":
         st = c.state()
-        now = _shipped_codec_hash(st.get("codec") or "lic-lgem-preview")
+        now = _shipped_codec_hash(st.get("codec") or "lic-lgem-cpu")
         if st.get("codec_weights_hash") and now and now != st["codec_weights_hash"]:
             note = (f"; the shipped {st.get('codec')} weights changed since this stage started "
                     "(retrain it when they moved a lot)")
@@ -329,7 +329,7 @@ def _export_hific(c: Campaign, ck: dict, common: dict, name: Optional[str], koda
     ev = evaluate_decoders(HificCodec(model=shipped, model_name=name), kodak, us, ("gan",),
                            eval_limit)
     rows = {f"{name} (GAN decoder)": ev["points"]["gan"]}
-    ours = get_codec(str(c.state().get("reference_codec") or "lic-lgem-preview"))
+    ours = get_codec(str(c.state().get("reference_codec") or "lic-lgem-cpu"))
     if ours.available()[0]:
         ref = evaluate_decoders(ours, kodak, us, ("mse",), eval_limit)
         rows[f"{ours.name} MSE decoder"] = ref["points"]["mse"]
