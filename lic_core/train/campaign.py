@@ -53,6 +53,7 @@ from .campaign_base import (  # noqa: F401 - part of this module's interface
     CampaignError,
     _now,
     launch,
+    training_inputs,
 )
 from .checkpoint import latest_checkpoint
 
@@ -131,12 +132,7 @@ def start(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = None,
                            val=val)
     st = c.state()
     recipe = list(recipe or st.get("recipe") or RECIPE)
-    data = data or st.get("data") or os.pathsep.join(
-        str(SHARED / "data" / d) for d in ("train", "train_extra"))
-    kodak = kodak or st.get("kodak") or str(SHARED / "data" / "kodak")
-    for part in data.split(os.pathsep):
-        if not Path(part).is_dir():
-            raise CampaignError(f"training data folder not found: {part}")
+    data, kodak = training_inputs(st, data, kodak)
     cmd = [sys.executable, "-m", "lic_core.train", "--data", data, "--out", str(c.run_dir),
            *recipe, "--ckpt-minutes", str(CKPT_MINUTES), "--ckpt-every", "0", "--keep", "2"]
     if val and Path(kodak).is_dir():

@@ -96,6 +96,19 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def training_inputs(st: dict, data: Optional[str],
+                    kodak: Optional[str]) -> tuple[str, str]:
+    """(training folders joined by os.pathsep, Kodak folder): the arguments, else the stage's
+    saved state, else ../shared (train + train_extra, kodak); every training folder must exist."""
+    data = data or st.get("data") or os.pathsep.join(
+        str(SHARED / "data" / d) for d in ("train", "train_extra"))
+    kodak = kodak or st.get("kodak") or str(SHARED / "data" / "kodak")
+    for part in data.split(os.pathsep):
+        if not Path(part).is_dir():
+            raise CampaignError(f"training data folder not found: {part}")
+    return data, kodak
+
+
 def lower_autogroup(pid: int, nice: int) -> bool:
     """Give the process's scheduler autogroup the same nice value; True if it took.
 

@@ -25,14 +25,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import shutil
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .campaign_base import CKPT_MINUTES, SHARED, Campaign, CampaignError, _now, launch
+from .campaign_base import (
+    CKPT_MINUTES,
+    SHARED,
+    Campaign,
+    CampaignError,
+    _now,
+    launch,
+    training_inputs,
+)
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .learning_curve import read_log, render_xy
 
@@ -74,12 +81,7 @@ def start_stage(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = 
     generative stage in the background; returns a one-line message."""
     st = c.state()
     recipe = list(recipe or st.get("recipe") or RECIPES[c.stage])
-    data = data or st.get("data") or os.pathsep.join(
-        str(SHARED / "data" / d) for d in ("train", "train_extra"))
-    kodak = kodak or st.get("kodak") or str(SHARED / "data" / "kodak")
-    for part in data.split(os.pathsep):
-        if not Path(part).is_dir():
-            raise CampaignError(f"training data folder not found: {part}")
+    data, kodak = training_inputs(st, data, kodak)
     cmd = [sys.executable, "-m", "lic_core.train", "--data", data, "--out", str(c.run_dir),
            *recipe, "--ckpt-minutes", str(CKPT_MINUTES), "--keep", "2"]
     if c.stage == "hific" and val and Path(kodak).is_dir():
