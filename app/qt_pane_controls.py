@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from lic_core.codecs import get_codec
 
 from .model import services
-from .model.provenance import codec_provenance
+from .model.provenance import codec_provenance, quantizer_notes
 from .model.session import Pane, SessionModel
 from .qt_signals import ModelSubscriptions, signals_blocked
 
@@ -134,6 +134,12 @@ class QtPaneControls(QGroupBox):
         qrow = QHBoxLayout()
         qrow.setSpacing(4)
         qrow.addWidget(self.quant_combo, 1)
+        #: "fine-tuned for TCQ": the chosen quantizer decodes with a decoder tuned on its latents
+        self.ft_label = ElidedLabel("")
+        self.ft_label.setObjectName("finetuned")
+        self.ft_label.setStyleSheet("#finetuned { color: #2a7a2a; }")
+        self.ft_label.hide()
+        qrow.addWidget(self.ft_label, 1)
         #: shown only when the codec offers a choice of decoders (mse / diffusion / gan)
         self.decoder_label = QLabel("Decoder")
         qrow.addWidget(self.decoder_label)
@@ -210,6 +216,8 @@ class QtPaneControls(QGroupBox):
     def _fill_codecs(self) -> None:
         model = QStandardItemModel(self.codec_combo)
         self._provenance: dict[str, tuple[bool, str]] = {}
+        #: codec → quantizer → (tooltip with measured gains, fine-tuned decoder in use)
+        self._quant_notes: dict[str, dict[str, tuple[str, bool]]] = {}
         for name in services.codec_names():
             ok, why = services.codec_availability(name)
             try:
@@ -299,6 +307,12 @@ class QtPaneControls(QGroupBox):
             self.rate_spin.setToolTip(tip)
             self.quant_combo.clear()
             self.quant_combo.addItems(list(c.quantizers))
+            if s.codec not in self._quant_notes:  # file metadata, read once per codec
+                self._quant_notes[s.codec] = quantizer_notes(s.codec) if learned else {}
+            for i, q in enumerate(c.quantizers):
+                note = self._quant_notes[s.codec].get(q)
+                if note:
+                    self.quant_combo.setItemData(i, note[0], Qt.ItemDataRole.ToolTipRole)
             self.quant_combo.setCurrentText(s.quantizer)
             self.quant_combo.setEnabled(bool(c.quantizers))
             self.decoder_combo.clear()
@@ -325,6 +339,13 @@ class QtPaneControls(QGroupBox):
         self.provenance.setToolTip(line)
         self.provenance_row.setVisible(bool(line))
         self.diffusion_row.setVisible(s.decoder == "diffusion")
+        tip, tuned = self._quant_notes.get(s.codec, {}).get(s.quantizer, ("", False))
+        tuned = tuned and s.decoder == "mse"  # the fine-tuned decoder replaces g_s only
+        self.ft_label.set_full_text(f"fine-tuned for {s.quantizer.upper()}" if tuned else "")
+        self.ft_label.setToolTip(tip if tuned else "")
+        self.ft_label.setVisible(tuned)
+        self.quant_combo.setToolTip(tip or "Quantizer for the latents: round, dead-zone, RDOQ "
+                                           "or trellis-coded (TCQ)")
         self.rate_slider.setEnabled(s.target_bpp is None)
         self.rate_spin.setEnabled(s.target_bpp is None)
         self.target_spin.setEnabled(s.target_bpp is not None)

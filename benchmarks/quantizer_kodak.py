@@ -1,99 +1,118 @@
 """Quantizers on Kodak: BD-rate of {round, dead-zone, RDOQ, TCQ} × {before, after fine-tuning}.
 
-Issue "TCQ + fine-tuning" benchmark: all at matched slider points, BD-rate (PSNR, pchip) against
-plain rounding before fine-tuning, plus the encode time TCQ adds on this machine's CPU threads
-(and on GPU when one is present — the trellis itself runs in NumPy on the CPU).
+Issue "TCQ + fine-tuning" benchmark: every quantizer at the same slider points with real
+bitstreams (``lic_core.evaluation.quantizers``), BD-rate (PSNR, pchip) against plain rounding
+before fine-tuning, plus the encode time TCQ adds on this machine's CPU threads (and on GPU when
+one is present — the trellis itself runs in NumPy on the CPU).
 
-    python benchmarks/quantizer_kodak.py [--codec lic-lgem-preview] [--limit 24]
-        [--rates 0.1,0.3,0.5,0.7,0.9] [--threads 2]
+    python benchmarks/quantizer_kodak.py [--codec lic-lgem-cpu] [--limit 24]
+        [--rates 0,0.2,0.4,0.6,0.8,1] [--threads 2] [--param tcq:c=0.05 ...]
+        [--finetuned-dir DIR]
 
-"after fine-tuning" rows appear for every quantizer with a lic_core/assets/weights/<codec>-ft-<q>.safetensors file.
-Writes benchmarks/results/quantizer_kodak_<codec>.json.
+"after fine-tuning" rows appear for every quantizer with a fine-tuned decoder
+``<codec>-ft-<q>.safetensors`` in the weights folder (or ``--finetuned-dir``) that was tuned on
+the weights shipped now. Writes benchmarks/results/quantizer_kodak_<codec>.json (``--tag`` adds
+a suffix).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _params(items: list[str]) -> dict[str, dict[str, float]]:
+    """``["tcq:c=0.05", "rdoq:c=0.08"]`` → ``{"tcq": {"c": 0.05}, "rdoq": {"c": 0.08}}``."""
+    out: dict[str, dict[str, float]] = {}
+    for item in items:
+        q, _, kv = item.partition(":")
+        k, _, v = kv.partition("=")
+        if not (q and k and v):
+            raise SystemExit(f"--param expects QUANTIZER:KEY=VALUE, got {item!r}")
+        out.setdefault(q, {})[k] = float(v)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kodak", default=str(ROOT.parent / "shared" / "data" / "kodak"))
-    ap.add_argument("--codec", default="lic-lgem-preview")
-    ap.add_argument("--rates", default="0.1,0.3,0.5,0.7,0.9")
+    ap.add_argument("--codec", default=None, help="default: the best shipped learned codec")
+    ap.add_argument("--rates", default="0,0.2,0.4,0.6,0.8,1")
     ap.add_argument("--quantizers", default="round,deadzone,rdoq,tcq")
+    ap.add_argument("--param", action="append", default=[], metavar="Q:KEY=VALUE",
+                    help="quantizer parameter, e.g. tcq:c=0.05 (repeatable)")
+    ap.add_argument("--finetuned-dir", default=None)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tag", default="", help="suffix of the output file name")
+    ap.add_argument("--install-table", action="store_true",
+                    help="also merge the curves into <weights dir>/<codec>.quantizers.json "
+                         "(the studio's quantizer tooltips; needs the full Kodak set)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from lic_core.codecs import EncodeParams
     from lic_core.codecs.learned import LearnedCodec
-    from lic_core.evaluation.bdrate import bd_rate
+    from lic_core.codecs.registry import best_first
+    from lic_core.evaluation.quantizers import bd_table, quantizer_curve
     from lic_core.image import load_image
-    from lic_core.metrics import psnr
-    from lic_core.paths import finetuned_path
 
-    images = [load_image(p) for p in sorted(Path(args.kodak).glob("*.png"))[: args.limit or None]]
-    if not images:
+    codec_name = args.codec or best_first()[0]
+    files = sorted(Path(args.kodak).glob("*.png"))[: args.limit or None]
+    if not files:
         print(f"no images under {args.kodak}", file=sys.stderr)
         return 2
-    rates = [float(r) for r in args.rates.split(",")]
-    variants = [("before", False)]
-    if any(finetuned_path(args.codec, q).is_file() for q in args.quantizers.split(",")):
-        variants.append(("after", True))
+    images = [load_image(p) for p in files]
+    us = [float(r) for r in args.rates.split(",")]
+    params = _params(args.param)
+    ft_dir = Path(args.finetuned_dir) if args.finetuned_dir else None
+    base = LearnedCodec(codec_name, use_finetuned=False)
+    tuned = LearnedCodec(codec_name, finetuned_dir=ft_dir)
     curves: dict[str, dict] = {}
-    for label, use_ft in variants:
-        codec = LearnedCodec(args.codec, use_finetuned=use_ft)
-        for q in args.quantizers.split(","):
-            if use_ft and not finetuned_path(args.codec, q).is_file():
-                continue
-            key = f"{q}/{label}"
-            pts = {"bpp": [], "psnr": [], "encode_s": []}
-            for u in rates:
-                bpp, ps, te = [], [], []
-                for img in images:
-                    t0 = time.perf_counter()
-                    r = codec.encode(img, EncodeParams(rate=u, quantizer=q))
-                    te.append(time.perf_counter() - t0)
-                    bpp.append(r.bpp)
-                    ps.append(psnr(img, r.reconstruction))
-                pts["bpp"].append(float(np.mean(bpp)))
-                pts["psnr"].append(float(np.mean(ps)))
-                pts["encode_s"].append(float(np.mean(te)))
-                print(f"{key:16s} u={u:.2f} {pts['bpp'][-1]:.4f} bpp {pts['psnr'][-1]:.2f} dB "
-                      f"enc {pts['encode_s'][-1]:.2f}s", flush=True)
-            curves[key] = pts
-    ref = curves["round/before"]
-    table = {}
-    for key, pts in curves.items():
-        table[key] = {"bd_rate_percent": bd_rate(ref["bpp"], ref["psnr"], pts["bpp"], pts["psnr"]),
-                      "mean_encode_s": float(np.mean(pts["encode_s"]))}
+    finetuned: dict[str, str] = {}
+    for q in args.quantizers.split(","):
+        def say(msg: str, key: str = f"{q}/before") -> None:
+            print(f"{key:16s} {msg}", flush=True)
+
+        curves[f"{q}/before"] = quantizer_curve(base, images, q, us, params.get(q), say)
+        if tuned._finetuned_hash(q) != tuned.weights_hash:  # a current fine-tuned decoder
+            finetuned[q] = tuned._finetuned_hash(q).hex()
+            curves[f"{q}/after"] = quantizer_curve(
+                tuned, images, q, us, params.get(q), lambda m, q=q: say(m, f"{q}/after"))
+    table = bd_table(curves, "round/before") if "round/before" in curves else {}
     tcq_extra = None
-    if "tcq/before" in table:
+    if "tcq/before" in table and "round/before" in table:
         tcq_extra = table["tcq/before"]["mean_encode_s"] - table["round/before"]["mean_encode_s"]
-    result = {"codec": args.codec, "images": len(images), "rates": rates, "threads": args.threads,
+    result = {"codec": codec_name, "weights_hash": base.weights_hash.hex(),
+              "images": [p.name for p in files], "rates": us, "threads": args.threads,
+              "quantizer_params": params, "finetuned_decoders": finetuned,
+              "stale_finetuned_decoders": tuned.stale_finetuned,
               "cuda": torch.cuda.is_available(), "curves": curves, "bd_vs_round_before": table,
               "tcq_added_encode_s": tcq_extra}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"quantizer_kodak_{args.codec}.json").write_text(json.dumps(result, indent=1))
+    name = f"quantizer_kodak_{codec_name}{('_' + args.tag) if args.tag else ''}.json"
+    (out / name).write_text(json.dumps(result, indent=1) + "\n")
     print(f"\nBD-rate (PSNR) vs rounding before fine-tuning, {len(images)} Kodak images:")
     for key, row in table.items():
-        print(f"  {key:16s} {row['bd_rate_percent']:+7.2f} %   encode {row['mean_encode_s']:.2f} s")
+        bd = row["bd_rate_percent"]
+        print(f"  {key:16s} " + ("    n/a  " if bd is None else f"{bd:+7.2f} %")
+              + f"   encode {row['mean_encode_s']:.2f} s")
     if tcq_extra is not None:
         print(f"TCQ adds {tcq_extra:.2f} s per image on {args.threads} CPU threads")
+    print(f"wrote {out / name}")
+    if args.install_table:
+        from lic_core.evaluation.quantizers import merge_quantizer_table, quantizer_table_path
+
+        path = quantizer_table_path(codec_name)
+        merge_quantizer_table(path, base.weights_hash.hex(), us, [p.name for p in files], curves)
+        print(f"merged into {path}")
     return 0
 
 

@@ -76,6 +76,12 @@ def read_weights_card(path: str | Path) -> dict[str, Any]:
     return card if isinstance(card, dict) else {}
 
 
+def read_weights_hash(path: str | Path) -> Optional[str]:
+    """The hex ``weights_hash`` in a weights file's metadata (None when absent), tensors unread."""
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("weights_hash")
+
+
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(state_dict with float16 → float32, metadata with parsed 'config' and 'card')."""
     path = Path(path)

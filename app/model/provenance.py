@@ -33,3 +33,47 @@ def codec_provenance(codec_name: str) -> tuple[bool, str]:
     if not card:
         return False, ""
     return is_preview(card), provenance_line(card)
+
+
+#: what each quantizer does, in one line (METHODS §1.2–1.4)
+QUANTIZER_HELP = {
+    "round": "round: ŷ = μ + round(y − μ), what the codec was trained for",
+    "deadzone": "dead-zone: rounding with a wider zero bin (offset 1/3)",
+    "rdoq": "RDOQ: per element, round / one step toward zero / zero, whichever costs "
+            "least in distortion + λ·bits",
+    "tcq": "TCQ: 4-state trellis-coded quantization (VVC dependent quantization), Viterbi "
+           "over distortion + λ·bits",
+}
+
+
+def quantizer_notes(codec_name: str) -> dict[str, tuple[str, bool]]:
+    """Per quantizer of a learned codec: (tooltip, a decoder fine-tuned for it is in use).
+
+    The tooltip gives what the quantizer does and what it measured on Kodak with these weights
+    (BD-rate against rounding, before and after decoder fine-tuning), from
+    ``lic_core.evaluation.quantizers.quantizer_report`` (file metadata only)."""
+    from lic_core.evaluation.quantizers import quantizer_report
+
+    try:
+        report = quantizer_report(codec_name)
+    except Exception:  # unreadable table or weights: the picker still works, without numbers
+        report = {}
+    notes: dict[str, tuple[str, bool]] = {}
+    for q, r in report.items():
+        lines = [QUANTIZER_HELP.get(q, q)]
+        n = r.get("images") or 0
+        where = f"Kodak ({n} images)" if n else "Kodak"
+        if r.get("bd_before") is not None and q != "round":
+            lines.append(f"measured on {where}: {r['bd_before']:+.1f} % BD-rate vs rounding "
+                         "(negative = fewer bits for the same PSNR)")
+        if r.get("bd_after") is not None:
+            lines.append(f"with its fine-tuned decoder: {r['bd_after']:+.1f} % vs rounding")
+        if r.get("finetuned"):
+            lines.append(f"decoder fine-tuned for {q.upper()} on its real quantized latents "
+                         "(METHODS §1.5); files record it in their weights hash")
+        elif r.get("stale"):
+            lines.append("a fine-tuned decoder exists but was tuned on other weights: not used")
+        if len(lines) == 1:
+            lines.append(f"not measured on {codec_name}'s weights yet")
+        notes[q] = ("\n".join(lines), bool(r.get("finetuned")))
+    return notes

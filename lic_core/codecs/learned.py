@@ -131,6 +131,8 @@ class LearnedCodec(LicCodec):
         self.use_finetuned = use_finetuned
         self._ft_dir = finetuned_dir
         self._ft_cache: dict[str, Any] = {}
+        #: quantizer → fine-tuned decoder file ignored because it was tuned on other weights
+        self.stale_finetuned: dict[str, str] = {}
         self._diffusion = diffusion  # a DiffusionDecoder (tests inject one); else loaded lazily
         self._meta: dict[str, Any] = getattr(model, "weights_meta", {}) if model else {}
 
@@ -227,10 +229,16 @@ class LearnedCodec(LicCodec):
             path = finetuned_path(self.name, quantizer, self._ft_dir)
             entry = None
             if path.is_file():
-                from ..decoder.finetuned import load_finetuned_synthesis
+                from ..decoder.finetuned import finetuned_base_hash, load_finetuned_synthesis
 
-                synth, digest = load_finetuned_synthesis(self.model, path, self.weights_hash)
-                entry = (synth.to(self.device), digest)
+                tuned_on = finetuned_base_hash(path)
+                if tuned_on is not None and tuned_on != self.weights_hash.hex():
+                    # tuned on other weights of this codec (the campaign moved on): its g_s
+                    # would decode these latents badly, so the base decoder stays in charge
+                    self.stale_finetuned[quantizer] = path.name
+                else:
+                    synth, digest = load_finetuned_synthesis(self.model, path, self.weights_hash)
+                    entry = (synth.to(self.device), digest)
             self._ft_cache[quantizer] = entry
         entry = self._ft_cache[quantizer]
         return entry if entry is not None else base
@@ -275,6 +283,8 @@ class LearnedCodec(LicCodec):
             ft = {q: h.hex() for q, h in hashes.items() if h != self.weights_hash}
             if ft:
                 info["finetuned_decoders"] = ft
+            if self.stale_finetuned:
+                info["stale_finetuned_decoders"] = dict(self.stale_finetuned)
         return info
 
     # -- encode -----------------------------------------------------------------------------

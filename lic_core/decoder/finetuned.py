@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -28,6 +29,15 @@ def load_finetuned_modules(model: torch.nn.Module, path: Path) -> tuple[torch.nn
     inv.load_state_dict({k[len("gains.inv_gain."):]: v for k, v in state.items()
                          if k.startswith("gains.inv_gain.")})
     return g_s.eval(), inv, meta
+
+
+def finetuned_base_hash(path: Path) -> Optional[str]:
+    """Hex hash of the base weights a fine-tuned decoder file was tuned on (None: not recorded),
+    read from its metadata without loading the tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("base_weights_hash")
 
 
 def load_finetuned_synthesis(model: torch.nn.Module, path: Path,

@@ -125,6 +125,10 @@ def start(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = None,
     if pid:
         return f"campaign already running (pid {pid}); `status` to follow it"
     c.refuse_if_another_runs()
+    if c.stage.startswith("finetune-"):
+        from .finetune_campaign import start_finetune
+
+        return start_finetune(c, data=data, recipe=recipe, extra=extra, nice=nice)
     if c.stage != "codec":
         from .generative_campaign import start_stage
 
@@ -192,6 +196,10 @@ def _last(recs: list[dict], kind: str) -> Optional[dict]:
 
 def status(c: Campaign) -> str:
     """One line: state, step, cumulative training CPU-hours, last validation."""
+    if c.stage.startswith("finetune-"):
+        from .finetune_campaign import status_finetune
+
+        return status_finetune(c)
     if c.stage != "codec":
         from .generative_campaign import status_stage
 
@@ -453,7 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=str(DEFAULT_DIR), help="campaign folder (runs/campaign)")
     p.add_argument("--stage", choices=STAGES, default="codec",
                    help="codec (default) | diffusion (the diffusion decoder on frozen codec "
-                        "latents) | hific (hific-small); one stage trains at a time")
+                        "latents) | hific (hific-small) | finetune-<quantizer> (the decoder on "
+                        "that quantizer's real latents); one stage trains at a time")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("start", help="start or resume training in the background (niced)")
     s.add_argument("--data", help="training folders joined by ':' (default train:train_extra)")
@@ -506,12 +515,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(stop(c, a.timeout))
         elif a.cmd in ("handoff", "adopt") and c.stage != "codec":
             raise CampaignError(f"{a.cmd} moves the codec's weights to and from a device; "
-                                "the generative stages do not have it yet")
+                                "the other stages do not have it yet")
         elif a.cmd == "handoff":
             r = handoff(a.src or c.run_dir, a.to)
             print(f"wrote {a.to}: step {r['step']}, {r['bytes'] / 1e6:.1f} MB")
         elif a.cmd == "adopt":
             print(adopt(c, a.path))
+        elif a.cmd == "export" and c.stage.startswith("finetune-"):
+            from .finetune_campaign import export_finetune
+            from .finetune_campaign import summary_lines as ft_lines
+
+            us = [float(v) for v in a.rates.split(",")] if a.rates else None
+            s = export_finetune(c, a.eval_dir, a.eval_limit, us, a.install, a.force_install,
+                                Path(a.weights_dir) if a.weights_dir else None)
+            print("\n".join(ft_lines(s)))
         elif a.cmd == "export" and c.stage != "codec":
             from .generative_campaign import export_stage, summary_lines
 

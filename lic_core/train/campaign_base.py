@@ -26,8 +26,11 @@ class CampaignError(LicError):
     """The campaign cannot do what was asked (no checkpoint to export, already running...)."""
 
 
-#: the stages of the campaign (one run folder each under the campaign folder)
-STAGES = ("codec", "diffusion", "hific")
+#: the stages of the campaign (one run folder each under the campaign folder): the codec, the
+#: generative decoders (:mod:`.generative_campaign`) and the decoder fine-tuned on each
+#: quantizer's real latents (:mod:`.finetune_campaign`)
+FINETUNE_STAGES = ("finetune-round", "finetune-deadzone", "finetune-rdoq", "finetune-tcq")
+STAGES = ("codec", "diffusion", "hific", *FINETUNE_STAGES)
 
 
 class Campaign:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -31,7 +32,8 @@ from ..models import load_model
 from ..paths import finetuned_path
 from ..quantizer import build_quantizer
 
-__all__ = ["FT_KEYS", "decoder_state", "finetune", "finetuned_path", "save_finetuned"]
+__all__ = ["FT_KEYS", "base_hash_of", "decoder_state", "finetune", "finetuned_path",
+           "save_finetuned"]
 
 FT_KEYS = ("g_s.", "gains.inv_gain.")
 
@@ -41,12 +43,32 @@ def decoder_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if k.startswith(FT_KEYS)}
 
 
+def base_hash_of(model) -> Optional[str]:
+    """Hex weights hash of the base weights ``model`` was loaded from (None when built fresh)."""
+    meta = getattr(model, "weights_meta", None) or {}
+    h = meta.get("weights_hash_bytes")
+    return h.hex() if isinstance(h, (bytes, bytearray)) else meta.get("weights_hash")
+
+
 def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8, crop: int = 128,
              lr: float = 3e-5, seed: int = 0, time_budget_min: float = 0.0,
              quantizer_params: Optional[dict] = None,
-             log: Callable[[str], None] = print) -> dict:
-    """Fine-tune ``model.g_s`` (+ G') in place on real quantized latents; returns a summary."""
+             log: Callable[[str], None] = print, run_dir: Optional[Path] = None,
+             ckpt_minutes: Optional[float] = None, keep: int = 2, threads: Optional[int] = None,
+             log_every: int = 10) -> dict:
+    """Fine-tune ``model.g_s`` (+ G') in place on real quantized latents; returns a summary.
+
+    ``steps`` counts from the start of the run: with ``run_dir`` holding a checkpoint the loop
+    resumes it (decoder tensors, Adam state, step, booked CPU seconds, sampling RNG) and trains
+    on to ``steps``; it checkpoints every ``ckpt_minutes`` of wall time, on SIGTERM/SIGINT and at
+    the end, and appends ``train`` records (step, λ-weighted loss, MSE, cumulative ``cpu_s``) to
+    ``run_dir/log.jsonl`` — the campaign's finetune stages (:mod:`.finetune_campaign`) run it so.
+    A checkpoint of other base weights or another quantizer is refused: its decoder would not
+    match the encoder side it was tuned for.
+    """
+    from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from .data import ImageFolderCrops
+    from .runtime import CheckpointTimer, CpuClock, StopFlag, setup_threads
 
     q = build_quantizer(quantizer, **(quantizer_params or {}))
     ds = ImageFolderCrops(data, crop=crop, seed=seed)
@@ -59,40 +81,116 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     model.eval()  # no layer behaves differently in train mode; eval keeps z rounding exact
     model.prior.update_tables()
     gen = torch.Generator().manual_seed(seed)
+    base_hash = base_hash_of(model)
+    start, previous_cpu = 0, 0.0
+    ck_path = latest_checkpoint(run_dir) if run_dir is not None else None
+    if ck_path is not None:
+        ck = load_checkpoint(ck_path)
+        if ck.get("kind") != "finetune":
+            raise LicError(f"{ck_path} is not a fine-tuning checkpoint")
+        if ck.get("quantizer") != q.name or ck.get("quantizer_params") != q.params():
+            raise LicError(f"{ck_path} fine-tunes for {ck.get('quantizer')} "
+                           f"{ck.get('quantizer_params')}, not {q.name} {q.params()}")
+        if base_hash and ck.get("base_weights_hash") not in (None, base_hash):
+            raise LicError(f"{ck_path} was fine-tuned on other {model.config.name} weights "
+                           f"({ck.get('base_weights_hash')}, now {base_hash}); start afresh")
+        missing = model.load_state_dict(ck["model"], strict=False).missing_keys
+        if any(k.startswith(FT_KEYS) for k in missing):
+            raise LicError(f"{ck_path} lacks decoder tensors")
+        opt.load_state_dict(ck["optimizer"])
+        gen.set_state(ck["generator"])
+        start, previous_cpu = int(ck["step"]), float(ck.get("cpu_s", 0.0))
+        log(f"resumed {ck_path.name} at step {start}")
+    adaptive = setup_threads(threads)
+    clock = CpuClock(previous_cpu)
+    timer = CheckpointTimer(ckpt_minutes if run_dir is not None else None)
+    stopper = StopFlag()
+    stopper.install()
     n_levels = model.config.levels
     lambdas = model.config.lambdas
+    train_cfg = {"lr": lr, "batch": batch, "crop": crop, "seed": seed}
+
+    def checkpoint(step: int) -> None:
+        if run_dir is None:
+            return
+        save_checkpoint({"kind": "finetune", "model": decoder_state(model),
+                         "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                         "step": step, "cpu_s": clock(), "quantizer": q.name,
+                         "quantizer_params": q.params(), "base_model": model.config.name,
+                         "base_weights_hash": base_hash, "train": train_cfg}, run_dir, keep)
+        timer.reset()
+
     t0 = time.time()
-    losses = []
-    step = 0
-    for step in range(1, steps + 1):
-        idx = torch.randint(len(ds), (batch,), generator=gen)
-        x = torch.stack([ds[int(i)] for i in idx])
-        s = int(torch.randint(n_levels, (1,), generator=gen))
-        u = s / max(n_levels - 1, 1)
-        with torch.no_grad():
-            lat = quantized_latents(model, x, u, q)
-        u_t = torch.full((batch,), float(lat["u"]))  # the u16-dequantized slider compress() uses
-        # the exact engine's ŷ (what files hold), into the float g_s being trained
-        x_hat = model.g_s(lat["y_hat_gained"].float() * model.gains.inv_gain(u_t))
-        mse = F.mse_loss(x_hat, x)
-        loss = lambdas[s] * 255 ** 2 * mse
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        losses.append(float(mse.detach()))
-        if step % 10 == 0 or step == 1:
-            psnr = -10 * torch.log10(torch.tensor(max(sum(losses[-10:]) / len(losses[-10:]), 1e-10)))
-            log(f"finetune[{quantizer}] step {step}/{steps} mse {losses[-1]:.5f} "
-                f"(~{float(psnr):.2f} dB, last 10) level {s}")
-        if time_budget_min and time.time() - t0 > 60 * time_budget_min:
-            log(f"time budget reached after {step} steps")
-            break
-    for p in model.parameters():
-        p.requires_grad_(True)
+    t_log, n_log = time.monotonic(), 0
+    losses: list[float] = []
+    step, reason = start, "done"
+    flog = None
+    if run_dir is not None:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        flog = open(Path(run_dir) / "log.jsonl", "a")
+    try:
+        while step < steps:
+            if stopper.set:
+                reason = "signal"
+                break
+            if time_budget_min and time.time() - t0 > 60 * time_budget_min:
+                reason = "time budget"
+                log(f"time budget reached after {step} steps")
+                break
+            if adaptive is not None:
+                adaptive.update()
+            # every step its own crops (epoch = step) from the run's RNG: a resumed run continues
+            # the sample stream instead of revisiting one fixed crop per photo
+            idx = torch.randint(len(ds), (batch,), generator=gen)
+            x = torch.stack([ds.get(int(i), step) for i in idx])
+            s = int(torch.randint(n_levels, (1,), generator=gen))
+            u = s / max(n_levels - 1, 1)
+            with torch.no_grad():
+                lat = quantized_latents(model, x, u, q)
+            u_t = torch.full((batch,), float(lat["u"]))  # the u16-dequantized slider compress() uses
+            # the exact engine's ŷ (what files hold), into the float g_s being trained
+            x_hat = model.g_s(lat["y_hat_gained"].float() * model.gains.inv_gain(u_t))
+            mse = F.mse_loss(x_hat, x)
+            loss = lambdas[s] * 255 ** 2 * mse
+            if not torch.isfinite(loss):
+                raise LicError(f"non-finite fine-tuning loss at step {step + 1}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            n_log += 1
+            losses.append(float(mse.detach()))
+            if step % log_every == 0 or step == start + 1:
+                recent = losses[-log_every:]
+                psnr = -10 * math.log10(max(sum(recent) / len(recent), 1e-10))
+                now = time.monotonic()
+                rec = {"type": "train", "step": step, "loss": float(loss.detach()),
+                       "mse": losses[-1], "psnr_recent": round(psnr, 3), "level": s,
+                       "cpu_s": round(clock(), 2), "it_s": n_log / max(1e-9, now - t_log),
+                       "threads": torch.get_num_threads()}
+                t_log, n_log = now, 0
+                if flog is not None:
+                    flog.write(json.dumps(rec) + "\n")
+                    flog.flush()
+                log(f"finetune[{quantizer}] step {step}/{steps} mse {losses[-1]:.5f} "
+                    f"(~{psnr:.2f} dB, last {len(recent)}) level {s}")
+            if timer.due():
+                checkpoint(step)
+        checkpoint(step)
+        if flog is not None:
+            flog.write(json.dumps({"type": "end", "step": step, "reason": reason,
+                                   "cpu_s": round(clock(), 2)}) + "\n")
+    finally:
+        stopper.restore()
+        if flog is not None:
+            flog.close()
+        for p in model.parameters():
+            p.requires_grad_(True)
     return {"steps": step, "quantizer": quantizer, "quantizer_params": q.params(),
             "final_mse": losses[-1] if losses else None, "seconds": time.time() - t0,
-            "lr": lr, "batch": batch, "crop": crop}
+            "cpu_s": clock(), "lr": lr, "batch": batch, "crop": crop, "reason": reason,
+            "base_weights_hash": base_hash}
 
 
 def save_finetuned(model, path: Path, card: dict) -> bytes:
@@ -104,6 +202,9 @@ def save_finetuned(model, path: Path, card: dict) -> bytes:
     digest = weights_hash(state)
     meta = {"card": json.dumps(card, sort_keys=True), "weights_hash": digest.hex(),
             "base_model": model.config.name}
+    base = base_hash_of(model)
+    if base:  # the base weights it was tuned on: the codec ignores it beside other weights
+        meta["base_weights_hash"] = base
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: f.write(_serialize(state, meta)), overwrite=True)
     md = path.with_suffix(".md")
@@ -121,37 +222,64 @@ def _serialize(state, meta) -> bytes:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="lic-lgem-cpu", help="registry name with shipped weights")
     p.add_argument("--weights", default=None, help="weights file (default <weights dir>/<model>.safetensors)")
-    p.add_argument("--data", required=True, help="folder of training photos")
+    p.add_argument("--data", required=True, help="training folders (several joined by ':')")
     p.add_argument("--quantizer", default="tcq", choices=["round", "deadzone", "rdoq", "tcq"])
     p.add_argument("--quantizer-param", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=1000, help="total steps of the run (resumed "
+                   "runs train on to this count)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = adapt to "
+                   "the machine's load")
     p.add_argument("--time-budget-min", type=float, default=0.0)
+    p.add_argument("--run-dir", default=None, help="checkpoint + log folder: resumes its newest "
+                   "checkpoint (the campaign's finetune stages use it)")
+    p.add_argument("--ckpt-minutes", type=float, default=None,
+                   help="checkpoint every N wall minutes (with --run-dir)")
+    p.add_argument("--keep", type=int, default=2, help="checkpoints to keep (with --run-dir)")
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--no-write", action="store_true",
+                   help="only train and checkpoint (campaign stages export later)")
     p.add_argument("--out", default=None, help="output file (default <weights dir>/<model>-ft-<q>.safetensors)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not Path(args.data).is_dir():
-        raise LicError(f"training data folder not found: {args.data}")
+def parse_quantizer_params(pairs: Sequence[str]) -> dict[str, float]:
+    """``["c=0.05", ...]`` → ``{"c": 0.05}`` (one-line error on a malformed pair)."""
     params = {}
-    for kv in args.quantizer_param:
+    for kv in pairs:
         if "=" not in kv:
             raise LicError(f"--quantizer-param expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1)
-        params[k] = float(v)
+        try:
+            params[k] = float(v)
+        except ValueError:
+            raise LicError(f"--quantizer-param {k} needs a number, got {v!r}") from None
+    return params
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    for part in str(args.data).split(os.pathsep):
+        if not Path(part).is_dir():
+            raise LicError(f"training data folder not found: {part}")
+    params = parse_quantizer_params(args.quantizer_param)
     out = Path(args.out) if args.out else finetuned_path(args.model, args.quantizer)
-    if out.exists() and not args.force:
+    if not args.no_write and out.exists() and not args.force:
         raise LicError(f"{out} exists; pass --force to overwrite it")
     model = load_model(args.model, args.weights)
     summary = finetune(model, args.data, args.quantizer, args.steps, args.batch, args.crop,
-                       args.lr, args.seed, args.time_budget_min, params)
+                       args.lr, args.seed, args.time_budget_min, params,
+                       run_dir=Path(args.run_dir) if args.run_dir else None,
+                       ckpt_minutes=args.ckpt_minutes, keep=args.keep,
+                       threads=args.threads,
+                       log_every=args.log_every)
+    if args.no_write:
+        print(f"stopped after {summary['steps']} steps ({summary['reason']})")
+        return 0
     card = {"kind": "decoder fine-tuned on real quantized latents (METHODS §1.5)",
             "base_model": args.model, "data": str(args.data),
             "hardware": "cuda" if torch.cuda.is_available() else "CPU", **summary}
@@ -161,6 +289,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    import sys
+
     ap = argparse.ArgumentParser(prog="lic finetune", description=__doc__.splitlines()[0])
     add_arguments(ap)
-    return run(ap.parse_args(argv))
+    try:
+        return run(ap.parse_args(argv))
+    except LicError as exc:
+        print(f"lic finetune: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

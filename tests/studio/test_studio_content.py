@@ -248,3 +248,50 @@ def test_screenshot_of_an_image_and_of_a_lic_file(tmp_path):
     r = _studio("--screenshot", str(tmp_path / "lic.png"), "--size", "1366x768", str(lic))
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "lic.png").size == (1366, 768)
+
+
+# ------------------------------------------------- issue 16: quantizer gains, fine-tuned label
+
+def test_quantizer_picker_shows_measured_gains_and_the_fine_tuned_decoder(qtbot, fake_codec,
+                                                                          tmp_path, monkeypatch):
+    import json
+
+    import torch
+    from PySide6.QtCore import Qt
+    from safetensors.torch import save_file
+
+    from app.model.provenance import quantizer_notes
+
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    base, other = "ab" * 8, "ef" * 8
+    save_file({"x": torch.zeros(1)}, str(wdir / f"{FAKE}.safetensors"),
+              metadata={"weights_hash": base, "card": json.dumps({"model": FAKE})})
+    ft = wdir / f"{FAKE}-ft-tcq.safetensors"
+    save_file({"g_s.x": torch.zeros(1)}, str(ft),
+              metadata={"weights_hash": "cd" * 8, "base_weights_hash": base})
+    (wdir / f"{FAKE}.quantizers.json").write_text(json.dumps(
+        {"base_weights_hash": base, "images": [f"k{i}.png" for i in range(24)],
+         "bd_vs_round_percent": {"round/before": 0.0, "tcq/before": 11.0, "tcq/after": -2.5}}))
+    monkeypatch.setenv("LIC_WEIGHTS_DIR", str(wdir))
+
+    win = make_window(qtbot, codecs=[FAKE, "jpeg"])
+    pa = win.pane_controls[0]
+    tip = pa.quant_combo.itemData(pa.quant_combo.findText("tcq"), Qt.ItemDataRole.ToolTipRole)
+    assert "Kodak (24 images): +11.0 %" in tip and "-2.5 % vs rounding" in tip
+    assert "fine-tuned for TCQ" in tip
+    assert pa.quant_combo.currentText() == "round" and not pa.ft_label.isVisible()
+    pa.quant_combo.setCurrentText("tcq")  # the user picks TCQ: the pane says whose decoder
+    assert pa.ft_label.isVisible() and pa.ft_label.full_text == "fine-tuned for TCQ"
+    win.close()
+
+    # a decoder tuned on other weights is never announced, and measurements of other weights
+    # are not shown as if they were these weights'
+    save_file({"g_s.x": torch.zeros(1)}, str(ft),
+              metadata={"weights_hash": "cd" * 8, "base_weights_hash": other})
+    tip, tuned = quantizer_notes(FAKE)["tcq"]
+    assert not tuned and "tuned on other weights" in tip
+    save_file({"x": torch.zeros(1)}, str(wdir / f"{FAKE}.safetensors"),
+              metadata={"weights_hash": other})
+    tip, tuned = quantizer_notes(FAKE)["tcq"]
+    assert tuned and "+11.0" not in tip and "not measured" not in tip
