@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inspector tab to show")
     g.add_argument("--overlay", choices=("bits_y", "bits_z"), help="bits heatmap over the image")
     g.add_argument("--sweep", action="store_true", help="RD-sweep panes A and B first")
+    g.add_argument("--quantizer", choices=("round", "deadzone", "rdoq", "tcq"),
+                   help="pane A's quantizer")
     g.add_argument("--force", action="store_true", help="overwrite OUT.png if it exists")
     g.add_argument("--timeout", type=float, default=900.0, metavar="S",
                    help="give up after S seconds (default 900)")
@@ -59,7 +61,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             shot = ShotOptions(out=Path(args.screenshot), size=parse_size(args.size),
                                view=args.view, panes=args.panes, diff=args.diff, tab=args.tab,
                                overlay=args.overlay, sweep=args.sweep, force=args.force,
-                               timeout=args.timeout)
+                               timeout=args.timeout, quantizer=args.quantizer)
             if shot.out.exists() and not shot.force:
                 raise LicError(f"'{shot.out}' already exists (use --force to overwrite it)")
 

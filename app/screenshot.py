@@ -31,6 +31,7 @@ class ShotOptions:
     tab: Optional[str] = None           # latents | entropy | rate | file
     overlay: Optional[str] = None       # bits_y | bits_z
     sweep: bool = False                 # RD sweep of panes A and B first
+    quantizer: Optional[str] = None     # pane A's quantizer (round | deadzone | rdoq | tcq)
     force: bool = False
     timeout: float = 900.0
 
@@ -122,6 +123,14 @@ def take(app, win, target: Optional[str], opts: ShotOptions,
         v.compare_mode = opts.view
     if opts.diff:
         v.diff_mode = opts.diff
+    if opts.quantizer:
+        pane = win.session.panes[0]
+        from lic_core.codecs import get_codec
+
+        if opts.quantizer not in get_codec(pane.settings.codec).quantizers:
+            raise LicError(f"--quantizer: {pane.settings.codec} has no '{opts.quantizer}' "
+                           "quantizer")
+        pane.set(quantizer=opts.quantizer)
     if opts.sweep and win.session.image is not None:
         win.controller.sweep(0, points=5)
         win.controller.sweep(1, points=5)

@@ -58,12 +58,14 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from lic_core.codecs import PREFERRED_LEARNED
     from lic_core.codecs.learned import LearnedCodec
-    from lic_core.codecs.registry import best_first
     from lic_core.evaluation.quantizers import bd_table, quantizer_curve
     from lic_core.image import load_image
+    from lic_core.paths import weights_path
 
-    codec_name = args.codec or best_first()[0]
+    codec_name = args.codec or next(
+        n for n in PREFERRED_LEARNED if weights_path(n).is_file())
     files = sorted(Path(args.kodak).glob("*.png"))[: args.limit or None]
     if not files:
         print(f"no images under {args.kodak}", file=sys.stderr)

@@ -64,12 +64,32 @@ def describe_block(r: dict) -> list[str]:
         fields.append(("rate", _rate_text(r)))
         if r["quantizers"]:
             fields.append(("quantizers", ", ".join(r["quantizers"])))
+        fields += _finetuned_fields(r["name"], desc)
         if r["decoders"]:
             fields.append(("decoders", ", ".join(r["decoders"])))
         fields.append(("file", r["file_extension"]))
     width = max([10] + [len(k) for k, _ in fields])  # same column in every block
     lines += [f"    {k:<{width}}  {v}" for k, v in fields]
     return lines
+
+
+def _finetuned_fields(name: str, desc: dict) -> list[tuple[str, str]]:
+    """``fine-tuned`` lines: decoders tuned on a quantizer's real latents (METHODS §1.5), with
+    what they measured on Kodak, and the ones ignored because they were tuned on other weights."""
+    from ..evaluation.quantizers import quantizer_report
+
+    out = []
+    report = quantizer_report(name) if desc.get("finetuned_decoders") else {}
+    for q in desc.get("finetuned_decoders") or {}:
+        r = report.get(q, {})
+        gain = ""
+        if r.get("bd_before") is not None and r.get("bd_after") is not None:
+            gain = (f" (Kodak: {r['bd_before']:+.1f} % → {r['bd_after']:+.1f} % BD-rate vs "
+                    "rounding)")
+        out.append(("fine-tuned", f"{q}: decoder tuned on its real quantized latents{gain}"))
+    for q, file in (desc.get("stale_finetuned_decoders") or {}).items():
+        out.append(("fine-tuned", f"{q}: {file} ignored (tuned on other weights)"))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -27,7 +27,9 @@ class QuantizerInfo:
         return f"QuantizerInfo({self.name!r}, {self.label!r}, defaults={self.defaults!r})"
 
 
-#: Quantizers in GUI order. Defaults are the METHODS §1.2–1.4 starting values.
+#: Quantizers in GUI order. Defaults are the METHODS §1.2–1.4 starting values, except the λ
+#: factor c of RDOQ and TCQ: 0.03 instead of the high-rate slope ln2/6 ≈ 0.1155, chosen on
+#: held-back training photos for the campaign codec (docs/quantizers.md; c is encoder-only).
 QUANTIZERS: list[QuantizerInfo] = [
     QuantizerInfo("round", "Rounding",
                   "Round the mean-removed latent to the nearest integer (CompressAI compress).", {}),
@@ -37,12 +39,12 @@ QUANTIZERS: list[QuantizerInfo] = [
                   {"offset": (0.0, 0.5, 0.01)}),
     QuantizerInfo("rdoq", "RDOQ",
                   "Per element pick round(r), round(r) - sign or 0 minimising "
-                  "(r - q)^2 + c * bits(q). Same decoder as rounding.", {"c": 0.1155},
+                  "(r - q)^2 + c * bits(q). Same decoder as rounding.", {"c": 0.03},
                   {"c": (0.0, 1.0, 0.005)}),
     QuantizerInfo("tcq", "Trellis-coded (DQ)",
                   "4-state dependent quantization as in VVC: a Viterbi search along the channels "
                   "picks indices minimising D + lambda R; finer reconstruction grid.",
-                  {"delta_u": 0.561, "c": 0.1155},
+                  {"delta_u": 0.561, "c": 0.03},
                   {"delta_u": (0.3, 1.0, 0.001), "c": (0.0, 1.0, 0.005)}),
 ]
 

@@ -122,14 +122,17 @@ class RdoqQuantizer(_ScalarQuantizer):
     """Rate-distortion optimized scalar quantization (METHODS §1.2 item 4).
 
     Per element choose ``q ∈ {round(r), round(r) − sign(round(r)), 0}`` minimizing
-    ``J = (r − q)² + λ·bits(q | σ_table[index])`` with ``λ = c·Δ²`` (Δ = 1), ``c = ln2/6 ≈ 0.1155`` the
-    high-rate slope ``−dD/dR`` of entropy-coded uniform quantization. ``bits`` is the same table
-    pmf the coder uses. Ties keep the earlier candidate, so c = 0 is exactly rounding.
+    ``J = (r − q)² + λ·bits(q | σ_table[index])`` with ``λ = c·Δ²`` (Δ = 1). METHODS starts from
+    ``c = ln2/6 ≈ 0.1155``, the high-rate slope ``−dD/dR`` of entropy-coded uniform
+    quantization; the default is 0.03, because on the campaign codec every decision away from
+    rounding costs far more picture quality than its latent error says (docs/quantizers.md).
+    ``bits`` is the same table pmf the coder uses. Ties keep the earlier candidate, so c = 0 is
+    exactly rounding.
     """
 
     name = "rdoq"
 
-    def __init__(self, c: float = 0.1155) -> None:
+    def __init__(self, c: float = 0.03) -> None:
         c = float(c)
         if not (c >= 0.0 and math.isfinite(c)):
             raise ValueError(f"RDOQ c must be a finite number ≥ 0, got {c}")

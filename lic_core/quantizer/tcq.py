@@ -22,10 +22,13 @@ built from single IEEE operations only (format v2): the deterministic erfc of
 multiplier — the same bits on every machine.
 
 **Search.** Viterbi over the S streams at once (Python loop over the C steps only), branch cost
-``(r − Δ_u·level)² + λ·bits`` with ``λ = c·Δ_SQ²`` (Δ_SQ = 1, c = 0.1155 by default; λ is an
-encoder-only choice the decoder never needs). Candidates per (quantizer j, parity p): the nearest
-level of Q_j whose index has parity p, plus k = 0 for p = 0, restricted to the support with a
-parity-preserving clamp, so the search never emits an index the coder cannot code.
+``(r − Δ_u·level)² + λ·bits`` with ``λ = c·Δ_SQ²`` (Δ_SQ = 1; λ is an encoder-only choice the
+decoder never needs). The default c = 0.03, not METHODS' starting value ln2/6 ≈ 0.1155: chosen on
+held-back training photos for the campaign codec, where it loses 3× less (docs/quantizers.md);
+the shipped fine-tuned TCQ decoder was trained on latents quantized with it. Candidates per
+(quantizer j, parity p): the nearest level of Q_j whose index has parity p, plus k = 0 for
+p = 0, restricted to the support with a parity-preserving clamp, so the search never emits an
+index the coder cannot code.
 
 **Coding (§1.4, §6.3).** Per channel step t, the S symbols split by quantizer j = s ≫ 1; the Q0
 subset (in stream order), then the Q1 subset, each become one
@@ -53,7 +56,7 @@ TRANSITIONS: tuple[tuple[int, int], ...] = ((0, 2), (2, 0), (1, 3), (3, 1))
 #: VVC packs the table into this 16-bit constant (DepQuant.cpp)
 VVC_STATE_CONSTANT = 32040
 DEFAULT_DELTA_U = 0.561
-DEFAULT_C = 0.1155
+DEFAULT_C = 0.03
 #: pmf floor before renormalization (CompressAI likelihood bound, §1.4)
 PMF_FLOOR = 1e-9
 #: smallest probability constriction gives an in-range symbol (24-bit precision, §6.2)

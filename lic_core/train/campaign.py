@@ -448,7 +448,36 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
             shutil.copy2(out / f"{name}.rd.json", results_dir / f"{name}.json")
             summary["installed"] = True
             summary["installed_into"] = str(wdir)
+            summary["retired_finetuned"] = retire_finetuned(wdir, name)
     return summary
+
+
+def retire_finetuned(wdir: Path, name: str) -> list[str]:
+    """Remove the decoders fine-tuned on earlier ``name`` weights (and its quantizer table) from
+    the weights folder: the codec would ignore them beside the new weights anyway (they were
+    tuned on other latents), so they only take space. Returns the quantizers they were for; the
+    ``finetune-<q>`` stages retrain them on the new weights (docs/training.md)."""
+    from ..decoder.finetuned import finetuned_base_hash
+    from ..evaluation.quantizers import quantizer_table_path
+    from ..weights import read_weights_hash
+
+    now = read_weights_hash(wdir / f"{name}.safetensors")
+    retired = []
+    for q in ("round", "deadzone", "rdoq", "tcq"):
+        ft = wdir / f"{name}-ft-{q}.safetensors"
+        if ft.is_file() and finetuned_base_hash(ft) != now:
+            for suffix in (".safetensors", ".md", ".json", ".curve.png"):
+                ft.with_suffix(suffix).unlink(missing_ok=True)
+            retired.append(q)
+    table = quantizer_table_path(name, wdir)
+    if table.is_file():
+        try:
+            stale = json.loads(table.read_text()).get("base_weights_hash") != now
+        except ValueError:
+            stale = True
+        if stale:
+            table.unlink()
+    return retired
 
 
 # ------------------------------------------------------------------------------------------
@@ -553,6 +582,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if "installed" in s:
                 print(f"  installed into {s['installed_into']}" if s["installed"]
                       else f"  NOT installed: {s['why_not']}")
+            for q in s.get("retired_finetuned") or []:
+                print(f"  removed {s['name']}-ft-{q} (tuned on the old weights): retrain it with "
+                      f"tools/campaign.sh --stage finetune-{q} start")
         return 0
     except LicError as exc:
         print(f"campaign: error: {exc}", file=sys.stderr)

@@ -207,10 +207,29 @@ def save_finetuned(model, path: Path, card: dict) -> bytes:
         meta["base_weights_hash"] = base
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: f.write(_serialize(state, meta)), overwrite=True)
-    md = path.with_suffix(".md")
-    md.write_text("# " + path.stem + "\n\n" + "\n".join(f"- **{k}**: {v}" for k, v in card.items())
-                  + f"\n- **weights hash**: {digest.hex()}\n", encoding="utf-8")
+    path.with_suffix(".md").write_text(card_markdown(path.stem, card, digest.hex()),
+                                       encoding="utf-8")
     return digest
+
+
+def card_markdown(name: str, card: dict, digest: str) -> str:
+    """The model card of a fine-tuned decoder as Markdown: its facts, then the Kodak table."""
+    lines = [f"# {name}", ""]
+    lines += [f"- **{k}**: {v}" for k, v in card.items() if k != "eval"]
+    lines.append(f"- **weights hash**: {digest}")
+    ev = card.get("eval")
+    if ev:
+        bd = ev.get("bd_vs_round_percent", {})
+        lines += ["", f"## Kodak ({len(ev.get('images', []))} images, real bitstreams)", "",
+                  "| curve | " + " | ".join(f"u={u:g}" for u in ev["us"]) + " | BD-rate vs "
+                  "rounding |", "|---|" + "---|" * (len(ev["us"]) + 1)]
+        for key, c in ev["curves"].items():
+            cells = " | ".join(f"{b:.3f} bpp / {p:.2f} dB" for b, p in zip(c["bpp"], c["psnr"]))
+            v = bd.get(key)
+            lines.append(f"| {key} | {cells} | " + ("n/a" if v is None else f"{v:+.2f} %") + " |")
+        lines += ["", "before = the base decoder g_s, after = this fine-tuned decoder, on the "
+                  "same bitstreams (same bpp)."]
+    return "\n".join(lines) + "\n"
 
 
 def _serialize(state, meta) -> bytes:

@@ -111,6 +111,10 @@ def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, wei
     tuned, base = LearnedCodec("lic-lgem-tiny"), LearnedCodec("lic-lgem-tiny", use_finetuned=False)
     r = tuned.encode(img, EncodeParams(rate=0.5, quantizer="tcq"))
     assert "tcq" in tuned.describe()["finetuned_decoders"]
+    from lic_core.cli.cmd_models import _finetuned_fields
+
+    (label, text), = _finetuned_fields("lic-lgem-tiny", tuned.describe())  # `lic models`
+    assert label == "fine-tuned" and text.startswith("tcq: decoder tuned on its real")
     assert np.array_equal(tuned.decode(r.data).reconstruction, r.reconstruction)
     assert r.data != base.encode(img, EncodeParams(rate=0.5, quantizer="tcq")).data
 
@@ -120,6 +124,8 @@ def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, wei
     r2 = fresh.encode(img, EncodeParams(rate=0.5, quantizer="tcq"))
     assert fresh.stale_finetuned == {"tcq": f"{name}.safetensors"}
     assert "finetuned_decoders" not in fresh.describe()
+    assert "ignored (tuned on other weights)" in _finetuned_fields(
+        "lic-lgem-tiny", fresh.describe())[0][1]
     plain = LearnedCodec("lic-lgem-tiny", use_finetuned=False)
     assert r2.data == plain.encode(img, EncodeParams(rate=0.5, quantizer="tcq")).data
     assert "changed since this stage started" in C.status(c)
@@ -128,3 +134,9 @@ def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, wei
     _wait_stopped(c)
     assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] == 1
     assert list(c.root.glob("finetune-tcq.stale-*"))
+
+    # a codec install retires the decoders tuned on the weights it replaced (and their table)
+    assert C.retire_finetuned(weights_dir, "lic-lgem-tiny") == ["tcq"]
+    assert not list(weights_dir.glob(f"{name}.*"))
+    assert not (weights_dir / "lic-lgem-tiny.quantizers.json").exists()
+    assert (weights_dir / "lic-lgem-tiny.safetensors").is_file()
