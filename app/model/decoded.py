@@ -84,7 +84,8 @@ _LABELS = {"file": "file", "bytes": "size", "codec": "codec", "model": "model in
            "height": "height", "width": "width", "padded_height": "padded height",
            "padded_width": "padded width", "diffusion_steps": "diffusion steps",
            "diffusion_seed": "diffusion seed", "lic_version": "written by LIC Studio",
-           "bpp": "bits per pixel", "error": "header error"}
+           "bpp": "bits per pixel", "error": "header error",
+           "finetuned_for": "g_s fine-tuned for"}
 _HIDDEN = ("rate_u16", "rate u")  # the same number as "rate", shown once
 
 

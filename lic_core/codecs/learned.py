@@ -395,6 +395,8 @@ class LearnedCodec(LicCodec):
                     bpp=8.0 * len(data) / (header.height * header.width), bytes=len(data),
                     decoded_with=dec_kind, decoded_seed=seed, symbols_checked=True,
                     picture_checked=check is not None)
+        if w_hash != self.weights_hash:  # the header names a decoder tuned on this quantizer
+            info["finetuned_for"] = header.quantizer
         return DecodeResult(reconstruction=recon, codec=self.name, info=info, timings=timer.t,
                             inspection=inspection(coding, list(model.config.groups), len(data)))
 

@@ -115,7 +115,11 @@ def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, wei
 
     (label, text), = _finetuned_fields("lic-lgem-tiny", tuned.describe())  # `lic models`
     assert label == "fine-tuned" and text.startswith("tcq: decoder tuned on its real")
-    assert np.array_equal(tuned.decode(r.data).reconstruction, r.reconstruction)
+    d = tuned.decode(r.data)
+    assert np.array_equal(d.reconstruction, r.reconstruction)
+    assert d.info["finetuned_for"] == "tcq"  # the File info tab says whose decoder it was
+    assert "finetuned_for" not in tuned.decode(
+        tuned.encode(img, EncodeParams(rate=0.5, quantizer="round")).data).info
     assert r.data != base.encode(img, EncodeParams(rate=0.5, quantizer="tcq")).data
 
     # new codec weights: the decoder is stale (never used), and the stage starts afresh on them
