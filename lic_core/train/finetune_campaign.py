@@ -39,6 +39,7 @@ from .campaign_base import (
     training_inputs,
 )
 from .checkpoint import latest_checkpoint, load_checkpoint
+from .generative_campaign import _flag
 
 #: a fine-tuned decoder ships only when it saves at least this much over the base decoder
 MIN_SAVING_PCT = 0.5
@@ -54,14 +55,6 @@ RECIPE = ["--model", "lic-lgem-cpu", "--batch", "8", "--crop", "128", "--lr", "1
 
 def stage_quantizer(c: Campaign) -> str:
     return c.stage.split("-", 1)[1]
-
-
-def _flag(recipe: Sequence[str], name: str, default: str) -> str:
-    val = default
-    for i, tok in enumerate(recipe[:-1]):
-        if tok == name:
-            val = recipe[i + 1]
-    return val
 
 
 def shipped_hash(model_name: str) -> Optional[str]:
@@ -81,7 +74,7 @@ def start_finetune(c: Campaign, data: Optional[str] = None, recipe: Optional[Seq
     st = c.state()
     recipe = list(recipe or st.get("recipe") or RECIPE)
     data, _ = training_inputs(st, data, None)
-    model_name = _flag(recipe, "--model", "lic-lgem-cpu")
+    model_name = _flag(recipe, "--model", "lic-lgem-cpu") or "lic-lgem-cpu"
     now = shipped_hash(model_name)
     if now is None:
         raise CampaignError(f"no shipped {model_name} weights to fine-tune")
