@@ -522,6 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force-install", action="store_true", help="install even if not better")
     e.add_argument("--weights-dir", help="where shipped weights live (default "
                                          "lic_core/assets/weights, or $LIC_WEIGHTS_DIR)")
+    sd = sub.add_parser("seed", help="diffusion: write the newest checkpoint as the committed "
+                                     "seed (campaign/seeds/) that `start` continues when runs/ "
+                                     "is lost")
+    sd.add_argument("--to", help="seeds folder (default campaign/seeds, $LIC_CAMPAIGN_SEEDS_DIR)")
     h = sub.add_parser("handoff", help="write the newest weights as a small file for a device")
     h.add_argument("--from", dest="src", help="run folder or checkpoint (default the campaign's)")
     h.add_argument("--to", required=True)
@@ -542,6 +546,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(status(c))
         elif a.cmd == "stop":
             print(stop(c, a.timeout))
+        elif a.cmd == "seed":
+            from .campaign_seeds import write_seed
+
+            r = write_seed(c, Path(a.to) if a.to else None)
+            print(f"wrote the {c.stage} seed {r['path']}: step {r['step']}, "
+                  f"{r['cpu_hours']:.2f} CPU-h, {r['bytes'] / 1e6:.1f} MB (from {r['checkpoint']}); "
+                  "commit it with its .log.jsonl")
         elif a.cmd in ("handoff", "adopt") and c.stage != "codec":
             raise CampaignError(f"{a.cmd} moves the codec's weights to and from a device; "
                                 "the other stages do not have it yet")

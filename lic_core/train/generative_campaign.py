@@ -93,6 +93,13 @@ def start_stage(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = 
     cmd += list(extra)
     ck = latest_checkpoint(c.run_dir)
     how = f"resuming {ck.name}" if ck is not None else "starting from scratch"
+    if ck is None:
+        from .campaign_seeds import adopt_seed
+
+        seeded = adopt_seed(c)  # runs/ was lost: continue the committed seed
+        if seeded is not None:
+            cmd += seeded[0]
+            how = seeded[1]
     c.root.mkdir(parents=True, exist_ok=True)
     st.update({"recipe": recipe, "data": data, "kodak": kodak, "stage": c.stage})
     st.setdefault("created", _now())
@@ -264,6 +271,8 @@ def _status(earned: bool, what: str) -> str:
 
 def _export_diffusion(c: Campaign, ck: dict, common: dict, name: Optional[str], kodak: str,
                       eval_limit: Optional[int], us: Sequence[float], out: Path) -> dict:
+    import torch
+
     from ..codecs.learned import LearnedCodec
     from ..decoder.diffusion import DiffusionConfig, DiffusionDecoder
     from ..evaluation.generative import evaluate_decoders, published_hific
@@ -274,7 +283,10 @@ def _export_diffusion(c: Campaign, ck: dict, common: dict, name: Optional[str], 
         raise CampaignError(f"{ck['_path']} is not a diffusion decoder checkpoint")
     cfg = DiffusionConfig.from_dict(ck["config"])
     dec = DiffusionDecoder(cfg)
-    dec.load_state_dict(ck["ema"]["shadow"] if ck.get("ema") else ck["model"])
+    state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
+    # the weights ship in fp16: evaluate exactly what ships (the card's table is the file's)
+    dec.load_state_dict({k: v.half().float() if v.is_floating_point() else v
+                         for k, v in state.items()})
     dec.eval()
     codec_name = cfg.codec
     model = load_model(codec_name)
@@ -302,7 +314,8 @@ def _export_diffusion(c: Campaign, ck: dict, common: dict, name: Optional[str], 
         card["codec_note"] = ("trained on other codec weights than those shipped now: "
                               "retrain the stage")
     dec.save(out / f"{name}.safetensors", card=card,
-             extra_meta={"step": int(ck["step"]), "cpu_s": float(ck.get("cpu_s", 0.0))})
+             extra_meta={"step": int(ck["step"]), "cpu_s": float(ck.get("cpu_s", 0.0))},
+             dtype=torch.float16)
     _write_card(out, name, card)
     return {"name": name, "stage": "diffusion", "card": card, "files": str(out),
             "earned": earned, "why_not_earned": f"not yet: {what}"}

@@ -143,6 +143,10 @@ def test_diffusion_stage_start_stop_resume_export(tmp_path, weights_dir):
     assert "diffusion" in LearnedCodec("lic-lgem-tiny").decoders
     dec = DiffusionDecoder.load(weights_dir / "lic-lgem-tiny-diffusion.safetensors")
     assert json.loads(dec.meta["card"])["cpu_hours"] == card["cpu_hours"]
+    from safetensors.torch import load_file
+
+    shipped = load_file(weights_dir / "lic-lgem-tiny-diffusion.safetensors")
+    assert all(v.dtype == torch.float16 for v in shipped.values() if v.is_floating_point())
 
 
 @pytest.mark.slow
@@ -183,3 +187,69 @@ def test_budget_line_says_same_only_when_it_is(tmp_path):
     b = G.budgets(tmp_path)
     assert not b["same_budget"] and "NOT the same CPU budget" in b["note"]
     assert b["diffusion_cpu_hours"] == 1.0 and b["hific_cpu_hours"] == 0.5
+
+
+@pytest.mark.slow
+def test_diffusion_stage_continues_its_committed_seed_when_runs_is_lost(tmp_path, weights_dir,
+                                                                        monkeypatch):
+    """runs/ is lost with its machine: `seed` keeps the weights, the step, the booked CPU time and
+    the learning log in a few committed MB, and `start` continues from there."""
+    from lic_core.decoder.diffusion import DiffusionDecoder
+    from lic_core.train import campaign_seeds as S
+    from lic_core.train.learning_curve import read_log
+
+    seeds = tmp_path / "seeds"
+    monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(seeds))
+    data = _photos(tmp_path / "photos")
+    c = C.Campaign(tmp_path / "campaign", "diffusion")
+    C.start(c, data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "3"], nice=5)
+    _wait_stopped(c)
+    ck = load_checkpoint(latest_checkpoint(c.run_dir))
+    r = S.write_seed(c)
+    assert r["step"] == 3 and Path(r["path"]).parent == seeds
+    meta = S.read_seed("diffusion")
+    assert meta["step"] == 3 and meta["cpu_s"] == pytest.approx(ck["cpu_s"])
+    assert meta["codec_weights_hash"] == ck["codec_weights_hash"] != ""
+    from safetensors.torch import load_file
+
+    seed_w = load_file(r["path"])
+    assert all(v.dtype == torch.float16 for v in seed_w.values())  # a few MB, not the checkpoint
+    assert seed_w.keys() == ck["ema"]["shadow"].keys()
+    n_log = len(read_log(c.run_dir / "log.jsonl"))
+
+    # the machine is replaced: runs/ is gone, the committed seed is not
+    import shutil
+
+    shutil.rmtree(c.root)
+    msg = C.start(c, data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "5"], nice=5)
+    assert "continuing the committed seed" in msg and "step 3" in msg
+    _wait_stopped(c)
+    assert "resumed diffusion weights from" in c.out_file.read_text()
+    ck2 = load_checkpoint(latest_checkpoint(c.run_dir))
+    assert ck2["step"] == 5 and ck2["cpu_s"] > ck["cpu_s"]  # steps and CPU-hours carry on
+    recs = read_log(c.run_dir / "log.jsonl")
+    assert len(recs) > n_log and [r["step"] for r in recs if r.get("type") == "train"][:3] == \
+        [1, 2, 3]  # the learning curve keeps its start
+    # a resumed run folder wins over the seed
+    assert "resuming ckpt-00000005.pt" in C.start(c, extra=["--steps", "5"], nice=5)
+    _wait_stopped(c)
+    # the seed is training state only: the codec never offers it as a decoder
+    assert not (weights_dir / "lic-lgem-tiny-diffusion.safetensors").exists()
+    with pytest.raises(Exception):
+        DiffusionDecoder.load(r["path"])
+
+
+def test_seed_refuses_what_it_cannot_continue(tmp_path, monkeypatch):
+    from lic_core.train import campaign_seeds as S
+
+    monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(tmp_path / "seeds"))
+    with pytest.raises(C.CampaignError, match="no seed yet"):
+        S.write_seed(C.Campaign(tmp_path / "campaign", "hific"))
+    c = C.Campaign(tmp_path / "campaign", "diffusion")
+    with pytest.raises(C.CampaignError, match="no checkpoint"):
+        S.write_seed(c)
+    assert S.adopt_seed(c) is None  # nothing committed: the stage starts from scratch
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "diffusion.safetensors").write_bytes(b"torn")
+    with pytest.raises(C.CampaignError, match="not a readable campaign seed"):
+        S.adopt_seed(c)

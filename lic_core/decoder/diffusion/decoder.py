@@ -195,8 +195,9 @@ class DiffusionDecoder(nn.Module):
 
     # -- weights --------------------------------------------------------------------------------
     def save(self, path: Union[str, Path], card: Optional[dict] = None,
-             extra_meta: Optional[dict] = None) -> None:
-        """Write float32 safetensors with ``{"format", "config", "card"}`` JSON metadata."""
+             extra_meta: Optional[dict] = None, dtype: torch.dtype = torch.float32) -> None:
+        """Write safetensors (float32, or ``dtype``: fp16 for shipped weights) with
+        ``{"format", "config", "card"}`` JSON metadata."""
         from safetensors.torch import save_file
 
         path = Path(path)
@@ -204,7 +205,8 @@ class DiffusionDecoder(nn.Module):
         meta = {"format": FORMAT_TAG, "config": json.dumps(self.config.to_dict(), sort_keys=True),
                 "card": json.dumps(card or {}, sort_keys=True)}
         meta.update({k: str(v) for k, v in (extra_meta or {}).items()})
-        state = {k: v.detach().float().cpu().contiguous() for k, v in self.state_dict().items()}
+        state = {k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu()
+                 .contiguous() for k, v in self.state_dict().items()}
         tmp = path.with_name(path.name + ".tmp")
         save_file(state, str(tmp), metadata=meta)
         tmp.replace(path)

@@ -1,0 +1,116 @@
+"""Committed seeds of the long campaign stages: progress that survives a lost ``runs/``.
+
+A generative stage needs 6–15 CPU-hours (docs/training.md), several sessions of one machine's
+background time, but ``runs/`` lives only as long as that machine. At the end of a session whose
+stage has not yet earned an install, ``tools/campaign.sh --stage diffusion seed`` writes the
+newest checkpoint's weights (the EMA shadow, which is what an export would ship) in fp16 with its
+step, CPU seconds and codec hash to ``campaign/seeds/<stage>.safetensors``, plus the stage's
+training log (the learning curve and the CPU-hour booking) — a few MB that are committed. When
+``start`` finds no run folder to resume, it continues the seed: the same step count and booked
+CPU time, a fresh optimizer (the only state that is lost), the log carried on.
+
+A seed is not a product: nothing loads it except the stage's trainer, and the codec never offers
+it as a decoder (installed weights come from ``export --install`` alone).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from .campaign_base import ROOT, Campaign, CampaignError, _now
+from .checkpoint import latest_checkpoint, load_checkpoint
+
+FORMAT_TAG = "lic-campaign-seed/1"
+#: stages whose trainers can continue a seed (the HiFiC trainer's ``--init`` does not carry the
+#: step and the CPU booking yet)
+SEEDABLE = ("diffusion",)
+
+
+def seeds_dir() -> Path:
+    """``$LIC_CAMPAIGN_SEEDS_DIR`` or ``<checkout>/campaign/seeds``."""
+    env = os.environ.get("LIC_CAMPAIGN_SEEDS_DIR")
+    return Path(env) if env else ROOT / "campaign" / "seeds"
+
+
+def seed_paths(stage: str, folder: Optional[Path] = None) -> tuple[Path, Path]:
+    """(weights, log) of a stage's seed."""
+    d = Path(folder) if folder is not None else seeds_dir()
+    return d / f"{stage}.safetensors", d / f"{stage}.log.jsonl"
+
+
+def read_seed(stage: str, folder: Optional[Path] = None) -> Optional[dict]:
+    """The seed's metadata (step, cpu_s, codec hash, …) without its tensors, or None."""
+    from safetensors import safe_open
+
+    path, _ = seed_paths(stage, folder)
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except Exception:  # noqa: BLE001 - a torn seed is as good as none; say so at start
+        return {"broken": True, "path": str(path)}
+    if meta.get("format") != FORMAT_TAG or meta.get("stage") != stage:
+        return {"broken": True, "path": str(path)}
+    return {**meta, "path": str(path), "step": int(meta.get("step", 0)),
+            "cpu_s": float(meta.get("cpu_s", 0.0))}
+
+
+def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
+    """Write the stage's newest checkpoint as its seed (fp16 weights + log); returns a summary."""
+    from safetensors.torch import save_file
+
+    if c.stage not in SEEDABLE:
+        raise CampaignError(f"the {c.stage} stage has no seed yet (only {', '.join(SEEDABLE)}); "
+                            "its progress lives in runs/ only")
+    ck_path = latest_checkpoint(c.run_dir)
+    if ck_path is None:
+        raise CampaignError(f"no checkpoint in {c.run_dir} to seed from")
+    ck = load_checkpoint(ck_path)
+    state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
+    tensors = {k: v.detach().half().cpu().contiguous() for k, v in state.items()}
+    meta = {"format": FORMAT_TAG, "stage": c.stage, "step": str(int(ck["step"])),
+            "cpu_s": str(float(ck.get("cpu_s", 0.0))), "codec": str(ck.get("codec", "")),
+            "codec_weights_hash": str(ck.get("codec_weights_hash", "")),
+            "config": json.dumps(ck.get("config") or {}, sort_keys=True),
+            "weights": "EMA" if ck.get("ema") else "raw", "written": _now(),
+            "note": "campaign seed: training state for tools/campaign.sh, not a product"}
+    path, log = seed_paths(c.stage, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+    src_log = c.run_dir / "log.jsonl"
+    if src_log.is_file():
+        tmp = log.with_name(log.name + ".tmp")
+        shutil.copyfile(src_log, tmp)
+        tmp.replace(log)
+    return {"path": str(path), "bytes": path.stat().st_size, "step": int(ck["step"]),
+            "cpu_hours": float(ck.get("cpu_s", 0.0)) / 3600.0, "checkpoint": ck_path.name}
+
+
+def adopt_seed(c: Campaign, folder: Optional[Path] = None) -> Optional[tuple[list[str], str]]:
+    """When the stage has nothing to resume in ``runs/`` and a seed exists: put the seed's log in
+    the run folder and return (trainer flags, how) to continue it; else None."""
+    from .diffusion import TRAIN_FILE
+
+    if c.stage not in SEEDABLE or latest_checkpoint(c.run_dir) is not None \
+            or (c.run_dir / TRAIN_FILE).is_file():
+        return None
+    meta = read_seed(c.stage, folder)
+    if meta is None:
+        return None
+    if meta.get("broken"):
+        raise CampaignError(f"{meta['path']} is not a readable campaign seed; move it aside "
+                            "to start from scratch")
+    _, log = seed_paths(c.stage, folder)
+    c.run_dir.mkdir(parents=True, exist_ok=True)
+    run_log = c.run_dir / "log.jsonl"
+    if log.is_file() and not run_log.exists():
+        shutil.copyfile(log, run_log)
+    how = (f"continuing the committed seed {Path(meta['path']).name} (step {meta['step']}, "
+           f"{meta['cpu_s'] / 3600.0:.2f} CPU-h; fresh optimizer)")
+    return ["--resume", meta["path"]], how
