@@ -4,7 +4,7 @@
 #   tools/campaign.sh [--stage …] status
 #   tools/campaign.sh [--stage …] stop
 #   tools/campaign.sh [--stage …] export [--install] [--eval-limit N] [--rates 0,0.5,1]
-#   tools/campaign.sh --stage diffusion seed   # commit campaign/seeds/ when runs/ may be lost
+#   tools/campaign.sh --stage diffusion|hific seed   # commit campaign/seeds/ when runs/ may be lost
 # The default stage is codec; only one stage trains at a time. Every session: `start` first (it
 # resumes runs/campaign/<stage>, else a committed seed), `export` before stopping, and commit the
 # weights when `export --install` says they earned it, else the stage's seed.

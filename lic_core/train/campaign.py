@@ -522,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force-install", action="store_true", help="install even if not better")
     e.add_argument("--weights-dir", help="where shipped weights live (default "
                                          "lic_core/assets/weights, or $LIC_WEIGHTS_DIR)")
-    sd = sub.add_parser("seed", help="diffusion: write the newest checkpoint as the committed "
+    sd = sub.add_parser("seed", help="diffusion|hific: write the newest checkpoint as the committed "
                                      "seed (campaign/seeds/) that `start` continues when runs/ "
                                      "is lost")
     sd.add_argument("--to", help="seeds folder (default campaign/seeds, $LIC_CAMPAIGN_SEEDS_DIR)")

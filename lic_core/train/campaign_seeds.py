@@ -2,8 +2,9 @@
 
 A generative stage needs 6–15 CPU-hours (docs/training.md), several sessions of one machine's
 background time, but ``runs/`` lives only as long as that machine. At the end of a session whose
-stage has not yet earned an install, ``tools/campaign.sh --stage diffusion seed`` writes the
-newest checkpoint's weights (the EMA shadow, which is what an export would ship) in fp16 with its
+stage has not yet earned an install, ``tools/campaign.sh --stage diffusion|hific seed`` writes the
+newest checkpoint's weights (diffusion: the EMA shadow, what an export would ship; hific: E/G/
+hyperprior and, once the GAN stage began, D) in fp16 with its
 step, CPU seconds and codec hash to ``campaign/seeds/<stage>.safetensors``, plus the stage's
 training log (the learning curve and the CPU-hour booking) — a few MB that are committed. When
 ``start`` finds no run folder to resume, it continues the seed: the same step count and booked
@@ -24,9 +25,8 @@ from .campaign_base import ROOT, Campaign, CampaignError, _now
 from .checkpoint import latest_checkpoint, load_checkpoint
 
 FORMAT_TAG = "lic-campaign-seed/1"
-#: stages whose trainers can continue a seed (the HiFiC trainer's ``--init`` does not carry the
-#: step and the CPU booking yet)
-SEEDABLE = ("diffusion",)
+#: stages whose trainers continue a seed (``--resume <seed>.safetensors``)
+SEEDABLE = ("diffusion", "hific")
 
 
 def seeds_dir() -> Path:
@@ -70,13 +70,22 @@ def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
     if ck_path is None:
         raise CampaignError(f"no checkpoint in {c.run_dir} to seed from")
     ck = load_checkpoint(ck_path)
-    state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
-    tensors = {k: v.detach().half().cpu().contiguous() for k, v in state.items()}
+
+    def half(v):
+        return (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()
+
+    if c.stage == "diffusion":
+        state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
+        tensors = {k: half(v) for k, v in state.items()}
+    else:  # hific: E/G/hyperprior, and D once the GAN stage began (no EMA in this trainer)
+        tensors = {f"model.{k}": half(v) for k, v in ck["model"].items()}
+        tensors.update({f"disc.{k}": half(v) for k, v in (ck.get("disc") or {}).items()})
     meta = {"format": FORMAT_TAG, "stage": c.stage, "step": str(int(ck["step"])),
             "cpu_s": str(float(ck.get("cpu_s", 0.0))), "codec": str(ck.get("codec", "")),
             "codec_weights_hash": str(ck.get("codec_weights_hash", "")),
             "config": json.dumps(ck.get("config") or {}, sort_keys=True),
             "weights": "EMA" if ck.get("ema") else "raw", "written": _now(),
+            "trainer_stage": str(ck.get("stage", c.stage)),
             "note": "campaign seed: training state for tools/campaign.sh, not a product"}
     path, log = seed_paths(c.stage, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +107,7 @@ def adopt_seed(c: Campaign, folder: Optional[Path] = None) -> Optional[tuple[lis
     from .diffusion import TRAIN_FILE
 
     if c.stage not in SEEDABLE or latest_checkpoint(c.run_dir) is not None \
-            or (c.run_dir / TRAIN_FILE).is_file():
+            or (c.stage == "diffusion" and (c.run_dir / TRAIN_FILE).is_file()):
         return None
     meta = read_seed(c.stage, folder)
     if meta is None:

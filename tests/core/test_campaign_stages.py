@@ -244,7 +244,7 @@ def test_seed_refuses_what_it_cannot_continue(tmp_path, monkeypatch):
 
     monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(tmp_path / "seeds"))
     with pytest.raises(C.CampaignError, match="no seed yet"):
-        S.write_seed(C.Campaign(tmp_path / "campaign", "hific"))
+        S.write_seed(C.Campaign(tmp_path / "campaign", "finetune-tcq"))
     c = C.Campaign(tmp_path / "campaign", "diffusion")
     with pytest.raises(C.CampaignError, match="no checkpoint"):
         S.write_seed(c)
@@ -253,3 +253,48 @@ def test_seed_refuses_what_it_cannot_continue(tmp_path, monkeypatch):
     (tmp_path / "seeds" / "diffusion.safetensors").write_bytes(b"torn")
     with pytest.raises(C.CampaignError, match="not a readable campaign seed"):
         S.adopt_seed(c)
+
+
+@pytest.mark.slow
+def test_hific_stage_continues_its_seed_in_the_gan_stage(tmp_path, weights_dir, monkeypatch):
+    """The HiFiC seed keeps E/G/hyperprior, D (the GAN stage began at step 2) and the step, so a
+    lost runs/ continues stage 2 instead of restarting stage 1."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from lic_core.train import campaign_seeds as S
+
+    monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(tmp_path / "seeds"))
+    data = _photos(tmp_path / "photos")
+    c = C.Campaign(tmp_path / "campaign", "hific")
+    C.start(c, data=str(data), kodak=str(data), recipe=HIFIC + ["--steps", "3"], nice=5)
+    _wait_stopped(c)
+    ck = load_checkpoint(latest_checkpoint(c.run_dir))
+    assert ck["stage"] == "hific-2"
+    r = S.write_seed(c)
+    w = load_file(r["path"])
+    assert any(k.startswith("disc.") for k in w) and any(k.startswith("model.") for k in w)
+    assert S.read_seed("hific")["trainer_stage"] == "hific-2"
+    # mark one generator weight in the seed, to see that the run continues the seed (a run from
+    # scratch would draw the very same initialisation as the first run: same torch seed)
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(r["path"], framework="pt") as f:
+        meta = f.metadata()
+    key = next(k for k, v in w.items() if k.startswith("model.") and v.is_floating_point()
+               and v.numel() > 100 and "weight" in k)
+    w[key] = torch.full_like(w[key], 0.25)
+    save_file(w, r["path"], metadata=meta)
+    shutil.rmtree(c.root)
+    msg = C.start(c, data=str(data), kodak=str(data), recipe=HIFIC + ["--steps", "5"], nice=5)
+    assert "continuing the committed seed" in msg
+    _wait_stopped(c)
+    assert "resumed the seed" in c.out_file.read_text()
+    ck2 = load_checkpoint(latest_checkpoint(c.run_dir))
+    assert ck2["step"] == 5 and ck2["stage"] == "hific-2" and ck2["cpu_s"] > ck["cpu_s"]
+    # the generator continued from the seed: the marked weight, two small steps on
+    v = ck2["model"][key[len("model."):]].float()
+    assert (v - 0.25).abs().mean() < 0.05 < (ck["model"][key[len("model."):]].float()
+                                              - 0.25).abs().mean()

@@ -28,7 +28,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -165,6 +165,31 @@ class HificTrainer:
                 "step": self.step, "stage": self.stage, "model_name": self.model.config.name,
                 "config": self.model.config.to_dict(), "rng": self.rng.get_state(),
                 "gan_start": self.gan_start}
+
+    def load_seed(self, path: Union[str, Path]) -> float:
+        """Continue a committed campaign seed (``lic_core.train.campaign_seeds``): the weights of
+        E/G/hyperprior (and D once stage 2 began) and the step, with fresh optimizers; returns
+        the booked training CPU seconds."""
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        tensors = load_file(str(path))
+        model_sd = {k[len("model."):]: (v.float() if v.is_floating_point() else v)
+                    for k, v in tensors.items() if k.startswith("model.")}
+        missing, unexpected = self.model.load_state_dict(model_sd, strict=False)
+        if unexpected or [k for k in missing if "pmf" not in k]:
+            raise HificTrainError(f"{Path(path).name} does not match the model "
+                                  f"(missing {len(missing)}, unexpected {len(unexpected)})")
+        self.step = int(meta.get("step", 0))
+        disc_sd = {k[len("disc."):]: v.float() for k, v in tensors.items()
+                   if k.startswith("disc.")}
+        if self.stage == "hific-2" or (self.gan_start is not None and self.step >= self.gan_start):
+            self._enter_gan()
+            if disc_sd:
+                self.disc.load_state_dict(disc_sd)
+        return float(meta.get("cpu_s", 0.0))
 
     def load_state_dict(self, state: dict) -> None:
         """Full resume (same stage): weights, optimizers, step, level RNG."""
@@ -362,7 +387,11 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     if resume is None and latest_checkpoint(out) is not None:
         resume = str(out)  # a re-run of the same command continues where it stopped
     cpu_prev = 0.0
-    if resume:
+    if resume and str(resume).endswith(".safetensors"):
+        cpu_prev = trainer.load_seed(resume)
+        log(f"resumed the seed {resume} at step {trainer.step} ({cpu_prev / 3600:.2f} CPU-h "
+            "booked; fresh optimizers)")
+    elif resume:
         state = load_checkpoint(resume, map_location=device)
         trainer.load_state_dict(state)
         cpu_prev = float(state.get("cpu_s", 0.0))
