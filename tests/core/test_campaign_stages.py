@@ -235,7 +235,9 @@ def test_diffusion_stage_continues_its_committed_seed_when_runs_is_lost(tmp_path
     _wait_stopped(c)
     # the seed is training state only: the codec never offers it as a decoder
     assert not (weights_dir / "lic-lgem-tiny-diffusion.safetensors").exists()
-    with pytest.raises(Exception):
+    from lic_core.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="not a LIC diffusion decoder file"):
         DiffusionDecoder.load(r["path"])
 
 
