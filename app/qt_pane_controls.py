@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from lic_core.codecs import get_codec
 
 from .model import services
-from .model.provenance import codec_provenance, quantizer_notes
+from .model.provenance import codec_provenance, decoder_notes, quantizer_notes
 from .model.session import Pane, SessionModel
 from .qt_signals import ModelSubscriptions, signals_blocked
 
@@ -157,6 +157,11 @@ class QtPaneControls(QGroupBox):
         drow.addWidget(self.steps_spin)
         drow.addWidget(QLabel("seed"))
         drow.addWidget(self.seed_spin)
+        #: the diffusion decoder's weights are a PREVIEW (force-installed before they earned it)
+        self.decoder_preview = QLabel("PREVIEW")
+        self.decoder_preview.setStyleSheet("color: #b35c00; font-weight: bold;")
+        self.decoder_preview.setVisible(False)
+        drow.addWidget(self.decoder_preview)
         self.diffusion_row = QWidget()
         self.diffusion_row.setLayout(drow)
         drow.setContentsMargins(0, 0, 0, 0)
@@ -218,6 +223,8 @@ class QtPaneControls(QGroupBox):
         self._provenance: dict[str, tuple[bool, str]] = {}
         #: codec → quantizer → (tooltip with measured gains, fine-tuned decoder in use)
         self._quant_notes: dict[str, dict[str, tuple[str, bool]]] = {}
+        #: codec → decoder → (tooltip with provenance and Kodak LPIPS, PREVIEW weights)
+        self._decoder_notes: dict[str, dict[str, tuple[str, bool]]] = {}
         for name in services.codec_names():
             ok, why = services.codec_availability(name)
             try:
@@ -317,6 +324,12 @@ class QtPaneControls(QGroupBox):
             self.quant_combo.setEnabled(bool(c.quantizers))
             self.decoder_combo.clear()
             self.decoder_combo.addItems(list(c.decoders))
+            if s.codec not in self._decoder_notes:  # file metadata, read once per codec
+                self._decoder_notes[s.codec] = decoder_notes(s.codec) if learned else {}
+            for i, d in enumerate(c.decoders):
+                note = self._decoder_notes[s.codec].get(d)
+                if note:
+                    self.decoder_combo.setItemData(i, note[0], Qt.ItemDataRole.ToolTipRole)
             self.decoder_combo.setCurrentText(s.decoder)
             self.decoder_combo.setEnabled(bool(c.decoders))
             choice = len(c.decoders) > 1
@@ -346,6 +359,13 @@ class QtPaneControls(QGroupBox):
         self.ft_label.setVisible(tuned)
         self.quant_combo.setToolTip(tip or "Quantizer for the latents: round, dead-zone, RDOQ "
                                            "or trellis-coded (TCQ)")
+        dtip, dpreview = self._decoder_notes.get(s.codec, {}).get(s.decoder, ("", False))
+        self.decoder_preview.setVisible(dpreview)
+        self.decoder_preview.setToolTip(dtip)
+        self.decoder_combo.setToolTip(
+            ("PREVIEW — " if dpreview else "") + dtip if dtip else
+            "Decoder: mse (g_s, sharpest PSNR) or generative (diffusion / gan: realistic "
+            "texture)")
         self.rate_slider.setEnabled(s.target_bpp is None)
         self.rate_spin.setEnabled(s.target_bpp is None)
         self.target_spin.setEnabled(s.target_bpp is not None)

@@ -77,3 +77,63 @@ def quantizer_notes(codec_name: str) -> dict[str, tuple[str, bool]]:
             lines.append(f"not measured on {codec_name}'s weights yet")
         notes[q] = ("\n".join(lines), bool(r.get("finetuned")))
     return notes
+
+
+#: what each decoder does, in one line (METHODS §2.1, §3, §4)
+DECODER_HELP = {
+    "mse": "mse: the synthesis transform g_s, trained for MSE: the best PSNR, smooth textures",
+    "diffusion": "diffusion: the blur-dissipated diffusion decoder samples texture that g_s "
+                 "averages away (same bits; steps and seed live in the file)",
+    "gan": "gan: HiFiC's generator, trained with a GAN and LPIPS",
+}
+
+
+def _mean(points: list, key: str) -> Optional[float]:
+    vals = [float(p[key]) for p in points if p.get(key) is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def decoder_notes(codec_name: str) -> dict[str, tuple[str, bool]]:
+    """Per decoder a learned codec offers: (tooltip, its weights are a PREVIEW).
+
+    The diffusion decoder's tooltip gives its provenance (steps, CPU-hours, trained or preview)
+    and what its model card measured on Kodak beside the MSE decoder on the same bitstreams
+    (mean LPIPS and PSNR over the slider points), from the weights' metadata only."""
+    from lic_core.paths import diffusion_weights_path
+
+    notes: dict[str, tuple[str, bool]] = {"mse": (DECODER_HELP["mse"], False)}
+    try:
+        codec = get_codec(codec_name)
+        decoders = tuple(getattr(codec, "decoders", ()) or ())
+    except Exception:
+        return notes
+    for d in decoders:
+        if d != "diffusion":
+            notes.setdefault(d, (DECODER_HELP.get(d, d), False))
+    if "diffusion" not in decoders:
+        return notes
+    lines = [DECODER_HELP["diffusion"]]
+    preview = False
+    try:
+        card = read_weights_card(diffusion_weights_path(codec_name))
+    except Exception:  # an injected decoder (tests) or an unreadable file: no numbers
+        card = {}
+    if card:
+        preview = bool(card.get("preview"))
+        what = [f"{int(card['total_steps'])} steps" if card.get("total_steps") else "",
+                f"{float(card['cpu_hours']):.1f} CPU-h" if card.get("cpu_hours") else ""]
+        lines.append(("PREVIEW weights" if preview else "trained weights")
+                     + (f" ({', '.join(w for w in what if w)})" if any(what) else ""))
+        rows = ((card.get("eval") or {}).get("rows") or {})
+        mse, dif = rows.get("MSE decoder (g_s)") or [], rows.get("diffusion decoder") or []
+        lm, ld = _mean(mse, "lpips"), _mean(dif, "lpips")
+        pm, pd = _mean(mse, "psnr"), _mean(dif, "psnr")
+        if lm is not None and ld is not None:
+            n = (card.get("eval") or {}).get("images")
+            n = len(n) if isinstance(n, list) else n
+            lines.append(f"Kodak{f' ({n} images)' if n else ''}, {len(dif)} slider points, same "
+                         f"bits: LPIPS {ld:.3f} vs {lm:.3f} (mse)"
+                         + (f", PSNR {pd:.2f} vs {pm:.2f} dB" if pm is not None and pd is not None
+                            else "") + " — lower LPIPS = closer in look")
+    notes["diffusion"] = ("\n".join(lines), preview)
+    return notes

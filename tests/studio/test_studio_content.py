@@ -295,3 +295,57 @@ def test_quantizer_picker_shows_measured_gains_and_the_fine_tuned_decoder(qtbot,
               metadata={"weights_hash": other})
     tip, tuned = quantizer_notes(FAKE)["tcq"]
     assert tuned and "+11.0" not in tip and "not measured" not in tip
+
+
+# --------------------------------------- issue 13: the decoder picker says what the weights are
+
+def test_decoder_picker_gives_the_diffusion_decoders_provenance_and_kodak_lpips(
+        qtbot, fake_codec, tmp_path, monkeypatch):
+    import json
+
+    import torch
+    from PySide6.QtCore import Qt
+    from safetensors.torch import save_file
+
+    from app.model.provenance import decoder_notes
+
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    monkeypatch.setenv("LIC_WEIGHTS_DIR", str(wdir))
+    monkeypatch.setattr(fake_codec, "decoders", ("mse", "diffusion"), raising=False)
+    pts = [{"u": u, "bpp": 0.1 + u, "psnr": 30.0 + u, "lpips": 0.3 - 0.1 * u} for u in (0, 1)]
+    card = {"total_steps": 12345, "cpu_hours": 4.25, "preview": False,
+            "eval": {"images": [f"k{i}.png" for i in range(24)], "rows": {
+                "MSE decoder (g_s)": pts,
+                "diffusion decoder": [{**p, "psnr": p["psnr"] - 2, "lpips": p["lpips"] - 0.05}
+                                      for p in pts]}}}
+
+    def write(c: dict) -> None:
+        save_file({"x": torch.zeros(1)}, str(wdir / f"{FAKE}-diffusion.safetensors"),
+                  metadata={"card": json.dumps(c)})
+
+    write(card)
+    tip, preview = decoder_notes(FAKE)["diffusion"]
+    assert not preview and "trained weights (12345 steps, 4.2 CPU-h)" in tip
+    assert "Kodak (24 images), 2 slider points, same bits: LPIPS 0.200 vs 0.250 (mse)" in tip
+    assert "PSNR 28.50 vs 30.50 dB" in tip
+
+    win = make_window(qtbot, codecs=[FAKE, "jpeg"])
+    pa = win.pane_controls[0]
+    i = pa.decoder_combo.findText("diffusion")
+    assert i >= 0 and "12345 steps" in pa.decoder_combo.itemData(i, Qt.ItemDataRole.ToolTipRole)
+    pa.decoder_combo.setCurrentText("diffusion")
+    assert not pa.decoder_preview.isVisible()
+    win.close()
+
+    # weights installed before they earned it are labelled where the user looks
+    write({**card, "preview": True})
+    win = make_window(qtbot, codecs=[FAKE, "jpeg"])
+    pa = win.pane_controls[0]
+    pa.decoder_combo.setCurrentText("diffusion")
+    assert pa.decoder_preview.isVisible() and pa.decoder_combo.toolTip().startswith("PREVIEW")
+    win.close()
+    # no weights card (an injected decoder): the line of what it does, no invented numbers
+    (wdir / f"{FAKE}-diffusion.safetensors").unlink()
+    tip, preview = decoder_notes(FAKE)["diffusion"]
+    assert not preview and "LPIPS" not in tip and "diffusion decoder samples texture" in tip
