@@ -88,11 +88,6 @@ DECODER_HELP = {
 }
 
 
-def _mean(points: list, key: str) -> Optional[float]:
-    vals = [float(p[key]) for p in points if p.get(key) is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
 def decoder_notes(codec_name: str) -> dict[str, tuple[str, bool]]:
     """Per decoder a learned codec offers: (tooltip, its weights are a PREVIEW).
 
@@ -119,21 +114,11 @@ def decoder_notes(codec_name: str) -> dict[str, tuple[str, bool]]:
     except Exception:  # an injected decoder (tests) or an unreadable file: no numbers
         card = {}
     if card:
+        from lic_core.evaluation.generative import diffusion_card_line
+
         preview = bool(card.get("preview"))
-        what = [f"{int(card['total_steps'])} steps" if card.get("total_steps") else "",
-                f"{float(card['cpu_hours']):.1f} CPU-h" if card.get("cpu_hours") else ""]
-        lines.append(("PREVIEW weights" if preview else "trained weights")
-                     + (f" ({', '.join(w for w in what if w)})" if any(what) else ""))
-        rows = ((card.get("eval") or {}).get("rows") or {})
-        mse, dif = rows.get("MSE decoder (g_s)") or [], rows.get("diffusion decoder") or []
-        lm, ld = _mean(mse, "lpips"), _mean(dif, "lpips")
-        pm, pd = _mean(mse, "psnr"), _mean(dif, "psnr")
-        if lm is not None and ld is not None:
-            n = (card.get("eval") or {}).get("images")
-            n = len(n) if isinstance(n, list) else n
-            lines.append(f"Kodak{f' ({n} images)' if n else ''}, {len(dif)} slider points, same "
-                         f"bits: LPIPS {ld:.3f} vs {lm:.3f} (mse)"
-                         + (f", PSNR {pd:.2f} vs {pm:.2f} dB" if pm is not None and pd is not None
-                            else "") + " — lower LPIPS = closer in look")
+        line = diffusion_card_line(card)
+        lines.append(line.replace(" · Kodak", "\nKodak", 1) + ("" if "LPIPS" not in line else
+                                                               " — lower LPIPS = closer in look"))
     notes["diffusion"] = ("\n".join(lines), preview)
     return notes

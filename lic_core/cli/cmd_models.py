@@ -67,10 +67,26 @@ def describe_block(r: dict) -> list[str]:
         fields += _finetuned_fields(r["name"], desc)
         if r["decoders"]:
             fields.append(("decoders", ", ".join(r["decoders"])))
+        if "diffusion" in (r["decoders"] or ()):
+            fields.append(("diffusion", _diffusion_text(r["name"])))
         fields.append(("file", r["file_extension"]))
     width = max([10] + [len(k) for k, _ in fields])  # same column in every block
     lines += [f"    {k:<{width}}  {v}" for k, v in fields]
     return lines
+
+
+def _diffusion_text(name: str) -> str:
+    """The diffusion decoder's provenance and Kodak LPIPS beside the MSE decoder (its card)."""
+    from ..evaluation.generative import diffusion_card_line
+    from ..paths import diffusion_weights_path
+    from ..weights import read_weights_card
+
+    path = diffusion_weights_path(name)
+    try:
+        card = read_weights_card(path)
+    except Exception:  # noqa: BLE001 - an unreadable card is said, not raised
+        return f"{path.name}: no readable model card"
+    return diffusion_card_line(card) if card else f"{path.name}: no model card"
 
 
 def _finetuned_fields(name: str, desc: dict) -> list[tuple[str, str]]:

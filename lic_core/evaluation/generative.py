@@ -123,3 +123,45 @@ def kodak_table_md(rows: dict[str, list[dict]], published: Sequence[dict] = ()) 
                      f"{_fmt(p.get('lpips'), '.4f')} |")
     return "\n".join(lines) + "\n"
 
+
+
+def diffusion_card_summary(card: dict) -> dict:
+    """What a diffusion decoder's model card says, for one-line labels (``lic models``, the
+    studio's decoder picker): ``preview``, ``steps``, ``cpu_hours``, ``images`` and, when the card
+    holds its Kodak table, the mean LPIPS / PSNR of it and of the MSE decoder on the same bits
+    over ``points`` slider points (None where the card does not say)."""
+    ev = card.get("eval") or {}
+    rows = ev.get("rows") or {}
+    mse, dif = rows.get("MSE decoder (g_s)") or [], rows.get("diffusion decoder") or []
+
+    def mean(points: list, key: str) -> Optional[float]:
+        vals = [float(p[key]) for p in points if p.get(key) is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    images = ev.get("images")
+    return {"preview": bool(card.get("preview")),
+            "steps": int(card["total_steps"]) if card.get("total_steps") else None,
+            "cpu_hours": float(card["cpu_hours"]) if card.get("cpu_hours") else None,
+            "images": len(images) if isinstance(images, list) else images,
+            "points": len(dif), "lpips": mean(dif, "lpips"), "lpips_mse": mean(mse, "lpips"),
+            "psnr": mean(dif, "psnr"), "psnr_mse": mean(mse, "psnr")}
+
+
+def diffusion_card_line(card: dict) -> str:
+    """One line: ``trained · 12345 steps · 4.2 CPU-h · Kodak (24 images, 6 points, same bits):
+    LPIPS 0.200 vs 0.250 (mse), PSNR 28.50 vs 30.50 dB``."""
+    s = diffusion_card_summary(card)
+    parts = ["PREVIEW" if s["preview"] else "trained"]
+    if s["steps"]:
+        parts.append(f"{s['steps']} steps")
+    if s["cpu_hours"]:
+        parts.append(f"{s['cpu_hours']:.1f} CPU-h")
+    if s["lpips"] is not None and s["lpips_mse"] is not None:
+        n = s["images"]
+        where = ", ".join(x for x in (f"{n} image{'s' if n != 1 else ''}" if n else "",
+                                      f"{s['points']} slider points", "same bits") if x)
+        kodak = f"Kodak ({where}): LPIPS {s['lpips']:.3f} vs {s['lpips_mse']:.3f} (mse)"
+        if s["psnr"] is not None and s["psnr_mse"] is not None:
+            kodak += f", PSNR {s['psnr']:.2f} vs {s['psnr_mse']:.2f} dB"
+        parts.append(kodak)
+    return " · ".join(parts)

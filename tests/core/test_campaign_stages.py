@@ -143,6 +143,11 @@ def test_diffusion_stage_start_stop_resume_export(tmp_path, weights_dir):
     assert "diffusion" in LearnedCodec("lic-lgem-tiny").decoders
     dec = DiffusionDecoder.load(weights_dir / "lic-lgem-tiny-diffusion.safetensors")
     assert json.loads(dec.meta["card"])["cpu_hours"] == card["cpu_hours"]
+    # `lic models` says what the installed decoder is: force-installed, so a PREVIEW
+    from lic_core.cli.cmd_models import _diffusion_text
+
+    line = _diffusion_text("lic-lgem-tiny")
+    assert line.startswith("PREVIEW · ") and "Kodak (1 image, 2 slider points, same bits)" in line
     from safetensors.torch import load_file
 
     shipped = load_file(weights_dir / "lic-lgem-tiny-diffusion.safetensors")

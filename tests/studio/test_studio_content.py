@@ -326,8 +326,8 @@ def test_decoder_picker_gives_the_diffusion_decoders_provenance_and_kodak_lpips(
 
     write(card)
     tip, preview = decoder_notes(FAKE)["diffusion"]
-    assert not preview and "trained weights (12345 steps, 4.2 CPU-h)" in tip
-    assert "Kodak (24 images), 2 slider points, same bits: LPIPS 0.200 vs 0.250 (mse)" in tip
+    assert not preview and "trained · 12345 steps · 4.2 CPU-h" in tip
+    assert "Kodak (24 images, 2 slider points, same bits): LPIPS 0.200 vs 0.250 (mse)" in tip
     assert "PSNR 28.50 vs 30.50 dB" in tip
 
     win = make_window(qtbot, codecs=[FAKE, "jpeg"])
