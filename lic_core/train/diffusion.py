@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = dict(
     model="lic-lgem", steps=300_000, batch=8, crop=256, lr=1e-4, ema=0.999, seed=0,
     log_every=100, ckpt_every=2000, warmup=1000, clip=1.0, workers=4, downscale=(0.5, 1.0), keep=2,
     diffusion_config="cpu", lpips_weight=0.0, lpips_t_max=0.5, sigma_b_max=20.0,
-    diffusion_loss="l2", min_snr=None, diffusion_param="x")
+    diffusion_loss="l2", min_snr=None, diffusion_param="x", lpips_relative=False)
 
 
 def _arch(cfg: DiffusionConfig) -> dict:
@@ -119,6 +119,7 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
                     time_budget_min: Optional[float] = None,
                     threads: Optional[int] = None, ckpt_minutes: Optional[float] = None,
                     cpu_budget_min: Optional[float] = None, keep: int = 2,
+                    lpips_relative: bool = False,
                     log: Callable[[str], None] = print) -> dict:
     """Train a :class:`DiffusionDecoder` for ``codec_model`` (frozen); returns a summary dict
     ``{"step", "reason", "losses" (one per step of this run), "ema_path", "train_path",
@@ -132,6 +133,13 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
     Campaign knobs (:mod:`.runtime`): ``threads`` 0 = adapt to the machine's load, a positive
     count = fixed; ``ckpt_minutes`` checkpoints on a wall-clock timer; ``cpu_budget_min`` stops at
     that many cumulative training CPU-minutes; SIGTERM/SIGINT finish the step, checkpoint, stop.
+
+    ``lpips_relative`` weighs each crop's LPIPS term by ``mean(r)/r_i``, with ``r_i`` the LPIPS
+    of the MSE decoder's picture of the same crop (no gradient): the term then asks every crop to
+    beat g_s by the same *factor*, which is what "LPIPS below the MSE decoder's at every slider
+    point" needs. Plain LPIPS is dominated by the low-rate crops, whose LPIPS is 2–3× larger, and
+    leaves the high rates behind. The log's ``lpips_rel`` is the mean ratio ``d_i/r_i`` (< 1:
+    better than g_s on those training crops). Needs a per-crop (``reduction="none"``) LPIPS.
     """
     from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from .ema import EMA
@@ -189,7 +197,7 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
     if lpips_weight > 0 and lpips is None:
         from ..metrics.lpips_metric import LpipsLoss
 
-        lpips = LpipsLoss()
+        lpips = LpipsLoss(reduction="none")
     if lpips is not None:
         lpips = lpips.to(dev)
     decay, no_decay = [], []
@@ -204,7 +212,8 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
     batches = _as_batches(data_dir, crop, batch, seed + start, workers, downscale)
     log(f"diffusion decoder {cfg.name} ({cfg.arch}): {dec.num_parameters() / 1e6:.2f} M params, "
         f"σ_B,max {cfg.sigma_b_max}, loss {cfg.loss}"
-        + (f", LPIPS ×{lpips_weight} for t<{lpips_t_max}" if lpips is not None else "")
+        + (f", {'relative ' if lpips_relative else ''}LPIPS ×{lpips_weight} for "
+           f"t<{lpips_t_max}" if lpips is not None else "")
         + f", batch {batch}, crop {crop}, {dev}")
     clock = CpuClock(cpu_prev)
     codec_hash = getattr(codec_model, "weights_meta", {}).get("weights_hash", "")
@@ -215,6 +224,7 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
         meta = {"step": step, "cpu_s": cpu_s}
         card = _card(cfg, step, codec_model, lpips_weight)
         card["cpu_hours"] = round(cpu_s / 3600.0, 4)
+        card["lpips_relative"] = bool(lpips_relative)
         dec.save(out / TRAIN_FILE, card={"kind": "raw training weights"}, extra_meta=meta)
         if ema is not None:
             raw = {k: v.detach().clone() for k, v in dec.state_dict().items()}
@@ -229,6 +239,7 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
              "cpu_s": cpu_s, "config": cfg.to_dict(), "model_name": cfg.name,
              "codec": cfg.codec, "codec_weights_hash": codec_hash,
              "train": {"batch": batch, "crop": crop, "lr": lr, "lpips_weight": lpips_weight,
+                       "lpips_relative": bool(lpips_relative),
                        "ema": ema_decay, "seed": seed}}, out, keep=keep)
 
     losses: list[float] = []
@@ -274,9 +285,13 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
                         x0_hat = (pred[sel] if cfg.param == "x" else
                                   x0_estimate(x_t[sel], pred[sel], t[sel], sched,
                                               cfg.inv_alpha_max))
-                        lp = lpips(((x0_hat + 1.0) * 0.5).clamp(0.0, 1.0), x[sel])
+                        d = lpips(((x0_hat + 1.0) * 0.5).clamp(0.0, 1.0), x[sel])
+                        if lpips_relative:
+                            lp, logs["lpips_rel"] = _relative_lpips(lpips, d, feats, x, sel)
+                        else:
+                            lp = d.mean()
                         loss = loss + lpips_weight * lp * sel.float().mean()
-                        logs["lpips"] = float(lp.detach())
+                        logs["lpips"] = float(d.detach().mean())
                 if not torch.isfinite(loss):
                     raise DiffusionTrainError(f"non-finite loss at step {step + 1}")
                 for grp in opt.param_groups:
@@ -318,6 +333,23 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
     return {"step": step, "reason": reason, "losses": losses, "ema_path": str(ema_file),
             "train_path": str(out / TRAIN_FILE), "checkpoint": str(last_ckpt[0]),
             "cpu_s": clock()}
+
+
+def _relative_lpips(lpips: nn.Module, d: Tensor, feats: Any, x: Tensor,
+                    sel: Tensor) -> tuple[Tensor, float]:
+    """(the LPIPS term weighted by the MSE decoder's LPIPS of each crop, mean ratio d_i/r_i);
+    see ``lpips_relative`` of :func:`train_diffusion`."""
+    from ..decoder.diffusion.decoder import _split_features
+
+    if d.ndim != 1:
+        raise DiffusionTrainError("lpips_relative needs a per-crop LPIPS (reduction='none')")
+    x_mse, _ = _split_features(feats)
+    if x_mse is None:
+        raise DiffusionTrainError("lpips_relative needs the MSE picture among the contexts")
+    with torch.no_grad():
+        ref = lpips(x_mse[sel].clamp(0.0, 1.0), x[sel]).clamp_min(1e-3)
+    w = ref.mean() / ref
+    return (d * w).mean(), float((d.detach() / ref).mean())
 
 
 def _card(cfg: DiffusionConfig, step: int, codec_model: nn.Module, lpips_weight: float) -> dict:
@@ -372,6 +404,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--min-snr", type=float, default=None, help="min-SNR-γ weighting (off)")
     p.add_argument("--lpips-weight", type=float, default=None, help="LPIPS term weight (0)")
     p.add_argument("--lpips-t-max", type=float, default=None, help="LPIPS only for t below (0.5)")
+    p.add_argument("--lpips-relative", action="store_true", default=None,
+                   help="weigh each crop's LPIPS by the MSE decoder's LPIPS of it (every rate "
+                        "counts alike)")
     p.add_argument("--export", default=None, help="copy the final EMA weights here")
 
 
@@ -414,7 +449,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
         time_budget_min=getattr(args, "time_budget_min", None),
         threads=getattr(args, "threads", None), ckpt_minutes=getattr(args, "ckpt_minutes", None),
         cpu_budget_min=getattr(args, "cpu_budget_min", None), keep=int(_opt(args, "keep")),
-        log=log)
+        lpips_relative=bool(_opt(args, "lpips_relative")), log=log)
     target = summary["ema_path"]
     if getattr(args, "export", None):
         import shutil

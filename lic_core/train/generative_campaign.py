@@ -55,7 +55,7 @@ EVAL_US = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 RECIPES: dict[str, list[str]] = {
     "diffusion": ["--stage", "diffusion", "--model", "lic-lgem-cpu", "--diffusion-config",
                   "cpu", "--batch", "8", "--crop", "128", "--lr", "2e-4", "--warmup", "500",
-                  "--ema", "0.999", "--lpips-weight", "0.9", "--lpips-t-max", "0.5",
+                  "--ema", "0.999", "--lpips-weight", "0.9", "--lpips-t-max", "0.5", "--lpips-relative",
                   "--threads", "0", "--workers", "0", "--log-every", "50", "--ckpt-every", "0",
                   "--steps", "100000000"],
     "hific": ["--stage", "hific-1", "--hific-config", "hific-small", "--gan-start",

@@ -140,3 +140,54 @@ def test_campaign_knobs_cpu_budget_and_full_resume(tmp_path, codec) -> None:
                          config=cfg, warmup=1, ckpt_every=0, threads=1, log=lambda m: None)
     ck3 = load_checkpoint(latest_checkpoint(out))
     assert s3["step"] == 6 and len(s3["losses"]) == 2 and ck3["cpu_s"] > ck["cpu_s"]
+
+
+class _PerCropPerceptual(torch.nn.Module):
+    """A per-crop (reduction "none") stand-in for LpipsLoss: mean |x̂ − x| of each crop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return (x_hat - x).abs().mean(dim=(1, 2, 3))
+
+
+def test_relative_lpips_weighs_every_crop_by_the_mse_decoders_lpips() -> None:
+    """The relative term asks each crop to beat g_s by the same factor: a crop whose MSE picture
+    is already close (high rate) weighs more than one where g_s is far off (low rate)."""
+    from lic_core.train.diffusion import _relative_lpips
+
+    x = torch.full((2, 3, 8, 8), 0.5)
+    x_mse = x.clone()
+    x_mse[0] += 0.05  # "high rate": g_s is close
+    x_mse[1] += 0.20  # "low rate": g_s is far
+    d = torch.tensor([0.04, 0.10], requires_grad=True)
+    sel = torch.tensor([True, True])
+    term, ratio = _relative_lpips(_PerCropPerceptual(), d, (x_mse, []), x, sel)
+    assert ratio == pytest.approx((0.04 / 0.05 + 0.10 / 0.20) / 2)
+    term.backward()
+    g = d.grad
+    assert g[0] == pytest.approx(4 * g[1])  # weights mean(r)/r_i: 0.125/0.05 vs 0.125/0.2
+    assert float(term.detach()) == pytest.approx(float((d.detach() * torch.tensor([2.5, 0.625]))
+                                                       .mean()))
+    from lic_core.train.diffusion import DiffusionTrainError
+
+    with pytest.raises(DiffusionTrainError, match="per-crop"):
+        _relative_lpips(_PerCropPerceptual(), d.mean(), (x_mse, []), x, sel)
+
+
+def test_relative_lpips_trains_and_logs_the_ratio(tmp_path, codec) -> None:
+    import json
+
+    cfg = config_for_codec(codec, mults=(1, 2))
+    per_crop = _PerCropPerceptual()
+    s = train_diffusion(codec, _crops(), tmp_path / "rel", steps=6, batch=4, crop=64, lr=1e-3,
+                        device="cpu", config=cfg, lpips_weight=1.0, lpips_module=per_crop,
+                        lpips_t_max=0.9, warmup=1, log_every=1, lpips_relative=True,
+                        log=lambda m: None)
+    assert all(math.isfinite(v) for v in s["losses"]) and per_crop.calls > 0
+    recs = [json.loads(ln) for ln in (tmp_path / "rel" / "log.jsonl").read_text().splitlines()]
+    ratios = [r["lpips_rel"] for r in recs if "lpips_rel" in r]
+    assert ratios and all(math.isfinite(v) and v > 0 for v in ratios)
