@@ -123,6 +123,16 @@ class LicModel(nn.Module):
         return gaussian_likelihood(torch.round(y_gained - mean_gained), scale_gained)
 
     @torch.no_grad()
+    def decoder_latents(self, x: torch.Tensor, u) -> torch.Tensor:
+        """ŷ as every decoder receives it: ``ŷ_G ⊙ G'`` (the quantized gained latent times the
+        learned inverse gain, §2.1), from the rounding forward pass. Not ``y_hat`` of
+        :meth:`forward`, which is ``ŷ_G / G``: G' is learned and differs from 1/G, so g_s fed
+        with ``ŷ_G / G`` is not the codec's MSE decoder."""
+        out = self.forward(x, u)
+        gains = self._gains(u, x.shape[0], x.device)
+        return out["y_hat"] * gains["G"] * gains["G_inv"]
+
+    @torch.no_grad()
     def synthesize(self, y_hat_gained: torch.Tensor, gains: dict) -> torch.Tensor:
         """x̂ = g_s(ŷ_G ⊙ G') — the MSE decoder."""
         return self.g_s(y_hat_gained * gains["G_inv"])

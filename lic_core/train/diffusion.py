@@ -1,12 +1,15 @@
 """Training the blur-dissipated diffusion decoder on a frozen codec (METHODS §3.2, §3.3, §3.6).
 
 The codec is frozen (eval mode, no gradients). Per batch a rate slider value u ~ U[0, 1] is drawn
-per crop, so one decoder serves the whole rate range. Latents come from the codec's real
-quantization path when it exposes ``quantized_latents(x, u) -> ŷ``; otherwise from its eval-mode
-``forward(x, u)["y_hat"]``, which for :class:`lic_core.models.lgem.LicModel` is exact rounding around the
-predicted means in the gained domain (``μG + round(yG − μG)``, divided by G) with the same
-two-pass checkerboard means as the coder: the deployed "round" quantizer's ŷ. The texture latents
-are ``codec.g_s.forward_features(ŷ)``.
+per crop, so one decoder serves the whole rate range. Latents are what the deployed decoders
+receive: :meth:`lic_core.models.lgem.LicModel.decoder_latents`, exact rounding around the
+predicted means in the gained domain (``ŷ_G = μG + round(yG − μG)``, the same two-pass
+checkerboard means as the coder: the deployed "round" quantizer) times the learned inverse gain,
+``ŷ_G ⊙ G'`` — the input of g_s in the codec (`decode_latent`, the exact path). The texture
+latents are ``codec.g_s.forward_features(ŷ)``, whose picture is then the codec's own MSE
+reconstruction. (Until 2026-11-30 this used ``forward(x, u)["y_hat"] = ŷ_G / G``; G' is learned
+and differs from 1/G, so the decoder learned on a g_s picture ≈ 4 dB worse than the one it is given
+when decoding a file, and at high rates it damaged the better picture it got.)
 
 Loss: by ``config.param``: x̂0 prediction (default) ``w(t)‖x0 − x̂0‖²`` with ``w = 1`` or
 ``min(SNR, γ)``, or ε-prediction L2/L1 with optional min-SNR-γ weighting (METHODS §3.2); plus an
@@ -66,8 +69,12 @@ class DiffusionTrainError(LicError):
 
 @torch.no_grad()
 def codec_latents(codec_model: nn.Module, x: Tensor, u: Tensor) -> tuple[Tensor, Any]:
-    """(ŷ, g_s.forward_features(ŷ)) of the frozen codec; see the module docstring."""
-    if hasattr(codec_model, "quantized_latents"):
+    """(ŷ, g_s.forward_features(ŷ)) of the frozen codec, with ŷ exactly what the deployed
+    decoders receive (``decoder_latents``: ŷ_G ⊙ G'), so that the MSE picture among the
+    contexts is the codec's own MSE reconstruction; see the module docstring."""
+    if hasattr(codec_model, "decoder_latents"):
+        y_hat = codec_model.decoder_latents(x, u)
+    elif hasattr(codec_model, "quantized_latents"):
         y_hat = codec_model.quantized_latents(x, u)
     else:
         y_hat = codec_model(x, u)["y_hat"]

@@ -27,12 +27,31 @@ def _crops(n: int = 8, size: int = 64) -> torch.Tensor:
                                            align_corners=False)
 
 
-def test_codec_latents_are_the_eval_rounding_path(codec) -> None:
-    x = _crops(2)
-    y_hat, feats = codec_latents(codec, x, torch.tensor([0.0, 1.0]))
+def test_codec_latents_are_what_the_deployed_decoders_receive() -> None:
+    """Training conditions the diffusion decoder on what it is given when a file decodes: ŷ_G ⊙ G'
+    (the rounding path's gained latent times the learned inverse gain) and g_s's features of it,
+    whose picture is the codec's MSE reconstruction. In trained weights G' ≠ 1/G (at init they
+    are equal, which hid the bug of conditioning on ŷ_G / G): the gains are made unequal here."""
+    from lic_core.models import build_model
+
+    torch.manual_seed(0)
+    m = build_model("lic-lgem-tiny").eval()
     with torch.no_grad():
-        ref = codec(x, torch.tensor([0.0, 1.0]))["y_hat"]
-    assert torch.equal(y_hat, ref)
+        m.gains.inv_gain.weight.mul_(1.0 + 0.5 * torch.rand_like(m.gains.inv_gain.weight))
+    x = _crops(2)
+    u = torch.tensor([0.0, 1.0])
+    y_hat, feats = codec_latents(m, x, u)
+    with torch.no_grad():
+        out = m(x, u)
+        gains = m.gains(u)
+        y_gained = out["y_hat"] * gains["G"]  # ŷ_G, what the entropy coder codes
+    torch.testing.assert_close(y_hat, y_gained * gains["G_inv"])
+    x_mse = feats[0] if isinstance(feats, tuple) else None
+    assert x_mse is not None
+    # the MSE picture among the contexts is the codec's MSE decoder (forward and synthesize)
+    torch.testing.assert_close(x_mse, out["x_hat"])
+    torch.testing.assert_close(x_mse, m.synthesize(y_gained, gains))
+    assert not torch.allclose(out["y_hat"], y_hat)  # the old, wrong conditioning differs
     x_mse, fl = feats
     assert x_mse.shape == x.shape and len(fl) == 3
     assert not y_hat.requires_grad
