@@ -59,8 +59,32 @@ def read_seed(stage: str, folder: Optional[Path] = None) -> Optional[dict]:
             "cpu_s": float(meta.get("cpu_s", 0.0))}
 
 
+def installed_seed(c: Campaign, codec: Optional[str] = None) -> Optional[dict]:
+    """The diffusion stage's installed weights as a seed (they hold the EMA weights in fp16 with
+    ``step`` and ``cpu_s``, which the trainer's ``--resume`` reads), or None."""
+    from safetensors import safe_open
+
+    from ..paths import diffusion_weights_path
+
+    if c.stage != "diffusion":
+        return None
+    path = diffusion_weights_path(codec or c.state().get("codec") or "lic-lgem-cpu")
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        return {**meta, "path": str(path), "step": int(meta["step"]),
+                "cpu_s": float(meta.get("cpu_s", 0.0))}
+    except Exception:  # noqa: BLE001 - weights without a step are no seed
+        return None
+
+
 def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
-    """Write the stage's newest checkpoint as its seed (fp16 weights + log); returns a summary."""
+    """Write the stage's newest checkpoint as its seed (fp16 weights + log); returns a summary.
+
+    When the installed diffusion weights are that very checkpoint (``export --install`` of the
+    same step), only the log is written: the shipped file is the seed (no second copy in git)."""
     from safetensors.torch import save_file
 
     if c.stage not in SEEDABLE:
@@ -89,9 +113,14 @@ def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
             "note": "campaign seed: training state for tools/campaign.sh, not a product"}
     path, log = seed_paths(c.stage, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    shipped = installed_seed(c)
+    if shipped is not None and shipped["step"] == int(ck["step"]):
+        path.unlink(missing_ok=True)  # an older seed: the installed weights supersede it
+        path = Path(shipped["path"])
+    else:
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(path)
     src_log = c.run_dir / "log.jsonl"
     if src_log.is_file():
         tmp = log.with_name(log.name + ".tmp")
@@ -101,20 +130,25 @@ def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
             "cpu_hours": float(ck.get("cpu_s", 0.0)) / 3600.0, "checkpoint": ck_path.name}
 
 
-def adopt_seed(c: Campaign, folder: Optional[Path] = None) -> Optional[tuple[list[str], str]]:
-    """When the stage has nothing to resume in ``runs/`` and a seed exists: put the seed's log in
-    the run folder and return (trainer flags, how) to continue it; else None."""
+def adopt_seed(c: Campaign, folder: Optional[Path] = None,
+               codec: Optional[str] = None) -> Optional[tuple[list[str], str]]:
+    """When the stage has nothing to resume in ``runs/`` and a seed exists (a committed seed, or
+    the installed diffusion weights of ``codec`` when they are newer): put the seed's log in the
+    run folder and return (trainer flags, how) to continue it; else None."""
     from .diffusion import TRAIN_FILE
 
     if c.stage not in SEEDABLE or latest_checkpoint(c.run_dir) is not None \
             or (c.stage == "diffusion" and (c.run_dir / TRAIN_FILE).is_file()):
         return None
     meta = read_seed(c.stage, folder)
-    if meta is None:
-        return None
-    if meta.get("broken"):
+    if meta is not None and meta.get("broken"):
         raise CampaignError(f"{meta['path']} is not a readable campaign seed; move it aside "
                             "to start from scratch")
+    shipped = installed_seed(c, codec)
+    if shipped is not None and (meta is None or shipped["step"] >= meta["step"]):
+        meta = shipped  # the installed weights are the newest state committed
+    if meta is None:
+        return None
     _, log = seed_paths(c.stage, folder)
     c.run_dir.mkdir(parents=True, exist_ok=True)
     run_log = c.run_dir / "log.jsonl"

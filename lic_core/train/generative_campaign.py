@@ -96,7 +96,7 @@ def start_stage(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = 
     if ck is None:
         from .campaign_seeds import adopt_seed
 
-        seeded = adopt_seed(c)  # runs/ was lost: continue the committed seed
+        seeded = adopt_seed(c, codec=st.get("codec"))  # runs/ was lost: continue the seed
         if seeded is not None:
             cmd += seeded[0]
             how = seeded[1]

@@ -305,3 +305,34 @@ def test_hific_stage_continues_its_seed_in_the_gan_stage(tmp_path, weights_dir, 
     v = ck2["model"][key[len("model."):]].float()
     assert (v - 0.25).abs().mean() < 0.05 < (ck["model"][key[len("model."):]].float()
                                               - 0.25).abs().mean()
+
+
+@pytest.mark.slow
+def test_installed_diffusion_weights_are_the_seed_when_they_are_the_newest(tmp_path, weights_dir,
+                                                                           monkeypatch):
+    """After `export --install` of the newest checkpoint, `seed` writes only the log (the shipped
+    fp16 file is the same state: no second copy in git), and a lost runs/ continues the shipped
+    weights at their step."""
+    import shutil
+
+    from lic_core.train import campaign_seeds as S
+
+    seeds = tmp_path / "seeds"
+    monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(seeds))
+    data = _photos(tmp_path / "photos")
+    c = C.Campaign(tmp_path / "campaign", "diffusion")
+    C.start(c, data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "2"], nice=5)
+    _wait_stopped(c)
+    S.write_seed(c)  # an older seed (step 2) …
+    C.start(c, extra=["--steps", "4"], nice=5)
+    _wait_stopped(c)
+    G.export_stage(c, eval_dir=str(data), eval_limit=1, us=(0.5,), install=True,
+                   force_install=True)
+    r = S.write_seed(c)  # … superseded by the installed step-4 weights
+    assert r["step"] == 4 and Path(r["path"]) == weights_dir / "lic-lgem-tiny-diffusion.safetensors"
+    assert not (seeds / "diffusion.safetensors").exists() and (seeds / "diffusion.log.jsonl").exists()
+    shutil.rmtree(c.root)
+    msg = C.start(c, data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "5"], nice=5)
+    assert "continuing the committed seed lic-lgem-tiny-diffusion.safetensors (step 4" in msg
+    _wait_stopped(c)
+    assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] == 5
