@@ -115,9 +115,14 @@ def decoder_notes(codec_name: str) -> dict[str, tuple[str, bool]]:
         card = {}
     if card:
         from lic_core.evaluation.generative import diffusion_card_line
+        from lic_core.weights import read_weights_hash
 
         preview = bool(card.get("preview"))
-        line = diffusion_card_line(card)
+        try:
+            now = read_weights_hash(weights_path(codec_name))
+        except Exception:  # no codec weights file of its own (tests): no staleness check
+            now = None
+        line = diffusion_card_line(card, now)
         lines.append(line.replace(" · Kodak", "\nKodak", 1) + ("" if "LPIPS" not in line else
                                                                " — lower LPIPS = closer in look"))
     notes["diffusion"] = ("\n".join(lines), preview)

@@ -78,7 +78,7 @@ def describe_block(r: dict) -> list[str]:
 def _diffusion_text(name: str) -> str:
     """The diffusion decoder's provenance and Kodak LPIPS beside the MSE decoder (its card)."""
     from ..evaluation.generative import diffusion_card_line
-    from ..paths import diffusion_weights_path
+    from ..paths import diffusion_weights_path, weights_path
     from ..weights import read_weights_card
 
     path = diffusion_weights_path(name)
@@ -86,7 +86,13 @@ def _diffusion_text(name: str) -> str:
         card = read_weights_card(path)
     except Exception:  # noqa: BLE001 - an unreadable card is said, not raised
         return f"{path.name}: no readable model card"
-    return diffusion_card_line(card) if card else f"{path.name}: no model card"
+    from ..weights import read_weights_hash
+
+    try:
+        now = read_weights_hash(weights_path(name))
+    except Exception:  # noqa: BLE001 - no codec hash: no staleness check
+        now = None
+    return diffusion_card_line(card, now) if card else f"{path.name}: no model card"
 
 
 def _finetuned_fields(name: str, desc: dict) -> list[tuple[str, str]]:

@@ -147,10 +147,17 @@ def diffusion_card_summary(card: dict) -> dict:
             "psnr": mean(dif, "psnr"), "psnr_mse": mean(mse, "psnr")}
 
 
-def diffusion_card_line(card: dict) -> str:
+def diffusion_card_line(card: dict, codec_hash: Optional[str] = None) -> str:
     """One line: ``trained · 12345 steps · 4.2 CPU-h · Kodak (24 images, 6 points, same bits):
-    LPIPS 0.200 vs 0.250 (mse), PSNR 28.50 vs 30.50 dB``."""
+    LPIPS 0.200 vs 0.250 (mse), PSNR 28.50 vs 30.50 dB``; with ``codec_hash`` (the codec
+    weights' hash now) it warns when the decoder learned on other codec weights' latents (its
+    figures are then not these weights')."""
     s = diffusion_card_summary(card)
+    trained_on = card.get("codec_weights_hash")
+    if codec_hash and trained_on and trained_on != codec_hash:
+        return (f"{'PREVIEW' if s['preview'] else 'trained'} on other codec weights "
+                f"({str(trained_on)[:8]}…, now {codec_hash[:8]}…): its figures are not these "
+                "weights'; retrain it (tools/campaign.sh --stage diffusion)")
     parts = ["PREVIEW" if s["preview"] else "trained"]
     if s["steps"]:
         parts.append(f"{s['steps']} steps")

@@ -550,9 +550,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from .campaign_seeds import write_seed
 
             r = write_seed(c, Path(a.to) if a.to else None)
-            print(f"wrote the {c.stage} seed {r['path']}: step {r['step']}, "
-                  f"{r['cpu_hours']:.2f} CPU-h, {r['bytes'] / 1e6:.1f} MB (from {r['checkpoint']}); "
-                  "commit it with its .log.jsonl")
+            if r["installed"]:
+                print(f"the installed {Path(r['path']).name} is the {c.stage} seed (step "
+                      f"{r['step']}, {r['cpu_hours']:.2f} CPU-h, {r['checkpoint']}); wrote its "
+                      f"log {r['log']}: commit both")
+            else:
+                print(f"wrote the {c.stage} seed {r['path']}: step {r['step']}, "
+                      f"{r['cpu_hours']:.2f} CPU-h, {r['bytes'] / 1e6:.1f} MB (from "
+                      f"{r['checkpoint']}); commit it with {Path(r['log']).name}")
         elif a.cmd in ("handoff", "adopt") and c.stage != "codec":
             raise CampaignError(f"{a.cmd} moves the codec's weights to and from a device; "
                                 "the other stages do not have it yet")

@@ -127,6 +127,8 @@ def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
         shutil.copyfile(src_log, tmp)
         tmp.replace(log)
     return {"path": str(path), "bytes": path.stat().st_size, "step": int(ck["step"]),
+            "installed": shipped is not None and shipped["step"] == int(ck["step"]),
+            "log": str(log),
             "cpu_hours": float(ck.get("cpu_s", 0.0)) / 3600.0, "checkpoint": ck_path.name}
 
 

@@ -250,6 +250,8 @@ def test_seed_refuses_what_it_cannot_continue(tmp_path, monkeypatch):
     from lic_core.train import campaign_seeds as S
 
     monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(tmp_path / "seeds"))
+    (tmp_path / "weights").mkdir()  # no installed diffusion weights either
+    monkeypatch.setenv("LIC_WEIGHTS_DIR", str(tmp_path / "weights"))
     with pytest.raises(C.CampaignError, match="no seed yet"):
         S.write_seed(C.Campaign(tmp_path / "campaign", "finetune-tcq"))
     c = C.Campaign(tmp_path / "campaign", "diffusion")
@@ -329,7 +331,8 @@ def test_installed_diffusion_weights_are_the_seed_when_they_are_the_newest(tmp_p
     G.export_stage(c, eval_dir=str(data), eval_limit=1, us=(0.5,), install=True,
                    force_install=True)
     r = S.write_seed(c)  # … superseded by the installed step-4 weights
-    assert r["step"] == 4 and Path(r["path"]) == weights_dir / "lic-lgem-tiny-diffusion.safetensors"
+    assert r["step"] == 4 and r["installed"]
+    assert Path(r["path"]) == weights_dir / "lic-lgem-tiny-diffusion.safetensors"
     assert not (seeds / "diffusion.safetensors").exists() and (seeds / "diffusion.log.jsonl").exists()
     shutil.rmtree(c.root)
     msg = C.start(c, data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "5"], nice=5)

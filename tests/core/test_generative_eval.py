@@ -23,3 +23,14 @@ def test_diffusion_card_line_reports_only_what_the_card_measured():
                                          "(mse), PSNR 28.00 vs 29.00 dB")
     # a card without its Kodak table: provenance only, nothing invented
     assert diffusion_card_line({"preview": True, "total_steps": 10}) == "PREVIEW · 10 steps"
+
+
+def test_diffusion_card_line_warns_when_the_codec_weights_moved_on():
+    from lic_core.evaluation.generative import diffusion_card_line
+
+    card = {"total_steps": 10, "codec_weights_hash": "aa" * 8,
+            "eval": {"rows": {"MSE decoder (g_s)": [{"lpips": 0.3}],
+                              "diffusion decoder": [{"lpips": 0.2}]}}}
+    assert "LPIPS 0.200 vs 0.300" in diffusion_card_line(card, "aa" * 8)
+    line = diffusion_card_line(card, "bb" * 8)
+    assert "other codec weights" in line and "LPIPS" not in line and "retrain" in line
