@@ -218,6 +218,19 @@ class QtPaneControls(QGroupBox):
         self._on_settings_change()
 
     # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _fill_choices(combo: QComboBox, items, cache: dict, codec: str, notes_for) -> None:
+        """Fill a quantizer/decoder combo with per-item tooltips from ``notes_for(codec)``
+        (file metadata, read once per codec into ``cache``)."""
+        combo.clear()
+        combo.addItems(list(items))
+        if codec not in cache:
+            cache[codec] = notes_for(codec) if notes_for is not None else {}
+        for i, item in enumerate(items):
+            note = cache[codec].get(item)
+            if note:
+                combo.setItemData(i, note[0], Qt.ItemDataRole.ToolTipRole)
+
     def _fill_codecs(self) -> None:
         model = QStandardItemModel(self.codec_combo)
         self._provenance: dict[str, tuple[bool, str]] = {}
@@ -312,24 +325,12 @@ class QtPaneControls(QGroupBox):
                    else f"{c.rate_label} {lo:g}…{hi:g} (higher = more bits)")
             self.rate_slider.setToolTip(tip)
             self.rate_spin.setToolTip(tip)
-            self.quant_combo.clear()
-            self.quant_combo.addItems(list(c.quantizers))
-            if s.codec not in self._quant_notes:  # file metadata, read once per codec
-                self._quant_notes[s.codec] = quantizer_notes(s.codec) if learned else {}
-            for i, q in enumerate(c.quantizers):
-                note = self._quant_notes[s.codec].get(q)
-                if note:
-                    self.quant_combo.setItemData(i, note[0], Qt.ItemDataRole.ToolTipRole)
+            self._fill_choices(self.quant_combo, c.quantizers, self._quant_notes, s.codec,
+                               quantizer_notes if learned else None)
             self.quant_combo.setCurrentText(s.quantizer)
             self.quant_combo.setEnabled(bool(c.quantizers))
-            self.decoder_combo.clear()
-            self.decoder_combo.addItems(list(c.decoders))
-            if s.codec not in self._decoder_notes:  # file metadata, read once per codec
-                self._decoder_notes[s.codec] = decoder_notes(s.codec) if learned else {}
-            for i, d in enumerate(c.decoders):
-                note = self._decoder_notes[s.codec].get(d)
-                if note:
-                    self.decoder_combo.setItemData(i, note[0], Qt.ItemDataRole.ToolTipRole)
+            self._fill_choices(self.decoder_combo, c.decoders, self._decoder_notes, s.codec,
+                               decoder_notes if learned else None)
             self.decoder_combo.setCurrentText(s.decoder)
             self.decoder_combo.setEnabled(bool(c.decoders))
             choice = len(c.decoders) > 1
