@@ -130,6 +130,12 @@ class QtGenerativeDemo(QDialog):
         self.progress.setRange(0, 1000)
         self.status = QLabel("Pick a target bpp and press Run.")
         self.status.setWordWrap(True)
+        same, line = codecs.budget()
+        # whether the comparison is fair (same training budget) is said before any number
+        self.budget_label = QLabel(line if same else f"<span style='color:#d33'>{line}</span>")
+        self.budget_label.setWordWrap(True)
+        self.budget_label.setToolTip("From the two model cards: the CPU-hours each decoder "
+                                     "was trained for (issue 13 trains both on the same budget)")
 
         self.hific_view = _ImageView("HiFiC")
         self.ours_view = _ImageView("ours (diffusion decoder)")
@@ -167,6 +173,7 @@ class QtGenerativeDemo(QDialog):
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.progress)
+        lay.addWidget(self.budget_label)
         lay.addWidget(self.status)
         lay.addLayout(grid, 1)
         self.resize(1200, 640)

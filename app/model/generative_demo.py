@@ -48,6 +48,22 @@ class DemoCodecs:
     def default_steps(self) -> int:
         return int(self.ours.diffusion_decoder().config.steps)  # type: ignore[attr-defined]
 
+    def budget(self) -> tuple[bool, str]:
+        """``(same, line)``: were the two trained on the same CPU budget (issue 13's fairness
+        condition)? From the two model cards; "unknown" for in-memory models (tests)."""
+        from lic_core.evaluation.generative import budget_line
+        from lic_core.weights import read_weights_card
+
+        def card(read) -> Optional[dict]:
+            try:
+                return read()
+            except Exception:  # noqa: BLE001 - no card: the line says "unknown"
+                return None
+
+        hific = (self.hific.describe() or {}).get("card")
+        ours = card(lambda: read_weights_card(diffusion_weights_path(self.ours.name)))
+        return budget_line(hific if isinstance(hific, dict) else None, ours)
+
 
 def find_demo_codecs() -> tuple[Optional[DemoCodecs], str]:
     """``(codecs, "")`` when HiFiC and our diffusion decoder have weights here; else

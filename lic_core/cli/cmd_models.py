@@ -69,6 +69,8 @@ def describe_block(r: dict) -> list[str]:
             fields.append(("decoders", ", ".join(r["decoders"])))
         if "diffusion" in (r["decoders"] or ()):
             fields.append(("diffusion", _diffusion_text(r["name"])))
+        if "gan" in (r["decoders"] or ()) and isinstance(desc.get("card"), dict):
+            fields += _hific_fields(desc["card"])
         fields.append(("file", r["file_extension"]))
     width = max([10] + [len(k) for k, _ in fields])  # same column in every block
     lines += [f"    {k:<{width}}  {v}" for k, v in fields]
@@ -93,6 +95,15 @@ def _diffusion_text(name: str) -> str:
     except Exception:  # noqa: BLE001 - no codec hash: no staleness check
         now = None
     return diffusion_card_line(card, now) if card else f"{path.name}: no model card"
+
+
+def _hific_fields(card: dict) -> list[tuple[str, str]]:
+    """HiFiC's Kodak figures (its card) and whether it had our diffusion decoder's budget."""
+    from ..evaluation.generative import hific_card_line, installed_budget_line
+
+    line = hific_card_line(card)
+    kodak = line.split(" · Kodak ", 1)[1] if " · Kodak " in line else "no Kodak table on the card"
+    return [("kodak", kodak), ("budget", installed_budget_line()[1])]
 
 
 def _finetuned_fields(name: str, desc: dict) -> list[tuple[str, str]]:

@@ -40,7 +40,7 @@ from ..models.hific_exact import ExactHificGenerator
 from ..paths import weights_path
 from ..quantizer import build_quantizer
 from ..rate.gain import quantize_slider
-from ..weights import load_weights, weights_hash
+from ..weights import load_weights, read_weights_card, weights_hash
 from .base import DecodeResult, EncodeParams, EncodeResult, ProgressFn
 from .lic_file import LicCodec, check_geometry, header_quantizer, inspection, report, step_progress
 from .registry import register_codec
@@ -159,6 +159,15 @@ class HificCodec(LicCodec):
             if card:
                 d["card"] = dict(card)
             d["provenance"] = ("trained" if card else "in-memory model (not a weights file)")
+        elif ok:
+            # not loaded yet: the card from the file's header (milliseconds), so that `lic
+            # models` and the studio label HiFiC before anyone encodes with it
+            try:
+                card = read_weights_card(weights_path(self.model_name))
+            except Exception:  # noqa: BLE001 - an unreadable card is "not recorded"
+                card = {}
+            if card:
+                d["card"] = card
         return d
 
     # ------------------------------------------------------------------------------ pictures

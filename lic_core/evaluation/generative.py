@@ -21,9 +21,13 @@ import numpy as np
 from ..codecs.base import Codec, EncodeParams, ProgressFn
 from ..errors import LicError
 
-__all__ = ["evaluate_decoders", "published_hific", "kodak_table_md", "DEFAULT_US"]
+__all__ = ["evaluate_decoders", "published_hific", "kodak_table_md", "DEFAULT_US",
+           "SAME_BUDGET", "same_budget", "hific_card_line", "budget_line"]
 
 DEFAULT_US = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+#: relative difference of two CPU budgets still called "the same" (issue 13: HiFiC and our
+#: diffusion decoder are trained on the same CPU budget, so that their comparison is fair)
+SAME_BUDGET = 0.10
 METRICS = ("psnr", "ms-ssim", "lpips")
 
 
@@ -172,3 +176,84 @@ def diffusion_card_line(card: dict, codec_hash: Optional[str] = None) -> str:
             kodak += f", PSNR {s['psnr']:.2f} vs {s['psnr_mse']:.2f} dB"
         parts.append(kodak)
     return " · ".join(parts)
+
+
+def same_budget(a_hours: Optional[float], b_hours: Optional[float]) -> bool:
+    """Two training budgets (hours) are "the same" when both are known and within
+    :data:`SAME_BUDGET` of the larger."""
+    if not a_hours or not b_hours or a_hours <= 0 or b_hours <= 0:
+        return False
+    return abs(a_hours - b_hours) <= SAME_BUDGET * max(a_hours, b_hours)
+
+
+def _gan_row(card: dict) -> list[dict]:
+    rows = (card.get("eval") or {}).get("rows") or {}
+    for label, pts in rows.items():
+        if str(label).endswith("(GAN decoder)"):
+            return list(pts)
+    return []
+
+
+def hific_card_line(card: dict) -> str:
+    """One line for a HiFiC model card: ``trained (GAN stage) · 10300 steps · 3.3 CPU-h · Kodak
+    (24 images, 6 slider points): 0.12–0.61 bpp, LPIPS 0.150, PSNR 27.10 dB`` (means over the
+    points); ``PREVIEW (…)`` while only the reconstruction stage (hific-1) has trained."""
+    preview = bool(card.get("preview"))
+    gan = str(card.get("stage", "")) == "hific-2"
+    parts = [("PREVIEW" if preview else "trained")
+             + (" (GAN stage)" if gan else " (reconstruction stage only, no GAN yet)")]
+    if card.get("total_steps"):
+        parts.append(f"{int(card['total_steps'])} steps")
+    if card.get("cpu_hours"):
+        parts.append(f"{float(card['cpu_hours']):.1f} CPU-h")
+    pts = _gan_row(card)
+    bpp = [float(p["bpp"]) for p in pts if p.get("bpp") is not None]
+    lp = [float(p["lpips"]) for p in pts if p.get("lpips") is not None]
+    ps = [float(p["psnr"]) for p in pts if p.get("psnr") is not None]
+    if bpp and lp:
+        n = len((card.get("eval") or {}).get("images") or [])
+        where = ", ".join(x for x in (f"{n} images" if n else "", f"{len(pts)} slider points")
+                          if x)
+        text = (f"Kodak ({where}): {min(bpp):.2f}–{max(bpp):.2f} bpp, "
+                f"LPIPS {sum(lp) / len(lp):.3f}")
+        if ps:
+            text += f", PSNR {sum(ps) / len(ps):.2f} dB"
+        parts.append(text)
+    return " · ".join(parts)
+
+
+def budget_line(hific_card: Optional[dict], diffusion_card: Optional[dict]) -> tuple[bool, str]:
+    """``(same, line)``: whether HiFiC and our diffusion decoder were trained on the same CPU
+    budget (issue 13's fairness condition), from their two model cards — so the statement holds
+    on any checkout, not only where the campaign's runs/ still exist."""
+    h = float((hific_card or {}).get("cpu_hours") or 0.0)
+    d = float((diffusion_card or {}).get("cpu_hours") or 0.0)
+    if not h or not d:
+        missing = " and ".join(n for n, v in (("HiFiC", h), ("diffusion decoder", d)) if not v)
+        return False, f"training budgets unknown ({missing}: no CPU-hours on the model card)"
+    gpu = float((hific_card or {}).get("gpu_hours") or 0) + float(
+        (diffusion_card or {}).get("gpu_hours") or 0)
+    hw = "GPU + CPU" if gpu else "CPU"
+    if same_budget(h, d):
+        return True, (f"same {hw} training budget: HiFiC {h:.2f} h, our diffusion decoder "
+                      f"{d:.2f} h — a fair comparison")
+    return False, (f"NOT the same training budget: HiFiC {h:.2f} CPU-h, our diffusion decoder "
+                   f"{d:.2f} CPU-h — the comparison favours the one trained longer")
+
+
+def installed_budget_line(hific_name: str = "hific-small") -> tuple[bool, str]:
+    """:func:`budget_line` for the weights installed here: HiFiC's card and the diffusion
+    decoder card of our first learned codec that has one (``lic models``, the studio's demo)."""
+    from ..codecs import PREFERRED_LEARNED
+    from ..paths import diffusion_weights_path, weights_path
+    from ..weights import read_weights_card
+
+    def card(path: Path) -> Optional[dict]:
+        try:
+            return read_weights_card(path) if path.is_file() else None
+        except Exception:  # noqa: BLE001 - an unreadable card: "unknown", never a crash
+            return None
+
+    diffusion = next((c for c in (card(diffusion_weights_path(n)) for n in PREFERRED_LEARNED)
+                      if c), None)
+    return budget_line(card(weights_path(hific_name)), diffusion)

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..evaluation.generative import SAME_BUDGET, same_budget  # noqa: F401 (re-exported)
 from .campaign_base import (
     CKPT_MINUTES,
     SHARED,
@@ -43,8 +44,6 @@ from .campaign_base import (
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .learning_curve import read_log, render_xy
 
-#: relative difference of two CPU budgets still called "the same" on the cards
-SAME_BUDGET = 0.10
 #: stage 1 → stage 2 of the HiFiC stage (METHODS §4.3: both stages). The paper gives the two
 #: stages about equal budgets; HiFiC gets the diffusion decoder's CPU budget (≈ 3.3 CPU-hours,
 #: ≈ 10 500 steps, when the diffusion decoder first earned its install), so the GAN joins at 6 000
@@ -186,7 +185,7 @@ def budgets(root: Path | str) -> dict:
     :data:`SAME_BUDGET`): the fairness line of the two cards."""
     d = stage_cpu_hours(root, "diffusion")
     h = stage_cpu_hours(root, "hific")
-    same = d > 0 and h > 0 and abs(d - h) <= SAME_BUDGET * max(d, h)
+    same = same_budget(d, h)
     note = ("the diffusion decoder and hific-small were trained on the same CPU budget "
             f"({d:.2f} vs {h:.2f} CPU-hours)" if same else
             f"NOT the same CPU budget yet: diffusion {d:.2f} CPU-h, hific-small {h:.2f} CPU-h "

@@ -175,6 +175,13 @@ def test_hific_stage_start_stop_resume_export(tmp_path, weights_dir):
     img = np.asarray(Image.open(data / "img0.png"))
     r = codec.encode(img, EncodeParams(rate=0.5, decoder="gan"))
     assert np.array_equal(codec.decode(r.data).reconstruction, r.reconstruction)
+    # `lic models` shows its card's Kodak figures and whether it had the diffusion budget
+    from lic_core.cli.cmd_models import codec_table, describe_block
+
+    row = next(r for r in codec_table() if r["name"] == "hific-small")
+    text = "\n".join(describe_block(row))
+    assert row["available"] and "LPIPS" in text and "slider points" in text
+    assert "budget" in text and "HiFiC" in text
 
 
 def test_budget_line_says_same_only_when_it_is(tmp_path):

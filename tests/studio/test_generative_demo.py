@@ -120,3 +120,12 @@ def test_disabled_with_a_tooltip_saying_what_is_missing(qtbot, tmp_path, monkeyp
     assert "diffusion" in tip and "--stage diffusion" in tip
     assert win.show_generative_demo() is None
     assert win.error_log and "unavailable" in win.error_log[-1][0]
+
+
+def test_the_window_says_whether_the_training_budgets_match(demo_window):
+    # the tiny in-memory HiFiC has no model card: the window must not claim a fair comparison
+    demo_window.act_hific_vs_ours.trigger()
+    dlg = demo_window.demo
+    same, line = dlg.codecs.budget()
+    assert not same and "unknown" in line
+    assert "unknown" in dlg.budget_label.text() and "#d33" in dlg.budget_label.text()
