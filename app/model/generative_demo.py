@@ -52,6 +52,7 @@ class DemoCodecs:
         """``(same, line)``: were the two trained on the same CPU budget (issue 13's fairness
         condition)? From the two model cards; "unknown" for in-memory models (tests)."""
         from lic_core.evaluation.generative import budget_line
+        from lic_core.paths import weights_path
         from lic_core.weights import read_weights_card
 
         def card(read) -> Optional[dict]:
@@ -62,7 +63,8 @@ class DemoCodecs:
 
         hific = (self.hific.describe() or {}).get("card")
         ours = card(lambda: read_weights_card(diffusion_weights_path(self.ours.name)))
-        return budget_line(hific if isinstance(hific, dict) else None, ours)
+        codec = card(lambda: read_weights_card(weights_path(self.ours.name)))
+        return budget_line(hific if isinstance(hific, dict) else None, ours, codec)
 
 
 def find_demo_codecs() -> tuple[Optional[DemoCodecs], str]:

@@ -222,10 +222,14 @@ def hific_card_line(card: dict) -> str:
     return " · ".join(parts)
 
 
-def budget_line(hific_card: Optional[dict], diffusion_card: Optional[dict]) -> tuple[bool, str]:
+def budget_line(hific_card: Optional[dict], diffusion_card: Optional[dict],
+                codec_card: Optional[dict] = None) -> tuple[bool, str]:
     """``(same, line)``: whether HiFiC and our diffusion decoder were trained on the same CPU
-    budget (issue 13's fairness condition), from their two model cards — so the statement holds
-    on any checkout, not only where the campaign's runs/ still exist."""
+    budget (issue 13's fairness condition), from their model cards — so the statement holds on
+    any checkout, not only where the campaign's runs/ still exist. With ``codec_card`` (the card
+    of the codec whose frozen latents the diffusion decoder learned on) the line also says what
+    the budgets leave out: HiFiC's hours train its own encoder and hyperprior, ours stand on the
+    codec's."""
     h = float((hific_card or {}).get("cpu_hours") or 0.0)
     d = float((diffusion_card or {}).get("cpu_hours") or 0.0)
     if not h or not d:
@@ -234,11 +238,17 @@ def budget_line(hific_card: Optional[dict], diffusion_card: Optional[dict]) -> t
     gpu = float((hific_card or {}).get("gpu_hours") or 0) + float(
         (diffusion_card or {}).get("gpu_hours") or 0)
     hw = "GPU + CPU" if gpu else "CPU"
-    if same_budget(h, d):
-        return True, (f"same {hw} training budget: HiFiC {h:.2f} h, our diffusion decoder "
-                      f"{d:.2f} h — a fair comparison")
-    return False, (f"NOT the same training budget: HiFiC {h:.2f} CPU-h, our diffusion decoder "
-                   f"{d:.2f} CPU-h — the comparison favours the one trained longer")
+    same = same_budget(h, d)
+    line = (f"same {hw} training budget: HiFiC {h:.2f} h, our diffusion decoder {d:.2f} h"
+            if same else
+            f"NOT the same training budget: HiFiC {h:.2f} CPU-h, our diffusion decoder "
+            f"{d:.2f} CPU-h — the comparison favours the one trained longer")
+    c = float((codec_card or {}).get("cpu_hours") or 0.0)
+    if c:
+        name = (diffusion_card or {}).get("codec") or "our codec"
+        line += (f" (HiFiC's hours also train its encoder and hyperprior; our decoder learned on "
+                 f"the frozen latents of {name}, {c:.1f} CPU-h more)")
+    return same, line
 
 
 def installed_budget_line(hific_name: str = "hific-small") -> tuple[bool, str]:
@@ -254,6 +264,9 @@ def installed_budget_line(hific_name: str = "hific-small") -> tuple[bool, str]:
         except Exception:  # noqa: BLE001 - an unreadable card: "unknown", never a crash
             return None
 
-    diffusion = next((c for c in (card(diffusion_weights_path(n)) for n in PREFERRED_LEARNED)
-                      if c), None)
-    return budget_line(card(weights_path(hific_name)), diffusion)
+    for name in PREFERRED_LEARNED:
+        diffusion = card(diffusion_weights_path(name))
+        if diffusion:
+            return budget_line(card(weights_path(hific_name)), diffusion,
+                               card(weights_path(name)))
+    return budget_line(card(weights_path(hific_name)), None)

@@ -70,6 +70,10 @@ def test_budget_line_says_whether_the_comparison_is_fair():
     assert not same and line.startswith("NOT the same")
     same, line = budget_line(None, diffusion)
     assert not same and "unknown" in line and "HiFiC" in line
+    # what the two budgets leave out is said when the codec's card is known
+    same, line = budget_line(_hific_card(3.20), {**diffusion, "codec": "lic-lgem-cpu"},
+                             {"cpu_hours": 6.38})
+    assert same and "lic-lgem-cpu, 6.4 CPU-h more" in line
     # the edge of "the same": within SAME_BUDGET of the larger, both sides
     assert same_budget(1.0, 1.0 - SAME_BUDGET + 1e-9) and not same_budget(1.0, 0.85)
     assert not same_budget(0.0, 0.0) and not same_budget(None, 1.0)
