@@ -192,8 +192,11 @@ def provenance_line(meta: Mapping[str, Any]) -> str:
     if shown:
         parts.append("Kodak BD-rate vs " + ", ".join(shown))
     else:
-        pts = (card.get("eval") or {}).get("points") if isinstance(card.get("eval"), Mapping) \
-            else None
+        ev = card.get("eval") if isinstance(card.get("eval"), Mapping) else {}
+        pts = ev.get("points")
+        if not pts and isinstance(ev.get("rows"), Mapping):
+            # a generative card: its own decoder's row, not the MSE reference beside it
+            pts = next((v for k, v in ev["rows"].items() if "MSE" not in str(k)), None)
         bpp = [_num(p.get("bpp")) for p in pts or [] if isinstance(p, Mapping)]
         psnr = [_num(p.get("psnr")) for p in pts or [] if isinstance(p, Mapping)]
         bpp = [b for b in bpp if b is not None]

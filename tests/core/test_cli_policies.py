@@ -96,6 +96,13 @@ def test_provenance_line_falls_back_on_what_exists():
     assert line == ("PREVIEW · 2.9 M params · 1490 steps on CPU (38 min) · "
                     "Kodak 0.18–0.62 bpp at 25.1–26.5 dB")
     assert provenance_line({"label": "N=64 narrow variant"}) == "N=64 narrow variant"
+    # a generative card (HiFiC): its Kodak range is its own decoder's row, not the MSE reference
+    gen = {"preview": False, "total_steps": 10, "cpu_hours": 3.3,
+           "eval": {"rows": {"lic-lgem-cpu MSE decoder": [{"bpp": 0.19, "psnr": 28.0}],
+                             "hific-small (GAN decoder)": [{"bpp": 0.12, "psnr": 22.0},
+                                                           {"bpp": 0.6, "psnr": 25.0}]}}}
+    assert provenance_line(gen) == ("trained · 10 steps on CPU (3.3 h) · "
+                                    "Kodak 0.12–0.60 bpp at 22.0–25.0 dB")
     assert provenance_line({}) == "provenance not recorded"
     assert is_preview({"status": "PREVIEW — x"}) and not is_preview({"preview": False})
 
