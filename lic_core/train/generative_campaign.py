@@ -45,9 +45,10 @@ from .checkpoint import latest_checkpoint, load_checkpoint
 from .learning_curve import read_log, render_xy
 
 #: stage 1 → stage 2 of the HiFiC stage (METHODS §4.3: both stages). The paper gives the two
-#: stages about equal budgets; HiFiC gets the diffusion decoder's CPU budget (≈ 3.3 CPU-hours,
-#: ≈ 10 500 steps, when the diffusion decoder first earned its install), so the GAN joins at 6 000
-GAN_START = 6_000
+#: stages about equal budgets; HiFiC gets the diffusion decoder's CPU budget (≈ 3.3 CPU-hours:
+#: ≈ 5 000 steps of batch 4 × 256², ≈ 0.65 CPU-h per 1 000 steps), so the GAN joins at 2 500.
+#: (The first campaign run used crop 128 until step 4 502 and then moved the GAN to 5 200.)
+GAN_START = 2_500
 VAL_IMAGES = 2
 #: default slider points of the Kodak table
 EVAL_US = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -59,8 +60,10 @@ RECIPES: dict[str, list[str]] = {
                   "--ema", "0.999", "--lpips-weight", "0.9", "--lpips-t-max", "0.5", "--lpips-relative",
                   "--threads", "0", "--workers", "0", "--log-every", "50", "--ckpt-every", "0",
                   "--steps", "100000000"],
+    # crop 256 as in the paper: at crop 128 the latent is 8×8 and z 2×2, the hyperprior learns
+    # padded borders, and Kodak's full pictures cost 2–3× the bits of training crops
     "hific": ["--stage", "hific-1", "--hific-config", "hific-small", "--gan-start",
-              str(GAN_START), "--batch", "8", "--crop", "128", "--lr", "1e-4", "--perceptual",
+              str(GAN_START), "--batch", "4", "--crop", "256", "--lr", "1e-4", "--perceptual",
               "lpips", "--threads", "0", "--workers", "0", "--log-every", "50", "--ckpt-every",
               "0", "--steps", "100000000"],
 }
@@ -83,6 +86,12 @@ def start_stage(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = 
     st = c.state()
     recipe = list(recipe or st.get("recipe") or RECIPES[c.stage])
     data, kodak = training_inputs(st, data, kodak)
+    ck = latest_checkpoint(c.run_dir)
+    if st.get("recipe") and recipe != st["recipe"] and ck is not None:
+        # a recipe changed mid-run is part of the weights' history: the card lists it
+        st.setdefault("recipe_changes", []).append(
+            {"at_step": _ckpt_step(ck), "when": _now(), "before": shlex.join(st["recipe"]),
+             "after": shlex.join(recipe)})
     cmd = [sys.executable, "-m", "lic_core.train", "--data", data, "--out", str(c.run_dir),
            *recipe, "--ckpt-minutes", str(CKPT_MINUTES), "--keep", "2"]
     if c.stage == "hific" and val and Path(kodak).is_dir():
@@ -92,7 +101,6 @@ def start_stage(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = 
         st["codec"] = codec_name
         st.setdefault("codec_weights_hash", _shipped_codec_hash(codec_name))
     cmd += list(extra)
-    ck = latest_checkpoint(c.run_dir)
     how = f"resuming {ck.name}" if ck is not None else "starting from scratch"
     if ck is None:
         from .campaign_seeds import adopt_seed
@@ -105,6 +113,12 @@ def start_stage(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = 
     st.update({"recipe": recipe, "data": data, "kodak": kodak, "stage": c.stage})
     st.setdefault("created", _now())
     return launch(c, st, cmd, how, nice)
+
+
+def _ckpt_step(path: Path) -> Optional[int]:
+    """The step in a checkpoint's name (``ckpt-00004490.pt``), without loading it."""
+    digits = "".join(ch for ch in path.stem if ch.isdigit())
+    return int(digits) if digits else None
 
 
 def _shipped_codec_hash(name: str) -> Optional[str]:
@@ -209,7 +223,10 @@ def _card_md(card: dict) -> str:
     lines = [f"# {card['model']}", "", f"**{card['status']}**", "",
              f"* {card['family']}", f"* trained: {card['total_steps']} steps, "
              f"{card['cpu_hours']:.2f} CPU-hours ({card['device']})",
-             f"* recipe: `{card['recipe']}`", f"* data: {card['data']}",
+             f"* recipe: `{card['recipe']}`",
+             *[f"  * until step {ch['at_step']}: `{ch['before']}`"
+               for ch in card.get("recipe_changes", [])],
+             f"* data: {card['data']}",
              f"* CPU budgets: {card['budgets']['note']}", ""]
     if rows:
         lines += [f"## Kodak ({len(ev.get('images', []))} images, real bitstreams)", "",
@@ -245,6 +262,7 @@ def export_stage(c: Campaign, name: Optional[str] = None, eval_dir: Optional[str
               "device": "CPU (campaign, tools/campaign.sh)",
               "recipe": shlex.join(st.get("recipe", [])), "data": st.get("data", ""),
               "campaign": {"sessions": len(st.get("sessions", [])), "created": st.get("created")},
+              "recipe_changes": list(st.get("recipe_changes", [])),
               "budgets": budgets(c.root), "exported": _now()}
     if c.stage == "diffusion":
         s = _export_diffusion(c, ck, common, name, kodak, eval_limit, us, out)

@@ -161,10 +161,19 @@ def test_hific_stage_start_stop_resume_export(tmp_path, weights_dir):
     _start_stop_resume(c, data, HIFIC)
     assert load_checkpoint(latest_checkpoint(c.run_dir))["stage"] == "hific-2"  # GAN from step 2
     assert "hific-2" in C.status(c)
+    # a recipe changed mid-run (here: a bigger crop) goes on the card with the step it changed at
+    step = load_checkpoint(latest_checkpoint(c.run_dir))["step"]
+    C.start(c, recipe=HIFIC + ["--steps", str(step + 1), "--crop", "128"], nice=5)
+    _wait_stopped(c)
+    assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] == step + 1
 
     s = G.export_stage(c, name="hific-small", eval_dir=str(data), eval_limit=1, us=(0.0, 1.0),
                        install=True)
     card = _check_card(c, s)
+    change = card["recipe_changes"][-1]
+    assert change["at_step"] == step and "--crop 64" in change["before"]
+    assert change["after"].endswith("--crop 128") and card["recipe"].endswith("--crop 128")
+    assert f"until step {step}:" in (c.export_dir / "hific-small.md").read_text()
     assert card["stage"] == "hific-2" and s["installed"]  # earned: the GAN stage began
     assert [p["u"] for p in card["eval"]["rows"]["hific-small (GAN decoder)"]] == [0.0, 1.0]
     # the installed weights are the codec's: encode + decode round trip
