@@ -48,6 +48,23 @@ class DemoCodecs:
     def default_steps(self) -> int:
         return int(self.ours.diffusion_decoder().config.steps)  # type: ignore[attr-defined]
 
+    def cards(self) -> tuple[Optional[dict], Optional[dict]]:
+        """The model cards of HiFiC and of our diffusion decoder (None where there is none)."""
+        from lic_core.weights import read_weights_card
+
+        hific = (self.hific.describe() or {}).get("card")
+        try:
+            ours = read_weights_card(diffusion_weights_path(self.ours.name))
+        except Exception:  # noqa: BLE001 - an injected decoder (tests): no card
+            ours = None
+        return (hific if isinstance(hific, dict) else None), (ours or None)
+
+    def default_target(self) -> float:
+        """The target bpp the window opens with: HiFiC's published Mi point (0.35 bpp) when both
+        cards' Kodak tables reach it, else the middle of the bpp range the two share — so that a
+        first Run lands both codecs on it (:func:`shared_bpp_range`)."""
+        return default_target(*self.cards())
+
     def budget(self) -> tuple[bool, str]:
         """``(same, line)``: were the two trained on the same CPU budget (issue 13's fairness
         condition)? From the two model cards; "unknown" for in-memory models (tests)."""
@@ -55,16 +72,12 @@ class DemoCodecs:
         from lic_core.paths import weights_path
         from lic_core.weights import read_weights_card
 
-        def card(read) -> Optional[dict]:
-            try:
-                return read()
-            except Exception:  # noqa: BLE001 - no card: the line says "unknown"
-                return None
-
-        hific = (self.hific.describe() or {}).get("card")
-        ours = card(lambda: read_weights_card(diffusion_weights_path(self.ours.name)))
-        codec = card(lambda: read_weights_card(weights_path(self.ours.name)))
-        return budget_line(hific if isinstance(hific, dict) else None, ours, codec)
+        hific, ours = self.cards()
+        try:
+            codec = read_weights_card(weights_path(self.ours.name))
+        except Exception:  # noqa: BLE001 - an in-memory codec (tests): no card
+            codec = None
+        return budget_line(hific, ours, codec)
 
 
 def find_demo_codecs() -> tuple[Optional[DemoCodecs], str]:
@@ -98,6 +111,37 @@ def find_demo_codecs() -> tuple[Optional[DemoCodecs], str]:
     if missing:
         return None, "HiFiC vs ours needs " + " and ".join(missing)
     return DemoCodecs(hific=hific, ours=ours), ""
+
+
+def _kodak_bpp(card: Optional[dict], row_suffix: str) -> Optional[tuple[float, float]]:
+    rows = ((card or {}).get("eval") or {}).get("rows") or {}
+    for label, pts in rows.items():
+        if str(label).endswith(row_suffix):
+            bpp = [float(p["bpp"]) for p in pts if p.get("bpp") is not None]
+            if bpp:
+                return min(bpp), max(bpp)
+    return None
+
+
+def shared_bpp_range(hific_card: Optional[dict],
+                     diffusion_card: Optional[dict]) -> Optional[tuple[float, float]]:
+    """The Kodak bpp range both generative decoders' cards cover (mean bpp at their slider
+    ends), or None when a card has no table or the ranges do not meet."""
+    a = _kodak_bpp(hific_card, "(GAN decoder)")
+    b = _kodak_bpp(diffusion_card, "diffusion decoder")
+    if a is None or b is None:
+        return None
+    lo, hi = max(a[0], b[0]), min(a[1], b[1])
+    return (lo, hi) if lo < hi else None
+
+
+def default_target(hific_card: Optional[dict], diffusion_card: Optional[dict]) -> float:
+    """:data:`DEFAULT_TARGET_BPP` when inside :func:`shared_bpp_range` (or nothing is known),
+    else the middle of the shared range (rounded to 0.01 bpp)."""
+    shared = shared_bpp_range(hific_card, diffusion_card)
+    if shared is None or shared[0] <= DEFAULT_TARGET_BPP <= shared[1]:
+        return DEFAULT_TARGET_BPP
+    return round((shared[0] + shared[1]) / 2, 2)
 
 
 @dataclass

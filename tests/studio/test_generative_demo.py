@@ -129,3 +129,23 @@ def test_the_window_says_whether_the_training_budgets_match(demo_window):
     same, line = dlg.codecs.budget()
     assert not same and "unknown" in line
     assert "unknown" in dlg.budget_label.text() and "#d33" in dlg.budget_label.text()
+
+
+def test_the_default_target_is_one_both_cards_reach():
+    from app.model.generative_demo import DEFAULT_TARGET_BPP, default_target, shared_bpp_range
+
+    def hific(lo, hi):
+        return {"eval": {"rows": {"hific-small (GAN decoder)": [{"bpp": lo}, {"bpp": hi}],
+                                  "lic-lgem-cpu MSE decoder": [{"bpp": 0.01}, {"bpp": 9.0}]}}}
+
+    ours = {"eval": {"rows": {"MSE decoder (g_s)": [{"bpp": 0.01}],
+                              "diffusion decoder": [{"bpp": 0.19}, {"bpp": 0.70}]}}}
+    assert shared_bpp_range(hific(0.12, 0.60), ours) == (0.19, 0.60)
+    assert default_target(hific(0.12, 0.60), ours) == DEFAULT_TARGET_BPP  # inside: Mi point
+    # a HiFiC that cannot go below 0.45 bpp on Kodak: the middle of what both reach
+    assert shared_bpp_range(hific(0.45, 1.10), ours) == (0.45, 0.70)
+    assert default_target(hific(0.45, 1.10), ours) == pytest.approx(0.57)
+    # no overlap, or no table: the published point
+    assert shared_bpp_range(hific(0.80, 1.20), ours) is None
+    assert default_target(hific(0.80, 1.20), ours) == DEFAULT_TARGET_BPP
+    assert default_target(None, ours) == DEFAULT_TARGET_BPP
