@@ -3,7 +3,7 @@ point for our MSE decoder and our diffusion decoder on the **same bitstreams**, 
 and HiFiC's published points — with the installed weights.
 
     python benchmarks/generative_kodak.py [--kodak ../shared/data/kodak] [--limit N]
-        [--rates 0,0.2,0.4,0.6,0.8,1] [--codec lic-lgem-preview] [--threads 1]
+        [--rates 0,0.2,0.4,0.6,0.8,1] [--codec lic-lgem-cpu] [--threads 1]
         [--out benchmarks/results/generative_kodak.json]
 
 Each row that has no weights here is skipped with the reason (the campaign's ``--stage
@@ -41,7 +41,9 @@ def main(argv=None) -> int:
     p.add_argument("--kodak", default=str(Path(shared) / "data" / "kodak"))
     p.add_argument("--limit", type=int, default=None, help="first N images (default all)")
     p.add_argument("--rates", default=",".join(f"{u:g}" for u in DEFAULT_US))
-    p.add_argument("--codec", default="lic-lgem-preview", help="our learned codec")
+    p.add_argument("--codec", default=None,
+                   help="our learned codec (default: the first shipped one with a diffusion "
+                        "decoder, else the first shipped one)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=str(DEFAULT_OUT))
     args = p.parse_args(argv)
@@ -51,6 +53,12 @@ def main(argv=None) -> int:
         print(f"Kodak folder not found: {args.kodak}")
         return 0
     rows, skipped, meta = {}, {}, {}
+    if args.codec is None:
+        from lic_core.codecs import PREFERRED_LEARNED
+
+        avail = [n for n in PREFERRED_LEARNED if get_codec(n).available()[0]]
+        with_diffusion = [n for n in avail if "diffusion" in get_codec(n).decoders]
+        args.codec = (with_diffusion or avail or list(PREFERRED_LEARNED))[0]
     ours = get_codec(args.codec)
     ok, why = ours.available()
     if not ok:
