@@ -84,21 +84,29 @@ export_to_out() {  # NAME [export flags]
 case "${1:-}" in
   prepare)
     python3 - <<'EOF'
-from lic_core.train.data import copy_training_data
-print("train:", copy_training_data("../shared/data/train", ".data/train"), "images")
+from lic_core.train.data import copy_training_data, copy_training_data_within
+from lic_core.train.device_budget import carry_budget
 print("kodak:", copy_training_data("../shared/data/kodak", ".data/kodak"), "images")
+n, side, used = copy_training_data_within("../shared/data/train", ".data/train",
+                                          carry_budget([".data/kodak"]))
+print(f"train: {n} images, {'originals' if side is None else f'longest side {side}'},"
+      f" {used / 2**20:.1f} MiB (tracked files + .data stay under the 64 MiB upload)")
 EOF
     du -sh .data ;;
   campaign-prepare)
     python3 -m lic_core.train.campaign handoff --to .data/campaign-init.pt
     python3 - <<'EOF'
-from lic_core.train.data import copy_training_data, list_images
+from lic_core.train.data import copy_training_data_within, list_images
+from lic_core.train.device_budget import carry_budget
 import shutil, pathlib
-print("train:", copy_training_data("../shared/data/train", ".data/train"), "images")
 k = pathlib.Path(".data/kodak6"); k.mkdir(parents=True, exist_ok=True)
 for p in list_images("../shared/data/kodak")[:6]:
     shutil.copy2(p, k / p.name)
 print("kodak6: 6 images")
+n, side, used = copy_training_data_within("../shared/data/train", ".data/train",
+                                          carry_budget([".data/kodak6", ".data/campaign-init.pt"]))
+print(f"train: {n} images, {'originals' if side is None else f'longest side {side}'},"
+      f" {used / 2**20:.1f} MiB (tracked files + .data stay under the 64 MiB upload)")
 EOF
     du -sh .data ;;
   campaign-chunk)

@@ -235,3 +235,27 @@ def copy_training_data(src: Union[str, Path], dst: Union[str, Path],
             shutil.copy2(f, out)
         n += 1
     return n
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def copy_training_data_within(src: Union[str, Path], dst: Union[str, Path], budget_bytes: int,
+                              sides: Sequence[Optional[int]] = (None, 2048, 1536, 1280, 1024,
+                                                                 768, 512)) -> tuple[int, Optional[int], int]:
+    """:func:`copy_training_data` at the largest ``max_side`` of ``sides`` (None: originals)
+    whose copy fits in ``budget_bytes`` — the device machine's 64 MiB upload, less the tracked
+    files and whatever else travels. Returns ``(images, max_side, bytes)``; a DataError when
+    even the smallest side does not fit (``dst`` is then left empty)."""
+    src, dst = Path(src), Path(dst)
+    for side in sides:
+        if dst.exists():
+            shutil.rmtree(dst)
+        n = copy_training_data(src, dst, max_side=side)
+        used = _folder_bytes(dst)
+        if used <= budget_bytes:
+            return n, side, used
+    shutil.rmtree(dst, ignore_errors=True)
+    raise DataError(f"the photos under {src} do not fit in {budget_bytes / 2**20:.1f} MiB even "
+                    f"at {sides[-1]} px on the longest side")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -80,3 +81,18 @@ def test_copy_training_data(tmp_path):
     small = tmp_path / "small"
     copy_training_data(root, small, max_side=100)
     assert max(Image.open(small / "a.jpg").size) == 100
+
+
+def test_copy_training_data_within_a_byte_budget(tmp_path):
+    from lic_core.train.data import DataError, copy_training_data_within
+
+    root = _make_folder(tmp_path / "imgs")
+    dst = tmp_path / "fit"
+    full = copy_training_data_within(root, dst, 10**9)
+    assert full[0] == 3 and full[1] is None  # room enough: the originals
+    n, side, used = copy_training_data_within(root, dst, full[2] - 1, sides=(None, 200, 50))
+    assert n == 3 and side in (200, 50) and used <= full[2] - 1
+    assert all(max(Image.open(f).size) <= side for f in dst.rglob("*.jpg"))
+    with pytest.raises(DataError, match="do not fit"):
+        copy_training_data_within(root, dst, 10, sides=(None, 50))
+    assert not dst.exists()
