@@ -11,7 +11,10 @@ one is present — the trellis itself runs in NumPy on the CPU).
 
 "after fine-tuning" rows appear for every quantizer with a fine-tuned decoder
 ``<codec>-ft-<q>.safetensors`` in the weights folder (or ``--finetuned-dir``) that was tuned on
-the weights shipped now. Writes benchmarks/results/quantizer_kodak_<codec>.json (``--tag`` adds
+the weights shipped now. TCQ codes with the designed rate tables shipped for the codec's weights
+when there are some (``<codec>.tcq-tables.json``, docs/quantizers.md); the variant ``tcq-gauss``
+in ``--quantizers`` is TCQ with §1.4's Gaussian tables, for the comparison.
+Writes benchmarks/results/quantizer_kodak_<codec>.json (``--tag`` adds
 a suffix).
 """
 from __future__ import annotations
@@ -35,6 +38,10 @@ def _params(items: list[str]) -> dict[str, dict[str, float]]:
             raise SystemExit(f"--param expects QUANTIZER:KEY=VALUE, got {item!r}")
         out.setdefault(q, {})[k] = float(v)
     return out
+
+
+#: quantizer variants by label: (registry name, parameters it adds)
+VARIANTS = {"tcq-gauss": ("tcq", {"tables": 0})}
 
 
 def main() -> int:
@@ -78,15 +85,18 @@ def main() -> int:
     tuned = LearnedCodec(codec_name, finetuned_dir=ft_dir)
     curves: dict[str, dict] = {}
     finetuned: dict[str, str] = {}
-    for q in args.quantizers.split(","):
-        def say(msg: str, key: str = f"{q}/before") -> None:
+    for label in args.quantizers.split(","):
+        q, extra = VARIANTS.get(label, (label, {}))
+        qparams = {**params.get(q, {}), **extra}
+
+        def say(msg: str, key: str = f"{label}/before") -> None:
             print(f"{key:16s} {msg}", flush=True)
 
-        curves[f"{q}/before"] = quantizer_curve(base, images, q, us, params.get(q), say)
+        curves[f"{label}/before"] = quantizer_curve(base, images, q, us, qparams, say)
         if tuned._finetuned_hash(q) != tuned.weights_hash:  # a current fine-tuned decoder
             finetuned[q] = tuned._finetuned_hash(q).hex()
-            curves[f"{q}/after"] = quantizer_curve(
-                tuned, images, q, us, params.get(q), lambda m, q=q: say(m, f"{q}/after"))
+            curves[f"{label}/after"] = quantizer_curve(
+                tuned, images, q, us, qparams, lambda m, k=label: say(m, f"{k}/after"))
     table = bd_table(curves, "round/before") if "round/before" in curves else {}
     tcq_extra = None
     if "tcq/before" in table and "round/before" in table:
@@ -94,6 +104,7 @@ def main() -> int:
     result = {"codec": codec_name, "weights_hash": base.weights_hash.hex(),
               "images": [p.name for p in files], "rates": us, "threads": args.threads,
               "quantizer_params": params, "finetuned_decoders": finetuned,
+              "tcq_rate_tables": base.tcq_rate_tables(),
               "stale_finetuned_decoders": tuned.stale_finetuned,
               "cuda": torch.cuda.is_available(), "curves": curves, "bd_vs_round_before": table,
               "tcq_added_encode_s": tcq_extra}
@@ -113,7 +124,8 @@ def main() -> int:
         from lic_core.evaluation.quantizers import merge_quantizer_table, quantizer_table_path
 
         path = quantizer_table_path(codec_name)
-        merge_quantizer_table(path, base.weights_hash.hex(), us, [p.name for p in files], curves)
+        merge_quantizer_table(path, base.weights_hash.hex(), us, [p.name for p in files],
+                              {k: v for k, v in curves.items() if k.split('/')[0] not in VARIANTS})
         print(f"merged into {path}")
     return 0
 

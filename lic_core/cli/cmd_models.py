@@ -108,7 +108,8 @@ def _hific_fields(card: dict) -> list[tuple[str, str]]:
 
 def _finetuned_fields(name: str, desc: dict) -> list[tuple[str, str]]:
     """``fine-tuned`` lines: decoders tuned on a quantizer's real latents (METHODS §1.5), with
-    what they measured on Kodak, and the ones ignored because they were tuned on other weights."""
+    what they measured on Kodak, and the ones ignored because they were tuned on other weights;
+    a ``tcq tables`` line when designed TCQ rate tables ship for these weights."""
     from ..evaluation.quantizers import quantizer_report
 
     out = []
@@ -122,6 +123,10 @@ def _finetuned_fields(name: str, desc: dict) -> list[tuple[str, str]]:
         out.append(("fine-tuned", f"{q}: decoder tuned on its real quantized latents{gain}"))
     for q, file in (desc.get("stale_finetuned_decoders") or {}).items():
         out.append(("fine-tuned", f"{q}: {file} ignored (tuned on other weights)"))
+    tables = (quantizer_report(name).get("tcq") or {}).get("rate_tables")
+    if tables:
+        out.append(("tcq tables", f"rate tables designed on {tables.get('crops') or '?'} training "
+                                  f"crops (id {tables['id']}), used by default for TCQ"))
     return out
 
 

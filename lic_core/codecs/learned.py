@@ -120,9 +120,11 @@ class LearnedCodec(LicCodec):
     def __init__(self, name: str, model: Optional[LicModel] = None,
                  weights_path: Optional[Path] = None, use_finetuned: bool = True,
                  finetuned_dir: Optional[Path] = None, diffusion: Any = None,
-                 device: Optional[str] = None) -> None:
+                 device: Optional[str] = None, use_tcq_tables: bool = True) -> None:
         """``diffusion`` injects a diffusion decoder; ``device`` ("cpu" default, "cuda") is where
-        the exact arithmetic runs — the bits are the same either way."""
+        the exact arithmetic runs — the bits are the same either way. ``use_tcq_tables=False``
+        encodes TCQ with §1.4's Gaussian tables even where designed ones ship (decoding always
+        follows the file)."""
         self.name = name
         self.device = coding_device(device)
         self._model = model
@@ -131,6 +133,8 @@ class LearnedCodec(LicCodec):
         self.use_finetuned = use_finetuned
         self._ft_dir = finetuned_dir
         self._ft_cache: dict[str, Any] = {}
+        self.use_tcq_tables = use_tcq_tables
+        self._tcq_doc: Any = False  # not looked up yet
         #: quantizer → fine-tuned decoder file ignored because it was tuned on other weights
         self.stale_finetuned: dict[str, str] = {}
         self._diffusion = diffusion  # a DiffusionDecoder (tests inject one); else loaded lazily
@@ -288,6 +292,31 @@ class LearnedCodec(LicCodec):
         return info
 
     # -- encode -----------------------------------------------------------------------------
+    def tcq_rate_tables(self) -> Optional[dict]:
+        """The designed TCQ rate tables shipped for these weights (their JSON document without
+        the counts), or None: §1.4's Gaussian tables are used (:mod:`~lic_core.quantizer.
+        tcq_designed`)."""
+        if not self.use_tcq_tables:
+            return None
+        if self._tcq_doc is False:
+            from ..quantizer.tcq_designed import shipped_table_for
+
+            doc = shipped_table_for(self.name, self.weights_hash.hex())
+            self._tcq_doc = None if doc is None else {k: v for k, v in doc.items()
+                                                      if k != "counts"}
+        return self._tcq_doc
+
+    def encode_quantizer(self, name: str, params: Optional[dict] = None) -> Quantizer:
+        """The quantizer an encode uses: TCQ without an explicit ``tables`` parameter codes with
+        the designed tables shipped for these weights, when there are some (``tables=0`` asks
+        for §1.4's Gaussian tables); every other choice is built as given."""
+        params = dict(params or {})
+        if name == "tcq" and "tables" not in params:
+            doc = self.tcq_rate_tables()
+            if doc is not None and float(params.get("delta_u", doc["delta_u"])) == doc["delta_u"]:
+                params["tables"] = int(doc["id"])
+        return build_quantizer(name, **params)
+
     def encode(self, image: np.ndarray, params: EncodeParams,
                progress: Optional[ProgressFn] = None,
                on_x0: Optional[X0Fn] = None) -> EncodeResult:
@@ -298,7 +327,7 @@ class LearnedCodec(LicCodec):
         model = self.model
         timer = Timer()
         code, u = quantize_slider(params.rate)
-        quantizer = build_quantizer(params.quantizer, **params.quantizer_params)
+        quantizer = self.encode_quantizer(params.quantizer, params.quantizer_params)
         H, W = image.shape[:2]
         steps, seed = self.diffusion_steps(params), int(params.seed)
         report(progress, 0.0, "analysis transform")

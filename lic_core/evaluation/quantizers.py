@@ -75,8 +75,9 @@ def quantizer_report(codec_name: str, folder: Optional[Path] = None) -> dict[str
     metadata only (cheap enough for a GUI): ``{"round": {"bd_before": 0.0, "bd_after": None,
     "finetuned": False, "stale": False, "images": 24}, ...}``. BD-rates (PSNR, %) are against
     rounding with the base decoder; ``finetuned`` says a decoder tuned for that quantizer on
-    these very weights is in use, ``stale`` that one exists but was tuned on other weights.
-    Measurements of other weights are not reported."""
+    these very weights is in use, ``stale`` that one exists but was tuned on other weights;
+    ``tcq`` also has ``rate_tables`` (``{"id", "crops"}`` of the designed TCQ rate tables shipped
+    for these weights, else None). Measurements of other weights are not reported."""
     import json
 
     from ..decoder.finetuned import finetuned_base_hash
@@ -106,6 +107,14 @@ def quantizer_report(codec_name: str, folder: Optional[Path] = None) -> dict[str
                   "finetuned": ft.is_file() and tuned_on in (None, base),
                   "stale": ft.is_file() and tuned_on not in (None, base),
                   "images": len(table.get("images") or [])}
+    from ..quantizer.tcq_designed import shipped_table_for
+
+    try:
+        doc = shipped_table_for(codec_name, base, wdir)
+    except Exception:  # an unreadable table file: TCQ codes with the Gaussian tables
+        doc = None
+    out["tcq"]["rate_tables"] = None if doc is None else {
+        "id": f"{doc['id']:016x}", "crops": (doc.get("design") or {}).get("crops")}
     return out
 
 

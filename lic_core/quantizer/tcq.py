@@ -137,22 +137,34 @@ def _cell_masses(sigma_n: torch.Tensor, k_hi: int, quantizer: int, K: torch.Tens
     return mass
 
 
-@functools.lru_cache(maxsize=8)
-def tcq_tables(delta_u: float = DEFAULT_DELTA_U) -> TcqTables:
-    """Build (once per Δ_u) the 64×2 float64 pmf tables of §1.4 and their code lengths."""
+def gaussian_half_pmf(delta_u: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, half): the Gaussian midpoint-cell pmfs of §1.4 for k = 0..K_max (64×2×(K_max+1)
+    float64; zero beyond K_i), floored at 1e-9 and normalized over the symmetric support."""
     K = torch.from_numpy(tcq_support(delta_u))
     k_max = int(K.max())
     sigma_n = torch.from_numpy(scale_table()) / delta_u
-    width = 2 * k_max + 1
-    pmf = torch.zeros(64, 2, width, dtype=torch.float64)
+    out = torch.zeros(64, 2, k_max + 1, dtype=torch.float64)
     inside = torch.arange(k_max + 1)[None, :] <= K[:, None]  # (64, k_max+1)
     for j in (0, 1):
         half = _cell_masses(sigma_n, k_max, j, K).clamp_min(PMF_FLOOR)
         half = torch.where(inside, half, torch.zeros_like(half))
-        total = 2.0 * _row_sums(half) - half[:, 0]
-        half = half / total[:, None]
-        pmf[:, j, k_max:] = half
-        pmf[:, j, :k_max] = half[:, 1:].flip(1)  # symmetric in k
+        out[:, j] = normalize_half(half)
+    return K, out
+
+
+def normalize_half(half: torch.Tensor) -> torch.Tensor:
+    """Divide half-pmfs (…×(K_max+1), k ≥ 0) by their symmetric total ``2·Σ_k − p_0``, summed
+    left to right (coded rows: a fixed order of single IEEE operations)."""
+    total = 2.0 * _row_sums(half) - half[..., 0]
+    return half / total[..., None]
+
+
+def tables_from_half(delta_u: float, K: torch.Tensor, half: torch.Tensor) -> TcqTables:
+    """Symmetric pmf tables and code lengths from half-pmfs (64×2×(K_max+1), k ≥ 0)."""
+    k_max = half.shape[-1] - 1
+    pmf = torch.zeros(64, 2, 2 * k_max + 1, dtype=torch.float64)
+    pmf[:, :, k_max:] = half
+    pmf[:, :, :k_max] = half[:, :, 1:].flip(2)  # symmetric in k
     bits = torch.where(pmf > 0, -torch.log2(pmf.clamp_min(MIN_CODED_PROB)),
                        torch.full_like(pmf, _BITS_OUTSIDE))
     pmf_np = pmf.numpy()
@@ -161,6 +173,13 @@ def tcq_tables(delta_u: float = DEFAULT_DELTA_U) -> TcqTables:
     bits_np.setflags(write=False)
     return TcqTables(delta_u=float(delta_u), support=K.numpy(), k_max=k_max, pmf=pmf_np,
                      bits_np=bits_np, bits_flat=bits_np.reshape(-1), support_t=K)
+
+
+@functools.lru_cache(maxsize=8)
+def tcq_tables(delta_u: float = DEFAULT_DELTA_U) -> TcqTables:
+    """Build (once per Δ_u) the 64×2 float64 pmf tables of §1.4 and their code lengths."""
+    K, half = gaussian_half_pmf(delta_u)
+    return tables_from_half(delta_u, K, half)
 
 
 def table_bits(tables: TcqTables, sidx: torch.Tensor, quantizer: torch.Tensor | int,
@@ -336,17 +355,23 @@ class TcqQuantizer(Quantizer):
 
     ``delta_u`` (Δ_u, default 0.561 = VVC's union step for the same nominal rate as rounding)
     is needed by the decoder; ``c`` sets the encoder's ``λ_q = c·Δ_SQ²`` (Δ_SQ = 1).
+    ``tables`` names the rate tables both sides use: 0, §1.4's Gaussian midpoint cells, else the
+    id of a designed table set shipped beside the codec weights (:mod:`.tcq_designed`).
     """
 
     name = "tcq"
 
-    def __init__(self, delta_u: float = DEFAULT_DELTA_U, c: float = DEFAULT_C) -> None:
+    def __init__(self, delta_u: float = DEFAULT_DELTA_U, c: float = DEFAULT_C,
+                 tables: int = 0) -> None:
         delta_u, c = float(delta_u), float(c)
         if not (0.05 <= delta_u <= 4.0):
             raise ValueError(f"TCQ delta_u must be in [0.05, 4], got {delta_u}")
         if not (c >= 0.0 and math.isfinite(c)):
             raise ValueError(f"TCQ c must be a finite number ≥ 0, got {c}")
-        self.delta_u, self.c = delta_u, c
+        if isinstance(tables, bool) or not isinstance(tables, int) or not 0 <= tables < 2 ** 63:
+            raise ValueError(f"TCQ tables must be a table id (an int in [0, 2^63)), got {tables!r}")
+        self.delta_u, self.c, self.table_id = delta_u, c, int(tables)
+        self._tables: Optional[TcqTables] = None
 
     @property
     def lam(self) -> float:
@@ -355,10 +380,20 @@ class TcqQuantizer(Quantizer):
 
     @property
     def tables(self) -> TcqTables:
-        return tcq_tables(self.delta_u)
+        if self._tables is None:
+            if self.table_id:
+                from .tcq_designed import designed_tables
+
+                self._tables = designed_tables(self.table_id, self.delta_u)
+            else:
+                self._tables = tcq_tables(self.delta_u)
+        return self._tables
 
     def params(self) -> dict[str, Any]:
-        return {"delta_u": self.delta_u, "c": self.c}
+        out: dict[str, Any] = {"delta_u": self.delta_u, "c": self.c}
+        if self.table_id:  # absent = Gaussian tables: older headers stay byte-identical
+            out["tables"] = self.table_id
+        return out
 
     def quantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         check_shapes(residual, index)

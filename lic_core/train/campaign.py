@@ -453,7 +453,8 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
 
 
 def retire_finetuned(wdir: Path, name: str) -> list[str]:
-    """Remove the decoders fine-tuned on earlier ``name`` weights (and its quantizer table) from
+    """Remove the decoders fine-tuned on earlier ``name`` weights (its quantizer table and its
+    designed TCQ rate tables too) from
     the weights folder: the codec would ignore them beside the new weights anyway (they were
     tuned on other latents), so they only take space. Returns the quantizers they were for; the
     ``finetune-<q>`` stages retrain them on the new weights (docs/training.md)."""
@@ -477,6 +478,17 @@ def retire_finetuned(wdir: Path, name: str) -> list[str]:
             stale = True
         if stale:
             table.unlink()
+    from ..quantizer.tcq_designed import SUFFIX, read_table_file
+
+    tcq = wdir / f"{name}{SUFFIX}"
+    if tcq.is_file():  # designed TCQ rate tables fit the old weights' σ: redesign them
+        try:
+            stale = read_table_file(tcq).get("base_weights_hash") != now
+        except LicError:
+            stale = True
+        if stale:
+            tcq.unlink()
+            retired.append("tcq rate tables")
     return retired
 
 
@@ -599,6 +611,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(f"  installed into {s['installed_into']}" if s["installed"]
                       else f"  NOT installed: {s['why_not']}")
             for q in s.get("retired_finetuned") or []:
+                if q == "tcq rate tables":
+                    print(f"  removed {s['name']}.tcq-tables.json (designed on the old weights): "
+                          "redesign with python -m lic_core.train.tcq_design --install")
+                    continue
                 print(f"  removed {s['name']}-ft-{q} (tuned on the old weights): retrain it with "
                       f"tools/campaign.sh --stage finetune-{q} start")
         return 0

@@ -43,6 +43,22 @@ def decoder_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if k.startswith(FT_KEYS)}
 
 
+def inference_quantizer(model, name: str, params: Optional[dict] = None):
+    """The quantizer ``compress()`` would use for these weights: for TCQ the designed rate
+    tables shipped for them, when there are some (they change the trellis's decisions)."""
+    if getattr(model, "weights_meta", None) and base_hash_of(model):
+        from ..codecs.learned import LearnedCodec
+
+        return LearnedCodec(model.config.name, model=model).encode_quantizer(name, params)
+    return build_quantizer(name, **(params or {}))
+
+
+def _without_tables(params: Optional[dict]) -> dict:
+    """Quantizer parameters less the TCQ rate-table id: designed tables shipped mid-run move a
+    few decisions, not the reconstruction grid the decoder is being tuned to."""
+    return {k: v for k, v in (params or {}).items() if k != "tables"}
+
+
 def base_hash_of(model) -> Optional[str]:
     """Hex weights hash of the base weights ``model`` was loaded from (None when built fresh)."""
     meta = getattr(model, "weights_meta", None) or {}
@@ -70,7 +86,7 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     from .data import ImageFolderCrops
     from .runtime import CheckpointTimer, CpuClock, StopFlag, setup_threads
 
-    q = build_quantizer(quantizer, **(quantizer_params or {}))
+    q = inference_quantizer(model, quantizer, quantizer_params)
     ds = ImageFolderCrops(data, crop=crop, seed=seed)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -83,12 +99,14 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     gen = torch.Generator().manual_seed(seed)
     base_hash = base_hash_of(model)
     start, previous_cpu = 0, 0.0
+    changes: list[dict] = []  # quantizer parameters changed mid-run: {"step", "from", "to"}
     ck_path = latest_checkpoint(run_dir) if run_dir is not None else None
     if ck_path is not None:
         ck = load_checkpoint(ck_path)
         if ck.get("kind") != "finetune":
             raise LicError(f"{ck_path} is not a fine-tuning checkpoint")
-        if ck.get("quantizer") != q.name or ck.get("quantizer_params") != q.params():
+        if ck.get("quantizer") != q.name or \
+                _without_tables(ck.get("quantizer_params")) != _without_tables(q.params()):
             raise LicError(f"{ck_path} fine-tunes for {ck.get('quantizer')} "
                            f"{ck.get('quantizer_params')}, not {q.name} {q.params()}")
         if base_hash and ck.get("base_weights_hash") not in (None, base_hash):
@@ -101,6 +119,11 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
         gen.set_state(ck["generator"])
         start, previous_cpu = int(ck["step"]), float(ck.get("cpu_s", 0.0))
         log(f"resumed {ck_path.name} at step {start}")
+        changes = list(ck.get("quantizer_changes") or [])
+        if (ck.get("quantizer_params") or {}).get("tables") != q.params().get("tables"):
+            changes.append({"step": start, "from": ck.get("quantizer_params"), "to": q.params()})
+            log(f"the TCQ rate tables changed since {ck_path.name}: the steps from {start} on "
+                f"see the latents of {q.params()} (what compress() codes now)")
     adaptive = setup_threads(threads)
     clock = CpuClock(previous_cpu)
     timer = CheckpointTimer(ckpt_minutes if run_dir is not None else None)
@@ -116,7 +139,8 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
         save_checkpoint({"kind": "finetune", "model": decoder_state(model),
                          "optimizer": opt.state_dict(), "generator": gen.get_state(),
                          "step": step, "cpu_s": clock(), "quantizer": q.name,
-                         "quantizer_params": q.params(), "base_model": model.config.name,
+                         "quantizer_params": q.params(), "quantizer_changes": changes,
+                         "base_model": model.config.name,
                          "base_weights_hash": base_hash, "train": train_cfg}, run_dir, keep)
         timer.reset()
 

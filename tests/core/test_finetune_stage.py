@@ -139,8 +139,15 @@ def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, wei
     assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] == 1
     assert list(c.root.glob("finetune-tcq.stale-*"))
 
-    # a codec install retires the decoders tuned on the weights it replaced (and their table)
-    assert C.retire_finetuned(weights_dir, "lic-lgem-tiny") == ["tcq"]
+    # a codec install retires the decoders tuned on the weights it replaced (and their table),
+    # and TCQ rate tables designed on them
+    from lic_core.quantizer import tcq_designed as td
+
+    zero = [[[0] * 17, [0] * 17] for _ in range(64)]
+    (weights_dir / f"lic-lgem-tiny{td.SUFFIX}").write_text(json.dumps(
+        td.table_document(0.561, 15, 64, zero, {"base_weights_hash": "00" * 8})))
+    assert C.retire_finetuned(weights_dir, "lic-lgem-tiny") == ["tcq", "tcq rate tables"]
+    assert not (weights_dir / f"lic-lgem-tiny{td.SUFFIX}").exists()
     assert not list(weights_dir.glob(f"{name}.*"))
     assert not (weights_dir / "lic-lgem-tiny.quantizers.json").exists()
     assert (weights_dir / "lic-lgem-tiny.safetensors").is_file()
