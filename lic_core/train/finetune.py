@@ -100,6 +100,7 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     base_hash = base_hash_of(model)
     start, previous_cpu = 0, 0.0
     changes: list[dict] = []  # quantizer parameters changed mid-run: {"step", "from", "to"}
+    lr_changes: list[dict] = []  # learning rate changed on a resume: {"step", "from", "to"}
     ck_path = latest_checkpoint(run_dir) if run_dir is not None else None
     if ck_path is not None:
         ck = load_checkpoint(ck_path)
@@ -116,6 +117,13 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
         if any(k.startswith(FT_KEYS) for k in missing):
             raise LicError(f"{ck_path} lacks decoder tensors")
         opt.load_state_dict(ck["optimizer"])
+        lr_changes = list(ck.get("lr_changes") or [])
+        was = float(opt.param_groups[0]["lr"])
+        if was != float(lr):  # a resumed run takes the lr it is given (e.g. a final decay)
+            for g in opt.param_groups:
+                g["lr"] = float(lr)
+            lr_changes.append({"step": int(ck["step"]), "from": was, "to": float(lr)})
+            log(f"learning rate {was:g} → {lr:g} from step {int(ck['step'])}")
         gen.set_state(ck["generator"])
         start, previous_cpu = int(ck["step"]), float(ck.get("cpu_s", 0.0))
         log(f"resumed {ck_path.name} at step {start}")
@@ -140,6 +148,7 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
                          "optimizer": opt.state_dict(), "generator": gen.get_state(),
                          "step": step, "cpu_s": clock(), "quantizer": q.name,
                          "quantizer_params": q.params(), "quantizer_changes": changes,
+                         "lr_changes": lr_changes,
                          "base_model": model.config.name,
                          "base_weights_hash": base_hash, "train": train_cfg}, run_dir, keep)
         timer.reset()

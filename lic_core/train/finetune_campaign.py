@@ -176,6 +176,7 @@ def export_finetune(c: Campaign, eval_dir: Optional[str] = None, eval_limit: Opt
             "cpu_hours": round(float(ck.get("cpu_s", 0.0)) / 3600.0, 4), "gpu_hours": 0.0,
             "device": "CPU (campaign, tools/campaign.sh)", "train": ck.get("train"),
             "quantizer_changes": ck.get("quantizer_changes") or [],
+            "lr_changes": ck.get("lr_changes") or [],
             "recipe": shlex.join(st.get("recipe", [])), "data": st.get("data", ""),
             "exported": _now()}
     save_finetuned(model, path, card)

@@ -64,6 +64,16 @@ def test_finetuning_resumes_its_run_and_refuses_other_weights_or_quantizer(tmp_p
     steps = [r["step"] for r in read_log(run / "log.jsonl") if r.get("type") == "train"]
     assert steps == [1, 2, 3, 4]  # the resumed run continued the count, nothing repeated
 
+    # resumed with a lower learning rate (a final decay): the optimizer takes it, the
+    # checkpoint records when it changed
+    lines.clear()
+    finetune(load_model("lic-lgem-tiny"), data, "tcq", steps=5, batch=1, crop=64, lr=2e-4,
+             log=lines.append, run_dir=run, threads=1, log_every=1)
+    ck = load_checkpoint(latest_checkpoint(run))
+    assert ck["optimizer"]["param_groups"][0]["lr"] == 2e-4
+    assert ck["lr_changes"] == [{"step": 4, "from": 1e-3, "to": 2e-4}]
+    assert any("learning rate 0.001 → 0.0002 from step 4" in x for x in lines)
+
     with pytest.raises(LicError, match="fine-tunes for tcq"):
         finetune(load_model("lic-lgem-tiny"), data, "rdoq", steps=6, batch=1, crop=64,
                  log=lambda s: None, run_dir=run, threads=1)
