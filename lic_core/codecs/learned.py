@@ -308,13 +308,16 @@ class LearnedCodec(LicCodec):
 
     def encode_quantizer(self, name: str, params: Optional[dict] = None) -> Quantizer:
         """The quantizer an encode uses: TCQ without an explicit ``tables`` parameter codes with
-        the designed tables shipped for these weights, when there are some (``tables=0`` asks
-        for §1.4's Gaussian tables); every other choice is built as given."""
+        the designed tables shipped for these weights, when there are some, in the stream order
+        they were designed for (``tables=0`` asks for §1.4's Gaussian tables in channel order);
+        every other choice is built as given."""
         params = dict(params or {})
         if name == "tcq" and "tables" not in params:
             doc = self.tcq_rate_tables()
             if doc is not None and float(params.get("delta_u", doc["delta_u"])) == doc["delta_u"]:
                 params["tables"] = int(doc["id"])
+                if doc.get("order") and "order" not in params:  # the order they were designed for
+                    params["order"] = int(doc["order"])
         return build_quantizer(name, **params)
 
     def encode(self, image: np.ndarray, params: EncodeParams,

@@ -62,7 +62,7 @@ class EncodeSteps(StepRunner):
             self.clamped += clamped
             self.crcs.append(symbol_crc(coded))
             bits = q.bits(idx, index)
-        return q.dequantize(idx), bits
+        return q.dequantize(idx, index), bits
 
 
 class DecodeSteps(StepRunner):
@@ -92,7 +92,7 @@ class DecodeSteps(StepRunner):
         if self.expected is not None:
             if step >= len(self.expected) or self.expected[step] != crc:
                 raise symbols_mismatch(f"y step {label}")
-        return self.quantizer.dequantize(idx), None
+        return self.quantizer.dequantize(idx, index), None
 
 
 @dataclass

@@ -51,8 +51,11 @@ class Quantizer(abc.ABC):
         """Indices (int64, B×C×N) for ``residual = ȳ − μ`` at scale-table indices ``index``."""
 
     @abc.abstractmethod
-    def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
-        """Reconstructed residual ``ŷ − μ`` (float32, B×C×N) from the indices alone."""
+    def dequantize(self, indices: torch.Tensor,
+                   index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Reconstructed residual ``ŷ − μ`` (float32, B×C×N) from the indices (and, for a
+        quantizer whose reconstruction depends on the coding order, the scale indices that
+        set it — both sides know them before the block is coded)."""
 
     @abc.abstractmethod
     def symbol_plan(self, index: torch.Tensor,
@@ -74,7 +77,7 @@ class Quantizer(abc.ABC):
         This is the single quantization path (METHODS §1.5, §7): compress() and quantized-latent
         fine-tuning must both call it (or the two halves) so their ŷ are the same tensors.
         """
-        return self.dequantize(self.quantize(residual, index))
+        return self.dequantize(self.quantize(residual, index), index)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())

@@ -59,7 +59,8 @@ class _ScalarQuantizer(Quantizer):
     def _clamp(indices: torch.Tensor) -> torch.Tensor:
         return indices.clamp(-SYMBOL_BOUND, SYMBOL_BOUND)
 
-    def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
+    def dequantize(self, indices: torch.Tensor,
+                   index: Optional[torch.Tensor] = None) -> torch.Tensor:
         # clamp here too, so the encoder's reconstruction equals what the decoder can decode
         return self._clamp(indices).to(torch.float32)
 

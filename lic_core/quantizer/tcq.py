@@ -9,6 +9,8 @@ termination; the decoder replays the states from the decoded indices, nothing el
 **Streams (format, §1.4).** For a ``B×C×N`` (group, pass) block there is one trellis stream per
 spatial position, running along the C channels of the group: ``S = B·N`` streams of length C.
 Stream ``b·N + n`` visits ``(b, 0, n), (b, 1, n), …, (b, C−1, n)``.
+With the parameter ``order = 1`` a stream visits the same elements by ascending scale index
+(ties in channel order) — see :data:`STREAM_ORDERS`; files without it use channel order.
 
 **Rate model (§1.4).** In normalized units ``r' = r/Δ_u`` and ``σ' = σ_table/Δ_u`` (the *table*
 scale, so encoder decisions and coded pmfs agree), index k of quantizer j owns the midpoint
@@ -350,6 +352,35 @@ def from_streams(x: torch.Tensor, shape: torch.Size | tuple[int, int, int]) -> t
     return x.reshape(B, N, C).permute(0, 2, 1).contiguous()
 
 
+#: stream orders (the TCQ parameter ``order``): 0 = along the channels (§1.4 format); 1 = by
+#: ascending scale index σ_i, ties in channel order. Both sides know σ before a block is coded.
+#: Why 1: the trellis starts every stream in state 0, whose zeros keep it there with Q0's wide
+#: zero cell; coding the near-certain zeros first and the few large-σ elements last (VVC scans a
+#: block from high frequencies to DC for the same reason) stops early small-σ zeros from landing
+#: in Q1's narrow zero cell — on held-back photos it took TCQ from +7.4 % to 0.0 % BD-rate vs
+#: rounding (docs/quantizers.md).
+STREAM_ORDERS = {0: "channels", 1: "ascending scale"}
+
+
+def stream_permutation(sidx: np.ndarray, order: int) -> Optional[np.ndarray]:
+    """Coding-order positions (S×L, per stream) for ``order``; None for channel order."""
+    if not order:
+        return None
+    return np.argsort(sidx, axis=1, kind="stable")  # stable: ties keep channel order
+
+
+def _gather(x: np.ndarray, perm: Optional[np.ndarray]) -> np.ndarray:
+    return x if perm is None else np.ascontiguousarray(np.take_along_axis(x, perm, axis=1))
+
+
+def _scatter(x: np.ndarray, perm: Optional[np.ndarray]) -> np.ndarray:
+    if perm is None:
+        return x
+    out = np.empty_like(x)
+    np.put_along_axis(out, perm, x, axis=1)
+    return out
+
+
 class TcqQuantizer(Quantizer):
     """4-state dependent quantization with a Gaussian rate model (METHODS §1.3–1.4).
 
@@ -357,12 +388,13 @@ class TcqQuantizer(Quantizer):
     is needed by the decoder; ``c`` sets the encoder's ``λ_q = c·Δ_SQ²`` (Δ_SQ = 1).
     ``tables`` names the rate tables both sides use: 0, §1.4's Gaussian midpoint cells, else the
     id of a designed table set shipped beside the codec weights (:mod:`.tcq_designed`).
+    ``order`` is the order of each trellis stream (:data:`STREAM_ORDERS`).
     """
 
     name = "tcq"
 
     def __init__(self, delta_u: float = DEFAULT_DELTA_U, c: float = DEFAULT_C,
-                 tables: int = 0) -> None:
+                 tables: int = 0, order: int = 0) -> None:
         delta_u, c = float(delta_u), float(c)
         if not (0.05 <= delta_u <= 4.0):
             raise ValueError(f"TCQ delta_u must be in [0.05, 4], got {delta_u}")
@@ -370,7 +402,9 @@ class TcqQuantizer(Quantizer):
             raise ValueError(f"TCQ c must be a finite number ≥ 0, got {c}")
         if isinstance(tables, bool) or not isinstance(tables, int) or not 0 <= tables < 2 ** 63:
             raise ValueError(f"TCQ tables must be a table id (an int in [0, 2^63)), got {tables!r}")
-        self.delta_u, self.c, self.table_id = delta_u, c, int(tables)
+        if isinstance(order, bool) or order not in STREAM_ORDERS:
+            raise ValueError(f"TCQ order must be one of {sorted(STREAM_ORDERS)}, got {order!r}")
+        self.delta_u, self.c, self.table_id, self.order = delta_u, c, int(tables), int(order)
         self._tables: Optional[TcqTables] = None
 
     @property
@@ -393,7 +427,26 @@ class TcqQuantizer(Quantizer):
         out: dict[str, Any] = {"delta_u": self.delta_u, "c": self.c}
         if self.table_id:  # absent = Gaussian tables: older headers stay byte-identical
             out["tables"] = self.table_id
+        if self.order:  # absent = channel order (§1.4)
+            out["order"] = self.order
         return out
+
+    def _perm(self, sidx: np.ndarray) -> Optional[np.ndarray]:
+        """Positions (S×L) of each stream's elements in coding order, None for channel order."""
+        return stream_permutation(sidx, self.order)
+
+    def _streams(self, index: Optional[torch.Tensor], shape) -> tuple[Optional[np.ndarray],
+                                                                      Optional[np.ndarray]]:
+        """(scale indices as S×L streams, their permutation) — index is needed for order 1."""
+        if index is None:
+            if self.order:
+                raise ValueError("TCQ with a scale-ordered trellis needs the scale indices")
+            return None, None
+        check_shapes(None, index)
+        if tuple(index.shape) != tuple(shape):
+            raise ValueError(f"indices {tuple(shape)} and scale index {tuple(index.shape)} differ")
+        sidx = to_streams(index.cpu()).numpy()
+        return sidx, self._perm(sidx)
 
     def quantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         check_shapes(residual, index)
@@ -401,27 +454,35 @@ class TcqQuantizer(Quantizer):
             return torch.zeros(residual.shape, dtype=torch.int64, device=residual.device)
         r = to_streams(residual.detach().cpu()).numpy().astype(np.float64)
         sidx = to_streams(index.cpu()).numpy()
-        k, _ = _viterbi(r, sidx, self.delta_u, self.lam, self.tables)
-        return from_streams(torch.from_numpy(k), residual.shape).to(residual.device)
+        perm = self._perm(sidx)
+        k, _ = _viterbi(_gather(r, perm), _gather(sidx, perm), self.delta_u, self.lam, self.tables)
+        return from_streams(torch.from_numpy(_scatter(k, perm)), residual.shape).to(residual.device)
 
-    def dequantize(self, indices: torch.Tensor) -> torch.Tensor:
-        k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
+    def dequantize(self, indices: torch.Tensor,
+                   index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        _, perm = self._streams(index, indices.shape)
+        k = _gather(to_streams(indices.detach().cpu().to(torch.int64)).numpy(), perm)
         j = _replay_states(k) >> 1
         level = (_level(k, j) * self.delta_u).astype(np.float32)  # float64 product, then f32
-        return from_streams(torch.from_numpy(level), indices.shape).to(indices.device)
+        return from_streams(torch.from_numpy(_scatter(level, perm)),
+                            indices.shape).to(indices.device)
 
-    def states(self, indices: torch.Tensor) -> torch.Tensor:
+    def states(self, indices: torch.Tensor, index: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The state (B×C×N) in which each index is coded, replayed from state 0."""
-        k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
-        return from_streams(torch.from_numpy(_replay_states(k)), indices.shape).to(indices.device)
+        _, perm = self._streams(index, indices.shape)
+        k = _gather(to_streams(indices.detach().cpu().to(torch.int64)).numpy(), perm)
+        return from_streams(torch.from_numpy(_scatter(_replay_states(k), perm)),
+                            indices.shape).to(indices.device)
 
     def bits(self, indices: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         check_shapes(indices, index)
-        k = to_streams(indices.detach().cpu().to(torch.int64)).numpy()
         sidx = to_streams(index.cpu()).numpy()
+        perm = self._perm(sidx)
+        k = _gather(to_streams(indices.detach().cpu().to(torch.int64)).numpy(), perm)
+        sidx = _gather(sidx, perm)
         j = _replay_states(k) >> 1
         k = np.sign(k) * _clamp_parity(np.abs(k), self.tables.support[sidx])  # as coded
-        b = torch.from_numpy(_table_bits(self.tables, sidx, j, k))
+        b = torch.from_numpy(_scatter(_table_bits(self.tables, sidx, j, k), perm))
         return from_streams(b, indices.shape).to(indices.device)
 
     # -- coding --------------------------------------------------------------------------------------
@@ -437,9 +498,11 @@ class TcqQuantizer(Quantizer):
         if index.numel() == 0:
             return torch.zeros(index.shape, dtype=torch.int64, device=index.device), 0
         sidx = to_streams(index.cpu()).numpy()
+        perm = self._perm(sidx)
+        sidx = _gather(sidx, perm)
         S, L = sidx.shape
         encoding = indices is not None
-        k = (np.array(to_streams(indices.detach().cpu().to(torch.int64)).numpy())
+        k = (np.array(_gather(to_streams(indices.detach().cpu().to(torch.int64)).numpy(), perm))
              if encoding else np.empty((S, L), dtype=np.int64))
         support = self.tables.support
         s = np.zeros(S, dtype=np.int64)
@@ -467,4 +530,5 @@ class TcqQuantizer(Quantizer):
                     kt[sel] = got
             k[:, t] = kt
             s = _T_NP[s, kt & 1]
-        return from_streams(torch.from_numpy(k), index.shape).to(index.device), clamped
+        return (from_streams(torch.from_numpy(_scatter(k, perm)), index.shape).to(index.device),
+                clamped)

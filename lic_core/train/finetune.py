@@ -54,9 +54,9 @@ def inference_quantizer(model, name: str, params: Optional[dict] = None):
 
 
 def _without_tables(params: Optional[dict]) -> dict:
-    """Quantizer parameters less the TCQ rate-table id: designed tables shipped mid-run move a
-    few decisions, not the reconstruction grid the decoder is being tuned to."""
-    return {k: v for k, v in (params or {}).items() if k != "tables"}
+    """Quantizer parameters less the TCQ rate tables and stream order: shipping designed tables
+    mid-run changes decisions, not the reconstruction grid the decoder is being tuned to."""
+    return {k: v for k, v in (params or {}).items() if k not in ("tables", "order")}
 
 
 def base_hash_of(model) -> Optional[str]:
@@ -128,9 +128,9 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
         start, previous_cpu = int(ck["step"]), float(ck.get("cpu_s", 0.0))
         log(f"resumed {ck_path.name} at step {start}")
         changes = list(ck.get("quantizer_changes") or [])
-        if (ck.get("quantizer_params") or {}).get("tables") != q.params().get("tables"):
+        if (ck.get("quantizer_params") or {}) != q.params():
             changes.append({"step": start, "from": ck.get("quantizer_params"), "to": q.params()})
-            log(f"the TCQ rate tables changed since {ck_path.name}: the steps from {start} on "
+            log(f"the TCQ configuration changed since {ck_path.name}: the steps from {start} on "
                 f"see the latents of {q.params()} (what compress() codes now)")
     adaptive = setup_threads(threads)
     clock = CpuClock(previous_cpu)

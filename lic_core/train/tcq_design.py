@@ -9,10 +9,11 @@ the same steps ``compress()`` runs) on centre crops of the training photos at se
 points. Kodak is never used, so measuring the tables on Kodak measures them on unseen photos.
 
     python -m lic_core.train.tcq_design --model lic-lgem-cpu [--every 2] [--crop 256]
-        [--iterations 2] [--out FILE] [--install]
+        [--iterations 3] [--order 1] [--out FILE] [--install]
 
 ``--install`` writes ``<model>.tcq-tables.json`` beside the weights: the codec then codes TCQ
-with them by default and names them in every TCQ file's header (older files keep decoding).
+with them, and with the stream order they were designed for, by default, and names both in every
+TCQ file's header (older files keep decoding).
 """
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ from ..paths import weights_dir
 from ..quantizer.tcq import (
     DEFAULT_C,
     DEFAULT_DELTA_U,
+    STREAM_ORDERS,
     TcqQuantizer,
     TcqTables,
-    _replay_states,
     to_streams,
 )
 from ..quantizer.tcq_designed import SUFFIX, build_designed, table_document
@@ -49,8 +50,8 @@ DEFAULT_W = 64
 class _CountingTcq(TcqQuantizer):
     """The real trellis, with given tables, counting |k| per (scale index, quantizer)."""
 
-    def __init__(self, tables: TcqTables, c: float, m_design: int) -> None:
-        super().__init__(delta_u=tables.delta_u, c=c)
+    def __init__(self, tables: TcqTables, c: float, m_design: int, order: int = 0) -> None:
+        super().__init__(delta_u=tables.delta_u, c=c, order=order)
         self._tables = tables
         self.m = m_design
         self.counts = np.zeros((64, 2, m_design + 2), dtype=np.int64)
@@ -58,9 +59,9 @@ class _CountingTcq(TcqQuantizer):
 
     def quantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         k = super().quantize(residual, index)
+        j = to_streams(self.states(k, index).cpu()).numpy() >> 1
         kk = to_streams(k.cpu()).numpy()
         sidx = to_streams(index.cpu()).numpy()
-        j = _replay_states(kk) >> 1
         mag = np.minimum(np.abs(kk), self.m + 1)
         flat = (sidx * 2 + j) * (self.m + 2) + mag
         self.counts += np.bincount(flat.ravel(), minlength=self.counts.size).reshape(
@@ -89,7 +90,7 @@ def centre_crops(folders: Sequence[str], every: int, crop: int) -> list[torch.Te
 def design(model, crops: Sequence[torch.Tensor], us: Sequence[float] = DEFAULT_US,
            c: float = DEFAULT_C, delta_u: float = DEFAULT_DELTA_U, iterations: int = 2,
            m_design: int = DEFAULT_M, prior_weight: int = DEFAULT_W,
-           log: Callable[[str], None] = print) -> tuple[list, list[dict]]:
+           log: Callable[[str], None] = print, order: int = 0) -> tuple[list, list[dict]]:
     """(counts of the last pass, one record per pass: bits per pixel under its tables)."""
     from ..quantizer.tcq import tcq_tables
 
@@ -98,7 +99,7 @@ def design(model, crops: Sequence[torch.Tensor], us: Sequence[float] = DEFAULT_U
     counts: list = []
     pixels = sum(int(x.shape[-1] * x.shape[-2]) for x in crops) * len(us)
     for it in range(iterations):
-        q = _CountingTcq(tables, c, m_design)
+        q = _CountingTcq(tables, c, m_design, order)
         t0 = time.time()
         for u in us:
             for x in crops:
@@ -128,7 +129,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--us", default=",".join(str(u) for u in DEFAULT_US))
     ap.add_argument("--c", type=float, default=DEFAULT_C)
-    ap.add_argument("--iterations", type=int, default=2)
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--order", type=int, default=1, choices=sorted(STREAM_ORDERS),
+                    help="trellis stream order the tables are designed for and the codec then "
+                         "uses (1: ascending scale, the default; 0: channels)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="table file (default: print where --install puts it)")
     ap.add_argument("--install", action="store_true",
@@ -141,10 +145,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model = load_model(a.model)
         crops = centre_crops([d for d in a.data.split(":") if d], a.every, a.crop)
         us = [float(u) for u in a.us.split(",")]
-        counts, history = design(model, crops, us, a.c, iterations=a.iterations)
+        counts, history = design(model, crops, us, a.c, iterations=a.iterations, order=a.order)
         whash = model.weights_meta["weights_hash_bytes"].hex()
         doc = table_document(DEFAULT_DELTA_U, DEFAULT_M, DEFAULT_W, counts, {
-            "base_model": a.model, "base_weights_hash": whash,
+            "base_model": a.model, "base_weights_hash": whash, "order": a.order,
             "design": {"photos": a.data, "every": a.every, "crops": len(crops), "crop": a.crop,
                        "us": us, "c": a.c, "iterations": a.iterations, "passes": history,
                        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}})

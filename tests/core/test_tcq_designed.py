@@ -179,3 +179,19 @@ def test_finetuning_quantizes_like_compress(tiny):
     assert q.params()["tables"] == doc["id"]
     assert _without_tables(q.params()) == {"delta_u": DU, "c": 0.03}
     assert "tables" not in inference_quantizer(model, "round").params()
+
+
+def test_tables_bring_the_stream_order_they_were_designed_for(tiny):
+    model, folder = tiny
+    codec = LearnedCodec("lic-lgem-tiny", model=model)
+    doc = td.table_document(DU, M, W, _counts(), {"base_weights_hash": codec.weights_hash.hex(),
+                                                   "order": 1})
+    (folder / f"lic-lgem-tiny{td.SUFFIX}").write_text(json.dumps(doc))
+    assert codec.encode_quantizer("tcq").params() == {"delta_u": DU, "c": 0.03,
+                                                       "tables": doc["id"], "order": 1}
+    assert "order" not in codec.encode_quantizer("tcq", {"order": 0}).params()
+    assert codec.encode_quantizer("tcq", {"tables": 0}).params() == {"delta_u": DU, "c": 0.03}
+    img = (np.random.default_rng(5).random((64, 128, 3)) * 255).astype(np.uint8)
+    res = codec.encode(img, EncodeParams(rate=0.5, quantizer="tcq"))
+    assert unpack(res.data)[0].quantizer_params["order"] == 1
+    assert np.array_equal(codec.decode(res.data).reconstruction, res.reconstruction)
