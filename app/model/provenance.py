@@ -70,8 +70,9 @@ def quantizer_notes(codec_name: str) -> dict[str, tuple[str, bool]]:
             lines.append(f"with its fine-tuned decoder: {r['bd_after']:+.1f} % vs rounding")
         if r.get("rate_tables"):
             t = r["rate_tables"]
-            lines.append(f"codes with rate tables designed on {t.get('crops') or '?'} training "
-                         f"crops (ECTCQ, id {t['id']}); files name them")
+            order = " in ascending-σ stream order" if t.get("order") == 1 else ""
+            lines.append(f"codes{order} with rate tables designed on {t.get('crops') or '?'} "
+                         f"training crops (ECTCQ, id {t['id']}); files name them")
         if r.get("finetuned"):
             lines.append(f"decoder fine-tuned for {q.upper()} on its real quantized latents "
                          "(METHODS §1.5); files record it in their weights hash")

@@ -125,8 +125,9 @@ def _finetuned_fields(name: str, desc: dict) -> list[tuple[str, str]]:
         out.append(("fine-tuned", f"{q}: {file} ignored (tuned on other weights)"))
     tables = (quantizer_report(name).get("tcq") or {}).get("rate_tables")
     if tables:
+        order = ", ascending-σ stream order" if tables.get("order") == 1 else ""
         out.append(("tcq tables", f"rate tables designed on {tables.get('crops') or '?'} training "
-                                  f"crops (id {tables['id']}), used by default for TCQ"))
+                                  f"crops (id {tables['id']}{order}), used by default for TCQ"))
     return out
 
 

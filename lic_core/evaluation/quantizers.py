@@ -76,7 +76,7 @@ def quantizer_report(codec_name: str, folder: Optional[Path] = None) -> dict[str
     "finetuned": False, "stale": False, "images": 24}, ...}``. BD-rates (PSNR, %) are against
     rounding with the base decoder; ``finetuned`` says a decoder tuned for that quantizer on
     these very weights is in use, ``stale`` that one exists but was tuned on other weights;
-    ``tcq`` also has ``rate_tables`` (``{"id", "crops"}`` of the designed TCQ rate tables shipped
+    ``tcq`` also has ``rate_tables`` (``{"id", "crops", "order"}`` of the designed TCQ rate tables shipped
     for these weights, else None). Measurements of other weights are not reported."""
     import json
 
@@ -114,7 +114,8 @@ def quantizer_report(codec_name: str, folder: Optional[Path] = None) -> dict[str
     except Exception:  # an unreadable table file: TCQ codes with the Gaussian tables
         doc = None
     out["tcq"]["rate_tables"] = None if doc is None else {
-        "id": f"{doc['id']:016x}", "crops": (doc.get("design") or {}).get("crops")}
+        "id": f"{doc['id']:016x}", "crops": (doc.get("design") or {}).get("crops"),
+        "order": int(doc.get("order") or 0)}
     return out
 
 

@@ -43,7 +43,8 @@ QUANTIZERS: list[QuantizerInfo] = [
                   {"c": (0.0, 1.0, 0.005)}),
     QuantizerInfo("tcq", "Trellis-coded (DQ)",
                   "4-state dependent quantization as in VVC: a Viterbi search along the channels "
-                  "picks indices minimising D + lambda R; finer reconstruction grid.",
+                  "(by ascending sigma with the shipped rate tables) picks indices minimising "
+                  "D + lambda R; finer reconstruction grid.",
                   {"delta_u": 0.561, "c": 0.03},
                   {"delta_u": (0.3, 1.0, 0.001), "c": (0.0, 1.0, 0.005)}),
 ]
