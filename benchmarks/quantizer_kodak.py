@@ -60,6 +60,10 @@ def main() -> int:
                     help="also merge the curves into <weights dir>/<codec>.quantizers.json "
                          "(the studio's quantizer tooltips; needs the full Kodak set)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the curves of quantizers not measured now from the output file "
+                         "(when it has the same weights, images and rates); they are marked in "
+                         "'merged_from_previous_run'")
     args = ap.parse_args()
 
     import torch
@@ -97,6 +101,19 @@ def main() -> int:
             finetuned[q] = tuned._finetuned_hash(q).hex()
             curves[f"{label}/after"] = quantizer_curve(
                 tuned, images, q, us, qparams, lambda m, k=label: say(m, f"{k}/after"))
+    merged: list[str] = []
+    name = f"quantizer_kodak_{codec_name}{('_' + args.tag) if args.tag else ''}.json"
+    previous = Path(args.out) / name
+    if args.merge and previous.is_file():
+        old = json.loads(previous.read_text())
+        if (old.get("weights_hash") == base.weights_hash.hex() and old.get("rates") == us
+                and old.get("images") == [p.name for p in files]):
+            for key, c in old.get("curves", {}).items():
+                if key not in curves:
+                    curves[key] = c
+                    merged.append(key)
+        else:
+            print(f"--merge: {previous.name} has other weights, images or rates; not merged")
     table = bd_table(curves, "round/before") if "round/before" in curves else {}
     tcq_extra = None
     if "tcq/before" in table and "round/before" in table:
@@ -105,12 +122,12 @@ def main() -> int:
               "images": [p.name for p in files], "rates": us, "threads": args.threads,
               "quantizer_params": params, "finetuned_decoders": finetuned,
               "tcq_rate_tables": base.tcq_rate_tables(),
+              "merged_from_previous_run": merged,
               "stale_finetuned_decoders": tuned.stale_finetuned,
               "cuda": torch.cuda.is_available(), "curves": curves, "bd_vs_round_before": table,
               "tcq_added_encode_s": tcq_extra}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"quantizer_kodak_{codec_name}{('_' + args.tag) if args.tag else ''}.json"
     (out / name).write_text(json.dumps(result, indent=1) + "\n")
     print(f"\nBD-rate (PSNR) vs rounding before fine-tuning, {len(images)} Kodak images:")
     for key, row in table.items():

@@ -42,7 +42,7 @@ QUANTIZER_HELP = {
     "rdoq": "RDOQ: per element, round / one step toward zero / zero, whichever costs "
             "least in distortion + λ·bits",
     "tcq": "TCQ: 4-state trellis-coded quantization (VVC dependent quantization), Viterbi "
-           "over distortion + λ·bits",
+           "over distortion + λ·bits along each position's channels",
 }
 
 

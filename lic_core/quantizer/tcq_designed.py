@@ -38,7 +38,7 @@ import torch
 
 from ..errors import LicError
 from ..paths import weights_dir
-from .tcq import PMF_FLOOR, TcqTables, gaussian_half_pmf, normalize_half, tables_from_half
+from .tcq_rate import PMF_FLOOR, TcqTables, gaussian_half_pmf, normalize_half, tables_from_half
 
 SUFFIX = ".tcq-tables.json"
 KIND = "lic TCQ rate tables (designed ECTCQ code, METHODS §1.4)"
