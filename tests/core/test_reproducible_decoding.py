@@ -96,6 +96,8 @@ def test_every_decoder_and_quantizer_decodes_bit_exactly_in_other_processes(tmp_
     img = _image(70, 100, seed=1)
     jobs = [(f"mse_{q}.lic", lgem, EncodeParams(rate=0.6, quantizer=q))
             for q in ("round", "deadzone", "rdoq", "tcq")]
+    jobs += [("mse_tcq_scale_order.lic", lgem,  # TCQ streams by ascending σ (order = 1)
+              EncodeParams(rate=0.6, quantizer="tcq", quantizer_params={"order": 1}))]
     jobs += [("diffusion_round.lic", lgem,
               EncodeParams(rate=0.4, quantizer="round", decoder="diffusion", diffusion_steps=3,
                            seed=11)),
