@@ -298,17 +298,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 
-def parse_quantizer_params(pairs: Sequence[str]) -> dict[str, float]:
-    """``["c=0.05", ...]`` → ``{"c": 0.05}`` (one-line error on a malformed pair)."""
-    params = {}
+def parse_quantizer_params(pairs: Sequence[str]) -> dict[str, float | int]:
+    """``["c=0.05", "order=1"]`` → ``{"c": 0.05, "order": 1}``: integers stay integers (TCQ's
+    ``tables`` and ``order``), other numbers are floats; one-line error on a malformed pair."""
+    params: dict[str, float | int] = {}
     for kv in pairs:
         if "=" not in kv:
             raise LicError(f"--quantizer-param expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1)
         try:
-            params[k] = float(v)
+            params[k] = int(v)
         except ValueError:
-            raise LicError(f"--quantizer-param {k} needs a number, got {v!r}") from None
+            try:
+                params[k] = float(v)
+            except ValueError:
+                raise LicError(f"--quantizer-param {k} needs a number, got {v!r}") from None
     return params
 
 

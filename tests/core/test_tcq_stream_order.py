@@ -118,3 +118,13 @@ def test_codec_round_trip_with_scale_order():
     assert np.array_equal(dec.reconstruction, res.reconstruction)
     plain = codec.encode(img, EncodeParams(rate=0.3, quantizer="tcq"))
     assert plain.data != res.data
+
+
+def test_finetune_flags_keep_integer_parameters():
+    from lic_core.train.finetune import parse_quantizer_params
+
+    p = parse_quantizer_params(["c=0.03", "order=1", "tables=0"])
+    assert p == {"c": 0.03, "order": 1, "tables": 0} and isinstance(p["order"], int)
+    assert build_quantizer("tcq", **p).params() == {"delta_u": 0.561, "c": 0.03, "order": 1}
+    with pytest.raises(LicError, match="needs a number"):
+        parse_quantizer_params(["c=abc"])
