@@ -141,7 +141,11 @@ def take(app, win, target: Optional[str], opts: ShotOptions,
     if opts.overlay:
         win.entropy.kind_combo.setCurrentIndex(2 if opts.overlay == "bits_z" else 0)
         win.entropy.overlay_check.setChecked(True)
-    if not _settle(app, win, opts.timeout, lambda: _panes_done(win)):
+    # nothing opened (no IMAGE and no --sample): the empty window is the picture, there is no
+    # encode to wait for (waiting for one would only run into the timeout)
+    opened_something = bool(target or original)
+    if not _settle(app, win, opts.timeout,
+                   lambda: _panes_done(win) if opened_something else True):
         raise LicError(f"timed out after {opts.timeout:g} s waiting for the encodes")
     image = win.grab().toImage()
     buf = QBuffer()

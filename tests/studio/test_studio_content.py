@@ -238,6 +238,11 @@ def test_screenshot_of_an_image_and_of_a_lic_file(tmp_path):
     assert Image.open(out).size == (1000, 640)
     r = _studio("--screenshot", str(out), str(img))  # never overwrites unasked
     assert r.returncode == 2 and "already exists" in r.stderr
+    # nothing to open: the empty window is the picture, taken at once (it used to wait for an
+    # encode that never came, until the timeout)
+    r = _studio("--screenshot", str(tmp_path / "empty.png"), "--timeout", "60")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "empty.png").size == (1366, 768)
     learned = [n for n in ("lic-lgem", "lic-lgem-preview") if get_codec(n).available()[0]]
     if not learned:
         pytest.skip("no learned codec with weights: no .lic file to open")
