@@ -53,6 +53,30 @@ def inference_quantizer(model, name: str, params: Optional[dict] = None):
     return build_quantizer(name, **(params or {}))
 
 
+def drop_rolled_back_records(path: Path, step: int) -> int:
+    """Remove the ``train`` records after ``step`` from a run log before resuming at ``step``:
+    they were logged by steps whose checkpoint was never kept (a kill between checkpoints, or a
+    checkpoint set aside), so the learning curve would show them twice. Returns how many."""
+    from ..fileio import write_bytes_atomic
+
+    if not path.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1  # a torn last line from a kill
+            continue
+        if rec.get("type") == "train" and int(rec.get("step", 0)) > step:
+            dropped += 1
+            continue
+        keep.append(line)
+    if dropped:
+        write_bytes_atomic(path, ("\n".join(keep) + ("\n" if keep else "")).encode(), True)
+    return dropped
+
+
 def _without_tables(params: Optional[dict]) -> dict:
     """Quantizer parameters less the TCQ rate tables and stream order: shipping designed tables
     mid-run changes decisions, not the reconstruction grid the decoder is being tuned to."""
@@ -160,6 +184,7 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     flog = None
     if run_dir is not None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
+        drop_rolled_back_records(Path(run_dir) / "log.jsonl", start)
         flog = open(Path(run_dir) / "log.jsonl", "a")
     try:
         while step < steps:

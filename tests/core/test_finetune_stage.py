@@ -74,6 +74,14 @@ def test_finetuning_resumes_its_run_and_refuses_other_weights_or_quantizer(tmp_p
     assert ck["lr_changes"] == [{"step": 4, "from": 1e-3, "to": 2e-4}]
     assert any("learning rate 0.001 → 0.0002 from step 4" in x for x in lines)
 
+    # the newest checkpoint is lost (a kill before it was kept): the run resumes at step 4 and
+    # the log forgets the rolled-back step 5 instead of showing it twice
+    latest_checkpoint(run).unlink()
+    finetune(load_model("lic-lgem-tiny"), data, "tcq", steps=5, batch=1, crop=64, lr=2e-4,
+             log=lambda s: None, run_dir=run, threads=1, log_every=1)
+    steps = [r["step"] for r in read_log(run / "log.jsonl") if r.get("type") == "train"]
+    assert steps == [1, 2, 3, 4, 5]
+
     with pytest.raises(LicError, match="fine-tunes for tcq"):
         finetune(load_model("lic-lgem-tiny"), data, "rdoq", steps=6, batch=1, crop=64,
                  log=lambda s: None, run_dir=run, threads=1)
