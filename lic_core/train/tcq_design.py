@@ -140,6 +140,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = ap.parse_args(argv)
     from ..models import load_model
 
+    if a.out and Path(a.out).exists():  # before minutes of work, not after
+        print(f"error: '{a.out}' already exists (choose another --out; it is never overwritten)")
+        return 2
     torch.set_num_threads(max(1, a.threads))
     try:
         model = load_model(a.model)
@@ -160,8 +163,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if a.install:
         targets.append(weights_dir() / f"{a.model}{SUFFIX}")
     for t in targets:
-        write_bytes_atomic(t, data, overwrite=a.install and t.name.endswith(SUFFIX) and
-                           t.parent == weights_dir())
+        try:  # --out never overwrites a file; --install replaces the shipped tables
+            write_bytes_atomic(t, data, overwrite=a.install and t.name.endswith(SUFFIX) and
+                               t.parent == weights_dir())
+        except LicError as exc:
+            print(f"error: {exc}")
+            return 2
         print(f"wrote {t} (tables id {doc['id']:016x})")
     if not targets:
         print(json.dumps({k: v for k, v in doc.items() if k != "counts"}, indent=1))
