@@ -385,6 +385,11 @@ class LearnedCodec(LicCodec):
             raise ModelNotFoundError(why)
         if header.quantizer in self.quantizers:
             synth, w_hash = self._decoder(header.quantizer)
+            if header.weights_hash != w_hash and header.weights_hash == self.weights_hash:
+                # made with the base g_s (before a decoder fine-tuned for this quantizer was
+                # installed, or by an encoder told not to use it): the header names the base
+                # weights exactly and they are still here, so the file keeps decoding as made
+                synth, w_hash = exact_synthesis(self.model, self.device), self.weights_hash
         else:
             synth, w_hash = None, self.weights_hash
         if header.weights_hash != w_hash:

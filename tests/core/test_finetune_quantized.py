@@ -60,7 +60,8 @@ def test_finetuned_decoder_round_trips_and_is_bound_to_its_file(data_dir, tmp_pa
     m.prior.update_tables()
     img = _img(5, 70, 90)
     base_codec = LearnedCodec("lic-lgem-tiny", model=m, finetuned_dir=tmp_path / "none")
-    base_file = base_codec.encode(img, EncodeParams(rate=0.5, quantizer="tcq")).data
+    base_enc = base_codec.encode(img, EncodeParams(rate=0.5, quantizer="tcq"))
+    base_file = base_enc.data
 
     ft_model = build_model("lic-lgem-tiny")
     ft_model.load_state_dict(m.state_dict())
@@ -75,8 +76,17 @@ def test_finetuned_decoder_round_trips_and_is_bound_to_its_file(data_dir, tmp_pa
     assert r.data != base_file
     with pytest.raises(LicFormatError, match="weights mismatch"):
         base_codec.decode(r.data)
+    # a file made with the base decoder (before the tuned one was installed) names the base
+    # weights in its header; they are still here, so it decodes as made, not with the tuned g_s
+    old = codec.decode(base_file)
+    assert np.array_equal(old.reconstruction, base_enc.reconstruction)
+    assert "finetuned_for" not in old.info
+    assert not np.array_equal(old.reconstruction, d.reconstruction)
+    # a header naming neither the base nor the tuned decoder is refused
+    other = LearnedCodec("lic-lgem-tiny", model=build_model("lic-lgem-tiny"),
+                         finetuned_dir=tmp_path / "none")
     with pytest.raises(LicFormatError, match="weights mismatch"):
-        codec.decode(base_file)
+        other.decode(base_file)
     # other quantizers keep the base decoder
     r2 = codec.encode(img, EncodeParams(rate=0.5, quantizer="round"))
     assert np.array_equal(base_codec.decode(r2.data).reconstruction, r2.reconstruction)
