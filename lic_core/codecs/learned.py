@@ -346,6 +346,10 @@ class LearnedCodec(LicCodec):
                 y_bar, z_bar, gains, quantizer, on_step=step_progress(progress, 0.1, 0.8, "coded"))
         report(progress, 0.85, "synthesis transform")
         synth, w_hash = self._decoder(quantizer.name)
+        if params.decoder == "diffusion":
+            # the diffusion decoder learned on the base g_s's features (train/diffusion.py); a g_s
+            # fine-tuned for the quantizer moves them, so diffusion files use the base g_s
+            synth, w_hash = exact_synthesis(self.model, self.device), self.weights_hash
         with torch.no_grad(), timer("decode"):
             # the encoder's reconstruction is the decoder's function of the same symbols
             recon, checks = self._pictures(params.decoder, synth, coding.y_hat_gained, code,
@@ -386,9 +390,9 @@ class LearnedCodec(LicCodec):
         if header.quantizer in self.quantizers:
             synth, w_hash = self._decoder(header.quantizer)
             if header.weights_hash != w_hash and header.weights_hash == self.weights_hash:
-                # made with the base g_s (before a decoder fine-tuned for this quantizer was
-                # installed, or by an encoder told not to use it): the header names the base
-                # weights exactly and they are still here, so the file keeps decoding as made
+                # made with the base g_s (a diffusion file, one written before a decoder tuned
+                # for this quantizer was installed, or by an encoder told not to use it): the
+                # header names the base weights exactly and they are still here
                 synth, w_hash = exact_synthesis(self.model, self.device), self.weights_hash
         else:
             synth, w_hash = None, self.weights_hash
@@ -403,6 +407,10 @@ class LearnedCodec(LicCodec):
             raise LicError(f"this file asks for the '{dec_kind}' decoder, which {self.name} does "
                            f"not have here (available: {', '.join(self.decoders)}); "
                            f"decode with --decoder mse")
+        if dec_kind == "diffusion" and header.decoder != "diffusion":
+            # a diffusion picture of an MSE file (no check value for it): condition on the base
+            # g_s, whose features the diffusion decoder learned on, as diffusion files do
+            synth = exact_synthesis(self.model, self.device)
         model = self.model
         latent_size = check_geometry(header)
         quantizer = header_quantizer(header)

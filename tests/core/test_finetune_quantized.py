@@ -90,3 +90,41 @@ def test_finetuned_decoder_round_trips_and_is_bound_to_its_file(data_dir, tmp_pa
     # other quantizers keep the base decoder
     r2 = codec.encode(img, EncodeParams(rate=0.5, quantizer="round"))
     assert np.array_equal(base_codec.decode(r2.data).reconstruction, r2.reconstruction)
+
+
+def test_diffusion_files_condition_on_the_base_g_s_beside_a_tuned_one(tmp_path):
+    """The diffusion decoder learned on the base g_s's features: a file marked for it names (and
+    uses) the base weights even where a g_s tuned for its quantizer is installed, and a diffusion
+    picture asked of an MSE file conditions on the base g_s too."""
+    from lic_core.decoder.diffusion import DiffusionDecoder
+
+    torch.manual_seed(0)
+    m = build_model("lic-lgem-tiny").eval()
+    m.prior.update_tables()
+    dec = DiffusionDecoder.for_codec(m, mults=(1, 2)).eval()
+    with torch.no_grad():  # its zero-initialised output conv drawn, so the conditioning matters
+        dec.unet.out.weight.normal_(0.0, 0.2)
+    ft_model = build_model("lic-lgem-tiny")
+    ft_model.load_state_dict(m.state_dict())
+    with torch.no_grad():  # a stand-in for a tuned g_s: same architecture, other weights
+        for p in ft_model.g_s.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    save_finetuned(ft_model, finetuned_path("lic-lgem-tiny", "round", tmp_path), {"test": True})
+    base = LearnedCodec("lic-lgem-tiny", model=m, diffusion=dec, finetuned_dir=tmp_path / "none")
+    tuned = LearnedCodec("lic-lgem-tiny", model=m, diffusion=dec, finetuned_dir=tmp_path)
+    img = _img(3, 48, 64)
+    diff = dict(rate=0.5, quantizer="round", decoder="diffusion", diffusion_steps=2, seed=3)
+
+    r_mse = tuned.encode(img, EncodeParams(rate=0.5, quantizer="round"))
+    b_mse = base.encode(img, EncodeParams(rate=0.5, quantizer="round"))
+    assert r_mse.data != b_mse.data  # the tuned g_s is in use for MSE files
+    assert not np.array_equal(r_mse.reconstruction, b_mse.reconstruction)
+    r_diff = tuned.encode(img, EncodeParams(**diff))
+    assert r_diff.data == base.encode(img, EncodeParams(**diff)).data  # base hash, base pictures
+    assert np.array_equal(tuned.decode(r_diff.data).reconstruction, r_diff.reconstruction)
+    # its MSE picture is the base g_s's (the file's check value says so)
+    d = tuned.decode(r_diff.data, decoder="mse")
+    assert np.array_equal(d.reconstruction, b_mse.reconstruction) and d.info["picture_checked"]
+    # a diffusion picture of the tuned MSE file: the same as of the base MSE file
+    assert np.array_equal(tuned.decode(r_mse.data, decoder="diffusion").reconstruction,
+                          base.decode(b_mse.data, decoder="diffusion").reconstruction)
