@@ -106,7 +106,10 @@ def main() -> int:
     previous = Path(args.out) / name
     if args.merge and previous.is_file():
         old = json.loads(previous.read_text())
-        if (old.get("weights_hash") == base.weights_hash.hex() and old.get("rates") == us
+        # this script's own files say weights_hash/rates; tables merged from fine-tuning export
+        # cards (benchmarks/quantizer_table.py) say base_weights_hash/us
+        if ((old.get("weights_hash") or old.get("base_weights_hash")) == base.weights_hash.hex()
+                and (old.get("rates") or old.get("us")) == us
                 and old.get("images") == [p.name for p in files]):
             for key, c in old.get("curves", {}).items():
                 if key not in curves:
@@ -125,7 +128,15 @@ def main() -> int:
               "merged_from_previous_run": merged,
               "stale_finetuned_decoders": tuned.stale_finetuned,
               "cuda": torch.cuda.is_available(), "curves": curves, "bd_vs_round_before": table,
-              "tcq_added_encode_s": tcq_extra}
+              "tcq_added_encode_s": tcq_extra,
+              # the keys of <codec>.quantizers.json, so benchmarks/quantizer_table.py can merge
+              # fine-tuning export cards into this file
+              "base_weights_hash": base.weights_hash.hex(), "us": us,
+              "bd_vs_round_percent": {k: v["bd_rate_percent"] for k, v in table.items()}}
+    if merged:  # where the kept rows came from, and how long their decoders trained
+        for key in ("sources", "finetuned"):
+            if key in old:
+                result[key] = old[key]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / name).write_text(json.dumps(result, indent=1) + "\n")
