@@ -247,8 +247,17 @@ class LearnedCodec(LicCodec):
         entry = self._ft_cache[quantizer]
         return entry if entry is not None else base
 
+    def _encoder_synthesis(self, quantizer: str, decoder: str) -> tuple[ExactSynthesis, bytes]:
+        """(exact g_s, header hash) a new file is made with: the decoder tuned for the quantizer
+        for MSE files; the base g_s for diffusion files, because the diffusion decoder learned
+        on the base g_s's features (train/diffusion.py), which a tuned g_s moves."""
+        if decoder == "diffusion":
+            return exact_synthesis(self.model, self.device), self.weights_hash
+        return self._decoder(quantizer)
+
     def _finetuned_hash(self, quantizer: str) -> bytes:
-        """The header hash for a quantizer without building any exact network."""
+        """The header hash of an MSE file with this quantizer (diffusion files name the base
+        weights), without building any exact network."""
         if not self.use_finetuned:
             return self.weights_hash
         cached_entry = self._ft_cache.get(quantizer)
@@ -345,11 +354,7 @@ class LearnedCodec(LicCodec):
             coding: LatentCoding = latent_codec(model, engine).compress(
                 y_bar, z_bar, gains, quantizer, on_step=step_progress(progress, 0.1, 0.8, "coded"))
         report(progress, 0.85, "synthesis transform")
-        synth, w_hash = self._decoder(quantizer.name)
-        if params.decoder == "diffusion":
-            # the diffusion decoder learned on the base g_s's features (train/diffusion.py); a g_s
-            # fine-tuned for the quantizer moves them, so diffusion files use the base g_s
-            synth, w_hash = exact_synthesis(self.model, self.device), self.weights_hash
+        synth, w_hash = self._encoder_synthesis(quantizer.name, params.decoder)
         with torch.no_grad(), timer("decode"):
             # the encoder's reconstruction is the decoder's function of the same symbols
             recon, checks = self._pictures(params.decoder, synth, coding.y_hat_gained, code,
@@ -411,6 +416,9 @@ class LearnedCodec(LicCodec):
             # a diffusion picture of an MSE file (no check value for it): condition on the base
             # g_s, whose features the diffusion decoder learned on, as diffusion files do
             synth = exact_synthesis(self.model, self.device)
+            tuned = False
+        else:  # the header names a decoder tuned on this quantizer, and it made the picture
+            tuned = w_hash != self.weights_hash
         model = self.model
         latent_size = check_geometry(header)
         quantizer = header_quantizer(header)
@@ -440,7 +448,7 @@ class LearnedCodec(LicCodec):
                     bpp=8.0 * len(data) / (header.height * header.width), bytes=len(data),
                     decoded_with=dec_kind, decoded_seed=seed, symbols_checked=True,
                     picture_checked=check is not None)
-        if w_hash != self.weights_hash:  # the header names a decoder tuned on this quantizer
+        if tuned:
             info["finetuned_for"] = header.quantizer
         return DecodeResult(reconstruction=recon, codec=self.name, info=info, timings=timer.t,
                             inspection=inspection(coding, list(model.config.groups), len(data)))

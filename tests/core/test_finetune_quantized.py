@@ -6,6 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
+from lic_core.bitstream import unpack
 from lic_core.codecs import EncodeParams
 from lic_core.codecs.learned import LearnedCodec, quantized_latents
 from lic_core.errors import LicFormatError
@@ -126,5 +127,20 @@ def test_diffusion_files_condition_on_the_base_g_s_beside_a_tuned_one(tmp_path):
     d = tuned.decode(r_diff.data, decoder="mse")
     assert np.array_equal(d.reconstruction, b_mse.reconstruction) and d.info["picture_checked"]
     # a diffusion picture of the tuned MSE file: the same as of the base MSE file
-    assert np.array_equal(tuned.decode(r_mse.data, decoder="diffusion").reconstruction,
+    pic = tuned.decode(r_mse.data, decoder="diffusion")
+    assert np.array_equal(pic.reconstruction,
                           base.decode(b_mse.data, decoder="diffusion").reconstruction)
+    assert "finetuned_for" not in pic.info and "finetuned_for" not in d.info
+    assert tuned.decode(r_mse.data).info["finetuned_for"] == "round"
+    # a diffusion file written before this rule (tuned hash, conditioned on the tuned g_s) keeps
+    # decoding as it was made: the header's hash picks the tuned g_s
+    old_rule = LearnedCodec("lic-lgem-tiny", model=m, diffusion=dec, finetuned_dir=tmp_path)
+    old_rule._encoder_synthesis = lambda q, decoder: old_rule._decoder(q)
+    old_file = old_rule.encode(img, EncodeParams(**diff))
+    assert unpack(old_file.data)[0].weights_hash == unpack(r_mse.data)[0].weights_hash
+    assert not np.array_equal(old_file.reconstruction, r_diff.reconstruction)
+    again = tuned.decode(old_file.data)
+    assert np.array_equal(again.reconstruction, old_file.reconstruction)
+    assert again.info["picture_checked"] and again.info["finetuned_for"] == "round"
+    assert np.array_equal(tuned.decode(old_file.data, decoder="mse").reconstruction,
+                          r_mse.reconstruction)
