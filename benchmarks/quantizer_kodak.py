@@ -20,6 +20,7 @@ a suffix).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -72,6 +73,7 @@ def main() -> int:
     from lic_core.codecs import PREFERRED_LEARNED
     from lic_core.codecs.learned import LearnedCodec
     from lic_core.evaluation.quantizers import bd_table, quantizer_curve
+    from lic_core.fileio import write_bytes_atomic
     from lic_core.image import load_image
     from lic_core.paths import weights_path
 
@@ -123,7 +125,7 @@ def main() -> int:
         tcq_extra = table["tcq/before"]["mean_encode_s"] - table["round/before"]["mean_encode_s"]
     result = {"codec": codec_name, "weights_hash": base.weights_hash.hex(),
               "images": [p.name for p in files], "rates": us, "threads": args.threads,
-              "quantizer_params": params, "finetuned_decoders": finetuned,
+              "quantizer_params": dict(params), "finetuned_decoders": finetuned,
               "tcq_rate_tables": base.tcq_rate_tables(),
               "merged_from_previous_run": merged,
               "stale_finetuned_decoders": tuned.stale_finetuned,
@@ -133,13 +135,25 @@ def main() -> int:
               # fine-tuning export cards into this file
               "base_weights_hash": base.weights_hash.hex(), "us": us,
               "bd_vs_round_percent": {k: v["bd_rate_percent"] for k, v in table.items()}}
-    if merged:  # where the kept rows came from, and how long their decoders trained
-        for key in ("sources", "finetuned"):
-            if key in old:
-                result[key] = old[key]
+    if merged:  # the kept rows' parameters, where they came from, how long decoders trained
+        kept_q = {k.split("/")[0] for k in merged}
+        old_params = old.get("quantizer_params") or {}
+        for q in kept_q - set(args.quantizers.split(",")):
+            if isinstance(old_params.get(q), dict):
+                result["quantizer_params"][q] = old_params[q]
+        result["finetuned"] = {q: v for q, v in (old.get("finetuned") or {}).items()
+                               if q in kept_q}
+        sources = {}
+        for key, text in (old.get("sources") or {}).items():
+            rows = [r.strip() for r in key.split(",") if r.strip() in merged]
+            if rows:
+                sources[", ".join(rows)] = text
+        result["sources"] = sources
+    result.setdefault("sources", {})[", ".join(k for k in curves if k not in merged)] = (
+        f"benchmarks/quantizer_kodak.py ({dt.datetime.now(dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ})")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / name).write_text(json.dumps(result, indent=1) + "\n")
+    write_bytes_atomic(out / name, (json.dumps(result, indent=1) + "\n").encode(), True)
     print(f"\nBD-rate (PSNR) vs rounding before fine-tuning, {len(images)} Kodak images:")
     for key, row in table.items():
         bd = row["bd_rate_percent"]

@@ -65,6 +65,32 @@ def test_a_card_of_other_weights_or_images_is_refused_and_the_table_kept(tmp_pat
     fewer = _card(tmp_path, "tcq", {"tcq/before": _curve(1.0)}, images=IMAGES[:1])
     assert bench.main([str(fewer), "--table", str(table)]) == 2
     assert table.read_bytes() == before
-    not_a_card = tmp_path / "x.json"
-    not_a_card.write_text("{}")
-    assert bench.main([str(not_a_card), "--table", str(table)]) == 2
+    for bad in ("{}", "[1, 2]", "not json", '{"quantizer": "rdoq", "eval": {"curves": {}}}'):
+        not_a_card = tmp_path / "x.json"
+        not_a_card.write_text(bad)
+        assert bench.main([str(not_a_card), "--table", str(table)]) == 2
+        assert "error:" in capsys.readouterr().err
+    assert table.read_bytes() == before
+    # a table file that is not a quantizer table is named in the error and left alone
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"weights_hash": "x"}')
+    assert bench.main([str(rnd), "--table", str(junk)]) == 2
+    assert "junk.json" in capsys.readouterr().err and junk.read_text() == '{"weights_hash": "x"}'
+
+
+def test_a_round_card_keeps_the_tables_reference_and_sources_move_with_their_rows(tmp_path, bench):
+    table = tmp_path / "table.json"
+    first = _card(tmp_path, "rdoq", {"rdoq/before": _curve(1.05), "round/before": _curve(1.0)})
+    assert bench.main([str(first), "--table", str(table)]) == 0
+    assert set(json.loads(table.read_text())["sources"]) == {"rdoq/before, round/before"}
+    # a round card re-measures round/before (here: differently): the table keeps its own
+    rnd = _card(tmp_path, "round", {"round/before": _curve(2.0), "round/after": _curve(0.9)})
+    assert bench.main([str(rnd), "--table", str(table)]) == 0
+    t = json.loads(table.read_text())
+    assert t["curves"]["round/before"] == _curve(1.0)
+    assert t["bd_vs_round_percent"]["round/after"] == pytest.approx(-10.0, abs=1e-6)
+    # a newer rdoq card takes the credit for the rdoq row from the first source
+    again = _card(tmp_path, "rdoq", {"rdoq/before": _curve(1.05), "rdoq/after": _curve(1.0)})
+    assert bench.main([str(again), "--table", str(table)]) == 0
+    src = json.loads(table.read_text())["sources"]
+    assert set(src) == {"round/before", "round/after", "rdoq/after, rdoq/before"}, src
