@@ -4,7 +4,8 @@
 quantizer with the base decoder (``<q>/before``), with the fine-tuned decoder (``<q>/after``)
 and rounding; the curves go on the export's card (``runs/campaign/export/<codec>-ft-<q>.json``).
 This script merges those curves into ``benchmarks/results/quantizer_kodak_<codec>.json`` (the
-same format as ``<codec>.quantizers.json``: curves, BD-rate vs ``round/before``), records where
+same format as ``<codec>.quantizers.json``: curves, BD-rate vs ``round/before``, and vs
+``round/after`` once rounding has a fine-tuned decoder — the fair comparison), records where
 each row came from under ``sources`` and how long each decoder trained under ``finetuned``, so
 the table holds every quantizer × before/after whether or not its decoder was shipped.
 
@@ -79,6 +80,9 @@ def merge_card(table_path: Path, card_path: Path) -> dict:
         table["bd_vs_round_percent"] = {k: v["bd_rate_percent"] for k, v in rows.items()}
         if "bd_vs_round_before" in table:  # quantizer_kodak.py's fuller rows, kept in step
             table["bd_vs_round_before"] = rows
+    if "round/after" in curves:  # the fair comparison: rounding with its own tuned decoder too
+        table["bd_vs_round_after_percent"] = {
+            k: v["bd_rate_percent"] for k, v in bd_table(curves, "round/after").items()}
     sources = table.setdefault("sources", {})
     for key in list(sources):  # rows this card replaces are no longer credited elsewhere
         kept = [r for r in (x.strip() for x in key.split(",")) if r not in new]
@@ -121,9 +125,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(f"merged {card_path.name} into {table_path}")
-    print("BD-rate (PSNR) vs rounding with the base decoder:")
+    fair = table.get("bd_vs_round_after_percent") or {}
+    print("BD-rate (PSNR) vs rounding with the base decoder"
+          + (" | vs rounding with its fine-tuned decoder:" if fair else ":"))
     for key, bd in sorted(table.get("bd_vs_round_percent", {}).items()):
-        print(f"  {key:22s} " + ("   n/a" if bd is None else f"{bd:+7.2f} %"))
+        print(f"  {key:22s} " + ("   n/a" if bd is None else f"{bd:+7.2f} %")
+              + ("" if fair.get(key) is None else f"   | {fair[key]:+7.2f} %"))
     return 0
 
 

@@ -49,6 +49,9 @@ def test_cards_merge_into_one_table_with_bd_rates_and_sources(tmp_path, bench):
     assert bd["round/after"] == pytest.approx(-10.0, abs=1e-6)  # 10 % fewer bits at equal PSNR
     assert bd["rdoq/before"] == pytest.approx(5.0, abs=1e-6)
     assert bd["rdoq/after"] == pytest.approx(-5.0, abs=1e-6)
+    fair = t["bd_vs_round_after_percent"]  # against rounding with its own tuned decoder
+    assert fair["round/after"] == pytest.approx(0.0, abs=1e-9)
+    assert fair["rdoq/after"] == pytest.approx(100 * (0.95 / 0.9 - 1), abs=1e-6)
     assert set(t["finetuned"]) == {"round", "rdoq"} and t["finetuned"]["rdoq"]["steps"] == 123
     assert any("finetune-rdoq" in v for v in t["sources"].values())
     assert t["quantizer_params"]["rdoq"] == {"c": 0.03}
