@@ -95,6 +95,25 @@ class Campaign:
         return read_log(self.run_dir / "log.jsonl")
 
 
+#: the shipped weights folder's size budget (CEO brief: "weights/ at most 40 MiB")
+WEIGHTS_BUDGET_BYTES = 40 * 2 ** 20
+
+
+def over_weights_budget(weights_dir: Path, incoming: list[Path],
+                        budget: int = WEIGHTS_BUDGET_BYTES) -> Optional[str]:
+    """None when copying ``incoming`` into ``weights_dir`` (replacing files of the same names)
+    keeps the folder within ``budget`` bytes, else a one-line reason."""
+    wdir = Path(weights_dir)
+    now = {f.name: f.stat().st_size for f in wdir.iterdir() if f.is_file()} if wdir.is_dir() else {}
+    after = dict(now)
+    after.update({f.name: f.stat().st_size for f in incoming})
+    total = sum(after.values())
+    if total <= budget:
+        return None
+    return (f"installing would take {wdir} to {total / 2 ** 20:.2f} MiB, over its "
+            f"{budget / 2 ** 20:.0f} MiB budget")
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -36,6 +36,7 @@ from .campaign_base import (
     CampaignError,
     _now,
     launch,
+    over_weights_budget,
     training_inputs,
 )
 from .checkpoint import latest_checkpoint, load_checkpoint
@@ -210,10 +211,14 @@ def export_finetune(c: Campaign, eval_dir: Optional[str] = None, eval_limit: Opt
     s = {"name": path.stem, "card": card, "files": str(out), "earned": earned,
          "saving_pct": saving, "checkpoint": str(ck_path)}
     if install:
+        wdir = Path(weights_dir) if weights_dir else default_weights_dir()
+        over = over_weights_budget(wdir, [out / f"{path.stem}{x}" for x in
+                                          (".safetensors", ".md", ".json", ".curve.png")])
         if not (earned or force_install):
             s.update(installed=False, why_not=card["status"])
+        elif over:  # measured and exported all the same: the table can carry it (docs/quantizers.md)
+            s.update(installed=False, why_not=over)
         else:
-            wdir = Path(weights_dir) if weights_dir else default_weights_dir()
             wdir.mkdir(parents=True, exist_ok=True)
             for suffix in (".safetensors", ".md", ".json", ".curve.png"):
                 shutil.copy2(out / f"{path.stem}{suffix}", wdir / f"{path.stem}{suffix}")

@@ -169,3 +169,24 @@ def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, wei
     assert not list(weights_dir.glob(f"{name}.*"))
     assert not (weights_dir / "lic-lgem-tiny.quantizers.json").exists()
     assert (weights_dir / "lic-lgem-tiny.safetensors").is_file()
+
+
+def test_an_install_that_would_break_the_weights_budget_is_refused(tmp_path):
+    from lic_core.train.campaign_base import over_weights_budget
+
+    wdir, out = tmp_path / "weights", tmp_path / "export"
+    wdir.mkdir()
+    out.mkdir()
+    (wdir / "codec.safetensors").write_bytes(b"x" * 600)
+    (wdir / "codec-ft-round.safetensors").write_bytes(b"x" * 300)
+    new = out / "codec-ft-rdoq.safetensors"
+    new.write_bytes(b"x" * 100)
+    assert over_weights_budget(wdir, [new], budget=1000) is None  # 1000 bytes: just fits
+    new.write_bytes(b"x" * 101)
+    why = over_weights_budget(wdir, [new], budget=1000)
+    assert why is not None and "budget" in why
+    # a file replacing one of the same name counts once
+    again = out / "codec-ft-round.safetensors"
+    again.write_bytes(b"x" * 400)
+    assert over_weights_budget(wdir, [again], budget=1000) is None
+    assert over_weights_budget(tmp_path / "absent", [new], budget=1000) is None
