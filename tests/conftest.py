@@ -66,6 +66,17 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
+def load_benchmark(name: str):
+    """A script of benchmarks/ imported as a module (its functions are tested directly)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                  REPO_ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """Path to ../shared; skips the test when it is not there."""

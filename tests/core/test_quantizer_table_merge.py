@@ -1,23 +1,20 @@
 """benchmarks/quantizer_table.py: fine-tuning export cards merge into issue 16's Kodak table."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "quantizer_table.py"
+from conftest import load_benchmark
+
 US = [0.0, 0.5, 1.0]
 IMAGES = ["a.png", "b.png"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("quantizer_table_bench", _BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("quantizer_table")
 
 
 def _curve(scale: float, db: float = 0.0) -> dict:

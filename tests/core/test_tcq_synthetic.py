@@ -1,21 +1,15 @@
 """RD dominance of DQ over rounding on the synthetic source (METHODS §1.6 "RD dominance", §8 item 5)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-_BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "tcq_synthetic.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("tcq_synthetic_bench", _BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("tcq_synthetic")
 
 
 def test_bd_rate_helper(bench):
