@@ -34,3 +34,9 @@ class CodecUnavailableError(LicError):
 
 class CancelledError(LicError):
     """Work was cancelled by the user (progress callback asked to stop)."""
+
+
+class CheckpointError(LicError):
+    """A user's checkpoint cannot be read as the architecture it is said to be (missing or
+    truncated file, not a checkpoint, pickled objects, wrong architecture): the message says what
+    was expected and what was found."""

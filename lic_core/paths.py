@@ -75,3 +75,14 @@ def shared_dir() -> Optional[Path]:
     if root is not None and (root.parent / "shared").is_dir():
         return root.parent / "shared"
     return None
+
+
+def config_dir() -> Path:
+    """The user's LIC Studio configuration folder: ``$LIC_CONFIG_DIR`` (tests), else
+    ``$XDG_CONFIG_HOME/lic-studio``, else ``~/.config/lic-studio`` (XDG base directories).
+    Added models are recorded here (``models.json``)."""
+    env = os.environ.get("LIC_CONFIG_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".config") / "lic-studio"

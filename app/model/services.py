@@ -238,3 +238,37 @@ def bd_rate(ref_bpp: list[float], ref_q: list[float], test_bpp: list[float],
         return float(core_bd_rate(ref_bpp, ref_q, test_bpp, test_q))
     except (LicError, ValueError, ZeroDivisionError, TypeError, np.linalg.LinAlgError):
         return None
+
+
+# ---------------------------------------------------------------------------- added models
+
+def architecture_choices() -> list[str]:
+    """``compressai:auto`` and every CompressAI architecture a user model may have."""
+    from lic_core.models.compressai_compat import architecture_names
+
+    return ["auto", *architecture_names()]
+
+
+def guess_checkpoint(path: str | Path) -> tuple[str, str]:
+    """(architecture, why) guessed from a checkpoint's weights (one-line LicError otherwise)."""
+    from lic_core.models.compressai_compat import guess_architecture
+    from lic_core.models.compressai_compat.checkpoint import read_checkpoint
+
+    return guess_architecture(read_checkpoint(path).state_dict)
+
+
+def add_user_model(name: str, arch: str, checkpoints: list[str],
+                   progress: Optional[Callable[[float, str], None]] = None):
+    """Record a CompressAI model the user trained (:func:`lic_core.codecs.user_models.add_model`;
+    nothing recorded on error); its codec appears in :func:`codec_names` at once."""
+    from lic_core.codecs.registry import builtin_codecs
+    from lic_core.codecs.user_models import add_model
+
+    return add_model(name, f"compressai:{arch}", checkpoints, reserved=builtin_codecs(),
+                     progress=progress)
+
+
+def added_model_names() -> list[str]:
+    from lic_core.codecs.compressai_codec import user_codecs
+
+    return sorted(user_codecs())

@@ -113,6 +113,9 @@ def register(subparsers) -> None:
     p.add_argument("--rate", type=float, default=None,
                    help="rate knob: slider u in [0,1] for learned codecs, quality for classical "
                         "ones (default: the codec's default)")
+    p.add_argument("--target-bpp", type=float, default=None, metavar="B",
+                   help="search the rate whose file is closest to B bits per pixel (instead of "
+                        "--rate) and say what it got")
     p.add_argument("--quantizer", default=None,
                    help="learned codecs: round | deadzone | rdoq | tcq (default: round)")
     p.add_argument("--quantizer-param", action="append", default=[], metavar="KEY=VALUE",
@@ -142,6 +145,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path(args.input).with_suffix(codec.file_extension)
     check_output(out, args.force)
 
+    if args.target_bpp is not None and args.rate is not None:
+        raise LicError("give --rate or --target-bpp, not both")
+    if args.target_bpp is not None and not (0 < args.target_bpp < 1e3):
+        raise LicError(f"--target-bpp must be a positive number of bits per pixel, got "
+                       f"{args.target_bpp:g}")
     rate = codec.default_rate if args.rate is None else float(args.rate)
     lo, hi = codec.rate_range
     if not lo <= rate <= hi:
@@ -172,7 +180,14 @@ def run(args: argparse.Namespace) -> int:
 
     image = load_image(args.input, max_pixels=args.max_pixels or None)
     t0 = time.perf_counter()
-    result = codec.encode(image, params, progress=stderr_progress(args.quiet))
+    if args.target_bpp is not None:
+        from ..evaluation.target_bpp import encode_at_target_bpp
+
+        result, _ = encode_at_target_bpp(codec, image, args.target_bpp, params_template=params,
+                                         progress=stderr_progress(args.quiet))
+        rate = result.params.rate
+    else:
+        result = codec.encode(image, params, progress=stderr_progress(args.quiet))
     elapsed = time.perf_counter() - t0
     write_bytes_atomic(out, result.data, overwrite=args.force)
     if not args.quiet:
@@ -180,5 +195,7 @@ def run(args: argparse.Namespace) -> int:
         bpp = 8 * len(result.data) / (h * w)
         print(f"{out}: {len(result.data)} bytes, {bpp:.4f} bpp ({w}×{h}, {codec.name}, "
               f"rate {rate:g}" + (f", {quantizer}" if codec.quantizers else "")
-              + f") in {elapsed:.2f} s")
+              + f") in {elapsed:.2f} s"
+              + (f"; target {args.target_bpp:g} bpp, closest file "
+                 f"{100 * (bpp / args.target_bpp - 1):+.1f} %" if args.target_bpp else ""))
     return 0

@@ -1,4 +1,10 @@
-"""``lic models [--json]``: registered codecs, whether they can run here, and their provenance."""
+"""``lic models [--json]``: registered codecs, whether they can run here, and their provenance.
+
+``lic models add NAME compressai:ARCH CHECKPOINT [CHECKPOINT ...]`` records a CompressAI model
+the user trained (several checkpoints: the rate points of one model; ``compressai:auto`` guesses
+the architecture; ``--zoo-quality Q`` takes a zoo file already in the torch hub cache), ``lic
+models remove NAME`` forgets it (:mod:`lic_core.codecs.user_models`).
+"""
 from __future__ import annotations
 
 import argparse
@@ -30,9 +36,56 @@ def codec_table() -> list[dict]:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("models", help="list codecs, their availability and provenance")
+    p = subparsers.add_parser("models", help="list codecs (and models you added); add or "
+                                             "remove your own CompressAI models")
     p.add_argument("--json", action="store_true", help="machine-readable JSON output")
     p.set_defaults(func=run)
+    sub = p.add_subparsers(dest="models_action", metavar="ACTION")
+    a = sub.add_parser("add", help="add your CompressAI model (one or more checkpoints)")
+    a.add_argument("name", help="the name the model gets in lic and the studio")
+    a.add_argument("spec", metavar="compressai:ARCH",
+                   help="architecture: compressai:auto (guessed from the weights) or one of "
+                        + ", ".join(_arch_names()))
+    a.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
+                   help="checkpoint files (examples/train.py's or update_model's); several = "
+                        "the rate points of one model")
+    a.add_argument("--zoo-quality", type=int, default=None, metavar="Q",
+                   help="also take CompressAI's zoo weights of this quality from the torch hub "
+                        "cache (never downloaded)")
+    a.add_argument("--zoo-metric", default="mse", choices=("mse", "ms-ssim"))
+    a.set_defaults(func=run_add)
+    r = sub.add_parser("remove", help="forget a model you added (its files stay)")
+    r.add_argument("name")
+    r.set_defaults(func=run_remove)
+
+
+def _arch_names() -> list[str]:
+    from ..models.compressai_compat import architecture_names
+
+    return architecture_names()
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from ..codecs.registry import builtin_codecs
+    from ..codecs.user_models import add_model
+
+    m = add_model(args.name, args.spec, args.checkpoints, zoo_quality=args.zoo_quality,
+                  zoo_metric=args.zoo_metric, reserved=builtin_codecs())
+    if m.guessed:
+        print(f"architecture guessed: {m.guessed}")
+    print(f"added {m.name}: CompressAI {m.arch}, {m.parameters / 1e6:.2f} M parameters, "
+          f"{len(m.points)} rate point{'s' if len(m.points) != 1 else ''} (bpp on the sample "
+          f"photo: {', '.join(f'{p.bpp:.3f}' for p in m.points)})")
+    print(f"use it: lic compress IMAGE --codec {m.name} --rate 1..{len(m.points)}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from ..codecs.user_models import remove_model
+
+    m = remove_model(args.name)
+    print(f"removed {m.name} ({len(m.points)} checkpoint(s) left on disk)")
+    return 0
 
 
 def _rate_text(r: dict) -> str:
@@ -50,7 +103,9 @@ def describe_block(r: dict) -> list[str]:
     fields: list[tuple[str, str]] = []
     if desc.get("label"):
         fields.append(("what", str(desc["label"])))
-    if r["family"] == "learned" and r["available"]:
+    if desc.get("kind") == "added model":
+        fields += _added_fields(desc)
+    elif r["family"] == "learned" and r["available"]:
         line = provenance_line(desc)
         fields.append(("weights", line))
         if desc.get("weights_hash"):
@@ -75,6 +130,22 @@ def describe_block(r: dict) -> list[str]:
     width = max([10] + [len(k) for k, _ in fields])  # same column in every block
     lines += [f"    {k:<{width}}  {v}" for k, v in fields]
     return lines
+
+
+def _added_fields(desc: dict) -> list[tuple[str, str]]:
+    """An added CompressAI model: architecture, size, each checkpoint, and the float-path note."""
+    out = [("arch", f"compressai:{desc['architecture']} — {desc.get('paper', '')}".rstrip(" —")),
+           ("parameters", f"{desc.get('parameters', 0) / 1e6:.2f} M")]
+    if desc.get("guessed"):
+        out.append(("guessed", desc["guessed"]))
+    for i, c in enumerate(desc.get("checkpoints", []), 1):
+        zoo = f", zoo {c['zoo']}" if c.get("zoo") else ""
+        out.append((f"point {i}", f"{c['hash']}  {c['bpp_sample']:.3f} bpp on the sample  "
+                                  f"{c['path']}{zoo}"))
+    out.append(("decoding", desc.get("determinism", "")))
+    out.append(("added", f"{desc.get('added', '')}; lic models remove "
+                         f"{desc['name']} forgets it"))
+    return out
 
 
 def _diffusion_text(name: str) -> str:

@@ -16,6 +16,8 @@ PREFERRED_LEARNED = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
 
 _FACTORIES: dict[str, Callable[[], Codec]] = {}
 _CACHE: dict[str, Codec] = {}
+#: added models (``lic models add``): name → the record their codec was built from
+_USER: dict[str, object] = {}
 
 # Modules whose import registers codecs.  Missing optional modules are skipped quietly so a
 # partial install still lists what it has.
@@ -43,6 +45,34 @@ def _load_providers() -> None:
         except ModuleNotFoundError as exc:  # provider not built yet / optional
             if exc.name is None or not mod.startswith(exc.name):
                 raise
+    _sync_user_codecs()
+
+
+def _sync_user_codecs() -> None:
+    """Register the models the user added (the config folder's record, re-read when it
+    changes): a new one appears, a removed one disappears, a re-added one is rebuilt."""
+    from .compressai_codec import CompressAICodec, user_codecs
+
+    now = {n: m for n, m in user_codecs().items() if n not in _BUILTIN()}
+    for name in list(_USER):
+        if name not in now or now[name].to_dict() != _USER[name]:
+            _FACTORIES.pop(name, None)
+            _CACHE.pop(name, None)
+            _USER.pop(name)
+    for name, m in now.items():
+        if name not in _USER:
+            _FACTORIES[name] = (lambda m=m: CompressAICodec(m))
+            _USER[name] = m.to_dict()
+
+
+def _BUILTIN() -> set[str]:
+    return {n for n in _FACTORIES if n not in _USER}
+
+
+def builtin_codecs() -> list[str]:
+    """Names of the codecs that ship (an added model may not take one of them)."""
+    _load_providers()
+    return sorted(_BUILTIN())
 
 
 def list_codecs() -> list[str]:
@@ -78,7 +108,13 @@ def codec_for_file(data: bytes, path: Union[str, os.PathLike, None] = None) -> C
     """
     suffix = Path(path).suffix.lower() if path is not None else ""
     if data[:len(MAGIC)] == MAGIC or suffix == ".lic":
-        return get_codec(peek_header(data).model)
+        header = peek_header(data)
+        if header.model.startswith("compressai:"):  # an added model, found by its weights
+            from .compressai_codec import added_model_for
+
+            _load_providers()
+            return get_codec(added_model_for(header.model, header.weights_hash))
+        return get_codec(header.model)
     _load_providers()
     for name in sorted(_FACTORIES):
         codec = get_codec(name)

@@ -1,0 +1,244 @@
+"""Bring your own model (issue 32): CompressAI checkpoints added, coded and decoded like any codec.
+
+Checkpoints are made with CompressAI itself (tests/compressai_checkpoints.py), saved as its
+``examples/train.py`` saves them and as ``update_model`` saves them, added with ``lic models
+add``, encoded in one process and decoded in another: the picture is the one CompressAI's own
+``compress``/``decompress`` gives and the file is at most 5 % larger than CompressAI's strings.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("compressai")
+
+from compressai_checkpoints import TINY, compressai_picture, make_checkpoint  # noqa: E402
+
+from lic_core.bitstream import layout  # noqa: E402
+from lic_core.cli import main as lic_main  # noqa: E402
+from lic_core.image import load_image  # noqa: E402
+from lic_core.paths import sample_image_path  # noqa: E402
+
+ARCHS = list(TINY)
+#: bytes of a compressai .lic besides its two streams (header, check values, container CRC)
+MAX_HEADER = 140  # ELIC: 11 symbol CRC32s (z, 5 groups × 2 passes)
+
+
+def _env(cfg: Path) -> dict:
+    env = dict(os.environ, LIC_CONFIG_DIR=str(cfg), OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                         env.get("PYTHONPATH", "")])
+    return env
+
+
+def _lic_script(calls: list[list[str]]) -> str:
+    """A Python program that runs several `lic` command lines in one process (fails on the first
+    non-zero status)."""
+    return ("import sys\nfrom lic_core.cli import main\n"
+            f"for argv in {calls!r}:\n"
+            "    rc = main(argv)\n"
+            "    if rc: sys.exit(rc)\n")
+
+
+def _run(calls: list[list[str]], cfg: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _lic_script(calls)], env=_env(cfg),
+                          capture_output=True, text=True, timeout=600)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+
+
+@pytest.fixture(scope="module")
+def photo() -> Path:
+    """The bundled 768×432 photo (432 is not a multiple of 64: CompressAI's padding shows)."""
+    return sample_image_path()
+
+
+@pytest.fixture(scope="module")
+def roundtrips(tmp_path_factory, photo):
+    """Every architecture: two checkpoints (train.py-style and update_model-style) added as one
+    model in one process, each rate point encoded in a second process and decoded in a third."""
+    root = tmp_path_factory.mktemp("byom")
+    cfg = root / "config"
+    nets, adds, encs, decs = {}, [], [], []
+    for arch in ARCHS:
+        cks = [root / f"{arch}-train.pth.tar", root / f"{arch}-update.pth.tar"]
+        nets[str(cks[0])] = make_checkpoint(arch, cks[0], "train", seed=0)
+        nets[str(cks[1])] = make_checkpoint(arch, cks[1], "update", seed=1)
+        adds.append(["models", "add", f"my-{arch}", f"compressai:{arch}", *map(str, cks)])
+        for r in (1, 2):
+            out = root / f"{arch}-{r}.lic"
+            encs.append(["compress", str(photo), str(out), "--codec", f"my-{arch}",
+                         "--rate", str(r), "--quiet"])
+            decs.append(["decompress", str(out), str(root / f"{arch}-{r}.png"), "--quiet"])
+    procs = [_run(calls, cfg) for calls in (adds, encs, decs)]
+    registry = json.loads((cfg / "models.json").read_text()) if procs[0].returncode == 0 else {}
+    return {"root": root, "cfg": cfg, "nets": nets, "procs": procs, "registry": registry}
+
+
+def test_add_encode_decode_processes_succeed(roundtrips):
+    for p in roundtrips["procs"]:
+        assert p.returncode == 0, p.stderr[-2000:]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_picture_is_compressai_picture_and_file_is_small(roundtrips, photo, arch):
+    """Separate processes: our decoded picture equals CompressAI's within 0.01 dB PSNR (it is in
+    fact identical), our streams are at most 5 % larger than CompressAI's strings and the rest
+    of the file is at most MAX_HEADER bytes (tiny test models spend only 1–100 KB on the photo;
+    benchmarks/byom_speed.py measures whole files of a trained model on Kodak)."""
+    if any(p.returncode for p in roundtrips["procs"]):
+        pytest.fail("the add/encode/decode processes failed (see the test above)")
+    model = next(m for m in roundtrips["registry"]["models"] if m["name"] == f"my-{arch}")
+    assert len(model["points"]) == 2
+    assert model["points"][0]["bpp"] <= model["points"][1]["bpp"]  # rate points by bpp
+    original = load_image(photo)
+    x = torch.from_numpy(original).permute(2, 0, 1)[None].float() / 255
+    for r, point in enumerate(model["points"], 1):
+        net = roundtrips["nets"][point["path"]]
+        ref, ref_bytes = compressai_picture(net, x)
+        ours = load_image(roundtrips["root"] / f"{arch}-{r}.png")
+        lic = (roundtrips["root"] / f"{arch}-{r}.lic").read_bytes()
+        assert abs(_psnr(original, ours) - _psnr(original, ref.numpy())) <= 0.01
+        # the coded streams against CompressAI's strings; the header (architecture, weights
+        # hash, sizes, check values) is a fixed cost on top, < 1 % of a real photo's file
+        lay = layout(lic)
+        assert sum(lay.section_bytes) <= 1.05 * ref_bytes, (lay.section_bytes, ref_bytes)
+        assert lay.header_bytes + lay.crc_bytes <= MAX_HEADER, lay
+
+
+def _registry(cfg: Path) -> str:
+    p = cfg / "models.json"
+    return p.read_text() if p.exists() else ""
+
+
+@pytest.fixture()
+def cfg(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIC_CONFIG_DIR", str(tmp_path / "config"))
+    return tmp_path / "config"
+
+
+def _lic(argv, capsys) -> tuple[int, str]:
+    rc = lic_main(argv)
+    err = capsys.readouterr().err.strip()
+    return rc, err
+
+
+class _NotATensor:
+    """Anything a weights-only loader must refuse to unpickle."""
+
+    def __init__(self) -> None:
+        self.payload = 1
+
+
+def test_five_kinds_of_bad_checkpoint_are_one_line_errors(tmp_path, cfg, capsys):
+    good = tmp_path / "good.pth.tar"
+    make_checkpoint("mbt2018-mean", good, "train")
+    truncated = tmp_path / "truncated.pth.tar"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    not_ckpt = tmp_path / "numbers.pth"
+    torch.save({"epoch": 3, "loss": 0.5, "note": "no weights here"}, not_ckpt)
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"state_dict": _NotATensor()}, pickled)
+    other = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.weight": torch.zeros(10, 8)}, other)
+    cases = [
+        (["models", "add", "m1", "compressai:mbt2018-mean", str(tmp_path / "missing.pth")],
+         "not found"),
+        (["models", "add", "m2", "compressai:mbt2018-mean", str(truncated)], "truncated"),
+        (["models", "add", "m3", "compressai:auto", str(not_ckpt)], "not a CompressAI checkpoint"),
+        (["models", "add", "m4", "compressai:mbt2018-mean", str(pickled)], "refused"),
+        (["models", "add", "m5", "compressai:bmshj2018-factorized", str(good)],
+         "bmshj2018-factorized"),
+        (["models", "add", "m6", "compressai:auto", str(other)], "not a CompressAI image model"),
+        # one good checkpoint and one bad: nothing of the model is recorded
+        (["models", "add", "m7", "compressai:mbt2018-mean", str(good), str(truncated)],
+         "truncated"),
+    ]
+    for argv, words in cases:
+        rc, err = _lic(argv, capsys)
+        assert rc == 2, (argv, err)
+        assert len(err.splitlines()) == 1 and words in err, (argv, err)
+        assert "Traceback" not in err
+        assert _registry(cfg) == ""  # nothing half-registered
+    rc, err = _lic(["models", "add", "fine", "compressai:auto", str(good)], capsys)
+    assert rc == 0, err
+
+
+def test_auto_guesses_and_says_so(tmp_path, cfg, capsys):
+    ck = tmp_path / "m.pth.tar"
+    make_checkpoint("mbt2018", ck, "dataparallel")
+    assert lic_main(["models", "add", "guess", "compressai:auto", str(ck)]) == 0
+    out = capsys.readouterr().out
+    assert "guessed" in out and "mbt2018" in out
+    assert lic_main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "guess" in listing and "compressai:mbt2018" in listing and str(ck) in listing
+    assert "not guaranteed to decode on another machine" in listing
+    assert lic_main(["models", "remove", "guess"]) == 0
+    capsys.readouterr()
+    assert "guess " not in capsys.readouterr().out
+
+
+def test_decoding_needs_the_same_checkpoint(tmp_path, cfg, capsys, photo):
+    """A file made by an added model: removed model → one line naming architecture and hash;
+    checkpoint changed on disk → one line naming both hashes."""
+    ck = tmp_path / "a.pth.tar"
+    make_checkpoint("bmshj2018-hyperprior", ck, "update")
+    assert lic_main(["models", "add", "hp", "compressai:bmshj2018-hyperprior", str(ck)]) == 0
+    out = tmp_path / "x.lic"
+    assert lic_main(["compress", str(photo), str(out), "--codec", "hp", "--rate", "1",
+                     "--quiet"]) == 0
+    capsys.readouterr()
+    assert lic_main(["info", str(out)]) == 0
+    assert "not guaranteed to decode on another machine" in capsys.readouterr().out
+    make_checkpoint("bmshj2018-hyperprior", ck, "update", seed=7)  # the file on disk changes
+    rc, err = _lic(["decompress", str(out), str(tmp_path / "x.png")], capsys)
+    assert rc == 2 and "changed since it was added" in err and len(err.splitlines()) == 1
+    assert lic_main(["models", "remove", "hp"]) == 0
+    capsys.readouterr()
+    rc, err = _lic(["decompress", str(out), str(tmp_path / "y.png")], capsys)
+    assert rc == 2 and "bmshj2018-hyperprior" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_inside_the_codec_and_target_bpp(tmp_path, cfg, photo):
+    """ŷ, μ, σ, a bits map from the model's own likelihoods, and the z/y breakdown; a target bpp
+    picks the checkpoint whose file is closest."""
+    from lic_core.codecs import EncodeParams, get_codec
+    from lic_core.codecs.registry import builtin_codecs
+    from lic_core.codecs.user_models import add_model
+    from lic_core.evaluation.target_bpp import encode_at_target_bpp
+
+    cks = []
+    for s in range(3):
+        cks.append(tmp_path / f"q{s}.pth.tar")
+        make_checkpoint("mbt2018-mean", cks[-1], "train", seed=s, steps=2 + 2 * s)
+    add_model("three", "compressai:mbt2018-mean", cks, reserved=builtin_codecs())
+    codec = get_codec("three")
+    img = load_image(photo)
+    res = [codec.encode(img, EncodeParams(rate=r)) for r in (1, 2, 3)]
+    assert [r.bpp for r in res] == sorted(r.bpp for r in res)
+    ins = res[0].inspection
+    M = 24
+    assert ins.y_hat.shape[0] == M and ins.means.shape == ins.y_hat.shape
+    assert ins.scales.shape == ins.y_hat.shape and np.isfinite(ins.scales).all()
+    assert ins.bits_y.shape == ins.y_hat.shape and (ins.bits_y >= 0).all()
+    assert ins.z_bytes > 0 and ins.y_bytes > 0
+    real = 8 * (ins.z_bytes + ins.y_bytes)
+    assert abs(ins.estimated_bits - real) <= 0.1 * real + 64
+    dec = codec.decode(res[0].data)
+    assert np.array_equal(dec.reconstruction, res[0].reconstruction)
+    assert np.array_equal(dec.inspection.y_hat, ins.y_hat)
+    best, _ = encode_at_target_bpp(codec, img, res[1].bpp * 1.01)
+    assert best.params.rate == 2.0
