@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--original", metavar="IMAGE",
                    help="with a .lic file: the image it was made from (the file is scored "
                         "against it)")
+    p.add_argument("--codec", metavar="NAME",
+                   help="pane A's codec: any name `lic models` lists, your added models included")
     g = p.add_argument_group("headless screenshot")
     g.add_argument("--screenshot", metavar="OUT.png",
                    help="render the window offscreen after the first encodes, save it, exit")
@@ -61,7 +63,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             shot = ShotOptions(out=Path(args.screenshot), size=parse_size(args.size),
                                view=args.view, panes=args.panes, diff=args.diff, tab=args.tab,
                                overlay=args.overlay, sweep=args.sweep, force=args.force,
-                               timeout=args.timeout, quantizer=args.quantizer)
+                               timeout=args.timeout, quantizer=args.quantizer,
+                               codec=args.codec)
             if shot.out.exists() and not shot.force:
                 raise LicError(f"'{shot.out}' already exists (use --force to overwrite it)")
 
@@ -85,6 +88,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             win = QtMainWindow(persist=False)  # a screenshot neither reads nor writes settings
             return take(app, win, target, shot, args.original)
         win = QtMainWindow()
+        if args.codec:
+            win.use_codec(0, args.codec)
         win.show()
         if target:
             if target.endswith(".json"):

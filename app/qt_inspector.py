@@ -193,8 +193,18 @@ class QtLatentBrowser(_PaneInspectorBase):
             self.info.setText("")
             self._show_hint(self._no_data())
             return
-        self._show_hint("")
         v = self.session.view
+        if v.latent_quantity in ("means", "scales", "residual") and \
+                insp.extras.get("gaussian") is False:
+            # a factorized prior (bmshj2018-factorized) codes y without means or scales
+            self.mosaic_item.clear()
+            self.channel_item.clear()
+            self.mosaic_array = self.channel_array = None
+            self.info.setText("")
+            self._show_hint("this model codes ŷ with a factorized prior: no means or scales "
+                            "(choose ŷ or bits)")
+            return
+        self._show_hint("")
         order = inspect_maps.channel_order(insp.bits_y)
         m = insp.y_hat.shape[0]
         with signals_blocked(self.channel_slider):  # a new range must not move the chosen rank

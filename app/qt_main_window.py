@@ -257,6 +257,8 @@ class QtMainWindow(QMainWindow):
                                      "Name the image the opened compressed file was made from; "
                                      "the file is then scored against it")
         self.act_compare_against.setEnabled(False)
+        self.act_add_model = A("&Add model…", lambda: self.show_add_model(), "Ctrl+Shift+A",
+                               "Add your own CompressAI checkpoint(s) as a codec in every pane")
         self.act_threads = A("Compute &threads…", lambda: self.threads_dialog(), None,
                              "How many CPU threads encodes may use (automatic: the CPUs "
                              "not already busy)")
@@ -344,6 +346,7 @@ class QtMainWindow(QMainWindow):
         self.recent_menu = f.addMenu("Open &recent")
         f.addAction(self.act_paste)
         f.addAction(self.act_compare_against)
+        f.addAction(self.act_add_model)
         f.addSeparator()
         for a in (self.act_save_lic, self.act_save_lic_b, self.act_export_png,
                   self.act_export_png_b, self.act_export_heat, self.act_export_plot,
@@ -720,6 +723,37 @@ class QtMainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self._dialogs = [d for d in self._dialogs if d.isVisible()] + [box]
+
+    def show_add_model(self):
+        """File → Add model…: a CompressAI checkpoint becomes a codec in every pane."""
+        from .qt_add_model import QtAddModelDialog
+
+        dlg = QtAddModelDialog(self, pool=self.controller.pool)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.model_added.connect(self.on_model_added)
+        dlg.show()
+        self._dialogs.append(dlg)
+        return dlg
+
+    def use_codec(self, pane: int, name: str) -> None:
+        """Give a pane this codec (``lic-studio --codec NAME``); an unknown or unavailable name is
+        a one-line LicError."""
+        from lic_core.errors import LicError
+
+        if name not in services.codec_names():
+            raise LicError(f"--codec: no codec named '{name}' (see `lic models`; add your own "
+                           "with `lic models add` or File → Add model…)")
+        ok, why = services.codec_availability(name)
+        if not ok:
+            raise LicError(f"--codec: {name} cannot run here: {why}")
+        self.session.set_pane_codec(pane, name)
+
+    def on_model_added(self, name: str) -> None:
+        """Every pane's chooser lists the new model; pane A switches to it."""
+        for pc in self.pane_controls:
+            pc.refill_codecs()
+        self.session.set_pane_codec(0, name)
+        self.statusBar().showMessage(f"added model {name}: pane A encodes with it", 8000)
 
     def show_about_model(self, codec_name: str) -> QtAboutModelDialog:
         dlg = QtAboutModelDialog(codec_name, self, pool=self.controller.pool)

@@ -265,6 +265,12 @@ class QtPaneControls(QGroupBox):
     def codec(self):
         return get_codec(self.pane.settings.codec)
 
+    def refill_codecs(self) -> None:
+        """Rebuild the codec chooser (a model was added or removed)."""
+        with signals_blocked(self.codec_combo):
+            self._fill_codecs()
+        self._on_settings_change()
+
     def _rate_to_slider(self, rate: float) -> int:
         lo, hi = self.codec().rate_range
         return int(round((rate - lo) / (hi - lo) * SLIDER_STEPS)) if hi > lo else 0
@@ -312,13 +318,15 @@ class QtPaneControls(QGroupBox):
                 if self.codec_combo.itemData(i, Qt.ItemDataRole.UserRole) == s.codec:
                     self.codec_combo.setCurrentIndex(i)
             lo, hi = c.rate_range
-            learned = c.family == "learned"
+            # added CompressAI models are learned but step through checkpoints, not a slider u
+            learned = c.family == "learned" and not getattr(c, "integer_rate", False)
             # a short label keeps three panes side by side at 1366 px; the tooltip says more
             self.rate_label.setText("Rate u" if learned else
                                     c.rate_label.split(" (")[0].capitalize())
+            integer = getattr(c, "integer_rate", False)
+            self.rate_spin.setDecimals(0 if integer else 3)
             self.rate_spin.setRange(lo, hi)
-            self.rate_spin.setSingleStep(1.0 if getattr(c, "integer_rate", False)
-                                         else (hi - lo) / 100)
+            self.rate_spin.setSingleStep(1.0 if integer else (hi - lo) / 100)
             self.rate_spin.setValue(s.rate)
             self.rate_slider.setValue(self._rate_to_slider(s.rate))
             tip = ("Rate slider u ∈ [0, 1]: one model, continuous rate (gain units)" if learned

@@ -32,6 +32,7 @@ class ShotOptions:
     overlay: Optional[str] = None       # bits_y | bits_z
     sweep: bool = False                 # RD sweep of panes A and B first
     quantizer: Optional[str] = None     # pane A's quantizer (round | deadzone | rdoq | tcq)
+    codec: Optional[str] = None         # pane A's codec (any registered or added model)
     force: bool = False
     timeout: float = 900.0
 
@@ -103,6 +104,8 @@ def take(app, win, target: Optional[str], opts: ShotOptions,
         app.processEvents()
     win._docks_share(w)
     app.processEvents()
+    if opts.codec:
+        win.use_codec(0, opts.codec)
     if target:
         opened = win.load_session(target) if str(target).endswith(".json") \
             else win.open_path(target)

@@ -9,11 +9,14 @@ user's clone has none; CI has it).
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# models a test adds go to a throw-away config folder, never the user's (~/.config/lic-studio)
+os.environ.setdefault("LIC_CONFIG_DIR", tempfile.mkdtemp(prefix="lic-test-config-"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("LIC_SHARED_DIR", REPO_ROOT.parent / "shared"))

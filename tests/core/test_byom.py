@@ -21,7 +21,6 @@ import torch
 pytest.importorskip("compressai")
 
 from compressai_checkpoints import TINY, compressai_picture, make_checkpoint  # noqa: E402
-
 from lic_core.bitstream import layout  # noqa: E402
 from lic_core.cli import main as lic_main  # noqa: E402
 from lic_core.image import load_image  # noqa: E402
