@@ -143,10 +143,15 @@ class QtEncodeController(QObject):
         codec = get_codec(s.codec)
         lo, hi = codec.rate_range
         n = 0
+        rates = []
         for k in range(points):
             r = lo + (hi - lo) * (0.1 + 0.85 * k / max(1, points - 1))
             if getattr(codec, "integer_rate", False):
                 r = float(round(r))
+            rates.append(r)
+        if getattr(codec, "integer_rate", False) and hi - lo + 1 <= points:
+            rates = [float(v) for v in range(int(lo), int(hi) + 1)]  # every checkpoint once
+        for r in dict.fromkeys(rates):  # each knob value once
             d = s.to_dict()
             d.update(rate=r, target_bpp=None)
             n += self.encode_background(PaneSettings.from_dict(d))

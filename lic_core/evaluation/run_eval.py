@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +52,9 @@ def default_rates(codec: Codec) -> list[float]:
     if codec.name in DEFAULT_RATES:
         return [float(r) for r in DEFAULT_RATES[codec.name]]
     lo, hi = codec.rate_range
+    if getattr(codec, "integer_rate", False) and hi - lo + 1 <= 2 * LEARNED_DEFAULT_POINTS:
+        # a few discrete points (an added model's checkpoints): each once
+        return [float(v) for v in range(int(math.ceil(lo)), int(math.floor(hi)) + 1)]
     return [float(v) for v in np.linspace(lo, hi, LEARNED_DEFAULT_POINTS)]
 
 

@@ -241,3 +241,26 @@ def test_inside_the_codec_and_target_bpp(tmp_path, cfg, photo):
     assert np.array_equal(dec.inspection.y_hat, ins.y_hat)
     best, _ = encode_at_target_bpp(codec, img, res[1].bpp * 1.01)
     assert best.params.rate == 2.0
+
+
+def test_zoo_weights_come_from_the_torch_hub_cache_never_downloaded(tmp_path, cfg, capsys,
+                                                                     monkeypatch):
+    from lic_core.models.compressai_compat.checkpoint import zoo_file_names
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    name = zoo_file_names()["mbt2018-mean"]["mse"]["3"]
+    rc, err = _lic(["models", "add", "zoo3", "compressai:mbt2018-mean", "--zoo-quality", "3"],
+                   capsys)
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    assert rc == 2 and name in err and str(folder) in err and len(err.splitlines()) == 1
+    assert _registry(cfg) == ""
+    folder.mkdir(parents=True)
+    make_checkpoint("mbt2018-mean", folder / name, "update")  # stands in for the zoo file
+    rc, err = _lic(["models", "add", "zoo3", "compressai:mbt2018-mean", "--zoo-quality", "3"],
+                   capsys)
+    assert rc == 0, err
+    point = json.loads(_registry(cfg))["models"][0]["points"][0]
+    assert point["zoo"] == "mse quality 3" and point["path"].endswith(name)
+    rc, err = _lic(["models", "add", "zoo9", "compressai:mbt2018-mean", "--zoo-quality", "9"],
+                   capsys)
+    assert rc == 2 and "qualities 1, 2" in err
