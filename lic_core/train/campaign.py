@@ -148,15 +148,24 @@ def start(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = None,
         how = f"resuming {latest_checkpoint(c.run_dir).name}"
     else:
         src = init if init is not None else st.get("init")
+        seeded = None
         if src is None:
+            from .campaign_seeds import codec_seed
+
+            seeded = codec_seed()  # runs/ was lost: the committed seed continues the lineage
             w = shipped_weights()
-            src = str(w) if w else "none"
+            src = seeded["path"] if seeded else (str(w) if w else "none")
         if src != "none":
             if not Path(src).exists():
                 raise CampaignError(f"--init weights not found: {src}")
             cmd += ["--init", src]
             how = f"starting from {src} with a fresh optimizer"
-            if "init_steps" not in st:  # `adopt` already booked what came before
+            if seeded:
+                how = (f"continuing the committed seed {Path(src).name} (step {seeded['step']}, "
+                       f"{seeded['cpu_s'] / 3600.0:.2f} CPU-h; fresh optimizer)")
+                st["init_steps"] = int(seeded["step"])
+                st["init_cpu_hours"] = 0.0  # `lic train --init` books the seed card's hours
+            elif "init_steps" not in st:  # `adopt` already booked what came before
                 st.update(_init_history(Path(src)))
         else:
             how = "starting from scratch"
@@ -534,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--force-install", action="store_true", help="install even if not better")
     e.add_argument("--weights-dir", help="where shipped weights live (default "
                                          "lic_core/assets/weights, or $LIC_WEIGHTS_DIR)")
-    sd = sub.add_parser("seed", help="diffusion|hific: write the newest checkpoint as the committed "
+    sd = sub.add_parser("seed", help="write the newest checkpoint as the committed "
                                      "seed (campaign/seeds/) that `start` continues when runs/ "
                                      "is lost")
     sd.add_argument("--to", help="seeds folder (default campaign/seeds, $LIC_CAMPAIGN_SEEDS_DIR)")

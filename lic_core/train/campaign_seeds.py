@@ -25,8 +25,10 @@ from .campaign_base import ROOT, Campaign, CampaignError, _now
 from .checkpoint import latest_checkpoint, load_checkpoint
 
 FORMAT_TAG = "lic-campaign-seed/1"
-#: stages whose trainers continue a seed (``--resume <seed>.safetensors``)
-SEEDABLE = ("diffusion", "hific")
+#: stages whose trainers continue a seed (``--resume <seed>.safetensors``; the codec stage:
+#: ``--init <seed>.safetensors`` with the seed's steps and CPU-hours booked, see
+#: :func:`codec_seed`)
+SEEDABLE = ("diffusion", "hific", "codec")
 
 
 def seeds_dir() -> Path:
@@ -98,6 +100,8 @@ def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
     def half(v):
         return (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()
 
+    if c.stage == "codec":
+        return _write_codec_seed(c, ck, ck_path, folder, half)
     if c.stage == "diffusion":
         state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
         tensors = {k: half(v) for k, v in state.items()}
@@ -159,3 +163,62 @@ def adopt_seed(c: Campaign, folder: Optional[Path] = None,
     how = (f"continuing the committed seed {Path(meta['path']).name} (step {meta['step']}, "
            f"{meta['cpu_s'] / 3600.0:.2f} CPU-h; fresh optimizer)")
     return ["--resume", meta["path"]], how
+
+
+def _write_codec_seed(c: Campaign, ck: dict, ck_path: Path, folder: Optional[Path], half) -> dict:
+    """The codec stage's seed: the newest checkpoint's EMA weights (fp16) with a card holding
+    the lineage's total steps and CPU-hours (what ``lic train --init`` books) and the hash of
+    the shipped weights the run started from (a later install makes the seed stale)."""
+    from safetensors.torch import save_file
+
+    from ..paths import weights_path
+    from ..weights import read_weights_hash
+
+    st = c.state()
+    state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
+    tensors = {k: half(v) for k, v in state.items()}
+    steps = int(st.get("init_steps", 0)) + int(ck["step"])
+    cpu_h = float(ck.get("cpu_s", 0.0)) / 3600.0  # `lic train --init` booked the start's hours
+    name = st.get("name") or "lic-lgem-cpu"
+    try:
+        base = read_weights_hash(weights_path(name)) or ""
+    except Exception:  # noqa: BLE001 - no shipped weights: the seed is not bound to any
+        base = ""
+    card = {"steps": steps, "total_steps": steps, "cpu_hours": round(cpu_h, 4),
+            "device": ck.get("device", ""), "seed_of": name}
+    meta = {"format": FORMAT_TAG, "stage": "codec", "step": str(steps),
+            "cpu_s": str(cpu_h * 3600.0), "base_weights_hash": base,
+            "config": json.dumps(ck.get("config") or {}, sort_keys=True, default=str),
+            "card": json.dumps(card), "weights": "EMA" if ck.get("ema") else "raw",
+            "written": _now(), "run_step": str(int(ck["step"])),
+            "note": "campaign seed: training state for tools/campaign.sh, not a product"}
+    path, log = seed_paths("codec", folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+    src_log = c.run_dir / "log.jsonl"
+    if src_log.is_file():
+        tmp = log.with_name(log.name + ".tmp")
+        shutil.copyfile(src_log, tmp)
+        tmp.replace(log)
+    return {"path": str(path), "bytes": path.stat().st_size, "step": steps, "installed": False,
+            "log": str(log), "cpu_hours": cpu_h, "checkpoint": ck_path.name}
+
+
+def codec_seed(name: str = "lic-lgem-cpu", folder: Optional[Path] = None) -> Optional[dict]:
+    """The committed codec seed when it continues the weights shipped now (same base hash) and
+    is ahead of them; else None.  ``{"path", "step", "cpu_s"}``."""
+    from ..paths import weights_path
+    from ..weights import read_weights_hash
+
+    meta = read_seed("codec", folder)
+    if meta is None or meta.get("broken"):
+        return None
+    try:
+        shipped = read_weights_hash(weights_path(name)) or ""
+    except Exception:  # noqa: BLE001
+        shipped = ""
+    if meta.get("base_weights_hash", "") != shipped:
+        return None  # trained from weights that are no longer shipped: an install superseded it
+    return meta

@@ -215,3 +215,35 @@ def test_gain_over_a_curve_it_no_longer_overlaps(tmp_path):
     other = card([27.0, 28.5, 29.7, 31.0])
     other["eval"]["images"] = 6
     assert C.gain_over(high, other, [], classical) == (None, None)
+
+
+@pytest.mark.slow
+def test_codec_seed_outlives_a_lost_runs_folder(tmp_path, monkeypatch):
+    """`seed` writes the codec stage's newest EMA weights with the lineage's steps and CPU-hours;
+    when runs/ is lost, `start` continues the seed (not the shipped weights) and books both."""
+    import shutil
+
+    from lic_core.train.campaign_seeds import codec_seed, write_seed
+
+    monkeypatch.setenv("LIC_WEIGHTS_DIR", str(tmp_path / "weights"))  # nothing shipped here
+    seeds = tmp_path / "seeds"
+    monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(seeds))
+    data = _photos(tmp_path / "photos")
+    c = C.Campaign(tmp_path / "campaign")
+    C.start(c, data=str(data), kodak=str(data), init="none",
+            recipe=TINY.split() + ["--steps", "2"], nice=5, val=False)
+    _wait_stopped(c)
+    cpu_before = load_checkpoint(latest_checkpoint(c.run_dir))["cpu_s"]
+    r = write_seed(c)
+    assert r["step"] == 2 and Path(r["path"]).parent == seeds
+    meta = codec_seed()
+    assert meta is not None and meta["step"] == 2
+    shutil.rmtree(c.root)  # the machine was replaced: runs/ is gone
+    c = C.Campaign(tmp_path / "campaign")
+    msg = C.start(c, data=str(data), kodak=str(data), recipe=TINY.split() + ["--steps", "1"],
+                  nice=5, val=False)
+    assert "committed seed" in msg, msg
+    _wait_stopped(c)
+    ck = load_checkpoint(latest_checkpoint(c.run_dir))
+    assert c.state()["init_steps"] == 2 and ck["step"] == 1
+    assert ck["cpu_s"] >= cpu_before  # the seed's CPU time is booked into the new run
