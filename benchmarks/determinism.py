@@ -15,8 +15,18 @@ threads {1, 2, 4}, plus the diffusion decoder where its weights exist (``--decod
     python benchmarks/determinism.py --device cuda --encode-device cuda --decode-devices cpu
                                                              # the reverse: GPU-encoded, CPU-decoded
 
-Options: ``--quantizers``, ``--encode-threads``, ``--decode-threads``, ``--diffusion-steps``,
-``--workdir`` (keep the files), ``--out``.  Prints the table and writes
+Added models (issue 25: ``lic models add NAME compressai:ARCH CKPT...``): ``--model NAME`` codes on
+the exact path of ``bmshj2018-hyperprior``/``mbt2018-mean``/``mbt2018`` (``NAME:float``: the
+float path, not guaranteed); the rates are then the model's rate points (default: all of them)
+and the quantizer is rounding:
+
+    python benchmarks/determinism.py --model my-mbt2018 --decode-isa avx2
+                                     # + a decode process with ATen/oneDNN held to AVX2
+
+Options: ``--quantizers``, ``--encode-threads``, ``--decode-threads``, ``--decode-isa`` (extra
+decode processes, first decode thread count, with ``ATEN_CPU_CAPABILITY`` set to each ISA —
+``avx2`` also sets ``ONEDNN_MAX_CPU_ISA=AVX2``; ``default`` is ATen's scalar code),
+``--diffusion-steps``, ``--workdir`` (keep the files), ``--out``.  Prints the table and writes
 ``benchmarks/results/determinism_<model>[_<tag>].json``.  Worker processes run with
 ``OMP_WAIT_POLICY=passive`` unless set (on a busy 2-core machine OpenMP's spin-waiting makes
 small ops 30× slower at 2 threads; how threads wait never changes a result).
@@ -46,10 +56,31 @@ def _sha(b: bytes) -> str:
 # ------------------------------------------------------------------------------------ workers
 
 
+def added_model(name: str):
+    """The added model (``lic models add``) behind codec ``name`` (``NAME`` or ``NAME:float``),
+    or None for our own codecs."""
+    from lic_core.codecs.compressai_codec import FLOAT_SUFFIX, user_codecs
+
+    base = name[:-len(FLOAT_SUFFIX)] if name.endswith(FLOAT_SUFFIX) else name
+    return user_codecs().get(base)
+
+
 def _codec(args, device: str):
+    if added_model(args.model) is not None:
+        from lic_core.codecs import get_codec
+
+        if device != "cpu":
+            raise SystemExit("determinism.py: added models code on the CPU only")
+        return get_codec(args.model)
     from lic_core.codecs.learned import LearnedCodec
 
     return LearnedCodec(args.model, device=device)
+
+
+#: the environment of a decode process held to an instruction set (``--decode-isa``)
+ISA_ENV = {"avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+           "avx512": {"ATEN_CPU_CAPABILITY": "avx512"},
+           "default": {"ATEN_CPU_CAPABILITY": "default"}}
 
 
 def worker_encode(args) -> None:
@@ -118,14 +149,16 @@ def worker_decode(args) -> None:
         print(f"decoded {key}: {res['outcome']} in {res['decode_s']:.2f}s", file=sys.stderr,
               flush=True)
     print(json.dumps({"threads": torch.get_num_threads(), "device": args.device,
+                      "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                       "results": results}))
 
 
 # ------------------------------------------------------------------------------------- driver
 
 
-def _run_worker(role: str, threads: int, args, extra: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _run_worker(role: str, threads: int, args, extra: list[str],
+                isa: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **ISA_ENV.get(isa, {})}
     env.setdefault("OMP_WAIT_POLICY", "passive")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", role,
            "--threads", str(threads), "--model", args.model, "--kodak", args.kodak,
@@ -134,7 +167,8 @@ def _run_worker(role: str, threads: int, args, extra: list[str]) -> subprocess.C
            "--seed", str(args.seed), *extra]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        raise SystemExit(f"{role} worker ({threads} threads) failed:\n{r.stderr[-3000:]}")
+        raise SystemExit(f"{role} worker ({threads} threads{', ' + isa if isa else ''}) "
+                         f"failed:\n{r.stderr[-3000:]}")
     return r
 
 
@@ -156,11 +190,17 @@ def main() -> None:
     ap.add_argument("--kodak", default=kodak)
     ap.add_argument("--model", default="lic-lgem-preview")
     ap.add_argument("--limit", type=int, default=24, help="first N Kodak images")
-    ap.add_argument("--rates", default="0.1,0.5,0.9")
-    ap.add_argument("--quantizers", default=",".join(QUANTIZERS))
+    ap.add_argument("--rates", default=None,
+                    help="slider values (default 0.1,0.5,0.9; added models: rate points, "
+                         "default all)")
+    ap.add_argument("--quantizers", default=None,
+                    help=f"default {','.join(QUANTIZERS)} (added models: round)")
     ap.add_argument("--decoders", default="mse", help="mse[,diffusion]")
     ap.add_argument("--encode-threads", default="1,2")
     ap.add_argument("--decode-threads", default="1,2,4")
+    ap.add_argument("--decode-isa", default="",
+                    help="extra decode processes held to these instruction sets "
+                         f"({', '.join(ISA_ENV)}), e.g. avx2")
     ap.add_argument("--device", default="cpu", help="decode device (cpu | cuda)")
     ap.add_argument("--encode-device", default="cpu", help="encode device (cpu | cuda)")
     ap.add_argument("--diffusion-steps", type=int, default=25)
@@ -171,6 +211,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--dir", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    added = added_model(args.model)
+    if args.rates is None:
+        args.rates = (",".join(str(i + 1) for i in range(len(added.points))) if added
+                      else "0.1,0.5,0.9")
+    if args.quantizers is None:
+        args.quantizers = "round" if added else ",".join(QUANTIZERS)
     if args.worker == "encode":
         return worker_encode(args)
     if args.worker == "decode":
@@ -180,6 +226,13 @@ def main() -> None:
     _check_device(args.encode_device)
     if not Path(args.kodak).is_dir():
         raise SystemExit(f"determinism.py: Kodak folder not found: {args.kodak} (use --kodak)")
+    for isa in filter(None, args.decode_isa.split(",")):
+        if isa not in ISA_ENV:
+            raise SystemExit(f"determinism.py: --decode-isa {isa}: one of {', '.join(ISA_ENV)}")
+    if added is not None and (args.device != "cpu" or args.encode_device != "cpu"):
+        raise SystemExit("determinism.py: added models code on the CPU only")
+    if added is not None and args.decoders != "mse":
+        raise SystemExit("determinism.py: added models have the mse decoder only")
     if "diffusion" in args.decoders.split(","):
         from lic_core.paths import diffusion_weights_path
 
@@ -200,11 +253,16 @@ def main() -> None:
         print(f"encoded {len(manifests[et]['files'])} files with {et} thread(s) in "
               f"{time.perf_counter() - t0:.0f}s", flush=True)
     decodes = {}
-    for dt in [int(t) for t in args.decode_threads.split(",")]:
+    thread_counts = [int(t) for t in args.decode_threads.split(",")]
+    runs = [(str(dt), dt, "") for dt in thread_counts]
+    runs += [(f"{isa}:{thread_counts[0]}", thread_counts[0], isa)
+             for isa in filter(None, args.decode_isa.split(","))]
+    for label, dt, isa in runs:
         t0 = time.perf_counter()
-        r = _run_worker("decode", dt, args, ["--dir", str(work), "--device", args.device])
-        decodes[dt] = json.loads(r.stdout.strip().splitlines()[-1])
-        print(f"decoded all files with {dt} thread(s) on {args.device} in "
+        r = _run_worker("decode", dt, args, ["--dir", str(work), "--device", args.device], isa)
+        decodes[label] = json.loads(r.stdout.strip().splitlines()[-1])
+        print(f"decoded all files with {dt} thread(s) on {args.device}"
+              f"{' (' + decodes[label]['cpu_capability'] + ')' if isa else ''} in "
               f"{time.perf_counter() - t0:.0f}s", flush=True)
 
     rows, by = [], {}
@@ -229,7 +287,8 @@ def main() -> None:
     n_all, e_all = by["all"]
     enc_s = sum(f["encode_s"] for m in manifests.values() for f in m["files"])
     dec_s = sum(o["decode_s"] for d in decodes.values() for o in d["results"].values())
-    full = 24 * 3 * 4 * 2  # files of the full matrix per decoder
+    # files of the full matrix per decoder (added models: every rate point, rounding)
+    full = 24 * len(args.rates.split(",")) * 2 if added else 24 * 3 * 4 * 2
     per_file = (enc_s + dec_s) / max(1, n_all)
     summary = {"files": n_all, "bit_exact": e_all, "bit_exact_pct": 100.0 * e_all / max(1, n_all),
                "by": {k: {"files": n, "bit_exact": e, "pct": 100.0 * e / n}
@@ -239,18 +298,27 @@ def main() -> None:
                "estimated_full_matrix_s_per_decoder": per_file * full,
                "device": args.device, "encode_device": args.encode_device,
                "load_average_before": load_before, "load_average_after": os.getloadavg(),
-               "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+               "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+               "decode_capabilities": {k: d.get("cpu_capability") for k, d in decodes.items()}}
+    if added is not None:
+        summary["added_model"] = {"name": added.name, "codec": args.model,
+                                  "architecture": added.arch,
+                                  "checkpoints": [p.model_hash for p in added.points]}
     print(f"\nbit-exact: {e_all}/{n_all} files ({summary['bit_exact_pct']:.1f} %), encoded with "
           f"{args.encode_threads} thread(s) on {args.encode_device}, each decoded with "
-          f"{args.decode_threads} thread(s) on {args.device}")
+          f"{args.decode_threads} thread(s) on {args.device}"
+          + (f" and held to {args.decode_isa}" if args.decode_isa else ""))
     for k, v in summary["by"].items():
         print(f"  {k:20s} {v['bit_exact']:4d}/{v['files']:<4d} {v['pct']:6.1f} %")
+    matrix = (f"24 images × {len(args.rates.split(','))} rate points × 2 encode threads"
+              if added else "24 images × 3 rates × 4 quantizers × 2 encode threads")
     print(f"time: encode {enc_s:.0f}s, decode {dec_s:.0f}s (wall {summary['wall_s']:.0f}s); the "
-          f"full matrix (24 images × 3 rates × 4 quantizers × 2 encode threads, each decoded "
+          f"full matrix ({matrix}, each decoded "
           f"{len(decodes)}×) would take ≈ {summary['estimated_full_matrix_s_per_decoder'] / 3600:.1f} "
           f"hours per decoder at this rate (processes one after another, these thread counts)")
     tag = "" if args.device == args.encode_device == "cpu" else f"_{args.encode_device}_to_{args.device}"
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"determinism_{args.model}{tag}.json"
+    stem = args.model.replace(":", "_")  # NAME:float
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"determinism_{stem}{tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k not in ("worker", "dir")},

@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--update", action="store_true")
+    p.add_argument("--init", default=None,
+                   help="start from this checkpoint's weights (another λ of the same model: a "
+                        "second rate point costs a fraction of the first)")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     a = p.parse_args(argv)
     from compressai.losses import RateDistortionLoss
@@ -87,6 +90,9 @@ def main(argv=None) -> int:
         return torch.stack(out)
 
     net = image_models[a.arch](quality=a.quality)
+    if a.init:
+        ck = torch.load(a.init, map_location="cpu", weights_only=True)
+        net.load_state_dict(ck.get("state_dict", ck) if isinstance(ck, dict) else ck)
     main_p = [q for n, q in net.named_parameters() if not n.endswith(".quantiles")]
     aux_p = [q for n, q in net.named_parameters() if n.endswith(".quantiles")]
     opt, aux = torch.optim.Adam(main_p, 1e-4), torch.optim.Adam(aux_p, 1e-3)
@@ -106,7 +112,7 @@ def main(argv=None) -> int:
         al.backward()
         aux.step()
         step += 1
-        losses.append(float(o["loss"]))
+        losses.append(float(o["loss"].detach()))
         if step % 200 == 0:
             print(f"step {step}: loss {np.mean(losses[-200:]):.4f} bpp "
                   f"{float(o['bpp_loss']):.3f} ({time.time() - t0:.0f} s)", flush=True)
@@ -121,6 +127,7 @@ def main(argv=None) -> int:
                     "aux_optimizer": aux.state_dict(), "lr_scheduler": sched.state_dict()}, tmp)
     os.replace(tmp, out)
     meta = {"arch": a.arch, "quality": a.quality, "lmbda": a.lmbda, "steps": step,
+            "init": a.init,
             "crop": a.crop, "batch": a.batch, "wall_s": round(time.time() - t0, 1),
             "cpu_s": round(time.process_time() - cpu0, 1), "photos": len(imgs),
             "final_loss": float(np.mean(losses[-200:])) if losses else None}

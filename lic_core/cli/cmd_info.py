@@ -61,16 +61,26 @@ def run(args: argparse.Namespace) -> int:
                                 for p in h["picture_crcs"]) or "none")),
         ("header", f"{info['header_bytes']} bytes"),
     ]
-    if h["model"].startswith("compressai:"):  # an added model (issue 32)
-        from ..codecs.compressai_codec import FLOAT_PATH_NOTE
+    from ..codecs.compressai_codec import is_added_model_header
+
+    if is_added_model_header(h["model"]):  # an added model (issue 32), on either path (25)
+        from ..codecs.compressai_codec import (
+            EXACT_PATH_NOTE,
+            EXACT_PREFIX,
+            FLOAT_PATH_NOTE,
+            codec_names_of,
+        )
         from ..codecs.user_models import find_by_hash
 
+        exact = h["model"].startswith(EXACT_PREFIX)
         hit = find_by_hash(h["model"].split(":", 1)[1], h["weights_hash"])
+        codec = next((n for n, e in codec_names_of(hit[0]).items() if e == exact), "") \
+            if hit else ""
         rows[3] = ("weights hash", h["weights_hash"] + (
-            f" (added model '{hit[0].name}', rate point {hit[1] + 1})" if hit
-            else " (no added model has this checkpoint)"))
+            f" (added model '{hit[0].name}', rate point {hit[1] + 1}; decoded by codec "
+            f"'{codec}')" if hit else " (no added model has this checkpoint)"))
         rows[5] = ("rate", f"rate point {h['rate_u16'] + 1} of the model that made it")
-        rows.append(("decoding", FLOAT_PATH_NOTE))
+        rows.append(("decoding", EXACT_PATH_NOTE if exact else FLOAT_PATH_NOTE))
     for i, n in enumerate(info["section_bytes"]):
         rows.append((f"section {i}", f"{n} bytes"))
     rows += [("crc32", f"{info['crc_bytes']} bytes"),

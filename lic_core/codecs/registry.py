@@ -16,8 +16,9 @@ PREFERRED_LEARNED = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
 
 _FACTORIES: dict[str, Callable[[], Codec]] = {}
 _CACHE: dict[str, Codec] = {}
-#: added models (``lic models add``): name → the record their codec was built from
-_USER: dict[str, object] = {}
+#: added models (``lic models add``): name → (the record their codecs were built from, the
+#: codec names: ``NAME``, and ``NAME:float`` beside an exact path)
+_USER: dict[str, tuple[object, list[str]]] = {}
 
 # Modules whose import registers codecs.  Missing optional modules are skipped quietly so a
 # partial install still lists what it has.
@@ -50,23 +51,29 @@ def _load_providers() -> None:
 
 def _sync_user_codecs() -> None:
     """Register the models the user added (the config folder's record, re-read when it
-    changes): a new one appears, a removed one disappears, a re-added one is rebuilt."""
-    from .compressai_codec import CompressAICodec, user_codecs
+    changes): a new one appears, a removed one disappears, a re-added one is rebuilt.  A model
+    whose architecture has the exact path (issue 25) is two codecs: ``NAME`` on the exact path
+    and ``NAME:float`` on CompressAI's float path."""
+    from .compressai_codec import CompressAICodec, codec_names_of, user_codecs
 
     now = {n: m for n, m in user_codecs().items() if n not in _BUILTIN()}
     for name in list(_USER):
-        if name not in now or now[name].to_dict() != _USER[name]:
-            _FACTORIES.pop(name, None)
-            _CACHE.pop(name, None)
+        if name not in now or now[name].to_dict() != _USER[name][0]:
+            for codec_name in _USER[name][1]:
+                _FACTORIES.pop(codec_name, None)
+                _CACHE.pop(codec_name, None)
             _USER.pop(name)
     for name, m in now.items():
         if name not in _USER:
-            _FACTORIES[name] = (lambda m=m: CompressAICodec(m))
-            _USER[name] = m.to_dict()
+            names = codec_names_of(m)
+            for codec_name, exact in names.items():
+                _FACTORIES[codec_name] = (lambda m=m, e=exact: CompressAICodec(m, exact=e))
+            _USER[name] = (m.to_dict(), list(names))
 
 
 def _BUILTIN() -> set[str]:
-    return {n for n in _FACTORIES if n not in _USER}
+    added = {n for _, names in _USER.values() for n in names}
+    return {n for n in _FACTORIES if n not in added}
 
 
 def builtin_codecs() -> list[str]:
@@ -109,9 +116,9 @@ def codec_for_file(data: bytes, path: Union[str, os.PathLike, None] = None) -> C
     suffix = Path(path).suffix.lower() if path is not None else ""
     if data[:len(MAGIC)] == MAGIC or suffix == ".lic":
         header = peek_header(data)
-        if header.model.startswith("compressai:"):  # an added model, found by its weights
-            from .compressai_codec import added_model_for
+        from .compressai_codec import added_model_for, is_added_model_header
 
+        if is_added_model_header(header.model):  # an added model (either path), by its weights
             _load_providers()
             return get_codec(added_model_for(header.model, header.weights_hash))
         return get_codec(header.model)

@@ -39,6 +39,10 @@ class PmfTables:
     lengths: np.ndarray
     #: coder objects built from the rows, keyed by table id (filled by the entropy coder)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
+    #: normalize rows with correctly rounded sums (``math.fsum``) instead of numpy's summation
+    #: order: with bit-identical pmfs, the coded rows are then bit-identical on every machine
+    #: (the exact path of added models, issue 25; docs/bitstream.md)
+    exact: bool = False
 
     def __post_init__(self) -> None:
         pmfs = np.ascontiguousarray(self.pmfs, dtype=np.float64)
@@ -59,8 +63,9 @@ class PmfTables:
         """Table ``t``'s coded row, normalized: its support and the escape entry, every entry at
         least ``PMF_FLOOR`` (float64)."""
         r = self.pmfs[t, : int(self.lengths[t]) + 1]
-        r = np.maximum(r / r.sum(), PMF_FLOOR)
-        return r / r.sum()
+        total = math.fsum if self.exact else np.sum  # fsum: one correctly rounded sum
+        r = np.maximum(r / total(r), PMF_FLOOR)
+        return r / total(r)
 
     def bits(self, index: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
         """Ideal bits −log2 p of every symbol under its table (float64, shape of ``symbols``),
@@ -118,8 +123,9 @@ def gaussian_tables(scale_table: np.ndarray, tail_mass: float = 1e-9) -> PmfTabl
     ``GaussianConditional.update``): support ``±ceil(s·q)`` with q the standard normal's
     ``1 − tail_mass/2`` quantile, p(k) = Φ((k + ½)/s) − Φ((k − ½)/s), escape = both tails.
 
-    Computed in float64 from the float32 scale values (the same on every machine that rounds
-    IEEE operations correctly and has a correctly rounded ``erfc``; issue 25 makes it exact)."""
+    Computed in float64 from the float32 scale values with scipy's ``erfc`` (the float path;
+    the exact path builds its tables from IEEE basic operations:
+    :func:`lic_core.models.compressai_compat.exact_entropy.exact_gaussian_tables`)."""
     scales = np.asarray(scale_table, dtype=np.float32).astype(np.float64).reshape(-1)
     q = -_std_normal_quantile(tail_mass / 2)
     centers = np.ceil(scales * q).astype(np.int64)

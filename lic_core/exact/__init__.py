@@ -1,8 +1,8 @@
 """Reproducible arithmetic for everything a decoder must reproduce (issue 11; docs/bitstream.md,
 "Reproducible decoding").
 
-* :mod:`.dmath` — exp, log, erfc, GELU, sigmoid, softplus, sin/cos, atan from IEEE basic
-  operations only;
+* :mod:`.dmath` — exp, log, erfc, GELU, sigmoid, softplus, tanh, sin/cos, atan from IEEE
+  basic operations only;
 * :mod:`.fixed` — activation grids (integers in float64) and linear layers evaluated as exact
   integer sums (< 2^53);
 * :mod:`.nets` — exact norms, window attention, Transformer and residual blocks, resampling;
@@ -15,7 +15,8 @@
 
 Layering: this package sits below the quantizers and above the entropy models (it mirrors the
 networks of ``entropy_model`` and ``transform``); the networks of upper layers get their exact
-mirrors next to them (``models/hific_exact.py``, ``decoder/diffusion/exact.py``).
+mirrors next to them (``models/hific_exact.py``, ``decoder/diffusion/exact.py``,
+``models/compressai_compat/google_exact.py`` for added CompressAI models).
 """
 from .entropy import ExactEntropyParameters, ExactMeanScaleHyperprior, exact_gain, exact_gains
 from .nets import DEFAULT_CONFIG, ExactConfig

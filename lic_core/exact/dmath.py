@@ -14,9 +14,10 @@ compiler may contract into an FMA, and **division by a Python/0-dim CPU scalar**
 kernel turns ``x / c`` into ``x · (1/c)`` (one extra rounding), so :func:`div` always divides by
 a tensor on the same device.
 
-Accuracy (tests/core/test_exact_dmath.py): exp, log, sin, cos, atan, expm1 within a few ulp of
-libm; erfc's relative error < 1e-12 (a frozen least-squares fit).  Accuracy only decides how close
-the exact path is to the float model; determinism does not depend on it.
+Accuracy (tests/core/test_exact_dmath.py; tanh: tests/core/test_byom_exact.py): exp, log, sin,
+cos, atan, expm1, tanh within a few ulp of libm; erfc's relative error < 1e-12 (a frozen
+least-squares fit).  Accuracy only decides how close the exact path is to the float model;
+determinism does not depend on it.
 """
 from __future__ import annotations
 
@@ -263,6 +264,16 @@ def atan(x: torch.Tensor) -> torch.Tensor:
     res = torch.where(hi, p + PI_6, p)
     res = torch.where(inv, HALF_PI - res, res)
     return torch.where(x < 0, -res, res)
+
+
+def tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh x = sign(x)·m/(m + 2) with m = e^(2|x|) − 1 (:func:`expm1`: no cancellation near 0;
+    for |x| > 354, 2|x| is clamped by exp and the quotient rounds to 1).  CompressAI's factorized
+    density (Ballé et al. 2018, appendix 6.1) needs it between its layers."""
+    _check(x)
+    m = expm1(x.abs() * 2.0)
+    t = div(m, m + 2.0)
+    return torch.where(x < 0, -t, t)
 
 
 def expm1(x: torch.Tensor) -> torch.Tensor:
