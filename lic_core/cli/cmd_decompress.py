@@ -38,7 +38,8 @@ def register(subparsers) -> None:
 
 
 _IMAGE_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
-                (b"RIFF", "a WebP image"), (b"\x00\x00\x00", "an AVIF/JPEG XL/JPEG 2000 file"),
+                (b"RIFF", "a WebP image"),
+                (b"\x00\x00\x00", "an AVIF/HEIF/JPEG XL/JPEG 2000 file"),
                 (b"\xff\x0a", "a JPEG XL image"), (b"BM", "a BMP image"), (b"II*", "a TIFF image"),
                 (b"MM\x00*", "a TIFF image"), (b"P6", "a PPM image"))
 

@@ -1,5 +1,5 @@
-"""Classical codecs (JPEG, WebP, AVIF, JPEG XL, JPEG 2000 through Pillow) behind the common
-:class:`~lic_core.codecs.base.Codec` interface.
+"""Classical codecs (JPEG, WebP, AVIF, JPEG XL, JPEG 2000, HEVC intra through Pillow) behind the
+common :class:`~lic_core.codecs.base.Codec` interface.
 
 All of them go through Pillow (and its plugins), encode into an in-memory buffer and decode the
 exact bytes they produced, so ``EncodeResult.reconstruction`` is what any decoder of the file
@@ -20,10 +20,15 @@ jxl        quality 0..99 (int)      libjxl quality → butteraugli distance, eff
 j2k        quality 0..100 (float)   OpenJPEG 9/7 irreversible + MCT; quality q maps to the
                                     compression ratio ``10**(3*(100-q)/100)`` (q=100: 1:1,
                                     q=50: ≈32:1 ≈ 0.76 bpp, q=0: 1000:1 ≈ 0.024 bpp)
+hevc       quality 10..60 (int)     HEVC intra (the BPG anchor) in a HEIF file: libheif's x265,
+                                    4:4:4, 8 bits; libheif's quality, so x265 CRF =
+                                    ⌊(100 − q)/2⌋ (two q values per CRF step): Kodak q=10 ≈
+                                    0.11 bpp, q=34 ≈ 0.68, q=58 ≈ 2.4 (see :class:`HevcCodec`)
 =========  =======================  =========================================================
 
 ``extra`` in :class:`EncodeParams` can override codec options (e.g. ``{"speed": 4}`` for AVIF,
-``{"effort": 9}`` for JPEG XL, ``{"method": 6}`` for WebP).
+``{"effort": 9}`` for JPEG XL, ``{"method": 6}`` for WebP, ``{"preset": "medium"}`` or
+``{"x265:psy-rd": "1.0"}`` for HEVC).
 """
 from __future__ import annotations
 
@@ -115,12 +120,16 @@ class PillowCodec(Codec):
         if not ok:
             raise CodecUnavailableError(f"{self.name}: {why}")
 
+    def _save_options(self, params: EncodeParams) -> dict[str, Any]:
+        """Everything ``Image.save`` gets: the knob's options, then the user's ``extra``."""
+        return {**self._options(params), **params.extra}  # user extras override the defaults
+
     def encode(self, image: np.ndarray, params: EncodeParams,
                progress: Optional[ProgressFn] = None) -> EncodeResult:
         self._require()
         img = _check_image(image)
         pil = Image.fromarray(img, "RGB")
-        opts = {**self._options(params), **params.extra}  # user extras override the defaults
+        opts = self._save_options(params)
         buf = io.BytesIO()
         t0 = time.perf_counter()
         pil.save(buf, format=self.pil_format, **opts)
@@ -150,7 +159,8 @@ class PillowCodec(Codec):
                 fmt = im.format
                 rgb = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
         except (OSError, SyntaxError, ValueError) as exc:
-            raise LicFormatError(f"{self.name}: cannot decode data ({exc})") from None
+            raise LicFormatError(f"{self.name}: cannot decode data "
+                                 f"({' '.join(str(exc).split())})") from None
         t_dec = time.perf_counter() - t0
         return DecodeResult(reconstruction=rgb, codec=self.name,
                             info={"format": fmt, "bytes": len(data)},
@@ -252,3 +262,105 @@ class J2kCodec(PillowCodec):
         if ratio > 1.0:
             opts.update(quality_mode="rates", quality_layers=[ratio])
         return opts
+
+
+#: x265 settings of the ``hevc`` codec on top of libheif's (preset slow, tune ssim, then psy-rd 1,
+#: psy-rdoq 1 and aq-mode 1 forced for visual quality): BPG's own x265 set-up (``bpgenc``'s
+#: default ``-m 8`` is preset veryslow with tune ssim, which turns psycho-visual RD off), so the
+#: curve is the PSNR anchor papers compare with.  Psycho-visual RD off is worth −11 % BD-rate
+#: (PSNR) against libheif's defaults on 5 Kodak images; preset and AQ mode move it by < 0.5 %.
+HEVC_X265_PARAMS = {"preset": "veryslow", "tune": "ssim", "x265:psy-rd": "0",
+                    "x265:psy-rdoq": "0", "x265:aq-mode": "2"}
+#: libheif's own x265 parameter names (anything ``x265:NAME`` goes to x265 itself)
+_LIBHEIF_X265_KEYS = ("preset", "tune", "tu-intra-depth", "complexity")
+_HEIF_OPENER: list[bool] = []  # registered once per process
+
+
+def _heif_info() -> Optional[dict[str, Any]]:
+    """pillow-heif's libheif build (versions, encoders, decoders) with its HEIF opener registered
+    in Pillow, or None when the plugin is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return None
+    if not _HEIF_OPENER:
+        pillow_heif.register_heif_opener()  # Image.open / Image.save(format="HEIF")
+        _HEIF_OPENER.append(True)
+    info = dict(pillow_heif.libheif_info())
+    info["pillow_heif"] = str(getattr(pillow_heif, "__version__", "?"))
+    return info
+
+
+@register_codec("hevc")
+class HevcCodec(PillowCodec):
+    """HEVC intra, the encoder of BPG (the anchor learned-codec papers report BD-rates against),
+    in a HEIF file: libheif with x265 and libde265 as bundled by ``pillow-heif``.
+
+    4:4:4 chroma, 8 bits, YCbCr BT.601 full range (BPG's ``-f 444 -c ycbcr``), one picture (no
+    grid tiles, no thumbnail), x265 as :data:`HEVC_X265_PARAMS`.  The knob is libheif's quality
+    (the same number ``pillow_heif`` takes), which x265 gets as CRF ⌊(100 − q)/2⌋: q and q + 1
+    (q odd) give the same file.  Its range is 10..60 (CRF 45..20); on Kodak the default points
+    q = 10..58 span 0.113 bpp / 27.4 dB .. 2.41 bpp / 42.9 dB (benchmarks/results/classical/
+    hevc.json; +1.7 % BD-rate against the published BPG 4:4:4 curve, all of it the 378 bytes of
+    HEIF boxes and parameter sets per file).
+    """
+
+    name = "hevc"
+    label = "HEVC intra (x265, HEIF, 4:4:4)"
+    pil_format = "HEIF"
+    file_extension = ".heic"
+    rate_range = (10.0, 60.0)
+    default_rate = 30.0
+
+    def available(self) -> tuple[bool, str]:
+        info = _heif_info()
+        if info is None:
+            return False, ("HEVC needs the pillow-heif package (pip install pillow-heif: "
+                           "libheif with x265 and libde265)")
+        if "x265" not in (info.get("encoders") or {}):
+            return False, (f"pillow-heif {info['pillow_heif']} has no x265 encoder (libheif "
+                           f"{info.get('libheif', '?')} was built without it)")
+        if not info.get("decoders"):
+            return False, f"pillow-heif {info['pillow_heif']} has no HEVC decoder"
+        return True, ""
+
+    def _options(self, params: EncodeParams) -> dict[str, Any]:
+        return {"quality": self._rate_value(params.rate), "chroma": "444", "tile_size": 0,
+                "save_nclx_profile": True}
+
+    def _save_options(self, params: EncodeParams) -> dict[str, Any]:
+        """x265/libheif parameters in ``extra`` (``preset``, ``x265:psy-rd``... or a whole
+        ``enc_params`` dict) go to the encoder on top of :data:`HEVC_X265_PARAMS`."""
+        opts = self._options(params)
+        enc = dict(HEVC_X265_PARAMS)  # a fresh dict: pillow-heif writes "chroma" into it
+        for key, value in params.extra.items():
+            if key == "enc_params":
+                enc.update({str(k): str(v) for k, v in dict(value).items()})
+            elif key in _LIBHEIF_X265_KEYS or str(key).startswith("x265:"):
+                enc[str(key)] = str(value)
+            else:
+                opts[key] = value
+        opts["enc_params"] = enc
+        return opts
+
+    def decode(self, data: bytes, progress: Optional[ProgressFn] = None) -> DecodeResult:
+        res = super().decode(data, progress)
+        try:  # what the file says it holds (decode() already proved it is a HEIF picture)
+            with Image.open(io.BytesIO(data)) as im:
+                res.info.update(chroma=im.info.get("chroma"), bit_depth=im.info.get("bit_depth"))
+        except Exception:  # noqa: BLE001 - informative only
+            pass
+        return res
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        info = _heif_info()
+        if info is not None:
+            enc = (info.get("encoders") or {}).get("x265") or info.get("HEIF") or "none"
+            d["encoder"] = (f"{enc}, libheif {info.get('libheif', '?')}, pillow-heif "
+                            f"{info['pillow_heif']}")
+            d["decoder"] = ", ".join((info.get("decoders") or {}).values()) or "none"
+        d["settings"] = ("HEIF, 4:4:4 YCbCr BT.601 full range, 8 bits, one picture; x265 CRF "
+                         "⌊(100 − quality)/2⌋, preset veryslow, tune ssim, psy-rd 0, "
+                         "psy-rdoq 0, aq-mode 2 (BPG's set-up)")
+        return d

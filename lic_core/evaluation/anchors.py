@@ -1,4 +1,5 @@
-"""RD curves: published anchors (``lic_core/assets/anchors/``) and our ``lic eval`` results.
+"""RD curves: published anchors (``lic_core/assets/anchors/``), reference curves measured here
+(``lic_core/assets/measured/``) and our ``lic eval`` results.
 
 Both are stored in CompressAI's results format (``{"name", "description", "results": {"bpp",
 "psnr-rgb", "ms-ssim-rgb", ...}}``); :class:`Curve` is the in-memory form the GUI and
@@ -123,6 +124,27 @@ def load_anchors(dataset: str = "kodak", metric: str = "psnr",
         if stems is not None and p.stem.lower() not in stems:
             continue
         c = load_curve(p, kind="anchor")
+        c.extra.setdefault("id", p.stem)
+        if c.has(metric):
+            curves.append(c)
+    return curves
+
+
+def measured_dir() -> Path:
+    """Reference curves LIC Studio measured itself and ships (``<dataset>/<codec>.json``): the
+    ``lic eval`` curve of a codec whose published curve was made with other settings or builds
+    (``hevc``: BPG's encoder x265 through pillow-heif; ``measured/README.md``)."""
+    return paths.resources_dir() / "measured"
+
+
+def load_measured(dataset: str = "kodak", metric: str = "psnr") -> list[Curve]:
+    """The shipped measured reference curves of ``dataset`` that report ``metric`` (kind
+    ``"measured"``, ``extra["id"]`` = file stem); [] when there are none."""
+    metric = normalize_metric(metric)
+    d = measured_dir() / dataset
+    curves = []
+    for p in sorted(d.glob("*.json")) if d.is_dir() else ():
+        c = load_curve(p, kind="measured")
         c.extra.setdefault("id", p.stem)
         if c.has(metric):
             curves.append(c)

@@ -43,6 +43,8 @@ DEFAULT_RATES: dict[str, list[float]] = {
     "avif": [5, 15, 25, 35, 45, 55, 62, 70, 78],
     "jxl": [0, 10, 20, 35, 50, 65, 75, 82, 88],
     "j2k": [20, 26, 32, 38, 44, 50, 55, 60, 64],
+    # libheif quality: x265 CRF = (100 - q) // 2, so even q only (45, 42, ... 21)
+    "hevc": [10, 16, 22, 28, 34, 40, 46, 52, 58],
 }
 LEARNED_DEFAULT_POINTS = 6
 

@@ -11,7 +11,7 @@ from lic_core.codecs.base import EncodeParams
 from lic_core.codecs.registry import get_codec, list_codecs
 from lic_core.errors import CodecUnavailableError, ImageError, LicFormatError
 
-NAMES = ("jpeg", "jpeg-444", "webp", "avif", "jxl", "j2k")
+NAMES = ("jpeg", "jpeg-444", "webp", "avif", "jxl", "j2k", "hevc")
 
 
 def synthetic(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:

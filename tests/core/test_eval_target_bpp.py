@@ -42,7 +42,7 @@ class FakeLearned(Codec):
 
 
 @pytest.mark.parametrize("name,target", [("webp", 1.0), ("j2k", 0.5), ("jxl", 1.5),
-                                         ("avif", 0.8)])
+                                         ("avif", 0.8), ("hevc", 1.0)])
 def test_reaches_target_within_2_percent(name, target):
     codec = get_codec(name)
     if not codec.available()[0]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import lic_core
 from lic_core import paths
 from lic_core.codecs import get_codec
-from lic_core.evaluation.anchors import anchors_dir
+from lic_core.evaluation.anchors import anchors_dir, measured_dir
 from lic_core.image.io import sample_image_path
 from lic_core.metrics.lpips_metric import weights_path as lpips_weights
 
@@ -37,6 +37,7 @@ print(json.dumps({
     "available": ok, "why": why, "parameters": model.num_parameters(),
     "weights_hash": codec.weights_hash.hex(), "anchors": sorted(p.name for p in
     (anchors_dir() / "kodak").glob("*.json")), "sample": str(sample_image_path()),
+    "measured": sorted(p.name for p in (measured_dir() / "kodak").glob("*.json")),
     "lpips": lpips_weights().is_file()}))
 """
 
@@ -78,6 +79,7 @@ def test_regular_install_finds_the_weights(tmp_path):
     assert info["parameters"] > 1_000_000
     assert info["weights_hash"] == get_repo_preview_hash()
     assert "jpeg.json" in info["anchors"] and "vtm.json" in info["anchors"]
+    assert "hevc.json" in info["measured"]  # issue 31: the measured HEVC Kodak reference
     assert Path(info["sample"]).is_relative_to(site) and info["lpips"]
 
 

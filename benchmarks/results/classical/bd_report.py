@@ -2,8 +2,9 @@
 
     PYTHONPATH=. python benchmarks/results/classical/bd_report.py [RESULTS_DIR]
 
-Reads RESULTS_DIR/*.json (written by `lic eval`), compares each with the anchors named in
-PAIRS (resources/anchors/kodak) and with VTM, and writes bd_vs_anchors.json / .md next to them.
+Reads the classical curves RESULTS_DIR/*.json (written by `lic eval`), compares each with the
+anchors named in PAIRS (lic_core/assets/anchors/kodak), VTM and BPG, and writes
+bd_vs_anchors.json / .md next to them.
 """
 from __future__ import annotations
 
@@ -17,15 +18,16 @@ from lic_core.evaluation.compare import bd_rate_curves
 HERE = Path(__file__).resolve().parent
 # our codec → same-codec published anchor
 PAIRS = {"jpeg": "jpeg", "jpeg-444": "jpeg", "webp": "webp", "j2k": "jpeg2000", "avif": "av1",
-         "jxl": None}
+         "jxl": None, "hevc": "bpg444"}
 METRICS = ("psnr", "ms-ssim")
 
 
 def main(results_dir: Path) -> None:
     rows = []
     for path in sorted(results_dir.glob("*.json")):
-        if path.name.startswith("bd_"):
-            continue
+        if path.name.startswith("bd_") or \
+                json.loads(path.read_text()).get("meta", {}).get("family") != "classical":
+            continue  # the learned curves kept here have their own reports
         ours = load_curve(path)
         codec = path.stem
         for metric in METRICS:
@@ -43,8 +45,8 @@ def main(results_dir: Path) -> None:
     (results_dir / "bd_vs_anchors.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = ["# BD-rate of our classical codecs vs published Kodak anchors", "",
              "Negative = ours needs fewer bits for the same quality. Anchors: "
-             "resources/anchors/kodak (CompressAI Pillow 7.1.2 JPEG/WebP, ffmpeg J2K, aomenc AV1,"
-             " VTM, BPG).", "",
+             "lic_core/assets/anchors/kodak (CompressAI Pillow 7.1.2 JPEG/WebP, ffmpeg J2K, "
+             "aomenc AV1, VTM, BPG 0.9.8).", "",
              "| codec | metric | vs same-codec anchor | vs VTM | vs BPG444 |", "|---|---|---|---|---|"]
     for r in rows:
         bd = r["bd_rate_percent"]
