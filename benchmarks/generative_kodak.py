@@ -1,15 +1,21 @@
-"""The Kodak table of the generative decoders (issue 13): bpp, PSNR, MS-SSIM, LPIPS per slider
-point for our MSE decoder and our diffusion decoder on the **same bitstreams**, for hific-small,
-and HiFiC's published points — with the installed weights.
+"""The Kodak table of the generative decoders (issues 13, 26): bpp, PSNR, MS-SSIM, LPIPS per
+slider point for our MSE, GAN and diffusion decoders on the **same bitstreams** (one file per
+image and slider point, three pictures), for hific-small at matched rates, and the published
+Kodak points of HiFiC (Mentzer et al. 2020) and MS-ILLM (Muckley et al. 2023) as anchors — with
+the installed weights.
 
     python benchmarks/generative_kodak.py [--kodak ../shared/data/kodak] [--limit N]
         [--rates 0,0.2,0.4,0.6,0.8,1] [--codec lic-lgem-cpu] [--threads 1]
+        [--rows mse,gan,diffusion,hific] [--reuse benchmarks/results/generative_kodak.json]
         [--out benchmarks/results/generative_kodak.json]
 
 Each row that has no weights here is skipped with the reason (the campaign's ``--stage
-diffusion`` / ``--stage hific`` train them, docs/training.md). Writes the JSON and a markdown
-table beside it (``.md``). The same evaluation fills the campaign's model cards
-(:func:`lic_core.evaluation.generative.evaluate_decoders`).
+diffusion`` / ``--stage gan`` / ``--stage hific`` train them, docs/training.md). ``--rows``
+measures only some rows; ``--reuse`` keeps the other rows of an earlier result file (the JSON
+says which rows were reused and from where; only do so for unchanged weights: e.g. after the GAN
+decoder is installed, ``--rows mse,gan --reuse ...`` skips the slow diffusion decodes). Writes
+the JSON and a markdown table beside it (``.md``). The same evaluation fills the campaign's model
+cards (:func:`lic_core.evaluation.generative.evaluate_decoders`).
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ def main(argv=None) -> int:
         DEFAULT_US,
         evaluate_decoders,
         kodak_table_md,
+        published_anchors,
         published_hific,
     )
     from lic_core.paths import shared_dir
@@ -45,11 +52,19 @@ def main(argv=None) -> int:
                    help="our learned codec (default: the first shipped one with a diffusion "
                         "decoder, else the first shipped one)")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--rows", default=",".join(ROWS),
+                   help="rows to measure: mse, gan, diffusion (our decoders, one file each), "
+                        "hific ('none': measure nothing, only rewrite the table with --reuse)")
+    p.add_argument("--reuse", default=None,
+                   help="an earlier result JSON whose rows are kept where not measured now")
     p.add_argument("--out", default=str(DEFAULT_OUT))
     args = p.parse_args(argv)
     apply_threads(args.threads)
     us = [float(v) for v in args.rates.split(",")]
-    if not Path(args.kodak).is_dir():
+    want = set() if args.rows == "none" else {r.strip() for r in args.rows.split(",") if r}
+    if want - set(ROWS):
+        p.error(f"--rows: unknown {', '.join(sorted(want - set(ROWS)))} (choose {', '.join(ROWS)})")
+    if want and not Path(args.kodak).is_dir():
         print(f"Kodak folder not found: {args.kodak}")
         return 0
     rows, skipped, meta = {}, {}, {}
@@ -63,39 +78,72 @@ def main(argv=None) -> int:
     ok, why = ours.available()
     if not ok:
         skipped[args.codec] = why
-    else:
-        decs = ("mse", "diffusion") if "diffusion" in ours.decoders else ("mse",)
-        if "diffusion" not in decs:
-            skipped[f"{args.codec} diffusion decoder"] = (
-                "no trained diffusion decoder (tools/campaign.sh --stage diffusion)")
+    elif want & {"mse", "gan", "diffusion"}:
+        # the MSE decoder makes the files; the GAN and diffusion decoders decode those bytes
+        decs = ["mse"] + [d for d in ("gan", "diffusion") if d in want and d in ours.decoders]
+        for d in ("gan", "diffusion"):
+            if d in want and d not in ours.decoders:
+                skipped[f"{args.codec} {d} decoder"] = (
+                    f"no trained {d} decoder for these weights (tools/campaign.sh --stage {d})")
         t0 = time.perf_counter()
         ev = evaluate_decoders(ours, args.kodak, us, decs, args.limit)
         meta[args.codec] = {"images": ev["images"], "steps": ev["steps"], "seed": ev["seed"],
-                            "seconds": round(time.perf_counter() - t0, 1)}
-        rows[f"{args.codec} MSE decoder"] = ev["points"]["mse"]
-        if "diffusion" in ev["points"]:
-            rows[f"{args.codec} diffusion decoder"] = ev["points"]["diffusion"]
+                            "decoders": decs, "seconds": round(time.perf_counter() - t0, 1)}
+        for d in decs:
+            rows[f"{args.codec} {LABELS[d]}"] = ev["points"][d]
     hific = get_codec("hific-small")
     ok, why = hific.available()
-    if not ok:
+    if "hific" not in want:
+        pass
+    elif not ok:
         skipped["hific-small"] = why
     else:
         t0 = time.perf_counter()
         ev = evaluate_decoders(hific, args.kodak, us, ("gan",), args.limit)
         meta["hific-small"] = {"images": ev["images"], "seconds": round(time.perf_counter() - t0, 1)}
         rows["hific-small"] = ev["points"]["gan"]
+    reused = _reuse(args.reuse, rows, meta) if args.reuse else {}
+    rows = {k: rows[k] for k in sorted(rows, key=lambda k: _order(k, args.codec))}
     pub = published_hific()
+    anchors = published_anchors()
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
-    table = kodak_table_md(rows, pub)
+    table = kodak_table_md(rows, (), anchors)
     print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"rows": rows, "published_hific": pub, "skipped": skipped,
-                               "meta": meta, "rates": us}, indent=1) + "\n")
+    out.write_text(json.dumps({"rows": rows, "published_hific": pub, "published": anchors,
+                               "skipped": skipped, "meta": meta, "reused": reused,
+                               "rates": us}, indent=1) + "\n")
     out.with_suffix(".md").write_text(table)
     print(f"wrote {out} and {out.with_suffix('.md').name}")
     return 0
+
+
+ROWS = ("mse", "gan", "diffusion", "hific")
+LABELS = {"mse": "MSE decoder", "gan": "GAN decoder", "diffusion": "diffusion decoder"}
+
+
+def _order(label: str, codec: str) -> tuple[int, str]:
+    """Table order: our MSE, GAN, diffusion rows, then hific-small, then anything else."""
+    for i, d in enumerate(("mse", "gan", "diffusion")):
+        if label == f"{codec} {LABELS[d]}":
+            return i, label
+    return (3 if label.startswith("hific") else 4), label
+
+
+def _reuse(path: str, rows: dict, meta: dict) -> dict:
+    """Copy the rows (and their meta) of an earlier result file that were not measured now;
+    returns ``{row label: file}`` of what was reused."""
+    old = json.loads(Path(path).read_text())
+    reused = {}
+    for label, pts in (old.get("rows") or {}).items():
+        if label not in rows:
+            rows[label] = pts
+            reused[label] = str(path)
+    for key, m in (old.get("meta") or {}).items():
+        meta.setdefault(key, m)
+    return reused
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 Weights (``*.safetensors`` + model cards) and resources (published anchor curves, the sample
 image) ship inside the package as package data, so an editable checkout and a regular
 ``pip install .`` find them the same way.  ``$LIC_WEIGHTS_DIR`` overrides the weights folder
-(trained weights kept elsewhere, tests); every codec, the diffusion decoder and fine-tuned
-decoders read weights through :func:`weights_dir`.  The LPIPS trunk is a metric, not a codec: it
-always comes from :func:`shipped_weights_dir` (or its own ``$LIC_LPIPS_WEIGHTS``).
+(trained weights kept elsewhere, tests); every codec, the diffusion decoder, fine-tuned decoders
+and GAN decoders read weights through :func:`weights_dir`.  The LPIPS trunk is a metric, not a
+codec: it always comes from :func:`shipped_weights_dir` (or its own ``$LIC_LPIPS_WEIGHTS``).
 ``$LIC_SHARED_DIR`` names the team's shared data folder (Kodak, training photos); a source
 checkout falls back to ``../shared``.
 """
@@ -43,6 +43,13 @@ def finetuned_path(model_name: str, quantizer: str, folder: Optional[Path] = Non
 def diffusion_weights_path(model_name: str) -> Path:
     """The diffusion decoder trained for a learned codec: ``<model>-diffusion.safetensors``."""
     return weights_path(f"{model_name}-diffusion")
+
+
+def gan_weights_path(model_name: str, folder: Optional[Path] = None) -> Path:
+    """The GAN decoder of a learned codec (issue 26; g_s retrained with HiFiC's generator
+    objective on the codec's frozen latents): ``<model>-gan.safetensors``."""
+    base = weights_dir() if folder is None else Path(folder)
+    return base / f"{model_name}-gan.safetensors"
 
 
 def resources_dir() -> Path:

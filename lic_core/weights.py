@@ -1,6 +1,6 @@
 """Weights files: fp16 safetensors with the config and model card in the metadata.
 
-Floating-point parameters are stored as float16 (the repo's 40 MiB weights budget); float64
+Floating-point parameters are stored as float16 (the repo's 64 MiB weights budget); float64
 buffers (the entropy coder's pmf tables) and integer buffers are stored as they are, so coding
 tables survive export bit-exactly.  :func:`weights_hash` (8 bytes of SHA-256 over the stored
 tensors and lic_core's format version) goes into every ``.lic`` header; a decoder with other

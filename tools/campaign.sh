@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CPU training campaign (docs/training.md "The campaign", "The generative stages"):
-#   tools/campaign.sh [--stage codec|diffusion|hific] start [--init PATH|none] [--recipe "…"] [-- more flags]
+#   tools/campaign.sh [--stage codec|diffusion|hific|gan|finetune-<q>] start [--init PATH|none] [--recipe "…"] [-- more flags]
+#   tools/campaign.sh --stage gan start -- --cpu-budget-min 196   # the GAN decoder (docs/gan.md)
 #   tools/campaign.sh [--stage …] status
 #   tools/campaign.sh [--stage …] stop
 #   tools/campaign.sh [--stage …] export [--install] [--eval-limit N] [--rates 0,0.5,1]

@@ -18,6 +18,7 @@ HERE = ROOT / "lic_core" / "assets" / "anchors"
 CAI_COMMIT = "InterDigitalInc/CompressAI@869a9f5d4126d015b7de8f203fe60ee9e1608193"
 ELIC_COMMIT = "JiangWeibeta/ELIC@b240a4ca3163a82f9e4c6cce403229d7534d3263"
 TFC_COMMIT = "tensorflow/compression@dda8cb4c4364e657d13491227e886ff8014f7243"
+ILLM_COMMIT = "facebookresearch/NeuralCompression@3f122808255a2278eea049119367eb3abc434862"
 
 # (output id, CompressAI file, label, family)
 COMPRESSAI_KODAK = [
@@ -98,6 +99,28 @@ def main(shared: Path) -> None:
                         "psnr-rgb": [float(r["PSNR"]) for r in rows],
                         "ms-ssim-rgb": [float(r["MS-SSIM"]) for r in rows],
                         "lpips": [float(r["LPIPS"]) for r in rows]}})
+
+    # MS-ILLM paper metrics on Kodak (NeuralCompression projects/illm/results.csv, ANCHORS.md
+    # §3.5); the shipped kodak/ms-illm.json stays when this copy of the sources lacks the file
+    illm = shared / "illm" / "NeuralCompression_projects_illm_results.csv"
+    if illm.is_file():
+        with open(illm) as f:
+            rows = [r for r in csv.DictReader(f)
+                    if r["model"] == "MS-ILLM" and r["dataset"] == "kodak"]
+        rows.sort(key=lambda r: float(r["bpp"]))
+        _write({"id": "ms-illm", "name": "MS-ILLM (Muckley 2023, paper)",
+                "description": "MS-ILLM on Kodak, the paper's metrics (no FID on Kodak); "
+                               "HiFiC's autoencoder with a latent-conditioned discriminator",
+                "source": f"{ILLM_COMMIT}:projects/illm/results.csv (rows MS-ILLM,kodak; "
+                          "../shared/anchors/ANCHORS.md §3.5)",
+                "meta": {"dataset": "kodak", "family": "generative", "kind": "anchor",
+                         "published": True, "url": "https://arxiv.org/abs/2301.11189"},
+                "results": {"bpp": [float(r["bpp"]) for r in rows],
+                            "psnr-rgb": [float(r["psnr"]) for r in rows],
+                            "ms-ssim-rgb": [float(r["ms_ssim"]) for r in rows],
+                            "lpips": [float(r["lpips"]) for r in rows]}})
+    else:
+        print(f"kept kodak/ms-illm.json ({illm.relative_to(shared)} is not in {shared})")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ A thin adapter (METHODS §6.3, docs/bitstream.md)::
     image ─► pad to 64 ─► g_a ─► y ─► ⊙G ─► ȳ ──┐
                               └► h_a ⊙H ─► z̄ ───┴► HyperpriorLatentCodec (lic_core.latent_codecs)
                                                     z section, y section (10 group/pass steps)
-    ŷ⊙G ─► g_s (or a fine-tuned g_s, or the diffusion decoder) ─► crop ─► image
+    ŷ⊙G ─► g_s (or a fine-tuned g_s, the GAN decoder, the diffusion decoder) ─► crop ─► image
     .lic = header (model, weights hash, decoder, quantizer+params, rate u16, sizes,
            check values) + [z, y] + CRC
 
@@ -14,7 +14,8 @@ network's transforms, the header, the weights-hash check and the choice of decod
 
 Both sides run the exact arithmetic (format v2, :mod:`lic_core.exact`): the entropy parameters
 through :class:`~lic_core.latent_codecs.LgemExactParameters`, the MSE picture (the model's g_s or
-a fine-tuned one) through :class:`~lic_core.exact.ExactSynthesis`, the diffusion picture through
+a fine-tuned one) and the GAN picture (:mod:`lic_core.decoder.gan`: g_s retrained with HiFiC's
+objective) through :class:`~lic_core.exact.ExactSynthesis`, the diffusion picture through
 :mod:`lic_core.decoder.diffusion.exact` — the encoder's reconstruction is the very function the
 decoder runs, and the file records CRC32s of every step's symbols and of the pictures it made,
 which the decoder checks (:class:`~lic_core.errors.LicMismatchError` on a difference).
@@ -43,7 +44,7 @@ from ..latent_codecs import (
     LgemExactParameters,
 )
 from ..models.lgem import LicModel
-from ..paths import diffusion_weights_path, finetuned_path, weights_path
+from ..paths import diffusion_weights_path, finetuned_path, gan_weights_path, weights_path
 from ..quantizer import Quantizer, build_quantizer
 from ..rate.gain import quantize_slider
 from .base import DEFAULT_DIFFUSION_STEPS, DecodeResult, EncodeParams, EncodeResult, ProgressFn
@@ -120,11 +121,13 @@ class LearnedCodec(LicCodec):
     def __init__(self, name: str, model: Optional[LicModel] = None,
                  weights_path: Optional[Path] = None, use_finetuned: bool = True,
                  finetuned_dir: Optional[Path] = None, diffusion: Any = None,
-                 device: Optional[str] = None, use_tcq_tables: bool = True) -> None:
+                 device: Optional[str] = None, use_tcq_tables: bool = True,
+                 gan_dir: Optional[Path] = None) -> None:
         """``diffusion`` injects a diffusion decoder; ``device`` ("cpu" default, "cuda") is where
         the exact arithmetic runs — the bits are the same either way. ``use_tcq_tables=False``
         encodes TCQ with §1.4's Gaussian tables even where designed ones ship (decoding always
-        follows the file)."""
+        follows the file). ``gan_dir``: where ``<model>-gan.safetensors`` is looked for (default
+        the weights folder; the campaign's export measures one in its export folder)."""
         self.name = name
         self.device = coding_device(device)
         self._model = model
@@ -138,15 +141,82 @@ class LearnedCodec(LicCodec):
         #: quantizer → fine-tuned decoder file ignored because it was tuned on other weights
         self.stale_finetuned: dict[str, str] = {}
         self._diffusion = diffusion  # a DiffusionDecoder (tests inject one); else loaded lazily
+        self._gan_dir = gan_dir
+        # (file's mtime, usable) of the GAN decoder file as last looked up; its exact synthesis
+        self._gan_ok: Optional[tuple[int, bool]] = None
+        self._gan_entry: Optional[tuple[ExactSynthesis, bytes]] = None
+        #: the GAN decoder file ignored because it was trained on other codec weights ("" if none)
+        self.stale_gan = ""
         self._meta: dict[str, Any] = getattr(model, "weights_meta", {}) if model else {}
 
     # -- decoders ---------------------------------------------------------------------------
     @property
     def decoders(self) -> tuple[str, ...]:  # type: ignore[override]
-        """"mse" always; "diffusion" when a trained diffusion decoder for this model exists."""
+        """"mse" always; "gan" when a GAN decoder trained on these codec weights exists;
+        "diffusion" when a trained diffusion decoder for this model exists."""
+        out = ["mse"]
+        if self.gan_usable():
+            out.append("gan")
         if self._diffusion is not None or diffusion_weights_path(self.name).is_file():
-            return ("mse", "diffusion")
-        return ("mse",)
+            out.append("diffusion")
+        return tuple(out)
+
+    def _gan_file(self) -> Path:
+        return gan_weights_path(self.name, self._gan_dir)
+
+    def _base_hash_hex(self) -> Optional[str]:
+        """These codec weights' hash, without loading them when they are not loaded yet."""
+        if self._model is not None or self._hash is not None:
+            return self.weights_hash.hex()
+        p = Path(self._weights_path or weights_path(self.name))
+        if not p.is_file():
+            return None
+        from ..weights import read_weights_hash
+
+        return read_weights_hash(p)
+
+    def gan_usable(self) -> bool:
+        """A GAN decoder file exists and was trained on these codec weights (its metadata names
+        them); one trained on other weights is recorded in :attr:`stale_gan` and never used.
+        Looked up again when the file appears, changes or goes (a campaign install)."""
+        p = self._gan_file()
+        try:
+            mtime = p.stat().st_mtime_ns
+        except OSError:
+            self._gan_ok, self._gan_entry, self.stale_gan = None, None, ""
+            return False
+        if self._gan_ok is None or self._gan_ok[0] != mtime:
+            from ..decoder.gan import gan_base_hash
+
+            ok, self.stale_gan, self._gan_entry = True, "", None
+            trained_on, now = gan_base_hash(p), self._base_hash_hex()
+            if trained_on is not None and now is not None and trained_on != now:
+                self.stale_gan, ok = p.name, False
+            self._gan_ok = (mtime, ok)
+        return self._gan_ok[1]
+
+    def gan_decoder(self) -> tuple[ExactSynthesis, bytes]:
+        """(exact synthesis of the GAN decoder, the header hash its files name)."""
+        if not self.gan_usable():
+            why = (f"{self.stale_gan} was trained on other weights" if self.stale_gan
+                   else f"{self._gan_file().name} is missing")
+            raise LicError(f"{self.name} has no GAN decoder for these weights here ({why})")
+        if self._gan_entry is None:
+            from ..decoder.gan import load_gan_synthesis
+
+            synth, digest = load_gan_synthesis(self.model, self._gan_file(), self.weights_hash)
+            self._gan_entry = (synth.to(self.device), digest)
+        return self._gan_entry
+
+    def _gan_hash(self) -> Optional[bytes]:
+        """The header hash of GAN files here (None without a usable GAN decoder), cheaply."""
+        if not self.gan_usable():
+            return None
+        if self._gan_entry is not None:
+            return self._gan_entry[1]
+        from ..decoder.gan import gan_header_hash
+
+        return gan_header_hash(self._gan_file(), self.weights_hash)
 
     def diffusion_steps(self, params: EncodeParams) -> int:
         """The step count a file gets: the user's, else the diffusion decoder's default (its
@@ -170,7 +240,8 @@ class LearnedCodec(LicCodec):
                   ) -> tuple[np.ndarray, list[PictureCheck]]:
         """(H×W×3 uint8 picture of ``decoder``, the picture checks of every picture made).
 
-        "mse": the exact g_s (METHODS §2.1); "diffusion": exact blur-dissipated diffusion
+        "mse": the exact g_s (METHODS §2.1); "gan": the same exact path with the GAN decoder's
+        g_s (``synth`` is then the GAN decoder's); "diffusion": exact blur-dissipated diffusion
         conditioned on the exact g_s (METHODS §3.3), whose x̂_mse context is the MSE picture.
         ``on_x0(i, steps, picture)`` receives each diffusion step's x̂0 (cropped H×W×3 uint8)."""
         h, w = size
@@ -193,7 +264,7 @@ class LearnedCodec(LicCodec):
                 checks.append(PictureCheck("mse", 0, 0, picture_crc(_hwc(mse, h, w))))
             return out, checks
         out = _hwc(synth.picture(y_hat_gained, code), h, w)
-        return out, [PictureCheck("mse", 0, 0, picture_crc(out))]
+        return out, [PictureCheck("gan" if decoder == "gan" else "mse", 0, 0, picture_crc(out))]
 
     # -- model ------------------------------------------------------------------------------
     @property
@@ -250,7 +321,10 @@ class LearnedCodec(LicCodec):
     def _encoder_synthesis(self, quantizer: str, decoder: str) -> tuple[ExactSynthesis, bytes]:
         """(exact g_s, header hash) a new file is made with: the decoder tuned for the quantizer
         for MSE files; the base g_s for diffusion files, because the diffusion decoder learned
-        on the base g_s's features (train/diffusion.py), which a tuned g_s moves."""
+        on the base g_s's features (train/diffusion.py), which a tuned g_s moves; the GAN decoder
+        and its hash for GAN files."""
+        if decoder == "gan":
+            return self.gan_decoder()
         if decoder == "diffusion":
             return exact_synthesis(self.model, self.device), self.weights_hash
         return self._decoder(quantizer)
@@ -267,6 +341,38 @@ class LearnedCodec(LicCodec):
         if not path.is_file():
             return self.weights_hash
         return self._decoder(quantizer)[1]
+
+    def _named_synthesis(self, header: LicHeader) -> tuple[Optional[ExactSynthesis], str]:
+        """(the exact g_s a file's header hash names, which one: "base" | "tuned" | "gan").
+
+        Every one of them implies these codec weights (their hashes mix in the base hash), so
+        the latents decode; a hash naming none of them is refused with one line."""
+        if header.quantizer not in self.quantizers:
+            synth, w_hash = None, self.weights_hash
+        else:
+            synth, w_hash = self._decoder(header.quantizer)
+        named = "tuned" if w_hash != self.weights_hash else "base"
+        if header.weights_hash != w_hash and header.weights_hash == self.weights_hash:
+            # made with the base g_s (a diffusion file, one written before a decoder tuned for
+            # this quantizer was installed, or by an encoder told not to use it): the header
+            # names the base weights exactly and they are still here
+            synth, w_hash, named = exact_synthesis(self.model, self.device), self.weights_hash, "base"
+        elif header.weights_hash != w_hash and header.weights_hash == self._gan_hash():
+            synth, w_hash = self.gan_decoder()
+            named = "gan"
+        elif header.weights_hash != w_hash and header.decoder == "gan":
+            here = self._gan_hash()
+            raise LicFormatError(
+                f"weights mismatch: file made with a {self.name} GAN decoder "
+                f"({header.weights_hash.hex()}) on other weights or of another training; here "
+                + (f"the GAN decoder's files name {here.hex()}" if here is not None else
+                   f"{self.stale_gan} was trained on other weights" if self.stale_gan else
+                   f"there is no GAN decoder ({self._gan_file().name})"))
+        if header.weights_hash != w_hash:
+            raise LicFormatError(
+                f"weights mismatch: file made with {self.name} weights {header.weights_hash.hex()}, "
+                f"installed weights are {w_hash.hex()}")
+        return synth, named
 
     def available(self) -> tuple[bool, str]:
         if self._model is not None:
@@ -298,6 +404,10 @@ class LearnedCodec(LicCodec):
                 info["finetuned_decoders"] = ft
             if self.stale_finetuned:
                 info["stale_finetuned_decoders"] = dict(self.stale_finetuned)
+        if self.gan_usable():
+            info["gan_decoder"] = {"file": self._gan_file().name, "hash": self._gan_hash().hex()}
+        elif self.stale_gan:
+            info["stale_gan_decoder"] = self.stale_gan
         return info
 
     # -- encode -----------------------------------------------------------------------------
@@ -334,8 +444,11 @@ class LearnedCodec(LicCodec):
                on_x0: Optional[X0Fn] = None) -> EncodeResult:
         """``on_x0``: see :meth:`decode` (the diffusion decoder's per-step x̂0)."""
         if params.decoder not in self.decoders:
+            stale = (f"; {self.stale_gan} was trained on other {self.name} weights (retrain it: "
+                     "tools/campaign.sh --stage gan)" if params.decoder == "gan" and
+                     self.stale_gan else "")
             raise LicError(f"{self.name} has no '{params.decoder}' decoder "
-                           f"(available: {', '.join(self.decoders)})")
+                           f"(available: {', '.join(self.decoders)}){stale}")
         model = self.model
         timer = Timer()
         code, u = quantize_slider(params.rate)
@@ -392,19 +505,7 @@ class LearnedCodec(LicCodec):
         ok, why = self.available()
         if not ok:
             raise ModelNotFoundError(why)
-        if header.quantizer in self.quantizers:
-            synth, w_hash = self._decoder(header.quantizer)
-            if header.weights_hash != w_hash and header.weights_hash == self.weights_hash:
-                # made with the base g_s (a diffusion file, one written before a decoder tuned
-                # for this quantizer was installed, or by an encoder told not to use it): the
-                # header names the base weights exactly and they are still here
-                synth, w_hash = exact_synthesis(self.model, self.device), self.weights_hash
-        else:
-            synth, w_hash = None, self.weights_hash
-        if header.weights_hash != w_hash:
-            raise LicFormatError(
-                f"weights mismatch: file made with {self.name} weights {header.weights_hash.hex()}, "
-                f"installed weights are {w_hash.hex()}")
+        synth, named = self._named_synthesis(header)
         if len(sections) != 2:
             raise LicFormatError(f"corrupted .lic file (expected 2 sections, found {len(sections)})")
         dec_kind = decoder or header.decoder
@@ -412,13 +513,17 @@ class LearnedCodec(LicCodec):
             raise LicError(f"this file asks for the '{dec_kind}' decoder, which {self.name} does "
                            f"not have here (available: {', '.join(self.decoders)}); "
                            f"decode with --decoder mse")
-        if dec_kind == "diffusion" and header.decoder != "diffusion":
-            # a diffusion picture of an MSE file (no check value for it): condition on the base
-            # g_s, whose features the diffusion decoder learned on, as diffusion files do
-            synth = exact_synthesis(self.model, self.device)
-            tuned = False
-        else:  # the header names a decoder tuned on this quantizer, and it made the picture
+        if dec_kind == "gan":  # the GAN picture of these latents, whichever decoder made the file
+            synth, tuned = self.gan_decoder()[0], False
+        elif dec_kind == "diffusion" and (header.decoder != "diffusion" or named == "gan"):
+            # a diffusion picture of an MSE or GAN file (no check value for it): condition on
+            # the base g_s, whose features the diffusion decoder learned on, as diffusion files do
+            synth, tuned = exact_synthesis(self.model, self.device), False
+        elif named == "gan":  # the MSE picture of a GAN file: this quantizer's MSE decoder
+            synth, w_hash = self._decoder(header.quantizer)
             tuned = w_hash != self.weights_hash
+        else:  # the header names a decoder tuned on this quantizer, and it made the picture
+            tuned = named == "tuned"
         model = self.model
         latent_size = check_geometry(header)
         quantizer = header_quantizer(header)

@@ -1,3 +1,4 @@
 """Decoders of ŷ beyond a model's own synthesis transform: synthesis fine-tuned per quantizer
-(:mod:`.finetuned`, METHODS §1.5) and the blur-dissipated diffusion decoder (:mod:`.diffusion`, §3).
+(:mod:`.finetuned`, METHODS §1.5), the GAN decoder (:mod:`.gan`: g_s retrained with HiFiC's
+objective, issue 26) and the blur-dissipated diffusion decoder (:mod:`.diffusion`, §3).
 """

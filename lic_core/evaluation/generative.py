@@ -1,5 +1,6 @@
-"""The Kodak table of the generative decoders (issue 13): bpp, PSNR, MS-SSIM and LPIPS per slider
-point, for several decoders of the **same bitstreams**, beside HiFiC's published points.
+"""The Kodak table of the generative decoders (issues 13, 26): bpp, PSNR, MS-SSIM and LPIPS per
+slider point, for several decoders of the **same bitstreams** (MSE, GAN, diffusion), beside the
+published Kodak points of HiFiC (Mentzer et al. 2020) and MS-ILLM (Muckley et al. 2023).
 
 For each slider value u and image, the codec encodes once (real ``.lic`` bytes, the first
 decoder of ``decoders``: "mse" for our codec, "gan" for HiFiC); every other decoder decodes
@@ -7,7 +8,7 @@ those very bytes (``LearnedCodec.decode(data, decoder=...)``: the diffusion deco
 step count and seed the file carries). So the diffusion row and the MSE row share their bpp to the
 byte: only the decoder differs. Means over images per (decoder, u).
 
-Used by the campaign's ``export`` of the diffusion and HiFiC stages (model cards) and by
+Used by the campaign's ``export`` of the diffusion, GAN and HiFiC stages (model cards) and by
 ``benchmarks/generative_kodak.py``.
 """
 from __future__ import annotations
@@ -21,8 +22,9 @@ import numpy as np
 from ..codecs.base import Codec, EncodeParams, ProgressFn
 from ..errors import LicError
 
-__all__ = ["evaluate_decoders", "published_hific", "kodak_table_md", "DEFAULT_US",
-           "SAME_BUDGET", "same_budget", "hific_card_line", "budget_line"]
+__all__ = ["evaluate_decoders", "published_hific", "published_anchors", "kodak_table_md",
+           "DEFAULT_US", "SAME_BUDGET", "same_budget", "hific_card_line", "budget_line",
+           "diffusion_card_line", "gan_card_line"]
 
 DEFAULT_US = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: relative difference of two CPU budgets still called "the same" (issue 13: HiFiC and our
@@ -93,9 +95,26 @@ _KEY = {"psnr": "psnr", "ms_ssim": "ms_ssim", "ms-ssim": "ms_ssim", "lpips": "lp
 def published_hific(dataset: str = "kodak") -> list[dict]:
     """HiFiC's published Lo/Mi/Hi points (bpp, PSNR, MS-SSIM, LPIPS) from the anchors
     (``lic_core/assets/anchors/kodak/hific.json``; tensorflow/compression data.csv)."""
+    return published_points("hific", dataset)
+
+
+#: the published generative anchors of the Kodak table: label → anchor file stem
+#: (``lic_core/assets/anchors/<dataset>/<stem>.json``, provenance in its README)
+PUBLISHED = {"HiFiC (published, full size)": "hific",
+             "MS-ILLM (published, full size)": "ms-illm"}
+
+
+def published_anchors(dataset: str = "kodak") -> dict[str, list[dict]]:
+    """Every published generative anchor of :data:`PUBLISHED` that ships: label → points."""
+    out = {label: published_points(stem, dataset) for label, stem in PUBLISHED.items()}
+    return {label: pts for label, pts in out.items() if pts}
+
+
+def published_points(stem: str, dataset: str = "kodak") -> list[dict]:
+    """The points (bpp, PSNR, MS-SSIM, LPIPS) of one published anchor with LPIPS ([] if none)."""
     from .anchors import load_anchors
 
-    curves = load_anchors(dataset, "lpips", names=["hific"])
+    curves = load_anchors(dataset, "lpips", names=[stem])
     if not curves:
         return []
     c = curves[0]
@@ -113,30 +132,35 @@ def _fmt(v: Optional[float], spec: str) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-def kodak_table_md(rows: dict[str, list[dict]], published: Sequence[dict] = ()) -> str:
-    """A markdown table: one row per (label, slider point) and HiFiC's published points."""
+def kodak_table_md(rows: dict[str, list[dict]], published: Sequence[dict] = (),
+                   anchors: Optional[dict[str, list[dict]]] = None) -> str:
+    """A markdown table: one row per (label, slider point), HiFiC's published points
+    (``published``) and any other published anchors (``anchors``: label → points)."""
     lines = ["| decoder | u | bpp | PSNR (dB) | MS-SSIM | LPIPS |", "|---|---|---|---|---|---|"]
     for label, pts in rows.items():
         for p in pts:
             lines.append(f"| {label} | {_fmt(p.get('u'), '.2f')} | {_fmt(p.get('bpp'), '.3f')} | "
                          f"{_fmt(p.get('psnr'), '.2f')} | {_fmt(p.get('ms_ssim'), '.4f')} | "
                          f"{_fmt(p.get('lpips'), '.4f')} |")
-    for p in published:
-        lines.append(f"| HiFiC (published, full size) | – | {_fmt(p.get('bpp'), '.3f')} | "
-                     f"{_fmt(p.get('psnr'), '.2f')} | {_fmt(p.get('ms_ssim'), '.4f')} | "
-                     f"{_fmt(p.get('lpips'), '.4f')} |")
+    pub = {"HiFiC (published, full size)": list(published)} if published else {}
+    for label, pts in {**pub, **(anchors or {})}.items():
+        for p in pts:
+            lines.append(f"| {label} | – | {_fmt(p.get('bpp'), '.3f')} | "
+                         f"{_fmt(p.get('psnr'), '.2f')} | {_fmt(p.get('ms_ssim'), '.4f')} | "
+                         f"{_fmt(p.get('lpips'), '.4f')} |")
     return "\n".join(lines) + "\n"
 
 
 
-def diffusion_card_summary(card: dict) -> dict:
-    """What a diffusion decoder's model card says, for one-line labels (``lic models``, the
-    studio's decoder picker): ``preview``, ``steps``, ``cpu_hours``, ``images`` and, when the card
-    holds its Kodak table, the mean LPIPS / PSNR of it and of the MSE decoder on the same bits
-    over ``points`` slider points (None where the card does not say)."""
+def diffusion_card_summary(card: dict, row: str = "diffusion decoder") -> dict:
+    """What a diffusion (or, with ``row="GAN decoder"``, a GAN) decoder's model card says, for
+    one-line labels (``lic models``, the studio's decoder picker): ``preview``, ``steps``,
+    ``cpu_hours``, ``images`` and, when the card holds its Kodak table, the mean LPIPS / PSNR of
+    it and of the MSE decoder on the same bits over ``points`` slider points (None where the
+    card does not say)."""
     ev = card.get("eval") or {}
     rows = ev.get("rows") or {}
-    mse, dif = rows.get("MSE decoder (g_s)") or [], rows.get("diffusion decoder") or []
+    mse, dif = rows.get("MSE decoder (g_s)") or [], rows.get(row) or []
 
     def mean(points: list, key: str) -> Optional[float]:
         vals = [float(p[key]) for p in points if p.get(key) is not None]
@@ -151,17 +175,20 @@ def diffusion_card_summary(card: dict) -> dict:
             "psnr": mean(dif, "psnr"), "psnr_mse": mean(mse, "psnr")}
 
 
-def diffusion_card_line(card: dict, codec_hash: Optional[str] = None) -> str:
+def diffusion_card_line(card: dict, codec_hash: Optional[str] = None,
+                        row: str = "diffusion decoder", hash_key: str = "codec_weights_hash",
+                        stage: str = "diffusion") -> str:
     """One line: ``trained · 12345 steps · 4.2 CPU-h · Kodak (24 images, 6 points, same bits):
     LPIPS 0.200 vs 0.250 (mse), PSNR 28.50 vs 30.50 dB``; with ``codec_hash`` (the codec
     weights' hash now) it warns when the decoder learned on other codec weights' latents (its
-    figures are then not these weights')."""
-    s = diffusion_card_summary(card)
-    trained_on = card.get("codec_weights_hash")
+    figures are then not these weights'). ``row``/``hash_key``/``stage``: the card's row, the
+    key of the codec hash it learned on, the campaign stage that trains it."""
+    s = diffusion_card_summary(card, row)
+    trained_on = card.get(hash_key)
     if codec_hash and trained_on and trained_on != codec_hash:
         return (f"{'PREVIEW' if s['preview'] else 'trained'} on other codec weights "
                 f"({str(trained_on)[:8]}…, now {codec_hash[:8]}…): its figures are not these "
-                "weights'; retrain it (tools/campaign.sh --stage diffusion)")
+                f"weights'; retrain it (tools/campaign.sh --stage {stage})")
     parts = ["PREVIEW" if s["preview"] else "trained"]
     if s["steps"]:
         parts.append(f"{s['steps']} steps")
@@ -176,6 +203,17 @@ def diffusion_card_line(card: dict, codec_hash: Optional[str] = None) -> str:
             kodak += f", PSNR {s['psnr']:.2f} vs {s['psnr_mse']:.2f} dB"
         parts.append(kodak)
     return " · ".join(parts)
+
+
+def gan_card_line(card: dict, codec_hash: Optional[str] = None) -> str:
+    """:func:`diffusion_card_line` for a GAN decoder's card (issue 26), plus the CPU budget of
+    the diffusion decoder beside its own, as the card states it."""
+    line = diffusion_card_line(card, codec_hash, "GAN decoder", "base_weights_hash", "gan")
+    b = card.get("budgets") or {}
+    if b.get("diffusion_cpu_hours") and "other codec weights" not in line:
+        line += (f" · budget {'=' if b.get('same_budget') else '≠'} the diffusion decoder's "
+                 f"({float(b['diffusion_cpu_hours']):.1f} CPU-h)")
+    return line
 
 
 def same_budget(a_hours: Optional[float], b_hours: Optional[float]) -> bool:

@@ -1,11 +1,12 @@
 """The training campaign: the codec learns on idle CPUs, a little in every session (issue 12).
 
-``tools/campaign.sh [--stage codec|diffusion|hific] start|status|stop|export``
+``tools/campaign.sh [--stage codec|diffusion|hific|gan|finetune-<q>] start|status|stop|export``
 (= ``python -m lic_core.train.campaign ...``). The default stage is ``codec`` (below); the
 generative stages ``diffusion`` (the blur-dissipated decoder on frozen codec latents) and
 ``hific`` (hific-small with its own encoder and hyperprior) live in
-:mod:`lic_core.train.generative_campaign` with their own run folders
-(``runs/campaign/diffusion``, ``runs/campaign/hific``). Only one stage trains at a time: ``start``
+:mod:`lic_core.train.generative_campaign`, ``gan`` (g_s retrained with HiFiC's objective on
+frozen codec latents) in :mod:`lic_core.train.gan_campaign`, each with its own run folder
+(``runs/campaign/<stage>``). Only one stage trains at a time: ``start``
 refuses while another stage's process is alive.
 
 The codec stage:
@@ -55,7 +56,9 @@ from .campaign_base import (  # noqa: F401 - part of this module's interface
     launch,
     training_inputs,
 )
+from .campaign_device import adopt, handoff  # noqa: F401 - the GPU path (part of the CLI)
 from .checkpoint import latest_checkpoint
+from .finetune_campaign import retire_finetuned
 
 DEFAULT_NAME = "lic-lgem-cpu"
 #: the weights a campaign starts from, and what its first install must beat, when no
@@ -125,6 +128,10 @@ def start(c: Campaign, data: Optional[str] = None, kodak: Optional[str] = None,
     if pid:
         return f"campaign already running (pid {pid}); `status` to follow it"
     c.refuse_if_another_runs()
+    if c.stage == "gan":
+        from .gan_campaign import start_gan
+
+        return start_gan(c, data=data, recipe=recipe, extra=extra, nice=nice)
     if c.stage.startswith("finetune-"):
         from .finetune_campaign import start_finetune
 
@@ -205,6 +212,10 @@ def _last(recs: list[dict], kind: str) -> Optional[dict]:
 
 def status(c: Campaign) -> str:
     """One line: state, step, cumulative training CPU-hours, last validation."""
+    if c.stage == "gan":
+        from .gan_campaign import status_gan
+
+        return status_gan(c)
     if c.stage.startswith("finetune-"):
         from .finetune_campaign import status_finetune
 
@@ -228,68 +239,6 @@ def status(c: Campaign) -> str:
         vtxt = f"val @ {v['step']} on {v.get('images', '?')} Kodak: {pts}"
     it = f", {last['it_s']:.2f} it/s" if last.get("it_s") else ""
     return f"campaign {state}: step {step}, {cpu_h:.2f} CPU-h{it}; {vtxt}"
-
-
-# ------------------------------------------------------------------------------------------
-# the GPU path: hand the weights to a lent device and take them back (tools/device_train.sh)
-
-
-def handoff(src: Path | str, dst: Path | str) -> dict:
-    """Write the newest checkpoint of ``src`` (a run folder or file) as a small weights-only
-    checkpoint at ``dst``: the EMA weights when present (the better ones at a constant lr),
-    fp32, no optimizer state — what fits a device upload (64 MiB with the data) and a device
-    download (16 MiB per file). ``lic train --init`` takes it with a fresh optimizer."""
-    import torch
-
-    from .checkpoint import load_checkpoint
-
-    ck = load_checkpoint(src)
-    state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
-    out = {"model": state, "ema": None, "step": int(ck["step"]), "model_name": ck.get("model_name"),
-           "config": ck.get("config"), "train": ck.get("train", {}), "data": ck.get("data", {}),
-           "cpu_s": float(ck.get("cpu_s", 0.0)), "wall_s": float(ck.get("wall_s", 0.0)),
-           "device": ck.get("device", ""), "torch": str(torch.__version__), "handoff": True}
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    torch.save(out, tmp)
-    os.replace(tmp, dst)
-    return {"step": out["step"], "bytes": dst.stat().st_size, "device": out["device"]}
-
-
-def adopt(c: Campaign, path: Path | str) -> str:
-    """Continue the campaign from weights trained elsewhere (a device chunk's handoff file):
-    the current run folder is archived, and the next ``start`` begins from ``path`` with a fresh
-    optimizer; steps, CPU-hours and GPU-hours carry over into the card."""
-    from .checkpoint import load_checkpoint
-
-    if c.pid():
-        raise CampaignError("stop the campaign first (`tools/campaign.sh stop`)")
-    dev = load_checkpoint(path)
-    st = c.state()
-    here = latest_checkpoint(c.run_dir)
-    steps = int(st.get("init_steps", 0))
-    cpu_h = float(st.get("init_cpu_hours", 0.0))
-    if here is not None:
-        ck = load_checkpoint(here)
-        steps += int(ck["step"])
-        cpu_h += float(ck.get("cpu_s", 0.0)) / 3600.0
-        c.run_dir.rename(c.root / f"codec-until-{int(ck['step']):08d}")
-    keep = c.root / "adopted"
-    keep.mkdir(parents=True, exist_ok=True)
-    dst = keep / Path(path).name
-    if Path(path).resolve() != dst.resolve():
-        shutil.copy2(path, dst)
-    gpu_h = float(st.get("gpu_hours", 0.0))
-    if not str(dev.get("device", "CPU")).startswith("CPU"):  # device_description(): GPU name
-        gpu_h += float(dev.get("wall_s", 0.0)) / 3600.0
-    else:
-        cpu_h += float(dev.get("cpu_s", 0.0)) / 3600.0
-    st.update({"init": str(dst), "init_steps": steps + int(dev["step"]), "init_cpu_hours": cpu_h,
-               "gpu_hours": gpu_h})
-    c.save_state(st)
-    return (f"campaign will continue from {dst.name} ({st['init_steps']} steps, {cpu_h:.2f} CPU-h, "
-            f"{gpu_h:.3f} GPU-h so far); run `tools/campaign.sh start`")
 
 
 # ------------------------------------------------------------------------------------------
@@ -461,46 +410,6 @@ def export(c: Campaign, name: str = DEFAULT_NAME, eval_dir: Optional[str] = None
     return summary
 
 
-def retire_finetuned(wdir: Path, name: str) -> list[str]:
-    """Remove the decoders fine-tuned on earlier ``name`` weights (its quantizer table and its
-    designed TCQ rate tables too) from
-    the weights folder: the codec would ignore them beside the new weights anyway (they were
-    tuned on other latents), so they only take space. Returns the quantizers they were for; the
-    ``finetune-<q>`` stages retrain them on the new weights (docs/training.md)."""
-    from ..decoder.finetuned import finetuned_base_hash
-    from ..evaluation.quantizers import quantizer_table_path
-    from ..weights import read_weights_hash
-
-    now = read_weights_hash(wdir / f"{name}.safetensors")
-    retired = []
-    for q in ("round", "deadzone", "rdoq", "tcq"):
-        ft = wdir / f"{name}-ft-{q}.safetensors"
-        if ft.is_file() and finetuned_base_hash(ft) != now:
-            for suffix in (".safetensors", ".md", ".json", ".curve.png"):
-                ft.with_suffix(suffix).unlink(missing_ok=True)
-            retired.append(q)
-    table = quantizer_table_path(name, wdir)
-    if table.is_file():
-        try:
-            stale = json.loads(table.read_text()).get("base_weights_hash") != now
-        except ValueError:
-            stale = True
-        if stale:
-            table.unlink()
-    from ..quantizer.tcq_designed import SUFFIX, read_table_file
-
-    tcq = wdir / f"{name}{SUFFIX}"
-    if tcq.is_file():  # designed TCQ rate tables fit the old weights' σ: redesign them
-        try:
-            stale = read_table_file(tcq).get("base_weights_hash") != now
-        except LicError:
-            stale = True
-        if stale:
-            tcq.unlink()
-            retired.append("tcq rate tables")
-    return retired
-
-
 # ------------------------------------------------------------------------------------------
 # CLI
 
@@ -511,8 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=str(DEFAULT_DIR), help="campaign folder (runs/campaign)")
     p.add_argument("--stage", choices=STAGES, default="codec",
                    help="codec (default) | diffusion (the diffusion decoder on frozen codec "
-                        "latents) | hific (hific-small) | finetune-<quantizer> (the decoder on "
-                        "that quantizer's real latents); one stage trains at a time")
+                        "latents) | hific (hific-small) | gan (the GAN decoder on frozen codec "
+                        "latents) | finetune-<quantizer> (the decoder on that quantizer's real "
+                        "latents); one stage trains at a time")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("start", help="start or resume training in the background (niced)")
     s.add_argument("--data", help="training folders joined by ':' (default train:train_extra)")
@@ -535,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--install", action="store_true",
                    help="copy into the weights folder (and the RD JSON into "
                         "benchmarks/results/classical/) if it beats the shipped weights by "
-                        f"≥ {MIN_GAIN_PCT} % (diffusion: if its LPIPS is below the MSE "
+                        f"≥ {MIN_GAIN_PCT} % (diffusion, gan: if its LPIPS is below the MSE "
                         "decoder's at every slider point; hific: once the GAN stage began)")
     e.add_argument("--rates", default=None,
                    help="slider points of the generative stages' Kodak table "
@@ -587,14 +497,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"wrote {a.to}: step {r['step']}, {r['bytes'] / 1e6:.1f} MB")
         elif a.cmd == "adopt":
             print(adopt(c, a.path))
-        elif a.cmd == "export" and c.stage.startswith("finetune-"):
-            from .finetune_campaign import export_finetune
-            from .finetune_campaign import summary_lines as ft_lines
+        elif a.cmd == "export" and (c.stage.startswith("finetune-") or c.stage == "gan"):
+            from . import finetune_campaign as ft
+            from . import gan_campaign as gan
 
             us = [float(v) for v in a.rates.split(",")] if a.rates else None
-            s = export_finetune(c, a.eval_dir, a.eval_limit, us, a.install, a.force_install,
-                                Path(a.weights_dir) if a.weights_dir else None)
-            print("\n".join(ft_lines(s)))
+            mod = gan if c.stage == "gan" else ft
+            exp = gan.export_gan if c.stage == "gan" else ft.export_finetune
+            s = exp(c, a.eval_dir, a.eval_limit, us, a.install, a.force_install,
+                    Path(a.weights_dir) if a.weights_dir else None)
+            print("\n".join(mod.summary_lines(s)))
         elif a.cmd == "export" and c.stage != "codec":
             from .generative_campaign import export_stage, summary_lines
 
@@ -624,8 +536,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     print(f"  removed {s['name']}.tcq-tables.json (designed on the old weights): "
                           "redesign with python -m lic_core.train.tcq_design --install")
                     continue
-                print(f"  removed {s['name']}-ft-{q} (tuned on the old weights): retrain it with "
-                      f"tools/campaign.sh --stage finetune-{q} start")
+                what, stage = ("gan", "gan") if q == "gan" else (f"ft-{q}", f"finetune-{q}")
+                print(f"  removed {s['name']}-{what} (tuned on the old weights): retrain it with "
+                      f"tools/campaign.sh --stage {stage} start")
         return 0
     except LicError as exc:
         print(f"campaign: error: {exc}", file=sys.stderr)

@@ -32,8 +32,8 @@ from ..models import load_model
 from ..paths import finetuned_path
 from ..quantizer import build_quantizer
 
-__all__ = ["FT_KEYS", "base_hash_of", "decoder_state", "finetune", "finetuned_path",
-           "save_finetuned"]
+__all__ = ["FT_KEYS", "base_hash_of", "decoder_state", "draw_batch", "finetune",
+           "finetuned_path", "save_finetuned"]
 
 FT_KEYS = ("g_s.", "gains.inv_gain.")
 
@@ -88,6 +88,18 @@ def base_hash_of(model) -> Optional[str]:
     meta = getattr(model, "weights_meta", None) or {}
     h = meta.get("weights_hash_bytes")
     return h.hex() if isinstance(h, (bytes, bytearray)) else meta.get("weights_hash")
+
+
+def draw_batch(ds, gen: torch.Generator, batch: int, step: int,
+               n_levels: int) -> tuple[torch.Tensor, int, float]:
+    """(crops B×3×H×W, gain level s, slider u = s/(n−1)) of one step, drawn from the run's RNG:
+    every step its own crops (epoch = step), so a resumed run continues the sample stream
+    instead of revisiting one fixed crop per photo; one gain level per batch. The GAN decoder
+    stage (:mod:`.gan_decoder`) draws its batches the same way."""
+    idx = torch.randint(len(ds), (batch,), generator=gen)
+    x = torch.stack([ds.get(int(i), step) for i in idx])
+    s = int(torch.randint(n_levels, (1,), generator=gen))
+    return x, s, s / max(n_levels - 1, 1)
 
 
 def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8, crop: int = 128,
@@ -197,12 +209,7 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
                 break
             if adaptive is not None:
                 adaptive.update()
-            # every step its own crops (epoch = step) from the run's RNG: a resumed run continues
-            # the sample stream instead of revisiting one fixed crop per photo
-            idx = torch.randint(len(ds), (batch,), generator=gen)
-            x = torch.stack([ds.get(int(i), step) for i in idx])
-            s = int(torch.randint(n_levels, (1,), generator=gen))
-            u = s / max(n_levels - 1, 1)
+            x, s, u = draw_batch(ds, gen, batch, step, n_levels)
             with torch.no_grad():
                 lat = quantized_latents(model, x, u, q)
             u_t = torch.full((batch,), float(lat["u"]))  # the u16-dequantized slider compress() uses
@@ -251,8 +258,11 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
             "base_weights_hash": base_hash}
 
 
-def save_finetuned(model, path: Path, card: dict) -> bytes:
-    """Write only the fine-tuned decoder tensors (fp16 safetensors + card); returns its hash."""
+def save_finetuned(model, path: Path, card: dict,
+                   markdown: Optional[Callable[[str, dict, str], str]] = None) -> bytes:
+    """Write only the fine-tuned decoder tensors (fp16 safetensors + card, and the card as
+    Markdown beside it: ``markdown(name, card, hash)``, default :func:`card_markdown`);
+    returns its hash. The GAN decoder (:mod:`.gan_decoder`) is stored the same way."""
     from ..fileio import write_atomic
     from ..weights import _storable, weights_hash
 
@@ -265,7 +275,7 @@ def save_finetuned(model, path: Path, card: dict) -> bytes:
         meta["base_weights_hash"] = base
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: f.write(_serialize(state, meta)), overwrite=True)
-    path.with_suffix(".md").write_text(card_markdown(path.stem, card, digest.hex()),
+    path.with_suffix(".md").write_text((markdown or card_markdown)(path.stem, card, digest.hex()),
                                        encoding="utf-8")
     return digest
 

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..errors import LicError
 from .campaign_base import (
     CKPT_MINUTES,
     SHARED,
@@ -72,8 +73,19 @@ def _ckpt_base(ck_path: Path) -> Optional[str]:
 def start_finetune(c: Campaign, data: Optional[str] = None, recipe: Optional[Sequence[str]] = None,
                    extra: Sequence[str] = (), nice: int = 19) -> str:
     """Start or resume a fine-tuning stage in the background; returns a one-line message."""
+    return start_bound_stage(c, "lic_core.train.finetune", ["--quantizer", stage_quantizer(c)],
+                             RECIPE, data, recipe, extra, nice)
+
+
+def start_bound_stage(c: Campaign, module: str, args: Sequence[str], default_recipe: Sequence[str],
+                      data: Optional[str] = None, recipe: Optional[Sequence[str]] = None,
+                      extra: Sequence[str] = (), nice: int = 19) -> str:
+    """Start or resume, in the background, a stage that retrains a decoder on the frozen latents
+    of the shipped codec weights (``python -m <module> ... --run-dir``): the fine-tuning stages
+    and the GAN decoder stage (:mod:`.gan_campaign`). A run begun on other codec weights is set
+    aside and the stage starts afresh. Returns a one-line message."""
     st = c.state()
-    recipe = list(recipe or st.get("recipe") or RECIPE)
+    recipe = list(recipe or st.get("recipe") or default_recipe)
     data, _ = training_inputs(st, data, None)
     model_name = _flag(recipe, "--model", "lic-lgem-cpu") or "lic-lgem-cpu"
     now = shipped_hash(model_name)
@@ -92,9 +104,9 @@ def start_finetune(c: Campaign, data: Optional[str] = None, recipe: Optional[Seq
             c.run_dir.rename(aside)
             how = (f"the shipped {model_name} weights changed since {ck.name}: starting afresh "
                    f"(old run set aside in {aside.name})")
-    cmd = [sys.executable, "-m", "lic_core.train.finetune", "--data", data, "--quantizer",
-           stage_quantizer(c), "--run-dir", str(c.run_dir), *recipe, "--steps", "100000000",
-           "--ckpt-minutes", str(CKPT_MINUTES), "--keep", "2", "--no-write", *extra]
+    cmd = [sys.executable, "-m", module, "--data", data, *args, "--run-dir", str(c.run_dir),
+           *recipe, "--steps", "100000000", "--ckpt-minutes", str(CKPT_MINUTES), "--keep", "2",
+           "--no-write", *extra]
     c.root.mkdir(parents=True, exist_ok=True)
     st.update({"recipe": recipe, "data": data, "stage": c.stage, "codec": model_name,
                "base_weights_hash": now})
@@ -239,3 +251,48 @@ def summary_lines(s: dict) -> list[str]:
         lines.append(f"  installed into {s['installed_into']}" if s["installed"]
                      else f"  NOT installed: {s['why_not']}")
     return lines
+
+
+def retire_finetuned(wdir: Path, name: str) -> list[str]:
+    """Remove the decoders fine-tuned on earlier ``name`` weights (its quantizer table, its
+    designed TCQ rate tables and its GAN decoder too) from the weights folder: the codec would
+    ignore them beside the new weights anyway (they were tuned on other latents), so they only
+    take space. Returns the quantizers they were for (and "tcq rate tables", "gan"); the
+    ``finetune-<q>`` and ``gan`` stages retrain them on the new weights (docs/training.md)."""
+    from ..decoder.finetuned import finetuned_base_hash
+    from ..evaluation.quantizers import quantizer_table_path
+    from ..weights import read_weights_hash
+
+    now = read_weights_hash(wdir / f"{name}.safetensors")
+    retired = []
+    for q in ("round", "deadzone", "rdoq", "tcq"):
+        ft = wdir / f"{name}-ft-{q}.safetensors"
+        if ft.is_file() and finetuned_base_hash(ft) != now:
+            for suffix in (".safetensors", ".md", ".json", ".curve.png"):
+                ft.with_suffix(suffix).unlink(missing_ok=True)
+            retired.append(q)
+    gan = wdir / f"{name}-gan.safetensors"  # lic_core.paths.gan_weights_path
+    if gan.is_file() and finetuned_base_hash(gan) != now:
+        for suffix in (".safetensors", ".md", ".json", ".curve.png"):
+            gan.with_suffix(suffix).unlink(missing_ok=True)
+        retired.append("gan")
+    table = quantizer_table_path(name, wdir)
+    if table.is_file():
+        try:
+            stale = json.loads(table.read_text()).get("base_weights_hash") != now
+        except ValueError:
+            stale = True
+        if stale:
+            table.unlink()
+    from ..quantizer.tcq_designed import SUFFIX, read_table_file
+
+    tcq = wdir / f"{name}{SUFFIX}"
+    if tcq.is_file():  # designed TCQ rate tables fit the old weights' σ: redesign them
+        try:
+            stale = read_table_file(tcq).get("base_weights_hash") != now
+        except LicError:
+            stale = True
+        if stale:
+            tcq.unlink()
+            retired.append("tcq rate tables")
+    return retired

@@ -204,6 +204,10 @@ def budgets(root: Path | str) -> dict:
             f"({d:.2f} vs {h:.2f} CPU-hours)" if same else
             f"NOT the same CPU budget yet: diffusion {d:.2f} CPU-h, hific-small {h:.2f} CPU-h "
             "(a comparison of the two is not fair until they match)")
+    g = stage_cpu_hours(root, "gan")
+    if g:  # the GAN decoder of issue 26 is held to the diffusion decoder's budget too
+        note += (f"; the GAN decoder {g:.2f} CPU-h ("
+                 + ("the same budget" if same_budget(d, g) else "NOT the same budget") + ")")
     return {"diffusion_cpu_hours": round(d, 4), "hific_cpu_hours": round(h, 4),
             "same_budget": bool(same), "note": note}
 

@@ -27,7 +27,10 @@ def test_load_anchors_by_metric():
     for c in psnr:
         assert c.bpp == sorted(c.bpp) and c.has("psnr")
     lp = load_anchors("kodak", "lpips")
-    assert [c.extra["id"] for c in lp] == ["hific"]
+    assert [c.extra["id"] for c in lp] == ["hific", "ms-illm"]
+    illm = lp[1]  # NeuralCompression projects/illm/results.csv, rows MS-ILLM,kodak (issue 26)
+    assert illm.bpp[2] == pytest.approx(0.1531745) and illm.values["lpips"][2] == pytest.approx(
+        0.0731798) and illm.values["psnr"][2] == pytest.approx(27.5334797)
     ms = load_anchors("kodak", "ms_ssim")
     assert all(0.5 < v < 1 for c in ms for v in c.values["ms-ssim"])
     with pytest.raises(LicError):

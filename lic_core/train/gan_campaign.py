@@ -1,0 +1,241 @@
+"""The campaign's GAN decoder stage (issue 26): ``tools/campaign.sh --stage gan``.
+
+``start|status|stop|export [--install]``, beside the other stages and under the same rules
+(niced background process, checkpoints at least every ``CKPT_MINUTES``, CPU-hours booked from the
+process's CPU time, one stage at a time). It trains ``<codec>-gan`` — g_s and the inverse gains
+retrained with HiFiC's generator objective (Mentzer et al. 2020, §3–4) on the frozen latents of
+the **shipped** codec weights (:mod:`lic_core.train.gan_decoder`) — and is bound to them like the
+fine-tuning stages (:func:`.finetune_campaign.start_bound_stage`): a run begun on other codec
+weights is set aside and the stage starts afresh.
+
+* ``start -- --cpu-budget-min N``: the run stops by itself once N CPU-minutes are booked in all
+  (the diffusion decoder's budget, 196 min = 3.27 CPU-h, is the fair one: issue 26 gives both
+  decoders the same budget). The budget is remembered: a later ``start`` resumes under it.
+* ``export`` writes ``runs/campaign/export/<codec>-gan.{safetensors,md,json,curve.png}`` and
+  measures it on Kodak with real bitstreams: MSE vs GAN decoder on the **same files** (bpp, PSNR,
+  MS-SSIM, LPIPS at the slider points :data:`EVAL_US`), with the published HiFiC and MS-ILLM
+  points; the card gives data, steps, CPU-hours and the diffusion decoder's budget beside them.
+* ``--install`` copies the four files into the weights folder when the GAN decoder's LPIPS is
+  below the MSE decoder's at every slider point and the weights folder stays within its budget;
+  the codec then offers ``--decoder gan``.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .campaign_base import (
+    SHARED,
+    Campaign,
+    CampaignError,
+    _now,
+    over_weights_budget,
+)
+from .checkpoint import latest_checkpoint, load_checkpoint
+from .finetune_campaign import shipped_hash, start_bound_stage
+from .generative_campaign import EVAL_US, _flag, stage_cpu_hours
+
+#: ``python -m lic_core.train.gan_decoder`` flags of the stage: the fine-tuning stages' batch and
+#: crops, HiFiC's learning rates for G and D (§4), 500 warm-up steps without the GAN term
+RECIPE = ["--model", "lic-lgem-cpu", "--batch", "8", "--crop", "128", "--lr", "1e-4",
+          "--d-lr", "1e-4", "--gan-start", "500", "--threads", "0", "--log-every", "20"]
+BUDGET_FLAG = "--cpu-budget-min"
+FILES = (".safetensors", ".md", ".json", ".curve.png")
+
+
+def start_gan(c: Campaign, data: Optional[str] = None, recipe: Optional[Sequence[str]] = None,
+              extra: Sequence[str] = (), nice: int = 19) -> str:
+    """Start or resume the stage in the background; returns a one-line message."""
+    extra = list(extra)
+    st = c.state()
+    budget = _flag(extra, BUDGET_FLAG)
+    if budget is not None:  # remembered: every later start resumes under the same budget
+        st["cpu_budget_min"] = float(budget)
+        c.save_state(st)
+    elif st.get("cpu_budget_min"):
+        extra += [BUDGET_FLAG, f"{float(st['cpu_budget_min']):g}"]
+    msg = start_bound_stage(c, "lic_core.train.gan_decoder", [], RECIPE, data, recipe, extra,
+                            nice)
+    b = c.state().get("cpu_budget_min")
+    return msg + (f"; CPU budget {b:g} min" if b else "; no CPU budget (-- --cpu-budget-min N)")
+
+
+def status_gan(c: Campaign) -> str:
+    """One line: running or not, step, CPU-hours of the budget, speed, training LPIPS/PSNR,
+    warm-up or GAN, D's outputs, and a note when the codec weights moved on."""
+    recs = [r for r in c.log() if r.get("type") == "train"]
+    pid = c.pid()
+    state = f"running (pid {pid})" if pid else "stopped"
+    if not recs:
+        return f"gan stage {state}: no training yet ({c.run_dir})"
+    last = recs[-1]
+    st = c.state()
+    cpu_h = float(last.get("cpu_s", 0)) / 3600
+    budget = st.get("cpu_budget_min")
+    parts = [f"gan stage {state}: step {last['step']}, {cpu_h:.2f}"
+             + (f" of {float(budget) / 60:.2f}" if budget else "") + " CPU-h"]
+    ends = [r for r in c.log() if r.get("type") == "end"]
+    if not pid and ends and ends[-1].get("reason") == "cpu budget":
+        parts[0] += " (budget reached: export it)"
+    if last.get("it_s"):
+        parts.append(f"{last['it_s']:.2f} it/s")
+    window = recs[-10:]
+    lp = [r["lpips_recent"] for r in window if r.get("lpips_recent") is not None]
+    ps = [r["psnr_recent"] for r in window if r.get("psnr_recent") is not None]
+    if lp and ps:
+        parts.append(f"training LPIPS ~{sum(lp) / len(lp):.4f}, ~{sum(ps) / len(ps):.2f} dB")
+    parts.append(f"GAN on, D(x) {last.get('d_real', 0):.2f} D(x̂) {last.get('d_fake', 0):.2f}"
+                 if last.get("gan") else "warm-up (MSE + LPIPS, no GAN term yet)")
+    now = shipped_hash(st.get("codec") or "lic-lgem-cpu")
+    note = ""
+    if st.get("base_weights_hash") and now and now != st["base_weights_hash"]:
+        note = (f"; the shipped {st.get('codec')} weights changed since this stage started "
+                "(`start` begins afresh on them)")
+    return ", ".join(parts) + note
+
+
+def diffusion_budget(c: Campaign, codec: str) -> Optional[float]:
+    """The diffusion decoder's training CPU-hours: its installed card's, else its stage log's."""
+    from ..paths import diffusion_weights_path
+    from ..weights import read_weights_card
+
+    p = diffusion_weights_path(codec)
+    try:
+        h = read_weights_card(p).get("cpu_hours") if p.is_file() else None
+    except Exception:  # noqa: BLE001 - an unreadable card: fall back to the stage's log
+        h = None
+    return float(h) if h else (stage_cpu_hours(c.root, "diffusion") or None)
+
+
+def _curve(c: Campaign, path: Path, title: str) -> Path:
+    """The learning curve: training LPIPS over cumulative CPU-hours."""
+    from .learning_curve import render_xy
+
+    xs, lp = [], []
+    for r in c.log():
+        if r.get("type") == "train" and r.get("lpips_recent") is not None:
+            xs.append(float(r["cpu_s"]) / 3600.0)
+            lp.append(float(r["lpips_recent"]))
+    return render_xy([("LPIPS on the training crops (mean of the last logged steps)", xs, lp)],
+                     path, "training CPU-hours (cumulative)", "LPIPS", title=title)
+
+
+def export_gan(c: Campaign, eval_dir: Optional[str] = None, eval_limit: Optional[int] = None,
+               us: Optional[Sequence[float]] = None, install: bool = False,
+               force_install: bool = False, weights_dir: Optional[Path] = None,
+               progress=None) -> dict:
+    """Export the newest checkpoint as ``<codec>-gan``, measure it on Kodak; see the module."""
+    from ..codecs.learned import LearnedCodec
+    from ..evaluation.generative import evaluate_decoders, published_anchors, same_budget
+    from ..fileio import write_bytes_atomic
+    from ..models import load_model
+    from ..paths import finetuned_path, gan_weights_path
+    from ..paths import weights_dir as default_weights_dir
+    from .finetune import save_finetuned
+    from .gan_decoder import CKPT_KIND, card_markdown
+
+    ck_path = latest_checkpoint(c.run_dir)
+    if ck_path is None:
+        raise CampaignError(f"no checkpoint in {c.run_dir}; `--stage gan start` first")
+    ck = load_checkpoint(ck_path)
+    if ck.get("kind") != CKPT_KIND:
+        raise CampaignError(f"{ck_path} is not a GAN decoder checkpoint")
+    st = c.state()
+    codec_name = st.get("codec") or "lic-lgem-cpu"
+    model = load_model(codec_name)
+    base_now = model.weights_meta["weights_hash_bytes"].hex()
+    if ck.get("base_weights_hash") != base_now:
+        raise CampaignError(f"{ck_path.name} was trained on other {codec_name} weights than "
+                            "those shipped now; `start` the stage again (it begins afresh)")
+    model.load_state_dict(ck["model"], strict=False)
+    kodak = eval_dir or st.get("kodak") or str(SHARED / "data" / "kodak")
+    if not Path(kodak).is_dir():
+        raise CampaignError(f"Kodak folder not found: {kodak}")
+    us = tuple(us or EVAL_US)
+    out = c.export_dir
+    out.mkdir(parents=True, exist_ok=True)
+    path = gan_weights_path(codec_name, out)
+    cpu_h = round(float(ck.get("cpu_s", 0.0)) / 3600.0, 4)
+    diff_h = diffusion_budget(c, codec_name)
+    same = same_budget(cpu_h, diff_h)
+    train = ck.get("train") or {}
+    card = {"kind": "GAN decoder: g_s + inverse gains retrained with HiFiC's generator "
+                    "objective on the codec's frozen latents (Mentzer et al. 2020, §3–4)",
+            "model": path.stem, "base_model": codec_name, "base_weights_hash": base_now,
+            "warm_start": f"the base g_s and inverse gains of {codec_name} ({base_now}), not a "
+                          "fine-tuned decoder",
+            "objective": "C·C_D·MSE₂₅₅ + w_P·LPIPS − C_P·log D(x̂, ŷ), HiFiC's constants "
+                         + json.dumps({k: ck.get("loss", {}).get(k) for k in
+                                       ("C", "C_D", "w_P", "C_P")})
+                         + "; no rate term (frozen latents); non-saturating GAN losses",
+            "gan_start": train.get("gan_start"),
+            "discriminator": "HiFiC's conditional PatchGAN on ŷ " + json.dumps(
+                ck.get("disc_config") or {}),
+            "latents": "rounding (compress()'s default) on the exact engine, one random slider "
+                       "level per batch",
+            "total_steps": int(ck["step"]), "cpu_hours": cpu_h, "gpu_hours": 0.0,
+            "device": "CPU (campaign, tools/campaign.sh)", "train": train,
+            "train_changes": ck.get("train_changes") or [],
+            "recipe": shlex.join(st.get("recipe", [])), "data": st.get("data", ""),
+            "cpu_budget_min": st.get("cpu_budget_min"),
+            "budgets": {"gan_cpu_hours": cpu_h, "diffusion_cpu_hours": diff_h,
+                        "same_budget": bool(same),
+                        "note": (f"the same CPU budget as the diffusion decoder ({cpu_h:.2f} vs "
+                                 f"{diff_h:.2f} CPU-hours)" if same else
+                                 f"NOT the diffusion decoder's CPU budget: GAN {cpu_h:.2f} "
+                                 "CPU-h, diffusion " + (f"{diff_h:.2f} CPU-h" if diff_h else
+                                                        "unknown (no diffusion decoder card)"))},
+            "exported": _now(), "preview": True, "status": "not measured yet"}
+    save_finetuned(model, path, card, card_markdown)  # fp16: the table measures what ships
+    codec = LearnedCodec(codec_name, gan_dir=out)
+    ev = evaluate_decoders(codec, kodak, us, ("mse", "gan"), eval_limit, progress=progress)
+    mse, gan = ev["points"]["mse"], ev["points"]["gan"]
+    wins = [g["lpips"] < m["lpips"] for g, m in zip(gan, mse)]
+    earned = bool(wins) and all(wins)
+    what = "LPIPS below the MSE decoder's at every slider point (same bitstreams, Kodak)"
+    tuned = finetuned_path(codec_name, "round")
+    card.update({"preview": not earned, "lpips_below_mse": wins,
+                 "status": (f"trained on CPU — {what}" if earned else
+                            f"UNTRAINED / PREVIEW — not yet: {what}"),
+                 "mse_decoder": (f"{tuned.name} (the decoder compress() uses for rounding)"
+                                 if tuned.is_file() else f"the base g_s of {codec_name}"),
+                 "eval": {"folder": kodak, "images": ev["images"], "us": list(us),
+                          "rows": {"MSE decoder (g_s)": mse, "GAN decoder": gan}},
+                 "published": published_anchors(), "learning_curve": f"{path.stem}.curve.png"})
+    save_finetuned(model, path, card, card_markdown)  # the same tensors, now with the table
+    write_bytes_atomic(path.with_suffix(".json"),
+                       (json.dumps(card, indent=1, sort_keys=True) + "\n").encode(), True)
+    _curve(c, out / f"{path.stem}.curve.png", f"{path.stem}: GAN decoder (CPU campaign)")
+    s = {"name": path.stem, "card": card, "files": str(out), "earned": earned,
+         "checkpoint": str(ck_path)}
+    if install:
+        wdir = Path(weights_dir) if weights_dir else default_weights_dir()
+        over = over_weights_budget(wdir, [out / f"{path.stem}{x}" for x in FILES])
+        if not (earned or force_install):
+            s.update(installed=False, why_not=f"not yet: {what}")
+        elif over:
+            s.update(installed=False, why_not=over)
+        else:
+            wdir.mkdir(parents=True, exist_ok=True)
+            for suffix in FILES:
+                shutil.copy2(out / f"{path.stem}{suffix}", wdir / f"{path.stem}{suffix}")
+            s.update(installed=True, installed_into=str(wdir))
+    return s
+
+
+def summary_lines(s: dict) -> list[str]:
+    """What ``export`` prints."""
+    card = s["card"]
+    lines = [f"exported {s['name']} ({card['total_steps']} steps, {card['cpu_hours']:.2f} CPU-h) "
+             f"→ {s['files']}", f"  {card['status']}", f"  CPU budgets: {card['budgets']['note']}"]
+    for label, pts in card["eval"]["rows"].items():
+        lines.append(f"  {label}: " + " | ".join(
+            f"u={p['u']:.1f} {p['bpp']:.3f} bpp {p['psnr']:.2f} dB LPIPS {p['lpips']:.4f}"
+            for p in pts))
+    if "installed" in s:
+        lines.append(f"  installed into {s['installed_into']}" if s["installed"]
+                     else f"  NOT installed: {s['why_not']}")
+    return lines
