@@ -30,12 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--view", choices=("split", "side", "flicker"), help="compare mode")
     g.add_argument("--panes", type=int, choices=(2, 3), help="number of compare panes")
     g.add_argument("--diff", choices=("a-b", "a-orig", "b-orig"), help="difference view")
-    g.add_argument("--tab", choices=("latents", "entropy", "rate", "file"),
+    g.add_argument("--tab", choices=("latents", "entropy", "rate", "file", "artifacts"),
                    help="inspector tab to show")
     g.add_argument("--overlay", choices=("bits_y", "bits_z"), help="bits heatmap over the image")
     g.add_argument("--sweep", action="store_true", help="RD-sweep panes A and B first")
     g.add_argument("--quantizer", choices=("round", "deadzone", "rdoq", "tcq"),
                    help="pane A's quantizer")
+    g.add_argument("--artifacts", metavar="X,Y",
+                   help="run the artifact finder on two of original,A,B,C (e.g. original,A) "
+                        "and show its worst tile")
+    g.add_argument("--measure", choices=("lpips", "ssim"), default="lpips",
+                   help="the artifact finder's difference (default: local LPIPS)")
+    g.add_argument("--view-only", action="store_true",
+                   help="save only the comparison as seen (with codec, bpp and metrics "
+                        "captions), not the whole window")
     g.add_argument("--force", action="store_true", help="overwrite OUT.png if it exists")
     g.add_argument("--timeout", type=float, default=900.0, metavar="S",
                    help="give up after S seconds (default 900)")
@@ -64,7 +72,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                                view=args.view, panes=args.panes, diff=args.diff, tab=args.tab,
                                overlay=args.overlay, sweep=args.sweep, force=args.force,
                                timeout=args.timeout, quantizer=args.quantizer,
-                               codec=args.codec)
+                               codec=args.codec, artifacts=args.artifacts,
+                               measure=args.measure, view_only=args.view_only)
             if shot.out.exists() and not shot.force:
                 raise LicError(f"'{shot.out}' already exists (use --force to overwrite it)")
 

@@ -10,10 +10,19 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtWidgets import (
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .model import inspect_maps
+from .model.encoding import codec_family, metrics_line
 from .model.session import PANE_NAMES, SessionModel
 from .qt_signals import ModelSubscriptions, signals_blocked
 
@@ -44,6 +53,8 @@ class QtCompareView(QWidget):
         self.view = session.view
         self._subs = ModelSubscriptions(self)
         self._syncing = False
+        self._full_captions = False
+        self.export_captions: list[str] = []
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setBackground(pg.mkColor(40, 40, 40))  # neutral surround (codec-compare)
         self.glw.setToolTip("Wheel: zoom · drag: pan · 1: 1:1 · 0: fit · F/Space: flicker")
@@ -104,6 +115,17 @@ class QtCompareView(QWidget):
             line.sigPositionChanged.connect(lambda ln, k=k: self._on_divider_drag(k, ln))
             vb0.addItem(line, ignoreBounds=True)
             self.dividers.append(line)
+        #: the artifact finder's current tile, outlined in every pane (view.artifact_rect)
+        self.artifact_boxes = []
+        for vb in self.viewboxes:
+            box = QGraphicsRectItem(0, 0, 1, 1)
+            pen = pg.mkPen((255, 60, 60), width=2)
+            pen.setCosmetic(True)
+            box.setPen(pen)
+            box.setZValue(30)
+            box.setVisible(False)
+            vb.addItem(box, ignoreBounds=True)
+            self.artifact_boxes.append(box)
         self.pixel_text = pg.TextItem("", anchor=(0, 1), color=(255, 255, 255),
                                       fill=(0, 0, 0, 180))
         self.pixel_text.setZValue(40)
@@ -112,6 +134,7 @@ class QtCompareView(QWidget):
 
         vb0.sigRangeChanged.connect(self._on_range_changed)
         self.glw.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.glw.viewport().installEventFilter(self)  # leaving the picture clears the readout
 
         v = self.view
         for name in ("compare_mode", "n_panes", "diff_mode", "diff_gain", "colormap",
@@ -122,6 +145,7 @@ class QtCompareView(QWidget):
         for name in ("overlay", "overlay_opacity", "overlay_pane", "colormap"):
             self._subs.connect(getattr(v.events, name), self._on_overlay_change)
         self._subs.connect(v.events.view_rect, self._on_view_rect_change)
+        self._subs.connect(v.events.artifact_rect, self._on_artifact_change)
         self._subs.connect(session.events.image, self._on_image_change)
         self._subs.connect(session.events.decoded, self._on_image_change)
         for p in session.panes:
@@ -238,6 +262,7 @@ class QtCompareView(QWidget):
         self._relayout()
 
     def _on_image_change(self, event=None) -> None:
+        self.leave_image()  # the readout belonged to the previous picture
         self._update_empty_state()
         self._refresh_images()
         self._on_overlay_change()
@@ -306,7 +331,8 @@ class QtCompareView(QWidget):
         self._place_labels()
 
     def _pane_caption(self, i: int) -> str:
-        """Two short lines, so the numbers stay visible in a narrow pane."""
+        """Two short lines, so the numbers stay visible in a narrow pane (three with every
+        metric and the quantizer/decoder while the view is exported)."""
         p = self.session.panes[i]
         e = p.encoding
         if e is None:
@@ -315,7 +341,15 @@ class QtCompareView(QWidget):
         what = e.codec
         if e.key.startswith("file:") and self.session.decoded is not None:
             what = f"{self.session.decoded.name} ({e.codec})"  # the opened file, not an encode
-        return f"{p.name} · {what}\n{e.bpp:.3f} bpp" + (f" · {ps:.2f} dB" if ps else "")
+        elif self._full_captions and codec_family(e.codec) == "learned":
+            what = f"{e.codec} ({e.params.quantizer}, {e.params.decoder})"
+        text = f"{p.name} · {what}\n{e.bpp:.3f} bpp" + (f" · {ps:.2f} dB" if ps else "")
+        if self._full_captions:
+            line, _ = metrics_line(e, self.session.image)
+            rest = " · ".join(part for part in line.split(" · ") if not part.endswith("dB"))
+            if rest:
+                text += "\n" + rest
+        return text
 
     def _box_rect(self, vb: pg.ViewBox, x0: Optional[float] = None,
                   x1: Optional[float] = None) -> QRectF:
@@ -333,6 +367,7 @@ class QtCompareView(QWidget):
         """Put each caption in the top corner of what it describes, elided to fit its pane."""
         captions = getattr(self, "_captions", [])
         used = set()
+        placed: list[QRectF] = []
         for idx, text, where in captions:
             lab = self.labels[idx]
             used.add(idx)
@@ -352,7 +387,13 @@ class QtCompareView(QWidget):
             lab.adjustSize()
             x = rect.left() + 6 if kind != "right" else rect.right() - lab.width() - 6
             x = min(max(x, full.left() + 6), full.right() - lab.width() - 6)
-            lab.move(int(round(x)), int(round(full.top() + 6)))
+            y = full.top() + 6
+            # a narrow split region: stack the caption under the one it would cover
+            for other in placed:
+                if QRectF(x, y, lab.width(), lab.height()).intersects(other):
+                    y = other.bottom() + 3
+            placed.append(QRectF(x, y, lab.width(), lab.height()))
+            lab.move(int(round(x)), int(round(y)))
             lab.show()
             lab.raise_()
         for i, lab in enumerate(self.labels):
@@ -383,6 +424,15 @@ class QtCompareView(QWidget):
         ov.setImage(inspect_maps.colorize(hm, v.colormap), autoLevels=False, levels=(0, 255))
         ov.setOpacity(v.overlay_opacity)
         ov.setVisible(True)
+
+    def _on_artifact_change(self, event=None) -> None:
+        r = self.view.artifact_rect
+        for box in self.artifact_boxes:
+            if r is None:
+                box.setVisible(False)
+            else:
+                box.setRect(QRectF(r[0], r[1], r[2] - r[0], r[3] - r[1]))
+                box.setVisible(True)
 
     # ------------------------------------------------------------------ split divider
     def _on_divider_drag(self, k: int, line: pg.InfiniteLine) -> None:
@@ -478,6 +528,11 @@ class QtCompareView(QWidget):
                 out[PANE_NAMES[i]] = tuple(int(c) for c in img[y, x])
         return out
 
+    def leave_image(self) -> None:
+        """The cursor left the picture (or the picture changed): no readout of stale pixels."""
+        self.pixel_text.setVisible(False)
+        self.pixel_info.emit("")
+
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         for vb in self.viewboxes[: self._visible_boxes()]:
             if vb.sceneBoundingRect().contains(scene_pos):
@@ -485,7 +540,7 @@ class QtCompareView(QWidget):
                 x, y = int(np.floor(p.x())), int(np.floor(p.y()))
                 vals = self.pixel_values(x, y)
                 if not vals:
-                    self.pixel_text.setVisible(False)
+                    self.leave_image()
                     return
                 txt = f"x={x} y={y}  " + "  ".join(f"{k} {v}" for k, v in vals.items())
                 self.pixel_info.emit(txt)
@@ -496,6 +551,7 @@ class QtCompareView(QWidget):
                 else:
                     self.pixel_text.setVisible(False)
                 return
+        self.leave_image()
 
     # ------------------------------------------------------------------ flicker
     def flip(self) -> None:
@@ -510,7 +566,26 @@ class QtCompareView(QWidget):
         super().resizeEvent(event)
         self._place_labels()
 
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.Leave:
+            self.leave_image()
+        return False
+
     def grab_view(self):
         return self.glw.grab()
+
+    def export_image(self):
+        """The comparison as it is seen — split / side by side / flicker, two or three panes,
+        the difference view — with every caption carrying codec, bpp and all metrics
+        (issue 30 item 12); a QImage of the view's size."""
+        self._full_captions = True
+        try:
+            self._refresh_images()
+            #: the captions the picture carries (tests and bug reports read them)
+            self.export_captions = [lab.toolTip() for lab in self.labels if lab.isVisible()]
+            return self.glw.grab().toImage()
+        finally:
+            self._full_captions = False
+            self._refresh_images()
 
 

@@ -17,7 +17,13 @@ from lic_core.errors import CancelledError, LicError
 from .model import services
 from .model.decoded import DecodedFile
 from .model.encoding import Encoding, PaneSettings
-from .model.jobs import run_encode, run_open_compressed, run_score_decoded
+from .model.jobs import (
+    ScoreRequest,
+    run_encode,
+    run_open_compressed,
+    run_score_decoded,
+    run_scores,
+)
 from .model.session import CancelToken, EncodeRequest, SessionModel
 from .qt_signals import ModelSubscriptions
 from .qt_workers import QtWorkerPool
@@ -47,6 +53,10 @@ class QtEncodeController(QObject):
     error = Signal(str, str)
     message = Signal(str)
     background_progress = Signal(int, int)
+    #: results being scored with a metric turned on later: (done, total), (0, 0) at the end
+    scoring_progress = Signal(int, int)
+    #: a codec swept over an image folder: (encodes done, total), (0, 0) at the end
+    dataset_progress = Signal(int, int)
 
     def __init__(self, session: SessionModel, pool: Optional[QtWorkerPool] = None,
                  parent: Optional[QObject] = None) -> None:
@@ -69,6 +79,17 @@ class QtEncodeController(QObject):
                                lambda e, i=pane.index: self._on_settings_change(i))
         self._subs.connect(session.events.image, self._on_image_change)
         self._subs.connect(session.view.events.n_panes, self._on_n_panes_change)
+        # LPIPS on demand: whatever is shown without it gets it, in a worker
+        self._score_job: Optional[ScoreRequest] = None
+        self._unscorable: set[int] = set()
+        self._score_timer = QTimer(self)
+        self._score_timer.setSingleShot(True)
+        self._score_timer.setInterval(60)
+        self._score_timer.timeout.connect(self.score_missing)
+        self._subs.connect(session.view.events.compute_lpips, self._on_scores_needed)
+        self._subs.connect(session.events.history, self._on_scores_needed)
+        for pane in session.panes:
+            self._subs.connect(pane.events.encoding, self._on_scores_needed)
 
     # ------------------------------------------------------------------ scheduling
     def _on_settings_change(self, index: int) -> None:
@@ -84,6 +105,7 @@ class QtEncodeController(QObject):
     def _on_image_change(self, event) -> None:
         self.pool.cancel_all()
         self._inflight.clear()
+        self._unscorable.clear()
         if self.auto_encode:
             self.encode_all()
 
@@ -93,16 +115,19 @@ class QtEncodeController(QObject):
                 if p.encoding is None and not p.busy:
                     self.encode_now(p.index)
 
-    def encode_all(self) -> None:
+    def encode_all(self, force: bool = False) -> None:
+        """Encode every visible pane (``force``: really encode again, not from the cache —
+        Encode → Re-encode all)."""
         for p in self.session.active_panes:
-            self.encode_now(p.index)
+            self.encode_now(p.index, force=force)
 
-    def encode_now(self, index: int) -> None:
-        """Encode pane ``index`` now (cache first), cancelling its previous request."""
+    def encode_now(self, index: int, force: bool = False) -> None:
+        """Encode pane ``index`` now (cache first unless ``force``), cancelling its previous
+        request."""
         self._timers[index].stop()
         if self.session.image is None:
             return
-        if self.session.show_cached(index):
+        if not force and self.session.show_cached(index):
             self._cancel_inflight(index)
             return
         req = self.session.make_request(index)
@@ -163,20 +188,134 @@ class QtEncodeController(QObject):
             req.token.cancel()
 
     def cancel(self, index: int) -> None:
-        """User cancel of pane ``index``'s running encode."""
+        """User cancel of pane ``index``'s running (or still pending) encode; the pane's
+        settings go back to the result it shows."""
+        pending = self._timers[index].isActive()
         self._timers[index].stop()
         req = self._inflight.get(index)
         if req is not None:
-            req.token.cancel()
+            req.token.cancel()  # the worker's failure reverts the settings (_on_fail)
+        elif pending or self.session.panes[index].status == "waiting…":
+            self._revert(index)
+            self.session.panes[index].status = "cancelled"
 
     def cancel_all(self) -> None:
+        pending = [i for i, t in enumerate(self._timers) if t.isActive()]
         for t in self._timers:
             t.stop()
+        for i in pending:
+            if i not in self._inflight:
+                self._revert(i)
+                self.session.panes[i].status = "cancelled"
+        self._score_timer.stop()
         self.pool.cancel_all()
+
+    def _revert(self, index: int) -> None:
+        """Settings back on the shown result, without encoding anything."""
+        was, self.auto_encode = self.auto_encode, False
+        try:
+            self.session.revert_to_shown(index)
+        finally:
+            self.auto_encode = was
 
     def is_idle(self) -> bool:
         """No timer pending and no job running (tests wait on this)."""
-        return self.pool.active_count() == 0 and not any(t.isActive() for t in self._timers)
+        return self.pool.active_count() == 0 and not any(t.isActive() for t in self._timers) \
+            and not self._score_timer.isActive()
+
+    # ------------------------------------------------------------------ dataset curves
+    def sweep_dataset(self, folder: str | Path, index: int = 0, points: int = 6,
+                      cache_dir: Optional[str | Path] = None) -> bool:
+        """Sweep pane ``index``'s codec (its quantizer and decoder) over every image of
+        ``folder`` in a worker; the average curve joins the RD plot (cached on disk).  False
+        (and an ``error``) when the folder cannot be swept."""
+        from .model import dataset
+
+        s = self.session.panes[index].settings
+        try:
+            images = dataset.list_images(folder)
+            rates = dataset.sweep_rates(s.codec, points)
+        except LicError as exc:
+            self.error.emit("Cannot sweep that folder", str(exc))
+            return False
+        which = ("psnr", "ms_ssim") + (("lpips",) if self.session.view.compute_lpips else ())
+        req = dataset.DatasetRequest(folder=str(folder), settings=s, rates=rates, metrics=which,
+                                     cache_dir=str(cache_dir or dataset.dataset_cache_dir()))
+        total = len(images) * len(rates)
+        self.dataset_progress.emit(0, total)
+        self.message.emit(f"sweeping {s.codec} over {Path(folder).name}: {len(images)} images × "
+                          f"{len(rates)} rates…")
+
+        def progress(r, fraction, msg):
+            self.dataset_progress.emit(int(round(fraction * total)), total)
+
+        def done(r, curve):
+            self.dataset_progress.emit(0, 0)
+            self.session.add_dataset_curve(curve)
+            how = "from the cache" if curve.cached else f"in {curve.seconds:.0f} s"
+            self.message.emit(f"dataset curve {curve.name}: mean of {curve.n_images} images at "
+                              f"{len(curve.rates)} rates ({how})")
+
+        def fail(r, exc):
+            self.dataset_progress.emit(0, 0)
+            if isinstance(exc, CancelledError):
+                self.message.emit("dataset sweep cancelled")
+                return
+            msg = str(exc) if isinstance(exc, LicError) else f"{type(exc).__name__}: {exc}"
+            self.error.emit(f"Dataset sweep of {s.codec} failed", msg)
+
+        from .model.dataset import run_dataset_sweep
+
+        self.pool.submit(run_dataset_sweep, req, done, fail, progress)
+        return True
+
+    # ------------------------------------------------------------------ scores on demand
+    def _on_scores_needed(self, event=None) -> None:
+        if self.session.view.compute_lpips and self.session.image is not None:
+            self._score_timer.start()
+
+    def score_missing(self, metric: str = "lpips") -> bool:
+        """Score every shown result that lacks ``metric`` (LPIPS turned on after the results
+        ran) in one worker job; True when a job was started."""
+        s = self.session
+        if s.image is None or self._score_job is not None:
+            return False
+        todo = [e for e in s.missing_metric(metric) if id(e) not in self._unscorable]
+        if not todo:
+            return False
+        job = ScoreRequest(image=s.image, image_id=s.image_id, encodings=todo,
+                           metrics=(metric,))
+        self._score_job = job
+        self.scoring_progress.emit(0, len(todo))
+        self.message.emit(f"scoring {len(todo)} result(s) with {metric.upper()}…")
+
+        def progress(r, fraction, msg):
+            if r is self._score_job:
+                self.scoring_progress.emit(int(round(fraction * len(todo))), len(todo))
+
+        def done(r, scores):
+            self._score_job = None
+            self.scoring_progress.emit(0, 0)
+            for enc in r.encodings:
+                got = [m for e, m in scores if e is enc]
+                if not got or metric not in got[0]:
+                    self._unscorable.add(id(enc))  # never asked again (no endless retries)
+            self.session.add_scores(scores)
+            if any(id(e) in self._unscorable for e in r.encodings):
+                self.message.emit(f"{metric.upper()} could not be computed for some results")
+            self._on_scores_needed()  # results that arrived meanwhile
+
+        def fail(r, exc):
+            self._score_job = None
+            self.scoring_progress.emit(0, 0)
+            if isinstance(exc, CancelledError):
+                return
+            self._unscorable.update(id(e) for e in r.encodings)
+            msg = str(exc) if isinstance(exc, LicError) else f"{type(exc).__name__}: {exc}"
+            self.error.emit(f"Scoring with {metric.upper()} failed", msg)
+
+        self.pool.submit(run_scores, job, done, fail, progress)
+        return True
 
     # ------------------------------------------------------------------ results
     def _on_progress(self, req: EncodeRequest, fraction: float, message: str) -> None:
@@ -211,6 +350,7 @@ class QtEncodeController(QObject):
         shown = self.session.fail(req, msg, cancelled=cancelled)
         if cancelled:
             if shown:
+                self._revert(req.pane)  # the controls show what the pane shows again
                 self.message.emit("encode cancelled")
             return
         if shown or req.pane < 0:
@@ -242,7 +382,9 @@ class QtEncodeController(QObject):
         self.message.emit(f"loading {Path(path).name}…")
 
         def work(r, sink):
-            return services.load_image(r.path)
+            image = services.load_image(r.path)
+            services.check_image_size(image, Path(r.path).name)
+            return image
 
         def done(r, image):
             self.session.set_image(image, path=r.path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -30,7 +31,6 @@ from PySide6.QtWidgets import (
 
 from lic_core.errors import CancelledError
 
-from .model import inspect_maps
 from .model.generative_demo import (
     DEFAULT_TARGET_BPP,
     DemoCodecs,
@@ -53,30 +53,60 @@ def array_to_pixmap(img: np.ndarray) -> QPixmap:
     return QPixmap.fromImage(qimg.copy())
 
 
-class _ImageView(QLabel):
-    """An image that keeps its aspect ratio while the window is resized."""
+class _ImageView(QWidget):
+    """A picture in a zoomable, pannable view (wheel / drag; the dialog links every view so
+    they zoom and pan together, and its 1:1 button shows image pixels as screen pixels)."""
 
     def __init__(self, placeholder: str) -> None:
-        super().__init__(placeholder)
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        super().__init__()
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.setBackground(pg.mkColor(40, 40, 40))
+        self.glw.setToolTip("Wheel: zoom · drag: pan (all pictures together)")
+        self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.vb.setDefaultPadding(0.0)
+        self.glw.addItem(self.vb, row=0, col=0)
+        self.item = pg.ImageItem()
+        self.vb.addItem(self.item)
+        self.placeholder = QLabel(placeholder)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.glw, 1)
         self.setMinimumSize(160, 120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.image: Optional[np.ndarray] = None
-        self._pix: Optional[QPixmap] = None
 
-    def set_image(self, img: Optional[np.ndarray]) -> None:
+    def set_image(self, img: Optional[np.ndarray], levels=None) -> None:
+        first = self.image is None or img is None or self.image.shape[:2] != img.shape[:2]
         self.image = img
-        self._pix = None if img is None else array_to_pixmap(img)
-        self._rescale()
+        if img is None:
+            self.item.clear()
+            return
+        if img.ndim == 3:
+            self.item.setImage(img, autoLevels=False, levels=(0, 255))
+        else:
+            self.item.setImage(img.astype(np.float32), autoLevels=False,
+                               levels=levels or (0.0, float(img.max()) or 1.0))
+        if first:
+            self.fit()
 
-    def _rescale(self) -> None:
-        if self._pix is not None:
-            self.setPixmap(self._pix.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                            Qt.TransformationMode.SmoothTransformation))
+    def fit(self) -> None:
+        if self.image is not None:
+            h, w = self.image.shape[:2]
+            self.vb.setRange(xRange=(0, w), yRange=(0, h), padding=0.0)
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        super().resizeEvent(event)
-        self._rescale()
+    def scale(self) -> float:
+        """Screen pixels per image pixel."""
+        r = self.vb.viewRect()
+        return self.vb.size().width() / r.width() if r.width() > 0 else 1.0
+
+    def view_rect(self) -> tuple[float, float, float, float]:
+        r = self.vb.viewRect()
+        return (r.left(), r.top(), r.right(), r.bottom())
+
+    def link_to(self, other: "_ImageView") -> None:
+        self.vb.setXLink(other.vb)
+        self.vb.setYLink(other.vb)
 
 
 class QtGenerativeDemo(QDialog):
@@ -122,9 +152,17 @@ class QtGenerativeDemo(QDialog):
                                 "deviation (where the decoder invents detail)")
         self.var_btn.setEnabled(False)
         self.var_btn.clicked.connect(self.compute_variance)
+        self.fit_btn = QPushButton("Fit")
+        self.fit_btn.setToolTip("Whole pictures in view")
+        self.fit_btn.clicked.connect(self.fit)
+        self.one_btn = QPushButton("1:1")
+        self.one_btn.setToolTip("One image pixel per screen pixel (wheel zooms, drag pans; "
+                                "all pictures together)")
+        self.one_btn.clicked.connect(lambda: self.zoom_to(1.0))
         top = QHBoxLayout()
         for w in (QLabel("target"), self.target, QLabel("seed"), self.seed, QLabel("steps"),
-                  self.steps, self.run_btn, self.cancel_btn, self.var_btn):
+                  self.steps, self.run_btn, self.cancel_btn, self.var_btn, self.fit_btn,
+                  self.one_btn):
             top.addWidget(w)
         top.addStretch(1)
 
@@ -143,6 +181,13 @@ class QtGenerativeDemo(QDialog):
         self.ours_view = _ImageView("ours (diffusion decoder)")
         self.var_view = _ImageView("seed variance")
         self.var_view.setVisible(False)
+        for v in (self.ours_view, self.var_view):  # zoom and pan together
+            v.link_to(self.hific_view)
+        #: the seed-variance map's scale (std over seeds, 8-bit units)
+        self.var_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
+                                       interactive=False, width=12, label="std (8-bit)")
+        self.var_bar.setImageItem(self.var_view.item)
+        self.var_view.glw.addItem(self.var_bar, row=0, col=1)
         self.hific_label = QLabel(f"HiFiC ({codecs.hific.name})")
         self.ours_label = QLabel(f"ours ({codecs.ours.name}, diffusion decoder)")
         self.mse_label = QLabel("")
@@ -265,12 +310,30 @@ class QtGenerativeDemo(QDialog):
         self._set_busy(None)
         self.progress.setValue(1000)
         self.variance = std
-        self.var_view.set_image(inspect_maps.colorize(std, "viridis", vmin=0.0))
+        hi = float(std.max()) if std.size and float(std.max()) > 0 else 1.0
         self.var_view.setVisible(True)
+        self.var_view.set_image(std, levels=(0.0, hi))
+        self.var_bar.setLevels((0.0, hi))
         self.var_label.setText(f"<b>seed variance</b> (std over seeds {list(VARIANCE_SEEDS)}, "
                                f"8-bit units): mean {float(std.mean()):.2f}, "
                                f"max {float(std.max()):.1f}")
         self.status.setText("seed variance done")
+
+    # ------------------------------------------------------------------ zoom
+    def fit(self) -> None:
+        self.hific_view.fit()
+
+    def zoom_to(self, scale: float) -> None:
+        """``scale`` screen pixels per image pixel in every view (1.0: the 1:1 button)."""
+        v = self.hific_view
+        if v.image is None:
+            return
+        x0, y0, x1, y1 = v.view_rect()
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        size = v.vb.size()
+        w, h = max(1.0, size.width()) / scale, max(1.0, size.height()) / scale
+        v.vb.setRange(xRange=(cx - w / 2, cx + w / 2), yRange=(cy - h / 2, cy + h / 2),
+                      padding=0)
 
     # ------------------------------------------------------------------ scrubber
     def show_step(self, index: int) -> None:

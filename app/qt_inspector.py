@@ -148,13 +148,24 @@ class QtLatentBrowser(_PaneInspectorBase):
         self.channel_slider = QSlider(Qt.Orientation.Horizontal)
         self.channel_slider.setToolTip("Channel rank by bits (0 = most expensive channel)")
         self.channel_label = QLabel("")
+        #: each tile its own colour scale (structure) or one for all (magnitudes compare)
+        self.scale_combo = QComboBox()
+        self.scale_combo.addItems(["scale per tile", "one scale"])
+        self.scale_combo.setToolTip("Per tile: each channel between its own 1st and 99th "
+                                    "percentile (its structure shows). One scale: the same "
+                                    "colours mean the same value in every tile (magnitudes "
+                                    "compare); the colorbar gives the values")
         top = QHBoxLayout()
         top.addWidget(self.pane_combo)
         top.addWidget(self.quantity_combo)
+        top.addWidget(self.scale_combo)
         top.addWidget(QLabel("channel"))
         top.addWidget(self.channel_slider, 1)
         top.addWidget(self.channel_label)
-        self.mosaic_plot, self.mosaic_item = _image_plot("channels by bits (16 from slider)")
+        self.mosaic_plot, self.mosaic_item = _image_plot("16 channels by bits")
+        self.mosaic_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
+                                          interactive=False, width=12)
+        self.mosaic_bar.setImageItem(self.mosaic_item, insert_in=self.mosaic_plot.getPlotItem())
         self.channel_plot, self.channel_item = _image_plot("selected channel")
         self.channel_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
                                            interactive=False, width=12)
@@ -169,6 +180,7 @@ class QtLatentBrowser(_PaneInspectorBase):
         self.quantity_combo.currentTextChanged.connect(
             lambda t: setattr(session.view, "latent_quantity", t))
         self.channel_slider.valueChanged.connect(lambda v: setattr(session.view, "channel", v))
+        self.scale_combo.currentIndexChanged.connect(lambda i: self.refresh())
         self._subs.connect(session.view.events.latent_quantity, self._on_view_change)
         self._subs.connect(session.view.events.channel, self._on_view_change)
         self.mosaic_array: Optional[np.ndarray] = None
@@ -211,10 +223,18 @@ class QtLatentBrowser(_PaneInspectorBase):
             self.channel_slider.setRange(0, m - 1)
         rank = min(max(v.channel, 0), m - 1)
         arr = inspect_maps.latent_quantity(insp, v.latent_quantity)
-        self.mosaic_array = inspect_maps.channel_mosaic(arr, order[rank:], self.MOSAIC, cols=4)
-        lut = pg.colormap.get(v.colormap).getLookupTable(nPts=256)
-        self.mosaic_item.setImage(np.nan_to_num(self.mosaic_array, nan=0.0), levels=(0, 1),
-                                  lut=lut)
+        shared = self.scale_combo.currentIndex() == 1
+        self.mosaic_array = inspect_maps.channel_mosaic(arr, order[rank:], self.MOSAIC, cols=4,
+                                                        shared=shared)
+        levels = inspect_maps.robust_range(self.mosaic_array) if shared else (0.0, 1.0)
+        self.mosaic_bar.setColorMap(pg.colormap.get(v.colormap))
+        self.mosaic_item.setImage(np.nan_to_num(self.mosaic_array, nan=levels[0]),
+                                  levels=levels)
+        self.mosaic_bar.setLevels(levels)
+        self.mosaic_plot.getPlotItem().vb.enableAutoRange()
+        self.mosaic_plot.setToolTip("16 channels from the slider's rank, most bits first; " + (
+            "one colour scale for every tile (the colorbar)" if shared else
+            "each tile scaled between its own 1st and 99th percentile (0…1 on the colorbar)"))
         ch = int(order[rank])
         self.channel_array = arr[ch].astype(np.float32)
         lo, hi = float(self.channel_array.min()), float(self.channel_array.max())
@@ -329,9 +349,11 @@ class QtRateBreakdown(_PaneInspectorBase):
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["part", "estimated", "real"])
         hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for c in (1, 2):
+        for c in (0, 1, 2):  # every column as wide as its longest entry: no "y g0 non-an…"
             hh.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setStretchLastSection(False)
+        # the table is made as wide as its columns: never a sideways scroll bar over the names
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(20)
         self.table.setWordWrap(False)
@@ -356,11 +378,28 @@ class QtRateBreakdown(_PaneInspectorBase):
         body.addWidget(self.plot)
         body.setStretchFactor(0, 2)
         body.setStretchFactor(1, 3)
+        body.setCollapsible(0, False)
+        self.plot.setMinimumWidth(120)
+        self.body = body
         lay.addWidget(body, 1)
         lay.addWidget(self.info)
         self.rows: list[dict] = []
         self._hint_over(self.plot)
         self.refresh()
+
+    def _fit_table(self) -> None:
+        """The table as wide as its columns (the chart takes what is left)."""
+        self.table.resizeColumnsToContents()
+        need = max(230, _table_width(self.table))
+        self.table.setMinimumWidth(need)
+        total = sum(self.body.sizes())
+        if total > need and self.body.sizes()[0] < need:
+            self.body.setSizes([need, total - need])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if self.rows:
+            self._fit_table()
 
     def refresh(self) -> None:
         insp = self.inspection()
@@ -384,6 +423,7 @@ class QtRateBreakdown(_PaneInspectorBase):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight
                                           | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
+        self._fit_table()
         # horizontal bars: the part names sit on the left axis, one per row, never overlapping
         # (vertical bars put ~14 names under a narrow dock's x axis: issue 14 item 6)
         ys = np.arange(len(self.rows))
@@ -404,6 +444,15 @@ class QtRateBreakdown(_PaneInspectorBase):
         self.info.setText(f"real {tot['real_bits']:,} bits vs estimated "
                           f"{tot['estimated_bits']:,.0f} bits ({over:+.2f} %); "
                           f"clamped symbols: {insp.clamped_symbols}")
+
+
+def _table_width(table: QTableWidget) -> int:
+    """Width that shows every column whole, with the vertical scroll bar when it is needed."""
+    hh = table.horizontalHeader()
+    cols = sum(max(table.sizeHintForColumn(c), hh.sectionSizeHint(c))
+               for c in range(table.columnCount()))
+    bar = table.verticalScrollBar().sizeHint().width()
+    return cols + bar + 2 * table.frameWidth() + 6
 
 
 def _short_part(part: str) -> str:

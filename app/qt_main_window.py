@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer
+import shiboken6
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -44,6 +45,7 @@ from .model.generative_demo import find_demo_codecs
 from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import COLORMAPS
 from .qt_about import QtAboutModelDialog
+from .qt_artifacts import QtArtifactFinder
 from .qt_compare_view import QtCompareView
 from .qt_compat import install_bool_refcount_guard
 from .qt_controller import QtEncodeController
@@ -56,13 +58,14 @@ from .qt_signals import ModelSubscriptions
 SHORTCUTS = [
     ("Ctrl+O", "Open image or .lic file"), ("Ctrl+V", "Paste image from clipboard"),
     ("Ctrl+S", "Save pane A's compressed file"), ("Ctrl+E", "Export pane A's reconstruction"),
+    ("Ctrl+Shift+E", "Export the comparison view as seen (PNG)"),
     ("Ctrl+Shift+S", "Save session"), ("Ctrl+Shift+O", "Open session"),
     ("S", "Split view"), ("D", "Side by side"), ("F / Space", "A/B flicker (flip)"),
     ("X", "Cycle difference mode"), ("T", "Two / three panes"), ("1", "Zoom 1:1"),
     ("0", "Fit"), ("+ / −", "Zoom in / out"), ("Ctrl+R", "Re-encode all panes"),
     ("Ctrl+Shift+R", "Sweep pane A's codec (RD curve)"),
     ("Ctrl+G", "HiFiC vs ours (generative decoders at matched bpp)"),
-    ("Esc", "Cancel all encodes"),
+    ("Esc", "Cancel all encodes"), ("N", "Next artifact (View → Find artifacts)"),
     ("F1", "About this model (pane A)"), ("Ctrl+Q", "Quit"),
 ]
 
@@ -131,6 +134,15 @@ class QtMainWindow(QMainWindow):
         split.setCollapsible(1, False)
         self.central_split = split
         self.setCentralWidget(split)
+        # a row appearing in a pane (the diffusion decoder's steps/seed) must grow the controls,
+        # not push the numbers under the status bar: the splitter follows the content
+        self._fit_controls_timer = QTimer(self)
+        self._fit_controls_timer.setSingleShot(True)
+        self._fit_controls_timer.setInterval(0)
+        self._fit_controls_timer.timeout.connect(self._fit_controls)
+        controls_row.installEventFilter(self)
+        for pc in self.pane_controls:
+            pc.installEventFilter(self)
 
         self.rd_plot = QtRDPlot(self.session)
         self.latents = QtLatentBrowser(self.session)
@@ -143,10 +155,17 @@ class QtMainWindow(QMainWindow):
         self.inspector_tabs.addTab(self.entropy, "Entropy")
         self.inspector_tabs.addTab(self.rate, "Rate")
         self.inspector_tabs.addTab(self.file_info, "File info")
+        #: where two pictures differ most, perceptually (issue 30 item 11)
+        self.artifacts = QtArtifactFinder(self.session, self.controller.pool)
+        self.artifacts.error.connect(self.show_error)
+        self.artifacts.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.inspector_tabs.addTab(self.artifacts, "Artifacts")
         self.rd_dock = self._dock("RD plot", self.rd_plot, Qt.DockWidgetArea.RightDockWidgetArea)
         self.inspector_dock = self._dock("Inside the codec", self.inspector_tabs,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
         self.controller.background_progress.connect(self.rd_plot.set_background_progress)
+        self.controller.scoring_progress.connect(self.rd_plot.set_scoring_progress)
+        self.controller.dataset_progress.connect(self.rd_plot.set_dataset_progress)
         self.rd_plot.cancel_requested.connect(self.controller.cancel_all)
 
         self.status_pixel = QLabel("")
@@ -161,6 +180,8 @@ class QtMainWindow(QMainWindow):
         sub(self.session.events.decoded, self._on_image_change)
         sub(self.session.events.recent_files, lambda e: self._rebuild_recent_menu())
         sub(self.session.view.events.n_panes, self._on_n_panes_change)
+        sub(self.session.view.events.compute_lpips,
+            lambda e: self.act_lpips.setChecked(bool(e.value)))
 
         self._build_actions()
         self.view_toolbar = QToolBar("Toolbar")
@@ -189,6 +210,25 @@ class QtMainWindow(QMainWindow):
         self.statusBar().showMessage("Open an image (Ctrl+O), drop one here, or File → Sample")
 
     # ------------------------------------------------------------------ construction
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
+        if event.type() in (QEvent.Type.LayoutRequest, QEvent.Type.Show, QEvent.Type.Hide) \
+                and hasattr(self, "_fit_controls_timer"):
+            self._fit_controls_timer.start()
+        return False
+
+    def _fit_controls(self) -> None:
+        """Give the pane controls exactly the height of their content (the image the rest)."""
+        self.controls_scroll.updateGeometry()
+        need = self.controls_scroll.minimumSizeHint().height()
+        sizes = self.central_split.sizes()
+        if len(sizes) == 2 and sizes[1] != need and sum(sizes) > need:
+            self.central_split.setSizes([sum(sizes) - need, need])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if hasattr(self, "_fit_controls_timer"):
+            self._fit_controls_timer.start()
+
     def _dock(self, title: str, widget: QWidget, area) -> QDockWidget:
         d = QDockWidget(title, self)
         d.setObjectName(title)
@@ -277,7 +317,10 @@ class QtMainWindow(QMainWindow):
         self.act_export_heat = A("Export &heatmap…", lambda: self.export_heatmap(), None,
                                  "Save the bits heatmap of the inspected pane as PNG")
         self.act_export_plot = A("Export RD &plot (PNG/SVG)…", lambda: self.export_plot(), None,
-                                 "Save the RD plot as PNG or SVG")
+                                 "Save the RD plot with its legend as PNG or SVG")
+        self.act_export_view = A("Export &comparison view (PNG)…", lambda: self.export_view(),
+                                 "Ctrl+Shift+E", "Save the comparison as it is seen (split, "
+                                 "side by side or three panes) with codec, bpp and metrics")
         self.act_export_csv = A("Export &metrics table (CSV)…", lambda: self.export_metrics(),
                                 None, "All encodings of this image with bpp and metrics")
         self.act_save_session = A("Save session…", lambda: self.save_session(), "Ctrl+Shift+S",
@@ -307,17 +350,28 @@ class QtMainWindow(QMainWindow):
         self.act_zoom_in2 = A("Zoom in", lambda: self.compare.zoom_by(2.0), "=", "Zoom in ×2")
         self.act_zoom_out = A("Zoom out", lambda: self.compare.zoom_by(0.5), "-", "Zoom out ×2")
         self.act_lpips = A("Compute &LPIPS", lambda c: setattr(v, "compute_lpips", c), None,
-                           "Also compute LPIPS for new encodings (slower)", True)
-        self.act_reencode = A("&Re-encode all", self.controller.encode_all, "Ctrl+R",
-                              "Encode every visible pane now")
+                           "Score every result shown with LPIPS (in the background), and every "
+                           "new one (slower)", True)
+        self.act_reencode = A("&Re-encode all", lambda: self.controller.encode_all(force=True),
+                              "Ctrl+R", "Encode every visible pane again now (not from the "
+                              "cache)")
         self.act_sweep = A("S&weep pane A's codec", lambda: self.controller.sweep(0),
                            "Ctrl+Shift+R", "Encode pane A's codec at 6 rates (RD curve)")
         self.act_sweep_b = A("Sweep pane B's codec", lambda: self.controller.sweep(1), None,
                              "Encode pane B's codec at 6 rates")
+        self.act_dataset = A("&Dataset curve of pane A's codec…", lambda: self.dataset_curve(),
+                             None, "Sweep pane A's codec over a folder of images (e.g. Kodak) "
+                             "and plot its average curve beside the published Kodak averages "
+                             "(cached)")
         self.act_hific_vs_ours = A("&HiFiC vs ours…", lambda: self.show_generative_demo(),
                                    "Ctrl+G", DEMO_TIP)
         self.act_cancel = A("&Cancel all", self.controller.cancel_all, "Esc",
                             "Stop every running encode")
+        self.act_find_artifacts = A("Find &artifacts", lambda: self.find_artifacts(), None,
+                                    "Map where two pictures differ perceptually (local LPIPS "
+                                    "or SSIM) and rank the tiles")
+        self.act_next_artifact = A("&Next artifact", lambda: self.next_artifact(), "N",
+                                   "Jump the view to the next most different tile")
         self.act_copy_ab = A("Copy settings A → B", lambda: self.copy_settings(0, 1), None,
                              "Give pane B pane A's codec and parameters")
         self.act_copy_ba = A("Copy settings B → A", lambda: self.copy_settings(1, 0), None,
@@ -349,8 +403,8 @@ class QtMainWindow(QMainWindow):
         f.addAction(self.act_add_model)
         f.addSeparator()
         for a in (self.act_save_lic, self.act_save_lic_b, self.act_export_png,
-                  self.act_export_png_b, self.act_export_heat, self.act_export_plot,
-                  self.act_export_csv):
+                  self.act_export_png_b, self.act_export_view, self.act_export_heat,
+                  self.act_export_plot, self.act_export_csv):
             f.addAction(a)
         f.addSeparator()
         f.addAction(self.act_save_session)
@@ -377,9 +431,12 @@ class QtMainWindow(QMainWindow):
         panels.addSeparator()
         panels.addAction(self.act_reset_layout)
         e = mb.addMenu("&Encode")
-        for a in (self.act_reencode, self.act_sweep, self.act_sweep_b, self.act_hific_vs_ours,
-                  self.act_cancel, self.act_copy_ab, self.act_copy_ba):
+        for a in (self.act_reencode, self.act_sweep, self.act_sweep_b, self.act_dataset,
+                  self.act_hific_vs_ours, self.act_cancel, self.act_copy_ab, self.act_copy_ba):
             e.addAction(a)
+        vm.addSeparator()
+        vm.addAction(self.act_find_artifacts)
+        vm.addAction(self.act_next_artifact)
         st = mb.addMenu("&Settings")
         st.addAction(self.act_threads)
         h = mb.addMenu("&Help")
@@ -475,6 +532,38 @@ class QtMainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self.session.recent_files))
 
     # ------------------------------------------------------------------ commands
+    def find_artifacts(self, a: Optional[str] = None, b: Optional[str] = None,
+                       kind: Optional[str] = None) -> bool:
+        """View → Find artifacts: the Artifacts tab, computing the chosen pair's map."""
+        self.inspector_dock.show()
+        self.inspector_tabs.setCurrentWidget(self.artifacts)
+        if a and b:
+            self.artifacts.set_pair(a, b)
+        if kind:
+            self.artifacts.set_kind(kind)
+        return self.artifacts.find()
+
+    def dataset_curve(self, folder: Optional[str | Path] = None, pane: int = 0,
+                      points: int = 6) -> bool:
+        """Encode → Dataset curve: pane ``pane``'s codec over every image of a folder (Kodak
+        when there is one), averaged like the published curves, in the background."""
+        if folder is None:
+            start = services.kodak_dir() or (Path(self.session.image_path).parent
+                                             if self.session.image_path else Path.home())
+            folder = QFileDialog.getExistingDirectory(self, "Folder of images to sweep",
+                                                      str(start))
+            if not folder:
+                return False
+        return self.controller.sweep_dataset(folder, pane, points)
+
+    def next_artifact(self):
+        """N: the synced view jumps to the next most different tile (finding them first)."""
+        if self.artifacts.result is None:
+            if not self.artifacts.busy:
+                self.find_artifacts()
+            return None
+        return self.artifacts.next_artifact()
+
     def cycle_diff(self) -> None:
         keys = [k for k, _ in DIFF_LABELS]
         v = self.session.view
@@ -549,7 +638,11 @@ class QtMainWindow(QMainWindow):
         if qimg.isNull():
             self.show_error("Nothing to paste", "the clipboard holds no image")
             return False
-        self.session.set_image(qimage_to_array(qimg), path=None)
+        try:
+            self.session.set_image(qimage_to_array(qimg), path=None)
+        except LicError as exc:
+            self.show_error("Cannot paste", str(exc))
+            return False
         self.statusBar().showMessage("pasted image from clipboard", 5000)
         return True
 
@@ -647,7 +740,12 @@ class QtMainWindow(QMainWindow):
         kind, ch = self.entropy.kind()
         h, w = self.session.image.shape[:2]
         hm = inspect_maps.heatmap_for_image(enc.inspection, h, w, kind, ch)
-        rgb = inspect_maps.colorize(hm, self.session.view.colormap)
+        cmap = self.session.view.colormap
+        finite = hm[np.isfinite(hm)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        rgb = inspect_maps.colorize(hm, cmap, lo, hi)
+        what = "z" if kind == "bits_z" else ("y" if ch is None else f"y ch {ch}")
+        rgb = inspect_maps.add_colorbar(rgb, lo, hi, cmap, f"bits/px ({what})")
         return self._guard(lambda: export.save_png(p, rgb, True))
 
     def export_plot(self, path: Optional[str | Path] = None) -> Optional[Path]:
@@ -663,6 +761,19 @@ class QtMainWindow(QMainWindow):
                                          overwrite=True)
 
         return self._guard(write)
+
+    def export_view(self, path: Optional[str | Path] = None) -> Optional[Path]:
+        """File → Export comparison view: the compare view as seen, captions with every
+        number, as one PNG."""
+        if self.session.image is None and self.session.decoded is None:
+            self.show_error("Nothing to export", "open an image first")
+            return None
+        p = self._target(path, "Export comparison view", f"{self._stem()}_compare.png",
+                         "PNG (*.png)")
+        if p is None:
+            return None
+        img = self.compare.export_image()
+        return self._guard(lambda: export.atomic_write_bytes(p, qimage_png(img), True))
 
     def export_metrics(self, path: Optional[str | Path] = None) -> Optional[Path]:
         p = self._target(path, "Export metrics table", f"{self._stem()}_metrics.csv",
@@ -722,7 +833,13 @@ class QtMainWindow(QMainWindow):
                           QMessageBox.StandardButton.Ok, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
-        self._dialogs = [d for d in self._dialogs if d.isVisible()] + [box]
+        self._keep_dialog(box)
+
+    def _keep_dialog(self, dlg: QWidget) -> None:
+        """Hold a Python reference to an open dialog; closed (deleted) ones are let go: asking a
+        deleted one anything raised RuntimeError in every later dialog (issue 30 item 5)."""
+        self._dialogs = [d for d in self._dialogs if shiboken6.isValid(d) and d.isVisible()]
+        self._dialogs.append(dlg)
 
     def show_add_model(self):
         """File → Add model…: a CompressAI checkpoint becomes a codec in every pane."""
@@ -732,7 +849,7 @@ class QtMainWindow(QMainWindow):
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.model_added.connect(self.on_model_added)
         dlg.show()
-        self._dialogs.append(dlg)
+        self._keep_dialog(dlg)
         return dlg
 
     def use_codec(self, pane: int, name: str) -> None:
@@ -759,7 +876,7 @@ class QtMainWindow(QMainWindow):
         dlg = QtAboutModelDialog(codec_name, self, pool=self.controller.pool)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dlg.show()
-        self._dialogs.append(dlg)
+        self._keep_dialog(dlg)
         return dlg
 
     def refresh_demo_action(self) -> bool:
@@ -790,10 +907,16 @@ class QtMainWindow(QMainWindow):
             return None
         dlg = QtGenerativeDemo(self.session.image, codecs, self)
         dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        key = id(dlg)
+        dlg.destroyed.connect(lambda *_: self._forget_demo(key))
         dlg.show()
-        self._dialogs.append(dlg)
+        self._keep_dialog(dlg)
         self.demo = dlg
         return dlg
+
+    def _forget_demo(self, key: int) -> None:
+        if self.demo is not None and id(self.demo) == key:
+            self.demo = None  # deleted with its window: never called again
 
     def show_about(self) -> None:
         import lic_core
@@ -820,7 +943,11 @@ class QtMainWindow(QMainWindow):
                 event.acceptProposedAction()
                 return
         if md.hasImage():
-            self.session.set_image(qimage_to_array(QImage(md.imageData())))
+            try:
+                self.session.set_image(qimage_to_array(QImage(md.imageData())))
+            except LicError as exc:
+                self.show_error("Cannot open the dropped image", str(exc))
+                return
             event.acceptProposedAction()
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
@@ -840,7 +967,7 @@ class QtMainWindow(QMainWindow):
         """End every model subscription of this window and its views (the session outlives
         them: a closed window must not be called back)."""
         for part in (self, self.controller, self.compare, *self.pane_controls, self.rd_plot,
-                     self.latents, self.entropy, self.rate):
+                     self.latents, self.entropy, self.rate, self.artifacts):
             part._subs.disconnect()
 
 
@@ -859,6 +986,16 @@ class _SidewaysScroll(QScrollArea):
         w = self.widget()
         return QSize(w.sizeHint().width(), self._height(w.minimumSizeHint())) if w \
             else super().sizeHint()
+
+
+def qimage_png(img: QImage) -> bytes:
+    """PNG bytes of a QImage (written atomically by the caller)."""
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    buf = QBuffer()
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    img.save(buf, "PNG")
+    return bytes(buf.data())
 
 
 def qimage_to_array(qimg: QImage) -> np.ndarray:

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from lic_core.codecs import get_codec
 
 from .model import services
+from .model.encoding import metrics_line
 from .model.provenance import codec_provenance, decoder_notes, quantizer_notes
 from .model.session import Pane, SessionModel
 from .qt_signals import ModelSubscriptions, signals_blocked
@@ -130,29 +131,40 @@ class QtPaneControls(QGroupBox):
                                       "(diffusion / GAN)")
         for c in (self.quant_combo, self.decoder_combo):
             c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            c.setMinimumContentsLength(6)
-        qrow = QHBoxLayout()
-        qrow.setSpacing(4)
-        qrow.addWidget(self.quant_combo, 1)
+            c.setMinimumContentsLength(5)
         #: "fine-tuned for TCQ": the chosen quantizer decodes with a decoder tuned on its latents
-        self.ft_label = ElidedLabel("")
+        #: (whole, never "fine-…": the decoder has a row of its own)
+        self.ft_label = WholeLabel("")
         self.ft_label.setObjectName("finetuned")
         self.ft_label.setStyleSheet("#finetuned { color: #2a7a2a; }")
         self.ft_label.hide()
-        qrow.addWidget(self.ft_label, 1)
-        #: shown only when the codec offers a choice of decoders (mse / diffusion / gan)
-        self.decoder_label = QLabel("Decoder")
-        qrow.addWidget(self.decoder_label)
-        qrow.addWidget(self.decoder_combo, 1)
+        qrow = QHBoxLayout()
+        qrow.setSpacing(4)
+        qrow.addWidget(self.quant_combo, 1)
+        qrow.addWidget(self.ft_label)
         grid.addWidget(QLabel("Quantizer"), 4, 0)
         grid.addLayout(qrow, 4, 1)
+        #: a row of its own, shown only when the codec offers a choice of decoders (mse /
+        #: diffusion / gan): beside the quantizer it made three panes wider than 1366 px
+        self.decoder_label = QLabel("Decoder")
+        self.decoder_row = QWidget()
+        decrow = QHBoxLayout(self.decoder_row)
+        decrow.setContentsMargins(0, 0, 0, 0)
+        decrow.setSpacing(4)
+        decrow.addWidget(self.decoder_combo, 1)
+        grid.addWidget(self.decoder_label, 5, 0)
+        grid.addWidget(self.decoder_row, 5, 1)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 1000)
         self.steps_spin.setToolTip("Diffusion sampling steps")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Sampling seed (same seed → same reconstruction)")
+        # sized for the usual values, not for 2³¹: three panes share 1366 px
+        self.steps_spin.setMaximumWidth(64)
+        self.seed_spin.setMaximumWidth(80)
         drow = QHBoxLayout()
+        drow.setSpacing(4)
         drow.addWidget(QLabel("steps"))
         drow.addWidget(self.steps_spin)
         drow.addWidget(QLabel("seed"))
@@ -161,11 +173,12 @@ class QtPaneControls(QGroupBox):
         self.decoder_preview = QLabel("PREVIEW")
         self.decoder_preview.setStyleSheet("color: #b35c00; font-weight: bold;")
         self.decoder_preview.setVisible(False)
-        drow.addWidget(self.decoder_preview)
+        decrow.addWidget(self.decoder_preview)
+        drow.addStretch(1)
         self.diffusion_row = QWidget()
         self.diffusion_row.setLayout(drow)
         drow.setContentsMargins(0, 0, 0, 0)
-        grid.addWidget(self.diffusion_row, 5, 1)
+        grid.addWidget(self.diffusion_row, 6, 1)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -180,18 +193,24 @@ class QtPaneControls(QGroupBox):
         prow.setSpacing(4)
         prow.addWidget(self.progress, 1)
         prow.addWidget(self.cancel_btn)
-        grid.addLayout(prow, 6, 0, 1, 2)
-        #: one line, elided to the pane's width (the full text is its tooltip)
+        grid.addLayout(prow, 7, 0, 1, 2)
+        #: size of the result (bpp, bytes, time), or what the running encode does, or the error;
+        #: one line, elided only past the pane's width (the full text is its tooltip)
         self.status = ElidedLabel("")
         self.status.setObjectName("pane-status")
-        grid.addWidget(self.status, 7, 0, 1, 2)
+        grid.addWidget(self.status, 8, 0, 1, 2)
+        #: the result's quality numbers (PSNR, MS-SSIM, LPIPS; "n/a" where undefined), own line
+        #: so they are never cut off in three panes at 1366 px
+        self.metrics = ElidedLabel("")
+        self.metrics.setObjectName("pane-metrics")
+        grid.addWidget(self.metrics, 9, 0, 1, 2)
         #: a line the user must see, e.g. a target bpp out of the codec's reach
         self.note = ElidedLabel("")
         self.note.setObjectName("pane-note")
         self.note.setStyleSheet("#pane-note { color: #c60; font-weight: bold; }")
         self.note.hide()
-        grid.addWidget(self.note, 8, 0, 1, 2)
-        grid.setRowStretch(9, 1)  # spare height below the controls, not inside a row
+        grid.addWidget(self.note, 10, 0, 1, 2)
+        grid.setRowStretch(11, 1)  # spare height below the controls, not inside a row
 
         # view → model
         self.codec_combo.currentIndexChanged.connect(self._on_codec_edit)
@@ -247,7 +266,10 @@ class QtPaneControls(QGroupBox):
                 c, family = None, ""
             preview, line = codec_provenance(name) if ok else (False, "")
             self._provenance[name] = (preview, line)
-            label = name + ("  — PREVIEW" if preview else "") + (f"  ({family})" if family else "")
+            # "(learned)" marks the models; a classical codec's name says enough (and fits three
+            # panes at 1366 px: "webp  (classical" was cut)
+            label = name + ("  — PREVIEW" if preview else "") + (
+                f"  ({family})" if family and family != "classical" else "")
             it = QStandardItem(label)
             it.setData(name, Qt.ItemDataRole.UserRole)
             if not ok:
@@ -343,7 +365,7 @@ class QtPaneControls(QGroupBox):
             self.decoder_combo.setEnabled(bool(c.decoders))
             choice = len(c.decoders) > 1
             self.decoder_label.setVisible(choice)
-            self.decoder_combo.setVisible(choice)
+            self.decoder_row.setVisible(choice)
             self.steps_spin.setValue(s.diffusion_steps)
             self.seed_spin.setValue(s.seed)
             self.target_check.setChecked(s.target_bpp is not None)
@@ -359,13 +381,13 @@ class QtPaneControls(QGroupBox):
         self.provenance.set_full_text(line[len("PREVIEW · "):] if preview and
                                       line.startswith("PREVIEW · ") else line)
         self.provenance.setToolTip(line)
-        self.provenance_row.setVisible(bool(line))
         self.diffusion_row.setVisible(s.decoder == "diffusion")
         tip, tuned = self._quant_notes.get(s.codec, {}).get(s.quantizer, ("", False))
         tuned = tuned and s.decoder == "mse"  # the fine-tuned decoder replaces g_s only
         self.ft_label.set_full_text(f"fine-tuned for {s.quantizer.upper()}" if tuned else "")
         self.ft_label.setToolTip(tip if tuned else "")
         self.ft_label.setVisible(tuned)
+        self.provenance_row.setVisible(bool(line))
         self.quant_combo.setToolTip(tip or "Quantizer for the latents: round, dead-zone, RDOQ "
                                            "or trellis-coded (TCQ)")
         dtip, dpreview = self._decoder_notes.get(s.codec, {}).get(s.decoder, ("", False))
@@ -393,23 +415,40 @@ class QtPaneControls(QGroupBox):
         e = p.encoding
         parts = []
         if e is not None:
-            parts.append(f"{e.bpp:.3f} bpp ({len(e.result.data):,} B)")
-            for k, fmt in (("psnr", "{:.2f} dB"), ("ms_ssim", "MS-SSIM {:.4f}"),
-                           ("lpips", "LPIPS {:.3f}")):
-                if k in e.metrics:
-                    parts.append(fmt.format(e.metrics[k]))
+            parts.append(f"{e.bpp:.3f} bpp · {len(e.result.data):,} B")
             if e.target_bpp is not None:
                 parts.append(f"rate {e.params.rate:.3f}")
+            elif e.elapsed:
+                parts.append(f"{e.elapsed:.2f} s")
         error = bool(p.error)
         if error:
-            parts.append(p.error)
+            parts = [p.error]
         elif p.busy or p.status in ("cancelled", "waiting…") or (e is None and p.status):
-            parts.append(p.status)
+            # what the running encode does now, first: the old result's size is in the tooltip
+            parts = [p.status] + ([] if p.busy or p.status == "waiting…" else parts)
         self.status.setStyleSheet("#pane-status { color: #d33; }" if error else "")
         self.status.set_full_text(" · ".join(parts))
+        text, tip = metrics_line(e, self.session.image) if e is not None else ("", "")
+        self.metrics.set_full_text(text)
+        self.metrics.setToolTip(tip or text)
+        if not p.busy:  # a result (computed or from the cache) is a full bar, none is empty
+            self.progress.setValue(100 if e is not None else 0)
         note = e.note if (e is not None and not p.busy) else ""
         self.note.set_full_text(note)
         self.note.setVisible(bool(note))
+
+
+class WholeLabel(QLabel):
+    """A short label that is always shown whole (``full_text`` like :class:`ElidedLabel`)."""
+
+    def __init__(self, text: str = "", parent: Optional[QWidget] = None) -> None:
+        super().__init__(text, parent)
+        self.full_text = text
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+
+    def set_full_text(self, text: str) -> None:
+        self.full_text = text
+        self.setText(text)
 
 
 class ElidedLabel(QLabel):

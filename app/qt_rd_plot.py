@@ -9,40 +9,45 @@ from __future__ import annotations
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import (
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
+from lic_core.codecs import best_first
+
 from .model import services
+from .model.rd_style import (
+    FEW_REFERENCES,
+    METRIC_BOUNDS,
+    StyleBook,
+    is_dataset,
+    is_reference,
+    short_reference_name,
+)
 from .model.session import PANE_NAMES, SessionModel
 from .model.view_state import RD_METRICS
 from .qt_compat import top_up
 from .qt_signals import ModelSubscriptions, signals_blocked
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ms_ssim": "MS-SSIM", "lpips": "LPIPS (lower is better)"}
-# Colours are a function of the series name only, so nothing changes colour when other series
-# come or go (issue 14 item 5).  A codec measured here is solid and saturated; its published
-# curve, when there is one, is the same hue, light and dashed; other references are muted.
-CODEC_COLORS = {"jpeg": "#1f77b4", "jpeg-444": "#17becf", "webp": "#2ca02c",
-                "avif": "#9467bd", "jxl": "#8c564b", "j2k": "#e377c2"}
-_LEARNED_PALETTE = ["#d62728", "#ff7f0e", "#bcbd22", "#7f7f7f"]
-_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#e377c2",
-            "#8c564b", "#bcbd22", "#7f7f7f"]
-REFERENCE_COLORS = (("JPEG 2000", "#f0a8d8"), ("JPEG (", "#8fb8de"), ("WebP", "#98d098"),
-                    ("AV1", "#c5b0d5"))
-_REF_PALETTE = ["#8c8c8c", "#b39270", "#a3a34d", "#6e6e6e", "#c49a9a", "#7a9a9a", "#9a7ab0",
-                "#b0b070", "#a08060", "#707090", "#909070", "#b07070"]
-FEW_REFERENCES = ("JPEG (", "WebP", "BPG", "VVC", "ELIC")
 PANE_COLORS = ["#ffcc00", "#00d0ff", "#ff5ad2"]
 Z_REFERENCE, Z_MEASURED, Z_OPERATING = -10, 10, 20
-_QUANTIZER_SYMBOLS = {"round": "o", "deadzone": "s", "rdoq": "t", "tcq": "d"}
+_DASH_STYLES = {"solid": Qt.PenStyle.SolidLine, "dash": Qt.PenStyle.DashLine,
+                "dot": Qt.PenStyle.DotLine, "dashdot": Qt.PenStyle.DashDotLine,
+                "dashdotdot": Qt.PenStyle.DashDotDotLine}
+#: BD-rate on fewer points than this per curve is named "rough"
+BD_FEW_POINTS = 4
 
 
 def _small_combo(tip: str, chars: int = 12) -> QComboBox:
@@ -64,10 +69,178 @@ def _family(name: str) -> str:
         return ""
 
 
-def _short_ref_name(name: str) -> str:
-    """``[ref Kodak avg] VVC VTM intra 4:4:4 (CompressAI)`` → ``VVC VTM intra 4:4:4``."""
-    base = name.split("] ", 1)[-1]
-    return base.split(" (", 1)[0]
+def display_name(name: str) -> str:
+    """Short name of a series for choosers and the legend (the full one is the tooltip)."""
+    if is_reference(name):
+        return f"{short_reference_name(name)} (ref)"
+    return name
+
+
+def _pen(look, width: float = 2.5):
+    colour, dash, _ = look
+    return pg.mkPen(colour, width=width, style=_DASH_STYLES.get(dash, Qt.PenStyle.SolidLine))
+
+
+class _LegendEntry(QWidget):
+    """One legend line: a swatch drawn with the series' pen and marker, and its name."""
+
+    SWATCH = QSize(26, 12)
+
+    def __init__(self, name: str, look, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self.look = look
+        self.swatch = QLabel()
+        self.swatch.setPixmap(self._swatch_pixmap())
+        self.swatch.setFixedSize(self.SWATCH)
+        self.text = QLabel(display_name(name))
+        self.text.setStyleSheet("color: black;")
+        font = self.text.font()
+        font.setPointSizeF(max(7.0, font.pointSizeF() - 1.0))
+        self.text.setFont(font)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(4)
+        lay.addWidget(self.swatch)
+        lay.addWidget(self.text)
+        self.setToolTip(name)
+
+    def _swatch_pixmap(self) -> QPixmap:
+        pix = QPixmap(self.SWATCH)
+        pix.fill(QColor(0, 0, 0, 0))
+        p = QPainter(pix)
+        try:
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            colour, dash, symbol = self.look
+            pen = QPen(QColor(colour), 2.0)
+            pen.setStyle(_DASH_STYLES.get(dash, Qt.PenStyle.SolidLine))
+            p.setPen(pen)
+            y = self.SWATCH.height() // 2 + 0.5  # on a pixel row: the exact colour shows
+            p.drawLine(QPointF(1, y), QPointF(self.SWATCH.width() - 1, y))
+            if symbol:
+                p.setPen(QPen(QColor("white"), 1))
+                p.setBrush(QColor(colour))
+                c = QPointF(self.SWATCH.width() / 2, y)
+                r = 4.0
+                if symbol == "s":
+                    p.drawRect(QRectF(c.x() - r, c.y() - r, 2 * r, 2 * r))
+                elif symbol == "x":
+                    p.setPen(QPen(QColor(colour), 2))
+                    p.drawLine(c + QPointF(-r, -r), c + QPointF(r, r))
+                    p.drawLine(c + QPointF(-r, r), c + QPointF(r, -r))
+                elif symbol in ("t", "d"):
+                    pts = ([c + QPointF(0, -r), c + QPointF(r, r), c + QPointF(-r, r)]
+                           if symbol == "t" else
+                           [c + QPointF(0, -r), c + QPointF(r, 0), c + QPointF(0, r),
+                            c + QPointF(-r, 0)])
+                    p.drawPolygon(QPolygonF(pts))
+                else:
+                    p.drawEllipse(c, r, r)
+        finally:
+            p.end()
+        return pix
+
+
+class _Legend(QWidget):
+    """The RD legend, *outside* the data area: below the plot, as many columns as fit the
+    width, growing in height (never over a point or a pane's star; issue 30 item 2)."""
+
+    HSPACE, VSPACE = 12, 1
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.entries: list[_LegendEntry] = []
+        self.setAutoFillBackground(True)
+        pal = self.palette()
+        pal.setColor(self.backgroundRole(), QColor("white"))
+        self.setPalette(pal)
+        sp = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        sp.setHeightForWidth(True)
+        self.setSizePolicy(sp)
+
+    def set_entries(self, items: list[tuple[str, tuple]]) -> None:
+        for e in self.entries:
+            e.setParent(None)
+            e.deleteLater()
+        self.entries = [_LegendEntry(n, look, self) for n, look in items]
+        for e in self.entries:
+            e.show()
+        self._place(self.width())
+        self.updateGeometry()
+
+    def _rows(self, width: int) -> list[list[int]]:
+        """Entries packed left to right, wrapping at ``width`` (each as wide as its name)."""
+        rows: list[list[int]] = [[]]
+        x = 4
+        for k, e in enumerate(self.entries):
+            w = e.sizeHint().width()
+            if rows[-1] and x + w > width - 4:
+                rows.append([])
+                x = 4
+            rows[-1].append(k)
+            x += w + self.HSPACE
+        return rows if rows[0] else []
+
+    def _row_height(self) -> int:
+        return max((e.sizeHint().height() for e in self.entries), default=0)
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt override)
+        if not self.entries:
+            return 0
+        return len(self._rows(width)) * (self._row_height() + self.VSPACE) + 6
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 (Qt override)
+        return True
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        w = max(self.width(), 200)
+        return QSize(w, self.heightForWidth(w))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(100, self.heightForWidth(max(self.width(), 100)))
+
+    def _place(self, width: int) -> None:
+        row_h = self._row_height()
+        for r, row in enumerate(self._rows(width)):
+            x = 4
+            for k in row:
+                e = self.entries[k]
+                w = e.sizeHint().width()
+                e.setGeometry(x, 3 + r * (row_h + self.VSPACE), w, row_h)
+                x += w + self.HSPACE
+        h = self.heightForWidth(width)
+        if self.height() != h:
+            self.setFixedHeight(h)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._place(event.size().width())
+
+
+class _LegendScroll(QScrollArea):
+    """The legend's frame: as tall as the legend when there is room, shorter (scrolling)
+    when there is not — never over the plot, never cut."""
+
+    def __init__(self, legend: _Legend) -> None:
+        super().__init__()
+        self.setWidget(legend)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        legend.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.Resize:
+            self.setMaximumHeight(max(0, obj.height()))
+            self.updateGeometry()
+        return False
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(self.widget().sizeHint().width(), self.widget().height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt override)
+        return QSize(100, min(self.widget().height(), 44))
 
 
 class QtRDPlot(QWidget):
@@ -83,7 +256,8 @@ class QtRDPlot(QWidget):
     def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.metric_combo = _small_combo("Quality axis (LPIPS needs View → Compute LPIPS)", 6)
+        self.metric_combo = _small_combo("Quality axis (LPIPS: View → Compute LPIPS scores "
+                                         "every result)", 6)
         self.metric_combo.addItems(list(RD_METRICS))
         self.ref_combo = _small_combo("BD-rate reference curve")
         self.test_combo = _small_combo("BD-rate test curve")
@@ -91,11 +265,6 @@ class QtRDPlot(QWidget):
                                           "(shipped with lic_core; few = JPEG, WebP, BPG, VTM, ELIC)",
                                           10)
         self.ref_set_combo.addItems(["few references", "all references", "no references"])
-        self.refs_note = QLabel("")
-        self.refs_note.setWordWrap(True)
-        self.refs_note.setToolTip("Published rate–distortion curves averaged over Kodak "
-                                  "(shipped with lic_core, with their sources)")
-        self.refs_note.hide()
         self.bd_label = QLabel("BD-rate: —")
         self.bd_label.setWordWrap(True)
         self.bd_label.setToolTip("Bjøntegaard delta rate of test vs reference "
@@ -122,41 +291,53 @@ class QtRDPlot(QWidget):
         srow.addWidget(self.sweep_bar, 1)
         srow.addWidget(self.sweep_cancel)
         self.sweep_row.hide()
+        self._progress: dict[str, tuple[int, int]] = {}
         self.plot = pg.PlotWidget()
         self.plot.setBackground("w")  # readable in papers and on dark and light desktops
         self.plot.showGrid(x=True, y=True, alpha=0.3)
         self.plot.setLabel("bottom", "bits per pixel")
-        self.plot.setMinimumSize(200, 150)
-        self.legend = self.plot.addLegend(offset=(-6, -6), labelTextColor="k",
-                                          brush=pg.mkBrush(255, 255, 255, 210),
-                                          pen=pg.mkPen(200, 200, 200), verSpacing=-6,
-                                          labelTextSize="8pt")
+        self.plot.setMinimumSize(200, 120)
         for ax in ("bottom", "left"):
             a = self.plot.getAxis(ax)
             a.enableAutoSIPrefix(False)
             a.setPen("k")
             a.setTextPen("k")
+        #: why the plot is empty and what to do (e.g. LPIPS not computed yet), over the plot
+        self.hint = QLabel(self.plot)
+        self.hint.setWordWrap(True)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setStyleSheet("QLabel { color: #444; background: rgba(255, 255, 255, 220); "
+                                "padding: 6px; border: 1px solid #ccc; }")
+        self.hint.hide()
+        #: below the data, never over it; every curve, the dashed references included (it
+        #: scrolls, rather than be cut, when all ~20 references do not fit the dock)
+        self.legend = _Legend()
+        self.legend_scroll = _LegendScroll(self.legend)
+        #: what File → Export RD plot saves: the plot and its legend
+        self.figure = QWidget()
+        fig = QVBoxLayout(self.figure)
+        fig.setContentsMargins(0, 0, 0, 0)
+        fig.setSpacing(0)
+        fig.addWidget(self.plot, 1)
+        fig.addWidget(self.legend_scroll)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
-        lay.addWidget(self.plot, 1)
-        lay.addWidget(self.refs_note)
+        lay.addWidget(self.figure, 1)
         lay.addWidget(self.sweep_row)
         lay.addLayout(bd_row)
         lay.addWidget(self.bd_label)
         self.anchors = services.load_anchor_curves()
         self.curves: dict[str, tuple[list[float], list[float]]] = {}
         self.highlight: list[tuple[int, float, float]] = []
-        #: colour per series, fixed at first sight: a series keeps its colour whatever else is
-        #: drawn (issue 14 item 5); references by their rank among all published curves
-        self._colors: dict[str, str] = {}
-        self._ref_rank = {name: k for k, name in enumerate(sorted(self.anchors))}
         names = services.codec_names()
-        self._codec_rank = {name: k for k, name in enumerate(names)}
-        # the available learned codecs first: the one a user has gets the first colour (red)
-        learned = sorted((n for n in names if _family(n) == "learned"),
-                         key=lambda n: (not services.codec_availability(n)[0], n))
-        self._learned_rank = {name: k for k, name in enumerate(learned)}
+        # the available learned codecs first, the preferred one (the product) first of them:
+        # the codec a user has gets the first colours (reds)
+        learned = [n for n in names if _family(n) == "learned"]
+        avail = best_first([n for n in learned if services.codec_availability(n)[0]])
+        learned = avail + sorted(n for n in learned if n not in avail)
+        #: a series' look is fixed at first sight, by its name (issue 14 item 5)
+        self.styles = StyleBook(codecs=names, learned=learned, references=self.anchors)
         self.items: dict[str, pg.PlotDataItem] = {}
         self._bd_chosen = False
         self._writing_pair = False
@@ -165,21 +346,25 @@ class QtRDPlot(QWidget):
         self.ref_set_combo.currentIndexChanged.connect(lambda i: self.refresh())
         self.metric_combo.currentTextChanged.connect(
             lambda t: setattr(session.view, "rd_metric", t))
-        self.ref_combo.currentTextChanged.connect(self._on_bd_edit)
-        self.test_combo.currentTextChanged.connect(self._on_bd_edit)
+        self.ref_combo.currentIndexChanged.connect(self._on_bd_edit)
+        self.test_combo.currentIndexChanged.connect(self._on_bd_edit)
         self._subs.connect(session.view.events.rd_metric, self._on_metric_change)
+        self._subs.connect(session.view.events.compute_lpips, lambda e: self.refresh())
         self._subs.connect(session.events.history, lambda e: self.refresh())
+        self._subs.connect(session.events.image, lambda e: self.refresh())
         for p in session.panes:
             self._subs.connect(p.events.encoding, lambda e: self.refresh())
         self._subs.connect(session.view.events.n_panes, lambda e: self.refresh())
+        self._subs.connect(session.events.dataset, lambda e: self.refresh())
         self.refresh()
 
+    # ------------------------------------------------------------------ model → view
     def _on_metric_change(self, event) -> None:
         self.metric_combo.setCurrentText(event.value)  # its echo is an equal write: ignored
         self.refresh()
 
     def _on_bd_edit(self, *_) -> None:
-        ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
+        ref, test = self.ref_combo.currentData(), self.test_combo.currentData()
         if ref and test:
             self._bd_chosen = True  # the user's pair stays, whatever curves come and go
             self._writing_pair = True
@@ -190,9 +375,12 @@ class QtRDPlot(QWidget):
         self._update_bd()
 
     def all_curves(self) -> dict[str, tuple[list[float], list[float], bool]]:
-        """``{name: (bpp, values, is_anchor)}`` for the current metric."""
+        """``{name: (bpp, values, is_anchor)}`` for the current metric: this image's curves,
+        dataset averages measured here, and the published references chosen."""
         m = self.session.view.rd_metric
         out = {k: (b, q, False) for k, (b, q) in self.session.rd_curves(m).items()}
+        for name, (b, q) in self.session.dataset_rd_curves(m).items():
+            out[name] = (b, q, False)
         mode = self.ref_set_combo.currentIndex()
         for name, c in self.anchors.items():
             if mode == 2 or (mode == 0 and not any(k in name for k in FEW_REFERENCES)):
@@ -201,129 +389,183 @@ class QtRDPlot(QWidget):
                 out[f"[ref Kodak avg] {name}"] = (c["bpp"], c[m], True)
         return out
 
-    def series_color(self, name: str) -> str:
-        """The colour of a series, a function of its name only (issue 14 item 5): a codec by
-        its rank in the registry, a reference by its rank among all published curves, so no
-        series changes colour when others come or go."""
-        if name not in self._colors:
-            if name.startswith("[ref"):
-                base = name.split("] ", 1)[-1]
-                match = [c for key, c in REFERENCE_COLORS if base.startswith(key)]
-                k = self._ref_rank.get(base, len(self._ref_rank) + len(self._colors))
-                self._colors[name] = match[0] if match else _REF_PALETTE[k % len(_REF_PALETTE)]
-            else:
-                base = name.split(" (", 1)[0]
-                if base in CODEC_COLORS:
-                    self._colors[name] = CODEC_COLORS[base]
-                elif base in self._learned_rank:
-                    k = self._learned_rank[base]
-                    self._colors[name] = _LEARNED_PALETTE[k % len(_LEARNED_PALETTE)]
-                else:
-                    k = self._codec_rank.get(base, len(self._codec_rank))
-                    self._colors[name] = _PALETTE[k % len(_PALETTE)]
-        return self._colors[name]
+    def series_look(self, name: str) -> tuple[str, str, Optional[str]]:
+        """(colour, line style, marker) of a series: a function of its name only, and no two
+        series alike (app/model/rd_style.py)."""
+        return self.styles.look(name)
 
-    @staticmethod
-    def series_symbol(name: str) -> str:
-        """Learned curves of one codec share its colour; the quantizer picks the marker."""
-        inside = name.split(" (", 1)[1] if " (" in name else ""
-        quantizer = inside.split(",", 1)[0]
-        return _QUANTIZER_SYMBOLS.get(quantizer, "o")
+    def series_color(self, name: str) -> str:
+        return self.series_look(name)[0]
+
+    def legend_names(self) -> list[str]:
+        return [e.name for e in self.legend.entries]
+
+    def legend_entries(self) -> list[QWidget]:
+        return list(self.legend.entries)
+
+    def _show_progress(self) -> None:
+        running = {k: v for k, v in self._progress.items() if v[1] > 0}
+        self.sweep_row.setVisible(bool(running))
+        if running:
+            what, (done, total) = next(iter(running.items()))
+            self.sweep_bar.setRange(0, total)
+            self.sweep_bar.setValue(done)
+            self.sweep_bar.setFormat({"sweep": "sweep: %v / %m encodes",
+                                      "score": "scoring LPIPS: %v / %m results",
+                                      "dataset": "dataset: %v / %m encodes"}[what])
 
     def set_background_progress(self, done: int, total: int) -> None:
         """Sweep progress from the controller: a bar while background encodes run."""
-        self.sweep_row.setVisible(total > 0)
-        if total > 0:
-            self.sweep_bar.setRange(0, total)
-            self.sweep_bar.setValue(done)
+        self._progress["sweep"] = (done, total)
+        self._show_progress()
 
+    def set_scoring_progress(self, done: int, total: int) -> None:
+        """Existing results being scored with LPIPS (View → Compute LPIPS)."""
+        self._progress["score"] = (done, total)
+        self._show_progress()
+        if done == 0:  # started or finished: the hint says which
+            self._update_hint()
+
+    def set_dataset_progress(self, done: int, total: int) -> None:
+        """A codec swept over an image folder (Encode → Dataset curve)."""
+        self._progress["dataset"] = (done, total)
+        self._show_progress()
+
+    # ------------------------------------------------------------------ drawing
     def refresh(self) -> None:
         top_up()  # item churn below drains None/True refcounts on PySide6 6.12 (qt_compat)
         m = self.session.view.rd_metric
         self.plot.clear()
-        self.legend.clear()
         self.items = {}
         self.plot.setLabel("left", METRIC_LABELS.get(m, m))
         curves = self.all_curves()
         self.curves = {k: (b, q) for k, (b, q, _a) in curves.items()}
-        many_refs = sum(1 for _, _, a in curves.values() if a) > len(FEW_REFERENCES)
-        # measured curves first (legend order and colour assignment), references after
-        for name, (b, q, anchor) in sorted(curves.items(), key=lambda kv: (kv[1][2], kv[0])):
-            color = self.series_color(name)
+        # measured curves first (legend order), dataset averages, then the references
+        order = sorted(curves.items(), key=lambda kv: (kv[1][2], is_dataset(kv[0]), kv[0]))
+        legend = []
+        for name, (b, q, anchor) in order:
+            look = self.series_look(name)
             if anchor:
-                pen = pg.mkPen(color, width=1.2, style=Qt.PenStyle.DashLine)
-                # short names in the legend; with every reference drawn the legend would cover
-                # the plot, so then they are named by hovering only
-                # named below the plot, not in the legend: the legend stays small and off the
-                # measured points
-                item = self.plot.plot(b, q, pen=pen)
+                item = self.plot.plot(b, q, pen=_pen(look, 1.4))
                 item.setZValue(Z_REFERENCE)
             else:
-                item = self.plot.plot(b, q, pen=pg.mkPen(color, width=2.5),
-                                      symbol=self.series_symbol(name),
-                                      symbolSize=7, symbolBrush=color, symbolPen=pg.mkPen("w"),
-                                      name=name)
+                colour, _, symbol = look
+                item = self.plot.plot(b, q, pen=_pen(look, 1.8 if is_dataset(name) else 2.5),
+                                      symbol=symbol, symbolSize=7, symbolBrush=colour,
+                                      symbolPen=pg.mkPen(colour if symbol == "x" else "w"))
                 item.setZValue(Z_MEASURED)
             item.curve.setToolTip(name)
             self.items[name] = item
-        refs = sorted(n for n, (_, _, a) in curves.items() if a)
-        if many_refs:
-            self.refs_note.setText(f"dashed: {len(refs)} published Kodak averages — hover a "
-                                   "curve for its name")
-        elif refs:
-            self.refs_note.setText("dashed (published Kodak averages): " + " · ".join(
-                f"<span style='color:{self.series_color(n)}'>■</span> {_short_ref_name(n)}"
-                for n in refs))
-        self.refs_note.setVisible(bool(refs))
-        self.legend.setVisible(any(not a for _, _, a in curves.values()))
+            legend.append((name, look))
+        self.legend.set_entries(legend)
         self.highlight = self.session.operating_points(m)
         for idx, bpp, val in self.highlight:
             star = self.plot.plot([bpp], [val], pen=None, symbol="star", symbolSize=18,
                                   symbolBrush=PANE_COLORS[idx], symbolPen=pg.mkPen("k"))
             star.setZValue(Z_OPERATING)
-            t = pg.TextItem(PANE_NAMES[idx], color="k", anchor=(0, 1))
+            t = pg.TextItem(PANE_NAMES[idx], color="k", anchor=(-0.6, 0.5))  # right of it
             t.setPos(bpp, val)
             t.setZValue(Z_OPERATING)
             self.plot.addItem(t)
         self._focus_range()
+        self._update_hint()
         self._fill_bd_combos()
         self._update_bd()
 
+    def _update_hint(self) -> None:
+        """Say why the plot has no point of this image, and what to do about it."""
+        s, m = self.session, self.session.view.rd_metric
+        measured = any(not is_reference(n) for n in self.curves)
+        shown = s.shown_encodings() if s.image is not None else []
+        text = ""
+        if shown and not measured:
+            if m == "lpips":
+                if self._progress.get("score", (0, 0))[1] > 0:
+                    text = "Scoring the results with LPIPS…"
+                elif not s.view.compute_lpips:
+                    text = ("No LPIPS for these results yet: View → Compute LPIPS scores "
+                            "every result shown (in the background).")
+                else:
+                    text = "LPIPS is not defined for these results (image too small?)"
+            else:
+                text = f"No {METRIC_LABELS.get(m, m)} for these results (image too small?)"
+        self.hint.setText(text)
+        self.hint.setVisible(bool(text))
+        if text:
+            w = max(160, self.plot.width() - 40)
+            self.hint.setFixedWidth(w)
+            self.hint.adjustSize()
+            self.hint.move((self.plot.width() - self.hint.width()) // 2,
+                           max(4, (self.plot.height() - self.hint.height()) // 2))
+            self.hint.raise_()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        if self.hint.isVisible():
+            self._update_hint()
+
     def _focus_range(self) -> None:
-        """Show the measured points' region (the references run to 4+ bpp and would squeeze
-        this session's points into a corner); the references only when nothing is measured."""
-        measured = [(b, q) for n, (b, q) in self.curves.items() if not n.startswith("[ref")]
-        if not measured:
+        """Show the measured points' region and every pane's point (the references run to 4+
+        bpp and would squeeze this session's points into a corner); the references only when
+        nothing is measured.  The axis never goes past what the metric can be (LPIPS and
+        MS-SSIM in [0, 1], PSNR ≥ 0)."""
+        m = self.session.view.rd_metric
+        lo_b, hi_b = METRIC_BOUNDS.get(m, (None, None))
+        vb = self.plot.getPlotItem().vb
+        vb.setLimits(xMin=0.0, yMin=lo_b, yMax=hi_b)
+        pts = [(x, y) for n, (b, q) in self.curves.items() if not is_reference(n)
+               for x, y in zip(b, q)]
+        pts += [(bpp, val) for _, bpp, val in self.highlight]
+        if not pts:
             self.plot.enableAutoRange()
             return
-        xs = [x for b, _ in measured for x in b]
-        x_hi = max(0.5, 1.6 * max(xs))
-        ys = [y for _, q in measured for y in q]
+        xs = [x for x, _ in pts]
+        x_hi = max(0.5, 1.2 * max(xs) + 0.05)
+        ys = [y for _, y in pts]
         for n, (b, q) in self.curves.items():  # references inside the shown bpp range
-            if n.startswith("[ref"):
+            if is_reference(n):
                 ys += [y for x, y in zip(b, q) if x <= x_hi]
         y_lo, y_hi = min(ys), max(ys)
-        pad = 0.06 * (y_hi - y_lo) if y_hi > y_lo else max(0.5, abs(y_hi) * 0.02)
+        pad = 0.1 * (y_hi - y_lo) if y_hi > y_lo else max(0.01 if hi_b else 0.5,
+                                                            abs(y_hi) * 0.02)
+        y_lo, y_hi = y_lo - pad, y_hi + pad
+        if lo_b is not None:
+            y_lo = max(lo_b, y_lo)
+        if hi_b is not None:
+            y_hi = min(hi_b, y_hi)
+        if y_hi <= y_lo:
+            y_hi = y_lo + (0.01 if hi_b else 1.0)
         self.plot.setXRange(0.0, x_hi, padding=0)
-        self.plot.setYRange(y_lo - pad, y_hi + pad, padding=0)
+        self.plot.setYRange(y_lo, y_hi, padding=0)
 
+    # ------------------------------------------------------------------ BD-rate
     def _fill_bd_combos(self) -> None:
         # measured curves first (the usual BD question), published references after
-        names = sorted(self.curves, key=lambda n: (n.startswith("[ref"), n))
+        names = sorted(self.curves, key=lambda n: (is_reference(n), is_dataset(n), n))
         want = list(self.session.view.bd_pair) if len(self.session.view.bd_pair) == 2 else []
         if not self._bd_chosen:  # until the user (or a restored session) picks a pair
             want = self._default_bd_pair(names) or want
         for combo, k in ((self.ref_combo, 0), (self.test_combo, 1)):
-            cur = want[k] if want else combo.currentText()
+            cur = want[k] if want else combo.currentData()
             with signals_blocked(combo):  # clear() would write an empty BD pair to the model
                 combo.clear()
-                combo.addItems(names)
-                if cur in names:
-                    combo.setCurrentText(cur)
+                for n in names:
+                    combo.addItem(display_name(n), n)
+                    combo.setItemData(combo.count() - 1, n, Qt.ItemDataRole.ToolTipRole)
+                i = combo.findData(cur) if cur else -1
+                if i >= 0:
+                    combo.setCurrentIndex(i)
                 elif names:  # default: two different curves
                     combo.setCurrentIndex(min(k, len(names) - 1))
-        ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
-        if ref and test:  # the view state holds the pair on show (saved with the session)
+        two = len(names) >= 2
+        self.ref_combo.setEnabled(two)
+        self.test_combo.setEnabled(two)
+        if two and self.ref_combo.currentData() == self.test_combo.currentData() \
+                and not self._bd_chosen:
+            with signals_blocked(self.test_combo):
+                self.test_combo.setCurrentIndex(1 if self.ref_combo.currentIndex() == 0 else 0)
+        ref, test = self.ref_combo.currentData(), self.test_combo.currentData()
+        if ref and test and two:  # the view state holds the pair on show (saved with session)
             self._writing_pair = True
             try:
                 self.session.view.bd_pair = [ref, test]
@@ -336,10 +578,12 @@ class QtRDPlot(QWidget):
             self.refresh()
 
     def _default_bd_pair(self, names: list[str]) -> Optional[list[str]]:
-        """Until the user picks a pair: a learned curve vs JPEG (else the first two measured
-        curves with ≥ 2 points, else the first two curves)."""
-        measured = [n for n in names if not n.startswith("[ref")]
-        full = [n for n in measured if len(self.curves[n][0]) >= 2]
+        """Until the user picks a pair: the best-sampled learned curve vs the best-sampled
+        JPEG curve (a swept curve beats a 2-point one), else the two best-sampled measured
+        curves, else None."""
+        measured = [n for n in names if not is_reference(n) and not is_dataset(n)]
+        full = sorted((n for n in measured if len(self.curves[n][0]) >= 2),
+                      key=lambda n: (-len(self.curves[n][0]), n))
         for pool in (full, measured):
             learned = [n for n in pool if "(" in n]  # learned curves: "(quantizer, decoder)"
             ref = next((n for n in pool if n.startswith("jpeg")), None)
@@ -350,7 +594,7 @@ class QtRDPlot(QWidget):
         return None
 
     def bd_value(self) -> Optional[float]:
-        ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
+        ref, test = self.ref_combo.currentData(), self.test_combo.currentData()
         if not ref or not test or ref == test or ref not in self.curves \
                 or test not in self.curves:
             return None
@@ -360,48 +604,80 @@ class QtRDPlot(QWidget):
         q_sign = -1.0 if self.session.view.rd_metric == "lpips" else 1.0  # lower is better
         return services.bd_rate(rb, [q_sign * v for v in rq], tb, [q_sign * v for v in tq])
 
+    def _points(self, name: str) -> str:
+        n = len(self.curves.get(name, ([], []))[0])
+        return f"{n} point{'s' if n != 1 else ''}"
+
     def _update_bd(self) -> None:
+        ref, test = self.ref_combo.currentData(), self.test_combo.currentData()
+        if len(self.curves) < 2:
+            self.bd_label.setText("BD-rate needs two curves with ≥ 2 points each "
+                                  "(Encode → Sweep fills a curve)")
+            self.bd_label.setToolTip("")
+            return
+        if ref == test:
+            self.bd_label.setText("BD-rate: choose two different curves")
+            return
         v = self.bd_value()
-        ref, test = self.ref_combo.currentText(), self.test_combo.currentText()
+        pts = f"{display_name(test)} ({self._points(test)}) vs {display_name(ref)} " \
+              f"({self._points(ref)})"
         if v is None:
-            self.bd_label.setText("BD-rate: — (pick two overlapping curves with ≥ 2 points "
-                                  "each; Encode → Sweep fills a curve)")
+            self.bd_label.setText(f"BD-rate of {pts}: — (needs two overlapping curves with "
+                                  "≥ 2 points each; Encode → Sweep fills a curve)")
         else:
-            self.bd_label.setText(f"BD-rate of test vs reference: <b>{v:+.2f} %</b> "
-                                  f"({'fewer' if v < 0 else 'more'} bits at equal quality)")
+            few = min(len(self.curves[ref][0]), len(self.curves[test][0])) < BD_FEW_POINTS
+            self.bd_label.setText(f"BD-rate of {pts}: <b>{v:+.2f} %</b> "
+                                  f"({'fewer' if v < 0 else 'more'} bits at equal quality)"
+                                  + (" — few points: rough" if few else ""))
         self.bd_label.setToolTip(f"Bjøntegaard delta rate of {test or '—'} vs {ref or '—'} "
                                  "(negative = test saves bits at equal quality)")
 
-    def _export_svg_qt(self, path: str) -> None:
-        from PySide6.QtCore import QRect, QSize
-        from PySide6.QtGui import QPainter
-        from PySide6.QtSvg import QSvgGenerator
+    # ------------------------------------------------------------------ export
+    def _export_legend(self, width: int) -> "_Legend":
+        """A legend laid out for ``width`` now (the on-screen one may wait for its layout)."""
+        legend = _Legend()
+        legend.set_entries([(e.name, e.look) for e in self.legend.entries])
+        for e in legend.entries:  # never shown: lay the entries out by hand
+            e.ensurePolished()
+            e.layout().activate()
+        h = legend.heightForWidth(width)
+        legend.resize(width, h)
+        legend._place(width)
+        for e in legend.entries:
+            e.layout().setGeometry(e.rect())
+        return legend
 
-        size = self.plot.size()
-        gen = QSvgGenerator()
-        gen.setFileName(path)
-        gen.setSize(QSize(size.width(), size.height()))
-        gen.setViewBox(QRect(0, 0, size.width(), size.height()))
-        gen.setTitle("LIC Studio RD plot")
-        painter = QPainter(gen)
+    def _render_figure(self, device, legend: "_Legend", scale: float = 1.0) -> None:
+        painter = QPainter(device)
         try:
-            self.plot.render(painter)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.scale(scale, scale)
+            QWidget.render(self.plot, painter, QPoint(0, 0))  # the widget, not the scene API
+            legend.render(painter, QPoint(0, self.plot.height()))
         finally:
             painter.end()
 
     def export(self, path: str) -> None:
-        """Write the plot as PNG or SVG (pyqtgraph exporters)."""
-        import pyqtgraph.exporters as ex
-
-        item = self.plot.getPlotItem()
+        """Write the plot *with its legend* (every curve, the dashed references included) as
+        PNG (twice the on-screen size) or SVG."""
+        width = self.plot.width()
+        legend = self._export_legend(width)
+        size = QSize(width, self.plot.height() + legend.height())
         if path.lower().endswith(".svg"):
-            try:
-                ex.SVGExporter(item).export(path)
-            except ValueError:
-                # pyqtgraph 0.14's SVG post-processing trips on Qt ≥ 6.9 path syntax: render the
-                # widget through Qt's own SVG generator instead (same vector content)
-                self._export_svg_qt(path)
-        else:
-            e = ex.ImageExporter(item)
-            e.parameters()["width"] = 1000
-            e.export(path)
+            from PySide6.QtCore import QRect
+            from PySide6.QtSvg import QSvgGenerator
+
+            gen = QSvgGenerator()
+            gen.setFileName(path)
+            gen.setSize(size)
+            gen.setViewBox(QRect(0, 0, size.width(), size.height()))
+            gen.setTitle("LIC Studio RD plot")
+            self._render_figure(gen, legend)
+            return
+        scale = 2.0
+        img = QImage(int(size.width() * scale), int(size.height() * scale),
+                     QImage.Format.Format_RGB32)
+        img.fill(QColor("white"))
+        self._render_figure(img, legend, scale)
+        if not img.save(path, "PNG"):
+            raise OSError(f"cannot write {path}")

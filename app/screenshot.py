@@ -33,6 +33,9 @@ class ShotOptions:
     sweep: bool = False                 # RD sweep of panes A and B first
     quantizer: Optional[str] = None     # pane A's quantizer (round | deadzone | rdoq | tcq)
     codec: Optional[str] = None         # pane A's codec (any registered or added model)
+    artifacts: Optional[str] = None     # "original,A": run the artifact finder on that pair
+    measure: str = "lpips"              # its difference: lpips | ssim
+    view_only: bool = False             # only the comparison as seen (issue 30 item 12)
     force: bool = False
     timeout: float = 900.0
 
@@ -139,7 +142,7 @@ def take(app, win, target: Optional[str], opts: ShotOptions,
         win.controller.sweep(1, points=5)
     if opts.tab:
         tabs = {"latents": win.latents, "entropy": win.entropy, "rate": win.rate,
-                "file": win.file_info}
+                "file": win.file_info, "artifacts": win.artifacts}
         win.inspector_tabs.setCurrentWidget(tabs[opts.tab])
     if opts.overlay:
         win.entropy.kind_combo.setCurrentIndex(2 if opts.overlay == "bits_z" else 0)
@@ -150,7 +153,17 @@ def take(app, win, target: Optional[str], opts: ShotOptions,
     if not _settle(app, win, opts.timeout,
                    lambda: _panes_done(win) if opened_something else True):
         raise LicError(f"timed out after {opts.timeout:g} s waiting for the encodes")
-    image = win.grab().toImage()
+    if opts.artifacts:
+        pair = [p.strip() for p in opts.artifacts.split(",")]
+        if len(pair) != 2 or not set(pair) <= {"original", "A", "B", "C"}:
+            raise LicError(f"--artifacts: expected two of original,A,B,C, got '{opts.artifacts}'")
+        if not win.find_artifacts(pair[0], pair[1], opts.measure):
+            raise LicError("; ".join(m for _, m in win.error_log))
+        if not _settle(app, win, opts.timeout, lambda: not win.artifacts.busy):
+            raise LicError(f"timed out after {opts.timeout:g} s finding artifacts")
+        win.next_artifact()
+        _settle(app, win, 10, lambda: True)
+    image = win.compare.export_image() if opts.view_only else win.grab().toImage()
     buf = QBuffer()
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
     image.save(buf, "PNG")

@@ -26,6 +26,7 @@ SHOTS = {
     "latent_browser": ["--view", "side", "--tab", "latents"],
     "entropy_heatmap": ["--tab", "entropy", "--overlay", "bits_y"],
     "rd_plot": ["--sweep", "--panes", "3", "--view", "side", "--tab", "rate"],
+    "artifact_finder": ["--panes", "2", "--tab", "artifacts", "--artifacts", "original,A"],
 }
 
 

@@ -7,6 +7,7 @@ keyed by content so reopening the same image also hits).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
@@ -95,14 +96,66 @@ class Encoding:
         return f"{self.codec} @ {self.params.rate:g}"
 
     def row(self) -> dict[str, Any]:
-        """One row of the metrics table (CSV export)."""
+        """One row of the metrics table (CSV export); quantizer and decoder only where the codec
+        has them (a JPEG has neither: blank, not "round, mse")."""
         p = self.params
-        return {"codec": self.codec, "rate": p.rate, "quantizer": p.quantizer,
-                "decoder": p.decoder, "bytes": len(self.result.data), "bpp": self.bpp,
+        learned = codec_family(self.codec) == "learned"
+        return {"codec": self.codec, "rate": p.rate,
+                "quantizer": p.quantizer if learned else None,
+                "decoder": p.decoder if learned else None,
+                "bytes": len(self.result.data), "bpp": self.bpp,
                 "psnr": self.metrics.get("psnr"), "ms_ssim": self.metrics.get("ms_ssim"),
                 "lpips": self.metrics.get("lpips"),
                 "encode_s": self.result.timings.get("encode"),
                 "decode_s": self.result.timings.get("decode")}
+
+
+#: quality metrics shown under a pane: key, label, format
+_METRIC_FORMATS = (("psnr", "", "{:.2f} dB"), ("ms_ssim", "MS-SSIM ", "{:.4f}"),
+                   ("lpips", "LPIPS ", "{:.3f}"))
+
+
+def _min_side(metric: str) -> int:
+    from lic_core.metrics import MS_SSIM_MIN_SIDE
+
+    return {"ms_ssim": MS_SSIM_MIN_SIDE, "lpips": 31}.get(metric, 1)
+
+
+def metrics_line(enc: Optional["Encoding"], image=None) -> tuple[str, str]:
+    """``(text, tooltip)`` of an encoding's quality numbers for its pane: "n/a" (never "nan")
+    where a metric is undefined, with the reason in the tooltip (MS-SSIM needs 161 px on the
+    short side, LPIPS 31 px); a lossless result says so instead of "inf dB"."""
+    if enc is None:
+        return "", ""
+    parts, why = [], []
+    shape = None if image is None else tuple(image.shape[:2])
+    for key, label, fmt in _METRIC_FORMATS:
+        if key not in enc.metrics:
+            continue
+        v = enc.metrics[key]
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            parts.append(f"{label}n/a".strip() if label else "PSNR n/a")
+            side = _min_side(key)
+            size = f" (this image is {shape[1]}×{shape[0]})" if shape else ""
+            why.append(f"{label.strip() or 'PSNR'} n/a: it needs at least {side} px on the "
+                       f"short side{size}")
+        elif key == "psnr" and math.isinf(v):
+            parts.append("lossless")
+        else:
+            parts.append(label + fmt.format(v))
+    text = " · ".join(parts)
+    return text, "\n".join([text] + why) if why else text
+
+
+def codec_family(name: str) -> str:
+    """``learned`` / ``classical`` / … of a registered codec; ``classical`` when it cannot be
+    built (nothing learned-only is then claimed for it)."""
+    try:
+        from lic_core.codecs import get_codec
+
+        return get_codec(name).family
+    except Exception:  # noqa: BLE001 - a broken provider is treated as a plain codec
+        return "classical"
 
 
 class EncodingCache:

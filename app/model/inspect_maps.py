@@ -19,7 +19,7 @@ from lic_core.rate.accounting import (
     upsample_to_image,
 )
 
-__all__ = ["QUANTITIES", "bits_map", "channel_mosaic", "channel_order", "colorize",
+__all__ = ["QUANTITIES", "add_colorbar", "bits_map", "channel_mosaic", "robust_range", "channel_order", "colorize",
            "colormap_lut", "diff_values", "heatmap_for_image", "latent_quantity",
            "rate_breakdown", "upsample_to_image"]
 
@@ -77,12 +77,28 @@ def latent_quantity(insp: Inspection, quantity: str) -> np.ndarray:
     raise ValueError(f"unknown latent quantity '{quantity}'")
 
 
+def robust_range(values: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.0
+                 ) -> tuple[float, float]:
+    """(lo, hi) percentiles of the finite values: one outlier does not flatten the rest."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(x) for x in np.percentile(v, (lo_pct, hi_pct)))
+    if hi <= lo:
+        lo, hi = float(v.min()), float(v.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
 def channel_mosaic(arr: np.ndarray, order: np.ndarray, count: int = 16,
-                   cols: int = 4, gap: int = 1) -> np.ndarray:
+                   cols: int = 4, gap: int = 1, shared: bool = False) -> np.ndarray:
     """Tile the first ``count`` channels of ``order`` into one 2-D image.
 
-    Each tile is normalised to [0, 1] on its own (channels have very different ranges); gaps are
-    NaN so they render black.  Shape: ``rows*(h+gap)-gap × cols*(w+gap)-gap``.
+    Per tile (default) each channel is scaled to [0, 1] between its own 1st and 99th
+    percentiles (channels have very different ranges, and one outlier σ would otherwise paint a
+    whole tile one colour); ``shared=True`` keeps the values as they are, for one colour scale
+    over every tile (:func:`robust_range` of the result gives it), so magnitudes compare.  Gaps
+    are NaN so they render black.  Shape: ``rows*(h+gap)-gap × cols*(w+gap)-gap``.
     """
     m, h, w = arr.shape
     sel = [int(c) for c in order[:count] if 0 <= int(c) < m]
@@ -92,17 +108,47 @@ def channel_mosaic(arr: np.ndarray, order: np.ndarray, count: int = 16,
     for k, c in enumerate(sel):
         r, q = divmod(k, cols)
         tile = arr[c].astype(np.float32)
-        lo, hi = float(tile.min()), float(tile.max())
-        tile = (tile - lo) / (hi - lo) if hi > lo else np.zeros_like(tile)
+        if not shared:
+            lo, hi = robust_range(tile)
+            tile = np.clip((tile - lo) / (hi - lo), 0.0, 1.0)
         out[r * (h + gap): r * (h + gap) + h, q * (w + gap): q * (w + gap) + w] = tile
     return out
-
-
-
-
 
 
 def diff_values(a: np.ndarray, b: np.ndarray, gain: float = 1.0) -> np.ndarray:
     """Per-pixel |a − b| averaged over RGB, times ``gain``, in 0..255 (float32)."""
     d = np.abs(a.astype(np.int16) - b.astype(np.int16)).mean(axis=2, dtype=np.float32)
     return np.clip(d * float(gain), 0, 255)
+
+
+def add_colorbar(rgb: np.ndarray, vmin: float, vmax: float, cmap: str = "viridis",
+                 label: str = "", bar_width: int = 16) -> np.ndarray:
+    """``rgb`` with a vertical colorbar to its right: the colormap from ``vmax`` (top) to
+    ``vmin`` (bottom), five tick values and ``label`` (exported heatmaps and difference maps
+    carry their scale; issue 30 item 10)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w = rgb.shape[:2]
+    font = ImageFont.load_default()
+    ticks = [vmin + (vmax - vmin) * k / 4 for k in range(5)]
+    texts = [f"{t:.3g}" for t in ticks]
+    probe = ImageDraw.Draw(Image.new("RGB", (4, 4)))
+    text_w = max(int(probe.textlength(t, font=font)) for t in texts + [label])
+    bar_h = max(h - 20, 40)
+    width = w + 10 + bar_width + 6 + text_w + 6
+    height = max(h, bar_h + 20)
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    canvas.paste(Image.fromarray(np.ascontiguousarray(rgb[..., :3])), (0, 0))
+    ramp = colormap_lut(cmap)[np.linspace(255, 0, bar_h).round().astype(int)]
+    bar = np.repeat(ramp[:, None, :], bar_width, axis=1)
+    x0, y0 = w + 10, 12
+    canvas.paste(Image.fromarray(bar), (x0, y0))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([x0 - 1, y0 - 1, x0 + bar_width, y0 + bar_h], outline=(0, 0, 0))
+    for t, text in zip(ticks, texts):
+        y = y0 + (bar_h - 1) * (1 - (t - vmin) / (vmax - vmin if vmax > vmin else 1.0))
+        draw.line([x0 + bar_width, y, x0 + bar_width + 4, y], fill=(0, 0, 0))
+        draw.text((x0 + bar_width + 6, y - 5), text, fill=(0, 0, 0), font=font)
+    if label:
+        draw.text((x0, 0), label, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)

@@ -7,6 +7,7 @@ token between stages, because classical codecs report progress only twice.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -114,3 +115,31 @@ def run_score_decoded(decoded: DecodedFile, original: np.ndarray, image_id: str,
     """Metrics of a decoded file against the original the user named (worker thread)."""
     metrics = services.compute_metrics(original, decoded.reconstruction, which)
     return decoded.as_encoding(image_id, metrics)
+
+
+@dataclass
+class ScoreRequest:
+    """Score results that already exist with more metrics (LPIPS turned on after they ran)."""
+
+    image: np.ndarray
+    image_id: str
+    encodings: list[Encoding]
+    metrics: tuple[str, ...]
+    token: CancelToken = field(default_factory=CancelToken)
+
+
+def run_scores(request: ScoreRequest, sink: Optional[ProgressSink] = None
+               ) -> list[tuple[Encoding, dict[str, float]]]:
+    """``[(encoding, {metric: value})]`` for every encoding of the request (worker thread);
+    the encodings are not touched here (the GUI thread adds the scores)."""
+    progress = _progress_fn(request.token, sink)
+    n = max(1, len(request.encodings))
+    out = []
+    for k, enc in enumerate(request.encodings):
+        progress(k / n, f"scoring {', '.join(request.metrics)} {k + 1}/{n}")
+        if enc.reconstruction.shape != request.image.shape:
+            continue
+        out.append((enc, services.compute_metrics(request.image, enc.reconstruction,
+                                                  request.metrics)))
+    progress(1.0, "done")
+    return out

@@ -89,7 +89,7 @@ DECODER_HELP = {
     "mse": "mse: the synthesis transform g_s, trained for MSE: the best PSNR, smooth textures",
     "diffusion": "diffusion: the blur-dissipated diffusion decoder samples texture that g_s "
                  "averages away (same bits; steps and seed live in the file)",
-    "gan": "gan: HiFiC's generator, trained with a GAN and LPIPS",
+    "gan": "gan: a decoder trained with HiFiC's objective (MSE + LPIPS + a conditional GAN)",
 }
 
 

@@ -24,7 +24,7 @@ from lic_core.codecs import (
     list_codecs,
 )
 from lic_core.errors import LicError
-from lic_core.evaluation.anchors import load_anchors
+from lic_core.evaluation.anchors import load_anchors, load_measured
 from lic_core.evaluation.bdrate import bd_rate as core_bd_rate
 from lic_core.evaluation.target_bpp import encode_at_target_bpp
 from lic_core.image import load_image as core_load_image
@@ -42,6 +42,20 @@ def load_image(path: str | Path) -> np.ndarray:
     """An ``H×W×3`` uint8 RGB array: the one loader of CLI, eval and GUI
     (:func:`lic_core.image.load_image`; one-line :class:`ImageError` for unreadable files)."""
     return core_load_image(path)
+
+
+#: the smallest picture the studio compares: one 16×16 latent position of the learned codecs
+#: (below it every codec's file is mostly header, e.g. a 1×1 JPEG is "1784 bpp")
+MIN_IMAGE_SIDE = 16
+
+
+def check_image_size(image: np.ndarray, name: str = "the image") -> None:
+    """One-line :class:`LicError` for a picture below :data:`MIN_IMAGE_SIDE` on a side."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_IMAGE_SIDE:
+        raise LicError(f"{name} is {w}×{h} pixels: the studio needs at least "
+                       f"{MIN_IMAGE_SIDE}×{MIN_IMAGE_SIDE} (a codec's header alone would be "
+                       "most of its bits)")
 
 
 def image_id(image: np.ndarray) -> str:
@@ -187,15 +201,16 @@ def compute_metrics(orig: np.ndarray, recon: np.ndarray,
 # ---------------------------------------------------------------------------- RD helpers
 
 def load_anchor_curves(dataset: str = "kodak") -> dict[str, dict[str, list[float]]]:
-    """Published reference curves ``{name: {"bpp": [...], "psnr": [...], ...}}`` or {}.
+    """Reference curves ``{name: {"bpp": [...], "psnr": [...], ...}}`` or {}: the published ones
+    and those measured here and shipped (``hevc``, BPG's encoder: issue 31).
 
-    ``lic_core.evaluation.anchors.load_anchors`` owns the file formats; this only normalises its
-    return value into plain lists for plotting.
+    ``lic_core.evaluation.anchors.load_anchors`` / ``load_measured`` own the file formats; this
+    only normalises their return values into plain lists for plotting.
     """
     merged: dict[str, dict[str, list[float]]] = {}
     for metric in ("psnr", "ms-ssim", "lpips"):
         try:
-            raw = load_anchors(dataset, metric)
+            raw = load_anchors(dataset, metric) + load_measured(dataset, metric)
         except (LicError, OSError, ValueError, TypeError):
             continue
         for name, curve in normalise_curves(raw).items():

@@ -111,7 +111,10 @@ class SessionModel:
 
     def __init__(self, codecs: Optional[list[str]] = None) -> None:
         self.events = EmitterGroup("image", "history", "file_info", "decoded", "recent_files",
-                                   "message")
+                                   "message", "dataset")
+        #: codecs swept over an image folder: averages like the published curves (by name;
+        #: they belong to no image and stay when the image changes)
+        self.dataset_curves: dict[str, Any] = {}
         self.decoded: Optional[DecodedFile] = None
         self.image: Optional[np.ndarray] = None
         self.image_path: Optional[str] = None
@@ -151,13 +154,17 @@ class SessionModel:
 
     # ------------------------------------------------------------------ image
     def _reset_panes(self) -> None:
+        """Nothing a pane shows survives a new picture: result, progress, status, error."""
         self.history = []
         self.view.view_rect = None
+        self.view.artifact_rect = None
         for p in self.panes:
             p.request_id += 1  # anything in flight is now stale
             p.encoding = None
             p.busy = False
             p.error = ""
+            p.progress = 0.0
+            p.status = ""
 
     def set_image(self, image: np.ndarray, path: Optional[str] = None,
                   file_info: Optional[dict[str, Any]] = None, keep_decoded: bool = False) -> None:
@@ -168,6 +175,7 @@ class SessionModel:
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("session images are H×W×3 uint8")
+        services.check_image_size(image, Path(path).name if path else "the image")
         self.image = np.ascontiguousarray(image)
         self.image.setflags(write=False)  # shared read-only with workers
         self.image_path = str(path) if path else None
@@ -192,6 +200,11 @@ class SessionModel:
         self._reset_panes()
         self.decoded = decoded
         self.file_info = dict(decoded.info)
+        # pane A shows the file: its own settings (from its header) and its size, nothing else
+        pane = self.panes[0]
+        if decoded.codec in services.codec_names():
+            pane.settings = decoded.settings
+        pane.status = f"{decoded.name}: {decoded.bpp:.3f} bpp, not scored (no original)"
         self.add_recent(decoded.path)
         self.events.file_info(value=self.file_info)
         self.events.decoded(value=decoded)
@@ -267,9 +280,11 @@ class SessionModel:
             return False
         pane = self.panes[index]
         pane.request_id += 1  # supersede whatever is in flight for this pane
+        self.add_to_history(enc)  # a cached result is a result: it is on its curve
         pane.busy = False
         pane.error = ""
         pane.encoding = enc
+        pane.progress = 1.0
         pane.status = f"{enc.bpp:.3f} bpp (cached)"
         return True
 
@@ -330,6 +345,59 @@ class SessionModel:
         self.history.append(encoding)
         self.events.history(value=self.history, added=encoding)
 
+    @staticmethod
+    def settings_of(encoding: Encoding) -> PaneSettings:
+        """The pane settings that produced ``encoding`` (a cancelled change goes back to them)."""
+        p = encoding.params
+        return PaneSettings(codec=encoding.codec, rate=float(p.rate), quantizer=p.quantizer,
+                            decoder=p.decoder,
+                            diffusion_steps=int(p.diffusion_steps or DEFAULT_DIFFUSION_STEPS),
+                            seed=int(p.seed), target_bpp=encoding.target_bpp)
+
+    def revert_to_shown(self, index: int) -> bool:
+        """Put pane ``index``'s settings back on what it shows (after a cancel): the controls
+        never show a rate next to a result computed at another one.  False with no result."""
+        pane = self.panes[index]
+        enc = pane.encoding
+        if enc is None or enc.key.startswith("file:"):
+            return False
+        s = self.settings_of(enc)
+        if s.target_bpp is not None:
+            s.rate = pane.settings.rate  # a target-bpp result: the target is the setting
+        if s.decoder != "diffusion":  # steps and seed change nothing here: keep the user's
+            s.diffusion_steps, s.seed = pane.settings.diffusion_steps, pane.settings.seed
+        pane.settings = s
+        return True
+
+    # ------------------------------------------------------------------ scores on demand
+    def shown_encodings(self) -> list[Encoding]:
+        """Every encoding the studio shows for this image: the RD points and the panes'."""
+        out: list[Encoding] = []
+        for e in self.history + [p.encoding for p in self.active_panes if p.encoding]:
+            if e.image_id == self.image_id and all(e is not o for o in out):
+                out.append(e)
+        return out
+
+    def missing_metric(self, metric: str) -> list[Encoding]:
+        """The shown encodings without ``metric`` (e.g. LPIPS turned on after they ran)."""
+        return [e for e in self.shown_encodings() if metric not in e.metrics]
+
+    def add_scores(self, scores: list[tuple[Encoding, dict[str, float]]]) -> None:
+        """Metrics computed later (a worker scored existing results): the encodings gain them
+        and every view of them refreshes."""
+        changed = []
+        for enc, metrics in scores:
+            if enc.image_id != self.image_id:
+                continue
+            enc.metrics.update(metrics)
+            changed.append(enc)
+        if not changed:
+            return
+        self.events.history(value=self.history, rescored=changed)
+        for p in self.panes:
+            if p.encoding is not None and any(p.encoding is e for e in changed):
+                p.events.encoding(value=p.encoding, old=p.encoding)
+
     # ------------------------------------------------------------------ RD data
     @staticmethod
     def curve_name(enc: Encoding) -> str:
@@ -354,6 +422,21 @@ class SessionModel:
         for name, pts in curves.items():
             pts.sort()
             out[name] = ([p[0] for p in pts], [p[1] for p in pts])
+        return out
+
+    def add_dataset_curve(self, curve) -> None:
+        """A finished :class:`~app.model.dataset.DatasetCurve` joins the plot (replacing one of
+        the same name)."""
+        self.dataset_curves[curve.name] = curve
+        self.events.dataset(value=curve)
+
+    def dataset_rd_curves(self, metric: str) -> dict[str, tuple[list[float], list[float]]]:
+        """``{"[folder avg] series": (bpps, values)}`` of the dataset curves with ≥ 1 point."""
+        out = {}
+        for name, c in self.dataset_curves.items():
+            b, q = c.points(metric)
+            if b:
+                out[name] = (b, q)
         return out
 
     def operating_points(self, metric: str) -> list[tuple[int, float, float]]:

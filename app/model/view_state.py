@@ -41,6 +41,8 @@ class ViewState(EventedModel):
         Y axis of the RD plot.
     bd_pair : list[str]
         Reference and test curve names for the live BD-rate.
+    artifact_rect : list[float] | None
+        ``[x0, y0, x1, y1]`` of the artifact the finder points at (outlined in every pane).
     """
 
     _defaults = {
@@ -61,6 +63,7 @@ class ViewState(EventedModel):
         "rd_metric": "psnr",
         "bd_pair": [],
         "compute_lpips": False,
+        "artifact_rect": None,
     }
 
     def validate(self) -> None:

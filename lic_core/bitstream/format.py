@@ -374,8 +374,12 @@ def _parse_header(r: _Reader) -> LicHeader:
                      symbol_crcs=crcs, picture_crcs=pics)
 
 
-def _parse_all(data: bytes, end: int) -> tuple[LicHeader, list[int], int]:
-    """Header, section lengths and the offset of the first section, reading up to ``end``."""
+def _parse_all(data: bytes, end: int, claimed: bool = False
+               ) -> tuple[LicHeader, list[int], int]:
+    """Header, section lengths and the offset of the first section, reading up to ``end``.
+
+    ``claimed``: accept section lengths past ``end`` (what the section table *says*; used only
+    to tell a cut-short file from a corrupted one, nothing is read from them)."""
     _check_magic_version(data)
     r = _Reader(data, end)
     header = _parse_header(r)
@@ -384,7 +388,7 @@ def _parse_all(data: bytes, end: int) -> tuple[LicHeader, list[int], int]:
     remaining = end - r.pos
     for _ in range(n):
         # a section can never be longer than what is left of the file (no huge allocations)
-        ln = r.varint("section length", max(0, remaining))
+        ln = r.varint("section length", U64_MAX if claimed else max(0, remaining))
         lengths.append(ln)
     return header, lengths, r.pos
 
@@ -420,7 +424,7 @@ def unpack(data: bytes) -> tuple[LicHeader, list[bytes]]:
     if not crc_ok:
         # Give the more useful message when the structure says the file is simply cut short.
         try:
-            _, lengths, start = _parse_all(data, len(data))
+            _, lengths, start = _parse_all(data, len(data), claimed=True)
             expected = start + sum(lengths) + 4
         except LicFormatError as exc:
             if str(exc).startswith("truncated"):

@@ -115,6 +115,9 @@ def describe_block(r: dict) -> list[str]:
                                    "representative of the method"))
     elif desc.get("paper"):
         fields.append(("paper", str(desc["paper"])))
+    for key in ("encoder", "decoder", "settings"):  # a classical codec's libraries and set-up
+        if desc.get(key) and desc.get("kind") != "added model":
+            fields.append((key, str(desc[key])))
     if "rate_range" in r:
         fields.append(("rate", _rate_text(r)))
         if r["quantizers"]:
@@ -122,6 +125,11 @@ def describe_block(r: dict) -> list[str]:
         fields += _finetuned_fields(r["name"], desc)
         if r["decoders"]:
             fields.append(("decoders", ", ".join(r["decoders"])))
+        if desc.get("gan_decoder"):  # our codec's GAN decoder (issue 26), not HiFiC's
+            fields.append(("gan", _gan_text(r["name"])))
+        elif desc.get("stale_gan_decoder"):
+            fields.append(("gan", f"{desc['stale_gan_decoder']} ignored (trained on other "
+                                  "weights; tools/campaign.sh --stage gan retrains it)"))
         if "diffusion" in (r["decoders"] or ()):
             fields.append(("diffusion", _diffusion_text(r["name"])))
         if "gan" in (r["decoders"] or ()) and isinstance(desc.get("card"), dict):
@@ -133,7 +141,8 @@ def describe_block(r: dict) -> list[str]:
 
 
 def _added_fields(desc: dict) -> list[tuple[str, str]]:
-    """An added CompressAI model: architecture, size, each checkpoint, and the float-path note."""
+    """An added CompressAI model: architecture, size, each checkpoint, which path this codec
+    codes on (exact: the same picture everywhere; float: CompressAI's) and its twin."""
     out = [("arch", f"compressai:{desc['architecture']} — {desc.get('paper', '')}".rstrip(" —")),
            ("parameters", f"{desc.get('parameters', 0) / 1e6:.2f} M")]
     if desc.get("guessed"):
@@ -143,8 +152,11 @@ def _added_fields(desc: dict) -> list[tuple[str, str]]:
         out.append((f"point {i}", f"{c['hash']}  {c['bpp_sample']:.3f} bpp on the sample  "
                                   f"{c['path']}{zoo}"))
     out.append(("decoding", desc.get("determinism", "")))
+    if desc.get("other_path"):  # the exact and the float path of one model (issue 25)
+        other = "float" if desc.get("path") == "exact" else "exact"
+        out.append((f"{other} path", f"codec {desc['other_path']}"))
     out.append(("added", f"{desc.get('added', '')}; lic models remove "
-                         f"{desc['name']} forgets it"))
+                         f"{desc.get('added_model', desc['name'])} forgets it"))
     return out
 
 
@@ -166,6 +178,21 @@ def _diffusion_text(name: str) -> str:
     except Exception:  # noqa: BLE001 - no codec hash: no staleness check
         now = None
     return diffusion_card_line(card, now) if card else f"{path.name}: no model card"
+
+
+def _gan_text(name: str) -> str:
+    """The GAN decoder's provenance, Kodak LPIPS beside the MSE decoder and its CPU budget."""
+    from ..evaluation.generative import gan_card_line
+    from ..paths import gan_weights_path, weights_path
+    from ..weights import read_weights_card, read_weights_hash
+
+    path = gan_weights_path(name)
+    try:
+        card = read_weights_card(path)
+        now = read_weights_hash(weights_path(name))
+    except Exception:  # noqa: BLE001 - an unreadable card is said, not raised
+        return f"{path.name}: no readable model card"
+    return gan_card_line(card, now) if card else f"{path.name}: no model card"
 
 
 def _hific_fields(card: dict) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from pathlib import Path
 
@@ -26,6 +27,7 @@ class FakeLearnedCodec(Codec):
     decoders = ("mse",)
     file_extension = ".fakelic"
     M, N = 8, 4
+    delay = 0.0  # seconds per progress step (cancel tests)
 
     def _step(self, u: float) -> int:
         return int(round(2 + (1 - min(max(u, 0.0), 1.0)) * 40))
@@ -34,6 +36,10 @@ class FakeLearnedCodec(Codec):
         h, w = image.shape[:2]
         if progress:
             progress(0.0, "encoding")
+        for k in range(20 if self.delay else 0):
+            time.sleep(self.delay)
+            if progress:
+                progress(k / 20, "analysis transform")
         q = self._step(params.rate)
         idx = (image.astype(np.int32) // q).astype(np.uint8)
         head = json.dumps({"h": h, "w": w, "q": q, "u": params.rate,
@@ -110,3 +116,23 @@ def write_png(path: Path, image: np.ndarray) -> Path:
 
     path.write_bytes(png_bytes(image))
     return path
+
+
+def fake_encoding(session, codec, rate, bpp, psnr, quantizer="round", decoder="mse",
+                  ms_ssim=0.95, lpips=None, family=None):
+    """An :class:`Encoding` of the session's image with the given numbers (RD plot tests: no
+    encode needed)."""
+    from app.model.encoding import Encoding, params_key
+    from lic_core.codecs import EncodeParams
+
+    params = EncodeParams(rate=float(rate), quantizer=quantizer, decoder=decoder)
+    img = session.image
+    res = EncodeResult(data=bytes(max(1, int(bpp * img.shape[0] * img.shape[1] / 8))),
+                       reconstruction=img, bpp=float(bpp), params=params, codec=codec,
+                       file_extension=".bin", timings={}, inspection=None)
+    metrics = {"psnr": float(psnr), "ms_ssim": float(ms_ssim)}
+    if lpips is not None:
+        metrics["lpips"] = float(lpips)
+    fam = family or ("learned" if codec == FAKE else "classical")
+    return Encoding(key=params_key(codec, params, None, fam), image_id=session.image_id,
+                    codec=codec, params=params, result=res, metrics=metrics)

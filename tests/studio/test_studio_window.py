@@ -61,9 +61,10 @@ def test_rd_plot_controls_and_legend_are_not_clipped(qtbot):
     rd = win.rd_plot
     for w in (rd.metric_combo, rd.ref_set_combo, rd.ref_combo, rd.test_combo):
         assert w.visibleRegion().boundingRect().width() == w.width() > 40
-    view = rd.plot.getPlotItem().vb.sceneBoundingRect()
-    legend = rd.legend.sceneBoundingRect()
-    assert view.contains(legend), (view, legend)
+    # the legend sits below the data (issue 30 item 2), every entry whole
+    assert rd.legend_entries() and rd.legend.isVisible()
+    for entry in rd.legend_entries():
+        assert entry.visibleRegion().boundingRect().size() == entry.size(), entry.toolTip()
 
 
 # ---------------------------------------------------------------------------- docks, layout
