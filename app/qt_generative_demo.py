@@ -1,10 +1,16 @@
-"""The "HiFiC vs ours" window (issue 13): HiFiC and our diffusion decoder side by side at
-matched bpp, with bpp / PSNR / MS-SSIM / LPIPS under each, a step scrubber over our sampler's x̂0
-estimates and a seed-variance map.
+"""The "HiFiC vs ours" window, two tabs:
 
-All heavy work (two target-bpp searches, the exact diffusion decode, the seed decodes) runs in
-a :class:`~app.qt_workers.QtWorkerPool` thread (``app.model.generative_demo``); the window shows
-progress and Cancel stops it through the request's token.
+* **HiFiC vs ours** (issue 13): HiFiC and our diffusion decoder side by side at matched bpp,
+  with bpp / PSNR / MS-SSIM / LPIPS under each, a step scrubber over our sampler's x̂0 estimates
+  and a seed-variance map;
+* **Same file** (issue 26, item 2): one file of our codec decoded with the MSE, GAN and
+  diffusion decoders — three linked, zoomable pictures with bpp / PSNR / MS-SSIM / LPIPS each,
+  and the difference of any two (or one vs the original) with a colorbar; a decoder this install
+  lacks is named with why and the campaign stage that makes it (``app.model.same_file``).
+
+All heavy work (target-bpp searches, encodes, the exact decodes, metrics, the seed decodes) runs
+in a :class:`~app.qt_workers.QtWorkerPool` thread; the window shows progress and Cancel stops it
+through the request's token.
 """
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
     QDialog,
     QDoubleSpinBox,
     QGridLayout,
@@ -22,9 +30,12 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QRadioButton,
     QSizePolicy,
     QSlider,
     QSpinBox,
+    QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -40,9 +51,23 @@ from .model.generative_demo import (
     run_demo,
     run_seed_variance,
 )
+from .model.same_file import (
+    DECODER_LABELS,
+    DECODERS,
+    DIFF_PERCENTILE,
+    SameFileRequest,
+    SameFileResult,
+    decoder_status,
+    difference_choices,
+    difference_map,
+    difference_stats,
+    run_same_file,
+)
 from .qt_workers import QtWorkerPool
 
 VARIANCE_SEEDS = (0, 1, 2, 3)
+# pictures are H×W(×3) arrays, as in the comparison view (also when this window is used alone)
+pg.setConfigOptions(imageAxisOrder="row-major")
 
 
 def array_to_pixmap(img: np.ndarray) -> QPixmap:
@@ -51,6 +76,11 @@ def array_to_pixmap(img: np.ndarray) -> QPixmap:
     h, w = a.shape[:2]
     qimg = QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888)
     return QPixmap.fromImage(qimg.copy())
+
+
+def _pair(data) -> Optional[tuple[str, str]]:
+    """A difference selector item's (a, b) (Qt may hand a Python tuple back as a list)."""
+    return (str(data[0]), str(data[1])) if data else None
 
 
 class _ImageView(QWidget):
@@ -69,12 +99,34 @@ class _ImageView(QWidget):
         self.vb.addItem(self.item)
         self.placeholder = QLabel(placeholder)
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.placeholder.setMargin(8)
+        self.placeholder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.placeholder.setStyleSheet("background: rgb(40, 40, 40); color: #eee;")
+        self.placeholder.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        #: the picture, or (set_message) a line saying why there is none
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.glw)
+        self.stack.addWidget(self.placeholder)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.glw, 1)
+        lay.addWidget(self.stack, 1)
         self.setMinimumSize(160, 120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.image: Optional[np.ndarray] = None
+
+    @property
+    def message(self) -> str:
+        """The text shown instead of a picture ("" while the picture shows)."""
+        return self.placeholder.text() if self.stack.currentIndex() == 1 else ""
+
+    def set_message(self, text: str) -> None:
+        """Show ``text`` instead of a picture (why there is none); "" shows the picture again."""
+        if text:
+            self.set_image(None)
+        self.placeholder.setText(text)
+        self.placeholder.setToolTip(text)
+        self.stack.setCurrentIndex(1 if text else 0)
 
     def set_image(self, img: Optional[np.ndarray], levels=None) -> None:
         first = self.image is None or img is None or self.image.shape[:2] != img.shape[:2]
@@ -82,6 +134,7 @@ class _ImageView(QWidget):
         if img is None:
             self.item.clear()
             return
+        self.stack.setCurrentIndex(0)
         if img.ndim == 3:
             self.item.setImage(img, autoLevels=False, levels=(0, 255))
         else:
@@ -110,29 +163,36 @@ class _ImageView(QWidget):
 
 
 class QtGenerativeDemo(QDialog):
-    """HiFiC vs our diffusion decoder on ``image`` (see the module docstring)."""
+    """HiFiC vs our diffusion decoder on ``image``, and one file of ours decoded three ways (see
+    the module docstring)."""
 
     def __init__(self, image: np.ndarray, codecs: DemoCodecs, parent: Optional[QWidget] = None,
                  pool: Optional[QtWorkerPool] = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("HiFiC vs ours — generative decoders at matched bpp")
+        self.setWindowTitle("HiFiC vs ours — generative decoders (matched bpp · same file)")
         self.image = image
         self.codecs = codecs
         self.pool = pool or QtWorkerPool(max_threads=1, parent=self)
         self.result: Optional[DemoResult] = None
         self.variance: Optional[np.ndarray] = None
+        #: the "Same file" tab's result, and the difference map it shows
+        self.same_result: Optional[SameFileResult] = None
+        self.diff: Optional[np.ndarray] = None
         self.errors: list[str] = []
         self._job: Optional[object] = None
 
+        # ---- controls both tabs use
         self.target = QDoubleSpinBox()
         self.target.setRange(0.02, 4.0)
         self.target.setDecimals(3)
         self.target.setSingleStep(0.05)
         self.target.setSuffix(" bpp")
         self.target.setValue(codecs.default_target())
-        self.target.setToolTip("Both codecs search their rate knob for this file size (opens at "
-                               f"HiFiC's published Mi point, {DEFAULT_TARGET_BPP} bpp, when both "
-                               "model cards' Kodak tables reach it)")
+        self.target.setToolTip("HiFiC vs ours: both codecs search their rate knob for this file "
+                               "size (opens at HiFiC's published Mi point, "
+                               f"{DEFAULT_TARGET_BPP} bpp, when both model cards' Kodak tables "
+                               "reach it). Same file: our file's size when 'target bpp' is "
+                               "chosen there")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2 ** 31 - 1)
         self.seed.setToolTip("Sampler seed of our diffusion decoder (stored in the file)")
@@ -141,28 +201,19 @@ class QtGenerativeDemo(QDialog):
         self.steps.setValue(codecs.default_steps)
         self.steps.setToolTip("Sampler steps of our diffusion decoder (stored in the file; "
                               "the decoder's default is sized for a CPU)")
-        self.run_btn = QPushButton("Run")
-        self.run_btn.setToolTip("Search both codecs to the target bpp and decode")
-        self.run_btn.clicked.connect(self.run)
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.cancel)
-        self.var_btn = QPushButton(f"Seed variance ({len(VARIANCE_SEEDS)} seeds)")
-        self.var_btn.setToolTip("Decode our file with several seeds: per-pixel standard "
-                                "deviation (where the decoder invents detail)")
-        self.var_btn.setEnabled(False)
-        self.var_btn.clicked.connect(self.compute_variance)
         self.fit_btn = QPushButton("Fit")
         self.fit_btn.setToolTip("Whole pictures in view")
         self.fit_btn.clicked.connect(self.fit)
         self.one_btn = QPushButton("1:1")
         self.one_btn.setToolTip("One image pixel per screen pixel (wheel zooms, drag pans; "
-                                "all pictures together)")
+                                "all pictures of the tab together)")
         self.one_btn.clicked.connect(lambda: self.zoom_to(1.0))
         top = QHBoxLayout()
         for w in (QLabel("target"), self.target, QLabel("seed"), self.seed, QLabel("steps"),
-                  self.steps, self.run_btn, self.cancel_btn, self.var_btn, self.fit_btn,
-                  self.one_btn):
+                  self.steps, self.cancel_btn, self.fit_btn, self.one_btn):
             top.addWidget(w)
         top.addStretch(1)
 
@@ -170,12 +221,40 @@ class QtGenerativeDemo(QDialog):
         self.progress.setRange(0, 1000)
         self.status = QLabel("Pick a target bpp and press Run.")
         self.status.setWordWrap(True)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_matched_tab(codecs), "HiFiC vs ours (matched bpp)")
+        self.tabs.addTab(self._build_same_file_tab(codecs), "Same file: MSE / GAN / diffusion")
+        self.tabs.setTabToolTip(0, "HiFiC and our diffusion decoder at the same bpp")
+        self.tabs.setTabToolTip(1, "One file of ours decoded by each of its decoders")
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.status)
+        lay.addWidget(self.tabs, 1)
+        self.resize(1280, 680)  # fits a 1366×768 screen with its title bar and task bar
+
+    def _build_matched_tab(self, codecs: DemoCodecs) -> QWidget:
+        """HiFiC vs ours at matched bpp (issue 13)."""
+        self.run_btn = QPushButton("Run")
+        self.run_btn.setToolTip("Search both codecs to the target bpp and decode")
+        self.run_btn.clicked.connect(self.run)
+        self.var_btn = QPushButton(f"Seed variance ({len(VARIANCE_SEEDS)} seeds)")
+        self.var_btn.setToolTip("Decode our file with several seeds: per-pixel standard "
+                                "deviation (where the decoder invents detail)")
+        self.var_btn.setEnabled(False)
+        self.var_btn.clicked.connect(self.compute_variance)
         same, line = codecs.budget()
         # whether the comparison is fair (same training budget) is said before any number
         self.budget_label = QLabel(line if same else f"<span style='color:#d33'>{line}</span>")
         self.budget_label.setWordWrap(True)
         self.budget_label.setToolTip("From the two model cards: the CPU-hours each decoder "
                                      "was trained for (issue 13 trains both on the same budget)")
+        row = QHBoxLayout()
+        row.addWidget(self.run_btn)
+        row.addWidget(self.var_btn)
+        row.addWidget(self.budget_label, 1)
 
         self.hific_view = _ImageView("HiFiC")
         self.ours_view = _ImageView("ours (diffusion decoder)")
@@ -217,13 +296,93 @@ class QtGenerativeDemo(QDialog):
         grid.addLayout(ours_box, 1, 1)
         grid.addWidget(self.var_label, 1, 2)
         grid.setRowStretch(0, 1)
-        lay = QVBoxLayout(self)
-        lay.addLayout(top)
-        lay.addWidget(self.progress)
-        lay.addWidget(self.budget_label)
-        lay.addWidget(self.status)
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(row)
         lay.addLayout(grid, 1)
-        self.resize(1200, 640)
+        return page
+
+    def _build_same_file_tab(self, codecs: DemoCodecs) -> QWidget:
+        """One file of ours, three decoders (issue 26, item 2)."""
+        ours = codecs.ours.name
+        self.same_at_target = QRadioButton("at the target bpp")
+        self.same_at_target.setToolTip("Search our slider (with the MSE decoder: the bits do not "
+                                       "depend on the decoder) until the file meets the target "
+                                       "bpp above")
+        self.same_at_rate = QRadioButton("at slider u")
+        self.same_at_rate.setToolTip("Encode once at this value of our rate slider")
+        self.same_at_target.setChecked(True)
+        self._same_mode = QButtonGroup(self)
+        self._same_mode.addButton(self.same_at_target)
+        self._same_mode.addButton(self.same_at_rate)
+        self.same_rate = QDoubleSpinBox()
+        self.same_rate.setRange(0.0, 1.0)
+        self.same_rate.setDecimals(3)
+        self.same_rate.setSingleStep(0.05)
+        self.same_rate.setValue(0.5)
+        self.same_rate.setEnabled(False)
+        self.same_rate.setToolTip("Our codec's rate slider u (0: fewest bits, 1: most)")
+        self.same_at_rate.toggled.connect(self.same_rate.setEnabled)
+        self.same_btn = QPushButton("Run same file")
+        self.same_btn.setToolTip(f"Encode the image once with {ours}, then decode the same bytes "
+                                 "with the MSE, GAN and diffusion decoders (seed and steps above)")
+        self.same_btn.clicked.connect(self.run_same_file)
+        self.diff_combo = QComboBox()
+        self.diff_combo.setToolTip("Per-pixel |difference| of two pictures of the file (or one "
+                                   "and the original), mean over RGB, 8-bit units")
+        self.diff_combo.setMinimumContentsLength(24)
+        self.diff_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.diff_combo.currentIndexChanged.connect(self.show_difference)
+        row = QHBoxLayout()
+        for w in (QLabel("encode once"), self.same_at_target, self.same_at_rate, self.same_rate,
+                  self.same_btn, QLabel("difference"), self.diff_combo):
+            row.addWidget(w)
+        row.addStretch(1)
+        self.file_label = QLabel(f"One {ours} file, decoded by each of its decoders: press Run "
+                                 "same file.")
+        self.file_label.setWordWrap(True)
+        self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        #: decoder → its picture of the file, and its caption
+        self.same_views: dict[str, _ImageView] = {}
+        self.same_labels: dict[str, QLabel] = {}
+        self.diff_view = _ImageView("difference")
+        self.diff_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"),
+                                        interactive=False, width=12, label="|Δ| (8-bit)")
+        self.diff_bar.setImageItem(self.diff_view.item)
+        self.diff_view.glw.addItem(self.diff_bar, row=0, col=1)
+        self.diff_label = QLabel("")
+        grid = QGridLayout()
+        for col, dec in enumerate(DECODERS):
+            view = _ImageView(DECODER_LABELS[dec])
+            lab = QLabel(f"<b>{DECODER_LABELS[dec]}</b>")
+            self.same_views[dec], self.same_labels[dec] = view, lab
+            grid.addWidget(view, 0, col)
+            grid.addWidget(lab, 1, col)
+            grid.setColumnStretch(col, 1)
+        grid.addWidget(self.diff_view, 0, len(DECODERS))
+        grid.addWidget(self.diff_label, 1, len(DECODERS))
+        grid.setColumnStretch(len(DECODERS), 1)
+        grid.setRowStretch(0, 1)
+        master = self.same_views["mse"]
+        for v in [*self.same_views.values(), self.diff_view]:
+            if v is not master:
+                v.link_to(master)  # zoom and pan together
+        for lab in [*self.same_labels.values(), self.diff_label]:
+            lab.setWordWrap(True)
+            lab.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+            lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._fill_differences()
+        self.show_decoder_status()
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(row)
+        lay.addWidget(self.file_label)
+        lay.addLayout(grid, 1)
+        return page
 
     # ------------------------------------------------------------------ jobs
     @property
@@ -234,6 +393,7 @@ class QtGenerativeDemo(QDialog):
         self._job = job
         self.cancel_btn.setEnabled(job is not None)
         self.run_btn.setEnabled(job is None)
+        self.same_btn.setEnabled(job is None)
         self.var_btn.setEnabled(job is None and self.result is not None)
         if job is not None:
             self.progress.setValue(0)
@@ -259,6 +419,21 @@ class QtGenerativeDemo(QDialog):
         self._set_busy(req)
         self.pool.submit(run_seed_variance, req, self._on_variance, self._on_fail,
                          self._on_progress)
+
+    def run_same_file(self) -> None:
+        """Encode the image once with our codec and decode the same bytes with each of its
+        decoders, in a worker ("Same file" tab)."""
+        if self.busy:
+            return
+        self.show_decoder_status()  # a decoder installed (or retired) since: picked up here
+        at_target = self.same_at_target.isChecked()
+        req = SameFileRequest(image=self.image, codec=self.codecs.ours,
+                              rate=None if at_target else float(self.same_rate.value()),
+                              target_bpp=float(self.target.value()) if at_target else None,
+                              seed=int(self.seed.value()), steps=int(self.steps.value()))
+        self.status.setText(f"encoding once with {self.codecs.ours.name}…")
+        self._set_busy(req)
+        self.pool.submit(run_same_file, req, self._on_same, self._on_fail, self._on_progress)
 
     def cancel(self) -> None:
         if self._job is not None:
@@ -319,13 +494,126 @@ class QtGenerativeDemo(QDialog):
                                f"max {float(std.max()):.1f}")
         self.status.setText("seed variance done")
 
+    # ------------------------------------------------------------------ same file
+    def show_decoder_status(self) -> dict[str, str]:
+        """Say in the "Same file" tab which of our decoders this install lacks, and why (the
+        missing or unusable weights file, the campaign stage that makes it); returns
+        :func:`~app.model.same_file.decoder_status`."""
+        status = decoder_status(self.codecs.ours)
+        shown = self.same_result.pictures if self.same_result is not None else {}
+        for dec, why in status.items():
+            view, lab = self.same_views[dec], self.same_labels[dec]
+            if why and dec not in shown:
+                view.set_message(f"{DECODER_LABELS[dec]} not available here:\n{why}")
+                lab.setText(f"<b>{DECODER_LABELS[dec]}</b>: "
+                            "<span style='color:#d33'>not available</span> (why: in its picture)")
+                lab.setToolTip(why)
+            elif dec not in shown:
+                view.set_message("")
+                lab.setText(f"<b>{DECODER_LABELS[dec]}</b>")
+                lab.setToolTip("")
+        return status
+
+    def _on_same(self, job, res: SameFileResult) -> None:
+        if job is not self._job:
+            return
+        self.same_result = res
+        self._set_busy(None)
+        self.progress.setValue(1000)
+        for dec in DECODERS:
+            side = res.pictures.get(dec)
+            view, lab = self.same_views[dec], self.same_labels[dec]
+            if side is None:
+                why = res.missing.get(dec, "not decoded")
+                view.set_message(f"{DECODER_LABELS[dec]} not available here:\n{why}")
+                lab.setText(f"<b>{DECODER_LABELS[dec]}</b>: "
+                            "<span style='color:#d33'>not available</span> (why: in its picture)")
+                lab.setToolTip(why)
+                continue
+            view.set_message("")
+            view.set_image(side.reconstruction)
+            lab.setText(f"<b>{side.label}</b><br>{side.summary()}")
+            lab.setToolTip(f"{side.label} of the same {len(res.data)}-byte file")
+        how = (f"searched to {res.target_bpp:.3f} bpp" if res.target_bpp is not None
+               else "at the chosen slider value")
+        names = ", ".join(DECODER_LABELS[d] for d in res.pictures)
+        self.file_label.setText(
+            f"<b>One file</b>: {self.codecs.ours.name}, {len(res.data):,} bytes = "
+            f"<b>{res.bpp:.3f} bpp</b> ({how}: slider u {res.rate:.3f}, quantizer "
+            f"{res.quantizer}; diffusion: {res.steps} steps, seed {res.seed}) — decoded by the "
+            f"{names}" + (f"; <span style='color:#d33'>not available: "
+                          f"{', '.join(DECODER_LABELS[d] for d in res.missing)}</span>"
+                          if res.missing else ""))
+        self._fill_differences()
+        self.status.setText(f"same file: {len(res.data):,} bytes, {res.bpp:.3f} bpp, decoded "
+                            f"{len(res.pictures)} ways; {res.elapsed:.1f} s")
+
+    def _fill_differences(self) -> None:
+        """The difference selector's pairs for the current result (keeps the chosen pair)."""
+        prev = _pair(self.diff_combo.currentData())
+        choices = difference_choices(self.same_result)
+        self.diff_combo.blockSignals(True)
+        self.diff_combo.clear()
+        for a, b, label in choices:
+            self.diff_combo.addItem(label, (a, b))
+        self.diff_combo.blockSignals(False)
+        self.diff_combo.setEnabled(bool(choices))
+        if not choices:
+            self.diff_combo.addItem("(run first)", None)
+            self.diff_view.set_message("The difference of any two pictures of the file (or one "
+                                       "and the original) shows here.")
+            self.diff_label.setText("")
+            return
+        keys = [(a, b) for a, b, _ in choices]
+        want = prev if prev in keys else ("gan", "mse") if ("gan", "mse") in keys else keys[0]
+        idx = keys.index(want)
+        if self.diff_combo.currentIndex() == idx:
+            self.show_difference(idx)
+        else:
+            self.diff_combo.setCurrentIndex(idx)  # → show_difference
+
+    def select_difference(self, a: str, b: str) -> bool:
+        """Show |a − b| (decoders, or ``b = "original"``); False when that pair is not there."""
+        for i in range(self.diff_combo.count()):
+            if _pair(self.diff_combo.itemData(i)) == (a, b):
+                self.diff_combo.setCurrentIndex(i)
+                self.show_difference(i)
+                return True
+        return False
+
+    def show_difference(self, index: int) -> None:
+        """Show the difference map of the selector's pair ``index`` with its colorbar."""
+        res = self.same_result
+        pair = _pair(self.diff_combo.itemData(index)) if index >= 0 else None
+        if res is None or not pair:
+            return
+        a, b = pair
+        pa, pb = res.picture(a, self.image), res.picture(b, self.image)
+        if pa is None or pb is None:
+            return
+        d = difference_map(pa, pb)
+        st = difference_stats(d)
+        self.diff = d
+        self.diff_view.set_message("")
+        self.diff_view.set_image(d, levels=(0.0, st["hi"]))
+        self.diff_bar.setLevels((0.0, st["hi"]))
+        self.diff_label.setText(
+            f"<b>|{DECODER_LABELS[a]} − {DECODER_LABELS[b]}|</b> (mean over RGB, 8-bit): mean "
+            f"{st['mean']:.2f}, max {st['max']:.0f}; colours end at the "
+            f"{DIFF_PERCENTILE:g}th percentile ({st['hi']:.1f})")
+
     # ------------------------------------------------------------------ zoom
+    def _master_view(self) -> "_ImageView":
+        """The view the current tab's pictures are linked to."""
+        return self.same_views["mse"] if self.tabs.currentIndex() == 1 else self.hific_view
+
     def fit(self) -> None:
-        self.hific_view.fit()
+        self._master_view().fit()
 
     def zoom_to(self, scale: float) -> None:
-        """``scale`` screen pixels per image pixel in every view (1.0: the 1:1 button)."""
-        v = self.hific_view
+        """``scale`` screen pixels per image pixel in every view of the current tab (1.0: the
+        1:1 button)."""
+        v = self._master_view()
         if v.image is None:
             return
         x0, y0, x1, y1 = v.view_rect()

@@ -64,13 +64,14 @@ SHORTCUTS = [
     ("X", "Cycle difference mode"), ("T", "Two / three panes"), ("1", "Zoom 1:1"),
     ("0", "Fit"), ("+ / −", "Zoom in / out"), ("Ctrl+R", "Re-encode all panes"),
     ("Ctrl+Shift+R", "Sweep pane A's codec (RD curve)"),
-    ("Ctrl+G", "HiFiC vs ours (generative decoders at matched bpp)"),
+    ("Ctrl+G", "HiFiC vs ours (generative decoders at matched bpp; same file, three decoders)"),
     ("Esc", "Cancel all encodes"), ("N", "Next artifact (View → Find artifacts)"),
     ("F1", "About this model (pane A)"), ("Ctrl+Q", "Quit"),
 ]
 
 DEMO_TIP = ("HiFiC and our diffusion decoder side by side at matched bpp: bpp, PSNR, MS-SSIM, "
-            "LPIPS, the sampler's steps and a seed-variance map")
+            "LPIPS, the sampler's steps and a seed-variance map; and 'Same file': one file of "
+            "ours decoded by its MSE, GAN and diffusion decoders, with the difference of any two")
 
 DIFF_LABELS = [("off", "No difference"), ("a-b", "|A − B|"), ("a-orig", "|A − original|"),
                ("b-orig", "|B − original|")]
