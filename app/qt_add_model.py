@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,7 +28,7 @@ from PySide6.QtWidgets import (
 from lic_core.errors import CancelledError
 
 from .model import services
-from .model.add_model import AddModelForm
+from .model.add_model import AddModelForm, promise_note
 from .model.session import CancelToken
 from .qt_workers import QtWorkerPool
 
@@ -63,7 +64,7 @@ class QtAddModelDialog(QDialog):
         self.arch_combo = QComboBox()
         self.arch_combo.addItems(services.architecture_choices())
         self.arch_combo.setToolTip("CompressAI architecture; 'auto' guesses it from the weights")
-        self.arch_combo.currentTextChanged.connect(lambda t: setattr(self.form, "arch", t))
+        self.arch_combo.currentTextChanged.connect(self._on_arch)
         self.guess_label = QLabel("")
         self.guess_label.setWordWrap(True)
         self.guess_label.setStyleSheet("color: gray")
@@ -76,9 +77,8 @@ class QtAddModelDialog(QDialog):
         form.addRow("Architecture", self.arch_combo)
         form.addRow("", self.guess_label)
         form.addRow("Name", self.name_edit)
-        note = QLabel("Files made with these models decode as CompressAI decodes (float "
-                      "arithmetic): unlike LIC Studio's own codecs, they are not guaranteed to "
-                      "decode on another machine.")
+        #: what the chosen architecture's files promise (exact path or CompressAI's float one)
+        self.note = note = QLabel(promise_note(self.form.arch))
         note.setWordWrap(True)
         note.setStyleSheet("color: gray")
         self.error_label = QLabel("")
@@ -113,13 +113,20 @@ class QtAddModelDialog(QDialog):
         self.form.checkpoints = list(paths)
         self.guess_label.setText("reading the checkpoint…")
         self._busy(True)
-        self.pool.submit(lambda req, sink: self._guess(req), list(paths), self._on_guessed,
-                         self._on_failed)
+        name = self.form.name  # read here: the worker never touches the dialog or its form
+        self.pool.submit(lambda req, sink: self._guess(req, name), list(paths),
+                         self._on_guessed, self._on_failed)
 
-    def _guess(self, paths: list[str]) -> AddModelForm:
-        f = AddModelForm(name=self.form.name)
+    @staticmethod
+    def _guess(paths: list[str], name: str) -> AddModelForm:
+        f = AddModelForm(name=name)
         f.set_checkpoints(paths)
         return f
+
+    def _on_arch(self, arch: str) -> None:
+        self.form.arch = arch
+        if hasattr(self, "note"):
+            self.note.setText(promise_note(arch))
 
     def _on_name(self, text: str) -> None:
         self.form.name = text.strip()
@@ -131,14 +138,15 @@ class QtAddModelDialog(QDialog):
             self._refresh()
             return
         self._token = token = CancelToken()
+        # the form as it is now (the name field stays editable while the worker runs)
+        name, arch, checkpoints = self.form.name, self.form.arch, list(self.form.checkpoints)
 
         def work(req, sink):
             def progress(f: float, msg: str) -> None:
                 if token.cancelled:
                     raise CancelledError("cancelled")
                 sink(f, msg)
-            return services.add_user_model(self.form.name, self.form.arch,
-                                           self.form.checkpoints, progress)
+            return services.add_user_model(name, arch, checkpoints, progress)
 
         self._busy(True)
         self.pool.submit(work, self.form, self._on_added, self._on_failed, self._on_progress)
@@ -149,7 +157,13 @@ class QtAddModelDialog(QDialog):
         self.reject()
 
     # ------------------------------------------------------------------ model → view
+    def _gone(self) -> bool:
+        """The dialog was closed (and deleted) before a worker answered: drop the answer."""
+        return not shiboken6.isValid(self) or not shiboken6.isValid(self.progress)
+
     def _on_guessed(self, _req, f: AddModelForm) -> None:
+        if self._gone():
+            return
         self._busy(False)
         self.form.error, self.form.guessed = f.error, f.guessed
         if f.guessed:
@@ -163,16 +177,22 @@ class QtAddModelDialog(QDialog):
         self._refresh()
 
     def _on_progress(self, _req, fraction: float, message: str) -> None:
+        if self._gone():
+            return
         self.progress.setValue(int(round(100 * fraction)))
         self.progress.setFormat(f"%p %  {message}")
 
     def _on_added(self, _req, model) -> None:
+        if self._gone():
+            return
         self._busy(False)
         self.added = model.name
         self.model_added.emit(model.name)
         self.accept()
 
     def _on_failed(self, _req, exc: BaseException) -> None:
+        if self._gone():
+            return
         self._busy(False)
         if isinstance(exc, CancelledError):
             return

@@ -50,6 +50,28 @@ class AddModelForm:
         return self.error or None
 
 
+def promise_note(arch: str) -> str:
+    """What the files of a model of ``arch`` promise (``auto``: both cases): the exact path's
+    architectures decode to the same picture everywhere (issue 25), the others as CompressAI
+    decodes, in float arithmetic (issue 32)."""
+    from lic_core.codecs.compressai_codec import has_exact_path
+    from lic_core.models.compressai_compat.google_exact import EXACT_ARCHITECTURES
+
+    exact = (f"{arch} models code on an exact path: their files decode to the identical picture "
+             "on every machine, like LIC Studio's own codecs (NAME:float gives CompressAI's own "
+             "float picture, without that promise).")
+    floating = ("Files made with {what} decode as CompressAI decodes (float arithmetic): unlike "
+                "LIC Studio's own codecs, they are not guaranteed to decode on another machine.")
+    if arch != "auto" and has_exact_path(arch):
+        return exact
+    if arch != "auto":
+        return floating.format(what=f"{arch} models")
+    names = ", ".join(EXACT_ARCHITECTURES)
+    return (f"{names} models code on an exact path (the identical picture on every machine; "
+            "NAME:float is CompressAI's float picture). "
+            + floating.format(what="the other architectures"))
+
+
 def default_name(path: str) -> str:
     """A model name from a checkpoint file name (``checkpoint_best_loss.pth.tar`` → the folder's
     name when the file name says nothing)."""

@@ -8,8 +8,9 @@ so the measured curve and the dashed published ones compare like with like (one 
 does not: Kodak's average is not any one photo).
 
 A finished curve is cached as JSON under ``<config>/cache/datasets/`` keyed by the images'
-names, sizes and modification times, the codec and its parameters: sweeping the same folder
-again is instant.
+names, sizes and modification times, the codec as it describes itself (weights hash, checkpoint
+hashes, library versions) and its parameters: sweeping the same folder again is instant, and new
+weights or another build sweep again.
 """
 from __future__ import annotations
 
@@ -105,11 +106,24 @@ class DatasetRequest:
     token: CancelToken = field(default_factory=CancelToken)
 
 
+def codec_identity(name: str) -> str:
+    """What a codec says it is (:meth:`~lic_core.codecs.base.Codec.describe`: weights hash and
+    decoders of a learned codec, checkpoint hashes of an added model, library versions of a
+    classical one), canonical JSON: new weights or another build must not reuse a cached curve.
+    Worker thread (a learned codec loads its weights here)."""
+    try:
+        desc = get_codec(name).describe()
+    except Exception as exc:  # noqa: BLE001 - an unbuildable codec fails later with its reason
+        desc = {"error": f"{type(exc).__name__}: {exc}"}
+    return json.dumps(desc, sort_keys=True, default=str)
+
+
 def cache_key(req: DatasetRequest, images: list[Path]) -> str:
     h = hashlib.sha1()
     family = codec_family(req.settings.codec)
     payload: dict[str, Any] = {
         "v": CACHE_VERSION, "metrics": sorted(req.metrics),
+        "codec": codec_identity(req.settings.codec),
         "images": [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in images],
         "keys": [params_key(req.settings.codec,
                             PaneSettings(**dict(asdict(req.settings), rate=r,

@@ -24,7 +24,9 @@ the mismatch message instead of showing a wrong picture.
 """
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Optional
 
@@ -49,6 +51,27 @@ EXACT_PATH_NOTE = ("exact path: files decode to the identical picture on every m
 EXACT_PREFIX = "compressai-exact:"
 #: suffix of the float-path codec of a model that has an exact path
 FLOAT_SUFFIX = ":float"
+#: float-path coding runs one at a time on one torch thread (see :func:`_one_thread`)
+_FLOAT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _one_thread():
+    """Float-path networks on one torch thread, one coding at a time.
+
+    A float32 convolution's sums are ordered by how the library splits the work among threads,
+    so the same file decoded with 1 and 2 threads can differ in a few pixels by one level (and,
+    rarely, in a scale index). With one thread on both sides a file decodes to its encoder's
+    picture on the same machine and library whatever the user's thread setting; another CPU or
+    library still may not (the float path's limit; the exact path has none). The lock keeps a
+    concurrent float-path job from restoring the thread count under this one."""
+    with _FLOAT_LOCK:
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(n)
 
 
 def has_exact_path(arch: str) -> bool:
@@ -201,7 +224,7 @@ class CompressAICodec(Codec):
         xp, padding = pad(to_tensor(image))
         report(progress, 0.1, "analysis and coding")
         coder = _SplitCoder(TableEncoder(), TableEncoder())
-        with torch.no_grad():
+        with torch.no_grad(), self._threads():
             coded = engine.code(coder, xp, tuple(xp.shape[-2:]))
             report(progress, 0.7, "synthesis")
             recon = self._picture(engine, coded.y_hat, padding)
@@ -215,7 +238,22 @@ class CompressAICodec(Codec):
         return EncodeResult(data=data, reconstruction=recon, bpp=8.0 * len(data) / (h * w),
                             params=used, codec=self.name, file_extension=".lic",
                             timings={"encode": t_enc},
-                            inspection=self._inspection(coded, sections, len(data), point))
+                            inspection=self._inspection(coded, sections, len(data), point,
+                                                        padding))
+
+    def _threads(self):
+        """One torch thread for the float path (:func:`_one_thread`); the exact path's result
+        does not depend on threads, so it keeps the user's setting."""
+        return nullcontext() if self.exact else _one_thread()
+
+    def _float_mismatch(self) -> str:
+        """The one line when a float-path picture differs from its encoder's here."""
+        exact = self.name[: -len(FLOAT_SUFFIX)] if self.name.endswith(FLOAT_SUFFIX) else ""
+        better = (f"; files of '{exact}' (the exact path) decode identically everywhere" if exact
+                  else "")
+        return ("this file was coded on the float path (as CompressAI decodes), which does not "
+                "promise the same picture on another machine or library: this machine's "
+                "picture differs from its encoder's, so it is not shown" + better)
 
     def _header(self, point: int, h: int, w: int, xp: torch.Tensor, crcs: list[int],
                 recon: np.ndarray) -> LicHeader:
@@ -254,7 +292,7 @@ class CompressAICodec(Codec):
                             TableDecoder(sections[1], "y stream"))
         report(progress, 0.1, "decoding")
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._threads():
                 coded = engine.code(coder, None, (H, W))
         except LicFormatError as exc:  # the container CRC held: this machine disagrees
             raise symbols_mismatch("decoding", f"{exc}; {self.note}") from None
@@ -270,12 +308,13 @@ class CompressAICodec(Codec):
         except LicFormatError as exc:
             raise symbols_mismatch("the streams' ends", f"{exc}; {self.note}") from None
         report(progress, 0.7, "synthesis")
-        with torch.no_grad():
+        with torch.no_grad(), self._threads():
             recon = self._picture(engine, coded.y_hat, padding)
         check = header.picture_check("mse")
         if check is not None and picture_crc(recon) != check.crc:
-            err = picture_mismatch("mse")
-            raise LicMismatchError(f"{err} ({self.note})")
+            if self.exact:
+                raise LicMismatchError(f"{picture_mismatch('mse')} ({self.note})")
+            raise LicMismatchError(self._float_mismatch())
         report(progress, 1.0, "done")
         info = {"model": header.model, "model_id": header.weights_hash.hex(),
                 "added_model": self.name, "rate_point": point + 1, "decoder": "mse",
@@ -285,7 +324,8 @@ class CompressAICodec(Codec):
                 "path": "exact" if self.exact else "float", "determinism": self.note}
         return DecodeResult(reconstruction=recon, codec=self.name, info=info,
                             timings={"decode": time.perf_counter() - t0},
-                            inspection=self._inspection(coded, sections, len(data), point))
+                            inspection=self._inspection(coded, sections, len(data), point,
+                                                        padding))
 
     # ------------------------------------------------------------------ inspection
     def _likelihoods(self, coded, point: int) -> dict:
@@ -300,9 +340,12 @@ class CompressAICodec(Codec):
                                                                f(coded.means)),
                     "z": model.entropy_bottleneck.likelihood(f(coded.z_hat))}
 
-    def _inspection(self, coded, sections: list[bytes], total: int, point: int) -> Inspection:
+    def _inspection(self, coded, sections: list[bytes], total: int, point: int,
+                    padding: tuple[int, int, int, int]) -> Inspection:
         """ŷ (and μ, σ where Gaussian), bits per element from the model's own likelihoods, and
-        the rate breakdown (estimated vs real bytes of z and y)."""
+        the rate breakdown (estimated vs real bytes of z and y).  ``extras["padding"]``: the
+        centred padding (left, right, top, bottom), so the bits heatmap lines up with the
+        picture (:func:`lic_core.rate.accounting.heatmap_for_image`)."""
         y_hat = coded.y_hat[0].float().cpu().numpy()
         lk = self._likelihoods(coded, point)
         bits_y = (-torch.log2(lk["y"][0].double())).float().cpu().numpy() if "y" in lk \
@@ -327,6 +370,7 @@ class CompressAICodec(Codec):
                           header_bytes=total - z_bytes - y_bytes, z_bytes=z_bytes,
                           y_bytes=y_bytes, estimated_bits=float(bits_y.sum() + bits_z.sum()),
                           extras={"rate_point": point + 1, "architecture": self.user.arch,
+                                  "padding": tuple(int(v) for v in padding),
                                   "gaussian": coded.means is not None or
                                   coded.scales is not None,
                                   "path": "exact" if self.exact else "float",

@@ -190,7 +190,8 @@ class LearnedCodec(LicCodec):
 
             ok, self.stale_gan, self._gan_entry = True, "", None
             trained_on, now = gan_base_hash(p), self._base_hash_hex()
-            if trained_on is not None and now is not None and trained_on != now:
+            # a decoder that does not say which weights it learned on is not offered either
+            if now is not None and trained_on != now:
                 self.stale_gan, ok = p.name, False
             self._gan_ok = (mtime, ok)
         return self._gan_ok[1]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from pathlib import Path
 from typing import Callable, Union
 
@@ -49,7 +50,16 @@ def _load_providers() -> None:
     _sync_user_codecs()
 
 
+_SYNC_LOCK = threading.RLock()
+
+
 def _sync_user_codecs() -> None:
+    """See :func:`_sync_user_codecs_locked`; studio workers call ``get_codec`` concurrently."""
+    with _SYNC_LOCK:
+        _sync_user_codecs_locked()
+
+
+def _sync_user_codecs_locked() -> None:
     """Register the models the user added (the config folder's record, re-read when it
     changes): a new one appears, a removed one disappears, a re-added one is rebuilt.  A model
     whose architecture has the exact path (issue 25) is two codecs: ``NAME`` on the exact path
@@ -79,7 +89,8 @@ def _BUILTIN() -> set[str]:
 def builtin_codecs() -> list[str]:
     """Names of the codecs that ship (an added model may not take one of them)."""
     _load_providers()
-    return sorted(_BUILTIN())
+    with _SYNC_LOCK:
+        return sorted(_BUILTIN())
 
 
 def list_codecs() -> list[str]:

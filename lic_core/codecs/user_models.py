@@ -220,11 +220,11 @@ def add_model(name: str, spec: str, checkpoints: Sequence[str] = (),
                                                        key=lambda p: p.bpp),
                   parameters=int(params), added=time.strftime("%Y-%m-%d %H:%M:%S"),
                   guessed=guessed)
+    if progress:  # the last chance to cancel: once saved, the model is added (no callback after)
+        progress(1.0, "saving")
     models = load_registry()
     models[name] = m
     _save(models)
-    if progress:
-        progress(1.0, "added")
     return m
 
 

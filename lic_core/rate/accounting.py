@@ -47,24 +47,32 @@ def latent_stride(latent_hw: tuple[int, int], image_hw: tuple[int, int]) -> int:
 
 
 def upsample_to_image(latent_map: np.ndarray, height: int, width: int,
-                      stride: int) -> np.ndarray:
-    """Nearest-neighbour upsample by ``stride`` then crop to the image size (padding removed).
+                      stride: int, top: int = 0, left: int = 0) -> np.ndarray:
+    """Nearest-neighbour upsample by ``stride`` then crop to the image size (padding removed):
+    the image starts ``top`` rows and ``left`` columns into the padded grid (0, 0 for
+    lic_core's codecs, which pad bottom/right; CompressAI's models pad centred).
 
     Values are divided by ``stride²`` so the map reads as bits per *pixel* and its sum over the
     padded grid equals the latent total.
     """
     up = np.repeat(np.repeat(latent_map, stride, axis=0), stride, axis=1) / float(stride * stride)
-    if up.shape[0] < height or up.shape[1] < width:  # defensive: never index past the map
-        up = np.pad(up, ((0, max(0, height - up.shape[0])), (0, max(0, width - up.shape[1]))),
-                    mode="edge")
-    return up[:height, :width]
+    top, left = max(0, int(top)), max(0, int(left))
+    if up.shape[0] < top + height or up.shape[1] < left + width:  # never index past the map
+        up = np.pad(up, ((0, max(0, top + height - up.shape[0])),
+                         (0, max(0, left + width - up.shape[1]))), mode="edge")
+    return up[top:top + height, left:left + width]
 
 
 def heatmap_for_image(insp: Any, height: int, width: int, kind: str = "bits_y",
                       channel: Optional[int] = None) -> np.ndarray:
-    """Bits-per-pixel map aligned with the image (H×W float)."""
+    """Bits-per-pixel map aligned with the image (H×W float).  An inspection whose codec pads
+    elsewhere than bottom/right says so in ``extras["padding"]`` = (left, right, top,
+    bottom) pixels (CompressAI's centred padding, :mod:`lic_core.codecs.compressai_codec`)."""
     m = bits_map(insp, kind, channel)
-    return upsample_to_image(m, height, width, latent_stride(m.shape, (height, width)))
+    pad = (getattr(insp, "extras", None) or {}).get("padding")
+    left, top = (int(pad[0]), int(pad[2])) if pad else (0, 0)
+    return upsample_to_image(m, height, width, latent_stride(m.shape, (height, width)),
+                             top, left)
 
 
 def rate_breakdown(insp: Any, total_bytes: Optional[int] = None) -> list[dict[str, Any]]:

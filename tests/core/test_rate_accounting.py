@@ -43,6 +43,24 @@ def test_maps_strides_and_breakdown():
                                          "y g0/non-anchor", "y (all)", "total"]
 
 
+def test_heatmap_follows_a_centred_padding():
+    """CompressAI's models (added models, issue 32) pad the picture *centred* (eval_model): the
+    heatmap must be cut from the padded grid at the codec's offset, not from its top-left
+    corner, or every bit is drawn up to 31 px away from where it was spent."""
+    insp = _fake_inspection(m=4, h=4, w=8)
+    insp.bits_y[:] = 0.0
+    insp.bits_y[:, 0, 0] = 1.0  # all bits in the top-left latent: padded pixels 0…15 × 0…15
+    # a 40×100 picture padded centred to 64×128: 12 rows above, 14 columns left of it
+    insp.extras["padding"] = (14, 14, 12, 12)  # (left, right, top, bottom)
+    hm = acc.heatmap_for_image(insp, 40, 100, "bits_y")
+    assert hm.shape == (40, 100)
+    hot = np.argwhere(hm > 0)
+    assert hot.min(0).tolist() == [0, 0] and hot.max(0).tolist() == [15 - 12, 15 - 14]
+    # without a recorded padding the codec padded bottom/right, as lic_core's codecs do
+    del insp.extras["padding"]
+    assert np.argwhere(acc.heatmap_for_image(insp, 40, 100) > 0).max(0).tolist() == [15, 15]
+
+
 def test_real_encoding_adds_up():
     from lic_core.codecs.learned import LearnedCodec
     from lic_core.models import build_model

@@ -2,12 +2,12 @@
 and its latents and bits heatmap show in the inspector; it is still there after a restart."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
-pytest.importorskip("compressai")
-
-from compressai_checkpoints import make_checkpoint  # noqa: E402
-from studio_helpers import generated_image, make_window, wait_idle  # noqa: E402
+from compressai_checkpoints import make_checkpoint  # compressai is imported when a test calls it
+from studio_helpers import generated_image, make_window, wait_idle
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def _add_through_dialog(qtbot, win, files, name):
 
 
 def test_add_model_through_the_dialog_encode_and_inspect(qtbot, tmp_path, config):
+    pytest.importorskip("compressai")  # makes the checkpoints
     cks = [tmp_path / "run1" / "checkpoint_best_loss.pth.tar", tmp_path / "q2.pth.tar"]
     cks[0].parent.mkdir()
     make_checkpoint("mbt2018-mean", cks[0], "train", seed=0)
@@ -76,3 +77,41 @@ def test_a_bad_checkpoint_is_one_line_and_adds_nothing(qtbot, tmp_path, config):
     assert "broken.pth.tar" in dlg.error_label.text()
     assert not dlg.add_button.isEnabled()
     assert not (config / "models.json").exists()
+
+
+def test_closing_the_dialog_while_its_worker_runs_is_quiet(qtbot, tmp_path, config, monkeypatch):
+    """Cancel while the checkpoint is still being read: the worker's answer arrives after the
+    dialog was deleted (WA_DeleteOnClose) and must not touch it (no 'Internal C++ object already
+    deleted' RuntimeError in the event loop); the form is read on the GUI thread only."""
+    from app.model import services
+    from lic_core.errors import LicError
+
+    def slow_guess(path):
+        time.sleep(0.4)
+        raise LicError(f"{path}: not a readable PyTorch checkpoint")
+
+    monkeypatch.setattr(services, "guess_checkpoint", slow_guess)
+    bad = tmp_path / "broken.pth.tar"
+    bad.write_bytes(b"not a checkpoint")
+    win = make_window(qtbot)
+    dlg = win.show_add_model()
+    dlg.choose_files([str(bad)])
+    dlg.cancel()  # closes and deletes the dialog while the guess is still running
+    qtbot.waitUntil(lambda: win.controller.pool.active_count() == 0, timeout=10000)
+    qtbot.wait(100)  # the worker's queued answer is delivered (to a deleted dialog)
+    assert not (config / "models.json").exists()
+
+
+def test_the_dialog_says_which_promise_the_chosen_architecture_has(qtbot, config):
+    """bmshj2018-hyperprior, mbt2018-mean and mbt2018 code on the exact path by default (the
+    same picture on every machine, issue 25): the dialog must not tell their users otherwise;
+    the other architectures' files are float-path files and the dialog says so."""
+    win = make_window(qtbot)
+    dlg = win.show_add_model()
+    dlg.arch_combo.setCurrentText("mbt2018-mean")
+    assert "identical picture on every machine" in dlg.note.text()
+    assert "not guaranteed" not in dlg.note.text()
+    dlg.arch_combo.setCurrentText("cheng2020-anchor")
+    assert "not guaranteed to decode on another machine" in dlg.note.text()
+    dlg.arch_combo.setCurrentText("auto")
+    assert "mbt2018" in dlg.note.text() and "not guaranteed" in dlg.note.text()

@@ -232,3 +232,24 @@ def test_dataset_sweep_can_be_cancelled_and_refuses_an_empty_folder(qtbot, tmp_p
     assert not win.session.dataset_curves and len(win.error_log) == n
     assert not win.rd_plot.sweep_row.isVisible()
     win.close()
+
+
+def test_a_cached_dataset_curve_is_not_reused_for_another_build_of_the_codec(tmp_path,
+                                                                             monkeypatch):
+    """The cache outlives the session: new weights of a learned codec (a campaign install), a
+    re-added model under the same name or another library build must sweep again, not return
+    the old numbers as "from the cache".  The key holds what the codec says it is."""
+    from app.model import dataset
+    from app.model.encoding import PaneSettings
+    from lic_core.codecs import get_codec
+
+    folder = _folder(tmp_path, n=1)
+    images = dataset.list_images(folder)
+    req = dataset.DatasetRequest(folder=str(folder), settings=PaneSettings(codec="jpeg"),
+                                 rates=[50.0], cache_dir=str(tmp_path / "c"))
+    before = dataset.cache_key(req, images)
+    assert dataset.cache_key(req, images) == before  # stable for the same build
+    jpeg = get_codec("jpeg")
+    desc = dict(jpeg.describe(), pillow="another build")
+    monkeypatch.setattr(jpeg, "describe", lambda: desc)
+    assert dataset.cache_key(req, images) != before
