@@ -115,8 +115,9 @@ def main(argv=None) -> int:
     if args.random_tiny:
         print("\n(--random-tiny: untrained model, results not written)")
         return 0
-    out = {"name": "hific-small", "description": "HiFiC small (METHODS §4.4), one model + gain "
-                                                 "units, GAN decoder, Kodak, real .lic bytes",
+    out = {"name": "hific-small",
+           "description": "HiFiC small (docs/methods.md §8.4), one model + gain units, GAN "
+                          "decoder, Kodak, real .lic bytes",
            "rates_u": rates, "n_images": len(images),
            "results": {"bpp": [r["bpp"] for r in per_rate],
                        "psnr-rgb": [r["psnr"] for r in per_rate],

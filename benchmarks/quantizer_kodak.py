@@ -13,7 +13,7 @@ one is present — the trellis itself runs in NumPy on the CPU).
 ``<codec>-ft-<q>.safetensors`` in the weights folder (or ``--finetuned-dir``) that was tuned on
 the weights shipped now. TCQ codes with the designed rate tables shipped for the codec's weights
 when there are some (``<codec>.tcq-tables.json``, docs/quantizers.md); the variant ``tcq-gauss``
-in ``--quantizers`` is TCQ with §1.4's Gaussian tables, for the comparison.
+in ``--quantizers`` is TCQ with the Gaussian tables of docs/methods.md §4.4, for the comparison.
 Writes benchmarks/results/quantizer_kodak_<codec>.json (``--tag`` adds
 a suffix).
 """

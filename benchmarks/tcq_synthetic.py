@@ -1,13 +1,13 @@
-"""Synthetic RD experiment for the y quantizers (METHODS §1.2, §1.4 "What to expect").
+"""Synthetic RD experiment for the y quantizers (docs/methods.md §4.2, §4.4 "What to expect").
 
 Source: iid Laplacian latents ``r = σ·L`` (L a unit-variance Laplacian) with a *known* Gaussian
-entropy model of scale σ, σ log-uniform in [0.3, 8] — the toy of METHODS §1.4. Each quantizer
-runs at several steps Δ_SQ (inputs divided by Δ, distortion multiplied by Δ²; that is exactly how
-the gain units scale the latent in the codec). Rate = Σ ``Quantizer.bits`` (the ideal code length
-under the pmf the coder uses; the real range coder lands within 0.1 % of it, see the tests) per
-element; quality = SNR = 10·log10(E r² / MSE). Reports BD-rate vs rounding and the TCQ run time
-for one 768×512-image-equivalent latent (320 channels × 32×48, groups [16,16,32,64,192], two
-checkerboard passes, 2 threads).
+entropy model of scale σ, σ log-uniform in [0.3, 8] — the toy of docs/methods.md §4.4. Each
+quantizer runs at several steps Δ_SQ (inputs divided by Δ, distortion multiplied by Δ²; that is
+exactly how the gain units scale the latent in the codec). Rate = Σ ``Quantizer.bits`` (the ideal
+code length under the pmf the coder uses; the real range coder lands within 0.1 % of it, see the
+tests) per element; quality = SNR = 10·log10(E r² / MSE). Reports BD-rate vs rounding and the TCQ
+run time for one 768×512-image-equivalent latent (320 channels × 32×48, groups [16,16,32,64,192],
+two checkerboard passes, 2 threads).
 
     PYTHONPATH=. python benchmarks/tcq_synthetic.py            # full run → results/…json
     PYTHONPATH=. python benchmarks/tcq_synthetic.py --quick    # seconds

@@ -1,20 +1,20 @@
 """Model configuration: one dataclass holds every architectural choice of a learned codec.
 
-Defaults follow METHODS §2.5 ("hyper-parameters to start from") with widths reduced so the whole
-codec stays within the 8 M-parameter budget of the issue (the brief's ELIC widths give ~30 M).
+Defaults follow docs/methods.md §3.5, with widths below ELIC's so that the whole codec stays
+within the 8 M-parameter budget of the issue (ELIC's own widths give ~30 M).
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 
-# CompressAI / QVRF λ list (METHODS §2.5); the first six are the gain levels (§5.3).
+# CompressAI / QVRF λ list (docs/methods.md §1.2); the first six are the gain levels (§5.2).
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.025, 0.0483)
 
 
 @dataclass
 class ModelConfig:
-    """Architecture of the LGEM learned codec (METHODS §2, §5).
+    """Architecture of the LGEM learned codec (docs/methods.md §3, §5).
 
     Attributes
     ----------
@@ -67,7 +67,7 @@ class ModelConfig:
 
 
 def tiny_config(name: str = "lic-lgem-tiny") -> ModelConfig:
-    """A tiny configuration for tests (METHODS §7: M=32, groups [4,4,8,16])."""
+    """A tiny configuration for tests (docs/methods.md §3.5: M=32, groups [4,4,8,16])."""
     return ModelConfig(name=name, N=16, M=32, hyper_N=16, hyper_out=32, groups=(4, 4, 8, 16),
                        ctx_max=16, ep_hidden_max=32, attn_dim=16, attn_heads=2, attn_window=4, intra_depth=1,
                        res_blocks=1)

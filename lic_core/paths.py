@@ -35,7 +35,8 @@ def weights_path(name: str) -> Path:
 
 
 def finetuned_path(model_name: str, quantizer: str, folder: Optional[Path] = None) -> Path:
-    """A decoder fine-tuned on ``quantizer``'s latents (METHODS §1.5): ``<model>-ft-<q>``."""
+    """A decoder fine-tuned on ``quantizer``'s latents (docs/methods.md §4.5):
+    ``<model>-ft-<q>``."""
     base = weights_dir() if folder is None else Path(folder)
     return base / f"{model_name}-ft-{quantizer}.safetensors"
 

@@ -4,7 +4,7 @@ Floating-point parameters are stored as float16 (the repo's 64 MiB weights budge
 buffers (the entropy coder's pmf tables) and integer buffers are stored as they are, so coding
 tables survive export bit-exactly.  :func:`weights_hash` (8 bytes of SHA-256 over the stored
 tensors and lic_core's format version) goes into every ``.lic`` header; a decoder with other
-weights refuses the file (METHODS §6.4 item 3).
+weights refuses the file (docs/methods.md §6.4 item 4).
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def codec_provenance(codec_name: str) -> tuple[bool, str]:
     return is_preview(card), provenance_line(card)
 
 
-#: what each quantizer does, in one line (METHODS §1.2–1.4)
+#: what each quantizer does, in one line (docs/methods.md §4.2–4.4)
 QUANTIZER_HELP = {
     "round": "round: ŷ = μ + round(y − μ), what the codec was trained for",
     "deadzone": "dead-zone: rounding with a wider zero bin (offset 1/3)",
@@ -75,7 +75,7 @@ def quantizer_notes(codec_name: str) -> dict[str, tuple[str, bool]]:
                          f"training crops (ECTCQ, id {t['id']}); files name them")
         if r.get("finetuned"):
             lines.append(f"decoder fine-tuned for {q.upper()} on its real quantized latents "
-                         "(METHODS §1.5); files record it in their weights hash")
+                         "(docs/methods.md §4.5); files record it in their weights hash")
         elif r.get("stale"):
             lines.append("a fine-tuned decoder exists but was tuned on other weights: not used")
         if len(lines) == 1:
@@ -84,7 +84,7 @@ def quantizer_notes(codec_name: str) -> dict[str, tuple[str, bool]]:
     return notes
 
 
-#: what each decoder does, in one line (METHODS §2.1, §3, §4)
+#: what each decoder does, in one line (docs/methods.md §2.1, §7, §8)
 DECODER_HELP = {
     "mse": "mse: the synthesis transform g_s, trained for MSE: the best PSNR, smooth textures",
     "diffusion": "diffusion: the blur-dissipated diffusion decoder samples texture that g_s "

@@ -1,4 +1,4 @@
-"""The ``.lic`` container (METHODS §6.5; byte layout in docs/bitstream.md)."""
+"""The ``.lic`` container (docs/methods.md §6.5; byte layout in docs/bitstream.md)."""
 from .format import (
     DECODER_CODES,
     FORMAT_VERSION,

@@ -1,7 +1,7 @@
-"""The ``.lic`` container, format v2 (METHODS §6.5; exact byte layout in docs/bitstream.md).
+"""The ``.lic`` container, format v2 (docs/methods.md §6.5; exact byte layout in docs/bitstream.md).
 
 A file is a small self-describing header, a list of opaque sections (the codec decides what they
-hold: z stream first, then y, METHODS §6.3) and a CRC32 over everything before it::
+hold: z stream first, then y, docs/methods.md §6.3) and a CRC32 over everything before it::
 
     magic "LIC1" | u8 version | u8 flags | header fields | check values |
     varint n | n × varint len | section bytes ... | u32 CRC32 (little-endian)
@@ -31,7 +31,7 @@ FORMAT_VERSION = 2
 #: the oldest version this reader decodes (v1 decoded with machine-dependent float arithmetic)
 MIN_FORMAT_VERSION = 2
 
-#: decoder kind <-> 2-bit code in the flags byte (METHODS §6.5 numbering: 0 MSE, 1 GAN, 2 diffusion)
+#: decoder kind <-> 2-bit code in the flags byte (docs/methods.md §6.5: 0 MSE, 1 GAN, 2 diffusion)
 DECODER_CODES = {"mse": 0, "gan": 1, "diffusion": 2}
 _DECODER_NAMES = {v: k for k, v in DECODER_CODES.items()}
 
@@ -66,7 +66,7 @@ class PictureCheck:
 
 @dataclass
 class LicHeader:
-    """Everything a decoder needs besides the sections (METHODS §6.5).
+    """Everything a decoder needs besides the sections (docs/methods.md §6.5).
 
     ``rate_u16`` is the rate slider in fixed point, ``round(u·65535)``; the encoder and decoder
     both use the dequantized value (docs/ARCHITECTURE.md).  ``weights_hash`` is the 8-byte model

@@ -1,4 +1,5 @@
-"""``lic finetune``: retrain the decoder on latents from the real inference quantizer (METHODS §1.5)."""
+"""``lic finetune``: retrain the decoder on latents from the real inference quantizer
+(docs/methods.md §4.5)."""
 from __future__ import annotations
 
 from ..train import finetune as _ft

@@ -205,8 +205,8 @@ def _hific_fields(card: dict) -> list[tuple[str, str]]:
 
 
 def _finetuned_fields(name: str, desc: dict) -> list[tuple[str, str]]:
-    """``fine-tuned`` lines: decoders tuned on a quantizer's real latents (METHODS §1.5), with
-    what they measured on Kodak, and the ones ignored because they were tuned on other weights;
+    """``fine-tuned`` lines: decoders tuned on a quantizer's real latents (docs/methods.md §4.5),
+    with what they measured on Kodak, and the ones ignored because they were tuned on other weights;
     a ``tcq tables`` line when designed TCQ rate tables ship for these weights."""
     from ..evaluation.quantizers import quantizer_report
 

@@ -28,7 +28,7 @@ class EncodeParams:
     """What the user chose for one encoding.
 
     ``rate`` is the codec's own rate knob: the slider u in [0, 1] for learned codecs (continuous
-    rate, METHODS §5), the quality setting for classical codecs (see ``Codec.rate_range``).
+    rate, docs/methods.md §5), the quality setting for classical codecs (see ``Codec.rate_range``).
     """
 
     rate: float

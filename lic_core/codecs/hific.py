@@ -1,7 +1,7 @@
 """HiFiC ("hific-small") behind the :class:`~lic_core.codecs.base.Codec` interface.
 
-The GAN baseline the studio compares against (Mentzer et al. 2020, METHODS §4, small variant of
-§4.4 with gain units for the rate slider, §5.1).  A thin adapter over the same latent pipeline as
+The GAN baseline the studio compares against (Mentzer et al. 2020, docs/methods.md §8, small variant
+of §8.4 with gain units for the rate slider, §5.1).  A thin adapter over the same latent pipeline as
 the LGEM codec (:mod:`lic_core.latent_codecs`): section 0 is z under the factorized prior,
 section 1 is y in one step under the mean-scale hyperprior (``round`` quantizer, zero-mean
 Gaussian tables at the scale-table index of σ, §6.3).
@@ -144,7 +144,8 @@ class HificCodec(LicCodec):
                              "label": "HiFiC small (GAN decoder)",
                              "paper": "Mentzer et al., High-Fidelity Generative Image "
                                       "Compression, NeurIPS 2020",
-                             "variant": "small HiFiC (METHODS §4.4), gain units for the slider",
+                             "variant": "small HiFiC (docs/methods.md §8.4), gain units for "
+                                        "the slider",
                              "decoders": list(self.decoders), "quantizers": list(self.quantizers),
                              "weights": str(weights_path(self.model_name))}
         ok, why = self.available()

@@ -1,6 +1,6 @@
 """The LGEM learned codec behind the common :class:`~lic_core.codecs.base.Codec` interface.
 
-A thin adapter (METHODS §6.3, docs/bitstream.md)::
+A thin adapter (docs/methods.md §6.3, docs/bitstream.md)::
 
     image ─► pad to 64 ─► g_a ─► y ─► ⊙G ─► ȳ ──┐
                               └► h_a ⊙H ─► z̄ ───┴► HyperpriorLatentCodec (lic_core.latent_codecs)
@@ -91,9 +91,9 @@ def quantized_latents(model: LicModel, x: torch.Tensor, u: float, quantizer: Qua
                       engine: Optional[GroupedEntropyParameters] = None) -> dict[str, Any]:
     """The real inference quantization of an image batch (no entropy coding).
 
-    The one path ``compress()`` and decoder fine-tuning (METHODS §1.5) share: the latent codec's
-    steps with ``code=False`` on the exact engine (unless ``engine`` says otherwise).  ``x`` must
-    be padded to a multiple of 64.  Returns ``{"y_hat_gained", "y_hat", "means", "scales",
+    The one path ``compress()`` and decoder fine-tuning (docs/methods.md §4.5) share: the latent
+    codec's steps with ``code=False`` on the exact engine (unless ``engine`` says otherwise).  ``x``
+    must be padded to a multiple of 64.  Returns ``{"y_hat_gained", "y_hat", "means", "scales",
     "gains", "z_symbols", "u", ...}`` (float64 on the exact path).
     """
     code, u = quantize_slider(u)
@@ -125,7 +125,7 @@ class LearnedCodec(LicCodec):
                  gan_dir: Optional[Path] = None) -> None:
         """``diffusion`` injects a diffusion decoder; ``device`` ("cpu" default, "cuda") is where
         the exact arithmetic runs — the bits are the same either way. ``use_tcq_tables=False``
-        encodes TCQ with §1.4's Gaussian tables even where designed ones ship (decoding always
+        encodes TCQ with §4.4's Gaussian tables even where designed ones ship (decoding always
         follows the file). ``gan_dir``: where ``<model>-gan.safetensors`` is looked for (default
         the weights folder; the campaign's export measures one in its export folder)."""
         self.name = name
@@ -241,10 +241,11 @@ class LearnedCodec(LicCodec):
                   ) -> tuple[np.ndarray, list[PictureCheck]]:
         """(H×W×3 uint8 picture of ``decoder``, the picture checks of every picture made).
 
-        "mse": the exact g_s (METHODS §2.1); "gan": the same exact path with the GAN decoder's
-        g_s (``synth`` is then the GAN decoder's); "diffusion": exact blur-dissipated diffusion
-        conditioned on the exact g_s (METHODS §3.3), whose x̂_mse context is the MSE picture.
-        ``on_x0(i, steps, picture)`` receives each diffusion step's x̂0 (cropped H×W×3 uint8)."""
+        "mse": the exact g_s (docs/methods.md §2.1); "gan": the same exact path with the GAN
+        decoder's g_s (``synth`` is then the GAN decoder's); "diffusion": exact blur-dissipated
+        diffusion conditioned on the exact g_s (docs/methods.md §7.3), whose x̂_mse context is the
+        MSE picture. ``on_x0(i, steps, picture)`` receives each diffusion step's x̂0 (cropped H×W×3
+        uint8)."""
         h, w = size
         if decoder == "diffusion":
             from ..decoder.diffusion.exact import exact_diffusion
@@ -297,7 +298,7 @@ class LearnedCodec(LicCodec):
 
     def _decoder(self, quantizer: str) -> tuple[ExactSynthesis, bytes]:
         """(exact MSE synthesis, weights hash for the header) for a quantizer: a decoder
-        fine-tuned on this quantizer's latents when one exists (METHODS §1.5)."""
+        fine-tuned on this quantizer's latents when one exists (docs/methods.md §4.5)."""
         base = (exact_synthesis(self.model, self.device), self.weights_hash)
         if not self.use_finetuned:
             return base
@@ -414,7 +415,7 @@ class LearnedCodec(LicCodec):
     # -- encode -----------------------------------------------------------------------------
     def tcq_rate_tables(self) -> Optional[dict]:
         """The designed TCQ rate tables shipped for these weights (their JSON document without
-        the counts), or None: §1.4's Gaussian tables are used (:mod:`~lic_core.quantizer.
+        the counts), or None: §4.4's Gaussian tables are used (:mod:`~lic_core.quantizer.
         tcq_designed`)."""
         if not self.use_tcq_tables:
             return None
@@ -429,7 +430,7 @@ class LearnedCodec(LicCodec):
     def encode_quantizer(self, name: str, params: Optional[dict] = None) -> Quantizer:
         """The quantizer an encode uses: TCQ without an explicit ``tables`` parameter codes with
         the designed tables shipped for these weights, when there are some, in the stream order
-        they were designed for (``tables=0`` asks for §1.4's Gaussian tables in channel order);
+        they were designed for (``tables=0`` asks for §4.4's Gaussian tables in channel order);
         every other choice is built as given."""
         params = dict(params or {})
         if name == "tcq" and "tables" not in params:

@@ -1,4 +1,5 @@
-"""What every learned codec writing ``.lic`` files shares (docs/bitstream.md, METHODS §6.3–6.5).
+"""What every learned codec writing ``.lic`` files shares (docs/bitstream.md, docs/methods.md
+§6.3–6.5).
 
 The codec adapters (:mod:`.learned`, :mod:`.hific`) differ only in their networks; the file
 geometry checks, the quantizer read from a header, progress reporting and the inspection of a

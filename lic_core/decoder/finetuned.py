@@ -1,10 +1,10 @@
-"""Synthesis transforms fine-tuned on one quantizer's real latents (METHODS §1.5).
+"""Synthesis transforms fine-tuned on one quantizer's real latents (docs/methods.md §4.5).
 
 ``lic finetune`` (lic_core.train.finetune) writes ``<model>-ft-<quantizer>.safetensors`` holding
 only g_s and the inverse gains G'.  The codec swaps them in for that quantizer on both sides and
 mixes their hash into the ``.lic`` header's weights hash, so files coded with and without the
-fine-tuned decoder can never be confused (METHODS §1.5 pitfalls).  Like the model's own g_s they
-decode through :class:`lic_core.exact.ExactSynthesis` (the same picture on every machine).
+fine-tuned decoder can never be confused (docs/methods.md §4.5 pitfalls).  Like the model's own g_s
+they decode through :class:`lic_core.exact.ExactSynthesis` (the same picture on every machine).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Entropy-coding primitives on ``constriction`` (METHODS §6.2, §6.3).
+"""Entropy-coding primitives on ``constriction`` (docs/methods.md §6.2, §6.3).
 
 z (factorized prior): :func:`encode_z` / :func:`decode_z`.  y symbol coding with the Gaussian
 tables lives with the quantizers (``lic_core.quantizer``); the word/bytes helpers are shared.

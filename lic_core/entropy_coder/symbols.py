@@ -1,4 +1,4 @@
-"""The y stream: symbol plans coded on one constriction range coder (METHODS §6.2–6.3).
+"""The y stream: symbol plans coded on one constriction range coder (docs/methods.md §6.2–6.3).
 
 Quantizers describe *what* to code (:mod:`lic_core.entropy_model.symbols`); this module is the
 only place that turns those descriptions into constriction calls.  One :class:`SymbolEncoder`

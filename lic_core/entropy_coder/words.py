@@ -1,4 +1,4 @@
-"""uint32 word streams <-> bytes (METHODS §6.2 "Serialization": explicit little-endian)."""
+"""uint32 word streams <-> bytes (docs/methods.md §6.2: explicit little-endian)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""z coding with the factorized prior (METHODS §6.1 item 6, §6.3 "z").
+"""z coding with the factorized prior (docs/methods.md §2.2, §6.1, §6.3 "z").
 
 For each channel c, one concrete ``constriction.stream.model.Categorical(pmf_c, perfect=False)``
 codes that channel's ``h·w`` symbols (raster order), all channels in order on a single

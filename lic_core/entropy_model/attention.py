@@ -1,9 +1,9 @@
 """Window attention with a Laplacian-shaped relative position bias (LGEM, Khoshkhahtinat et al.,
-CVPR 2024; METHODS §2.4).
+CVPR 2024; docs/methods.md §3.4).
 
 The bias added to every attention logit between query i and key j of one window is
 
-    B(i, j) = a² · exp( −(|Δr_ij| + |Δc_ij|) / (2 b²) )                      (METHODS §2.4)
+    B(i, j) = a² · exp( −(|Δr_ij| + |Δc_ij|) / (2 b²) )                      (docs/methods.md §3.4)
 
 with learnable scalars a, b per attention module (hence per channel group): a² is how much
 nearby positions are favoured, b² the effective receptive field.  It is shared by the heads.

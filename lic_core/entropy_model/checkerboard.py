@@ -1,4 +1,4 @@
-"""Checkerboard two-pass context utilities (He et al., CVPR 2021; METHODS §2.3).
+"""Checkerboard two-pass context utilities (He et al., CVPR 2021; docs/methods.md §3.3).
 
 Format constant: **anchors are the positions where (i + j) is even** (``ANCHOR_PARITY = 0``).
 Pass 1 decodes all anchors in parallel, pass 2 all non-anchors with the anchors as context.

@@ -1,5 +1,5 @@
 """Factorized ("entropy bottleneck") prior for the hyper-latent z (Ballé et al. 2018, App. 6.1;
-METHODS §2.1, §6.1 item 6).
+docs/methods.md §2.2, §6.1).
 
 Each channel has a learned monotone CDF ``c(x)`` built from a small per-channel MLP with
 filters (3, 3, 3, 3) and softplus-positive matrices; the likelihood of a unit bin is
@@ -9,7 +9,7 @@ range; symbols are rounded around the learned medians.
 
 For coding, :meth:`update_tables` samples the pmf at the integers of each channel's range in
 float64 and stores it (plus the tail mass as an escape-free clamp range) as buffers, so the
-decoder uses exactly the stored numbers (METHODS §6.4).
+decoder uses exactly the stored numbers (docs/methods.md §6.4).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gaussian conditional likelihoods and the scale table (METHODS §1.1, §6.1, §6.4).
+"""Gaussian conditional likelihoods and the scale table (docs/methods.md §3.1, §6.1, §6.4).
 
 The likelihood of an integer-quantized residual ``v = y − μ`` under N(0, σ²) is the mass of the
 unit bin around it, computed on ``|v|`` with ``erfc`` for precision (CompressAI's formulation).
@@ -50,7 +50,7 @@ def gaussian_likelihood(values: torch.Tensor, scales: torch.Tensor, means: torch
                         step: float = 1.0) -> torch.Tensor:
     """Mass of the bin of width ``step`` centred at ``values`` under N(means, scales²).
 
-    ``p = Φ((½Δ − |v−μ|)/σ) − Φ((−½Δ − |v−μ|)/σ)``, bounded below at 1e-9 (METHODS §1.1).
+    ``p = Φ((½Δ − |v−μ|)/σ) − Φ((−½Δ − |v−μ|)/σ)``, bounded below at 1e-9 (docs/methods.md §3.1).
     """
     v = values - means if means is not None else values
     v = v.abs()

@@ -1,6 +1,6 @@
 """Laplacian-guided entropy model (LGEM; Khoshkhahtinat et al., CVPR 2024) on ELIC's uneven
-channel groups with a checkerboard two-pass context (METHODS §2.2–2.4, the "lic_core
-specification" table).
+channel groups with a checkerboard two-pass context (docs/methods.md §3.2–3.4; the steps below
+are those of the table in §3.4).
 
 Per group g (C_g channels; ŷ^{<g} = all earlier groups, already decoded):
 
@@ -23,7 +23,7 @@ caller is responsible for passing anchor-only tensors; :meth:`LGEMContext.nonanc
 re-applies the mask defensively.  tests/core/test_entropy_model_causality.py proves it.
 
 All predictions are made in the *y domain* (independent of the rate); the codec multiplies μ
-and σ by the gain of the chosen rate (METHODS §5.1) before quantizing.
+and σ by the gain of the chosen rate (docs/methods.md §5.1) before quantizing.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ class _GroupContext(nn.Module):
 
 
 def _split_params(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Head output → (σ, μ) with σ = softplus(·) bounded below at 0.11 (METHODS §2.4)."""
+    """Head output → (σ, μ) with σ = softplus(·) bounded below at 0.11 (docs/methods.md §3.4)."""
     s, m = p.chunk(2, dim=1)
     return F.softplus(s).clamp_min(SCALE_BOUND), m
 

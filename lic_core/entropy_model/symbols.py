@@ -1,4 +1,4 @@
-"""What a quantizer hands the entropy coder: symbol models as plain data (METHODS §6.2–6.3).
+"""What a quantizer hands the entropy coder: symbol models as plain data (docs/methods.md §6.2–6.3).
 
 A quantizer chooses integer symbols and knows under which pmf each one is coded; the entropy
 coder (:mod:`lic_core.entropy_coder.symbols`) turns (model, symbols) pairs into bits.  The two

@@ -2,8 +2,8 @@
 
 Works for every :class:`~lic_core.codecs.base.Codec`: classical codecs with integer quality
 knobs (``codec.integer_rate`` true: bisection over integers, closest achievable point returned)
-and learned codecs with the continuous slider u ∈ [0, 1] (METHODS §5).  It relies only on the
-documented monotonicity of the knob (``Codec.rate_increasing``); when an observation
+and learned codecs with the continuous slider u ∈ [0, 1] (docs/methods.md §5).  It relies only on
+the documented monotonicity of the knob (``Codec.rate_increasing``); when an observation
 contradicts it (libwebp/libjxl have rare one-step inversions) the search keeps going on the
 bracket it has and still returns the closest point it saw, with the bpp actually reached.
 """

@@ -1,8 +1,8 @@
 """The reproducible entropy-parameter path: ẑ → gains → h_s → contexts → (scale index, μ).
 
 :class:`ExactEntropyParameters` mirrors the LGEM model (``LicModel``'s gains, ``h_s`` and
-``LGEMContext.shared_context/anchor_params/nonanchor_params``; METHODS §2.2–2.4, §5.1) and
-:class:`ExactMeanScaleHyperprior` HiFiC's mean-scale hyperprior (§4.1); both compute everything a
+``LGEMContext.shared_context/anchor_params/nonanchor_params``; docs/methods.md §3.2–3.4, §5.1) and
+:class:`ExactMeanScaleHyperprior` HiFiC's mean-scale hyperprior (§8.1); both compute everything a
 decoder must reproduce with exact integer sums in float64 and single IEEE operations
 (docs/bitstream.md, "Reproducible decoding").  Their outputs are the same bits on any thread
 count, CPU vector width or GPU:
@@ -243,7 +243,7 @@ class ExactEntropyParameters:
 
 
 class ExactMeanScaleHyperprior:
-    """A mean-scale hyperprior (HiFiC, METHODS §4.1): ẑ⊙H' → h_s^μ, h_s^σ, exactly.
+    """A mean-scale hyperprior (HiFiC, docs/methods.md §8.1): ẑ⊙H' → h_s^μ, h_s^σ, exactly.
 
     ``mean_net``/``scale_net`` are the heads' ``nn.Sequential`` s; μ and σ come out in the gained
     domain directly (σ bounded below at 0.11, then the frozen-table index)."""

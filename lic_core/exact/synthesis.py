@@ -1,7 +1,7 @@
 """Exact synthesis transform g_s: ŷ_G ⊙ G' → uint8 picture, the same bytes everywhere.
 
-Mirror of :class:`~lic_core.transform.elic.SynthesisTransform` (METHODS §2.1): transposed convs,
-residual bottlenecks and Cheng's attention blocks (sigmoid from :mod:`lic_core.exact.dmath`),
+Mirror of :class:`~lic_core.transform.elic.SynthesisTransform` (docs/methods.md §2.1): transposed
+convs, residual bottlenecks and Cheng's attention blocks (sigmoid from :mod:`lic_core.exact.dmath`),
 every layer an exact sum on the activation grid (docs/bitstream.md, "Reproducible decoding").
 The picture is the exact final accumulator clamped to [0, 1], times 255, rounded half-even — the
 semantics of :func:`lic_core.image.tensor.to_uint8`.

@@ -1,4 +1,4 @@
-"""The frozen coding-scale table on the exact path (METHODS §6.4; docs/bitstream.md).
+"""The frozen coding-scale table on the exact path (docs/methods.md §6.4; docs/bitstream.md).
 
 The 64 scales are exact float64 literals (:data:`lic_core.entropy_model.gaussian.SCALE_TABLE_64`,
 which ``scale_table()`` returns everywhere): numpy's ``exp`` differs in its last bits between

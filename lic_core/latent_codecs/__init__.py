@@ -1,5 +1,5 @@
 """Latent codecs: how a learned codec's latents become bits and back (CompressAI's
-``latent_codecs`` layer, METHODS §2.1, §2.4, §6.3).
+``latent_codecs`` layer, docs/methods.md §2.2, §3.4, §6.3).
 
 Every learned codec of lic_core (the LGEM codec, its diffusion decoder path, HiFiC) runs the same
 pipeline; a codec adapter (``lic_core.codecs.learned``, ``lic_core.codecs.hific``) only supplies

@@ -4,7 +4,7 @@ A y codec walks its steps in bitstream order and hands every step's gathered res
 ``ȳ − μ`` (None when decoding) and int64 scale-table index to a :class:`StepRunner`:
 
 * :class:`EncodeSteps` quantizes (and, with an encoder, codes and measures) — the one
-  quantization path that ``compress()`` and decoder fine-tuning share (METHODS §1.5, §7);
+  quantization path that ``compress()`` and decoder fine-tuning share (docs/methods.md §4.5, §10);
 * :class:`DecodeSteps` reads the indices back from the y stream.
 
 Both return the reconstructed residual ``ŷ − μ`` from the indices alone, so the encoder's ŷ is

@@ -1,4 +1,5 @@
-"""y of the LGEM codec: channel groups, each in two checkerboard passes (METHODS §2.3–2.4, §6.3).
+"""y of the LGEM codec: channel groups, each in two checkerboard passes (docs/methods.md §3.3–3.4,
+§6.3).
 
 The 10 sequential steps (5 groups × anchors, non-anchors) are the bitstream order. Elements of a
 pass are gathered in raster order into ``B×C×N`` (:func:`~lic_core.entropy_model.checkerboard.gather`,

@@ -1,4 +1,4 @@
-"""y of a mean-scale hyperprior codec (HiFiC, METHODS §4.1, §6.3): one step for all of ŷ.
+"""y of a mean-scale hyperprior codec (HiFiC, docs/methods.md §8.1, §6.3): one step for all of ŷ.
 
 The whole ``B×C×h×w`` latent is one block ``B×C×(h·w)`` (channel-major, raster positions), coded
 under the parameters the hyperprior predicts from ẑ alone.

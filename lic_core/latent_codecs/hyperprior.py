@@ -1,4 +1,4 @@
-"""Hyperprior latent coding: z with the factorized prior, then y (METHODS §2.1, §6.1 item 6, §6.3).
+"""Hyperprior latent coding: z with the factorized prior, then y (docs/methods.md §2.2, §6.1, §6.3).
 
 * z: ``v = round(z̄ − median_c)`` clamped to channel c's table support (clamps are counted), coded
   with the prior's stored float64 per-channel tables (:func:`lic_core.entropy_coder.encode_z`);

@@ -3,8 +3,8 @@
 The y latent codecs never call a network themselves: they ask an *engine* for the parameters of
 each (group, pass) step and get a :class:`PassParams` — the gained mean ``μ·G`` (float, what the
 quantizer's residual is taken around) and the int64 scale-table **index** (what the quantizer and
-the entropy coder use; METHODS §6.3–6.4).  The float σ·G rides along for the inspection views
-only and is never coded.
+the entropy coder use; docs/methods.md §6.3–6.4).  The float σ·G rides along for the inspection
+views only and is never coded.
 
 Two kinds of engine implement the same methods:
 
@@ -47,9 +47,10 @@ class PassParams:
 
 
 class GroupedEntropyParameters(abc.ABC):
-    """Parameters of y coded in channel groups, each in two checkerboard passes (METHODS §2.4).
+    """Parameters of y coded in channel groups, each in two checkerboard passes (docs/methods.md
+    §3.4).
 
-    ``gains`` is the dict of the rate's gain vectors (``"G"``, ``"H_inv"``, …, METHODS §5).
+    ``gains`` is the dict of the rate's gain vectors (``"G"``, ``"H_inv"``, …, docs/methods.md §5).
     Reconstructions passed in are *gained* (ŷ⊙G); an engine un-gains them itself.
     """
 
@@ -131,7 +132,7 @@ class HyperpriorEntropyParameters(abc.ABC):
 
 
 class ScaleHyperpriorFloatParameters(HyperpriorEntropyParameters):
-    """A model's ``entropy_parameters(ẑ⊙H, H')`` → (μ, σ) in the gained domain (HiFiC, §4.1)."""
+    """A model's ``entropy_parameters(ẑ⊙H, H')`` → (μ, σ) in the gained domain (HiFiC, §8.1)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
@@ -183,7 +184,7 @@ class LgemExactParameters(GroupedEntropyParameters):
 
 class ScaleHyperpriorExactParameters(HyperpriorEntropyParameters):
     """A mean-scale hyperprior (``model.h_s_mean``, ``model.h_s_scale``, ``model.gains``) on the
-    exact path (:class:`lic_core.exact.ExactMeanScaleHyperprior`; HiFiC, METHODS §4.1)."""
+    exact path (:class:`lic_core.exact.ExactMeanScaleHyperprior`; HiFiC, docs/methods.md §8.1)."""
 
     def __init__(self, model: torch.nn.Module, device="cpu") -> None:
         self.model = model

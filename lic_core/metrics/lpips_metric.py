@@ -11,7 +11,7 @@ Public API:
 * :func:`lpips_distance` / :func:`lpips_map` on ``uint8 H×W×3`` arrays (scaled ``x/127.5 − 1``),
   through a lazily built, process-wide :class:`LpipsMetric` (:func:`get_lpips_metric`).
 * :class:`LpipsLoss`: a frozen, differentiable ``nn.Module`` on tensors in [0, 1] for training
-  (METHODS §3/§4 perceptual terms).
+  (docs/methods.md §7/§8 perceptual terms).
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """HiFiC transforms: encoder E, generator G, ChannelNorm and the mean-scale hyperprior.
 
-Mentzer et al., "High-Fidelity Generative Image Compression", NeurIPS 2020 (METHODS §4.1), with
-the "small HiFiC" widths of METHODS §4.4 and gain units for one-model variable rate (§5.1).
+Mentzer et al., "High-Fidelity Generative Image Compression", NeurIPS 2020 (docs/methods.md §8.1),
+with the "small HiFiC" widths of docs/methods.md §8.4 and gain units for one-model variable rate
+(§5.1).
 
 Data flow of one forward pass at slider ``u`` (§5.1 applied to HiFiC)::
 
@@ -10,7 +11,7 @@ Data flow of one forward pass at slider ``u`` (§5.1 applied to HiFiC)::
                                     └────────► Q around μ ─► ŷ̄ ─► ŷ = ŷ̄⊙G'_u ─► G ─► x̂ ∈ [0,1]
 
 E and G work on [−1, 1] internally (the convention of the official code); the [0, 1] ↔ [−1, 1]
-conversion happens at the module boundary (METHODS "Notation").
+conversion happens at the module boundary (docs/methods.md §1.1).
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ class HificConfig:
 
     ``widths`` are the five E/G widths (conv7×7 output, then the four stride-2 stages); G mirrors
     them.  ``n_res`` residual blocks run at ``widths[-1]``.  ``targets`` are the per-level rate
-    targets r_t (bpp) of the rate-constraint loss (§4.2); there is one gain level per target.
-    ``disc_widths`` are the discriminator's four stride-2 conv widths (§4.1, halved for small).
+    targets r_t (bpp) of the rate-constraint loss (§8.2); there is one gain level per target.
+    ``disc_widths`` are the discriminator's four stride-2 conv widths (§8.1, halved for small).
     """
 
     name: str = "hific-small"
@@ -67,8 +68,8 @@ class HificConfig:
         return cls(**kw)
 
 
-#: "hific-small" — the product baseline (METHODS §4.4, [D]).  The §4.4 suggestion
-#: (30, 60, 120, 240, 480) with C_y = 128 and 5 residual blocks at 480 channels costs ≈ 28 M
+#: "hific-small" — the product baseline (docs/methods.md §8.4).  Halving the official widths,
+#: (30, 60, 120, 240, 480), with C_y = 128 and 5 residual blocks at 480 channels costs ≈ 28 M
 #: parameters (each residual block at width w has 18·w² weights), far over the 8 M budget; so
 #: the E/G ladder is (24, 48, 96, 192, 192) with the 5 residual blocks at 192 channels, C_y = 128
 #: (220 does not fit), and the hyperprior is 128 wide with 128 hyper-latent channels.  Parameters
@@ -100,8 +101,8 @@ class ChannelNorm(nn.Module):
     """Normalize every spatial position over its channels, then a learned per-channel affine.
 
     ``(x − mean_C(x)) / sqrt(var_C(x) + ε)·γ + β`` with ε = 1e-3 and the unbiased (N−1) variance
-    over channels (official HiFiC ``LayerNorm`` in models/hific/archs.py, METHODS §4.1).  Always
-    computed in float32 (§4.4: AMP is allowed everywhere else) because the variance of fp16
+    over channels (official HiFiC ``LayerNorm`` in models/hific/archs.py, docs/methods.md §8.1).
+    Always computed in float32 (§8.4: AMP is allowed everywhere else) because the variance of fp16
     activations over hundreds of channels under/overflows.
     """
 
@@ -131,7 +132,7 @@ class ChannelNorm(nn.Module):
 
 
 class ReflectConv2d(nn.Conv2d):
-    """'Same' convolution with reflection padding (HiFiC pads by reflection throughout, §4.1).
+    """'Same' convolution with reflection padding (HiFiC pads by reflection throughout, §8.1).
 
     Reflection needs the padding to be smaller than the side; on the tiny grids of very small
     inputs (a 1×1 latent of a 16×16 image) it falls back to replicate padding, so every H, W
@@ -155,7 +156,7 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:
 
 
 class ResidualBlock(nn.Module):
-    """conv3×3 → CN → ReLU → conv3×3 → CN, plus identity (HiFiC generator block, §4.1)."""
+    """conv3×3 → CN → ReLU → conv3×3 → CN, plus identity (HiFiC generator block, §8.1)."""
 
     def __init__(self, ch: int) -> None:
         super().__init__()
@@ -208,7 +209,7 @@ class HificGenerator(nn.Module):
 
 
 class HyperAnalysis(nn.Module):
-    """h_a: conv3×3 s1 → ReLU → conv5×5 s2 → ReLU → conv5×5 s2 (§4.1; ȳ → z at H/64)."""
+    """h_a: conv3×3 s1 → ReLU → conv5×5 s2 → ReLU → conv5×5 s2 (§8.1; ȳ → z at H/64)."""
 
     def __init__(self, C_y: int, width: int, N: int) -> None:
         super().__init__()
@@ -222,7 +223,7 @@ class HyperAnalysis(nn.Module):
 
 
 class HyperSynthesis(nn.Module):
-    """One h_s head: deconv5×5 s2 → ReLU → deconv5×5 s2 → ReLU → conv3×3 to C_y (§4.1)."""
+    """One h_s head: deconv5×5 s2 → ReLU → deconv5×5 s2 → ReLU → conv3×3 to C_y (§8.1)."""
 
     def __init__(self, N: int, width: int, C_y: int) -> None:
         super().__init__()
@@ -254,12 +255,12 @@ class HificModel(nn.Module):
     ``{"x_hat", "likelihoods": {"y", "z"}, "y_hat", "bpp_noisy", "bpp_quantized"}``:
 
     * rate proxy: additive uniform noise on ȳ (likelihoods["y"], ``bpp_noisy``, differentiable);
-    * synthesis input: ``ŷ = (μ + round(ȳ − μ))⊙G'`` with a straight-through gradient (§1.1);
+    * synthesis input: ``ŷ = (μ + round(ȳ − μ))⊙G'`` with a straight-through gradient (§4.1);
     * ``bpp_quantized``: bits of the *rounded* latents (no gradient), per sample — the quantity the
-      HiFiC rate-target switch looks at (§4.2).
+      HiFiC rate-target switch looks at (§8.2).
 
     ``y_hat`` is what G and the discriminator are conditioned on.  ``u`` is the rate slider in
-    [0, 1] (float or a per-sample tensor; training samples one level per batch, §4.4).
+    [0, 1] (float or a per-sample tensor; training samples one level per batch, §8.4).
     """
 
     def __init__(self, config: HificConfig) -> None:
@@ -273,16 +274,16 @@ class HificModel(nn.Module):
         self.h_s_scale = HyperSynthesis(c.N, c.hyper_width, c.C_y)
         self.entropy_bottleneck = FactorizedPrior(c.N)
         self.gains = GainUnits(c.levels, c.C_y, c.N)
-        #: synthesis-input proxy while training: "ste" (HiFiC / §1.1) or "noise"
+        #: synthesis-input proxy while training: "ste" (HiFiC / §4.1) or "noise"
         self.decoder_proxy = "ste"
 
-    # -- pieces shared by forward() and the codec (one quantization path, METHODS §7) --
+    # -- pieces shared by forward() and the codec (one quantization path, docs/methods.md §10) --
     def gain_vectors(self, u: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.gains(u)
 
     def entropy_parameters(self, z_hat_gained: torch.Tensor,
                            h_inv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ, σ) for ȳ from the dequantized hyper-latent ``ẑ`` (σ ≥ 0.11, §4.1)."""
+        """(μ, σ) for ȳ from the dequantized hyper-latent ``ẑ`` (σ ≥ 0.11, §8.1)."""
         z_in = z_hat_gained * h_inv
         means = self.h_s_mean(z_in)
         scales = lower_bound(self.h_s_scale(z_in), SCALE_BOUND)
@@ -305,14 +306,14 @@ class HificModel(nn.Module):
                 y_noisy = torch.round(y_bar - means) + means
             y_lik = gaussian_likelihood(y_noisy, scales, means)
             if self.training and self.decoder_proxy == "noise":
-                y_q = y_noisy  # Ballé-style proxy (optional warm-up); default is STE (§1.1)
-            else:  # STE around the mean: forward rounds, backward is the identity (§1.1)
+                y_q = y_noisy  # Ballé-style proxy (optional warm-up); default is STE (§4.1)
+            else:  # STE around the mean: forward rounds, backward is the identity (§4.1)
                 y_q = y_bar + (torch.round(y_bar - means) + means - y_bar).detach()
             y_hat = y_q * g["G_inv"]
             n_pix = H * W
             bpp_noisy = -(torch.log2(y_lik).sum(dim=(1, 2, 3))
                           + torch.log2(z_lik).sum(dim=(1, 2, 3))) / n_pix
-            with torch.no_grad():  # the rate the real coder would spend (rate switch, §4.2)
+            with torch.no_grad():  # the rate the real coder would spend (rate switch, §8.2)
                 zq, zq_lik = self.entropy_bottleneck(z_bar.detach(), training=False)
                 means_q, scales_q = self.entropy_parameters(zq, g["H_inv"])
                 yq = torch.round(y_bar - means_q) + means_q

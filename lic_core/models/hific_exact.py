@@ -1,4 +1,5 @@
-"""HiFiC's generator G on the exact path (METHODS §4.1; docs/bitstream.md, "Reproducible decoding").
+"""HiFiC's generator G on the exact path (docs/methods.md §8.1; docs/bitstream.md, "Reproducible
+decoding").
 
 Mirror of :class:`~lic_core.models.hific.HificGenerator` built from :mod:`lic_core.exact`
 primitives: reflect-padded convolutions and transposed convolutions as exact sums on the

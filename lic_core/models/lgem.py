@@ -1,4 +1,4 @@
-"""The LGEM learned codec as one ``nn.Module`` (METHODS §2, §5).
+"""The LGEM learned codec as one ``nn.Module`` (docs/methods.md §3, §5).
 
 ::
 
@@ -10,8 +10,8 @@ G, G', H, H' are gain vectors interpolated from the slider u (lic_core.rate.gain
 model predicts μ, σ in the y domain; multiplied by G they become the parameters of the gained
 latent ȳ = y⊙G, which is quantized with unit step (so the effective step is 1/G per channel).
 
-Training (:meth:`LicModel.forward`) uses the "mixed" proxies of METHODS §1.1: additive noise for
-the likelihoods, straight-through rounding around the mean for the values that feed the
+Training (:meth:`LicModel.forward`) uses the "mixed" proxies of docs/methods.md §4.1: additive noise
+for the likelihoods, straight-through rounding around the mean for the values that feed the
 contexts and g_s (two-pass checkerboard, so the predicted μ, σ equal those of the sequential
 coder).  Inference codes the latents with :mod:`lic_core.latent_codecs` (the single quantization
 path shared by ``compress()``, ``decompress()`` and decoder fine-tuning), which reads μ and σ from
@@ -125,7 +125,7 @@ class LicModel(nn.Module):
     @torch.no_grad()
     def decoder_latents(self, x: torch.Tensor, u) -> torch.Tensor:
         """ŷ as every decoder receives it: ``ŷ_G ⊙ G'`` (the quantized gained latent times the
-        learned inverse gain, §2.1), from the rounding forward pass. Not ``y_hat`` of
+        learned inverse gain, §5.1), from the rounding forward pass. Not ``y_hat`` of
         :meth:`forward`, which is ``ŷ_G / G``: G' is learned and differs from 1/G, so g_s fed
         with ``ŷ_G / G`` is not the codec's MSE decoder."""
         out = self.forward(x, u)

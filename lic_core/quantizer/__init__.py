@@ -1,4 +1,5 @@
-"""lic_core.quantizer: scalar quantizers and trellis-coded quantization of y (METHODS §1, §6.3).
+"""lic_core.quantizer: scalar quantizers and trellis-coded quantization of y (docs/methods.md §4,
+§6.3).
 
 Quantizers choose symbols and describe their pmfs; they never code (the entropy coder does).
 Public API: :class:`Quantizer`, :func:`build_quantizer`, :data:`QUANTIZERS` (GUI labels,

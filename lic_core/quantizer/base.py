@@ -1,11 +1,12 @@
-"""The quantizer interface (docs/ARCHITECTURE.md, "The quantizer interface"; METHODS §1.2–1.4).
+"""The quantizer interface (docs/ARCHITECTURE.md, "The quantizer interface"; docs/methods.md
+§4.2–4.4).
 
 The latent codec codes y per (channel group, checkerboard pass). For each such step it hands the
 quantizer two tensors of shape ``B×C×N`` (C = channels of the group, N = positions of the pass in
 raster order of the squeezed pass):
 
 * ``residual = ȳ − μ`` (the mean-removed latent, in units of the quantization step Δ = 1: the gain
-  units already scale the latent, METHODS §5), and
+  units already scale the latent, docs/methods.md §5), and
 * ``index``: the int64 scale-table index of every element (``scale_index(σ)``, §6.3–6.4), the
   one number the entropy model hands on; quantizers never see a raw network σ.
 
@@ -74,8 +75,9 @@ class Quantizer(abc.ABC):
     def quantize_dequantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """``dequantize(quantize(residual, index))`` — what the decoder will reconstruct.
 
-        This is the single quantization path (METHODS §1.5, §7): compress() and quantized-latent
-        fine-tuning must both call it (or the two halves) so their ŷ are the same tensors.
+        This is the single quantization path (docs/methods.md §4.5, §10): compress() and
+        quantized-latent fine-tuning must both call it (or the two halves) so their ŷ are the same
+        tensors.
         """
         return self.dequantize(self.quantize(residual, index), index)
 

@@ -27,7 +27,7 @@ class QuantizerInfo:
         return f"QuantizerInfo({self.name!r}, {self.label!r}, defaults={self.defaults!r})"
 
 
-#: Quantizers in GUI order. Defaults are the METHODS §1.2–1.4 starting values, except the λ
+#: Quantizers in GUI order. Defaults are the docs/methods.md §4.2–4.4 starting values, except the λ
 #: factor c of RDOQ and TCQ: 0.03 instead of the high-rate slope ln2/6 ≈ 0.1155, chosen on
 #: held-back training photos for the campaign codec (docs/quantizers.md; c is encoder-only).
 QUANTIZERS: list[QuantizerInfo] = [

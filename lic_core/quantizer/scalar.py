@@ -1,4 +1,4 @@
-"""Scalar quantizers for inference: rounding, dead-zone, RDOQ (METHODS §1.2, §6.3–6.4).
+"""Scalar quantizers for inference: rounding, dead-zone, RDOQ (docs/methods.md §4.2, §6.3–6.4).
 
 All three share one decoder: an index ``q`` reconstructs to ``ŷ − μ = q·Δ`` with Δ = 1 (the gain
 units already scale the latent, §5), and ``q`` is coded under a **zero-mean** discretized Gaussian
@@ -23,7 +23,7 @@ from ..entropy_model.gaussian import scale_table
 from ..entropy_model.symbols import QuantizedGaussianModel, SymbolPlan
 from .base import Quantizer, check_shapes
 
-#: symbol range of the scalar coder, [−K, K] (METHODS §6.3: K = 2¹²)
+#: symbol range of the scalar coder, [−K, K] (docs/methods.md §6.3: K = 2¹²)
 SYMBOL_BOUND = 4096
 #: smallest probability constriction's leaky models give a symbol in range (24-bit precision,
 #: §6.2); used as the floor of ``bits`` so estimated and spent bits agree on outliers too
@@ -41,7 +41,7 @@ def gaussian_bits(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """−log2 of the unit-bin mass of integer ``q`` under N(0, std²), float64.
 
     Mass ``Φ((|q|+½)/σ) − Φ((|q|−½)/σ)`` written with ``erfc`` of the absolute value so tails keep
-    precision (CompressAI's formulation, §1.1), floored at constriction's minimum probability.
+    precision (CompressAI's formulation, §3.1), floored at constriction's minimum probability.
     """
     a = q.to(torch.float64).abs()
     s = std.to(torch.float64) * math.sqrt(2.0)
@@ -86,7 +86,7 @@ class _ScalarQuantizer(Quantizer):
 
 
 class RoundQuantizer(_ScalarQuantizer):
-    """``q = round(r)`` around the mean (CompressAI ``compress``, METHODS §1.2 item 1)."""
+    """``q = round(r)`` around the mean (CompressAI ``compress``, docs/methods.md §4.2 item 1)."""
 
     name = "round"
 
@@ -96,7 +96,7 @@ class RoundQuantizer(_ScalarQuantizer):
 
 
 class DeadZoneQuantizer(_ScalarQuantizer):
-    """``q = sign(r)·⌊|r| + f⌋`` with rounding offset ``f ∈ [0, ½]`` (METHODS §1.2 item 2).
+    """``q = sign(r)·⌊|r| + f⌋`` with rounding offset ``f ∈ [0, ½]`` (docs/methods.md §4.2 item 2).
 
     f = ½ is rounding (up to ties, which it rounds away from zero); f < ½ widens the zero bin
     (H.264/HEVC encoders use about 1/3 intra). The decoder is unchanged.
@@ -120,15 +120,15 @@ class DeadZoneQuantizer(_ScalarQuantizer):
 
 
 class RdoqQuantizer(_ScalarQuantizer):
-    """Rate-distortion optimized scalar quantization (METHODS §1.2 item 4).
+    """Rate-distortion optimized scalar quantization (docs/methods.md §4.2 item 3).
 
     Per element choose ``q ∈ {round(r), round(r) − sign(round(r)), 0}`` minimizing
-    ``J = (r − q)² + λ·bits(q | σ_table[index])`` with ``λ = c·Δ²`` (Δ = 1). METHODS starts from
-    ``c = ln2/6 ≈ 0.1155``, the high-rate slope ``−dD/dR`` of entropy-coded uniform
-    quantization; the default is 0.03, because on the campaign codec every decision away from
-    rounding costs far more picture quality than its latent error says (docs/quantizers.md).
-    ``bits`` is the same table pmf the coder uses. Ties keep the earlier candidate, so c = 0 is
-    exactly rounding.
+    ``J = (r − q)² + λ·bits(q | σ_table[index])`` with ``λ = c·Δ²`` (Δ = 1). The textbook start
+    (docs/methods.md §4.2) is ``c = ln2/6 ≈ 0.1155``, the high-rate slope ``−dD/dR`` of
+    entropy-coded uniform quantization; the default is 0.03, because on the campaign codec every
+    decision away from rounding costs far more picture quality than its latent error says
+    (docs/quantizers.md). ``bits`` is the same table pmf the coder uses. Ties keep the earlier
+    candidate, so c = 0 is exactly rounding.
     """
 
     name = "rdoq"

@@ -1,38 +1,38 @@
-"""Trellis-coded (dependent) quantization for the learned codec (METHODS §1.3–1.4, §6.3).
+"""Trellis-coded (dependent) quantization for the learned codec (docs/methods.md §4.3–4.4, §6.3).
 
-**Quantizers and states (VVC dependent quantization, §1.3).** Two scalar quantizers share the
+**Quantizers and states (VVC dependent quantization, §4.3).** Two scalar quantizers share the
 step Δ_u: Q0 reconstructs index k at ``2k·Δ_u`` and Q1 at ``(2k − sgn k)·Δ_u``. A 4-state machine
 picks the quantizer, ``j = s ≫ 1``, and moves on the parity of k with the table
 ``TRANSITIONS[s][k & 1]`` (VVC's packed constant 32040). Every stream starts in state 0, no
 termination; the decoder replays the states from the decoded indices, nothing else is sent.
 
-**Streams (format, §1.4).** For a ``B×C×N`` (group, pass) block there is one trellis stream per
+**Streams (format, §4.4).** For a ``B×C×N`` (group, pass) block there is one trellis stream per
 spatial position, running along the C channels of the group: ``S = B·N`` streams of length C.
 Stream ``b·N + n`` visits ``(b, 0, n), (b, 1, n), …, (b, C−1, n)``.
 With the parameter ``order = 1`` a stream visits the same elements by ascending scale index
 (ties in channel order) — see :data:`STREAM_ORDERS`; files without it use channel order.
 
-**Rate model (§1.4).** In normalized units ``r' = r/Δ_u`` and ``σ' = σ_table/Δ_u`` (the *table*
+**Rate model (§4.4).** In normalized units ``r' = r/Δ_u`` and ``σ' = σ_table/Δ_u`` (the *table*
 scale, so encoder decisions and coded pmfs agree), index k of quantizer j owns the midpoint
 decision cell of its level: Q0 ``[2k−1, 2k+1]``; Q1 ``[−½, ½]`` for k = 0, ``±[½, 2]`` for
 k = ±1 and ``±[2|k|−2, 2|k|]`` beyond. Its pmf is the Gaussian mass of the cell, floored at 1e-9
 and renormalized over the support ``|k| ≤ K_i = ⌈(6.11·σ_i/Δ_u + 2)/2⌉``, whose edge cells extend
 to ±∞. Tables for the 64 scale-table entries × 2 quantizers are built once per Δ_u in float64 and
-cached; table id ``2·i + j`` of §1.4 is ``[i, j]`` here.  The pmf rows are coded, so they are
-built from single IEEE operations only (format v2): the deterministic erfc of
+cached; the table of scale entry i and quantizer j (§4.4) is ``[i, j]`` here.  The pmf rows are
+coded, so they are built from single IEEE operations only (format v2): the deterministic erfc of
 :mod:`lic_core.exact.dmath`, sums in a fixed order, the frozen scale table and a frozen tail
 multiplier — the same bits on every machine.
 
 **Search.** Viterbi over the S streams at once (Python loop over the C steps only), branch cost
 ``(r − Δ_u·level)² + λ·bits`` with ``λ = c·Δ_SQ²`` (Δ_SQ = 1; λ is an encoder-only choice the
-decoder never needs). The default c = 0.03, not METHODS' starting value ln2/6 ≈ 0.1155: chosen on
+decoder never needs). The default c = 0.03, not the high-rate value ln2/6 ≈ 0.1155 (§4.2): chosen on
 held-back training photos for the campaign codec, where it loses 3× less (docs/quantizers.md);
 the shipped fine-tuned TCQ decoder was trained on latents quantized with it. Candidates per
 (quantizer j, parity p): the nearest level of Q_j whose index has parity p, plus k = 0 for
 p = 0, restricted to the support with a parity-preserving clamp, so the search never emits an
 index the coder cannot code.
 
-**Coding (§1.4, §6.3).** Per channel step t, the S symbols split by quantizer j = s ≫ 1; the Q0
+**Coding (§4.4, §6.3).** Per channel step t, the S symbols split by quantizer j = s ≫ 1; the Q0
 subset (in stream order), then the Q1 subset, each become one
 :class:`~lic_core.entropy_model.symbols.CategoricalModel` chunk of the symbol plan whose rows are
 the table rows of each symbol, cut to the largest support ``K_c`` within that chunk; the coded
@@ -63,7 +63,7 @@ from .tcq_rate import (  # noqa: F401 - the rate tables are part of this module'
     tcq_tables,
 )
 
-#: next state = TRANSITIONS[state][parity of k] (METHODS §1.3 table)
+#: next state = TRANSITIONS[state][parity of k] (docs/methods.md §4.3 table)
 TRANSITIONS: tuple[tuple[int, int], ...] = ((0, 2), (2, 0), (1, 3), (3, 1))
 #: VVC packs the table into this 16-bit constant (DepQuant.cpp)
 VVC_STATE_CONSTANT = 32040
@@ -183,7 +183,7 @@ def _viterbi(r: np.ndarray, sidx: np.ndarray, delta_u: float, lam: float,
     for t in range(L):
         newJ = np.empty_like(J)
         for n, ((s_a, p_a), (s_b, p_b)) in enumerate(_PREDECESSORS):
-            j = s_a >> 1  # both predecessors of n use the same quantizer (§1.4 update rules)
+            j = s_a >> 1  # both predecessors of n use the same quantizer (§4.4 update rules)
             (ka, ca), (kb, cb) = br[(j, p_a)], br[(j, p_b)]
             va, vb = J[:, s_a] + ca[t], J[:, s_b] + cb[t]
             take_b = vb < va  # ties keep the lower predecessor state
@@ -203,7 +203,7 @@ def _viterbi(r: np.ndarray, sidx: np.ndarray, delta_u: float, lam: float,
 
 def viterbi(r: torch.Tensor, sidx: torch.Tensor, delta_u: float, lam: float,
             tables: TcqTables) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimum-cost index paths for S independent streams of length L (METHODS §1.4).
+    """Minimum-cost index paths for S independent streams of length L (docs/methods.md §4.4).
 
     Args: ``r`` S×L residuals (latent units), ``sidx`` S×L scale-table indices.
     Returns: ``k`` S×L int64 indices and the S path costs (float64, Σ D + λ·bits).
@@ -250,7 +250,7 @@ def from_streams(x: torch.Tensor, shape: torch.Size | tuple[int, int, int]) -> t
     return x.reshape(B, N, C).permute(0, 2, 1).contiguous()
 
 
-#: stream orders (the TCQ parameter ``order``): 0 = along the channels (§1.4 format); 1 = by
+#: stream orders (the TCQ parameter ``order``): 0 = along the channels (§4.4 format); 1 = by
 #: ascending scale index σ_i, ties in channel order. Both sides know σ before a block is coded.
 #: Why 1: the trellis starts every stream in state 0, whose zeros keep it there with Q0's wide
 #: zero cell; coding the near-certain zeros first and the few large-σ elements last (VVC scans a
@@ -280,11 +280,11 @@ def _scatter(x: np.ndarray, perm: Optional[np.ndarray]) -> np.ndarray:
 
 
 class TcqQuantizer(Quantizer):
-    """4-state dependent quantization with a Gaussian rate model (METHODS §1.3–1.4).
+    """4-state dependent quantization with a Gaussian rate model (docs/methods.md §4.3–4.4).
 
     ``delta_u`` (Δ_u, default 0.561 = VVC's union step for the same nominal rate as rounding)
     is needed by the decoder; ``c`` sets the encoder's ``λ_q = c·Δ_SQ²`` (Δ_SQ = 1).
-    ``tables`` names the rate tables both sides use: 0, §1.4's Gaussian midpoint cells, else the
+    ``tables`` names the rate tables both sides use: 0, §4.4's Gaussian midpoint cells, else the
     id of a designed table set shipped beside the codec weights (:mod:`.tcq_designed`).
     ``order`` is the order of each trellis stream (:data:`STREAM_ORDERS`).
     """
@@ -307,7 +307,7 @@ class TcqQuantizer(Quantizer):
 
     @property
     def lam(self) -> float:
-        """λ_q = c·Δ_SQ² with Δ_SQ = 1 (METHODS §1.2, §1.4)."""
+        """λ_q = c·Δ_SQ² with Δ_SQ = 1 (docs/methods.md §4.2, §4.4)."""
         return self.c
 
     @property
@@ -323,7 +323,7 @@ class TcqQuantizer(Quantizer):
         out: dict[str, Any] = {"delta_u": self.delta_u, "c": self.c}
         if self.table_id:  # absent = Gaussian tables: older headers stay byte-identical
             out["tables"] = self.table_id
-        if self.order:  # absent = channel order (§1.4)
+        if self.order:  # absent = channel order (§4.4)
             out["order"] = self.order
         return out
 

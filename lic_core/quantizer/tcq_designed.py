@@ -1,8 +1,8 @@
 """Designed (trained) TCQ rate tables: the entropy code of entropy-constrained TCQ fitted to the
-indices the trellis really emits (METHODS §1.4 "rate model"; Fischer & Wang 1992, Marcellin &
-Fischer 1990: ECTCQ codebooks and codes are designed iteratively on training data).
+indices the trellis really emits (docs/methods.md §4.4 "Rate model"; Fischer & Wang 1992, Marcellin
+& Fischer 1990: ECTCQ codebooks and codes are designed iteratively on training data).
 
-**Why.** §1.4 codes index k of quantizer j with the Gaussian mass of its midpoint cell. The
+**Why.** §4.4 codes index k of quantizer j with the Gaussian mass of its midpoint cell. The
 trellis does not quantize to the nearest level — it steers the state — so the real index
 distribution differs from that model. On held-back photos the empirical distribution of k given
 (scale index i, quantizer j) codes TCQ's indices 2.5–3 % shorter, rounding's only 0.4–1 %
@@ -16,13 +16,13 @@ the counts, as w pseudo-observations of the Gaussian:
     p_m = (c_m + w·g_m) / (N + w),   c_0 = n_0,  c_m = n_m / 2 (each sign),
     c_m = (n_tail / 2)·g_m / T for m > M,  T = Σ_{m>M} g_m,
 
-then floored and renormalized exactly as §1.4's tables. Every step is a single IEEE float64
+then floored and renormalized exactly as §4.4's tables. Every step is a single IEEE float64
 operation in a fixed order on integers and the deterministic Gaussian tables, so every machine
 builds the same rows (the coded pmfs). Contexts with few samples stay at the Gaussian model.
 
 **Identity.** A table set's id is the first 63 bits of SHA-256 over its canonical content
 (Δ_u, M, w, counts). The ``.lic`` header stores it as the TCQ parameter ``tables``; 0 (absent)
-means §1.4's Gaussian tables, so every older file decodes as before. Table files ship beside the
+means §4.4's Gaussian tables, so every older file decodes as before. Table files ship beside the
 codec weights as ``<model>.tcq-tables.json``; a file naming an id no shipped table has is refused
 with a clear error, never decoded with other tables.
 """
@@ -41,7 +41,7 @@ from ..paths import weights_dir
 from .tcq_rate import PMF_FLOOR, TcqTables, gaussian_half_pmf, normalize_half, tables_from_half
 
 SUFFIX = ".tcq-tables.json"
-KIND = "lic TCQ rate tables (designed ECTCQ code, METHODS §1.4)"
+KIND = "lic TCQ rate tables (designed ECTCQ code, docs/methods.md §4.4)"
 
 
 def canonical_content(delta_u: float, m_design: int, prior_weight: int,
@@ -95,7 +95,7 @@ def build_designed(delta_u: float, m_design: int, prior_weight: int, counts: lis
         N = N + n[:, :, m]
     w = float(prior_weight)
     p = (c + w * g) / (N + w)[:, :, None]
-    inside = g > 0  # the support K_i of §1.4 is kept: same clamp, same candidates
+    inside = g > 0  # the support K_i of §4.4 is kept: same clamp, same candidates
     p = torch.where(inside, p.clamp_min(PMF_FLOOR), torch.zeros_like(p))
     return tables_from_half(delta_u, K, normalize_half(p))
 

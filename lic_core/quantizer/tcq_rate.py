@@ -1,5 +1,5 @@
-"""Rate tables of TCQ indices (METHODS §1.4 "rate model"): the Gaussian midpoint-cell pmfs of
-each (scale index, quantizer) and their code lengths, built from single IEEE operations so every
+"""Rate tables of TCQ indices (docs/methods.md §4.4 "Rate model"): the Gaussian midpoint-cell pmfs
+of each (scale index, quantizer) and their code lengths, built from single IEEE operations so every
 machine codes with the same rows. :mod:`.tcq` searches and codes with them; :mod:`.tcq_designed`
 builds designed tables on top of them. See :mod:`.tcq` for the cells and the support.
 """
@@ -16,7 +16,7 @@ from ..entropy_model.gaussian import scale_table
 from ..exact import dmath
 
 DEFAULT_DELTA_U = 0.561
-#: pmf floor before renormalization (CompressAI likelihood bound, §1.4)
+#: pmf floor before renormalization (CompressAI likelihood bound, §4.4)
 PMF_FLOOR = 1e-9
 #: smallest probability constriction gives an in-range symbol (24-bit precision, §6.2)
 MIN_CODED_PROB = 2.0 ** -24
@@ -45,7 +45,7 @@ class TcqTables:
 
 
 def tcq_support(delta_u: float) -> np.ndarray:
-    """K_i = ⌈(6.11·σ_i/Δ_u + 2)/2⌉ for every scale-table entry (METHODS §1.4)."""
+    """K_i = ⌈(6.11·σ_i/Δ_u + 2)/2⌉ for every scale-table entry (docs/methods.md §4.4)."""
     sig = scale_table()
     return np.ceil((TAIL_MULTIPLIER * sig / delta_u + 2.0) / 2.0).astype(np.int64)
 
@@ -84,7 +84,7 @@ def _cell_masses(sigma_n: torch.Tensor, k_hi: int, quantizer: int, K: torch.Tens
 
 
 def gaussian_half_pmf(delta_u: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(K, half): the Gaussian midpoint-cell pmfs of §1.4 for k = 0..K_max (64×2×(K_max+1)
+    """(K, half): the Gaussian midpoint-cell pmfs of §4.4 for k = 0..K_max (64×2×(K_max+1)
     float64; zero beyond K_i), floored at 1e-9 and normalized over the symmetric support."""
     K = torch.from_numpy(tcq_support(delta_u))
     k_max = int(K.max())
@@ -123,6 +123,6 @@ def tables_from_half(delta_u: float, K: torch.Tensor, half: torch.Tensor) -> Tcq
 
 @functools.lru_cache(maxsize=8)
 def tcq_tables(delta_u: float = DEFAULT_DELTA_U) -> TcqTables:
-    """Build (once per Δ_u) the 64×2 float64 pmf tables of §1.4 and their code lengths."""
+    """Build (once per Δ_u) the 64×2 float64 pmf tables of §4.4 and their code lengths."""
     K, half = gaussian_half_pmf(delta_u)
     return tables_from_half(delta_u, K, half)

@@ -1,4 +1,4 @@
-"""Gain units for a continuous rate from one model (Cui et al., CVPR 2021; METHODS §5.1).
+"""Gain units for a continuous rate from one model (Cui et al., CVPR 2021; docs/methods.md §5.1).
 
 Four learned tables of shape ``levels × C`` (used through ``|·|``): G (on y), G' (on ŷ before
 g_s), H (on z) and H' (on ẑ before h_s).  A slider value ``u ∈ [0, 1]`` maps to the continuous

@@ -1,4 +1,4 @@
-"""Training and evaluation data (METHODS §7 ``train/data.py``).
+"""Training and evaluation data (docs/methods.md §10, "Training pipeline").
 
 * :class:`ImageFolderCrops` — random-downscale + random-crop + flips over a folder of photos, the
   usual LIC training augmentation (CompressAI / ELIC style), returning ``3×crop×crop`` float tensors

@@ -1,4 +1,5 @@
-"""Training the blur-dissipated diffusion decoder on a frozen codec (METHODS §3.2, §3.3, §3.6).
+"""Training the blur-dissipated diffusion decoder on a frozen codec (docs/methods.md §7.2, §7.3,
+§7.5).
 
 The codec is frozen (eval mode, no gradients). Per batch a rate slider value u ~ U[0, 1] is drawn
 per crop, so one decoder serves the whole rate range. Latents are what the deployed decoders
@@ -12,9 +13,9 @@ and differs from 1/G, so the decoder learned on a g_s picture ≈ 4 dB worse tha
 when decoding a file, and at high rates it damaged the better picture it got.)
 
 Loss: by ``config.param``: x̂0 prediction (default) ``w(t)‖x0 − x̂0‖²`` with ``w = 1`` or
-``min(SNR, γ)``, or ε-prediction L2/L1 with optional min-SNR-γ weighting (METHODS §3.2); plus an
-optional LPIPS term on x̂0 (the network output, or for ε the one-step estimate with clamped 1/α)
-for crops with t < ``lpips_t_max`` only (METHODS §3.6).
+``min(SNR, γ)``, or ε-prediction L2/L1 with optional min-SNR-γ weighting (docs/methods.md §7.2);
+plus an optional LPIPS term on x̂0 (the network output, or for ε the one-step estimate with clamped
+1/α) for crops with t < ``lpips_t_max`` only (docs/methods.md §7.5).
 AdamW, linear warm-up, gradient clipping, EMA; the product file holds the EMA weights.
 
 Files in ``out``: ``diffusion-train.safetensors`` (raw weights + step; resume from it with a fresh
@@ -362,7 +363,7 @@ def _relative_lpips(lpips: nn.Module, d: Tensor, feats: Any, x: Tensor,
 def _card(cfg: DiffusionConfig, step: int, codec_model: nn.Module, lpips_weight: float) -> dict:
     return {"model": cfg.name, "codec": cfg.codec, "steps_trained": step,
             "family": "blurring diffusion decoder (Hoogeboom & Salimans 2023; LGEM decoder, "
-                      "METHODS §3)", "sigma_b_max": cfg.sigma_b_max, "loss": cfg.loss,
+                      "docs/methods.md §7)", "sigma_b_max": cfg.sigma_b_max, "loss": cfg.loss,
             "lpips_weight": lpips_weight,
             "codec_weights_hash": getattr(codec_model, "weights_meta", {}).get("weights_hash", "")}
 
@@ -407,7 +408,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma-b-max", type=float, default=None, help="blur strength σ_B,max (20)")
     p.add_argument("--diffusion-loss", choices=("l2", "l1"), default=None)
     p.add_argument("--diffusion-param", choices=("x", "eps"), default=None,
-                   help="U-Net predicts x̂0 (x, default) or ε (eps, METHODS §3.2)")
+                   help="U-Net predicts x̂0 (x, default) or ε (eps, docs/methods.md §7.2)")
     p.add_argument("--min-snr", type=float, default=None, help="min-SNR-γ weighting (off)")
     p.add_argument("--lpips-weight", type=float, default=None, help="LPIPS term weight (0)")
     p.add_argument("--lpips-t-max", type=float, default=None, help="LPIPS only for t below (0.5)")

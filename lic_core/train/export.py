@@ -1,4 +1,4 @@
-"""Export a training checkpoint as shipped weights (METHODS §7 ``train/export.py``).
+"""Export a training checkpoint as shipped weights (docs/methods.md §10, "Training pipeline").
 
 ``export_checkpoint(ckpt, name, out_dir)`` writes
 
@@ -7,10 +7,10 @@
 * ``<out>/<name>.json`` — the card as JSON (what the GUI's model list and ``lic models`` read);
 * ``<out>/<name>.md`` — the human-readable model card.
 
-Order matters for bit-exact coding (METHODS §6.4): the float weights are rounded to fp16 *first*,
-then the factorized prior's tables are rebuilt from those rounded weights, then the model is
-evaluated and hashed — so the card's numbers and the ``.lic`` weights hash describe exactly what a
-user's decoder loads.
+Order matters for bit-exact coding (docs/methods.md §6.4): the float weights are rounded to fp16
+*first*, then the factorized prior's tables are rebuilt from those rounded weights, then the model
+is evaluated and hashed — so the card's numbers and the ``.lic`` weights hash describe exactly what
+a user's decoder loads.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Fine-tuning the decoder on latents from the real inference quantizer (Borzechowski et al.,
-ICIP 2024, arXiv 2506.08662; METHODS §1.5).
+ICIP 2024, arXiv 2506.08662; docs/methods.md §4.5).
 
 Stage-1 training sees noise/STE proxies; at inference the synthesis transform gets latents
 quantized by rounding, RDOQ or trellis-coded quantization (TCQ reconstructions lie on a finer
@@ -7,7 +7,7 @@ grid, Δ_u ≈ 0.56, that g_s never saw).  Here the encoder, hyperprior, context
 gains are frozen; every step quantizes a batch with :func:`lic_core.codecs.learned.quantized_latents`
 — the latent codec's steps that ``compress()`` runs, minus the range coder (tests prove both give the same
 ŷ) — and trains g_s and the inverse gains G' on the result with the rate-weighted distortion
-Σ λ_s·255²·MSE (the rate is constant w.r.t. the decoder, §1.5 step 3).
+Σ λ_s·255²·MSE (the rate is constant w.r.t. the decoder, §4.5 step 3).
 
 The result is a small file holding only the decoder weights,
 ``lic_core/assets/weights/<model>-ft-<quantizer>.safetensors``; the codec uses it for that quantizer on both sides
@@ -371,7 +371,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_write:
         print(f"stopped after {summary['steps']} steps ({summary['reason']})")
         return 0
-    card = {"kind": "decoder fine-tuned on real quantized latents (METHODS §1.5)",
+    card = {"kind": "decoder fine-tuned on real quantized latents (docs/methods.md §4.5)",
             "base_model": args.model, "data": str(args.data),
             "hardware": "cuda" if torch.cuda.is_available() else "CPU", **summary}
     digest = save_finetuned(model, out, card)

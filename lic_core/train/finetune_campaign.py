@@ -2,9 +2,10 @@
 
 ``tools/campaign.sh --stage finetune-tcq start|status|stop|export`` retrains the synthesis g_s
 and the inverse gains G' of the **shipped** codec weights on latents quantized exactly as
-``compress()`` quantizes them with that quantizer (METHODS §1.5, :mod:`lic_core.train.finetune`),
-beside the codec stage and under the same rules (niced background process, checkpoints at least
-every ``CKPT_MINUTES``, CPU-hours booked from the process's CPU time, one stage at a time).
+``compress()`` quantizes them with that quantizer (docs/methods.md §4.5,
+:mod:`lic_core.train.finetune`), beside the codec stage and under the same rules (niced background
+process, checkpoints at least every ``CKPT_MINUTES``, CPU-hours booked from the process's CPU time,
+one stage at a time).
 
 * ``start`` resumes the stage's newest checkpoint when it was tuned on the weights shipped now;
   when the shipped codec weights have moved on (a codec ``export --install``), the old run is
@@ -48,9 +49,9 @@ MIN_SAVING_PCT = 0.5
 #: slider points of the export's Kodak measurement
 EVAL_US = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
-#: ``lic finetune`` flags of the stage (METHODS §1.5 step 5: stage-1 crops and batch; lr 1e-4,
-#: above METHODS' 1e-5–3e-5, because a CPU run has a few thousand steps, not 50k–200k — the
-#: shipped TCQ decoder was trained so)
+#: ``lic finetune`` flags of the stage (docs/methods.md §4.5 step 5: stage-1 crops and batch;
+#: lr 1e-4, above the 1e-5–3e-5 of a long GPU run, because a CPU run has a few thousand steps, not
+#: 50k–200k — the shipped TCQ decoder was trained so)
 RECIPE = ["--model", "lic-lgem-cpu", "--batch", "8", "--crop", "128", "--lr", "1e-4",
           "--threads", "0", "--log-every", "20"]
 
@@ -183,7 +184,7 @@ def export_finetune(c: Campaign, eval_dir: Optional[str] = None, eval_limit: Opt
     out.mkdir(parents=True, exist_ok=True)
     path = finetuned_path(model_name, q, out)
     qparams = ck.get("quantizer_params") or {}
-    card = {"kind": "decoder fine-tuned on real quantized latents (METHODS §1.5)",
+    card = {"kind": "decoder fine-tuned on real quantized latents (docs/methods.md §4.5)",
             "base_model": model_name, "base_weights_hash": base_now, "quantizer": q,
             "quantizer_params": qparams, "total_steps": int(ck["step"]),
             "cpu_hours": round(float(ck.get("cpu_s", 0.0)) / 3600.0, 4), "gpu_hours": 0.0,

@@ -39,7 +39,8 @@ from .finetune_campaign import shipped_hash, start_bound_stage
 from .generative_campaign import EVAL_US, _flag, stage_cpu_hours
 
 #: ``python -m lic_core.train.gan_decoder`` flags of the stage: the fine-tuning stages' batch and
-#: crops, HiFiC's learning rates for G and D (§4), 500 warm-up steps without the GAN term
+#: crops, HiFiC's learning rates for G and D (docs/methods.md §8.2), 500 warm-up steps without the
+#: GAN term
 RECIPE = ["--model", "lic-lgem-cpu", "--batch", "8", "--crop", "128", "--lr", "1e-4",
           "--d-lr", "1e-4", "--gan-start", "500", "--threads", "0", "--log-every", "20"]
 BUDGET_FLAG = "--cpu-budget-min"

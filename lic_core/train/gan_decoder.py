@@ -5,11 +5,12 @@ generative by what its *decoder* is trained for: §3 gives the generator's objec
 
     L_EG = C·(1/λ')·r + C·C_D·MSE₂₅₅ + w_P·LPIPS − C_P·log D(x̂, ŷ)
 
-with a conditional discriminator D that sees the quantized latent ŷ beside the picture (§3.1,
-§4.1: one logit per 16×16 patch), and §4 the constants C = 0.1·2⁻⁵, C_D = 0.75, w_P = 1,
-C_P = 0.15 (:data:`~lic_core.train.hific.losses.DEFAULT_LOSS`, the official configs). Here the
-encoder, hyperprior and contexts of the **shipped** codec are frozen, so the bits do not change
-and the rate term is constant: it is dropped, and only g_s and the inverse gains G' learn ::
+with a conditional discriminator D that sees the quantized latent ŷ beside the picture (§3.1;
+one logit per 16×16 patch, docs/methods.md §8.1), and the constants C = 0.1·2⁻⁵, C_D = 0.75,
+w_P = 1, C_P = 0.15 (docs/methods.md §8.2; :data:`~lic_core.train.hific.losses.DEFAULT_LOSS`,
+the official configs). Here the encoder, hyperprior and contexts of the **shipped** codec are
+frozen, so the bits do not change and the rate term is constant: it is dropped, and only g_s and
+the inverse gains G' learn ::
 
     L = C·C_D·MSE₂₅₅ + w_P·LPIPS − C_P·log D(x̂, ŷ)          (non-saturating, §3)
 
@@ -26,13 +27,13 @@ exact path (:mod:`lic_core.decoder.gan`).
 * **D**: HiFiC's conditional PatchGAN (:class:`~lic_core.train.hific.discriminator.
   HificDiscriminator`) on ŷ = ŷ_G / G (the quantized latent, scale-free across slider levels),
   sized for our M (M → 12 conditioning channels) with hific-small's widths (32, 64, 128, 256:
-  §4.4 halves the official ones); one D step per G step on the same batch (§4.3), x̂ and ŷ
-  detached; Adam lr 1e-4 for both (§4).
+  docs/methods.md §8.4 halves the official ones); one D step per G step on the same batch
+  (§8.2), x̂ and ŷ detached; Adam lr 1e-4 for both (§8.2).
 * **Warm-up** (``gan_start`` steps, default 500): the GAN term joins after a short MSE + LPIPS
   phase. HiFiC trains stage 2 (+GAN) from a stage-1 model trained with MSE + LPIPS, because G and
-  D from scratch are unstable (§4.3); the base g_s was trained for MSE alone, so the warm-up is
-  the LPIPS part of HiFiC's stage 1. D already trains during the warm-up, so its first gradients
-  to G are informed rather than those of a random network.
+  D from scratch are unstable (docs/methods.md §8.3); the base g_s was trained for MSE alone, so the
+  warm-up is the LPIPS part of HiFiC's stage 1. D already trains during the warm-up, so its first
+  gradients to G are informed rather than those of a random network.
 
 ``python -m lic_core.train.gan_decoder`` trains in a run folder (checkpoints on a wall-clock
 timer and on SIGTERM, resume, CPU seconds booked, ``--cpu-budget-min``); the campaign's ``gan``

@@ -10,8 +10,8 @@ time).
   lic-lgem-cpu``: the codec's ``load_model`` reads ``lic_core/assets/weights/`` or
   ``$LIC_WEIGHTS_DIR``); run folder ``runs/campaign/diffusion``. The state file records the codec
   weights' hash: when the shipped codec moves on, ``status`` says so (retrain the stage).
-* **hific** — ``hific-small`` with its own encoder, generator and hyperprior (METHODS §4): stage 1
-  (rate + MSE + LPIPS) until ``GAN_START`` steps, then stage 2 (+ GAN) in the same run
+* **hific** — ``hific-small`` with its own encoder, generator and hyperprior (docs/methods.md §8):
+  stage 1 (rate + MSE + LPIPS) until ``GAN_START`` steps, then stage 2 (+ GAN) in the same run
   (``--gan-start``); run folder ``runs/campaign/hific``.
 
 ``export`` writes ``runs/campaign/export/NAME.{safetensors,json,md,curve.png}``: the weights with
@@ -44,7 +44,7 @@ from .campaign_base import (
 from .checkpoint import latest_checkpoint, load_checkpoint
 from .learning_curve import read_log, render_xy
 
-#: stage 1 → stage 2 of the HiFiC stage (METHODS §4.3: both stages). The paper gives the two
+#: stage 1 → stage 2 of the HiFiC stage (docs/methods.md §8.3: both stages). The paper gives the two
 #: stages about equal budgets; HiFiC gets the diffusion decoder's CPU budget (≈ 3.3 CPU-hours:
 #: ≈ 5 000 steps of batch 4 × 256², ≈ 0.65 CPU-h per 1 000 steps), so the GAN joins at 2 500.
 #: (The first campaign run used crop 128 until step 4 502 and then moved the GAN to 5 200.)
@@ -324,7 +324,8 @@ def _export_diffusion(c: Campaign, ck: dict, common: dict, name: Optional[str], 
     curve = _curve(c, out / f"{name}.curve.png", f"{name}: learning curve (CPU campaign)")
     card = {**common, "model": name, "kind": "diffusion decoder",
             "family": "blur-dissipated diffusion decoder, CPU-sized (docs/diffusion.md, "
-                      "METHODS §3)", "parameters": dec.num_parameters(), "codec": codec_name,
+                      "docs/methods.md §7)",
+            "parameters": dec.num_parameters(), "codec": codec_name,
             "codec_weights_hash": ck.get("codec_weights_hash"),
             "codec_weights_hash_now": now_hash, "sampling_steps": cfg.steps,
             "config": cfg.to_dict(), "preview": not earned, "status": _status(earned, what),
@@ -373,8 +374,8 @@ def _export_hific(c: Campaign, ck: dict, common: dict, name: Optional[str], koda
         rows[f"{ours.name} MSE decoder"] = ref["points"]["mse"]
     curve = _curve(c, out / f"{name}.curve.png", f"{name}: learning curve (CPU campaign)")
     card = {**common, "model": name, "kind": "HiFiC",
-            "family": "HiFiC (Mentzer et al. 2020), small variant (METHODS §4.4), own encoder "
-                      "and hyperprior", "parameters": count_parameters(shipped),
+            "family": "HiFiC (Mentzer et al. 2020), small variant (docs/methods.md §8.4), "
+                      "own encoder and hyperprior", "parameters": count_parameters(shipped),
             "stage": str(ck["stage"]), "gan_start": ck.get("gan_start"),
             "rate_targets_bpp": list(cfg.targets), "preview": not gan,
             "status": _status(gan, what),

@@ -1,4 +1,5 @@
-"""Stage-1 training of the learned codec: variable-rate rate–distortion loss (METHODS §5.1, §1.1).
+"""Stage-1 training of the learned codec: variable-rate rate–distortion loss (docs/methods.md §5.1,
+§4.1).
 
 Each optimizer step draws one rate level ``s`` uniformly (the same on every DDP rank), runs the
 model at ``u = s/(n−1)`` and minimizes the CompressAI objective ``λ_s·255²·MSE + bpp`` with
@@ -157,7 +158,7 @@ def model_lambdas(model: nn.Module, override: Optional[Sequence[float]] = None) 
 def split_parameters(model: nn.Module) -> Tuple[List[Tuple[str, nn.Parameter]],
                                                  List[Tuple[str, nn.Parameter]]]:
     """(main, aux) named parameters. Uses ``model.main_parameters()/aux_parameters()`` when the
-    model defines them (METHODS §2.1), else treats ``*quantiles`` as the aux parameters."""
+    model defines them (docs/methods.md §2.2), else treats ``*quantiles`` as the aux parameters."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if callable(getattr(model, "aux_parameters", None)):
         aux_ids = {id(p) for p in model.aux_parameters()}
@@ -666,7 +667,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     the diffusion / HiFiC stages can apply their own defaults; the codec stage uses
     :class:`TrainConfig`'s."""
     p.add_argument("--stage", choices=STAGES, default="codec",
-                   help="codec (RD, METHODS §5) | diffusion (§3) | hific-1 / hific-2 (§4)")
+                   help="codec (RD, docs/methods.md §5) | diffusion (§7) | hific-1 / hific-2 (§8)")
     p.add_argument("--model", default=None,
                    help="registry name (lic-lgem, lic-lgem-tiny) or module:factory")
     p.add_argument("--model-config", nargs="+", default=None, metavar="KEY=VALUE",

@@ -2,11 +2,12 @@
 
 The classic entropy-constrained TCQ design alternates two steps on training data: quantize with
 the trellis under the current code lengths, then refit the code to the indices it emitted
-(Fischer & Wang 1992). Here the first code is §1.4's Gaussian midpoint-cell model, the refit is
-the count-updated Gaussian of :func:`~lic_core.quantizer.tcq_designed.build_designed`, and each
-pass runs the real inference quantization (:func:`~lic_core.codecs.learned.quantized_latents`,
-the same steps ``compress()`` runs) on centre crops of the training photos at several slider
-points. Kodak is never used, so measuring the tables on Kodak measures them on unseen photos.
+(Fischer & Wang 1992). Here the first code is the Gaussian midpoint-cell model of docs/methods.md
+§4.4, the refit is the count-updated Gaussian of
+:func:`~lic_core.quantizer.tcq_designed.build_designed`, and each pass runs the real inference
+quantization (:func:`~lic_core.codecs.learned.quantized_latents`, the same steps ``compress()``
+runs) on centre crops of the training photos at several slider points. Kodak is never used, so
+measuring the tables on Kodak measures them on unseen photos.
 
     python -m lic_core.train.tcq_design --model lic-lgem-cpu [--every 2] [--crop 256]
         [--iterations 3] [--order 1] [--out FILE] [--install]

@@ -4,8 +4,8 @@ Preferred path: **real entropy coding** through the learned codec
 (:func:`evaluate_model`: one dict per u with at least ``bpp`` and ``psnr``), which measures
 actual bitstream sizes. When the codec refuses the model the estimate ``Σ −log2 p / #pixels`` from the model's eval-mode
 likelihoods is used instead; the result says which (``mode`` = ``"coded"`` or ``"estimated"``) so
-logs and model cards never mix the two silently (METHODS §8 item 12: the two agree within ~1 %
-once the tables are fresh).
+logs and model cards never mix the two silently (docs/methods.md §11 item 5: the two agree within
+~1 % once the tables are fresh).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from torch import nn
 
 from .data import KodakEval
 
-#: the default slider grid of the model card (≥ 6 points, METHODS §5.4).
+#: the default slider grid of the model card (≥ 6 points, docs/methods.md §11.3).
 CARD_U_VALUES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 

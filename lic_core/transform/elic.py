@@ -1,4 +1,4 @@
-"""Analysis/synthesis and hyper transforms, ELIC-style (He et al. 2022; METHODS §2.1).
+"""Analysis/synthesis and hyper transforms, ELIC-style (He et al. 2022; docs/methods.md §2.1).
 
 ::
 
@@ -38,7 +38,7 @@ class SynthesisTransform(nn.Module):
     """g_s: the mirror of g_a with transposed convs.
 
     :meth:`forward_features` also returns the intermediate outputs after each up-sampling
-    (fine-to-coarse), which the diffusion decoder uses as "texture latents" (METHODS §3.3).
+    (fine-to-coarse), which the diffusion decoder uses as "texture latents" (docs/methods.md §7.3).
     """
 
     def __init__(self, cfg: ModelConfig) -> None:

@@ -1,4 +1,4 @@
-"""Building blocks of the ELIC-style transforms (METHODS §2.1)."""
+"""Building blocks of the ELIC-style transforms (docs/methods.md §2.1)."""
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,5 @@
-"""The .lic container v2 (METHODS §6.5, §6.6): round trips, CRC, check values, hostile inputs,
-the one-line refusal of format-v1 files."""
+"""The .lic container v2 (docs/methods.md §6.5, §11.4): round trips, CRC, check values, hostile
+inputs, the one-line refusal of format-v1 files."""
 from __future__ import annotations
 
 import random

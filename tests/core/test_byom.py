@@ -96,11 +96,13 @@ def roundtrips(tmp_path_factory, photo):
     return {"root": root, "cfg": cfg, "nets": nets, "procs": procs, "registry": registry}
 
 
+@pytest.mark.slow
 def test_add_encode_decode_processes_succeed(roundtrips):
     for p in roundtrips["procs"]:
         assert p.returncode == 0, p.stderr[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_picture_is_compressai_picture_and_file_is_small(roundtrips, photo, arch):
     """Separate processes: our decoded picture equals CompressAI's within 0.01 dB PSNR (it is in
@@ -251,6 +253,7 @@ def test_decoding_needs_the_same_checkpoint(tmp_path, cfg, capsys, photo):
     assert not (tmp_path / "y.png").exists()
 
 
+@pytest.mark.slow
 def test_inside_the_codec_and_target_bpp(tmp_path, cfg, photo):
     """ŷ, μ, σ, a bits map from the model's own likelihoods, and the z/y breakdown; a target bpp
     picks the checkpoint whose file is closest."""
@@ -309,6 +312,7 @@ def test_zoo_weights_come_from_the_torch_hub_cache_never_downloaded(tmp_path, cf
     assert rc == 2 and "qualities 1, 2" in err
 
 
+@pytest.mark.slow
 def test_float_path_files_decode_the_same_with_any_thread_count_here(tmp_path, cfg, photo):
     """The float path cannot promise other machines, but on this one a file decodes to its
     encoder's picture whatever the thread setting (its networks run on one torch thread on both

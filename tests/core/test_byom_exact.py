@@ -106,6 +106,7 @@ def coded(tmp_path_factory):
             os.environ["LIC_CONFIG_DIR"] = old
 
 
+@pytest.mark.slow
 def test_exact_files_decode_identically_in_other_processes_threads_and_isas(coded):
     """Encoded here (1 thread); decoded by fresh processes with 1, 2, 4 threads, with ATen and
     oneDNN held to AVX2, and with ATen's scalar kernels: the same picture, bit for bit."""
@@ -298,6 +299,7 @@ def test_models_and_info_say_which_promise(coded, capsys):
     assert "exact path" in desc["label"]
 
 
+@pytest.mark.slow
 def test_determinism_benchmark_takes_an_added_model(coded, tmp_path):
     """benchmarks/determinism.py --model NAME: encode in one process, decode in others."""
     from PIL import Image

@@ -65,7 +65,7 @@ def test_file_size_matches_estimated_bits(codec):
 
 
 def test_rate_is_monotone_in_slider(codec):
-    """More slider, more bits (gain units initialised as a ladder; METHODS §5.4)."""
+    """More slider, more bits (gain units initialised as a ladder; docs/methods.md §11.3)."""
     img = _smooth_image(128, 128, seed=2)
     sizes = [len(codec.encode(img, EncodeParams(rate=u)).data) for u in (0.0, 0.5, 1.0)]
     assert sizes[0] < sizes[1] < sizes[2]
@@ -82,8 +82,9 @@ def test_fine_tuning_path_equals_compress(codec):
 
 
 def test_training_forward_predicts_sequential_parameters(codec):
-    """Two-pass STE training forward ≈ sequential coder (METHODS §2.7, §8 item 10): exactly with
-    the float engine, within the exact path's grid error with the exact engine the coder uses."""
+    """Two-pass STE training forward ≈ sequential coder (docs/methods.md §3.3, §11 item 3): exactly
+    with the float engine, within the exact path's grid error with the exact engine the coder
+    uses."""
     from lic_core.latent_codecs import LgemFloatParameters
 
     m = codec.model
@@ -118,6 +119,7 @@ def _recrc(buf: bytearray) -> bytes:
     return body + zlib.crc32(body).to_bytes(4, "little")
 
 
+@pytest.mark.slow
 def test_decoder_survives_mutated_and_truncated_files(codec):
     """≥ 1000 damaged files: each gives a clean LicError or a valid image (no crash, no hang)."""
     img = _smooth_image(64, 96, seed=7)

@@ -122,6 +122,7 @@ def test_forward_equals_compressai(pair):
                                    atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hw", [(128, 128), (64, 192)])
 @torch.no_grad()
 def test_code_decodes_compressai_latents(pair, hw):
@@ -184,6 +185,7 @@ def test_wrong_variant_is_a_checkpoint_error(pair):
         cls.sizes_from_state_dict({"g_a.0.weight": torch.zeros(16, 3, 5, 5)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(VARIANTS))
 @torch.no_grad()
 def test_bytes_close_to_compressai(name):

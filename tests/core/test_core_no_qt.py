@@ -4,11 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import lic_core
 
 QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "PySide2", "pyqtgraph", "shiboken6", "qtpy")
 
 
+@pytest.mark.slow
 def test_importing_every_lic_core_module_loads_no_qt(repo_root: Path):
     mods = [m.name for m in pkgutil.walk_packages(lic_core.__path__, "lic_core.")
             if not m.name.endswith("__main__")]

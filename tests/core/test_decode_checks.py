@@ -87,6 +87,7 @@ def test_corrupt_and_mismatch_are_different_errors_and_messages(codec):
     assert "intact" not in str(exc.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("quantizer", ["round", "tcq"])
 def test_payload_damage_with_a_repaired_crc_never_gives_a_wrong_picture(codec, quantizer):
     enc = codec.encode(_img(), EncodeParams(rate=0.8, quantizer=quantizer))

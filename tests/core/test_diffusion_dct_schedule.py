@@ -1,4 +1,4 @@
-"""METHODS §3.7 / §8 items 13, 14, 16, 17: DCT and blurring-diffusion schedules."""
+"""docs/methods.md §11 items 22, 23, 25, 26: DCT and blurring-diffusion schedules."""
 from __future__ import annotations
 
 import math
@@ -58,7 +58,7 @@ def test_noise_schedule_variance_preserving_and_range() -> None:
     assert ls[0].item() == pytest.approx(10.0, abs=1e-9)
     assert ls[-1].item() == pytest.approx(-10.0, abs=1e-9)
     assert bool((ls[1:] < ls[:-1]).all())
-    assert s[0].item() == pytest.approx(0.0067, abs=1e-4)  # METHODS §3.2 scratch numbers
+    assert s[0].item() == pytest.approx(0.0067, abs=1e-4)  # σ_0 at logsnr 10 (docs/methods.md §7.2)
 
 
 def test_d0_is_one_and_alpha_range_at_t1() -> None:

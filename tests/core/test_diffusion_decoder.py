@@ -1,4 +1,5 @@
-"""DiffusionDecoder: seeded determinism, callback/cancel, variance map, save/load (METHODS §3.7)."""
+"""DiffusionDecoder: seeded determinism, callback/cancel, variance map, save/load (docs/methods.md
+§11.5)."""
 from __future__ import annotations
 
 import pytest
@@ -126,6 +127,7 @@ def test_wrong_contexts_are_refused(codec_and_latents) -> None:
         DiffusionDecoder(DiffusionConfig.tiny()).decode(y_hat, feats[1], steps=1, device="cpu")
 
 
+@pytest.mark.slow
 def test_overfit_one_image_then_sample_reproduces_it(tmp_path, codec_and_latents) -> None:
     """End-to-end consistency of training and sampling (x̂0 parametrization): a decoder trained
     150 steps on a single image decodes that image from its latents at > 20 dB (noise: ~9 dB).

@@ -1,4 +1,4 @@
-"""METHODS §3.7 / §8 items 15, 17: oracle reverse chain, seeded sampler determinism, loss."""
+"""docs/methods.md §11 items 24, 26: oracle reverse chain, seeded sampler determinism, loss."""
 from __future__ import annotations
 
 import math

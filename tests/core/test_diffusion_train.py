@@ -1,4 +1,4 @@
-"""METHODS §3.7 training smoke: the ε-loss decreases on tiny crops, no NaNs, resumable."""
+"""docs/methods.md §11.5 training smoke: the ε-loss decreases on tiny crops, no NaNs, resumable."""
 from __future__ import annotations
 
 import argparse
@@ -57,6 +57,7 @@ def test_codec_latents_are_what_the_deployed_decoders_receive() -> None:
     assert not y_hat.requires_grad
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("param,steps,ratio", [("x", 120, 0.8), ("eps", 100, 0.6)])
 def test_training_smoke_loss_decreases_and_resumes(tmp_path, codec, param, steps, ratio) -> None:
     # tiny U-Net with 2 levels: fast on 2 cores. The x-loss has a large irreducible part at high

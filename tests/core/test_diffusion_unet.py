@@ -1,4 +1,4 @@
-"""METHODS §3.7 conditioning plumbing: shapes, context levels (hooks), parameter budget."""
+"""docs/methods.md §11.5 conditioning plumbing: shapes, context levels (hooks), parameter budget."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""z coding with per-channel Categorical tables (METHODS §6.3, §6.6)."""
+"""z coding with per-channel Categorical tables (docs/methods.md §6.3, §11.4)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Causality of the LGEM context model (METHODS §2.7, §8 item 8).
+"""Causality of the LGEM context model (docs/methods.md §3.4, §11 item 1).
 
 For every (group, pass) the decoder computes μ, σ from what it has decoded so far.  Replacing
 everything not yet decoded with random values must leave those predictions bit-identical.

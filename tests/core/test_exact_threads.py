@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +29,7 @@ print(json.dumps(fp))
 """
 
 
+@pytest.mark.slow
 def test_bit_identical_across_thread_counts_and_processes(tmp_path):
     torch.manual_seed(0)
     from lic_core.models import build_model

@@ -1,4 +1,5 @@
-"""Decoder fine-tuning on real quantized latents (METHODS §1.5; issue 'TCQ + fine-tuning')."""
+"""Decoder fine-tuning on real quantized latents (docs/methods.md §4.5; issue 'TCQ +
+fine-tuning')."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,6 +32,7 @@ def data_dir(tmp_path):
     return d
 
 
+@pytest.mark.slow
 def test_finetuning_changes_only_the_decoder_and_lowers_its_error(data_dir, tmp_path):
     torch.manual_seed(0)
     m = build_model("lic-lgem-tiny")
@@ -93,6 +95,7 @@ def test_finetuned_decoder_round_trips_and_is_bound_to_its_file(data_dir, tmp_pa
     assert np.array_equal(base_codec.decode(r2.data).reconstruction, r2.reconstruction)
 
 
+@pytest.mark.slow
 def test_diffusion_files_condition_on_the_base_g_s_beside_a_tuned_one(tmp_path):
     """The diffusion decoder learned on the base g_s's features: a file marked for it names (and
     uses) the base weights even where a g_s tuned for its quantizer is installed, and a diffusion

@@ -44,6 +44,7 @@ def weights_dir(tmp_path, monkeypatch) -> Path:
     return wdir
 
 
+@pytest.mark.slow
 def test_finetuning_resumes_its_run_and_refuses_other_weights_or_quantizer(tmp_path, weights_dir):
     data = _photos(tmp_path / "photos", size=80)
     run = tmp_path / "run"

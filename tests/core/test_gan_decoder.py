@@ -192,6 +192,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_gan_files_decode_bit_exactly_in_other_processes_with_1_2_4_threads(tmp_path,
                                                                              weights_dir):
     _ship_gan(weights_dir)

@@ -1,5 +1,6 @@
 """HiFiC codec: real .lic bitstreams, exact round trip with fresh objects, refusal of foreign
-weights, availability without trained weights (METHODS §4, §6.3–6.5; checklist items 24–27)."""
+weights, availability without trained weights (docs/methods.md §8, §6.3–6.5;
+§11 items 16–19)."""
 from __future__ import annotations
 
 import numpy as np
@@ -129,9 +130,9 @@ def test_weights_file_loads_and_codes(tmp_path, monkeypatch, tiny_model):
 
 
 def test_codec_reconstruction_equals_the_eval_forward_pass(tiny_model):
-    """One quantization path: the codec's ŷ/x̂ are those of ``model.eval()(x, u)`` (§7), up to the
-    exact path's grids (the codec decodes with exact arithmetic, format v2): within two grey
-    levels, and equal almost everywhere."""
+    """One quantization path: the codec's ŷ/x̂ are those of ``model.eval()(x, u)`` (docs/methods.md
+    §10), up to the exact path's grids (the codec decodes with exact arithmetic, format v2): within
+    two grey levels, and equal almost everywhere."""
     from lic_core.image.tensor import crop, pad_to_multiple, to_tensor, to_uint8
     from lic_core.rate.gain import quantize_slider
 

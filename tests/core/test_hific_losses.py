@@ -1,5 +1,5 @@
-"""HiFiC loss: rate-target switch, schedules, GAN gradient isolation (METHODS §4.2, §4.5;
-checklist items 19–20)."""
+"""HiFiC loss: rate-target switch, schedules, GAN gradient isolation (docs/methods.md §8.2;
+§11 items 28–29)."""
 from __future__ import annotations
 
 import math

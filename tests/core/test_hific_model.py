@@ -1,5 +1,5 @@
 """HiFiC transforms and discriminator: shapes, ChannelNorm statistics, parameter budget
-(METHODS §4.1, §4.4, §4.5; checklist item 18)."""
+(docs/methods.md §8.1, §8.4; §11 item 27)."""
 from __future__ import annotations
 
 import pytest

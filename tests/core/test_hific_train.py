@@ -1,5 +1,5 @@
 """HiFiC training: overfit smoke on fixed crops, `lic train --stage hific-1|hific-2` plumbing,
-resumable checkpoints, export → codec (METHODS §4.3–4.5)."""
+resumable checkpoints, export → codec (docs/methods.md §8.3–8.4, §11.6)."""
 from __future__ import annotations
 
 import math
@@ -35,6 +35,7 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return -10 * math.log10(float(((a.clamp(0, 1) - b) ** 2).mean()))
 
 
+@pytest.mark.slow
 def test_stage1_overfits_four_fixed_crops():
     """160 stage-1 steps on 4 fixed 64×64 crops (seed 0: ≈ 26 dB; the flat-colour predictor of
     the same crops gives ≈ 17 dB).  The tiny model needs ~80 steps before G starts to use ŷ

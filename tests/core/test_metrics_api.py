@@ -17,6 +17,7 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_kodak_jpeg_quality_ordering(kodak_dir):
     from PIL import Image

@@ -220,6 +220,7 @@ def test_restricted_unpickler_round_trips_numpy_and_conversion_layout(rand_model
     np.testing.assert_allclose(t_out, flax_out, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_converter_end_to_end_on_fake_sdist(tmp_path, monkeypatch, rand_model):
     import tarfile
 

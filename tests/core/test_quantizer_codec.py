@@ -1,5 +1,5 @@
-"""Every quantizer inside the learned codec: .lic round trip and rate estimate (METHODS §1.4
-"Where the trellis runs inside a context model", §8 items 3, 12, 24). Uses the tiny model with
+"""Every quantizer inside the learned codec: .lic round trip and rate estimate (docs/methods.md §4.4
+"Streams inside the context model", §11 items 5, 8, 16). Uses the tiny model with
 its random initialisation: the invariants do not depend on training."""
 from __future__ import annotations
 

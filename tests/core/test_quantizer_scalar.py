@@ -1,4 +1,5 @@
-"""Scalar quantizers: rounding, dead-zone, RDOQ (METHODS §1.2, §1.6, §6.3–6.4, §8 items 6, 23–25, 28)."""
+"""Scalar quantizers: rounding, dead-zone, RDOQ (docs/methods.md §4.2, §6.3–6.4,
+§11 items 11, 15–17, 20)."""
 from __future__ import annotations
 
 import math
@@ -131,7 +132,7 @@ def test_bits_use_table_scale_not_raw_sigma():
 
 
 def test_decoding_with_other_scale_breaks_canary():
-    """METHODS §6.4 item 5: a table-index shift at the decoder must not pass unnoticed."""
+    """docs/methods.md §6.4 item 6: a table-index shift at the decoder must not pass unnoticed."""
     q = RoundQuantizer()
     r, s = _source(shape=(1, 8, 2000), seed=7, lo=0.3, hi=8.0)
     k = q.quantize(r, s)

@@ -1,4 +1,4 @@
-"""Gain units and the continuous rate slider (METHODS §5.4, §8 items 21–22)."""
+"""Gain units and the continuous rate slider (docs/methods.md §5, §11 items 13–14)."""
 import torch
 
 from lic_core.rate.gain import GainTable, GainUnits, quantize_slider, slider_from_code

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from lic_core.codecs import EncodeParams
@@ -64,6 +65,7 @@ def _image(h: int, w: int, seed: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+@pytest.mark.slow
 def test_every_decoder_and_quantizer_decodes_bit_exactly_in_other_processes(tmp_path):
     from lic_core.codecs.hific import HificCodec
     from lic_core.codecs.learned import LearnedCodec

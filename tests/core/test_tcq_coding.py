@@ -1,5 +1,5 @@
 """TCQ entropy coding: step-wise Categorical calls, state replay, clamping, canaries
-(METHODS §1.4 "Entropy coding given the state", §6.3, §6.6, §8 items 3, 24, 25, 28)."""
+(docs/methods.md §4.4 "Coding given the state", §6.3, §11 items 8, 16, 17, 20)."""
 from __future__ import annotations
 
 import math

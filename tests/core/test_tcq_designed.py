@@ -1,4 +1,4 @@
-"""Designed TCQ rate tables (ECTCQ code fitted to the trellis's real indices, METHODS §1.4):
+"""Designed TCQ rate tables (ECTCQ code fitted to the trellis's real indices, docs/methods.md §4.4):
 the tables are valid coded pmfs, built bit-identically everywhere, refit what they count, and a
 file names them so it decodes with exactly them or not at all."""
 from __future__ import annotations
@@ -90,6 +90,7 @@ print(hashlib.sha256(t.pmf.tobytes()).hexdigest())
 """
 
 
+@pytest.mark.slow
 def test_tables_identical_across_processes_and_threads(tmp_path):
     counts = _counts(3)
     f = tmp_path / "counts.json"
@@ -165,7 +166,7 @@ def test_bad_table_parameter_is_a_clear_error():
 
 
 def test_finetuning_quantizes_like_compress(tiny):
-    """Decoder fine-tuning (METHODS §1.5) sees the latents compress() makes: with designed
+    """Decoder fine-tuning (docs/methods.md §4.5) sees the latents compress() makes: with designed
     tables shipped for the weights, its TCQ uses them too."""
     from lic_core.train.finetune import _without_tables, inference_quantizer
 

@@ -1,4 +1,4 @@
-"""RD dominance of DQ over rounding on the synthetic source (METHODS §1.6 "RD dominance", §8 item 5)."""
+"""RD dominance of DQ over rounding on the synthetic source (docs/methods.md §4.4, §11 item 10)."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,5 +31,5 @@ def test_dq_beats_rounding_by_more_than_2_percent(bench):
     assert bd["tcq_poly_fit"] < -2.0, bd
     assert bd["tcq_vs_rdoq"] < 0.0, bd
     assert bd["rdoq"] < 0.0, bd
-    # DQ also has lower MSE at every step (METHODS §1.4 "What to expect")
+    # DQ also has lower MSE at every step (docs/methods.md §4.4 "What to expect")
     assert all(a < b for a, b in zip(res["curves"]["tcq"]["mse"], res["curves"]["round"]["mse"]))

@@ -1,4 +1,4 @@
-"""TCQ state machine, tables and Viterbi search (METHODS §1.3–1.4, §1.6, §8 items 1–5)."""
+"""TCQ state machine, tables and Viterbi search (docs/methods.md §4.3–4.4, §11 items 6–10)."""
 from __future__ import annotations
 
 import itertools

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lic_core.train.checkpoint import load_checkpoint
 from lic_core.train.loop import state_hash
 from test_train_loop import STANDIN, build_standin, make_images
@@ -15,6 +17,7 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parents[1]
 
 
+@pytest.mark.slow
 def test_ddp_two_ranks_keep_identical_replicas(tmp_path):
     data = make_images(tmp_path / "data", n=5)
     out = tmp_path / "run"

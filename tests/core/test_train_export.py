@@ -51,6 +51,7 @@ def test_export_fp16_loadable_stable_hash_and_card(tmp_path):
     assert raw["weights_hash"] != meta["weights_hash"] and raw["preview"] is False
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_cli_export_real_tiny_model(tmp_path, kodak_dir):
     pytest.importorskip("lic_core.models")

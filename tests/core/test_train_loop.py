@@ -197,6 +197,7 @@ def test_init_from_weights_uses_fresh_optimizer(tmp_path):
     assert all(int(s["step"]) == 2 for s in ck["optimizer"]["state"].values())
 
 
+@pytest.mark.slow
 def test_time_budget_stops_cleanly(tmp_path):
     t = time.monotonic()
     res = loop.train(cfg_for(tmp_path, "budget", steps=10 ** 6, time_budget_min=0.06,
@@ -268,6 +269,7 @@ def test_stage_dispatch_merges_stage_flags(monkeypatch):
     assert args.lr is None and args.batch is None   # shared flags left for the stage's defaults
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_real_tiny_model_trains_and_validates_coded(tmp_path, kodak_dir):
     pytest.importorskip("lic_core.models")

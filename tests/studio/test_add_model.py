@@ -33,6 +33,7 @@ def _add_through_dialog(qtbot, win, files, name):
     return dlg
 
 
+@pytest.mark.slow
 def test_add_model_through_the_dialog_encode_and_inspect(qtbot, tmp_path, config):
     pytest.importorskip("compressai")  # makes the checkpoints
     cks = [tmp_path / "run1" / "checkpoint_best_loss.pth.tar", tmp_path / "q2.pth.tar"]

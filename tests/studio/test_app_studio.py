@@ -256,6 +256,7 @@ def _end_to_end(qtbot, win, path: Path, learned: str, tmp_path: Path) -> None:
     assert not win.error_log, win.error_log
 
 
+@pytest.mark.slow
 def test_end_to_end_generated_image(qtbot, window, learned, tmp_path):
     """Open a generated image, encode learned + JPEG×2, inspect, export, reopen (always runs)."""
     p = tmp_path / "generated.png"
@@ -265,6 +266,7 @@ def test_end_to_end_generated_image(qtbot, window, learned, tmp_path):
     _end_to_end(qtbot, window, p, learned, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_end_to_end_kodak(qtbot, window, learned, kodak_dir, tmp_path):
     """Same loop on a Kodak image (skips cleanly without ../shared)."""
@@ -390,6 +392,7 @@ def test_about_model_card_states_provenance(qtbot, window, learned):
     dlg.close()
 
 
+@pytest.mark.slow
 def test_live_bd_rate_between_session_curves(qtbot, window):
     """Sweeps fill two curves; the plot's BD-rate equals lic_core's bd_rate on those points."""
     s = window.session
@@ -415,6 +418,7 @@ def test_live_bd_rate_between_session_curves(qtbot, window):
         assert any(k.startswith("[ref") for k in rd.curves)
 
 
+@pytest.mark.slow
 def test_singleton_refcount_guard(qtbot, window):
     """Plot item churn must not drain True/None refcounts (PySide6 6.12 bug guard, qt_compat)."""
     import sys

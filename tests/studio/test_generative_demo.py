@@ -57,6 +57,7 @@ def test_action_is_in_menu_toolbar_and_has_a_shortcut(demo_window):
     assert a in menus and a in demo_window.view_toolbar.actions()
 
 
+@pytest.mark.slow
 def test_hific_vs_ours_at_matched_bpp_with_metrics_scrubber_and_variance(qtbot, demo_window):
     demo_window.act_hific_vs_ours.trigger()
     dlg = demo_window.demo
@@ -97,6 +98,7 @@ def test_hific_vs_ours_at_matched_bpp_with_metrics_scrubber_and_variance(qtbot, 
     assert dlg.var_view.isVisible() and "seed variance" in dlg.var_label.text()
 
 
+@pytest.mark.slow
 def test_a_long_decode_can_be_cancelled(qtbot, demo_window):
     dlg = demo_window.show_generative_demo()
     dlg.target.setValue(TARGET)

@@ -30,6 +30,7 @@ def _psnr(a, b) -> float:
     return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
+@pytest.mark.slow
 def test_hevc_picked_in_pane_b_encodes_sweeps_and_saves(qtbot, tmp_path):
     ok, why = get_codec("hevc").available()
     if not ok:

@@ -23,6 +23,7 @@ def _not_elided(label) -> bool:
 
 # ------------------------------------------------------------------ 1: a .lic keeps old numbers
 
+@pytest.mark.slow
 def test_opening_a_compressed_file_shows_its_own_settings_and_no_old_numbers(qtbot, fake_codec,
                                                                               tmp_path):
     win = make_window(qtbot, codecs=[FAKE, "jpeg", "jpeg"])
@@ -181,6 +182,7 @@ def test_every_panes_point_stays_inside_the_rd_view(qtbot, fake_codec):
     win.close()
 
 
+@pytest.mark.slow
 def test_results_answered_from_the_cache_are_plotted_with_their_curve(qtbot):
     win = make_window(qtbot, codecs=["jpeg", "jpeg", "jpeg"], size=LAPTOP)
     s = win.session
@@ -296,6 +298,7 @@ def test_error_dialogs_work_after_the_generative_demo_was_closed(qtbot):
 
 # ------------------------------------------------------------------ 6: three panes at 1366 px
 
+@pytest.mark.slow
 def test_three_panes_fit_a_laptop_with_their_whole_numbers(qtbot, fake_codec, monkeypatch):
     monkeypatch.setattr(fake_codec, "decoders", ("mse", "diffusion"), raising=False)
     win = make_window(qtbot, codecs=[FAKE, "jpeg", "webp"], size=LAPTOP)

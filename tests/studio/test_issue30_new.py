@@ -143,6 +143,7 @@ def test_export_the_comparison_as_seen_with_every_number(qtbot, tmp_path):
     win.close()
 
 
+@pytest.mark.slow
 def test_the_view_is_exported_headless(tmp_path):
     import os
     import subprocess

@@ -106,6 +106,7 @@ def _run(qtbot, dlg):
     return dlg.same_result
 
 
+@pytest.mark.slow
 def test_same_file_on_the_sample_photo_three_pictures_metrics_and_differences(
         qtbot, monkeypatch, weight_dirs, tiny_parts):
     image = services.load_image(services.sample_image_path())
@@ -177,6 +178,7 @@ def test_same_file_on_the_sample_photo_three_pictures_metrics_and_differences(
     _close(win, dlg)
 
 
+@pytest.mark.slow
 def test_a_missing_gan_decoder_is_named_with_why_and_the_others_still_decode(
         qtbot, monkeypatch, weight_dirs, tiny_parts):
     image = generated_image(128, 192)
@@ -202,6 +204,7 @@ def test_a_missing_gan_decoder_is_named_with_why_and_the_others_still_decode(
     _close(win, dlg)
 
 
+@pytest.mark.slow
 def test_same_file_can_be_cancelled_in_the_diffusion_decode(qtbot, monkeypatch, weight_dirs,
                                                             tiny_parts):
     win, dlg = _open_same_file(qtbot, monkeypatch, weight_dirs, tiny_parts, "gan",

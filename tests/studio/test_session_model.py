@@ -49,6 +49,7 @@ def _fake_inspection(m: int = 8, h: int = 4, w: int = 8, seed: int = 0) -> Inspe
                       z_bytes=5, y_bytes=40, estimated_bits=float(bits_y.sum() + bits_z.sum()))
 
 
+@pytest.mark.slow
 def test_model_imports_no_qt():
     """app.model must not import Qt or pyqtgraph (checked in a fresh interpreter)."""
     code = ("import sys; import app.model, app.model.jobs, app.model.export, "

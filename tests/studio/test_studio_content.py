@@ -29,6 +29,7 @@ def _fake_file(qtbot, win, tmp_path, image):
     return win.export_compressed(0, tmp_path / "photo.fakelic"), enc
 
 
+@pytest.mark.slow
 def test_opened_file_is_shown_as_decoded_and_never_scored_against_itself(qtbot, fake_codec,
                                                                          tmp_path):
     win = make_window(qtbot, codecs=[FAKE, "jpeg", "jpeg"])
@@ -78,6 +79,7 @@ def test_opened_file_is_shown_as_decoded_and_never_scored_against_itself(qtbot, 
 
 # ---------------------------------------------------------------------------- item 5: RD plot
 
+@pytest.mark.slow
 def test_sweep_shows_progress_and_series_keep_their_colour(qtbot, window):
     s = window.session
     s.set_image(generated_image(96, 128))
@@ -227,6 +229,7 @@ def test_studio_without_a_usable_display_explains_in_one_line():
 
 # ---------------------------------------------------------------------------- --screenshot
 
+@pytest.mark.slow
 def test_screenshot_of_an_image_and_of_a_lic_file(tmp_path):
     from PIL import Image
 

@@ -29,6 +29,7 @@ def test_window_opens_no_larger_than_the_screen(qtbot):
     assert fit_size(QSize(3000, 2000)) == QSize(1440, 900)
 
 
+@pytest.mark.slow
 def test_every_mode_fits_a_laptop_screen_and_never_grows_the_window(qtbot):
     """Split / side by side / flicker × 2 or 3 panes × difference on/off, with an image: the
     window's minimum stays inside 1366×768 and switching modes never changes its size."""
@@ -148,6 +149,7 @@ def test_captions_keep_their_size_and_their_numbers_in_every_mode(qtbot, window)
 
 # ---------------------------------------------------------------------------- item 9: empty
 
+@pytest.mark.slow
 def test_empty_studio_offers_open_and_the_sample(qtbot, window):
     from app.model import services
 

@@ -1,5 +1,6 @@
-"""Blur-dissipated diffusion decoder (METHODS §3): blurring diffusion in a DCT basis, conditioned
-on the quantized latent ŷ and the synthesis transform's intermediate features ("texture latents").
+"""Blur-dissipated diffusion decoder (docs/methods.md §7): blurring diffusion in a DCT basis,
+conditioned on the quantized latent ŷ and the synthesis transform's intermediate features ("texture
+latents").
 
 Modules: :mod:`.dct` (orthonormal DCT-II), :mod:`.schedules` (blur + cosine-logSNR schedules),
 :mod:`.blurring` (forward process, loss, exact posterior sampler), :mod:`.unet` (conditional U-Net),

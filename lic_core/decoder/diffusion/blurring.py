@@ -1,4 +1,5 @@
-"""Blurring diffusion: forward process, ε-loss, exact posterior step, seeded sampler (METHODS §3.2).
+"""Blurring diffusion: forward process, ε-loss, exact posterior step, seeded sampler
+(docs/methods.md §7.2).
 
 Conventions: images are in [−1, 1] (converted at the decoder boundary), shape B×C×H×W. The model
 predicts ε in *pixel* space (ε is isotropic, so pixel and DCT space are equivalent, ``û_ε = Vᵀε̂``).
@@ -19,7 +20,7 @@ __all__ = [
     "step_pairs", "ModelFn", "StepCallback", "PREDICTIONS",
 ]
 
-#: What the network predicts: "eps" (ε, METHODS §3.2) or "x" (x̂0 directly; see posterior_step).
+#: What the network predicts: "eps" (ε, docs/methods.md §7.2) or "x" (x̂0; see posterior_step).
 PREDICTIONS = ("eps", "x")
 #: ``model_fn(x_t, t, cond) -> ε̂`` (or x̂0 when the sampler runs with ``pred="x"``), t a [B] tensor.
 ModelFn = Callable[[Tensor, Tensor, Any], Tensor]
@@ -47,7 +48,7 @@ def diffuse(x0: Tensor, t: float | Tensor, schedule: BlurSchedule,
 
 def eps_loss(eps_hat: Tensor, eps: Tensor, t: float | Tensor, schedule: BlurSchedule,
              kind: str = "l2", min_snr: Optional[float] = None) -> Tensor:
-    """ε-prediction loss ``E‖ε − ε̂‖`` (METHODS §3.2), L2 (default) or L1 (LGEM/CDC config).
+    """ε-prediction loss ``E‖ε − ε̂‖`` (docs/methods.md §7.2), L2 (default) or L1 (LGEM/CDC config).
 
     ``min_snr=γ`` applies the min-SNR weighting to the ε-loss, ``w = min(SNR_t, γ)/SNR_t`` with the
     scalar noise SNR ``a_t²/σ_t²``: that equals CDC's ``min(SNR, 5)·‖x0 − x̂0‖²`` for VP diffusion.
@@ -89,7 +90,7 @@ def eps_from_x0(x_t: Tensor, x0_hat: Tensor, t: float | Tensor, schedule: BlurSc
 
 def x0_estimate(x_t: Tensor, eps_hat: Tensor, t: float | Tensor, schedule: BlurSchedule,
                 inv_alpha_max: float = 10.0) -> Tensor:
-    """One-step estimate ``x̂0 = V((u_t − σ_t û_ε)/α_t)`` with ``1/α_t`` clamped (METHODS §3.6).
+    """One-step estimate ``x̂0 = V((u_t − σ_t û_ε)/α_t)``, ``1/α_t`` clamped (docs/methods.md §7.5).
 
     Clamping 1/α at ``inv_alpha_max`` keeps the dissipated high frequencies (α ≈ a_t·d_min) from
     amplifying the ε error by up to 1/(a_t·d_min); those frequencies come out attenuated instead.
@@ -103,7 +104,7 @@ def x0_estimate(x_t: Tensor, eps_hat: Tensor, t: float | Tensor, schedule: BlurS
 def posterior_step(x_t: Tensor, eps_hat: Optional[Tensor], t: float, s: float,
                    schedule: BlurSchedule, noise: Optional[Tensor] = None,
                    x0_hat: Optional[Tensor] = None) -> Tensor:
-    """Exact reverse step t → s of blurring diffusion (METHODS §3.2), per DCT frequency.
+    """Exact reverse step t → s of blurring diffusion (docs/methods.md §7.2), per DCT frequency.
 
     ``σ²_→ = 1/(1/σ_s² + α_{t|s}²/σ²_{t|s})``,
     ``μ_→ = (α_{t|s}σ²_→/σ²_{t|s})·u_t + (σ²_→/(α_{t|s}σ_s²))·(u_t − σ_t û_ε)``,
@@ -149,7 +150,7 @@ def sample(model_fn: ModelFn, cond: Any, shape: tuple[int, ...], steps: int, see
            dtype: torch.dtype = torch.float32, callback: Optional[StepCallback] = None,
            x_init_mean: Optional[Tensor] = None, inv_alpha_max: float = 10.0,
            pred: str = "eps", clip_x0: bool = False) -> Tensor:
-    """Seeded ancestral sampler with the exact posterior (METHODS §3.2). Returns x̂0 (B×C×H×W).
+    """Seeded ancestral sampler, exact posterior (docs/methods.md §7.2). Returns x̂0 (B×C×H×W).
 
     Generator policy (reproducibility): all noise comes from one ``torch.Generator`` on the CPU
     seeded with ``seed`` and is then moved to ``device``, so a seed gives the same noise on every

@@ -1,9 +1,9 @@
-"""Orthonormal 2-D DCT-II in matrix form (METHODS §3.2, §3.6).
+"""Orthonormal 2-D DCT-II in matrix form (docs/methods.md §7.2, §7.5).
 
 The blurring-diffusion process is diagonal in the DCT basis. We use the real orthonormal DCT-II
-``C[k, n] = sqrt(2/N) · c_k · cos(π (2n + 1) k / 2N)`` with ``c_0 = 1/√2`` (METHODS §3.6: the LGEM
-code's ``fft2(...).real`` is *not* a DCT). ``dct2`` computes ``u = C_H x C_Wᵀ`` over the last two
-dims; ``idct2`` is its exact inverse ``x = C_Hᵀ u C_W`` because C is orthogonal.
+``C[k, n] = sqrt(2/N) · c_k · cos(π (2n + 1) k / 2N)`` with ``c_0 = 1/√2`` (docs/methods.md §7.5:
+the LGEM code's ``fft2(...).real`` is *not* a DCT). ``dct2`` computes ``u = C_H x C_Wᵀ`` over the
+last two dims; ``idct2`` is its exact inverse ``x = C_Hᵀ u C_W`` because C is orthogonal.
 
 Matrix form (not FFT) keeps the transform exact for any size, odd ones included, and is a plain
 matmul on every device. Matrices are built in float64 and cached per (n, dtype, device).
@@ -38,7 +38,7 @@ def dct_matrix(n: int, dtype: torch.dtype = torch.float32,
 
 
 def dct2(x: Tensor) -> Tensor:
-    """Orthonormal 2-D DCT-II over the last two dims (``u = Vᵀx`` in METHODS §3.2 notation)."""
+    """Orthonormal 2-D DCT-II over the last two dims (``u = Vᵀx``, docs/methods.md §7.2)."""
     ch = dct_matrix(x.shape[-2], x.dtype, x.device)
     cw = dct_matrix(x.shape[-1], x.dtype, x.device)
     return ch @ x @ cw.transpose(0, 1)

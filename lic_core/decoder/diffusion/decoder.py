@@ -1,4 +1,4 @@
-"""The blur-dissipated diffusion decoder (METHODS §3): weights, training-time float sampling.
+"""The blur-dissipated diffusion decoder (docs/methods.md §7): weights, float sampling.
 
 ``.lic`` files decode through its exact version, :mod:`lic_core.decoder.diffusion.exact` (the same
 picture on every machine, format v2); this float sampler serves training previews and timing.
@@ -12,7 +12,7 @@ Usage of the float path::
 
 Context assembly (order = ``DiffusionConfig.cond_channels``): ``[2·x̂_mse − 1`` (if
 ``use_x_mse``), the g_s features fine-to-coarse, ``ŷ`` (if ``use_y_hat``)``]``. The texture
-latents are deterministic functions of ŷ, so they cost no bits (METHODS §3.3).
+latents are deterministic functions of ŷ, so they cost no bits (docs/methods.md §7.3).
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def build_network(config: DiffusionConfig) -> nn.Module:
 
 
 class DiffusionDecoder(nn.Module):
-    """ŷ (+ texture latents) → image by blurring diffusion (METHODS §3.2–3.3)."""
+    """ŷ (+ texture latents) → image by blurring diffusion (docs/methods.md §7.2–7.3)."""
 
     def __init__(self, config: Optional[DiffusionConfig] = None) -> None:
         super().__init__()
@@ -282,8 +282,8 @@ def decode_latent(decoder: DiffusionDecoder, g_s: nn.Module, y_hat_gained: Tenso
                   steps: int, seed: int,
                   callback: Optional[DecodeCallback] = None) -> Tensor:
     """Float diffusion decode of a latent: x ~ p(x | ŷ) conditioned on ŷ and g_s's features
-    (METHODS §3.3); ``y_hat_gained`` is ŷ⊙G, un-gained here with G'.  A reference for training
-    and benchmarks — the codec decodes files with :mod:`.exact`."""
+    (docs/methods.md §7.3); ``y_hat_gained`` is ŷ⊙G, un-gained here with G'.  A reference for
+    training and benchmarks — the codec decodes files with :mod:`.exact`."""
     y_hat = y_hat_gained * gains["G_inv"]
     feats = g_s.forward_features(y_hat)
     return decoder.decode(y_hat, feats, steps=steps, seed=seed, callback=callback, device=None)

@@ -4,18 +4,18 @@ The float sampler (:mod:`.blurring`, :class:`.decoder.DiffusionDecoder`) is kept
 previews; files decode through this module (format v2, docs/bitstream.md "Reproducible decoding"):
 
 * **contexts** from :class:`lic_core.exact.ExactSynthesis` (x̂_mse and the g_s features, exact);
-* **U-Net** (:class:`ExactCondUNet`, METHODS §3.3): convolutions as exact sums on the activation
-  grid, GroupNorm as :class:`~lic_core.exact.nets.ExactNorm`, SiLU and GELU from
+* **U-Net** (:class:`ExactCondUNet`, docs/methods.md §7.3): convolutions as exact sums on the
+  activation grid, GroupNorm as :class:`~lic_core.exact.nets.ExactNorm`, SiLU and GELU from
   :mod:`lic_core.exact.dmath`, the linear attention with integer softmax weights and exact
   ``Σ k·v`` / ``Σ ctx·q``, nearest and bilinear up-sampling as exact copies/weighted sums;
 * **DCT** (:class:`ExactDCT`): the orthonormal DCT-II matrices quantized per row like a linear
   layer, applied to grid values, so both matrix products are exact sums;
-* **schedule** (METHODS §3.2): a_t, σ_t, d_t, the transition and the posterior coefficients from
-  the deterministic log/exp/expm1/sin/cos/atan/sigmoid — no libm call, no float32;
+* **schedule** (docs/methods.md §7.2): a_t, σ_t, d_t, the transition and the posterior coefficients
+  from the deterministic log/exp/expm1/sin/cos/atan/sigmoid — no libm call, no float32;
 * **noise**: Philox4x32-10 + Box–Muller (:mod:`lic_core.exact.rng`), draw 0 for the start and
   draw i + 1 for step i, seeded by the header's seed;
-* the posterior step as single elementwise IEEE operations in a fixed order (METHODS §3.2, x̂0
-  or ε form), the last step's mean rescaled by 1/a_0, then clamp, ×255 and rounding to uint8.
+* the posterior step as single elementwise IEEE operations in a fixed order (docs/methods.md §7.2,
+  x̂0 or ε form), the last step's mean rescaled by 1/a_0, then clamp, ×255 and rounding to uint8.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class _ExactMatrix:
 
 
 class ExactDCT:
-    """Orthonormal 2-D DCT-II and its inverse on an H×W grid, as exact sums (METHODS §3.2)."""
+    """Orthonormal 2-D DCT-II and its inverse on an H×W grid, exact sums (docs/methods.md §7.2)."""
 
     def __init__(self, h: int, w: int, device="cpu") -> None:
         ch, cw = _dct_exact(h), _dct_exact(w)  # the deterministic cos, never torch.cos
@@ -116,7 +116,7 @@ def _sq(x: Tensor) -> Tensor:
 
 
 class ExactSchedule:
-    """The blur + cosine-logSNR schedule (METHODS §3.2) from deterministic math only."""
+    """The blur + cosine-logSNR schedule (docs/methods.md §7.2) from deterministic math only."""
 
     def __init__(self, sigma_b_max: float, d_min: float, logsnr_min: float,
                  logsnr_max: float) -> None:
@@ -491,7 +491,7 @@ class ExactDiffusion:
     def decode(self, synth: ExactSynthesis, y_hat_gained: Tensor, code: int, steps: int, seed: int,
                callback: Optional[StepCallback] = None,
                on_x0: Optional[X0Callback] = None) -> tuple[Tensor, Tensor]:
-        """(uint8 B×3×H×W sample of x ~ p(x | ŷ), uint8 MSE picture) — METHODS §3.2–3.3.
+        """(uint8 B×3×H×W sample of x ~ p(x | ŷ), uint8 MSE picture) — docs/methods.md §7.2–7.3.
 
         ``callback(i, steps)`` runs before step i (it may raise to cancel); ``on_x0(i, steps,
         picture)`` receives the network's x̂0 of step i as a uint8 picture (the studio's step

@@ -1,9 +1,9 @@
 """The CPU-sized diffusion network ("lite"): the blur-dissipated decoder a laptop can run.
 
-Same process (METHODS §3.2, per-frequency blur in the DCT domain), same conditioning (§3.3: the
-MSE picture x̂_mse, the synthesis transform's features, ŷ), a different budget. The full-resolution
-U-Net (:class:`~.unet.CondUNet` at H, 7.3 M parameters) costs ~90 GFLOP per step at 256²; a
-768×512 decode with tens of steps took minutes on a 2-core CPU (issue 13). Here:
+Same process (docs/methods.md §7.2, per-frequency blur in the DCT domain), same conditioning (§7.3:
+the MSE picture x̂_mse, the synthesis transform's features, ŷ), a different budget. The
+full-resolution U-Net (:class:`~.unet.CondUNet` at H, 7.3 M parameters) costs ~90 GFLOP per step at
+256²; a 768×512 decode with tens of steps took minutes on a 2-core CPU (issue 13). Here:
 
 * **x̂0 = x̂_mse + residual.** The network predicts only what the MSE decoder cannot give (texture,
   sharp edges); an untrained ("zero-initialised") network reproduces the MSE picture. The

@@ -1,4 +1,4 @@
-"""Blurring-diffusion schedules (METHODS §3.2; Hoogeboom & Salimans, ICLR 2023).
+"""Blurring-diffusion schedules (docs/methods.md §7.2; Hoogeboom & Salimans, ICLR 2023).
 
 For t ∈ [0, 1] and an H×W image:
 
@@ -40,7 +40,7 @@ def as_time(t: float | Tensor, device: torch.device | str | None = None) -> Tens
 
 def heat_eigenvalues(h: int, w: int, dtype: torch.dtype = torch.float64,
                      device: torch.device | str | None = None) -> Tensor:
-    """``λ_kl = (πk/H)² + (πl/W)²`` for the H×W DCT frequencies (METHODS §3.2)."""
+    """``λ_kl = (πk/H)² + (πl/W)²`` for the H×W DCT frequencies (docs/methods.md §7.2)."""
     k = torch.arange(h, dtype=dtype, device=device) * (math.pi / h)
     l_ = torch.arange(w, dtype=dtype, device=device) * (math.pi / w)
     return k.square().unsqueeze(1) + l_.square().unsqueeze(0)
@@ -48,7 +48,7 @@ def heat_eigenvalues(h: int, w: int, dtype: torch.dtype = torch.float64,
 
 @dataclass(frozen=True)
 class BlurSchedule:
-    """The blur + cosine-logSNR schedule of blurring diffusion (METHODS §3.2).
+    """The blur + cosine-logSNR schedule of blurring diffusion (docs/methods.md §7.2).
 
     ``sigma_b_max = 0`` turns off the blur and gives standard VP cosine diffusion.
     """

@@ -1,9 +1,9 @@
-"""Conditional U-Net ε̂_θ(x_t, t, c) for the blur-dissipated decoder (METHODS §3.3, §3.4).
+"""Conditional U-Net ε̂_θ(x_t, t, c) for the blur-dissipated decoder (docs/methods.md §7.3).
 
 CDC/LGEM layout scaled down to the 8 M-parameter budget:
 
-* time: the scalar t ∈ [0, 1] → ``Linear(1, 4·dim) → GELU → Linear(4·dim, dim)`` (METHODS §3.3),
-  injected into every ResNet block as a per-channel bias;
+* time: the scalar t ∈ [0, 1] → ``Linear(1, 4·dim) → GELU → Linear(4·dim, dim)`` (docs/methods.md
+  §7.3), injected into every ResNet block as a per-channel bias;
 * levels at H, H/2, H/4, … with widths ``dim·mults``; ``blocks`` ResNet blocks per level on the
   way down and up (skip per level), stride-2 conv down, nearest + conv up;
 * conditioning: :class:`ConditionAdapter` projects each context tensor (the MSE reconstruction
@@ -38,7 +38,7 @@ class DiffusionConfig:
 
     cond_channels / cond_scales: one entry per context tensor, in the order the decoder assembles
     them (``[x̂_mse, *g_s features fine-to-coarse, ŷ]``); scale = image size / context size.
-    param: what the U-Net predicts, "x" (x̂0, default) or "eps" (ε, METHODS §3.2). See
+    param: what the U-Net predicts, "x" (x̂0, default) or "eps" (ε, docs/methods.md §7.2). See
     docs/diffusion.md: with an imperfect network the ε form amplifies errors by σ_t/α_t in the
     frequencies a step un-dissipates, which ruined samples in a CPU experiment; the x form does
     not divide by α. clip_x0: clip x̂0 to [−1, 1] while sampling (x form).
@@ -227,7 +227,7 @@ def _fit(x: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 class ConditionAdapter(nn.Module):
-    """Projects each context tensor to the U-Net width of its level (METHODS §3.3).
+    """Projects each context tensor to the U-Net width of its level (docs/methods.md §7.3).
 
     Context i with scale s_i goes to level ``min(log2 s_i, levels−1)``; a context coarser than its
     level (ŷ at H/16 → the H/8 level) is upsampled bilinearly by the exact power of two. Then it is
@@ -263,7 +263,7 @@ class ConditionAdapter(nn.Module):
 
 
 class TimeEmbedding(nn.Module):
-    """``Linear(1, 4·dim) → GELU → Linear(4·dim, dim)`` on the scalar t (METHODS §3.3)."""
+    """``Linear(1, 4·dim) → GELU → Linear(4·dim, dim)`` on the scalar t (docs/methods.md §7.3)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()

@@ -1,8 +1,8 @@
 """HiFiC's conditional PatchGAN critic (a training-only part; the generator is in lic_core.models.hific).
 
-Mentzer et al. 2020, METHODS §4.1.  The discriminator sees an image and the *quantized* latent ŷ
-it was decoded from (conditional GAN): ŷ is projected to a few channels, upsampled ×16 by nearest
-neighbour to the image grid and concatenated with the image; four spectrally normalized 4×4
+Mentzer et al. 2020, docs/methods.md §8.1.  The discriminator sees an image and the *quantized*
+latent ŷ it was decoded from (conditional GAN): ŷ is projected to a few channels, upsampled ×16 by
+nearest neighbour to the image grid and concatenated with the image; four spectrally normalized 4×4
 stride-2 convolutions and a 1×1 conv give **one logit per 16×16 patch**.  The training code must
 pass ŷ detached in the D step (:func:`lic_core.train.hific.losses.discriminator_loss` does).
 """
@@ -48,5 +48,5 @@ class HificDiscriminator(nn.Module):
 
 
 def build_discriminator(config: HificConfig) -> HificDiscriminator:
-    """The discriminator matching a :class:`HificConfig` (§4.4: widths halved for the small one)."""
+    """The discriminator matching a :class:`HificConfig` (§8.4: widths halved for the small one)."""
     return HificDiscriminator(config.C_y, config.disc_cond, config.disc_widths)

@@ -1,4 +1,4 @@
-"""The HiFiC objective (Mentzer et al. 2020; METHODS §4.2, official constants).
+"""The HiFiC objective (Mentzer et al. 2020; docs/methods.md §8.2, official constants).
 
 Generator / encoder / entropy-model side::
 
@@ -30,7 +30,7 @@ Number = Union[float, torch.Tensor]
 
 @dataclass(frozen=True)
 class HificLossConfig:
-    """Official HiFiC loss constants (tensorflow/compression models/hific configs, §4.2)."""
+    """Official HiFiC loss constants (tensorflow/compression models/hific configs, §8.2)."""
 
     C: float = 0.1 * 2.0 ** -5
     C_D: float = 0.75
@@ -113,7 +113,7 @@ def generator_loss(out: dict, x: torch.Tensor, target: Number, step: int,
 
 def discriminator_loss(discriminator: nn.Module, x: torch.Tensor, x_hat: torch.Tensor,
                        y_hat: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """``L_D`` with x̂ and ŷ detached: no gradient reaches E, G or the hyperprior (§4.1)."""
+    """``L_D`` with x̂ and ŷ detached: no gradient reaches E, G or the hyperprior (§8.2)."""
     y_c = y_hat.detach()
     real = discriminator(x, y_c)
     fake = discriminator(x_hat.detach(), y_c)

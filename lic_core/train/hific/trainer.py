@@ -1,14 +1,14 @@
 """HiFiC training: ``lic train --stage hific-1`` (rate + MSE + LPIPS) and ``--stage hific-2`` (+ GAN).
 
-METHODS §4.2–4.4:
+docs/methods.md §8.2–8.4:
 
 * stage 1 trains E, G, the hyperprior and the gain units with
   ``C/λ'·r + C·C_D·MSE₂₅₅ + w_P·LPIPS`` (the official "mselpips" model);
 * stage 2 starts from stage-1 weights (``--init``) and adds ``−C_P·log D(x̂, ŷ)`` with **one D step
-  per G step** (training G/D from scratch is unstable, §4.3);
+  per G step** (training G/D from scratch is unstable, §8.3);
 * Adam, lr 1e-4 (×0.1 after ``--lr-drop`` steps, official 500k); the auxiliary quantile loss of
   the factorized prior has its own Adam (lr 1e-3);
-* one gain level per batch (§4.4), its rate target r_t = ``config.targets[level]``;
+* one gain level per batch (§8.4), its rate target r_t = ``config.targets[level]``;
 * data: random 256 crops after a random downscale in [0.75, 0.95] (``ImageFolderCrops``).
 
 The D step reuses the G step's reconstruction (detached) on the same batch; the official code
@@ -64,7 +64,7 @@ class HificTrainer:
                  gan_start: Optional[int] = None) -> None:
         """``gan_start`` (stage hific-1 only): at that step the run moves on to stage 2 by
         itself — D and its optimizer are created and the GAN term joins the loss (the campaign
-        trains both stages in one run folder, §4.3)."""
+        trains both stages in one run folder, §8.3)."""
         if stage not in STAGES:
             raise HificTrainError(f"unknown HiFiC stage {stage!r} (choose {', '.join(STAGES)})")
         if gan_start is not None and stage != "hific-1":
@@ -88,7 +88,7 @@ class HificTrainer:
         self.rng = torch.Generator().manual_seed(seed)
 
     def _enter_gan(self) -> None:
-        """Stage 2: the conditional discriminator, its Adam, the GAN term (§4.2)."""
+        """Stage 2: the conditional discriminator, its Adam, the GAN term (§8.2)."""
         if self.disc is None:
             self.disc = self._given_disc or build_discriminator(self.model.config)
             self.disc.to(next(self.model.parameters()).device)
@@ -104,7 +104,7 @@ class HificTrainer:
                     g["lr"] = lr
 
     def sample_level(self) -> tuple[float, float]:
-        """(u, r_t) of a uniformly drawn gain level (one level per batch, §4.4)."""
+        """(u, r_t) of a uniformly drawn gain level (one level per batch, §8.4)."""
         n = self.model.config.levels
         s = int(torch.randint(n, (1,), generator=self.rng))
         return (s / (n - 1) if n > 1 else 0.0), float(self.model.config.targets[s])
@@ -323,8 +323,8 @@ def export(model: HificModel, path: Path, stage: str, steps: int, extra: dict) -
     card = {"model": model.config.name, "family": "HiFiC (Mentzer et al. 2020), small variant",
             "stage": stage, "steps": steps, "parameters": count_parameters(model),
             "rate_targets_bpp": list(model.config.targets),
-            "note": "E/G widths reduced to fit 8 M parameters (METHODS §4.4); gain units for "
-                    "the rate slider (§5.1)", **extra}
+            "note": "E/G widths reduced to fit 8 M parameters (docs/methods.md §8.4); gain units "
+                    "for the rate slider (§5.1)", **extra}
     return save_weights(model, path, card)
 
 
@@ -400,7 +400,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
         load_init_weights(model, args.init)
         log(f"initialised from weights {args.init} (fresh optimizers)")
     elif stage == "hific-2":
-        log("warning: stage hific-2 without --init trains G/D from scratch (unstable, §4.3)")
+        log("warning: stage hific-2 without --init trains G/D from scratch "
+            "(unstable, docs/methods.md §8.3)")
     clock = CpuClock(cpu_prev)
     steps = int(_opt(args, "steps"))
     crop, batch = int(_opt(args, "crop")), int(_opt(args, "batch"))

@@ -1,4 +1,4 @@
-"""Generic GAN helpers: non-saturating losses and gradient switches (METHODS §4.2).
+"""Generic GAN helpers: non-saturating losses and gradient switches (docs/methods.md §8.2).
 
 Losses take raw logits (before the sigmoid) and use ``softplus`` forms, which are the numerically
 stable spellings of the log-sigmoid terms:

@@ -1,4 +1,4 @@
-"""Pluggable perceptual (LPIPS-like) losses (METHODS §4.4 "LPIPS offline issue").
+"""Pluggable perceptual (LPIPS-like) losses (docs/methods.md §8.4 "Offline LPIPS").
 
 The training code takes any callable ``perceptual(x_hat, x) -> scalar`` on ``B×3×H×W`` tensors in
 [0, 1].  The product uses LPIPS-Alex (:class:`lic_core.metrics.lpips_metric.LpipsLoss`, weights
