@@ -47,6 +47,7 @@ from ..models.lgem import LicModel
 from ..paths import diffusion_weights_path, finetuned_path, gan_weights_path, weights_path
 from ..quantizer import Quantizer, build_quantizer
 from ..rate.gain import quantize_slider
+from ..transform.tiling import analysis_tiled
 from .base import DEFAULT_DIFFUSION_STEPS, DecodeResult, EncodeParams, EncodeResult, ProgressFn
 from .lic_file import (
     PAD_MULTIPLE,
@@ -74,8 +75,12 @@ def latent_codec(model: LicModel,
 
 
 def _analyse(model: LicModel, x: torch.Tensor, gains: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ȳ = g_a(x)⊙G, z̄ = h_a(y)⊙H) — encoder-side float work (the file carries its result)."""
-    y = model.g_a(x)
+    """(ȳ = g_a(x)⊙G, z̄ = h_a(y)⊙H) — encoder-side float work (the file carries its result).
+
+    g_a runs in tiles with receptive-field halos (:func:`lic_core.transform.tiling.analysis_tiled`:
+    bounded memory for any photo, the same y as one call on the whole image)."""
+    net = getattr(model.g_a, "net", None)
+    y = analysis_tiled(net, x) if isinstance(net, torch.nn.Sequential) else model.g_a(x)
     G, H = gains["G"].to(x.device), gains["H"].to(x.device)
     return y.to(G.dtype) * G, model.h_a(y).to(H.dtype) * H
 

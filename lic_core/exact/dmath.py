@@ -21,7 +21,9 @@ determinism does not depend on it.
 """
 from __future__ import annotations
 
+import functools
 import math
+from typing import Callable
 
 import torch
 
@@ -93,6 +95,30 @@ PI_6 = math.pi / 6.0
 _EXPM1_COEFFS = tuple(1.0 / math.factorial(k + 1) for k in range(17, -1, -1))
 
 
+#: elements per block of the elementwise functions below on large CPU tensors: their ~20 passes
+#: then run on a block that stays in cache instead of streaming every temporary through memory
+#: (4× faster for exp on a million elements; every element gets the same operations, so the
+#: same bits — issue 28)
+BLOCK = 1 << 15
+
+
+def _blockwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``fn`` (elementwise, one tensor in and out) applied block by block to a large CPU tensor."""
+
+    @functools.wraps(fn)
+    def run(x: torch.Tensor) -> torch.Tensor:
+        n = x.numel()
+        if n <= 2 * BLOCK or x.device.type != "cpu":
+            return fn(x)
+        flat = x.reshape(-1)
+        out = torch.empty_like(flat)
+        for i in range(0, n, BLOCK):
+            out[i:i + BLOCK] = fn(flat[i:i + BLOCK])
+        return out.view(x.shape)
+
+    return run
+
+
 def _check(x: torch.Tensor) -> None:
     if x.dtype != torch.float64:
         raise TypeError(f"exact math needs float64 tensors, got {x.dtype}")
@@ -146,6 +172,7 @@ def _exp2_table(device) -> torch.Tensor:
     return _EXP2_T[key]
 
 
+@_blockwise
 def exp(x: torch.Tensor) -> torch.Tensor:
     """e^x: k = round(32x/ln2), r = x − k·ln2/32 (Cody–Waite), e^r by Taylor degree 6, times the
     table's 2^(k/32) (one gather, one rounding)."""
@@ -164,6 +191,7 @@ def exp(x: torch.Tensor) -> torch.Tensor:
 _SQRT_HALF_BITS = 0x3FE6A09E667F3BCD
 
 
+@_blockwise
 def log(x: torch.Tensor) -> torch.Tensor:
     """ln x for x > 0 (normal): x = m·2^e with m ∈ [√½, √2) by exact bit operations,
     ln m = 2·atanh((m−1)/(m+1))."""
@@ -179,16 +207,19 @@ def log(x: torch.Tensor) -> torch.Tensor:
     return (ef * LN2_LO).add_(ln_m).add_(ef * LN2_HI)
 
 
+@_blockwise
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
     """1 / (1 + e^−x)."""
     return div(torch.ones_like(x), exp(-x).add_(1.0))
 
 
+@_blockwise
 def softplus(x: torch.Tensor) -> torch.Tensor:
     """ln(1 + e^x) = max(x, 0) + ln(1 + e^−|x|)."""
     return log(exp(-x.abs()).add_(1.0)).add_(torch.clamp_min(x, 0.0))
 
 
+@_blockwise
 def erfc_nonneg(t: torch.Tensor) -> torch.Tensor:
     """erfc(t) for t ≥ 0 (t is clamped to [0, 8]; erfc(8) ≈ 1e-29)."""
     _check(t)
@@ -206,6 +237,7 @@ def normal_cdf(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x < 0, half_tail, 1.0 - half_tail)
 
 
+@_blockwise
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """Exact (erf) GELU x·Φ(x) — ``nn.GELU(approximate='none')`` — written without a branch:
     x·Φ(x) = max(x, 0) − |x|·Φ(−|x|), Φ(−|x|) = ½·erfc(|x|/√2)."""

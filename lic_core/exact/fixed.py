@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import kernels
 from .dmath import pow2
 
 #: every partial sum must stay strictly below this (integers up to 2^53 are exact in float64)
@@ -339,6 +340,7 @@ class ExactLinear:
         self._w2d = self.weight.reshape(self.weight.shape[0], -1) if self._pointwise else None
         self._wt = self.weight.t().contiguous() if self.kind == "linear" else None
         self._taps: Optional[list] = None  # per-tap GEMM weights, built on first use
+        self._ktaps: Optional[object] = None  # the same for the cache-blocked CPU kernels
         self.max_weight_error = float((wq - w).abs().max())
 
     @property
@@ -346,7 +348,7 @@ class ExactLinear:
         return int(self.weight.shape[1] if self.kind == "deconv" else self.weight.shape[0])
 
     def to(self, device) -> "ExactLinear":
-        self._taps = None
+        self._taps = self._ktaps = None
         self.weight = self.weight.to(device)
         if self._w2d is not None:
             self._w2d = self.weight.reshape(self.weight.shape[0], -1)
@@ -356,10 +358,59 @@ class ExactLinear:
             self.bias = self.bias.to(device)
         return self
 
+    def _blocked(self, x: torch.Tensor) -> bool:
+        """Whether the cache-blocked CPU kernels (:mod:`.kernels`) run this layer."""
+        if FORCE_IM2COL or x.device.type != "cpu" or self.kind == "linear":
+            return False
+        return self._pointwise or self.kind == "deconv" or (self.stride == (1, 1)
+                                                            and self.groups == 1)
+
+    def _run_blocked(self, x: torch.Tensor, epi: kernels.Epilogue,
+                     residual: Optional[torch.Tensor]) -> torch.Tensor:
+        if x.dtype != torch.float64:
+            raise TypeError(f"{self.name}: exact layers need float64 input, got {x.dtype}")
+        if self._pointwise:
+            return kernels.pointwise(x, self._w2d, self.bias, epi, residual)
+        if self.pad:
+            p = self.pad
+            mode = "reflect" if min(x.shape[-2:]) > p else "replicate"
+            x = F.pad(x, (p, p, p, p), mode=mode)
+        if self._ktaps is None:
+            w = self.weight
+            self._ktaps = (w.permute(2, 3, 1, 0).contiguous() if self.kind == "deconv" else
+                           [w[:, :, ky, kx].contiguous() for ky in range(w.shape[2])
+                            for kx in range(w.shape[3])])
+        if self.kind == "deconv":
+            return kernels.conv_transpose2d(x, self._ktaps, self.bias, self.stride, self.padding,
+                                            self.output_padding, epi, residual)
+        return kernels.conv2d_s1(x, self._ktaps, self.bias, tuple(self.weight.shape[2:]),
+                                 self.padding, epi, residual)
+
+    def snapped(self, x: torch.Tensor, grid: Grid, relu: bool = False,
+                residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``snap(self(x), grid, relu)``, plus ``residual`` and the clamp when given (a residual
+        block's ``add(residual, snap(body))``) — fused into the cache-blocked kernel on the CPU."""
+        if self._blocked(x):
+            return self._run_blocked(x, kernels.snap_epilogue(grid.max_int, relu), residual)
+        h = snap(self(x), grid, relu=relu, inplace=True)
+        if residual is None:
+            return h
+        lim = float(grid.max_int)
+        return torch.add(residual, h).clamp_(-lim, lim)
+
+    def picture(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """uint8 ``clamp(self(x)·2^−F, 0, 1)·255`` rounded half-even (a final layer's picture)."""
+        if self._blocked(x):
+            return self._run_blocked(x, kernels.picture_epilogue(grid.step), None)
+        y = self(x) * grid.step
+        return torch.round(torch.clamp(y, 0.0, 1.0) * 255.0).to(torch.uint8)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The exact accumulator in input-grid units (float64, not yet snapped)."""
         if x.dtype != torch.float64:
             raise TypeError(f"{self.name}: exact layers need float64 input, got {x.dtype}")
+        if self._blocked(x):
+            return self._run_blocked(x, kernels.ACCUMULATOR, None)
         if self.kind == "linear":
             out = torch.matmul(x, self._wt)
             return out if self.bias is None else out.add_(self.bias)
@@ -405,11 +456,15 @@ class ExactLayer:
         self.linear.to(device)
         return self
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.linear(x)
+    def __call__(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The layer's grid output; ``residual`` (no activation only) is added and clamped."""
         if self.act is not None:
-            return apply_real(self.act, h, self.grid)
-        return snap(h, self.grid, relu=self.relu, inplace=True)
+            h = apply_real(self.act, self.linear(x), self.grid)
+            if residual is None:
+                return h
+            lim = float(self.grid.max_int)
+            return torch.add(residual, h).clamp_(-lim, lim)
+        return self.linear.snapped(x, self.grid, self.relu, residual)
 
 
 class ExactSequential:
@@ -447,7 +502,8 @@ class ExactSequential:
             layer.to(device)
         return self
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
+    def __call__(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The layers in turn; ``residual`` is added (and clamped) after the last one."""
+        for layer in self.layers[:-1]:
             x = layer(x)
-        return x
+        return self.layers[-1](x, residual)

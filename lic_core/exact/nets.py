@@ -304,7 +304,7 @@ class ExactResidualBottleneck:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return add(x, self.body(x), self.grid)
+        return self.body(x, residual=x)  # add(x, body(x)), fused into the last layer's epilogue
 
 
 class ExactAttentionBlock:
@@ -336,8 +336,9 @@ class ExactAttentionBlock:
         for rb in self.b:
             b = rb(b)
         gate = apply_real(dmath.sigmoid, self.b_out(b), self.grid)  # gate·2^F, in [0, 2^F]
-        # a·gate: integers ≤ 2^(R+F)·2^F < 2^53, exact; ×2^−F exact; one rounding
-        prod = (a * gate).mul_(self.grid.step)
+        # a·gate: integers ≤ 2^(R+F)·2^F < 2^53, exact; ×2^−F exact; one rounding (in place on
+        # the gate, a fresh tensor: the same operations on the same values)
+        prod = gate.mul_(a).mul_(self.grid.step)
         return add(x, snap(prod, self.grid, inplace=True), self.grid)
 
 

@@ -5,6 +5,14 @@ convs, residual bottlenecks and Cheng's attention blocks (sigmoid from :mod:`lic
 every layer an exact sum on the activation grid (docs/bitstream.md, "Reproducible decoding").
 The picture is the exact final accumulator clamped to [0, 1], times 255, rounded half-even — the
 semantics of :func:`lic_core.image.tensor.to_uint8`.
+
+Tiles (issue 28): g_s is local, so :meth:`ExactSynthesis.run` and :meth:`~ExactSynthesis.picture`
+compute the picture tile by tile over the latent grid, each tile from a window of ŷ around it
+that reaches the receptive margin of every stage (:func:`lic_core.transform.tiling.input_margin`),
+and crop each stage's result to the margin the next stages still need.  Outside the window the
+whole-image computation adds only zero terms, so every accumulator — exact, whatever its order —
+is the same number: the tiled picture is bit-identical to the untiled one, with a working set
+bounded by :func:`~lic_core.transform.tiling.tile_budget` whatever the image size.
 """
 from __future__ import annotations
 
@@ -12,8 +20,9 @@ import torch
 from torch import nn
 
 from ..transform.layers import AttentionBlock, ResidualBottleneck
+from ..transform.tiling import input_margin, scale_factor, tile_budget, tile_for_budget, tile_grid
 from .entropy import exact_gain
-from .fixed import ExactLinear, snap, to_grid
+from .fixed import ExactLinear, to_grid
 from .nets import DEFAULT_CONFIG, ExactAttentionBlock, ExactConfig, ExactResidualBottleneck
 
 
@@ -46,6 +55,19 @@ class ExactSynthesis:
                 else:
                     raise NotImplementedError(f"no exact version of {type(m).__name__} in g_s")
             self.stages.append(ops)
+        # tiling: up-sampling factor of each stage, the margin each stage's input needs (the last
+        # entry, 0, is the picture's), and the channel widths that size a tile's working set
+        self.ups: list[int] = []
+        for stage in g_s.stages:
+            up, down = scale_factor(stage)
+            if down != 1 or up < 1:
+                raise NotImplementedError("tiled g_s needs up-sampling stages")
+            self.ups.append(up)
+        self.margins = [0]
+        for stage in reversed(list(g_s.stages)):
+            self.margins.insert(0, input_margin(stage, self.margins[0]))
+        self._widths = [max([lin.out_channels for lin in self._stage_linears(ops)], default=1)
+                        for ops in self.stages]
         self._gains: dict[int, torch.Tensor] = {}
         self.to(device)
 
@@ -64,11 +86,29 @@ class ExactSynthesis:
         self._gains = {}
         return self
 
-    def linears(self) -> list[ExactLinear]:
+    @staticmethod
+    def _stage_linears(ops: list) -> list[ExactLinear]:
         out = []
-        for op in self.ops:
+        for op in ops:
             out.extend([op] if isinstance(op, ExactLinear) else op.linears())
         return out
+
+    def linears(self) -> list[ExactLinear]:
+        return self._stage_linears(self.ops)
+
+    def tile_size(self, budget: int = 0) -> int:
+        """Tile side in latents whose working set fits ``budget`` bytes (0: the configured
+        :func:`~lic_core.transform.tiling.tile_budget`).
+
+        Per latent cell of a tile's window, stage i holds about six float64 tensors of its widest
+        layer at its output resolution (input, branches, padded copy, output, residual)."""
+        per_cell, up = 0.0, 1
+        for i, width in enumerate(self._widths):
+            up *= self.ups[i]
+            live = 6 if i < len(self._widths) - 1 else 2  # the last stage writes uint8 / acc
+            prev = self._widths[i - 1] if i else 0
+            per_cell = max(per_cell, 8.0 * up * up * (live * width + 2 * prev / self.ups[i] ** 2))
+        return tile_for_budget(budget or tile_budget(), per_cell, self.margins[0], 1, smallest=4)
 
     def inverse_gain(self, code: int) -> torch.Tensor:
         """G' (1×M×1×1 float64 holding float32 values) at u16 slider ``code``."""
@@ -85,30 +125,97 @@ class ExactSynthesis:
         y = y_hat_gained.to(self.device, torch.float64) * self.inverse_gain(code)
         return to_grid(y, self.grid)
 
-    @torch.no_grad()
-    def run(self, y_hat_gained: torch.Tensor, code: int,
-            keep_features: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(exact final accumulator x̂·2^F (B×3×H×W float64, not clamped), grid integers after
-        each up-sampling stage but the last, coarse-to-fine — empty unless ``keep_features``)."""
-        h = self.input_grid(y_hat_gained, code)
-        feats = []
-        last_stage = len(self.stages) - 1
+    def _up_to(self, level: int) -> int:
+        """Pixels per latent at the input of stage ``level``."""
+        up = 1
+        for u in self.ups[:level]:
+            up *= u
+        return up
+
+    def _window(self, core: tuple[int, int], level: int, n: int) -> tuple[int, int]:
+        """[start, stop) at the input of stage ``level`` (n latents along the axis)."""
+        up, m = self._up_to(level), self.margins[level]
+        return max(0, core[0] * up - m), min(n * up, core[1] * up + m)
+
+    def _stages(self, h: torch.Tensor, cores: tuple, windows: tuple, n: tuple, final: str,
+                feats: list) -> tuple[torch.Tensor, tuple[int, int]]:
+        """One tile: the stages on grid integers ``h`` (the window at level 0), each stage's input
+        cropped to its window; its features (core only) written into ``feats``.  Returns the
+        last stage's output and its origin in picture pixels."""
+        origin = (windows[0][0], windows[1][0])
+        last = len(self.stages) - 1
         for si, ops in enumerate(self.stages):
+            (y0, y1), (x0, x1) = (self._window(c, si, k) for c, k in zip(cores, n))
+            if y0 < origin[0] or x0 < origin[1] or y1 - origin[0] > h.shape[-2] \
+                    or x1 - origin[1] > h.shape[-1]:
+                raise AssertionError("tile window outside the computed region")
+            h = h[..., y0 - origin[0]:y1 - origin[0], x0 - origin[1]:x1 - origin[1]]
             for k, op in enumerate(ops):
-                h = op(h)
-                final = si == last_stage and k == len(ops) - 1
-                if isinstance(op, ExactLinear) and not final:
-                    h = snap(h, self.grid, inplace=True)
-            if keep_features and si < last_stage:
-                feats.append(h)
-        return h, feats
+                is_final = si == last and k == len(ops) - 1
+                if not isinstance(op, ExactLinear):
+                    h = op(h)
+                elif not is_final:
+                    h = op.snapped(h, self.grid)
+                elif final == "picture":
+                    h = op.picture(h, self.grid)
+                else:
+                    h = op(h)
+            origin = (y0 * self.ups[si], x0 * self.ups[si])
+            if si < last and feats:
+                up = self._up_to(si + 1)
+                (c0, c1), (d0, d1) = ((c[0] * up, c[1] * up) for c in cores)
+                if feats[si] is None:
+                    feats[si] = h.new_empty((h.shape[0], h.shape[1], n[0] * up, n[1] * up))
+                feats[si][..., c0:c1, d0:d1] = h[..., c0 - origin[0]:c1 - origin[0],
+                                                 d0 - origin[1]:d1 - origin[1]]
+        if final == "picture" and h.dtype != torch.uint8:
+            h = picture_from_real(self.real_output(h))
+        return h, origin
+
+    @torch.no_grad()
+    def _tiled(self, y_hat_gained: torch.Tensor, code: int, tile: int, final: str,
+               keep_features: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The final accumulator ("acc") or uint8 picture ("picture") of the whole image, tile by
+        tile (``tile`` latents per side, 0: from the memory budget); with ``keep_features``, the
+        grid integers after each stage but the last."""
+        B, _, hl, wl = y_hat_gained.shape
+        tile = tile if tile > 0 else self.tile_size()
+        inv = self.inverse_gain(code)
+        out: torch.Tensor | None = None
+        feats: list = [None] * (len(self.stages) - 1) if keep_features else []
+        full = self._up_to(len(self.stages))
+        for rs, cs in tile_grid(hl, wl, tile, self.margins[0]):
+            (a0, a1), (b0, b1) = rs.window, cs.window
+            # ŷ = ŷ_G ⊙ G' on the grid (elementwise: the window's values are the image's)
+            y = y_hat_gained[..., a0:a1, b0:b1].to(self.device, torch.float64) * inv
+            h, origin = self._stages(to_grid(y, self.grid), (rs.core, cs.core),
+                                     (rs.window, cs.window), (hl, wl), final, feats)
+            del y
+            if out is None:
+                out = torch.empty((B, h.shape[1], hl * full, wl * full), dtype=h.dtype,
+                                  device=self.device)
+            (r0, r1), (c0, c1) = ((c[0] * full, c[1] * full) for c in (rs.core, cs.core))
+            out[..., r0:r1, c0:c1] = h[..., r0 - origin[0]:r1 - origin[0],
+                                       c0 - origin[1]:c1 - origin[1]]
+        assert out is not None
+        return out, feats
+
+    @torch.no_grad()
+    def run(self, y_hat_gained: torch.Tensor, code: int, keep_features: bool = False,
+            tile: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(exact final accumulator x̂·2^F (B×3×H×W float64, not clamped), grid integers after
+        each up-sampling stage but the last, coarse-to-fine — empty unless ``keep_features``).
+
+        Computed in tiles of ``tile`` latents (0: sized by the memory budget); the values do not
+        depend on the tiling."""
+        return self._tiled(y_hat_gained, code, tile, "acc", keep_features)
 
     def real_output(self, acc: torch.Tensor) -> torch.Tensor:
         """x̂ (float64 real values) of the final accumulator (exact scaling)."""
         return acc * self.grid.step
 
     @torch.no_grad()
-    def picture(self, y_hat_gained: torch.Tensor, code: int) -> torch.Tensor:
-        """uint8 B×3×H×W: clamp(x̂, 0, 1)·255, rounded half-even (exact ops)."""
-        acc, _ = self.run(y_hat_gained, code)
-        return picture_from_real(self.real_output(acc))
+    def picture(self, y_hat_gained: torch.Tensor, code: int, tile: int = 0) -> torch.Tensor:
+        """uint8 B×3×H×W: clamp(x̂, 0, 1)·255, rounded half-even (exact ops), in tiles of
+        ``tile`` latents (0: sized by the memory budget) — the same bytes for every tiling."""
+        return self._tiled(y_hat_gained, code, tile, "picture", False)[0]

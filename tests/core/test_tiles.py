@@ -1,0 +1,263 @@
+"""Tiles with exact halos (issue 28; docs/methods.md §2.1, §6.4; lic_core/transform/tiling.py).
+
+* the margins are the layers' receptive fields (checked against enumerated index sets);
+* the exact g_s — base, fine-tuned and GAN decoders all run :class:`ExactSynthesis` — gives the
+  same picture, accumulator and features at any tile size down to one latent;
+* the float g_a gives the same y in tiles (windows kept on oneDNN's kernels), at 1 and 2 threads;
+* every committed v2 fixture decodes to the same pixels and re-encodes to the same bytes with
+  tiles of a few latents, and a GAN file decodes to its checked picture in small tiles;
+* the cache-blocked kernels with their fused epilogues equal the reference composition.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from lic_core.codecs.learned import exact_synthesis
+from lic_core.exact import fixed, kernels
+from lic_core.exact.fixed import ExactLinear, Grid, snap
+from lic_core.exact.synthesis import picture_from_real
+from lic_core.models import build_model, load_model, weights_path
+from lic_core.transform.tiling import (
+    _conv_margin,
+    _deconv_margin,
+    input_margin,
+    spans,
+    tile_grid,
+)
+
+needs_cpu_weights = pytest.mark.skipif(not weights_path("lic-lgem-cpu").is_file(),
+                                       reason="lic-lgem-cpu weights absent")
+
+
+def _sha(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a.numpy() if isinstance(a, torch.Tensor) else a).tobytes())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------ the plan
+
+
+@pytest.mark.parametrize("n,tile,margin,min_window", [(1, 4, 2, 0), (13, 4, 3, 0), (52, 35, 4, 0),
+                                                      (30, 7, 1, 16), (9, 2, 0, 0)])
+def test_spans_partition_the_axis_and_reach_the_margin(n, tile, margin, min_window):
+    sp = spans(n, tile, margin, min_window)
+    assert sp[0].core[0] == 0 and sp[-1].core[1] == n
+    for a, b in zip(sp, sp[1:]):
+        assert a.core[1] == b.core[0]
+    for s in sp:
+        c0, c1 = s.core
+        w0, w1 = s.window
+        assert 0 < c1 - c0 <= tile
+        assert w0 <= max(0, c0 - margin) and w1 >= min(n, c1 + margin) and 0 <= w0 and w1 <= n
+        assert w1 - w0 >= min(n, min_window)
+    assert len(tile_grid(n, n + 1, tile, margin)) == len(sp) * len(spans(n + 1, tile, margin))
+
+
+def _needed(kind: str, k: int, s: int, p: int, m: int, a: int = 5, b: int = 8) -> tuple[int, int]:
+    """(left, right) input margin found by enumerating which inputs feed the outputs within m of
+    an aligned core (conv: input core [s·a, s·b); deconv: input core [a, b))."""
+    if kind == "conv":
+        outs = range(a - m, b + m)
+        ins = [s * o - p + j for o in outs for j in range(k)]
+        return s * a - min(ins), max(ins) + 1 - s * b
+    outs = range(s * a - m, s * b + m)
+    ins = [i for o in outs for i in range(-50, 100) if 0 <= o - (s * i - p) < k]
+    return a - min(ins), max(ins) + 1 - b
+
+
+@pytest.mark.parametrize("k,s,p", [(1, 1, 0), (3, 1, 1), (5, 1, 2), (5, 2, 2), (3, 2, 1),
+                                   (4, 2, 1)])
+@pytest.mark.parametrize("m", [0, 1, 2, 5])
+def test_margins_are_the_receptive_fields(k, s, p, m):
+    left, right = _needed("conv", k, s, p, m)
+    assert _conv_margin(k, s, p, m) == max(0, left, right)
+    if s > 1 or k > 1:
+        left, right = _needed("deconv", k, s, p, m)
+        assert _deconv_margin(k, s, p, m) == max(0, left, right)
+
+
+def test_input_margin_of_the_transforms():
+    m = build_model("lic-lgem-tiny")
+    assert input_margin(m.g_a.net) > 0
+    synth = exact_synthesis(m)
+    assert synth.margins[-1] == 0 and all(x >= 0 for x in synth.margins)
+    with pytest.raises(NotImplementedError):
+        input_margin(torch.nn.Upsample(scale_factor=2))
+
+
+# --------------------------------------------------------------------------- exact g_s in tiles
+
+
+def _latents(h: int, w: int, seed: int = 0, channels: int = 320) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.round(torch.randn(1, channels, h, w, generator=g, dtype=torch.float64) * 4.0)
+
+
+def _synth_digest(synth, y, code, tile):
+    pic = synth.picture(y, code, tile=tile)
+    acc, feats = synth.run(y, code, keep_features=True, tile=tile)
+    return _sha(pic, acc, *feats)
+
+
+@needs_cpu_weights
+@pytest.mark.parametrize("which", ["base", "finetuned"])
+def test_exact_synthesis_is_bit_identical_in_tiles(which):
+    model = load_model("lic-lgem-cpu")
+    if which == "base":
+        synth = exact_synthesis(model)
+    else:
+        from lic_core.decoder.finetuned import load_finetuned_synthesis
+        from lic_core.paths import finetuned_path
+
+        path = finetuned_path("lic-lgem-cpu", "round")
+        if not path.is_file():
+            pytest.skip("no fine-tuned decoder shipped")
+        synth = load_finetuned_synthesis(model, path, b"\0" * 8)[0]
+    y = _latents(11, 17)
+    whole = _synth_digest(synth, y, 40000, tile=64)
+    for tile in (1, 2, 3, 5):
+        assert _synth_digest(synth, y, 40000, tile=tile) == whole, tile
+    # the budget's tile (here one tile) and the picture as the accumulator's
+    acc, _ = synth.run(y, 40000)
+    assert torch.equal(picture_from_real(synth.real_output(acc)), synth.picture(y, 40000))
+
+
+def test_exact_synthesis_tiles_on_the_tiny_model():
+    torch.manual_seed(0)
+    m = build_model("lic-lgem-tiny").eval()
+    synth = exact_synthesis(m)
+    y = _latents(7, 9, seed=3, channels=m.config.M) * 8.0
+    whole = _synth_digest(synth, y, 30000, tile=64)
+    assert all(_synth_digest(synth, y, 30000, tile=t) == whole for t in (1, 2, 4))
+
+
+# ----------------------------------------------------------------------------- float g_a in tiles
+
+
+_ANALYSIS_WORKER = r"""
+import sys, numpy as np, torch
+torch.set_num_threads(int(sys.argv[1]))
+from lic_core.image.io import load_image, sample_image_path
+from lic_core.image.tensor import pad_to_multiple, to_tensor
+from lic_core.models import load_model
+from lic_core.transform.tiling import analysis_tiled
+m = load_model("lic-lgem-cpu")
+x, _ = pad_to_multiple(to_tensor(np.ascontiguousarray(load_image(sample_image_path()))), 64)
+with torch.no_grad():
+    y = m.g_a(x)
+    same = [bool(torch.equal(analysis_tiled(m.g_a.net, x, tile=t), y)) for t in (64, 128, 320)]
+print(same)
+"""
+
+
+@needs_cpu_weights
+@pytest.mark.parametrize("threads", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_analysis_in_tiles_gives_the_same_y(threads):
+    """In its own process: ATen's kernel choices depend on the thread count (1×1 convolutions
+    run on oneDNN with more than one thread); OMP_WAIT_POLICY=passive keeps 2 threads usable
+    beside a busy core and changes no result."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_WAIT_POLICY": "passive"}
+    r = subprocess.run([sys.executable, "-c", _ANALYSIS_WORKER, str(threads)], cwd=repo, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "[True, True, True]"
+
+
+# -------------------------------------------------------------------- files in tiles of a few latents
+
+
+def _fixture_cases():
+    from test_format_fixtures import CASES
+
+    return CASES
+
+
+@pytest.mark.parametrize("case", _fixture_cases(), ids=[c["file"] for c in _fixture_cases()])
+def test_v2_fixtures_are_the_same_in_small_tiles(case, monkeypatch):
+    from PIL import Image
+
+    from lic_core.codecs import EncodeParams
+    from test_format_fixtures import V2, _codec
+
+    monkeypatch.setenv("LIC_TILE_MB", "0.01")  # g_s tiles of 4 latents, g_a tiles of 64 pixels
+    codec = _codec(case)
+    rec = codec.decode((V2 / case["file"]).read_bytes()).reconstruction
+    assert _sha(rec) == case["pixels_sha256"]
+    if case["decoder"] != "diffusion":  # (its encode runs the same tiled g_s; decode checks it)
+        img = np.asarray(Image.open(V2 / case["source"]).convert("RGB"))
+        res = codec.encode(img, EncodeParams(rate=case["rate"], quantizer=case["quantizer"],
+                                             quantizer_params=case["quantizer_params"],
+                                             decoder=case["decoder"], seed=case["seed"],
+                                             diffusion_steps=case["diffusion_steps"]))
+        assert hashlib.sha256(res.data).hexdigest() == case["lic_sha256"]
+
+
+def test_gan_files_decode_to_their_picture_in_small_tiles(tmp_path, monkeypatch):
+    from lic_core.codecs import EncodeParams
+    from lic_core.codecs.learned import LearnedCodec
+    from test_gan_decoder import TINY, _ship_gan, _ship_tiny
+
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    _ship_tiny(wdir, 0)
+    monkeypatch.setenv("LIC_WEIGHTS_DIR", str(wdir))
+    _ship_gan(wdir)
+    rng = np.random.RandomState(1)
+    img = (rng.rand(120, 200, 3) * 255).astype(np.uint8)
+    codec = LearnedCodec(TINY)
+    gan = codec.encode(img, EncodeParams(rate=0.5, decoder="gan"))
+    monkeypatch.setenv("LIC_TILE_MB", "0.001")
+    assert codec.gan_decoder()[0].tile_size() == 4  # 2×4 tiles of 4 latents
+    d = codec.decode(gan.data)
+    assert d.info["picture_checked"] and np.array_equal(d.reconstruction, gan.reconstruction)
+
+
+# ---------------------------------------------------------------------- cache-blocked kernels
+
+
+def _layer(kind: str) -> torch.nn.Module:
+    torch.manual_seed(2)
+    return {"conv3": torch.nn.Conv2d(6, 20, 3, padding=1),
+            "conv5_narrow": torch.nn.Conv2d(6, 3, 5, padding=2),
+            "pointwise": torch.nn.Conv2d(6, 20, 1),
+            "pointwise_nobias": torch.nn.Conv2d(6, 20, 1, bias=False),
+            "deconv": torch.nn.ConvTranspose2d(6, 20, 5, stride=2, padding=2, output_padding=1),
+            "deconv_narrow": torch.nn.ConvTranspose2d(6, 3, 5, stride=2, padding=2,
+                                                      output_padding=1),
+            "deconv3": torch.nn.ConvTranspose2d(6, 20, 3, stride=2, padding=1, output_padding=1),
+            }[kind]
+
+
+@pytest.mark.parametrize("kind", ["conv3", "conv5_narrow", "pointwise", "pointwise_nobias",
+                                  "deconv", "deconv_narrow", "deconv3"])
+def test_blocked_kernels_equal_the_reference(kind, monkeypatch):
+    grid = Grid(16, 12)
+    lin = ExactLinear(_layer(kind), grid)
+    g = torch.Generator().manual_seed(0)
+    x = torch.round(torch.randn(2, 6, 13, 17, generator=g, dtype=torch.float64) * 2.0 ** 16)
+    monkeypatch.setattr(kernels, "CHUNK_BYTES", 4096)  # many chunks, a partial last one
+    acc = lin(x)
+    out_shape = acc.shape
+    res = torch.round(torch.randn(out_shape, generator=g, dtype=torch.float64) * 2.0 ** 27)
+    got = (acc, lin.snapped(x, grid), lin.snapped(x, grid, relu=True),
+           lin.snapped(x, grid, residual=res), lin.picture(x, grid))
+    monkeypatch.setattr(fixed, "FORCE_IM2COL", True)  # the reference: unfold/fold + matmul
+    ref_acc = lin(x)
+    lim = float(grid.max_int)
+    ref = (ref_acc, snap(ref_acc, grid), snap(ref_acc, grid, relu=True),
+           torch.add(res, snap(ref_acc, grid)).clamp_(-lim, lim),
+           picture_from_real(ref_acc * grid.step))
+    for a, b in zip(got, ref):
+        assert a.dtype == b.dtype and torch.equal(a, b)
