@@ -55,9 +55,20 @@ def _apply_threads(args: argparse.Namespace) -> None:
     apply_threads(own or n)
 
 
+def _train_argv(argv: list[str]) -> list[str]:
+    """``lic train`` in its older spellings (``--stage X``, or no stage for the codec) → the
+    sub-command they mean (:func:`lic_core.train.stages.stage_argv`)."""
+    i = 2 if argv[:1] == ["--threads"] else 0
+    if argv[i:i + 1] != ["train"]:
+        return argv
+    from ..train.stages import stage_argv
+
+    return [*argv[:i + 1], *stage_argv(argv[i + 1:])]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_train_argv(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,4 +1,5 @@
-"""``lic train``: train / continue a model (codec RD stage, or the diffusion / HiFiC stages).
+"""``lic train STAGE``: train / continue a model — the codec, the diffusion, GAN or HiFiC decoders,
+or a decoder fine-tuned on a quantizer's latents (:data:`lic_core.train.stages.STAGES`).
 
 See docs/training.md for the recipes (CPU smoke run, GPU chunks on a lent device).
 """
@@ -8,12 +9,11 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..train.loop import add_arguments, add_stage_arguments, run_args
+    from ..train.stages import add_stage_parsers, run_stage
 
     p = subparsers.add_parser(
-        "train", help="train or continue a model (variable-rate RD; --stage diffusion/hific-*)",
-        description="Train a LIC Studio model. Multi-GPU: torchrun --nproc_per_node=K "
-                    "-m lic_core.train <same flags>.")
-    add_arguments(p)
-    add_stage_arguments(p)
-    p.set_defaults(func=run_args)
+        "train", help="train or continue a model (codec | diffusion | gan | hific | finetune)",
+        description="Train a LIC Studio model, one stage per sub-command. Multi-GPU: torchrun "
+                    "--nproc_per_node=K -m lic_core.train codec <same flags>.")
+    add_stage_parsers(p)
+    p.set_defaults(func=run_stage)

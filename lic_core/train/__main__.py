@@ -1,6 +1,6 @@
-"""``python -m lic_core.train ...`` (also the torchrun entry: ``torchrun -m lic_core.train``)."""
+"""``python -m lic_core.train STAGE ...`` (also the torchrun entry: ``torchrun -m lic_core.train``)."""
 import sys
 
-from .loop import main
+from .stages import main
 
 sys.exit(main())

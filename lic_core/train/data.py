@@ -259,3 +259,67 @@ def copy_training_data_within(src: Union[str, Path], dst: Union[str, Path], budg
     shutil.rmtree(dst, ignore_errors=True)
     raise DataError(f"the photos under {src} do not fit in {budget_bytes / 2**20:.1f} MiB even "
                     f"at {sides[-1]} px on the longest side")
+
+
+# ----------------------------------------------------------------------------------------------
+# the codec loop's sample stream: what step t of rank r sees (lic_core.train.loop)
+
+
+def step_level(seed: int, step: int, n_levels: int) -> int:
+    """The rate level of optimizer step ``step`` (identical on all ranks)."""
+    if n_levels <= 1:
+        return 0
+    return int(np.random.default_rng([seed & 0xFFFFFFFF, step, 0x5EED]).integers(n_levels))
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """Torch RNG seed of one (step, rank): quantization noise etc. replay exactly on resume."""
+    return int(np.random.default_rng([seed & 0xFFFFFFFF, step, rank, 0xA5]).integers(2 ** 62))
+
+
+class StepBatches(torch.utils.data.IterableDataset):
+    """Yields ``(step, batch)`` for steps ``start..end-1`` of one rank.
+
+    The global sample stream is the concatenation of per-epoch permutations
+    (``rng(seed, epoch)``); global batch ``t`` is samples ``[t·B·W, (t+1)·B·W)`` and rank ``r``
+    takes its ``B`` consecutive ones. Crops depend on ``(seed, epoch, index)`` only, so the data
+    of a step never depends on workers, resume points or wall-clock.
+    """
+
+    def __init__(self, ds: ImageFolderCrops, batch: int, rank: int, world: int, seed: int,
+                 start: int, end: int) -> None:
+        self.ds, self.batch, self.rank, self.world = ds, batch, rank, world
+        self.seed, self.start, self.end = seed, start, end
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        p = self._perms.get(epoch)
+        if p is None:
+            if len(self._perms) > 4:
+                self._perms.clear()
+            p = self._perms[epoch] = np.random.default_rng(
+                [self.seed & 0xFFFFFFFF, epoch, 0xDA7A]).permutation(len(self.ds))
+        return p
+
+    def indices(self, step: int) -> List[Tuple[int, int]]:
+        n = len(self.ds)
+        first = step * self.batch * self.world + self.rank * self.batch
+        out = []
+        for pos in range(first, first + self.batch):
+            epoch, j = divmod(pos, n)
+            out.append((epoch, int(self._perm(epoch)[j])))
+        return out
+
+    def load(self, step: int) -> torch.Tensor:
+        return torch.stack([self.ds.get(i, e) for e, i in self.indices(step)])
+
+    def __iter__(self) -> Iterator[Tuple[int, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        for step in range(self.start + wid, self.end, nw):
+            yield step, self.load(step)
+
+
+def data_description(spec: str) -> str:
+    """``/abs/a:/abs/b`` for a (possibly ``os.pathsep``-joined) data spec."""
+    return os.pathsep.join(str(Path(p).resolve()) for p in str(spec).split(os.pathsep) if p)

@@ -20,14 +20,12 @@ AdamW, linear warm-up, gradient clipping, EMA; the product file holds the EMA we
 
 Files in ``out``: ``diffusion-train.safetensors`` (raw weights + step; resume from it with a fresh
 optimizer), ``<config name>.safetensors`` (EMA weights, :meth:`DiffusionDecoder.load`-able) and
-``log.jsonl``. CLI: ``lic train --stage diffusion`` (see :func:`add_arguments`, :func:`run`).
+``log.jsonl``. CLI: ``lic train diffusion`` (see :func:`add_arguments`, :func:`run`).
 """
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import time
+import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -38,6 +36,7 @@ from ..decoder.diffusion.blurring import diffuse, eps_loss, x0_estimate, x0_loss
 from ..decoder.diffusion.decoder import DiffusionDecoder, config_for_codec, resolve_device
 from ..decoder.diffusion.unet import ARCH_FIELDS, DiffusionConfig
 from ..errors import LicError
+from .runner import Runner, RunSettings
 
 __all__ = ["train_diffusion", "codec_latents", "add_arguments", "run", "DiffusionTrainError",
            "TRAIN_FILE", "DEFAULTS"]
@@ -138,9 +137,10 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
     newest full checkpoint (``ckpt-*.pt``: weights, optimizer, EMA, step, booked CPU seconds);
     ``resume`` names a weights file or run folder to start from with a fresh optimizer.
 
-    Campaign knobs (:mod:`.runtime`): ``threads`` 0 = adapt to the machine's load, a positive
-    count = fixed; ``ckpt_minutes`` checkpoints on a wall-clock timer; ``cpu_budget_min`` stops at
-    that many cumulative training CPU-minutes; SIGTERM/SIGINT finish the step, checkpoint, stop.
+    The run goes through :class:`.runner.Runner`: ``threads`` 0 = adapt to the machine's load, a
+    positive count = fixed; ``ckpt_minutes`` checkpoints on a wall-clock timer;
+    ``cpu_budget_min`` stops at that many cumulative training CPU-minutes, ``time_budget_min``
+    before that many wall minutes; SIGTERM/SIGINT finish the step, checkpoint, stop.
 
     ``lpips_relative`` weighs each crop's LPIPS term by ``mean(r)/r_i``, with ``r_i`` the LPIPS
     of the MSE decoder's picture of the same crop (no gradient): the term then asks every crop to
@@ -151,10 +151,10 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
     """
     from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from .ema import EMA
-    from .runtime import CheckpointTimer, CpuClock, StopFlag, setup_threads
 
     dev = resolve_device(device)
-    adaptive = setup_threads(threads, dev.type)
+    runner = Runner(RunSettings(steps, Path(out), log_every, ckpt_every, ckpt_minutes, keep,
+                                cpu_budget_min, time_budget_min, threads), dev.type, log=log)
     torch.manual_seed(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -223,12 +223,11 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
         + (f", {'relative ' if lpips_relative else ''}LPIPS ×{lpips_weight} for "
            f"t<{lpips_t_max}" if lpips is not None else "")
         + f", batch {batch}, crop {crop}, {dev}")
-    clock = CpuClock(cpu_prev)
+    runner.resume(start, cpu_prev)
     codec_hash = getattr(codec_model, "weights_meta", {}).get("weights_hash", "")
-    last_ckpt: list = [None]
 
-    def save(step: int) -> None:
-        cpu_s = clock()
+    def save(step: int) -> Path:
+        cpu_s = runner.clock()
         meta = {"step": step, "cpu_s": cpu_s}
         card = _card(cfg, step, codec_model, lpips_weight)
         card["cpu_hours"] = round(cpu_s / 3600.0, 4)
@@ -241,7 +240,7 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
             dec.load_state_dict(raw)
         else:
             dec.save(ema_file, card=card, extra_meta=meta)
-        last_ckpt[0] = save_checkpoint(
+        return save_checkpoint(
             {"kind": "diffusion", "model": dec.state_dict(), "optimizer": opt.state_dict(),
              "ema": ema.state_dict() if ema is not None else None, "step": step,
              "cpu_s": cpu_s, "config": cfg.to_dict(), "model_name": cfg.name,
@@ -251,96 +250,64 @@ def train_diffusion(codec_model: nn.Module, data_dir: Union[str, Path, Tensor],
                        "ema": ema_decay, "seed": seed}}, out, keep=keep)
 
     losses: list[float] = []
-    t_end = time.time() + 60 * time_budget_min if time_budget_min else math.inf
-    step, reason = start, "done"
-    stopper = StopFlag()
-    stopper.install()
-    timer = CheckpointTimer(ckpt_minutes)
-    t_log, n_log = time.monotonic(), 0
-    dec.train()
-    try:
-        with open(out / "log.jsonl", "a") as flog:
-            while step < steps:
-                if stopper.set:
-                    reason = "signal"
-                    break
-                if cpu_budget_min is not None and clock() >= 60.0 * cpu_budget_min:
-                    reason = "cpu budget"
-                    break
-                if adaptive is not None:
-                    adaptive.update()
-                x = next(batches).to(dev, torch.float32)
-                b = x.shape[0]
-                u = torch.rand(b, generator=gen).to(dev)
-                y_hat, feats = codec_latents(codec_model, x, u)
-                ctx = [c.detach() for c in dec.contexts(y_hat, feats)]
-                x0 = x * 2.0 - 1.0
-                t = torch.rand(b, generator=gen, dtype=torch.float64).to(dev)
-                eps = torch.randn(x0.shape, generator=gen).to(dev)
-                x_t, _ = diffuse(x0, t, sched, noise=eps)
-                with torch.autocast(dev.type, dtype=torch.bfloat16,
-                                    enabled=amp and dev.type == "cuda"):
-                    pred = dec.unet(x_t, t.float(), ctx)
-                pred = pred.float()
-                if cfg.param == "x":
-                    loss = x0_loss(pred, x0, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
+
+    def step(i: int) -> dict:
+        x = next(batches).to(dev, torch.float32)
+        b = x.shape[0]
+        u = torch.rand(b, generator=gen).to(dev)
+        y_hat, feats = codec_latents(codec_model, x, u)
+        ctx = [c.detach() for c in dec.contexts(y_hat, feats)]
+        x0 = x * 2.0 - 1.0
+        t = torch.rand(b, generator=gen, dtype=torch.float64).to(dev)
+        eps = torch.randn(x0.shape, generator=gen).to(dev)
+        x_t, _ = diffuse(x0, t, sched, noise=eps)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp and dev.type == "cuda"):
+            pred = dec.unet(x_t, t.float(), ctx)
+        pred = pred.float()
+        if cfg.param == "x":
+            loss = x0_loss(pred, x0, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
+        else:
+            loss = eps_loss(pred, eps, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
+        logs = {"type": "train", "step": i + 1, f"{cfg.param}_loss": float(loss.detach())}
+        if lpips is not None and lpips_weight > 0:
+            sel = t < lpips_t_max
+            if bool(sel.any()):
+                x0_hat = (pred[sel] if cfg.param == "x" else
+                          x0_estimate(x_t[sel], pred[sel], t[sel], sched, cfg.inv_alpha_max))
+                d = lpips(((x0_hat + 1.0) * 0.5).clamp(0.0, 1.0), x[sel])
+                if lpips_relative:
+                    lp, logs["lpips_rel"] = _relative_lpips(lpips, d, feats, x, sel)
                 else:
-                    loss = eps_loss(pred, eps, t, sched, kind=cfg.loss, min_snr=cfg.min_snr)
-                logs = {"type": "train", "step": step + 1, f"{cfg.param}_loss": float(loss.detach())}
-                if lpips is not None and lpips_weight > 0:
-                    sel = t < lpips_t_max
-                    if bool(sel.any()):
-                        x0_hat = (pred[sel] if cfg.param == "x" else
-                                  x0_estimate(x_t[sel], pred[sel], t[sel], sched,
-                                              cfg.inv_alpha_max))
-                        d = lpips(((x0_hat + 1.0) * 0.5).clamp(0.0, 1.0), x[sel])
-                        if lpips_relative:
-                            lp, logs["lpips_rel"] = _relative_lpips(lpips, d, feats, x, sel)
-                        else:
-                            lp = d.mean()
-                        loss = loss + lpips_weight * lp * sel.float().mean()
-                        logs["lpips"] = float(d.detach().mean())
-                if not torch.isfinite(loss):
-                    raise DiffusionTrainError(f"non-finite loss at step {step + 1}")
-                for grp in opt.param_groups:
-                    grp["lr"] = lr * min(1.0, (step + 1) / max(1, warmup))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip > 0:
-                    logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(dec.parameters(),
-                                                                             clip))
-                opt.step()
-                if ema is not None:
-                    ema.update(dec)
-                step += 1
-                n_log += 1
-                logs["loss"] = float(loss.detach())
-                losses.append(logs["loss"])
-                if step % log_every == 0 or step == steps:
-                    now = time.monotonic()
-                    logs.update(cpu_s=round(clock(), 2), it_s=n_log / max(1e-9, now - t_log),
-                                threads=torch.get_num_threads(), lr=opt.param_groups[0]["lr"])
-                    t_log, n_log = now, 0
-                    flog.write(json.dumps(logs) + "\n")
-                    flog.flush()
-                    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                 for k, v in logs.items()))
-                if (ckpt_every and step % ckpt_every == 0) or timer.due():
-                    save(step)
-                    timer.reset()
-                if time.time() > t_end:
-                    reason = "time budget"
-                    break
-            save(step)
-            flog.write(json.dumps({"type": "end", "step": step, "reason": reason,
-                                   "cpu_s": round(clock(), 2)}) + "\n")
-    finally:
-        stopper.restore()
+                    lp = d.mean()
+                loss = loss + lpips_weight * lp * sel.float().mean()
+                logs["lpips"] = float(d.detach().mean())
+        if not torch.isfinite(loss):
+            raise DiffusionTrainError(f"non-finite loss at step {i + 1}")
+        for grp in opt.param_groups:
+            grp["lr"] = lr * min(1.0, (i + 1) / max(1, warmup))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip > 0:
+            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(dec.parameters(), clip))
+        opt.step()
+        if ema is not None:
+            ema.update(dec)
+        logs["loss"] = float(loss.detach())
+        losses.append(logs["loss"])
+        return logs
+
+    def report(i: int, window: list, timing: dict) -> tuple[dict, str]:
+        logs = {**window[-1], "cpu_s": round(timing["cpu_s"], 2), "it_s": timing["it_s"],
+                "threads": timing["threads"], "lr": opt.param_groups[0]["lr"]}
+        return logs, " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in logs.items())
+
+    dec.train()
+    reason = runner.run(step, save, report)
     dec.eval()
-    log(f"stopped at step {step} ({reason}); checkpoint {last_ckpt[0]}")
-    return {"step": step, "reason": reason, "losses": losses, "ema_path": str(ema_file),
-            "train_path": str(out / TRAIN_FILE), "checkpoint": str(last_ckpt[0]),
-            "cpu_s": clock()}
+    return {"step": runner.step, "reason": reason, "losses": losses, "ema_path": str(ema_file),
+            "train_path": str(out / TRAIN_FILE), "checkpoint": str(runner.last_checkpoint),
+            "cpu_s": runner.clock()}
 
 
 def _relative_lpips(lpips: nn.Module, d: Tensor, feats: Any, x: Tensor,
@@ -368,7 +335,7 @@ def _card(cfg: DiffusionConfig, step: int, codec_model: nn.Module, lpips_weight:
             "codec_weights_hash": getattr(codec_model, "weights_meta", {}).get("weights_hash", "")}
 
 
-# ---- CLI hook (lic train --stage diffusion) ----------------------------------------------------
+# ---- CLI hook (lic train diffusion) ----------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the diffusion stage. Flags shared with ``lic train`` default to None here; the
     stage applies :data:`DEFAULTS` in :func:`run`."""
@@ -424,7 +391,7 @@ def _opt(args: argparse.Namespace, name: str) -> Any:
 
 
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
-    """Entry point of ``lic train --stage diffusion``."""
+    """Entry point of ``lic train diffusion``."""
     from ..models import build_model, load_model
 
     if not getattr(args, "data", None):
@@ -477,7 +444,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return run(args)
     except LicError as exc:
-        print(f"lic train: error: {exc}", flush=True)
+        print(f"lic train: error: {exc}", file=sys.stderr)
         return 2
 
 

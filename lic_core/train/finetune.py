@@ -31,6 +31,7 @@ from ..errors import LicError
 from ..models import load_model
 from ..paths import finetuned_path
 from ..quantizer import build_quantizer
+from .runner import Runner, RunSettings
 
 __all__ = ["FT_KEYS", "base_hash_of", "decoder_state", "draw_batch", "finetune",
            "finetuned_path", "save_finetuned"]
@@ -51,30 +52,6 @@ def inference_quantizer(model, name: str, params: Optional[dict] = None):
 
         return LearnedCodec(model.config.name, model=model).encode_quantizer(name, params)
     return build_quantizer(name, **(params or {}))
-
-
-def drop_rolled_back_records(path: Path, step: int) -> int:
-    """Remove the ``train`` records after ``step`` from a run log before resuming at ``step``:
-    they were logged by steps whose checkpoint was never kept (a kill between checkpoints, or a
-    checkpoint set aside), so the learning curve would show them twice. Returns how many."""
-    from ..fileio import write_bytes_atomic
-
-    if not path.is_file():
-        return 0
-    keep, dropped = [], 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            dropped += 1  # a torn last line from a kill
-            continue
-        if rec.get("type") == "train" and int(rec.get("step", 0)) > step:
-            dropped += 1
-            continue
-        keep.append(line)
-    if dropped:
-        write_bytes_atomic(path, ("\n".join(keep) + ("\n" if keep else "")).encode(), True)
-    return dropped
 
 
 def _without_tables(params: Optional[dict]) -> dict:
@@ -107,20 +84,19 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
              quantizer_params: Optional[dict] = None,
              log: Callable[[str], None] = print, run_dir: Optional[Path] = None,
              ckpt_minutes: Optional[float] = None, keep: int = 2, threads: Optional[int] = None,
-             log_every: int = 10) -> dict:
+             log_every: int = 10, cpu_budget_min: Optional[float] = None) -> dict:
     """Fine-tune ``model.g_s`` (+ G') in place on real quantized latents; returns a summary.
 
     ``steps`` counts from the start of the run: with ``run_dir`` holding a checkpoint the loop
     resumes it (decoder tensors, Adam state, step, booked CPU seconds, sampling RNG) and trains
-    on to ``steps``; it checkpoints every ``ckpt_minutes`` of wall time, on SIGTERM/SIGINT and at
-    the end, and appends ``train`` records (step, λ-weighted loss, MSE, cumulative ``cpu_s``) to
-    ``run_dir/log.jsonl`` — the campaign's finetune stages (:mod:`.finetune_campaign`) run it so.
+    on to ``steps`` (:class:`.runner.Runner`: checkpoints every ``ckpt_minutes`` of wall time, on
+    SIGTERM/SIGINT and at the end; ``train`` records with the λ-weighted loss, MSE and cumulative
+    ``cpu_s`` in ``run_dir/log.jsonl``) — the campaign's finetune stages run it so.
     A checkpoint of other base weights or another quantizer is refused: its decoder would not
     match the encoder side it was tuned for.
     """
-    from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from .checkpoint import save_checkpoint
     from .data import ImageFolderCrops
-    from .runtime import CheckpointTimer, CpuClock, StopFlag, setup_threads
 
     q = inference_quantizer(model, quantizer, quantizer_params)
     ds = ImageFolderCrops(data, crop=crop, seed=seed)
@@ -134,14 +110,15 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     model.prior.update_tables()
     gen = torch.Generator().manual_seed(seed)
     base_hash = base_hash_of(model)
-    start, previous_cpu = 0, 0.0
+    runner = Runner(RunSettings(steps, run_dir, log_every, ckpt_minutes=ckpt_minutes, keep=keep,
+                                cpu_budget_min=cpu_budget_min,
+                                time_budget_min=time_budget_min or None, threads=threads),
+                    log=log)
     changes: list[dict] = []  # quantizer parameters changed mid-run: {"step", "from", "to"}
     lr_changes: list[dict] = []  # learning rate changed on a resume: {"step", "from", "to"}
-    ck_path = latest_checkpoint(run_dir) if run_dir is not None else None
-    if ck_path is not None:
-        ck = load_checkpoint(ck_path)
-        if ck.get("kind") != "finetune":
-            raise LicError(f"{ck_path} is not a fine-tuning checkpoint")
+    ck = runner.latest("finetune", "fine-tuning")
+    if ck is not None:
+        ck_path = Path(ck["_path"])
         if ck.get("quantizer") != q.name or \
                 _without_tables(ck.get("quantizer_params")) != _without_tables(q.params()):
             raise LicError(f"{ck_path} fine-tunes for {ck.get('quantizer')} "
@@ -161,100 +138,65 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
             lr_changes.append({"step": int(ck["step"]), "from": was, "to": float(lr)})
             log(f"learning rate {was:g} → {lr:g} from step {int(ck['step'])}")
         gen.set_state(ck["generator"])
-        start, previous_cpu = int(ck["step"]), float(ck.get("cpu_s", 0.0))
-        log(f"resumed {ck_path.name} at step {start}")
+        runner.resume(int(ck["step"]), float(ck.get("cpu_s", 0.0)))
+        log(f"resumed {ck_path.name} at step {runner.start}")
         changes = list(ck.get("quantizer_changes") or [])
         if (ck.get("quantizer_params") or {}) != q.params():
-            changes.append({"step": start, "from": ck.get("quantizer_params"), "to": q.params()})
-            log(f"the TCQ configuration changed since {ck_path.name}: the steps from {start} on "
-                f"see the latents of {q.params()} (what compress() codes now)")
-    adaptive = setup_threads(threads)
-    clock = CpuClock(previous_cpu)
-    timer = CheckpointTimer(ckpt_minutes if run_dir is not None else None)
-    stopper = StopFlag()
-    stopper.install()
+            changes.append({"step": runner.start, "from": ck.get("quantizer_params"),
+                            "to": q.params()})
+            log(f"the TCQ configuration changed since {ck_path.name}: the steps from "
+                f"{runner.start} on see the latents of {q.params()} (what compress() codes now)")
     n_levels = model.config.levels
     lambdas = model.config.lambdas
     train_cfg = {"lr": lr, "batch": batch, "crop": crop, "seed": seed}
 
-    def checkpoint(step: int) -> None:
-        if run_dir is None:
-            return
-        save_checkpoint({"kind": "finetune", "model": decoder_state(model),
-                         "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                         "step": step, "cpu_s": clock(), "quantizer": q.name,
-                         "quantizer_params": q.params(), "quantizer_changes": changes,
-                         "lr_changes": lr_changes,
-                         "base_model": model.config.name,
-                         "base_weights_hash": base_hash, "train": train_cfg}, run_dir, keep)
-        timer.reset()
+    def save(step: int) -> Path:
+        return save_checkpoint({"kind": "finetune", "model": decoder_state(model),
+                                "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                                "step": step, "cpu_s": runner.clock(), "quantizer": q.name,
+                                "quantizer_params": q.params(), "quantizer_changes": changes,
+                                "lr_changes": lr_changes, "base_model": model.config.name,
+                                "base_weights_hash": base_hash, "train": train_cfg},
+                               run_dir, keep)
+
+    def step(i: int) -> dict:
+        x, s, u = draw_batch(ds, gen, batch, i, n_levels)
+        with torch.no_grad():
+            lat = quantized_latents(model, x, u, q)
+        u_t = torch.full((batch,), float(lat["u"]))  # the u16-dequantized slider compress() uses
+        # the exact engine's ŷ (what files hold), into the float g_s being trained
+        x_hat = model.g_s(lat["y_hat_gained"].float() * model.gains.inv_gain(u_t))
+        mse = F.mse_loss(x_hat, x)
+        loss = lambdas[s] * 255 ** 2 * mse
+        if not torch.isfinite(loss):
+            raise LicError(f"non-finite fine-tuning loss at step {i + 1}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(float(mse.detach()))
+        return {"loss": float(loss.detach()), "mse": losses[-1], "level": s}
+
+    def report(i: int, window: list, timing: dict) -> tuple[dict, str]:
+        psnr = -10 * math.log10(max(sum(r["mse"] for r in window) / len(window), 1e-10))
+        last = window[-1]
+        rec = {"type": "train", "step": i, "loss": last["loss"], "mse": last["mse"],
+               "psnr_recent": round(psnr, 3), "level": last["level"],
+               "cpu_s": round(timing["cpu_s"], 2), "it_s": timing["it_s"],
+               "threads": timing["threads"]}
+        return rec, (f"finetune[{quantizer}] step {i}/{steps} mse {last['mse']:.5f} "
+                     f"(~{psnr:.2f} dB, last {len(window)}) level {last['level']}")
 
     t0 = time.time()
-    t_log, n_log = time.monotonic(), 0
     losses: list[float] = []
-    step, reason = start, "done"
-    flog = None
-    if run_dir is not None:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        drop_rolled_back_records(Path(run_dir) / "log.jsonl", start)
-        flog = open(Path(run_dir) / "log.jsonl", "a")
     try:
-        while step < steps:
-            if stopper.set:
-                reason = "signal"
-                break
-            if time_budget_min and time.time() - t0 > 60 * time_budget_min:
-                reason = "time budget"
-                log(f"time budget reached after {step} steps")
-                break
-            if adaptive is not None:
-                adaptive.update()
-            x, s, u = draw_batch(ds, gen, batch, step, n_levels)
-            with torch.no_grad():
-                lat = quantized_latents(model, x, u, q)
-            u_t = torch.full((batch,), float(lat["u"]))  # the u16-dequantized slider compress() uses
-            # the exact engine's ŷ (what files hold), into the float g_s being trained
-            x_hat = model.g_s(lat["y_hat_gained"].float() * model.gains.inv_gain(u_t))
-            mse = F.mse_loss(x_hat, x)
-            loss = lambdas[s] * 255 ** 2 * mse
-            if not torch.isfinite(loss):
-                raise LicError(f"non-finite fine-tuning loss at step {step + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            step += 1
-            n_log += 1
-            losses.append(float(mse.detach()))
-            if step % log_every == 0 or step == start + 1:
-                recent = losses[-log_every:]
-                psnr = -10 * math.log10(max(sum(recent) / len(recent), 1e-10))
-                now = time.monotonic()
-                rec = {"type": "train", "step": step, "loss": float(loss.detach()),
-                       "mse": losses[-1], "psnr_recent": round(psnr, 3), "level": s,
-                       "cpu_s": round(clock(), 2), "it_s": n_log / max(1e-9, now - t_log),
-                       "threads": torch.get_num_threads()}
-                t_log, n_log = now, 0
-                if flog is not None:
-                    flog.write(json.dumps(rec) + "\n")
-                    flog.flush()
-                log(f"finetune[{quantizer}] step {step}/{steps} mse {losses[-1]:.5f} "
-                    f"(~{psnr:.2f} dB, last {len(recent)}) level {s}")
-            if timer.due():
-                checkpoint(step)
-        checkpoint(step)
-        if flog is not None:
-            flog.write(json.dumps({"type": "end", "step": step, "reason": reason,
-                                   "cpu_s": round(clock(), 2)}) + "\n")
+        reason = runner.run(step, save, report)
     finally:
-        stopper.restore()
-        if flog is not None:
-            flog.close()
         for p in model.parameters():
             p.requires_grad_(True)
-    return {"steps": step, "quantizer": quantizer, "quantizer_params": q.params(),
+    return {"steps": runner.step, "quantizer": quantizer, "quantizer_params": q.params(),
             "final_mse": losses[-1] if losses else None, "seconds": time.time() - t0,
-            "cpu_s": clock(), "lr": lr, "batch": batch, "crop": crop, "reason": reason,
+            "cpu_s": runner.clock(), "lr": lr, "batch": batch, "crop": crop, "reason": reason,
             "base_weights_hash": base_hash}
 
 
@@ -320,7 +262,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = adapt to "
                    "the machine's load")
-    p.add_argument("--time-budget-min", type=float, default=0.0)
+    p.add_argument("--time-budget-min", type=float, default=0.0,
+                   help="stop and checkpoint before this many wall minutes have passed")
+    p.add_argument("--cpu-budget-min", type=float, default=None,
+                   help="stop and checkpoint once training has used this many CPU-minutes "
+                        "(cumulative)")
     p.add_argument("--run-dir", default=None, help="checkpoint + log folder: resumes its newest "
                    "checkpoint (the campaign's finetune stages use it)")
     p.add_argument("--ckpt-minutes", type=float, default=None,
@@ -366,8 +312,8 @@ def run(args: argparse.Namespace) -> int:
                        args.lr, args.seed, args.time_budget_min, params,
                        run_dir=Path(args.run_dir) if args.run_dir else None,
                        ckpt_minutes=args.ckpt_minutes, keep=args.keep,
-                       threads=args.threads,
-                       log_every=args.log_every)
+                       threads=args.threads, log_every=args.log_every,
+                       cpu_budget_min=args.cpu_budget_min)
     if args.no_write:
         print(f"stopped after {summary['steps']} steps ({summary['reason']})")
         return 0

@@ -35,14 +35,14 @@ exact path (:mod:`lic_core.decoder.gan`).
   warm-up is the LPIPS part of HiFiC's stage 1. D already trains during the warm-up, so its first
   gradients to G are informed rather than those of a random network.
 
-``python -m lic_core.train.gan_decoder`` trains in a run folder (checkpoints on a wall-clock
-timer and on SIGTERM, resume, CPU seconds booked, ``--cpu-budget-min``); the campaign's ``gan``
-stage runs it (:mod:`.gan_campaign`) and exports ``<model>-gan.safetensors``.
+``lic train gan`` (``python -m lic_core.train.gan_decoder``) trains in a run folder through
+:class:`.runner.Runner` (checkpoints on a wall-clock timer and on SIGTERM, resume, CPU seconds
+booked, ``--cpu-budget-min``); the campaign's ``gan`` stage (``campaign/gan.py`` in the
+repository) runs it and exports ``<model>-gan.safetensors``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -56,17 +56,11 @@ from ..errors import LicError
 from ..models import load_model
 from ..models.hific import HIFIC_SMALL
 from ..paths import gan_weights_path
-from .finetune import (
-    FT_KEYS,
-    base_hash_of,
-    decoder_state,
-    draw_batch,
-    drop_rolled_back_records,
-    inference_quantizer,
-)
+from .finetune import FT_KEYS, base_hash_of, decoder_state, draw_batch, inference_quantizer
 from .hific.discriminator import HificDiscriminator
 from .hific.losses import DEFAULT_LOSS, HificLossConfig, discriminator_loss, mse_255
 from .losses.gan import frozen, generator_loss_ns
+from .runner import Runner, RunSettings
 
 __all__ = ["GAN_START", "GanDecoderTrainer", "build_discriminator", "train_gan_decoder"]
 
@@ -172,21 +166,17 @@ class GanDecoderTrainer:
         self.step_count = int(ck["step"])
 
 
-def _resume(tr: GanDecoderTrainer, run_dir: Optional[Path], base_hash: Optional[str],
-            model_name: str, train_cfg: dict, gen: torch.Generator,
-            log: Callable[[str], None]) -> tuple[int, float, list]:
-    """Continue the newest checkpoint of ``run_dir`` (step, booked CPU seconds, training-setting
-    changes); refuses a checkpoint of another kind or of other base weights."""
-    from .checkpoint import latest_checkpoint, load_checkpoint
-
-    ck_path = latest_checkpoint(run_dir) if run_dir is not None else None
-    if ck_path is None:
-        return 0, 0.0, []
-    ck = load_checkpoint(ck_path)
-    if ck.get("kind") != CKPT_KIND:
-        raise LicError(f"{ck_path} is not a GAN decoder checkpoint")
+def _resume(tr: GanDecoderTrainer, runner: Runner, base_hash: Optional[str], model_name: str,
+            train_cfg: dict, gen: torch.Generator, log: Callable[[str], None]) -> list:
+    """Continue the newest checkpoint of the run folder (step, booked CPU seconds, sampling RNG);
+    returns the training-setting changes so far. Refuses a checkpoint of another kind or of
+    other base weights."""
+    ck = runner.latest(CKPT_KIND, "GAN decoder")
+    if ck is None:
+        return []
+    name = Path(ck["_path"]).name
     if base_hash and ck.get("base_weights_hash") not in (None, base_hash):
-        raise LicError(f"{ck_path} was trained on other {model_name} weights "
+        raise LicError(f"{ck['_path']} was trained on other {model_name} weights "
                        f"({ck.get('base_weights_hash')}, now {base_hash}); start afresh")
     tr.load(ck)
     gen.set_state(ck["generator"])
@@ -200,8 +190,9 @@ def _resume(tr: GanDecoderTrainer, run_dir: Optional[Path], base_hash: Optional[
         changes.append({"step": int(ck["step"]), "from": {k: a for k, (a, _) in diff.items()},
                         "to": {k: b for k, (_, b) in diff.items()}})
         log(f"training settings changed from step {int(ck['step'])}: {changes[-1]['to']}")
-    log(f"resumed {ck_path.name} at step {int(ck['step'])}")
-    return int(ck["step"]), float(ck.get("cpu_s", 0.0)), changes
+    runner.resume(int(ck["step"]), float(ck.get("cpu_s", 0.0)))
+    log(f"resumed {name} at step {int(ck['step'])}")
+    return changes
 
 
 def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop: int = 128,
@@ -216,12 +207,11 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
 
     ``steps`` counts from the start of the run; with ``run_dir`` holding a checkpoint the run
     resumes it (decoder and D tensors, both Adam states, step, booked CPU seconds, sampling RNG)
-    and trains on to ``steps`` or until ``cpu_budget_min`` CPU-minutes are booked in all. It
-    checkpoints every ``ckpt_minutes`` of wall time, on SIGTERM/SIGINT and at the end, and
-    appends ``train`` records to ``run_dir/log.jsonl``."""
+    and trains on to ``steps`` or until ``cpu_budget_min`` CPU-minutes are booked in all
+    (:class:`.runner.Runner`: checkpoints every ``ckpt_minutes`` of wall time, on SIGTERM/SIGINT
+    and at the end; ``train`` records in ``run_dir/log.jsonl``)."""
     from .checkpoint import save_checkpoint
     from .data import ImageFolderCrops
-    from .runtime import CheckpointTimer, CpuClock, StopFlag, setup_threads
 
     q = inference_quantizer(model, QUANTIZER)
     ds = ImageFolderCrops(data, crop=crop, seed=seed)
@@ -232,83 +222,51 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
                  "gan_start": int(gan_start), "clip": clip}
     disc_cfg = {"C_y": int(model.config.M), "cond": tr.disc.cond.out_channels,
                 "widths": [m.out_channels for m in tr.disc.body if hasattr(m, "out_channels")]}
-    start, previous_cpu, changes = _resume(tr, run_dir, base_hash, model.config.name, train_cfg,
-                                           gen, log)
-    adaptive = setup_threads(threads)
-    clock = CpuClock(previous_cpu)
-    timer = CheckpointTimer(ckpt_minutes if run_dir is not None else None)
-    stopper = StopFlag()
-    stopper.install()
+    runner = Runner(RunSettings(steps, run_dir, log_every, ckpt_minutes=ckpt_minutes, keep=keep,
+                                cpu_budget_min=cpu_budget_min, threads=threads), log=log)
+    changes = _resume(tr, runner, base_hash, model.config.name, train_cfg, gen, log)
 
-    def checkpoint(step: int) -> None:
-        if run_dir is None:
-            return
-        save_checkpoint({"kind": CKPT_KIND, **tr.state(), "generator": gen.get_state(),
-                         "step": step, "cpu_s": clock(), "quantizer": q.name,
-                         "base_model": model.config.name, "base_weights_hash": base_hash,
-                         "train": train_cfg, "train_changes": changes, "disc_config": disc_cfg,
-                         "loss": dict(vars(tr.cfg))}, run_dir, keep)
-        timer.reset()
+    last: dict = {}
 
-    t0, t_log, n_log = time.time(), time.monotonic(), 0
-    recent: list[dict] = []
-    step, reason = start, "done"
-    flog = None
-    if run_dir is not None:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        drop_rolled_back_records(Path(run_dir) / "log.jsonl", start)
-        flog = open(Path(run_dir) / "log.jsonl", "a")
+    def step(i: int) -> dict:
+        x, s, u = draw_batch(ds, gen, batch, i, model.config.levels)
+        last.clear()
+        last.update(tr.step(x, tr.latents(x, u, q)), level=s)
+        return dict(last)
+
+    def save(i: int) -> Path:
+        return save_checkpoint({"kind": CKPT_KIND, **tr.state(), "generator": gen.get_state(),
+                                "step": i, "cpu_s": runner.clock(), "quantizer": q.name,
+                                "base_model": model.config.name, "base_weights_hash": base_hash,
+                                "train": train_cfg, "train_changes": changes,
+                                "disc_config": disc_cfg, "loss": dict(vars(tr.cfg))},
+                               run_dir, keep)
+
+    def report(i: int, window: list, timing: dict) -> tuple[dict, str]:
+        logs = window[-1]
+        mean = {k: sum(r[k] for r in window) / len(window) for k in ("mse", "lpips")}
+        rec = {"type": "train", "step": i, "loss": logs["loss"], "level": logs["level"],
+               "mse255": logs["mse255"], "lpips": logs["lpips"],
+               "lpips_recent": round(mean["lpips"], 5),
+               "psnr_recent": round(-10 * math.log10(max(mean["mse"], 1e-10)), 3),
+               "gan": logs["gan"], "g_gan": logs.get("g_gan"), "d_loss": logs["d_loss"],
+               "d_real": logs["d_real"], "d_fake": logs["d_fake"],
+               "cpu_s": round(timing["cpu_s"], 2), "it_s": timing["it_s"],
+               "threads": timing["threads"]}
+        line = (f"gan-decoder step {i}/{steps} loss {logs['loss']:.4f} LPIPS "
+                f"{mean['lpips']:.4f} ~{rec['psnr_recent']:.2f} dB D(x) {logs['d_real']:.2f} "
+                f"D(x̂) {logs['d_fake']:.2f}" + ("" if logs["gan"] else " (warm-up, no GAN term)"))
+        return rec, line
+
+    t0 = time.time()
     try:
-        while step < steps:
-            if stopper.set:
-                reason = "signal"
-                break
-            if cpu_budget_min is not None and clock() >= 60.0 * cpu_budget_min:
-                reason = "cpu budget"
-                log(f"CPU budget of {cpu_budget_min:g} min reached after {step} steps")
-                break
-            if adaptive is not None:
-                adaptive.update()
-            x, s, u = draw_batch(ds, gen, batch, step, model.config.levels)
-            logs = tr.step(x, tr.latents(x, u, q))
-            step += 1
-            n_log += 1
-            recent = (recent + [logs])[-log_every:]
-            if step % log_every == 0 or step == start + 1:
-                now = time.monotonic()
-                mean = {k: sum(r[k] for r in recent) / len(recent) for k in ("mse", "lpips")}
-                rec = {"type": "train", "step": step, "loss": logs["loss"], "level": s,
-                       "mse255": logs["mse255"], "lpips": logs["lpips"],
-                       "lpips_recent": round(mean["lpips"], 5),
-                       "psnr_recent": round(-10 * math.log10(max(mean["mse"], 1e-10)), 3),
-                       "gan": logs["gan"], "g_gan": logs.get("g_gan"),
-                       "d_loss": logs["d_loss"], "d_real": logs["d_real"],
-                       "d_fake": logs["d_fake"], "cpu_s": round(clock(), 2),
-                       "it_s": n_log / max(1e-9, now - t_log),
-                       "threads": torch.get_num_threads()}
-                t_log, n_log = now, 0
-                if flog is not None:
-                    flog.write(json.dumps(rec) + "\n")
-                    flog.flush()
-                log(f"gan-decoder step {step}/{steps} loss {logs['loss']:.4f} "
-                    f"LPIPS {mean['lpips']:.4f} ~{rec['psnr_recent']:.2f} dB D(x) "
-                    f"{logs['d_real']:.2f} D(x̂) {logs['d_fake']:.2f}"
-                    + ("" if logs["gan"] else " (warm-up, no GAN term)"))
-            if timer.due():
-                checkpoint(step)
-        checkpoint(step)
-        if flog is not None:
-            flog.write(json.dumps({"type": "end", "step": step, "reason": reason,
-                                   "cpu_s": round(clock(), 2)}) + "\n")
+        reason = runner.run(step, save, report)
     finally:
-        stopper.restore()
-        if flog is not None:
-            flog.close()
         tr.release()
-    last = recent[-1] if recent else {}
-    return {"steps": step, "reason": reason, "seconds": time.time() - t0, "cpu_s": clock(),
-            "final_loss": last.get("loss"), "final_lpips": last.get("lpips"),
-            "base_weights_hash": base_hash, "train": train_cfg, "disc_config": disc_cfg}
+    return {"steps": runner.step, "reason": reason, "seconds": time.time() - t0,
+            "cpu_s": runner.clock(), "final_loss": last.get("loss"),
+            "final_lpips": last.get("lpips"), "base_weights_hash": base_hash,
+            "train": train_cfg, "disc_config": disc_cfg}
 
 
 def card_markdown(name: str, card: dict, digest: str) -> str:

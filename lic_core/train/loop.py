@@ -8,8 +8,10 @@ loss with their own Adam optimizer (CompressAI convention). Everything that chan
 step (level, noise, data crops) is a pure function of ``(seed, step, rank)``, so a run resumed from
 a checkpoint reproduces the uninterrupted run exactly on the CPU reference path.
 
-Entry points: :func:`train` (Python), ``lic train`` / ``python -m lic_core.train`` (CLI, see
-:func:`add_arguments`), ``torchrun --nproc_per_node=K -m lic_core.train`` (multi-GPU).
+The step is plugged into :class:`.runner.Runner` (budgets, signals, timed checkpoints, threads,
+the JSONL log). Entry points: :func:`train` (Python), ``lic train codec`` / ``python -m
+lic_core.train codec`` (CLI, see :func:`add_arguments`), ``torchrun --nproc_per_node=K -m
+lic_core.train codec`` (multi-GPU).
 """
 from __future__ import annotations
 
@@ -20,13 +22,11 @@ import hashlib
 import importlib
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,17 +34,12 @@ from torch import nn
 from ..errors import LicError, ModelNotFoundError
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import ImageFolderCrops
+from .data import ImageFolderCrops, StepBatches, data_description, step_level, step_seed
 from .ema import EMA
-from .runtime import StopFlag as _StopFlag
-from .runtime import process_cpu_s
+from .runner import Runner, RunSettings
 from .schedules import lr_factor
 from .validate import evaluate, format_points
 
-STAGES = ("codec", "diffusion", "hific-1", "hific-2")
-#: stage → module implementing ``add_arguments(parser)`` and ``run(args) -> int``.
-STAGE_MODULES = {"diffusion": "lic_core.train.diffusion", "hific-1": "lic_core.train.hific",
-                 "hific-2": "lic_core.train.hific"}
 #: parameter-name fragments that get no weight decay (besides every tensor with < 2 dims).
 NO_DECAY_KEYS = ("gain", "norm", "bias", "gdn", "beta", "gamma", "prior", "bottleneck",
                  "quantiles", "pos_bias", "laplac")
@@ -212,65 +207,6 @@ def state_hash(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def step_level(seed: int, step: int, n_levels: int) -> int:
-    """The rate level of optimizer step ``step`` (identical on all ranks)."""
-    if n_levels <= 1:
-        return 0
-    return int(np.random.default_rng([seed & 0xFFFFFFFF, step, 0x5EED]).integers(n_levels))
-
-
-def step_seed(seed: int, step: int, rank: int) -> int:
-    """Torch RNG seed of one (step, rank): quantization noise etc. replay exactly on resume."""
-    return int(np.random.default_rng([seed & 0xFFFFFFFF, step, rank, 0xA5]).integers(2 ** 62))
-
-
-# ----------------------------------------------------------------------------------------------
-# data stream
-
-
-class StepBatches(torch.utils.data.IterableDataset):
-    """Yields ``(step, batch)`` for steps ``start..end-1`` of one rank.
-
-    The global sample stream is the concatenation of per-epoch permutations
-    (``rng(seed, epoch)``); global batch ``t`` is samples ``[t·B·W, (t+1)·B·W)`` and rank ``r``
-    takes its ``B`` consecutive ones. Crops depend on ``(seed, epoch, index)`` only, so the data
-    of a step never depends on workers, resume points or wall-clock.
-    """
-
-    def __init__(self, ds: ImageFolderCrops, batch: int, rank: int, world: int, seed: int,
-                 start: int, end: int) -> None:
-        self.ds, self.batch, self.rank, self.world = ds, batch, rank, world
-        self.seed, self.start, self.end = seed, start, end
-        self._perms: Dict[int, np.ndarray] = {}
-
-    def _perm(self, epoch: int) -> np.ndarray:
-        p = self._perms.get(epoch)
-        if p is None:
-            if len(self._perms) > 4:
-                self._perms.clear()
-            p = self._perms[epoch] = np.random.default_rng(
-                [self.seed & 0xFFFFFFFF, epoch, 0xDA7A]).permutation(len(self.ds))
-        return p
-
-    def indices(self, step: int) -> List[Tuple[int, int]]:
-        n = len(self.ds)
-        first = step * self.batch * self.world + self.rank * self.batch
-        out = []
-        for pos in range(first, first + self.batch):
-            epoch, j = divmod(pos, n)
-            out.append((epoch, int(self._perm(epoch)[j])))
-        return out
-
-    def load(self, step: int) -> torch.Tensor:
-        return torch.stack([self.ds.get(i, e) for e, i in self.indices(step)])
-
-    def __iter__(self) -> Iterator[Tuple[int, torch.Tensor]]:
-        info = torch.utils.data.get_worker_info()
-        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        for step in range(self.start + wid, self.end, nw):
-            yield step, self.load(step)
-
-
 # ----------------------------------------------------------------------------------------------
 # running statistics
 
@@ -310,13 +246,6 @@ class LevelStats:
 
 # ----------------------------------------------------------------------------------------------
 # the loop
-
-
-def data_description(spec: str) -> str:
-    """``/abs/a:/abs/b`` for a (possibly ``os.pathsep``-joined) data spec."""
-    import os
-
-    return os.pathsep.join(str(Path(p).resolve()) for p in str(spec).split(os.pathsep) if p)
 
 
 def _device(cfg: TrainConfig, info: D.DistInfo) -> torch.device:
@@ -368,26 +297,20 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
     """Run (or continue) a codec training run; returns a summary dict
     ``{"step", "reason", "checkpoint", "last": {...stats}, "wall_s", "device"}``."""
     t_start = time.monotonic()
-    cpu_start = process_cpu_s()
     info = D.init_distributed("cuda" if (cfg.device == "auto" and torch.cuda.is_available())
                               or cfg.device.startswith("cuda") else "cpu")
     device = _device(cfg, info)
-    adaptive = None
-    if cfg.threads == 0 and device.type == "cpu":  # --threads 0: follow the machine's load
-        from ..threads import AdaptiveThreads
-
-        adaptive = AdaptiveThreads()
-        adaptive.start()
-    elif cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    out_dir = Path(cfg.out)
+    runner = Runner(RunSettings(cfg.steps, out_dir, cfg.log_every, cfg.ckpt_every,
+                                cfg.ckpt_minutes, cfg.keep, cfg.cpu_budget_min,
+                                cfg.time_budget_min, cfg.threads),
+                    device.type, log=log or (lambda s: print(s, flush=True)),
+                    is_main=info.is_main, book_cpu=device.type == "cpu", started=t_start)
     if device.type == "cuda":  # TF32 matmuls/convs: ~2× on Ampere+/Hopper, harmless for RD training
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-    say = log or (lambda s: print(s, flush=True))
-    if not info.is_main:
-        say = lambda s: None  # noqa: E731
-    out_dir = Path(cfg.out)
+    say = runner.say
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -396,17 +319,7 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         raise TrainError("use either --resume (full checkpoint) or --init (weights), not both")
     model_name = ck.get("model_name", cfg.model) if ck else cfg.model
     if model is None:
-        src = ck
-        if src is None and cfg.init and not cfg.model_config and \
-                Path(cfg.init).suffix != ".safetensors":
-            src = load_checkpoint(cfg.init)  # --init from a checkpoint: its architecture
-            model_name = src.get("model_name", model_name)
-        if src and isinstance(src.get("config"), dict) and ":" not in model_name:
-            # the checkpoint's own architecture (it may differ from the registry default)
-            model = resolve_model(model_name, **{k: v for k, v in src["config"].items()
-                                                 if k != "name"})
-        else:
-            model = resolve_model(model_name, **parse_model_config(cfg.model_config))
+        model, model_name = _build_model(cfg, ck, model_name)
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -440,6 +353,7 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         rewarm_from = ck["train"].get("rewarm_from")
         prev_device = ck["train"].get("prev_device", "")
         say(f"resumed {ck['_path']} at step {start}")
+    runner.resume(start, cpu_prev)
 
     _, aux_named = split_parameters(model)
     fwd: nn.Module = model
@@ -463,199 +377,154 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
     amp = bool(cfg.amp)
     dev_desc = device_description(device, info.world)
     full_desc = dev_desc if prev_device in ("", dev_desc) else f"{prev_device}, then {dev_desc}"
-    jsonl = open(out_dir / "log.jsonl", "a", encoding="utf-8") if info.is_main else None
-
-    def record(obj: dict) -> None:
-        if jsonl is not None:
-            jsonl.write(json.dumps(obj) + "\n")
-            jsonl.flush()
-
-    if info.is_main:
-        record({"type": "start", "step": start, "model": model_name, "device": dev_desc,
-                "world": info.world, "images": len(ds), "lambdas": lambdas,
-                "config": dataclasses.asdict(cfg), "init": init_meta, "time": time.time()})
-        say(f"training {model_name} on {dev_desc}: {len(ds)} images, steps {start}→{cfg.steps}, "
-            f"batch {cfg.batch}×{info.world}, crop {cfg.crop}, λ {lambdas}")
-
-    def ckpt_state(step: int) -> dict:
-        mcfg = getattr(model, "config", None)
-        if dataclasses.is_dataclass(mcfg):
-            mcfg = dataclasses.asdict(mcfg)
-        return {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                "aux_optimizer": aux_opt.state_dict() if aux_opt is not None else None,
-                "ema": ema.state_dict() if ema is not None else None, "step": step,
-                "model_name": model_name, "config": mcfg,
-                "train": {**dataclasses.asdict(cfg), "lambdas": lambdas,
-                          "rewarm_from": rewarm_from, "prev_device": prev_device},
-                "data": {"folder": data_description(cfg.data), "images": len(ds)},
-                "wall_s": wall_prev + (time.monotonic() - t_start), "device": full_desc,
-                "cpu_s": cpu_used(),
-                "torch": str(torch.__version__)}  # a plain str: weights_only loading
-
-    val_cpu = 0.0  # CPU seconds spent in validation (not training cost)
-
-    def cpu_used() -> float:
-        """Cumulative *training* CPU seconds of this run and the runs it resumed (main process;
-        validation excluded)."""
-        if device.type != "cpu":
-            return cpu_prev
-        return cpu_prev + (process_cpu_s() - cpu_start - val_cpu)
-
-    last_ckpt: Optional[Path] = None
-    t_last_ckpt = time.monotonic()
-    # first guess of a checkpoint's cost (weights + 2 Adam moments + EMA at ~200 MB/s), then measured
+    runner.open_log()
+    runner.record({"type": "start", "step": start, "model": model_name, "device": dev_desc,
+                   "world": info.world, "images": len(ds), "lambdas": lambdas,
+                   "config": dataclasses.asdict(cfg), "init": init_meta, "time": time.time()})
+    say(f"training {model_name} on {dev_desc}: {len(ds)} images, steps {start}→{cfg.steps}, "
+        f"batch {cfg.batch}×{info.world}, crop {cfg.crop}, λ {lambdas}")
+    # first guess of a checkpoint's cost (weights + 2 Adam moments + EMA at ~200 MB/s)
     state_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    ckpt_time = 0.5 + 4 * state_bytes / 200e6
-    val_time = 0.0
+    runner.ckpt_time = 0.5 + 4 * state_bytes / 200e6
 
-    def save(step: int) -> None:
-        nonlocal last_ckpt, ckpt_time, t_last_ckpt
-        t = t_last_ckpt = time.monotonic()
+    def save(step: int) -> Optional[Path]:
+        path = None
         if info.is_main:
-            last_ckpt = save_checkpoint(ckpt_state(step), out_dir, keep=cfg.keep)
-            record({"type": "checkpoint", "step": step, "path": str(last_ckpt)})
+            mcfg = getattr(model, "config", None)
+            if dataclasses.is_dataclass(mcfg):
+                mcfg = dataclasses.asdict(mcfg)
+            path = save_checkpoint(
+                {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "aux_optimizer": aux_opt.state_dict() if aux_opt is not None else None,
+                 "ema": ema.state_dict() if ema is not None else None, "step": step,
+                 "model_name": model_name, "config": mcfg,
+                 "train": {**dataclasses.asdict(cfg), "lambdas": lambdas,
+                           "rewarm_from": rewarm_from, "prev_device": prev_device},
+                 "data": {"folder": data_description(cfg.data), "images": len(ds)},
+                 "wall_s": wall_prev + (time.monotonic() - t_start), "device": full_desc,
+                 "cpu_s": runner.clock(),
+                 "torch": str(torch.__version__)},  # a plain str: weights_only loading
+                out_dir, keep=cfg.keep)
+            runner.record({"type": "checkpoint", "step": step, "path": str(path)})
         D.barrier(info)
-        ckpt_time = time.monotonic() - t
+        return path
 
-    def validate(step: int) -> None:
-        nonlocal val_time, val_cpu
-        t = time.monotonic()
-        c0, c_train = process_cpu_s(), cpu_used()
-        if info.is_main and cfg.val_dir:
+    validated = [-1]
+    next_val_cpu = [runner.clock() + 60.0 * (cfg.val_cpu_minutes or 0.0)]
+
+    def validate(step: int, force: bool = False) -> bool:
+        due = force or (bool(cfg.val_every) and step % cfg.val_every == 0)
+        if cfg.val_cpu_minutes and runner.clock() >= next_val_cpu[0]:
+            due = True
+            next_val_cpu[0] = runner.clock() + 60.0 * cfg.val_cpu_minutes
+        if not (due and cfg.val_dir):
+            return False
+        if info.is_main:
             m = model
             if ema is not None:
                 m = copy.deepcopy(model)
                 ema.copy_to(m)
             res = evaluate(m, cfg.val_dir, cfg.val_u, limit=cfg.val_limit, device=device,
                            with_msssim=False)
-            record({"type": "val", "step": step, "cpu_s": c_train,
-                    "wall_s": wall_prev + (time.monotonic() - t_start), **res})
+            runner.record({"type": "val", "step": step, "cpu_s": runner.clock(),
+                           "wall_s": wall_prev + (time.monotonic() - t_start), **res})
             say(f"val @ {step} {format_points(res)}  ({res['note']})")
         D.barrier(info)
-        val_time = time.monotonic() - t
-        val_cpu += process_cpu_s() - c0
+        validated[0] = step
+        return True
 
-    next_val_cpu = cpu_used() + 60.0 * (cfg.val_cpu_minutes or 0.0)
     stats = LevelStats(lambdas)
-    stopper = _StopFlag()
-    stopper.install()
-    budget_s = cfg.time_budget_min * 60.0 if cfg.time_budget_min else None
-    step_time, step = 0.0, start
-    reason = "done"
-    t_log = time.monotonic()
     n_levels = len(lambdas)
+
+    def step(i: int) -> dict:
+        got, x = next(it)
+        assert got == i, (got, i)
+        x = x.to(device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        s = step_level(cfg.seed, i, n_levels)
+        u = s / (n_levels - 1) if n_levels > 1 else 1.0
+        lam = lambdas[s]
+        f = lr_factor(i, cfg.steps, cfg.warmup, cfg.final_lr, cfg.decay)
+        if rewarm_from is not None and cfg.warmup > 0:  # fresh Adam moments: ramp up again
+            f *= min(1.0, (i - rewarm_from + 1) / cfg.warmup)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * f
+        torch.manual_seed(step_seed(cfg.seed, i, info.rank))
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            out = fwd(x, u)
+        terms = rd_terms(out, x, lam)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if cfg.clip and cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]],
+                                           cfg.clip)
+        opt.step()
+        a_val = 0.0
+        if aux_opt is not None:
+            aux_opt.zero_grad(set_to_none=True)
+            a = aux_loss(model)
+            if a is not None:
+                a.backward()
+                D.all_reduce_mean_([p.grad for _, p in aux_named if p.grad is not None], info)
+                aux_opt.step()
+                a_val = float(a.detach())
+        if ema is not None:
+            ema.update(model)
+        loss_v = float(terms["loss"].detach())
+        if not math.isfinite(loss_v):
+            raise TrainError(f"loss is {loss_v} at step {i} (λ={lam}); lower --lr or "
+                             f"disable --amp")
+        stats.add(s, loss_v, float(terms["bpp"].detach()), float(terms["mse"].detach()), a_val)
+        return {}
+
+    def report(i: int, _window: list, timing: dict) -> tuple[dict, str]:
+        summ = stats.summary()
+        its = timing["it_s"]
+        lr_now = opt.param_groups[0]["lr"]
+        lv = " | ".join(f"λ{k} {v['bpp']:.3f}bpp {v['psnr']:.2f}dB"
+                        for k, v in summ["levels"].items())
+        stats.reset()
+        return ({"type": "train", "step": i, "lr": lr_now, "it_s": its,
+                 "elapsed_s": timing["elapsed_s"], "cpu_s": timing["cpu_s"],
+                 "threads": timing["threads"], **summ},
+                f"step {i}/{cfg.steps} lr {lr_now:.2e} loss {summ['loss']:.4f} "
+                f"aux {summ['aux']:.1f} | {lv} | {its:.2f} it/s")
+
+    def finish(step: int, reason: str) -> dict:
+        if info.enabled:  # replica check: every rank writes the hash of its parameters
+            rep = out_dir / "replicas"
+            rep.mkdir(parents=True, exist_ok=True)
+            (rep / f"rank{info.rank}.sha256").write_text(state_hash(model) + "\n")
+            D.barrier(info)
+        if (reason == "done" or cfg.cpu_budget_min) and validated[0] != step:
+            runner.validate(lambda st: validate(st, force=True))
+        return {"wall_s": wall_prev + (time.monotonic() - t_start),
+                "checkpoint": str(runner.last_checkpoint) if runner.last_checkpoint else None}
+
     model.train()
-    try:
-        while step < cfg.steps:
-            # -- clean stop before the time budget or on SIGTERM -------------------------------
-            stop = stopper.set
-            if budget_s is not None:
-                need = 1.5 * step_time + ckpt_time + min(2.0, 0.05 * budget_s)
-                if cfg.val_every and cfg.val_dir and (step + 1) % cfg.val_every == 0:
-                    need += val_time
-                stop = stop or (time.monotonic() - t_start + need > budget_s)
-            if cfg.cpu_budget_min is not None and cpu_used() >= 60.0 * cfg.cpu_budget_min:
-                stop = True  # equal-CPU comparisons (recipe study): stop at the CPU budget
-            if D.any_flag(stop, info, device):
-                reason = "signal" if stopper.set else "time budget"  # wall or CPU budget
-                break
-            t_step = time.monotonic()
-            if adaptive is not None:
-                adaptive.update()
-            got, x = next(it)
-            assert got == step, (got, step)
-            x = x.to(device, non_blocking=True)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            s = step_level(cfg.seed, step, n_levels)
-            u = s / (n_levels - 1) if n_levels > 1 else 1.0
-            lam = lambdas[s]
-            f = lr_factor(step, cfg.steps, cfg.warmup, cfg.final_lr, cfg.decay)
-            if rewarm_from is not None and cfg.warmup > 0:  # fresh Adam moments: ramp up again
-                f *= min(1.0, (step - rewarm_from + 1) / cfg.warmup)
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * f
-            torch.manual_seed(step_seed(cfg.seed, step, info.rank))
-
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-                out = fwd(x, u)
-            terms = rd_terms(out, x, lam)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            if cfg.clip and cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]],
-                                               cfg.clip)
-            opt.step()
-
-            a_val = 0.0
-            if aux_opt is not None:
-                aux_opt.zero_grad(set_to_none=True)
-                a = aux_loss(model)
-                if a is not None:
-                    a.backward()
-                    D.all_reduce_mean_([p.grad for _, p in aux_named if p.grad is not None], info)
-                    aux_opt.step()
-                    a_val = float(a.detach())
-            if ema is not None:
-                ema.update(model)
-
-            loss_v = float(terms["loss"].detach())
-            if not math.isfinite(loss_v):
-                raise TrainError(f"loss is {loss_v} at step {step} (λ={lam}); lower --lr or "
-                                 f"disable --amp")
-            stats.add(s, loss_v, float(terms["bpp"].detach()), float(terms["mse"].detach()),
-                      a_val)
-            step += 1
-            dt = time.monotonic() - t_step
-            step_time = dt if step_time == 0.0 else max(dt, 0.9 * step_time + 0.1 * dt)
-
-            if info.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
-                summ = stats.summary()
-                now = time.monotonic()
-                its = stats.n / max(1e-9, now - t_log)
-                lr_now = opt.param_groups[0]["lr"]
-                lv = " | ".join(f"λ{k} {v['bpp']:.3f}bpp {v['psnr']:.2f}dB"
-                                for k, v in summ["levels"].items())
-                say(f"step {step}/{cfg.steps} lr {lr_now:.2e} loss {summ['loss']:.4f} "
-                    f"aux {summ['aux']:.1f} | {lv} | {its:.2f} it/s")
-                record({"type": "train", "step": step, "lr": lr_now, "it_s": its,
-                        "elapsed_s": now - t_start, "cpu_s": cpu_used(),
-                        "threads": torch.get_num_threads(), **summ})
-                stats.reset()
-                t_log = now
-            val_due = bool(cfg.val_every) and step % cfg.val_every == 0
-            if cfg.val_cpu_minutes and cpu_used() >= next_val_cpu:
-                val_due = True
-                next_val_cpu = cpu_used() + 60.0 * cfg.val_cpu_minutes
-            if val_due and cfg.val_dir:
-                validate(step)
-            due = bool(cfg.ckpt_every) and step % cfg.ckpt_every == 0
-            if cfg.ckpt_minutes and time.monotonic() - t_last_ckpt >= 60.0 * cfg.ckpt_minutes:
-                due = True  # a session may end at any moment: never lose more than this
-            if due and step < cfg.steps:
-                save(step)
-    finally:
-        stopper.restore()
-
-    save(step)
-    if info.enabled:  # replica check: every rank writes the hash of its parameters
-        rep = out_dir / "replicas"
-        rep.mkdir(parents=True, exist_ok=True)
-        (rep / f"rank{info.rank}.sha256").write_text(state_hash(model) + "\n")
-        D.barrier(info)
-    if (reason == "done" or cfg.cpu_budget_min) and cfg.val_dir and \
-            not (cfg.val_every and step % cfg.val_every == 0):
-        validate(step)
-    wall = wall_prev + (time.monotonic() - t_start)
-    record({"type": "end", "step": step, "reason": reason, "wall_s": wall, "cpu_s": cpu_used(),
-            "checkpoint": str(last_ckpt) if last_ckpt else None})
-    say(f"stopped at step {step} ({reason}); checkpoint {last_ckpt}")
-    if jsonl is not None:
-        jsonl.close()
-    summary = {"step": step, "reason": reason, "checkpoint": str(last_ckpt) if last_ckpt else None,
-               "wall_s": wall, "cpu_s": cpu_used(), "device": dev_desc}
+    reason = runner.run(step, save, report, validate, finish,
+                        sync=lambda flag: D.any_flag(flag, info, device))
+    summary = {"step": runner.step, "reason": reason,
+               "checkpoint": str(runner.last_checkpoint) if runner.last_checkpoint else None,
+               "wall_s": wall_prev + (time.monotonic() - t_start), "cpu_s": runner.clock(),
+               "device": dev_desc}
     D.cleanup(info)
     return summary
+
+
+def _build_model(cfg: TrainConfig, ck: Optional[dict], model_name: str) -> tuple[nn.Module, str]:
+    """The model a run trains: a checkpoint's own architecture (``--resume``, or ``--init`` from
+    a checkpoint), else the registry's (with ``--model-config`` overrides)."""
+    src = ck
+    if src is None and cfg.init and not cfg.model_config and Path(cfg.init).suffix != ".safetensors":
+        src = load_checkpoint(cfg.init)  # --init from a checkpoint: its architecture
+        model_name = src.get("model_name", model_name)
+    if src and isinstance(src.get("config"), dict) and ":" not in model_name:
+        # the checkpoint's own architecture (it may differ from the registry default)
+        return resolve_model(model_name, **{k: v for k, v in src["config"].items()
+                                            if k != "name"}), model_name
+    return resolve_model(model_name, **parse_model_config(cfg.model_config)), model_name
 
 
 # ----------------------------------------------------------------------------------------------
@@ -663,11 +532,7 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of ``lic train``. Common numeric flags default to None at parse time so that
-    the diffusion / HiFiC stages can apply their own defaults; the codec stage uses
-    :class:`TrainConfig`'s."""
-    p.add_argument("--stage", choices=STAGES, default="codec",
-                   help="codec (RD, docs/methods.md §5) | diffusion (§7) | hific-1 / hific-2 (§8)")
+    """The flags of ``lic train codec``; those left out take :class:`TrainConfig`'s defaults."""
     p.add_argument("--model", default=None,
                    help="registry name (lic-lgem, lic-lgem-tiny) or module:factory")
     p.add_argument("--model-config", nargs="+", default=None, metavar="KEY=VALUE",
@@ -722,61 +587,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(re-warming the fresh optimizer over --warmup steps)")
 
 
-def add_stage_arguments(p: argparse.ArgumentParser) -> List[str]:
-    """Add the diffusion / HiFiC stages' own flags (those that do not clash with ours).
-    Returns the stage modules found."""
-    found = []
-    for mod_name in dict.fromkeys(STAGE_MODULES.values()):
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError:
-            continue
-        fn = getattr(mod, "add_arguments", None)
-        if not callable(fn):
-            continue
-        tmp = argparse.ArgumentParser(add_help=False)
-        try:
-            fn(tmp)
-        except Exception:  # a broken stage module must not break `lic train`
-            continue
-        found.append(mod_name)
-        for action in tmp._actions:
-            if not action.option_strings:
-                continue
-            if any(o in p._option_string_actions for o in action.option_strings):
-                continue
-            p._add_action(action)
-    return found
-
-
-def run_args(args: argparse.Namespace) -> int:
-    """Entry point of ``lic train``: dispatch on ``--stage``."""
-    stage = getattr(args, "stage", "codec") or "codec"
-    if stage != "codec":
-        mod_name = STAGE_MODULES[stage]
-        try:
-            mod = importlib.import_module(mod_name)
-        except ImportError as exc:
-            raise TrainError(f"stage {stage!r} is not available in this build ({exc})") from None
-        if not callable(getattr(mod, "run", None)):
-            raise TrainError(f"{mod_name} has no run(args)")
-        return int(mod.run(args) or 0)
-    cfg = TrainConfig.from_args(args)
-    summary = train(cfg)
-    return 0 if summary["reason"] in ("done", "time budget", "signal") else 1
-
-
-def build_parser(prog: str = "python -m lic_core.train") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Train a LIC Studio model.")
-    add_arguments(p)
-    add_stage_arguments(p)
-    return p
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run_args(args)
-    except LicError as exc:
-        print(f"lic train: error: {exc}", file=sys.stderr)
-        return 2
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``lic train codec``."""
+    summary = train(TrainConfig.from_args(args))
+    return 0 if summary["reason"] in ("done", "time budget", "cpu budget", "signal") else 1

@@ -21,7 +21,7 @@ from torch import nn
 
 from lic_core.entropy_model.factorized import FactorizedPrior
 from lic_core.entropy_model.gaussian import gaussian_likelihood
-from lic_core.train import loop
+from lic_core.train import loop, stages
 from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 from lic_core.train.schedules import lr_factor
 
@@ -235,21 +235,25 @@ def test_step_batches_partition_the_stream(tmp_path):
 def test_cli_train_and_missing_stage(tmp_path, monkeypatch, capsys):
     from lic_core.cli import main
     data = make_images(tmp_path / "data")
-    rc = main(["train", "--model", STANDIN, "--data", str(data), "--out", str(tmp_path / "cli"),
+    rc = main(["train", "codec", "--model", STANDIN, "--data", str(data), "--out",
+               str(tmp_path / "cli"),
                "--steps", "2", "--batch", "1", "--crop", "64", "--log-every", "1"])
     assert rc == 0 and latest_checkpoint(tmp_path / "cli").name == "ckpt-00000002.pt"
-    monkeypatch.setitem(loop.STAGE_MODULES, "diffusion", "lic_core.train._no_such_stage")
+    monkeypatch.setitem(stages.STAGES, "diffusion", ("lic_core.train._no_such_stage", "gone"))
     rc = main(["train", "--stage", "diffusion", "--data", str(data), "--out", str(tmp_path)])
     assert rc == 2 and "not available" in capsys.readouterr().err
 
 
-# a fake stage module (this file) for the dispatch test: lic train --stage diffusion → run(args)
+# a fake stage module (this file) for the dispatch test: lic train hific → run(args)
 STAGE_CALLS: list = []
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--lr", type=float, default=None)        # clashes: ours is kept
-    parser.add_argument("--fake-sigma", type=float, default=None)  # new: merged into lic train
+    parser.add_argument("--stage", default=None)
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--lr", type=float, default=None)        # shared: left for the stage
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--fake-sigma", type=float, default=None)  # the stage's own flag
 
 
 def run(args) -> int:
@@ -259,9 +263,8 @@ def run(args) -> int:
 
 def test_stage_dispatch_merges_stage_flags(monkeypatch):
     from lic_core.cli import main
-    monkeypatch.setattr(loop, "STAGE_MODULES", {"diffusion": "test_train_loop",
-                                                "hific-1": "test_train_loop",
-                                                "hific-2": "test_train_loop"})
+    for name in ("diffusion", "hific"):
+        monkeypatch.setitem(stages.STAGES, name, ("test_train_loop", "a fake stage"))
     STAGE_CALLS.clear()
     assert main(["train", "--stage", "hific-2", "--fake-sigma", "3", "--data", "d"]) == 0
     (args,) = STAGE_CALLS

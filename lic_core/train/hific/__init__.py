@@ -1,5 +1,5 @@
 """Everything only HiFiC *training* needs (docs/methods.md §8.2–8.4): the trainer (``lic train
---stage hific-1|hific-2``, :mod:`.trainer`), the conditional PatchGAN critic (:mod:`.discriminator`)
+hific --stage hific-1|hific-2``, :mod:`.trainer`), the conditional PatchGAN critic (:mod:`.discriminator`)
 and the HiFiC objective (:mod:`.losses`).  The network that ships is :mod:`lic_core.models.hific`;
 its codec adapter is :mod:`lic_core.codecs.hific`.
 """

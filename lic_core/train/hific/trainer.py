@@ -1,4 +1,5 @@
-"""HiFiC training: ``lic train --stage hific-1`` (rate + MSE + LPIPS) and ``--stage hific-2`` (+ GAN).
+"""HiFiC training: ``lic train hific --stage hific-1`` (rate + MSE + LPIPS) and ``--stage hific-2``
+(+ GAN).
 
 docs/methods.md §8.2–8.4:
 
@@ -26,7 +27,6 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -36,10 +36,12 @@ from torch import nn
 from ...errors import LicError
 from ...models.hific import HificModel, count_parameters, get_config
 from ..losses.perceptual import PerceptualFn, TinyPerceptual, default_perceptual
+from ..runner import Runner, RunSettings
 from .discriminator import HificDiscriminator, build_discriminator
 from .losses import DEFAULT_LOSS, HificLossConfig, discriminator_loss, generator_loss
 
-STAGES = ("hific-1", "hific-2")
+#: HiFiC's two training phases (docs/methods.md §8.3): ``lic train hific --stage hific-1|hific-2``
+PHASES = ("hific-1", "hific-2")
 DEFAULTS = dict(steps=200_000, batch=8, crop=256, lr=1e-4, aux_lr=1e-3, seed=0, workers=4,
                 downscale=(0.75, 0.95), log_every=100, ckpt_every=5000, keep=2, lr_drop=500_000,
                 hific_config="hific-small", perceptual="lpips")
@@ -65,8 +67,8 @@ class HificTrainer:
         """``gan_start`` (stage hific-1 only): at that step the run moves on to stage 2 by
         itself — D and its optimizer are created and the GAN term joins the loss (the campaign
         trains both stages in one run folder, §8.3)."""
-        if stage not in STAGES:
-            raise HificTrainError(f"unknown HiFiC stage {stage!r} (choose {', '.join(STAGES)})")
+        if stage not in PHASES:
+            raise HificTrainError(f"unknown HiFiC stage {stage!r} (choose {', '.join(PHASES)})")
         if gan_start is not None and stage != "hific-1":
             raise HificTrainError("gan_start moves stage hific-1 on to hific-2; "
                                   f"it makes no sense in {stage}")
@@ -236,9 +238,10 @@ def validate(model: HificModel, images, us: Sequence[float] = (0.0, 0.5, 1.0)) -
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of the HiFiC stages (``lic train`` merges those it does not already define)."""
+    """Flags of ``lic train hific``."""
     p = parser
-    p.add_argument("--stage", choices=STAGES, default=None)
+    p.add_argument("--stage", choices=PHASES, default=None,
+                   help="hific-1 (rate + MSE + LPIPS, the default) or hific-2 (+ GAN)")
     p.add_argument("--data", default=None, help="folder of training photos")
     p.add_argument("--out", default=None, help="run folder (checkpoints, log.jsonl)")
     p.add_argument("--steps", type=int, default=None, help="total G steps (absolute)")
@@ -353,36 +356,39 @@ def _val_images(args, device: torch.device) -> list:
 
 
 def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
-    """Entry point of ``lic train --stage hific-1|hific-2``.
+    """Entry point of ``lic train hific [--stage hific-1|hific-2]``.
 
-    Campaign knobs (:mod:`lic_core.train.runtime`, as the codec loop): ``--threads 0`` adapts to
+    The run goes through :class:`lic_core.train.runner.Runner`: ``--threads 0`` adapts to
     the machine's load; checkpoints carry the cumulative training CPU seconds (``cpu_s``,
     validation excluded); ``--ckpt-minutes`` checkpoints on a wall-clock timer;
     ``--cpu-budget-min`` stops at a CPU budget; SIGTERM/SIGINT finish the step, checkpoint and
     export; ``--gan-start N`` moves stage 1 on to stage 2 at step N in the same run.
     """
     from ..checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-    from ..runtime import CheckpointTimer, CpuClock, StopFlag, process_cpu_s, setup_threads
 
-    t_start = time.time()
-    stage = getattr(args, "stage", None)
-    if stage not in STAGES:
-        raise HificTrainError(f"--stage must be one of {', '.join(STAGES)}")
+    stage = getattr(args, "stage", None) or "hific-1"
+    if stage not in PHASES:
+        raise HificTrainError(f"--stage must be one of {', '.join(PHASES)}")
     device = _device(args)
-    adaptive = setup_threads(getattr(args, "threads", None), device.type)
     seed = int(_opt(args, "seed"))
-    torch.manual_seed(seed)
     cfg_name = getattr(args, "hific_config", None)
     if cfg_name is None and getattr(args, "model", None) in ("hific-small", "hific-tiny"):
-        cfg_name = args.model  # `lic train --model hific-small --stage hific-1` works too
+        cfg_name = args.model  # `lic train hific --model hific-small` works too
     cfg_name = cfg_name or DEFAULTS["hific_config"]
+    out = Path(getattr(args, "out", None) or f"runs/{cfg_name}-{stage}")
+    steps = int(_opt(args, "steps"))
+    runner = Runner(RunSettings(steps, out, int(_opt(args, "log_every")),
+                                int(_opt(args, "ckpt_every")), getattr(args, "ckpt_minutes", None),
+                                int(_opt(args, "keep")), getattr(args, "cpu_budget_min", None),
+                                getattr(args, "time_budget_min", None),
+                                getattr(args, "threads", None)), device.type, log=log)
+    torch.manual_seed(seed)
     model = HificModel(get_config(cfg_name)).to(device)
     trainer = HificTrainer(model, stage, perceptual=_perceptual(_opt(args, "perceptual"), device),
                            lr=float(_opt(args, "lr")), aux_lr=float(_opt(args, "aux_lr")),
                            lr_drop=int(_opt(args, "lr_drop")), seed=seed,
                            amp=bool(getattr(args, "amp", False)),
                            gan_start=getattr(args, "gan_start", None))
-    out = Path(getattr(args, "out", None) or f"runs/{cfg_name}-{stage}")
     resume = getattr(args, "resume", None)
     if resume is None and latest_checkpoint(out) is not None:
         resume = str(out)  # a re-run of the same command continues where it stopped
@@ -402,8 +408,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     elif stage == "hific-2":
         log("warning: stage hific-2 without --init trains G/D from scratch "
             "(unstable, docs/methods.md §8.3)")
-    clock = CpuClock(cpu_prev)
-    steps = int(_opt(args, "steps"))
+    runner.resume(trainer.step, cpu_prev)
     crop, batch = int(_opt(args, "crop")), int(_opt(args, "batch"))
     ds, dl = _loader(args, crop, batch, seed)
     log(f"{cfg_name} {trainer.stage}: {count_parameters(model) / 1e6:.2f} M params"
@@ -413,73 +418,45 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
     val_images = _val_images(args, device)
     val_every = int(getattr(args, "val_every", None) or 0)
     val_us = getattr(args, "val_u", None) or (0.0, 0.5, 1.0)
-    budget = getattr(args, "time_budget_min", None)
-    t_end = t_start + 60 * budget if budget else math.inf
-    cpu_budget = getattr(args, "cpu_budget_min", None)
-    log_every, ckpt_every = int(_opt(args, "log_every")), int(_opt(args, "ckpt_every"))
-    keep = int(_opt(args, "keep"))
     out.mkdir(parents=True, exist_ok=True)
-    epoch = trainer.step // max(1, len(dl))
-    reason = "done"
-    stopper = StopFlag()
-    stopper.install()
-    timer = CheckpointTimer(getattr(args, "ckpt_minutes", None))
 
-    def checkpoint() -> None:
+    def batches():
+        epoch = trainer.step // max(1, len(dl))
+        while True:
+            ds.set_epoch(epoch)
+            yield from dl
+            epoch += 1
+
+    stream = batches()
+
+    def step(_i: int) -> dict:
+        return trainer.train_step(next(stream).to(device, non_blocking=True))
+
+    def save(_i: int) -> Path:
         state = trainer.state_dict()
-        state["cpu_s"] = clock()
-        save_checkpoint(state, out, keep=keep)
-        timer.reset()
+        state["cpu_s"] = runner.clock()
+        return save_checkpoint(state, out, keep=runner.s.keep)
 
-    t_log, n_log = time.monotonic(), 0
-    try:
-        with open(out / "log.jsonl", "a") as flog:
-            while trainer.step < steps and reason == "done":
-                ds.set_epoch(epoch)
-                for x in dl:
-                    if stopper.set:
-                        reason = "signal"
-                        break
-                    if cpu_budget is not None and clock() >= 60.0 * float(cpu_budget):
-                        reason = "cpu budget"
-                        break
-                    if adaptive is not None:
-                        adaptive.update()
-                    logs = trainer.train_step(x.to(device, non_blocking=True))
-                    n_log += 1
-                    if trainer.step % log_every == 0 or trainer.step == steps:
-                        now = time.monotonic()
-                        logs.update(type="train", stage=trainer.stage, cpu_s=round(clock(), 2),
-                                    it_s=n_log / max(1e-9, now - t_log),
-                                    threads=torch.get_num_threads())
-                        t_log, n_log = now, 0
-                        flog.write(json.dumps(logs) + "\n")
-                        flog.flush()
-                        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                     for k, v in logs.items()))
-                    if val_images and val_every and trainer.step % val_every == 0:
-                        c0 = process_cpu_s()
-                        v = {"type": "val", "step": trainer.step, "cpu_s": round(clock(), 2),
-                             "val": validate(model, val_images, val_us)}
-                        clock.exclude(process_cpu_s() - c0)
-                        flog.write(json.dumps(v) + "\n")
-                        log(f"val {json.dumps(v['val'])}")
-                    if (ckpt_every and trainer.step % ckpt_every == 0) or timer.due():
-                        checkpoint()
-                    if trainer.step >= steps:
-                        break
-                    if time.time() > t_end:
-                        reason = "time budget"
-                        break
-                epoch += 1
-            checkpoint()
-            flog.write(json.dumps({"type": "end", "step": trainer.step, "reason": reason,
-                                   "cpu_s": round(clock(), 2)}) + "\n")
-    finally:
-        stopper.restore()
+    def report(i: int, window: list, timing: dict) -> tuple[dict, str]:
+        logs = {**window[-1], "type": "train", "stage": trainer.stage,
+                "cpu_s": round(timing["cpu_s"], 2), "it_s": timing["it_s"],
+                "threads": timing["threads"]}
+        return logs, " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in logs.items())
+
+    def validate_due(i: int) -> bool:
+        if not (val_images and val_every and i % val_every == 0):
+            return False
+        v = {"type": "val", "step": i, "cpu_s": round(runner.clock(), 2),
+             "val": validate(model, val_images, val_us)}
+        runner.record(v)
+        log(f"val {json.dumps(v['val'])}")
+        return True
+
+    reason = runner.run(step, save, report, validate_due)
     target = Path(getattr(args, "export", None) or out / f"{cfg_name}-{stage}.safetensors")
     digest = export(model.cpu(), target, trainer.stage, trainer.step,
-                    {"data": str(args.data), "cpu_hours": round(clock() / 3600.0, 4)})
+                    {"data": str(args.data), "cpu_hours": round(runner.clock() / 3600.0, 4)})
     log(f"{reason} at step {trainer.step}; exported {target} (model id {digest.hex()})")
     return 0
 
