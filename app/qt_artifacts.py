@@ -266,7 +266,7 @@ class QtArtifactFinder(QWidget):
         self.current = -1
         self._draw()
         best = result.tiles[0] if result.tiles else None
-        self.status.setText(f"{result.title} · mean {float(np.nanmean(result.map)):.4f}"
+        self.status.setText(f"{result.title} · mean {result.mean:.4f}"
                             + (f" · worst tile {best.score:.4f} at ({best.x}, {best.y})"
                                if best else ""))
         self.message.emit(f"artifact finder: {len(result.tiles)} tiles ranked "
@@ -287,8 +287,9 @@ class QtArtifactFinder(QWidget):
             return
         cmap = pg.colormap.get(self.session.view.colormap)
         self.bar.setColorMap(cmap)
-        m = np.nan_to_num(r.map, nan=0.0)
-        self.map_item.setImage(m, levels=(0.0, r.vmax))
+        h, w = r.map.shape
+        self.map_item.setImage(r.display_map(), levels=(0.0, r.vmax))
+        self.map_item.setRect(0, 0, w, h)  # a big picture's map is shown block-averaged
         self.bar.setLevels((0.0, r.vmax))
         self.plot.getPlotItem().setTitle(r.title)
         self.table.setRowCount(len(r.tiles))

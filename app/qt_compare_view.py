@@ -3,6 +3,10 @@
 Up to three pyqtgraph ViewBoxes with linked X/Y ranges share one zoom/pan (GUI_FEATURES §2.3:
 napari#5348 linked canvases via ``setXLink/setYLink``).  The view only reads the session model and
 writes user intent (divider position, visible rectangle) back into ``session.view``.
+
+Pictures are drawn at display resolution with full-resolution detail on zoom
+(``app/qt_lod_image.py``), and heatmap overlays at latent resolution, stretched: the GUI thread
+never converts, slices or differences a big picture whole (issue 28 item 3).
 """
 from __future__ import annotations
 
@@ -10,20 +14,20 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QGraphicsRectItem,
-    QHBoxLayout,
     QLabel,
-    QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from .model import inspect_maps
+from .model import display, inspect_jobs, inspect_maps
 from .model.encoding import codec_family, metrics_line
 from .model.session import PANE_NAMES, SessionModel
+from .qt_compare_chrome import build_banner, build_placeholder
+from .qt_lod_image import LodLayer, clipped_overlay, release_item, show_overlay
 from .qt_signals import ModelSubscriptions, signals_blocked
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
@@ -58,11 +62,11 @@ class QtCompareView(QWidget):
         self.glw = pg.GraphicsLayoutWidget()
         self.glw.setBackground(pg.mkColor(40, 40, 40))  # neutral surround (codec-compare)
         self.glw.setToolTip("Wheel: zoom · drag: pan · 1: 1:1 · 0: fit · F/Space: flicker")
-        self.placeholder = self._build_placeholder()
+        self.placeholder = build_placeholder(self)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.glw)
-        self.banner = self._build_banner()
+        self.banner = build_banner(self)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
@@ -77,11 +81,7 @@ class QtCompareView(QWidget):
             vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
             vb.setDefaultPadding(0.0)
             self.viewboxes.append(vb)
-            ov = pg.ImageItem()
-            ov.setZValue(20)
-            ov.setVisible(False)
-            vb.addItem(ov)
-            self.overlays.append(ov)
+            self.overlays.append(clipped_overlay(vb, 20))  # latent resolution, stretched
             lab = QLabel(self.glw.viewport())
             lab.setObjectName(f"caption{i}")
             lab.setStyleSheet("QLabel { background: rgba(0, 0, 0, 165); color: white; "
@@ -105,6 +105,16 @@ class QtCompareView(QWidget):
         self.diff_item = pg.ImageItem()
         self.diff_item.setZValue(10)
         vb0.addItem(self.diff_item)
+        #: each picture item at display resolution, with its full-resolution detail on zoom
+        self.layers = {id(it): LodLayer(it, vb0, 5 + k) for k, it in enumerate(self.split_items)}
+        for vb, it in zip(self.viewboxes[1:], self.side_items[1:]):
+            self.layers[id(it)] = LodLayer(it, vb, 5)
+        self.diff_layer = LodLayer(self.diff_item, vb0, 15)
+        # a new detail crop once the zoom or pan has settled, not at every wheel step
+        self._detail_timer = QTimer(self)
+        self._detail_timer.setSingleShot(True)
+        self._detail_timer.setInterval(40)
+        self._detail_timer.timeout.connect(self.refresh_details)
         self.dividers = []
         for k in range(2):
             line = pg.InfiniteLine(angle=90, movable=True,
@@ -155,54 +165,6 @@ class QtCompareView(QWidget):
         self._update_empty_state()
 
     # ------------------------------------------------------------------ empty / decoded states
-    def _build_placeholder(self) -> QWidget:
-        w = QWidget()
-        w.setObjectName("empty-view")
-        w.setStyleSheet("#empty-view { background: rgb(40, 40, 40); } "
-                        "#empty-view QLabel { color: #ddd; }")
-        title = QLabel("<h2>Open an image to start comparing</h2>")
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint = QLabel("Ctrl+O opens an image or a .lic file · drop a file here · Ctrl+V pastes "
-                      "an image<br>or try the bundled sample photo")
-        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        hint.setWordWrap(True)
-        self.open_btn = QPushButton("Open image…")
-        self.open_btn.setToolTip("Open an image or a compressed .lic file (Ctrl+O)")
-        self.open_btn.clicked.connect(self.open_requested)
-        self.sample_btn = QPushButton("Open sample image")
-        self.sample_btn.setToolTip("The bundled CC0 photo shipped with lic_core")
-        self.sample_btn.clicked.connect(self.sample_requested)
-        row = QHBoxLayout()
-        row.addStretch(1)
-        row.addWidget(self.open_btn)
-        row.addWidget(self.sample_btn)
-        row.addStretch(1)
-        lay = QVBoxLayout(w)
-        lay.addStretch(1)
-        lay.addWidget(title)
-        lay.addWidget(hint)
-        lay.addLayout(row)
-        lay.addStretch(2)
-        return w
-
-    def _build_banner(self) -> QWidget:
-        w = QWidget()
-        w.setObjectName("decoded-banner")
-        w.setStyleSheet("#decoded-banner { background: #4a3b12; } "
-                        "#decoded-banner QLabel { color: #ffe9a8; }")
-        self.banner_text = QLabel("")
-        self.banner_text.setWordWrap(True)
-        self.compare_btn = QPushButton("Compare against original…")
-        self.compare_btn.setToolTip("Name the image this file was made from: the file is then "
-                                    "scored against it and the other panes encode it")
-        self.compare_btn.clicked.connect(self.compare_requested)
-        lay = QHBoxLayout(w)
-        lay.setContentsMargins(8, 4, 8, 4)
-        lay.addWidget(self.banner_text, 1)
-        lay.addWidget(self.compare_btn)
-        w.hide()
-        return w
-
     def _update_empty_state(self) -> None:
         s = self.session
         has_picture = s.image is not None or s.decoded is not None
@@ -227,8 +189,8 @@ class QtCompareView(QWidget):
         enc = self.session.panes[index].encoding
         return enc.reconstruction if enc is not None else self.session.image
 
-    def displayed_diff(self) -> Optional[np.ndarray]:
-        """Float difference image for the current diff mode (None when off or no data)."""
+    def _diff_pair(self) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """The two pictures the current diff mode compares (None when off or no data)."""
         mode = self.view.diff_mode
         s = self.session
         if mode == "off" or s.image is None:
@@ -239,7 +201,27 @@ class QtCompareView(QWidget):
             a, b = self.pane_image(1), s.image
         if a is None or b is None or a.shape != b.shape:
             return None
-        return inspect_maps.diff_values(a, b, self.view.diff_gain)
+        return a, b
+
+    def displayed_diff(self) -> Optional[np.ndarray]:
+        """Float difference image for the current diff mode at full resolution (None when
+        off or no data); the view itself draws it from samples (:meth:`_show_diff`)."""
+        pair = self._diff_pair()
+        return None if pair is None else inspect_maps.diff_values(*pair, self.view.diff_gain)
+
+    def _show_diff(self, a: np.ndarray, b: np.ndarray) -> None:
+        """|a − b| × gain, coloured: the whole picture sampled at about a megapixel and the
+        exact pixels in view on zoom (the difference of samples is the sample of the
+        difference)."""
+        gain, cmap = self.view.diff_gain, self.view.colormap
+
+        def render(crop: display.Crop) -> np.ndarray:
+            d = inspect_maps.diff_values(crop.take(a), crop.take(b), gain)
+            return inspect_maps.colorize(d, cmap, 0.0, 255.0)
+
+        shape = a.shape[:2]
+        self.diff_layer.show_rendered(shape, render,
+                                      display.coarse_step(shape, display.preview_factor(*shape)))
 
     # ------------------------------------------------------------------ layout
     def _visible_boxes(self) -> int:
@@ -272,24 +254,37 @@ class QtCompareView(QWidget):
         self._refresh_images()
         self._on_overlay_change()
 
-    def _set(self, item: pg.ImageItem, img: Optional[np.ndarray], x0: int = 0) -> None:
-        if img is None or img.size == 0:
-            item.clear()
-            item.setVisible(False)
-            return
-        item.setImage(img, autoLevels=False, levels=(0, 255))
-        item.setPos(x0, 0)
-        item.setVisible(True)
+    def _set(self, item: pg.ImageItem, img: Optional[np.ndarray],
+             cols: Optional[tuple[int, int]] = None) -> None:
+        """Show ``img`` (or its columns ``cols``) in ``item`` at display resolution."""
+        self.layers[id(item)].show_picture(img, cols)
+
+    def _all_layers(self) -> list[LodLayer]:
+        return list(self.layers.values()) + [self.diff_layer]
+
+    def refresh_details(self) -> None:
+        """Full-resolution crops of what is in view, where the zoom asks for them."""
+        for k, vb in enumerate(self.viewboxes):
+            r = vb.viewRect()
+            scale = vb.width() / r.width() if r.width() > 0 else 0.0
+            view = (r.left(), r.top(), r.right(), r.bottom())
+            items = self.split_items if k == 0 else [self.side_items[k]]
+            for it in items:
+                self.layers[id(it)].refresh_detail(view, scale)
+            if k == 0:
+                self.diff_layer.refresh_detail(view, scale)
 
     def _refresh_images(self) -> None:
         s, v = self.session, self.view
         n = v.n_panes
-        for it in self.split_items + self.side_items[1:]:
-            it.setVisible(False)
-        self.diff_item.setVisible(False)
+        for layer in self._all_layers():
+            layer.hide()
         for d in self.dividers:
             d.setVisible(False)
         self._captions: list[tuple[int, str, str]] = []  # (label, text, placement)
+        if s.image is None and s.decoded is None:  # closed: hold none of its pictures
+            for layer in self._all_layers():
+                layer.clear()
         if s.image is None:
             if s.decoded is not None:  # a decoded file on its own: shown, never scored
                 self._set(self.split_items[0], s.decoded.reconstruction)
@@ -298,10 +293,9 @@ class QtCompareView(QWidget):
             self._place_labels()
             return
         h, w = s.image.shape[:2]
-        diff = self.displayed_diff()
-        if diff is not None:
-            rgb = inspect_maps.colorize(diff, v.colormap, 0.0, 255.0)
-            self._set(self.diff_item, rgb)
+        pair = self._diff_pair()
+        if pair is not None:
+            self._show_diff(*pair)
             names = {"a-b": "|A − B|", "a-orig": "|A − original|", "b-orig": "|B − original|"}
             self._captions.append((0, f"{names[v.diff_mode]} × {v.diff_gain:g}", "left"))
         elif v.compare_mode == "split":
@@ -311,8 +305,7 @@ class QtCompareView(QWidget):
             cuts.append(w)
             for i in range(n):
                 x0, x1 = cuts[i], max(cuts[i], cuts[i + 1])
-                img = self.pane_image(i)
-                self._set(self.split_items[i], img[:, x0:x1] if img is not None else None, x0)
+                self._set(self.split_items[i], self.pane_image(i), (x0, x1))
                 where = "right" if i == n - 1 else "left"
                 self._captions.append((i, self._pane_caption(i), f"{where}:{x0}:{x1}"))
             for k in range(n - 1):
@@ -329,6 +322,7 @@ class QtCompareView(QWidget):
                 self._set(self.side_items[i], self.pane_image(i))
                 self._captions.append((i, self._pane_caption(i), "box"))
         self._place_labels()
+        self._detail_timer.start()
 
     def _pane_caption(self, i: int) -> str:
         """Two short lines, so the numbers stay visible in a narrow pane (three with every
@@ -415,15 +409,18 @@ class QtCompareView(QWidget):
     def _on_overlay_change(self, event=None) -> None:
         for ov in self.overlays:
             ov.setVisible(False)
-        hm = self.overlay_array()
-        if hm is None:
+        v, s = self.view, self.session
+        enc = s.panes[v.overlay_pane % 3].encoding if s.image is not None else None
+        if v.overlay == "none" or enc is None or enc.inspection is None:
+            for ov in self.overlays:
+                release_item(ov)
             return
-        v = self.view
+        h, w = s.image.shape[:2]
+        # latent resolution (e.g. 375×250 for 24 MP), stretched: never an H×W map here
+        hm, rect = inspect_jobs.heatmap_lowres(enc.inspection, h, w, v.overlay)
         target = (v.overlay_pane % v.n_panes) if self._visible_boxes() > 1 else 0
-        ov = self.overlays[target]
-        ov.setImage(inspect_maps.colorize(hm, v.colormap), autoLevels=False, levels=(0, 255))
-        ov.setOpacity(v.overlay_opacity)
-        ov.setVisible(True)
+        show_overlay(self.overlays[target], inspect_maps.colorize(hm, v.colormap), rect, (w, h),
+                     v.overlay_opacity)
 
     def _on_artifact_change(self, event=None) -> None:
         r = self.view.artifact_rect
@@ -453,6 +450,7 @@ class QtCompareView(QWidget):
     # ------------------------------------------------------------------ zoom / pan
     def _on_range_changed(self, vb, ranges, *args) -> None:
         self._place_labels()
+        self._detail_timer.start()
         if self._syncing:
             return
         (x0, x1), (y0, y1) = ranges

@@ -14,29 +14,15 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from lic_core.errors import CancelledError, LicError
 
-from .model import services
-from .model.decoded import DecodedFile
+from .model import memory
 from .model.encoding import Encoding, PaneSettings
-from .model.jobs import (
-    ScoreRequest,
-    run_encode,
-    run_open_compressed,
-    run_score_decoded,
-    run_scores,
-)
-from .model.session import CancelToken, EncodeRequest, SessionModel
+from .model.jobs import ScoreRequest, run_encode, run_scores
+from .model.session import EncodeRequest, SessionModel
+from .qt_file_jobs import QtFileJobs
 from .qt_signals import ModelSubscriptions
 from .qt_workers import QtWorkerPool
 
 DEBOUNCE_MS = 250
-
-
-class _FileJob:
-    """A file job for the pool (tracked by identity, cancelled through ``token``)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        self.token = CancelToken()
 
 
 class QtEncodeController(QObject):
@@ -57,12 +43,18 @@ class QtEncodeController(QObject):
     scoring_progress = Signal(int, int)
     #: a codec swept over an image folder: (encodes done, total), (0, 0) at the end
     dataset_progress = Signal(int, int)
+    #: opening a file (reading, decoding, hashing, preview): (fraction, what), (-1, "") at the end
+    file_progress = Signal(float, str)
 
     def __init__(self, session: SessionModel, pool: Optional[QtWorkerPool] = None,
                  parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
         self.session = session
         self.pool = pool or QtWorkerPool(parent=self)
+        #: short jobs the views ask for (the inspector's maps of a big encoding): never queued
+        #: behind two long encodes
+        self.light_pool = QtWorkerPool(max_threads=1, parent=self)
+        self.files = QtFileJobs(self)
         self._inflight: dict[int, EncodeRequest] = {}
         self._timers: list[QTimer] = []
         self._bg_total = 0
@@ -87,6 +79,7 @@ class QtEncodeController(QObject):
         self._score_timer.setInterval(60)
         self._score_timer.timeout.connect(self.score_missing)
         self._subs.connect(session.view.events.compute_lpips, self._on_scores_needed)
+        self._subs.connect(session.view.events.compute_ms_ssim, self._on_scores_needed)
         self._subs.connect(session.events.history, self._on_scores_needed)
         for pane in session.panes:
             self._subs.connect(pane.events.encoding, self._on_scores_needed)
@@ -104,8 +97,12 @@ class QtEncodeController(QObject):
 
     def _on_image_change(self, event) -> None:
         self.pool.cancel_all()
+        self.light_pool.cancel_all()
         self._inflight.clear()
         self._unscorable.clear()
+        # once every view has dropped the old pictures (later in this event loop turn), give
+        # their memory back to the system
+        QTimer.singleShot(0, memory.release)
         if self.auto_encode:
             self.encode_all()
 
@@ -209,6 +206,7 @@ class QtEncodeController(QObject):
                 self.session.panes[i].status = "cancelled"
         self._score_timer.stop()
         self.pool.cancel_all()
+        self.light_pool.cancel_all()
 
     def _revert(self, index: int) -> None:
         """Settings back on the shown result, without encoding anything."""
@@ -220,8 +218,8 @@ class QtEncodeController(QObject):
 
     def is_idle(self) -> bool:
         """No timer pending and no job running (tests wait on this)."""
-        return self.pool.active_count() == 0 and not any(t.isActive() for t in self._timers) \
-            and not self._score_timer.isActive()
+        return self.pool.active_count() == 0 and self.light_pool.active_count() == 0 \
+            and not any(t.isActive() for t in self._timers) and not self._score_timer.isActive()
 
     # ------------------------------------------------------------------ dataset curves
     def sweep_dataset(self, folder: str | Path, index: int = 0, points: int = 6,
@@ -271,23 +269,34 @@ class QtEncodeController(QObject):
 
     # ------------------------------------------------------------------ scores on demand
     def _on_scores_needed(self, event=None) -> None:
-        if self.session.view.compute_lpips and self.session.image is not None:
+        if self.session.deferred_metrics() and self.session.image is not None:
             self._score_timer.start()
 
-    def score_missing(self, metric: str = "lpips") -> bool:
-        """Score every shown result that lacks ``metric`` (LPIPS turned on after the results
-        ran) in one worker job; True when a job was started."""
+    def score_missing(self, metrics: Optional[tuple[str, ...]] = None) -> bool:
+        """Score every shown result that lacks one of ``metrics`` (default: the session's
+        deferred metrics — LPIPS turned on after the results ran, MS-SSIM of a big image's
+        results) in one worker job, one result after the other (a 24 MP MS-SSIM needs ~6 GB:
+        never two at once); True when a job was started."""
         s = self.session
-        if s.image is None or self._score_job is not None:
+        metrics = s.deferred_metrics() if metrics is None else tuple(metrics)
+        if s.image is None or self._score_job is not None or not metrics:
             return False
-        todo = [e for e in s.missing_metric(metric) if id(e) not in self._unscorable]
+        todo, wanted = [], []
+        for e in s.shown_encodings():
+            lack = tuple(m for m in metrics
+                         if m not in e.metrics and (id(e), m) not in self._unscorable)
+            if lack:
+                todo.append(e)
+                wanted.append(lack)
         if not todo:
             return False
+        names = sorted({m for w in wanted for m in w})
+        label = ", ".join(m.upper().replace("_", "-") for m in names)
         job = ScoreRequest(image=s.image, image_id=s.image_id, encodings=todo,
-                           metrics=(metric,))
+                           metrics=tuple(names), wanted=wanted)
         self._score_job = job
         self.scoring_progress.emit(0, len(todo))
-        self.message.emit(f"scoring {len(todo)} result(s) with {metric.upper()}…")
+        self.message.emit(f"scoring {len(todo)} result(s) with {label}…")
 
         def progress(r, fraction, msg):
             if r is self._score_job:
@@ -296,13 +305,16 @@ class QtEncodeController(QObject):
         def done(r, scores):
             self._score_job = None
             self.scoring_progress.emit(0, 0)
-            for enc in r.encodings:
-                got = [m for e, m in scores if e is enc]
-                if not got or metric not in got[0]:
-                    self._unscorable.add(id(enc))  # never asked again (no endless retries)
+            missed = False
+            for enc, lack in zip(r.encodings, r.wanted):
+                got = next((m for e, m in scores if e is enc), {})
+                for m in lack:
+                    if m not in got:
+                        missed = True
+                        self._unscorable.add((id(enc), m))  # never asked again (no retries)
             self.session.add_scores(scores)
-            if any(id(e) in self._unscorable for e in r.encodings):
-                self.message.emit(f"{metric.upper()} could not be computed for some results")
+            if missed:
+                self.message.emit(f"{label} could not be computed for some results")
             self._on_scores_needed()  # results that arrived meanwhile
 
         def fail(r, exc):
@@ -310,9 +322,10 @@ class QtEncodeController(QObject):
             self.scoring_progress.emit(0, 0)
             if isinstance(exc, CancelledError):
                 return
-            self._unscorable.update(id(e) for e in r.encodings)
+            self._unscorable.update((id(e), m) for e, lack in zip(r.encodings, r.wanted)
+                                    for m in lack)
             msg = str(exc) if isinstance(exc, LicError) else f"{type(exc).__name__}: {exc}"
-            self.error.emit(f"Scoring with {metric.upper()} failed", msg)
+            self.error.emit(f"Scoring with {label} failed", msg)
 
         self.pool.submit(run_scores, job, done, fail, progress)
         return True
@@ -357,119 +370,28 @@ class QtEncodeController(QObject):
             self.error.emit(f"Encoding with {req.codec} failed", msg)
 
     # ------------------------------------------------------------------ files
+    # (app/qt_file_jobs.py: reading, decoding and hashing run in workers, with progress)
     def open_compressed(self, path: str | Path,
                         then: Optional[Callable[[], None]] = None) -> None:
         """Decode a .lic (or classical) file in a worker, then show it *as decoded*."""
-        job = _FileJob(path)
-        self.message.emit(f"decoding {Path(path).name}…")
-
-        def work(r, sink):
-            return run_open_compressed(r.path, r.token, sink)
-
-        def done(r, decoded: DecodedFile):
-            self.session.open_decoded(decoded)
-            self.message.emit(f"decoded {decoded.name} with {decoded.codec} "
-                              f"({len(decoded.data):,} bytes, {decoded.bpp:.3f} bpp) — no "
-                              "original to score it against: File → Compare against original…")
-            if then:
-                then()
-
-        self.pool.submit(work, job, done, self._file_fail(job.path), None)
+        self.files.open_compressed(path, then)
 
     def open_image(self, path: str | Path, then: Optional[Callable[[], None]] = None) -> None:
         """Load an image file in a worker (never on the GUI thread), then make it the original."""
-        job = _FileJob(path)
-        self.message.emit(f"loading {Path(path).name}…")
-
-        def work(r, sink):
-            image = services.load_image(r.path)
-            services.check_image_size(image, Path(r.path).name)
-            return image
-
-        def done(r, image):
-            self.session.set_image(image, path=r.path)
-            self.message.emit(f"opened {Path(r.path).name} "
-                              f"({image.shape[1]}×{image.shape[0]})")
-            if then:
-                then()
-
-        self.pool.submit(work, job, done, self._file_fail(job.path), None)
-
-    def _file_fail(self, path: str):
-        def fail(r, exc):
-            if isinstance(exc, CancelledError):
-                return
-            msg = str(exc) if isinstance(exc, LicError) else f"{type(exc).__name__}: {exc}"
-            self.error.emit(f"Cannot open {Path(path).name}", msg)
-        return fail
+        self.files.open_image(path, then)
 
     def compare_against(self, path: str | Path,
                         then: Optional[Callable[[], None]] = None) -> bool:
-        """Name the original of the opened compressed file.
-
-        The file becomes pane A's encoding of that original (scored in a worker, its header's
-        settings shown in pane A); the other panes encode the original as usual.
-        """
-        decoded = self.session.decoded
-        p = Path(path)
-        try:
-            if decoded is None:
-                raise LicError("open a compressed file first")
-            image = services.load_image(p)
-            self.session.check_original(image)
-        except LicError as exc:
-            self.error.emit(f"Cannot compare against {p.name}", str(exc))
-            return False
-        self.auto_encode = False
-        try:
-            self.session.set_image(image, path=str(p), file_info=decoded.info, keep_decoded=True)
-            self.session.panes[0].settings = decoded.settings
-        finally:
-            self.auto_encode = True
-        pane = self.session.panes[0]
-        pane.busy, pane.status = True, "scoring the file…"
-        image_id = self.session.image_id
-        which = ("psnr", "ms_ssim") + (("lpips",) if self.session.view.compute_lpips else ())
-        job = _FileJob(p)
-
-        def work(r, sink):
-            return run_score_decoded(decoded, image, image_id, which)
-
-        def done(r, enc: Encoding):
-            if self.session.image_id == image_id and self.session.decoded is decoded:
-                self.session.show_file_encoding(enc)
-                psnr = enc.metrics.get("psnr", float("nan"))
-                self.message.emit(f"A: {decoded.name} scored against {p.name}: "
-                                  f"{enc.bpp:.3f} bpp, {psnr:.2f} dB")
-            if then:
-                then()
-
-        self.pool.submit(work, job, done, self._file_fail(str(p)), None)
-        for other in self.session.active_panes[1:]:
-            self.encode_now(other.index)
-        return True
+        """Name the original of the opened compressed file (:meth:`QtFileJobs.compare_against`)."""
+        return self.files.compare_against(path, then)
 
     def open_path(self, path: str | Path, then: Optional[Callable[[], None]] = None) -> bool:
-        """Open an image or a compressed file in a worker.
+        """Open an image or a compressed file in a worker (:meth:`QtFileJobs.open_path`)."""
+        return self.files.open_path(path, then)
 
-        False (and an ``error`` signal) when the file cannot even be looked at; otherwise True
-        and the load runs off the GUI thread: a file that turns out unreadable becomes an
-        ``error`` signal (a one-line dialog) when the worker reports back.
-        """
-        p = Path(path)
-        try:
-            if not p.is_file():
-                raise LicError(f"{p} does not exist")
-            with open(p, "rb") as f:
-                magic = f.read(4)
-        except LicError as exc:
-            self.error.emit(f"Cannot open {p.name}", str(exc))
-            return False
-        except OSError as exc:
-            self.error.emit(f"Cannot open {p.name}", exc.strerror or str(exc))
-            return False
-        if services.is_compressed_file(p, magic):
-            self.open_compressed(p, then)
-        else:
-            self.open_image(p, then)
-        return True
+    def close_image(self) -> bool:
+        """File → Close: stop what runs for the picture and let go of it (its memory is given
+        back once the views have dropped it)."""
+        self.files.cancel()
+        self.cancel_all()
+        return self.session.close()

@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pyqtgraph as pg
@@ -30,9 +30,10 @@ from PySide6.QtWidgets import (
 
 from lic_core.codecs import Inspection
 
-from .model import inspect_maps
-from .model.session import PANE_NAMES, SessionModel
+from .model import inspect_jobs, inspect_maps
+from .model.session import PANE_NAMES, CancelToken, SessionModel
 from .qt_signals import ModelSubscriptions, signals_blocked
+from .qt_workers import QtWorkerPool
 
 
 def _image_plot(title: str = "") -> tuple[pg.PlotWidget, pg.ImageItem]:
@@ -46,12 +47,28 @@ def _image_plot(title: str = "") -> tuple[pg.PlotWidget, pg.ImageItem]:
     return pw, item
 
 
-class _PaneInspectorBase(QWidget):
-    """Common part: which pane's encoding is inspected, refresh on its changes."""
+class _MapJob:
+    """One map computation for the pool (cancelled through ``token`` when superseded)."""
 
-    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, fn: Callable[[], Any], insp: Inspection) -> None:
+        self.fn = fn
+        self.insp = insp
+        self.token = CancelToken()
+
+
+class _PaneInspectorBase(QWidget):
+    """Common part: which pane's encoding is inspected, refresh on its changes.
+
+    ``pool`` (the controller's light pool) computes the maps of a big encoding
+    (:func:`inspect_jobs.is_heavy`) off the GUI thread; without one they are computed here.
+    """
+
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None,
+                 pool: Optional[QtWorkerPool] = None) -> None:
         super().__init__(parent)
         self.session = session
+        self.pool = pool
+        self._map_job: Optional[_MapJob] = None
         self.pane_combo = QComboBox()
         self.pane_combo.addItems([f"Pane {n}" for n in PANE_NAMES])
         self.pane_combo.setToolTip("Which pane's encoding to look inside")
@@ -103,6 +120,34 @@ class _PaneInspectorBase(QWidget):
         return (f"{enc.codec} is a classical codec: there are no latents to inspect. "
                 "Choose a learned codec for this pane.")
 
+    def _compute(self, insp: Inspection, fn: Callable[[], Any],
+                 apply: Callable[[Any], None]) -> None:
+        """``apply(fn())`` now, or — for a heavy inspection with a pool — once a worker has
+        run ``fn``, unless a newer request came meanwhile (a hint says it is computing)."""
+        if self._map_job is not None:
+            self._map_job.token.cancel()
+            self._map_job = None
+        if self.pool is None or not inspect_jobs.is_heavy(insp):
+            apply(fn())
+            return
+        job = self._map_job = _MapJob(fn, insp)
+        self._show_hint("computing the maps of this big encoding…")
+
+        def done(r, value):
+            if r is self._map_job:
+                self._map_job = None
+                if self.inspection() is not r.insp:  # the pane changed meanwhile
+                    return
+                self._show_hint("")
+                apply(value)
+
+        def fail(r, exc):
+            if r is self._map_job:
+                self._map_job = None
+                self._show_hint(f"could not compute the maps: {exc}")
+
+        self.pool.submit(lambda r, sink: r.fn(), job, done, fail)
+
     def _hint_over(self, *plots: QWidget) -> None:
         """Empty plots carry a centred hint instead of a black rectangle."""
         self._hints = [_Hint(p) for p in plots]
@@ -139,8 +184,9 @@ class QtLatentBrowser(_PaneInspectorBase):
 
     MOSAIC = 16
 
-    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
-        super().__init__(session, parent)
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None,
+                 pool: Optional[QtWorkerPool] = None) -> None:
+        super().__init__(session, parent, pool)
         self.quantity_combo = QComboBox()
         self.quantity_combo.addItems(list(inspect_maps.QUANTITIES))
         self.quantity_combo.setToolTip("ŷ: quantized latent · means μ · scales σ · bits −log2 p "
@@ -217,44 +263,44 @@ class QtLatentBrowser(_PaneInspectorBase):
                             "(choose ŷ or bits)")
             return
         self._show_hint("")
-        order = inspect_maps.channel_order(insp.bits_y)
         m = insp.y_hat.shape[0]
         with signals_blocked(self.channel_slider):  # a new range must not move the chosen rank
             self.channel_slider.setRange(0, m - 1)
-        rank = min(max(v.channel, 0), m - 1)
-        arr = inspect_maps.latent_quantity(insp, v.latent_quantity)
         shared = self.scale_combo.currentIndex() == 1
-        self.mosaic_array = inspect_maps.channel_mosaic(arr, order[rank:], self.MOSAIC, cols=4,
-                                                        shared=shared)
-        levels = inspect_maps.robust_range(self.mosaic_array) if shared else (0.0, 1.0)
-        self.mosaic_bar.setColorMap(pg.colormap.get(v.colormap))
-        self.mosaic_item.setImage(np.nan_to_num(self.mosaic_array, nan=levels[0]),
-                                  levels=levels)
+        quantity, rank = v.latent_quantity, min(max(v.channel, 0), m - 1)
+        self._compute(insp, lambda: inspect_jobs.latent_view(insp, quantity, rank, shared,
+                                                             self.MOSAIC),
+                      lambda view: self._apply(view, shared))
+
+    def _apply(self, view: inspect_jobs.LatentView, shared: bool) -> None:
+        cmap = pg.colormap.get(self.session.view.colormap)
+        self.mosaic_array = view.mosaic
+        levels = view.levels
+        self.mosaic_bar.setColorMap(cmap)
+        self.mosaic_item.setImage(np.nan_to_num(view.mosaic, nan=levels[0]), levels=levels)
         self.mosaic_bar.setLevels(levels)
         self.mosaic_plot.getPlotItem().vb.enableAutoRange()
+        shrink = (f"; tiles block-averaged 1:{view.tile_factor} to stay readable"
+                  if view.tile_factor > 1 else "")
         self.mosaic_plot.setToolTip("16 channels from the slider's rank, most bits first; " + (
             "one colour scale for every tile (the colorbar)" if shared else
-            "each tile scaled between its own 1st and 99th percentile (0…1 on the colorbar)"))
-        ch = int(order[rank])
-        self.channel_array = arr[ch].astype(np.float32)
+            "each tile scaled between its own 1st and 99th percentile (0…1 on the colorbar)")
+            + shrink)
+        self.channel_array = view.channel_array
         lo, hi = float(self.channel_array.min()), float(self.channel_array.max())
-        self.channel_bar.setColorMap(pg.colormap.get(v.colormap))
+        self.channel_bar.setColorMap(cmap)
         self.channel_item.setImage(self.channel_array, levels=(lo, hi if hi > lo else lo + 1))
         self.channel_bar.setLevels((lo, hi if hi > lo else lo + 1))
-        bits = float(insp.bits_y[ch].sum())
-        self.channel_label.setText(f"#{rank} → ch {ch}")
-        groups = np.cumsum(insp.channel_groups) if insp.channel_groups else np.array([m])
-        g = int(np.searchsorted(groups, ch, side="right"))
-        self.info.setText(f"ŷ: {m} channels × {insp.y_hat.shape[1]}×{insp.y_hat.shape[2]} · "
-                          f"channel {ch} (group g{g}) carries {bits:.0f} bits "
-                          f"({100 * bits / max(insp.bits_y.sum(), 1e-9):.1f} % of y)")
+        self.channel_label.setText(f"#{view.rank} → ch {view.channel}")
+        self.info.setText(view.info)
 
 
 class QtEntropyView(_PaneInspectorBase):
     """Bits heatmap (y summed / per channel, z) with colorbar and overlay controls."""
 
-    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
-        super().__init__(session, parent)
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None,
+                 pool: Optional[QtWorkerPool] = None) -> None:
+        super().__init__(session, parent, pool)
         self.kind_combo = QComboBox()
         self.kind_combo.addItems(["bits_y (sum over channels)", "bits_y (one channel)",
                                   "bits_z (side info)"])
@@ -329,7 +375,12 @@ class QtEntropyView(_PaneInspectorBase):
         self._show_hint("")
         kind, ch = self.kind()
         self.channel_spin.setRange(0, insp.bits_y.shape[0] - 1)
-        self.array = inspect_maps.bits_map(insp, kind, ch)
+        # the channel sum of a big encoding: computed by its worker, or by ours
+        self._compute(insp, lambda: inspect_jobs.bits_view(insp, kind, ch),
+                      lambda arr: self._apply(arr, kind, ch))
+
+    def _apply(self, array: np.ndarray, kind: str, ch: Optional[int]) -> None:
+        self.array = array
         hi = float(self.array.max()) if self.array.size else 1.0
         cmap = pg.colormap.get(self.session.view.colormap)
         self.bar.setColorMap(cmap)
@@ -344,8 +395,9 @@ class QtEntropyView(_PaneInspectorBase):
 class QtRateBreakdown(_PaneInspectorBase):
     """Table and bar chart of estimated vs real bits per bitstream part."""
 
-    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None) -> None:
-        super().__init__(session, parent)
+    def __init__(self, session: SessionModel, parent: Optional[QWidget] = None,
+                 pool: Optional[QtWorkerPool] = None) -> None:
+        super().__init__(session, parent, pool)
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["part", "estimated", "real"])
         hh = self.table.horizontalHeader()

@@ -36,24 +36,25 @@ from PySide6.QtWidgets import (
 )
 
 from lic_core.errors import LicError
-from lic_core.fileio import write_atomic_via_path
 from lic_core.threads import apply_threads, available_cpus, default_threads
 
-from .model import export, inspect_maps, services
+from .model import services
 from .model.decoded import display_rows, sibling_original
 from .model.generative_demo import find_demo_codecs
-from .model.session import PANE_NAMES, SessionModel
+from .model.session import SessionModel
 from .model.view_state import COLORMAPS
 from .qt_about import QtAboutModelDialog
 from .qt_artifacts import QtArtifactFinder
 from .qt_compare_view import QtCompareView
 from .qt_compat import install_bool_refcount_guard
 from .qt_controller import QtEncodeController
+from .qt_exports import ExportActions
 from .qt_inspector import QtEntropyView, QtLatentBrowser, QtRateBreakdown
 from .qt_pane_controls import QtPaneControls
 from .qt_rd_plot import QtRDPlot
 from .qt_settings import LAYOUT_VERSION, fit_size, read_int, read_list, studio_settings
 from .qt_signals import ModelSubscriptions
+from .qt_task_progress import QtTaskProgress
 
 SHORTCUTS = [
     ("Ctrl+O", "Open image or .lic file"), ("Ctrl+V", "Paste image from clipboard"),
@@ -77,7 +78,7 @@ DIFF_LABELS = [("off", "No difference"), ("a-b", "|A − B|"), ("a-orig", "|A �
                ("b-orig", "|B − original|")]
 
 
-class QtMainWindow(QMainWindow):
+class QtMainWindow(ExportActions, QMainWindow):
     """The studio window.
 
     Parameters
@@ -146,8 +147,8 @@ class QtMainWindow(QMainWindow):
             pc.installEventFilter(self)
 
         self.rd_plot = QtRDPlot(self.session)
-        self.latents = QtLatentBrowser(self.session)
-        self.entropy = QtEntropyView(self.session)
+        self.latents = QtLatentBrowser(self.session, pool=self.controller.light_pool)
+        self.entropy = QtEntropyView(self.session, pool=self.controller.light_pool)
         self.rate = QtRateBreakdown(self.session)
         self.file_info = QTextBrowser()
         self.file_info.setToolTip("Header of the opened compressed file")
@@ -172,6 +173,10 @@ class QtMainWindow(QMainWindow):
         self.status_pixel = QLabel("")
         self.status_pixel.setToolTip("Pixel values under the cursor")
         self.statusBar().addPermanentWidget(self.status_pixel)
+        #: opening a file: what, how far, Cancel (app/qt_task_progress.py)
+        self.task_progress = QtTaskProgress(self.controller.files.cancel)
+        self.statusBar().addPermanentWidget(self.task_progress)
+        self.controller.file_progress.connect(self.task_progress.set_progress)
         self.compare.pixel_info.connect(self.status_pixel.setText)
         self.controller.message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.controller.error.connect(self.show_error)
@@ -183,6 +188,8 @@ class QtMainWindow(QMainWindow):
         sub(self.session.view.events.n_panes, self._on_n_panes_change)
         sub(self.session.view.events.compute_lpips,
             lambda e: self.act_lpips.setChecked(bool(e.value)))
+        sub(self.session.view.events.compute_ms_ssim,
+            lambda e: self.act_ms_ssim.setChecked(bool(e.value)))
 
         self._build_actions()
         self.view_toolbar = QToolBar("Toolbar")
@@ -298,6 +305,8 @@ class QtMainWindow(QMainWindow):
                                      "Name the image the opened compressed file was made from; "
                                      "the file is then scored against it")
         self.act_compare_against.setEnabled(False)
+        self.act_close = A("&Close", lambda: self.controller.close_image(), "Ctrl+W",
+                           "Close the image or compressed file (its memory is given back)")
         self.act_add_model = A("&Add model…", lambda: self.show_add_model(), "Ctrl+Shift+A",
                                "Add your own CompressAI checkpoint(s) as a codec in every pane")
         self.act_threads = A("Compute &threads…", lambda: self.threads_dialog(), None,
@@ -353,6 +362,11 @@ class QtMainWindow(QMainWindow):
         self.act_lpips = A("Compute &LPIPS", lambda c: setattr(v, "compute_lpips", c), None,
                            "Score every result shown with LPIPS (in the background), and every "
                            "new one (slower)", True)
+        self.act_ms_ssim = A("Compute &MS-SSIM", lambda c: setattr(v, "compute_ms_ssim", c),
+                             None, "Score results with MS-SSIM (a picture above 4 MP is shown "
+                             "first and scored after: at 24 MP one MS-SSIM needs ~6 GB and "
+                             "~40 s)", True)
+        self.act_ms_ssim.setChecked(bool(v.compute_ms_ssim))
         self.act_reencode = A("&Re-encode all", lambda: self.controller.encode_all(force=True),
                               "Ctrl+R", "Encode every visible pane again now (not from the "
                               "cache)")
@@ -401,6 +415,7 @@ class QtMainWindow(QMainWindow):
         self.recent_menu = f.addMenu("Open &recent")
         f.addAction(self.act_paste)
         f.addAction(self.act_compare_against)
+        f.addAction(self.act_close)
         f.addAction(self.act_add_model)
         f.addSeparator()
         for a in (self.act_save_lic, self.act_save_lic_b, self.act_export_png,
@@ -421,6 +436,7 @@ class QtMainWindow(QMainWindow):
             vm.addAction(a)
         vm.addSeparator()
         vm.addAction(self.act_lpips)
+        vm.addAction(self.act_ms_ssim)
         vm.addSeparator()
         panels = vm.addMenu("&Panels")
         panels.setToolTip("Show or hide the docked panels (closed ones come back from here)")
@@ -647,184 +663,6 @@ class QtMainWindow(QMainWindow):
         self.statusBar().showMessage("pasted image from clipboard", 5000)
         return True
 
-    # ------------------------------------------------------------------ export helpers
-    def _target(self, path: Optional[str | Path], caption: str, default: str,
-                filt: str) -> Optional[Path]:
-        """Path chosen in a dialog (which confirms overwrites) or given; None = cancelled."""
-        if path is None:
-            p, _ = QFileDialog.getSaveFileName(self, caption, str(self.save_start(default)),
-                                               filt)
-            if p:
-                self._remember_save_dir(Path(p))
-            return Path(p) if p else None
-        p = Path(path)
-        if p.exists() and not self.confirm_overwrite(p):
-            return None
-        self._remember_save_dir(p)
-        return p
-
-    def save_start(self, default_name: str) -> Path:
-        """Where a Save dialog opens: the folder of the last save, else the image's folder,
-        else the home folder (never the data folder the studio happens to run in)."""
-        for d in (self._last_save_dir,
-                  str(Path(self.session.image_path).parent) if self.session.image_path else None):
-            if d and Path(d).is_dir():
-                return Path(d) / default_name
-        return Path.home() / default_name
-
-    def _remember_save_dir(self, path: Path) -> None:
-        self._last_save_dir = str(path.parent.resolve()) if str(path.parent) else None
-        if self.persist and self._last_save_dir:
-            studio_settings().setValue("last_save_dir", self._last_save_dir)
-
-    def _ask_overwrite(self, path: Path) -> bool:
-        r = QMessageBox.question(self, "Overwrite?", f"{path.name} exists. Replace it?",
-                                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                 QMessageBox.StandardButton.No)
-        return r == QMessageBox.StandardButton.Yes
-
-    def _stem(self) -> str:
-        return Path(self.session.image_path).stem if self.session.image_path else "image"
-
-    def _encoding(self, pane: int):
-        enc = self.session.panes[pane].encoding
-        if enc is None:
-            self.show_error("Nothing to export", f"pane {PANE_NAMES[pane]} has no encoding yet")
-        return enc
-
-    def _guard(self, fn: Callable[[], Path]) -> Optional[Path]:
-        try:
-            out = fn()
-        except LicError as exc:
-            self.show_error("Export failed", str(exc))
-            return None
-        except OSError as exc:
-            self.show_error("Export failed", exc.strerror or str(exc))
-            return None
-        self.statusBar().showMessage(f"saved {out}", 6000)
-        return out
-
-    def export_compressed(self, pane: int = 0, path: Optional[str | Path] = None
-                          ) -> Optional[Path]:
-        enc = self._encoding(pane)
-        if enc is None:
-            return None
-        ext = enc.result.file_extension
-        p = self._target(path, "Save compressed file", f"{self._stem()}_{enc.codec}{ext}",
-                         f"Compressed (*{ext})")
-        if p is None:
-            return None
-        return self._guard(lambda: export.atomic_write_bytes(p, enc.result.data, True))
-
-    def export_reconstruction(self, pane: int = 0, path: Optional[str | Path] = None
-                              ) -> Optional[Path]:
-        enc = self._encoding(pane)
-        if enc is None:
-            return None
-        p = self._target(path, "Export reconstruction", f"{self._stem()}_{enc.codec}.png",
-                         "PNG (*.png)")
-        if p is None:
-            return None
-        return self._guard(lambda: export.save_png(p, enc.reconstruction, True))
-
-    def export_heatmap(self, path: Optional[str | Path] = None) -> Optional[Path]:
-        pane = self.session.view.overlay_pane
-        enc = self._encoding(pane)
-        if enc is None:
-            return None
-        if enc.inspection is None:
-            self.show_error("No heatmap", f"{enc.codec} is not a learned codec: no latent bits")
-            return None
-        p = self._target(path, "Export heatmap", f"{self._stem()}_bits.png", "PNG (*.png)")
-        if p is None:
-            return None
-        kind, ch = self.entropy.kind()
-        h, w = self.session.image.shape[:2]
-        hm = inspect_maps.heatmap_for_image(enc.inspection, h, w, kind, ch)
-        cmap = self.session.view.colormap
-        finite = hm[np.isfinite(hm)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        rgb = inspect_maps.colorize(hm, cmap, lo, hi)
-        what = "z" if kind == "bits_z" else ("y" if ch is None else f"y ch {ch}")
-        rgb = inspect_maps.add_colorbar(rgb, lo, hi, cmap, f"bits/px ({what})")
-        return self._guard(lambda: export.save_png(p, rgb, True))
-
-    def export_plot(self, path: Optional[str | Path] = None) -> Optional[Path]:
-        p = self._target(path, "Export RD plot", f"{self._stem()}_rd.png",
-                         "PNG (*.png);;SVG (*.svg)")
-        if p is None:
-            return None
-
-        def write() -> Path:
-            # the exporters write to a file name (format from its suffix): lic_core gives them
-            # a temporary one beside the target and moves it into place (atomic, umask mode)
-            return write_atomic_via_path(p, lambda tmp: self.rd_plot.export(str(tmp)),
-                                         overwrite=True)
-
-        return self._guard(write)
-
-    def export_view(self, path: Optional[str | Path] = None) -> Optional[Path]:
-        """File → Export comparison view: the compare view as seen, captions with every
-        number, as one PNG."""
-        if self.session.image is None and self.session.decoded is None:
-            self.show_error("Nothing to export", "open an image first")
-            return None
-        p = self._target(path, "Export comparison view", f"{self._stem()}_compare.png",
-                         "PNG (*.png)")
-        if p is None:
-            return None
-        img = self.compare.export_image()
-        return self._guard(lambda: export.atomic_write_bytes(p, qimage_png(img), True))
-
-    def export_metrics(self, path: Optional[str | Path] = None) -> Optional[Path]:
-        p = self._target(path, "Export metrics table", f"{self._stem()}_metrics.csv",
-                         "CSV (*.csv)")
-        if p is None:
-            return None
-        rows = [dict(image=self.session.image_path or "", **e.row())
-                for e in self.session.history]
-        return self._guard(lambda: export.atomic_write_bytes(p, export.csv_bytes(rows), True))
-
-    def save_session(self, path: Optional[str | Path] = None) -> Optional[Path]:
-        p = self._target(path, "Save session", f"{self._stem()}.licsession.json",
-                         "Session (*.json)")
-        if p is None:
-            return None
-        return self._guard(lambda: export.save_json(p, self.session.to_dict(), True))
-
-    def load_session(self, path: Optional[str | Path] = None) -> bool:
-        """Reopen the image, restore panes and view, re-run the saved encodings."""
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open session", "", "Session (*.json)")
-            if not path:
-                return False
-        try:
-            d = export.load_json(path)
-            if d.get("format") != "lic-studio-session":
-                raise LicError(f"{Path(path).name} is not a LIC Studio session")
-        except LicError as exc:
-            self.show_error("Cannot open session", str(exc))
-            return False
-
-        def restore() -> None:
-            self.controller.auto_encode = False
-            try:
-                todo = self.session.apply_dict(d)
-            except LicError as exc:
-                self.show_error("Cannot open session", str(exc))
-                return
-            finally:
-                self.controller.auto_encode = True
-            self.controller.encode_all()
-            for s in todo:
-                self.controller.encode_background(s)
-
-        img = d.get("image_path")
-        if img:
-            return self.open_path(img, then=restore)
-        restore()
-        return True
-
     # ------------------------------------------------------------------ dialogs
     def show_error(self, title: str, message: str) -> None:
         """Non-blocking error dialog with the one-line message (also kept in ``error_log``)."""
@@ -987,16 +825,6 @@ class _SidewaysScroll(QScrollArea):
         w = self.widget()
         return QSize(w.sizeHint().width(), self._height(w.minimumSizeHint())) if w \
             else super().sizeHint()
-
-
-def qimage_png(img: QImage) -> bytes:
-    """PNG bytes of a QImage (written atomically by the caller)."""
-    from PySide6.QtCore import QBuffer, QIODevice
-
-    buf = QBuffer()
-    buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    img.save(buf, "PNG")
-    return bytes(buf.data())
 
 
 def qimage_to_array(qimg: QImage) -> np.ndarray:

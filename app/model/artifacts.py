@@ -23,6 +23,7 @@ import numpy as np
 
 from lic_core.errors import CancelledError, LicError
 
+from . import display
 from .session import CancelToken
 
 KINDS = {"lpips": "LPIPS (local)", "ssim": "1 − SSIM"}
@@ -138,11 +139,25 @@ class ArtifactResult:
     tiles: list[Tile]
     tile: int
     image_id: str = ""
+    #: the map as the tab draws it: block-averaged by ``shown_factor`` for a big picture (made
+    #: in the worker: the GUI thread never touches an H×W map of 24 MP)
+    shown: Optional[np.ndarray] = None
+    shown_factor: int = 1
+    _vmax: Optional[float] = None
+    #: the map's mean (NaN ignored), computed by the worker
+    mean: float = float("nan")
 
     @property
     def vmax(self) -> float:
-        finite = self.map[np.isfinite(self.map)]
-        return float(finite.max()) if finite.size and float(finite.max()) > 0 else 1.0
+        if self._vmax is None:
+            finite = self.map[np.isfinite(self.map)]
+            self._vmax = (float(finite.max()) if finite.size and float(finite.max()) > 0
+                          else 1.0)
+        return self._vmax
+
+    def display_map(self) -> np.ndarray:
+        """What the tab shows (NaN → 0): the map itself when small."""
+        return self.shown if self.shown is not None else np.nan_to_num(self.map, nan=0.0)
 
     @property
     def title(self) -> str:
@@ -167,9 +182,19 @@ def run_artifacts(req: ArtifactRequest, sink: Optional[ProgressSink] = None) -> 
     dmap = difference_map(req.a, req.b, req.kind)
     progress(0.8, "ranking tiles")
     tiles = rank_tiles(dmap, req.tile, req.count)
+    result = ArtifactResult(kind=req.kind, names=tuple(req.names), map=dmap, tiles=tiles,
+                            tile=int(req.tile), image_id=req.image_id)
+    result.vmax  # noqa: B018 - computed here, in the worker, once
+    result.mean = float(np.nanmean(dmap)) if np.isfinite(dmap).any() else float("nan")
+    f = display.preview_factor(*dmap.shape)
+    if f > 1:
+        from .inspect_jobs import block_mean
+
+        progress(0.9, "display map")
+        result.shown = np.nan_to_num(block_mean(dmap, f), nan=0.0)
+        result.shown_factor = f
     progress(1.0, "done")
-    return ArtifactResult(kind=req.kind, names=tuple(req.names), map=dmap, tiles=tiles,
-                          tile=int(req.tile), image_id=req.image_id)
+    return result
 
 
 def crop_strip(images: list[np.ndarray], tile: Tile, margin: int = 8, gap: int = 4,

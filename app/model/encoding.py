@@ -95,6 +95,16 @@ class Encoding:
     def label(self) -> str:
         return f"{self.codec} @ {self.params.rate:g}"
 
+    @property
+    def nbytes(self) -> int:
+        """Memory its arrays hold: the reconstruction, the bitstream and the inspection."""
+        n = int(self.reconstruction.nbytes) + len(self.result.data)
+        insp = self.inspection
+        if insp is not None:
+            n += sum(int(getattr(getattr(insp, k, None), "nbytes", 0))
+                     for k in ("y_hat", "means", "scales", "bits_y", "bits_z"))
+        return n
+
     def row(self) -> dict[str, Any]:
         """One row of the metrics table (CSV export); quantizer and decoder only where the codec
         has them (a JPEG has neither: blank, not "round, mse")."""
@@ -158,11 +168,20 @@ def codec_family(name: str) -> str:
         return "classical"
 
 
-class EncodingCache:
-    """LRU of :class:`Encoding` by key (bounded: reconstructions of big images are large)."""
+#: memory the result cache may hold (a 24 MP encoding with its latents is ~0.5 GB)
+CACHE_MAX_BYTES = 1536 * 1024 ** 2
+#: what may stay of other images' results when a new image opens (small images reopened
+#: still hit; a closed big image's results go)
+OTHER_IMAGES_MAX_BYTES = 256 * 1024 ** 2
 
-    def __init__(self, max_items: int = 64) -> None:
+
+class EncodingCache:
+    """LRU of :class:`Encoding` by key, bounded in count and in bytes (reconstructions and
+    latents of big images are large); the newest entry always stays."""
+
+    def __init__(self, max_items: int = 64, max_bytes: int = CACHE_MAX_BYTES) -> None:
         self.max_items = max_items
+        self.max_bytes = max_bytes
         self._items: "OrderedDict[tuple[str, str], Encoding]" = OrderedDict()
 
     def get(self, image_id: str, key: str) -> Optional[Encoding]:
@@ -176,8 +195,23 @@ class EncodingCache:
         k = (enc.image_id, enc.key)
         self._items[k] = enc
         self._items.move_to_end(k)
-        while len(self._items) > self.max_items:
+        while len(self._items) > self.max_items or (
+                len(self._items) > 1 and self.nbytes() > self.max_bytes):
             self._items.popitem(last=False)
+
+    def nbytes(self) -> int:
+        return sum(e.nbytes for e in self._items.values())
+
+    def trim_others(self, keep_image_id: str, max_bytes: int = OTHER_IMAGES_MAX_BYTES) -> None:
+        """Results of images other than ``keep_image_id`` keep at most ``max_bytes``, the
+        most recently used first: replacing or closing a big image returns its memory."""
+        used = 0
+        for k in reversed(list(self._items)):
+            if k[0] == keep_image_id:
+                continue
+            used += self._items[k].nbytes
+            if used > max_bytes:
+                del self._items[k]
 
     def __len__(self) -> int:
         return len(self._items)

@@ -16,7 +16,7 @@ import numpy as np
 from lic_core.codecs import DecodeResult, get_codec
 from lic_core.errors import CancelledError, CodecUnavailableError
 
-from . import services
+from . import display, inspect_jobs, memory, services
 from .decoded import DecodedFile
 from .encoding import Encoding
 from .session import CancelToken, EncodeRequest
@@ -53,6 +53,9 @@ def run_encode(request: EncodeRequest, sink: Optional[ProgressSink] = None) -> E
         result = codec.encode(request.image, request.params, progress)
     progress(0.9, "metrics")
     metrics = services.compute_metrics(request.image, result.reconstruction, request.metrics)
+    progress(0.97, "preview")
+    display.prepare(result.reconstruction)  # the GUI thread shows it at display resolution
+    inspect_jobs.prepare(result.inspection)  # and reads the latents' sums, never makes them
     progress(1.0, "done")
     return Encoding(key=request.key, image_id=request.image_id, codec=request.codec,
                     params=result.params, result=result, metrics=metrics,
@@ -85,6 +88,44 @@ def target_note(codec, target: float, reached: float, rate: float) -> str:
     return f"target {target:.2f} bpp not met: closest reachable is {reached:.3f} bpp"
 
 
+@dataclass
+class LoadedImage:
+    """A picture a worker read and made ready to show: its content id and preview are
+    computed, and ``warning`` says (in one line) when its codecs may not fit in memory."""
+
+    path: str
+    image: np.ndarray
+    image_id: str
+    warning: str = ""
+
+
+def run_load_image(path: str | Path, token: Optional[CancelToken] = None,
+                   sink: Optional[ProgressSink] = None,
+                   families: tuple[str, ...] = ("classical", "classical"),
+                   ms_ssim: bool = True,
+                   check: Optional[Callable[[np.ndarray], None]] = None) -> LoadedImage:
+    """Read an image file for the studio (worker thread): refuse it in one line before
+    decoding when the machine cannot hold it (:func:`memory.check`), decode, hash and make its
+    preview.  ``check`` may refuse the decoded picture (e.g. not the opened file's original)."""
+    progress = _progress_fn(token or CancelToken(), sink)
+    name = Path(path).name
+    progress(0.0, f"reading {name}")
+    size = memory.image_size(path)
+    warning = memory.check(*size, families, name, ms_ssim) if size else ""
+    image = services.load_image(path)
+    services.check_image_size(image, name)
+    if check is not None:
+        check(image)
+    image = np.ascontiguousarray(image)
+    image.setflags(write=False)
+    progress(0.6, "hashing")
+    image_id = services.image_id(image)
+    progress(0.8, "preview")
+    display.prepare(image)
+    progress(1.0, "done")
+    return LoadedImage(str(path), image, image_id, warning)
+
+
 def run_decode_file(path: str | Path, token: Optional[CancelToken] = None,
                     sink: Optional[ProgressSink] = None, data: Optional[bytes] = None
                     ) -> tuple[str, DecodeResult, dict]:
@@ -106,6 +147,7 @@ def run_open_compressed(path: str | Path, token: Optional[CancelToken] = None,
     """Decode a compressed file into a :class:`DecodedFile` (shown as decoded, no original)."""
     data = Path(path).read_bytes()
     name, res, info = run_decode_file(path, token, sink, data)
+    display.prepare(res.reconstruction)
     return DecodedFile(path=str(path), codec=name, reconstruction=res.reconstruction, data=data,
                        info=info)
 
@@ -126,6 +168,8 @@ class ScoreRequest:
     encodings: list[Encoding]
     metrics: tuple[str, ...]
     token: CancelToken = field(default_factory=CancelToken)
+    #: the metrics each encoding lacks (same order as ``encodings``); None = all of ``metrics``
+    wanted: Optional[list[tuple[str, ...]]] = None
 
 
 def run_scores(request: ScoreRequest, sink: Optional[ProgressSink] = None
@@ -134,12 +178,12 @@ def run_scores(request: ScoreRequest, sink: Optional[ProgressSink] = None
     the encodings are not touched here (the GUI thread adds the scores)."""
     progress = _progress_fn(request.token, sink)
     n = max(1, len(request.encodings))
+    wanted = request.wanted or [request.metrics] * len(request.encodings)
     out = []
-    for k, enc in enumerate(request.encodings):
-        progress(k / n, f"scoring {', '.join(request.metrics)} {k + 1}/{n}")
+    for k, (enc, which) in enumerate(zip(request.encodings, wanted)):
+        progress(k / n, f"scoring {', '.join(which)} {k + 1}/{n}")
         if enc.reconstruction.shape != request.image.shape:
             continue
-        out.append((enc, services.compute_metrics(request.image, enc.reconstruction,
-                                                  request.metrics)))
+        out.append((enc, services.compute_metrics(request.image, enc.reconstruction, which)))
     progress(1.0, "done")
     return out

@@ -17,7 +17,7 @@ import numpy as np
 from lic_core.codecs import EncodeParams, get_codec
 from lic_core.codecs.base import DEFAULT_DIFFUSION_STEPS
 
-from . import services
+from . import display, services
 from .decoded import DecodedFile
 from .encoding import Encoding, EncodingCache, PaneSettings, params_key
 from .events import EmitterGroup, EventedModel
@@ -167,11 +167,14 @@ class SessionModel:
             p.status = ""
 
     def set_image(self, image: np.ndarray, path: Optional[str] = None,
-                  file_info: Optional[dict[str, Any]] = None, keep_decoded: bool = False) -> None:
-        """Make ``image`` the original: clears pane results and history (cache is kept).
+                  file_info: Optional[dict[str, Any]] = None, keep_decoded: bool = False,
+                  image_id: Optional[str] = None) -> None:
+        """Make ``image`` the original: clears pane results and history (the cache keeps this
+        image's results, and a bounded share of other images').
 
         ``keep_decoded`` keeps the opened compressed file (its original is being named);
-        otherwise opening an image closes it.
+        otherwise opening an image closes it.  ``image_id`` is the picture's content hash when
+        a worker computed it already (hashing 72 MB is no work for the GUI thread).
         """
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError("session images are H×W×3 uint8")
@@ -179,7 +182,8 @@ class SessionModel:
         self.image = np.ascontiguousarray(image)
         self.image.setflags(write=False)  # shared read-only with workers
         self.image_path = str(path) if path else None
-        self.image_id = services.image_id(self.image)
+        self.image_id = image_id or services.image_id(self.image)
+        self.cache.trim_others(self.image_id)
         self._reset_panes()
         if not keep_decoded and self.decoded is not None:
             self.decoded = None
@@ -191,12 +195,32 @@ class SessionModel:
         self.events.image(value=self.image, path=self.image_path)
         self.events.history(value=self.history)
 
+    def close(self) -> bool:
+        """Close the image (or the opened compressed file): the studio shows nothing, holds
+        none of its pictures and keeps a bounded share of its results.  False when nothing
+        was open."""
+        if self.image is None and self.decoded is None:
+            return False
+        self.image = None
+        self.image_path = None
+        self.image_id = ""
+        self.decoded = None
+        self.cache.trim_others("")
+        self._reset_panes()
+        self.file_info = {}
+        self.events.file_info(value=self.file_info)
+        self.events.decoded(value=None)
+        self.events.image(value=None, path=None)
+        self.events.history(value=self.history)
+        return True
+
     def open_decoded(self, decoded: DecodedFile) -> None:
         """Show a decoded compressed file *as decoded*: no original, nothing encoded or scored
         (a decoded picture is not an original; scoring it against itself would be a lie)."""
         self.image = None
         self.image_path = None
         self.image_id = ""
+        self.cache.trim_others("")
         self._reset_panes()
         self.decoded = decoded
         self.file_info = dict(decoded.info)
@@ -255,6 +279,21 @@ class SessionModel:
         return params_key(settings.codec, settings.to_params(), settings.target_bpp,
                           self._family(settings.codec))
 
+    def encode_metrics(self) -> tuple[str, ...]:
+        """Metrics an encode computes before its result shows: PSNR always; MS-SSIM and LPIPS
+        too when they are on, except for a big image, whose result shows first and is scored
+        with them afterwards (:meth:`deferred_metrics`)."""
+        big = self.image is not None and display.is_big(self.image.shape)
+        if big:
+            return ("psnr",)
+        return ("psnr",) + (("ms_ssim",) if self.view.compute_ms_ssim else ()) + \
+            (("lpips",) if self.view.compute_lpips else ())
+
+    def deferred_metrics(self) -> tuple[str, ...]:
+        """Metrics that shown results lacking them get in a background scoring job."""
+        return (("ms_ssim",) if self.view.compute_ms_ssim else ()) + \
+            (("lpips",) if self.view.compute_lpips else ())
+
     def make_request(self, index: int) -> Optional[EncodeRequest]:
         """A new request for pane ``index`` (bumps its request id), or None without image."""
         if self.image is None:
@@ -262,7 +301,7 @@ class SessionModel:
         pane = self.panes[index]
         pane.request_id += 1
         s = pane.settings
-        which = ("psnr", "ms_ssim") + (("lpips",) if self.view.compute_lpips else ())
+        which = self.encode_metrics()
         return EncodeRequest(pane=index, request_id=pane.request_id, image=self.image,
                              image_id=self.image_id, codec=s.codec, params=s.to_params(),
                              key=self.key_for(s), target_bpp=s.target_bpp, metrics=which)
@@ -304,7 +343,7 @@ class SessionModel:
         """A request shown in no pane (RD sweeps, restored sessions): it only feeds the plot."""
         if self.image is None:
             return None
-        which = ("psnr", "ms_ssim") + (("lpips",) if self.view.compute_lpips else ())
+        which = self.encode_metrics()
         return EncodeRequest(pane=-1, request_id=0, image=self.image, image_id=self.image_id,
                              codec=settings.codec, params=settings.to_params(),
                              key=self.key_for(settings), target_bpp=settings.target_bpp,

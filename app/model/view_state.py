@@ -41,6 +41,9 @@ class ViewState(EventedModel):
         Y axis of the RD plot.
     bd_pair : list[str]
         Reference and test curve names for the live BD-rate.
+    compute_lpips, compute_ms_ssim : bool
+        Score results with LPIPS (off by default: slow) and MS-SSIM (on; a big image's
+        results get it after they show, app/model/display.py).
     artifact_rect : list[float] | None
         ``[x0, y0, x1, y1]`` of the artifact the finder points at (outlined in every pane).
     """
@@ -63,6 +66,7 @@ class ViewState(EventedModel):
         "rd_metric": "psnr",
         "bd_pair": [],
         "compute_lpips": False,
+        "compute_ms_ssim": True,
         "artifact_rect": None,
     }
 

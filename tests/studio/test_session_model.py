@@ -53,7 +53,8 @@ def _fake_inspection(m: int = 8, h: int = 4, w: int = 8, seed: int = 0) -> Inspe
 def test_model_imports_no_qt():
     """app.model must not import Qt or pyqtgraph (checked in a fresh interpreter)."""
     code = ("import sys; import app.model, app.model.jobs, app.model.export, "
-            "app.model.inspect_maps, app.model.services, app.model.session; "
+            "app.model.inspect_maps, app.model.services, app.model.session, "
+            "app.model.display, app.model.memory, app.model.inspect_jobs; "
             "bad=[m for m in sys.modules if m.split('.')[0] in "
             "('PySide6','PyQt5','PyQt6','shiboken6','pyqtgraph','qtpy')]; "
             "print(bad); sys.exit(1 if bad else 0)")
