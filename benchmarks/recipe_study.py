@@ -137,7 +137,7 @@ def _interp_psnr(points: list[dict], bpp: float) -> float | None:
 
 def summary() -> dict:
     sys.path.insert(0, str(ROOT))
-    from lic_core.train.learning_curve import curve_rows, render_xy
+    from campaign.learning_curve import curve_rows, render_xy
 
     names = sorted(p.name for p in KODAK.glob("*.png"))
     table, series = [], []

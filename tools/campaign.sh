@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The CPU training campaign (docs/training.md "The campaign", "The generative stages"):
+# The CPU training campaign (docs/training.md "The campaign", "The generative stages"); the code
+# is the repository's campaign/ package (not part of the installed lic_core):
 #   tools/campaign.sh [--stage codec|diffusion|hific|gan|finetune-<q>] start [--init PATH|none] [--recipe "…"] [-- more flags]
 #   tools/campaign.sh --stage gan start -- --cpu-budget-min 196   # the GAN decoder (docs/gan.md)
 #   tools/campaign.sh [--stage …] status
@@ -12,4 +13,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-exec python3 -m lic_core.train.campaign "$@"
+exec python3 -m campaign "$@"

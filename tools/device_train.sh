@@ -57,9 +57,9 @@ train_cmd() {  # NAME MINUTES [flags]
   fi
   local ngpu
   ngpu=$(python3 -c "import torch; print(torch.cuda.device_count())")
-  local launcher=(python3 -m lic_core.train)
+  local launcher=(python3 -m lic_core.train codec)
   if [ "${ngpu:-0}" -gt 1 ]; then
-    launcher=(torchrun --standalone --nproc_per_node "$ngpu" -m lic_core.train)
+    launcher=(torchrun --standalone --nproc_per_node "$ngpu" -m lic_core.train codec)
   fi
   echo "${launcher[@]}" --model "$MODEL" --data "$DATA" --out "$RUN_DIR" --steps "$STEPS" \
     --batch "$BATCH" --crop "$CROP" --lr "$LR" --warmup 1000 --ema 0.999 ${AMP:+--amp} --channels-last \
@@ -85,7 +85,7 @@ case "${1:-}" in
   prepare)
     python3 - <<'EOF'
 from lic_core.train.data import copy_training_data, copy_training_data_within
-from lic_core.train.device_budget import carry_budget
+from campaign.device import carry_budget
 print("kodak:", copy_training_data("../shared/data/kodak", ".data/kodak"), "images")
 n, side, used = copy_training_data_within("../shared/data/train", ".data/train",
                                           carry_budget([".data/kodak"]))
@@ -94,10 +94,10 @@ print(f"train: {n} images, {'originals' if side is None else f'longest side {sid
 EOF
     du -sh .data ;;
   campaign-prepare)
-    python3 -m lic_core.train.campaign handoff --to .data/campaign-init.pt
+    python3 -m campaign handoff --to .data/campaign-init.pt
     python3 - <<'EOF'
 from lic_core.train.data import copy_training_data_within, list_images
-from lic_core.train.device_budget import carry_budget
+from campaign.device import carry_budget
 import shutil, pathlib
 k = pathlib.Path(".data/kodak6"); k.mkdir(parents=True, exist_ok=True)
 for p in list_images("../shared/data/kodak")[:6]:
@@ -112,15 +112,15 @@ EOF
   campaign-chunk)
     shift; minutes=$1; shift
     nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv || true
-    recipe=$(python3 -c "import shlex; from lic_core.train.campaign import RECIPE; print(shlex.join(RECIPE))")
+    recipe=$(python3 -c "import shlex; from campaign.codec import RECIPE; print(shlex.join(RECIPE))")
     # shellcheck disable=SC2086  # the recipe is a flag list
-    python3 -m lic_core.train $recipe --data .data/train --out /tmp/lic-campaign \
+    python3 -m lic_core.train codec $recipe --data .data/train --out /tmp/lic-campaign \
       --init .data/campaign-init.pt --batch "${BATCH:-16}" --crop "${CROP:-256}" --threads 8 \
       --workers "${WORKERS:-6}" --channels-last --log-every 100 --ckpt-every 2000 \
       --val-every 2000 --val-dir .data/kodak6 --val-limit 6 --val-u 0 0.5 1 \
       --time-budget-min "$minutes" "$@"
     mkdir -p "$OUT"
-    python3 -m lic_core.train.campaign handoff --from /tmp/lic-campaign --to "$OUT/campaign-device.pt"
+    python3 -m campaign handoff --from /tmp/lic-campaign --to "$OUT/campaign-device.pt"
     cp /tmp/lic-campaign/log.jsonl "$OUT/campaign-device.log.jsonl"
     ls -l "$OUT" ;;
   chunk)

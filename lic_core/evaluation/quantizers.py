@@ -5,7 +5,7 @@ codec's real ``encode`` (entropy-coded file, exact decoder), and the curve is th
 mean PSNR over the images at each point. BD-rates (PSNR, pchip) are taken against plain rounding
 with the base decoder, the codec's default, so a negative number is a saving over what
 ``lic compress`` does by default. ``benchmarks/quantizer_kodak.py`` and the campaign's
-fine-tuning stages (:mod:`lic_core.train.finetune_campaign`) both measure through here.
+fine-tuning stages (the repository's ``campaign/finetune.py``) both measure through here.
 """
 from __future__ import annotations
 

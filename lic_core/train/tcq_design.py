@@ -30,7 +30,7 @@ import torch
 from ..codecs.learned import quantized_latents
 from ..errors import LicError
 from ..fileio import write_bytes_atomic
-from ..paths import weights_dir
+from ..paths import shared_dir, weights_dir
 from ..quantizer.tcq import (
     DEFAULT_C,
     DEFAULT_DELTA_U,
@@ -40,7 +40,6 @@ from ..quantizer.tcq import (
     to_streams,
 )
 from ..quantizer.tcq_designed import SUFFIX, build_designed, table_document
-from .campaign_base import SHARED
 from .data import list_images, load_rgb, pil_to_tensor
 
 DEFAULT_US = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -121,8 +120,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lic_core.train.tcq_design", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="lic-lgem-cpu")
-    ap.add_argument("--data", default=":".join(str(SHARED / "data" / d)
-                                               for d in ("train", "train_extra")))
+    shared = shared_dir()
+    ap.add_argument("--data", default=":".join(str(shared / "data" / d)
+                                               for d in ("train", "train_extra")) if shared else None,
+                    required=shared is None,
+                    help="training photos, folders joined by ':' (default ../shared's train + "
+                         "train_extra)")
     ap.add_argument("--every", type=int, default=2, help="use every N-th photo (default 2)")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--us", default=",".join(str(u) for u in DEFAULT_US))

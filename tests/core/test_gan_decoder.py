@@ -1,6 +1,7 @@
 """The GAN decoder of the learned codec (issue 26): g_s retrained with HiFiC's generator objective
-on frozen latents, decoded on the exact path, bound to the codec weights it learned on, and its
-campaign stage (tiny models; ``$LIC_WEIGHTS_DIR`` points at a temporary weights folder)."""
+on frozen latents, decoded on the exact path, bound to the codec weights it learned on (tiny
+models; ``$LIC_WEIGHTS_DIR`` points at a temporary weights folder). Its campaign stage:
+tests/campaign/test_gan_stage.py."""
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,6 @@ from lic_core.codecs.learned import LearnedCodec
 from lic_core.errors import LicError, LicFormatError
 from lic_core.models import build_model, load_model
 from lic_core.paths import gan_weights_path
-from lic_core.train import campaign as C
-from lic_core.train import gan_campaign as GC
 from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 from lic_core.train.finetune import inference_quantizer, save_finetuned
 from lic_core.train.gan_decoder import (
@@ -31,16 +30,28 @@ from lic_core.train.gan_decoder import (
     train_gan_decoder,
 )
 from lic_core.train.hific.losses import DEFAULT_LOSS
-from lic_core.train.learning_curve import read_log
 from lic_core.train.losses.perceptual import TinyPerceptual
 from lic_core.weights import save_weights
-from test_campaign_stages import _photos, _wait_step, _wait_stopped
+
+
+def _photos(folder: Path, n: int = 3, size: int = 96) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for i in range(n):
+        base = np.stack([(xx * (i + 1) + yy) % 256, (yy * 2 + i * 40) % 256,
+                         (xx + yy * (i + 2)) % 256], -1).astype(np.float64)
+        img = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i}.png")
+    return folder
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = "lic-lgem-tiny"
-RECIPE = ["--model", TINY, "--batch", "1", "--crop", "64", "--lr", "1e-3", "--gan-start", "1",
-          "--threads", "1", "--log-every", "1", "--disc-widths", "8,8,16,16", "--disc-cond", "4"]
-
 
 def _ship_tiny(wdir: Path, seed: int) -> None:
     """Tiny codec weights as "the shipped" lic-lgem-tiny (``seed`` picks which)."""
@@ -170,7 +181,9 @@ def test_gan_files_decode_through_the_exact_path_and_name_their_decoder(tmp_path
     assert "\n" not in str(e.value)
     with pytest.raises(LicError, match="gan.safetensors was trained on other lic-lgem-tiny"):
         fresh.encode(img, EncodeParams(rate=0.5, decoder="gan"))
-    assert C.retire_finetuned(weights_dir, TINY) == ["gan"]
+    from campaign.finetune import retire_finetuned  # what a codec install does
+
+    assert retire_finetuned(weights_dir, TINY) == ["gan"]
     assert not list(weights_dir.glob(f"{TINY}-gan.*"))
     with pytest.raises(LicFormatError, match="there is no GAN decoder"):
         LearnedCodec(TINY).decode(gan.data)
@@ -214,57 +227,3 @@ def test_gan_files_decode_bit_exactly_in_other_processes_with_1_2_4_threads(tmp_
         got = json.loads(r.stdout.strip().splitlines()[-1])
         assert got.pop("threads") == threads and got.pop("decoders") == ["mse", "gan"]
         assert got == expected, f"{threads} threads"
-
-
-@pytest.mark.slow
-def test_gan_stage_start_stop_budget_resume_export_install(tmp_path, weights_dir):
-    data = _photos(tmp_path / "photos")
-    c = C.Campaign(tmp_path / "campaign", "gan")
-    assert "no training yet" in C.status(c)
-    msg = C.start(c, data=str(data), recipe=RECIPE, extra=["--steps", "2"], nice=5)
-    assert "gan stage started" in msg and "shipped weights' decoder" in msg
-    assert "no CPU budget" in msg
-    _wait_stopped(c)
-    ck = load_checkpoint(latest_checkpoint(c.run_dir))
-    assert ck["step"] == 2 and ck["kind"] == "gan-decoder", c.out_file.read_text()[-2000:]
-    line = C.status(c)
-    assert "step 2" in line and "CPU-h" in line and "GAN on" in line and "\n" not in line
-
-    # a long run stops on request (SIGTERM) with a checkpoint; meanwhile no other stage starts
-    msg = C.start(c, extra=["--steps", "100000"], nice=5)
-    assert "resuming ckpt-00000002.pt" in msg
-    _wait_step(c, 3)
-    with pytest.raises(C.CampaignError, match="the gan stage is running"):
-        C.start(C.Campaign(c.root, "finetune-round"), data=str(data), nice=5)
-    assert "stopped" in C.stop(c, timeout=240)
-    ck = load_checkpoint(latest_checkpoint(c.run_dir))
-    assert ck["step"] > 3
-
-    # a CPU budget (remembered for later starts) stops the run by itself
-    budget = float(ck["cpu_s"]) / 60.0
-    msg = C.start(c, extra=["--steps", "100000", "--cpu-budget-min", f"{budget:.6f}"], nice=5)
-    assert "CPU budget" in msg and "no CPU budget" not in msg
-    assert c.state()["cpu_budget_min"] == pytest.approx(budget, rel=1e-3)
-    _wait_stopped(c)
-    assert "budget reached" in C.status(c)
-
-    s = GC.export_gan(c, eval_dir=str(data), eval_limit=1, us=(0.0, 1.0), install=True,
-                      force_install=True)
-    name = f"{TINY}-gan"
-    assert s["name"] == name and s["installed"]
-    for suffix in (".safetensors", ".md", ".json", ".curve.png"):
-        assert (weights_dir / f"{name}{suffix}").is_file()
-    card = json.loads((weights_dir / f"{name}.json").read_text())
-    assert card["total_steps"] == ck["step"] and card["cpu_hours"] > 0
-    assert card["base_weights_hash"] == c.state()["base_weights_hash"]
-    assert "base g_s" in card["warm_start"] and "C_P" in card["objective"]
-    assert set(card["budgets"]) == {"gan_cpu_hours", "diffusion_cpu_hours", "same_budget", "note"}
-    rows = card["eval"]["rows"]
-    assert set(rows) == {"MSE decoder (g_s)", "GAN decoder"}
-    assert [p["bpp"] for p in rows["GAN decoder"]] == [p["bpp"] for p in rows["MSE decoder (g_s)"]]
-    assert len(card["lpips_below_mse"]) == 2 and set(card["published"]) == {
-        "HiFiC (published, full size)", "MS-ILLM (published, full size)"}
-    md = (weights_dir / f"{name}.md").read_text()
-    assert "GAN decoder" in md and "MS-ILLM (published" in md and "CPU budgets" in md
-    assert any("GAN decoder" in x for x in GC.summary_lines(s))
-    assert "gan" in LearnedCodec(TINY).decoders  # the codec offers it now

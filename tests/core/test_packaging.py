@@ -58,14 +58,16 @@ def test_regular_install_finds_the_weights(tmp_path):
     src.mkdir()
     for f in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / f, src / f)
-    for d in ("lic_core", "app"):
-        shutil.copytree(REPO / d, src / d, ignore=shutil.ignore_patterns("__pycache__"))
+    for d in ("lic_core", "app", "campaign"):  # the campaign: a repository tool, not installed
+        shutil.copytree(REPO / d, src / d, ignore=shutil.ignore_patterns("__pycache__", "seeds"))
     site = tmp_path / "site"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
          "--disable-pip-version-check", "-q", "--target", str(site), str(src)],
         capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr[-2000:]
+    assert not (site / "campaign").exists()  # the wheel's package list excludes the campaign
+    assert not list((site / "lic_core" / "train").glob("*campaign*"))
     shutil.rmtree(src)  # nothing may be read from the source copy either
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "LIC_WEIGHTS_DIR", "LIC_ANCHORS_DIR", "LIC_LPIPS_WEIGHTS")}

@@ -169,7 +169,7 @@ class HificTrainer:
                 "gan_start": self.gan_start}
 
     def load_seed(self, path: Union[str, Path]) -> float:
-        """Continue a committed campaign seed (``lic_core.train.campaign_seeds``): the weights of
+        """Continue a committed campaign seed (``campaign/seeds.py`` in the repository): the weights of
         E/G/hyperprior (and D once stage 2 began) and the step, with fresh optimizers; returns
         the booked training CPU seconds."""
         from safetensors import safe_open

@@ -11,15 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
+from campaign.base import over_weights_budget
+from campaign.finetune import retire_finetuned
+from campaign.learning_curve import read_log
+from campaign.stages import open_stage
 from lic_core.codecs import EncodeParams
 from lic_core.codecs.learned import LearnedCodec
 from lic_core.errors import LicError
 from lic_core.models import build_model, load_model
-from lic_core.train import campaign as C
-from lic_core.train import finetune_campaign as FC
 from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 from lic_core.train.finetune import decoder_state, finetune
-from lic_core.train.learning_curve import read_log
 from lic_core.weights import save_weights
 from test_campaign_stages import _photos, _wait_stopped
 
@@ -95,22 +96,22 @@ def test_finetuning_resumes_its_run_and_refuses_other_weights_or_quantizer(tmp_p
 @pytest.mark.slow
 def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, weights_dir):
     data = _photos(tmp_path / "photos", size=80)
-    c = C.Campaign(tmp_path / "campaign", "finetune-tcq")
-    assert "no training yet" in C.status(c)
-    msg = C.start(c, data=str(data), recipe=RECIPE, extra=["--steps", "3"], nice=5)
+    c = open_stage("finetune-tcq", tmp_path / "campaign")
+    assert "no training yet" in c.status()
+    msg = c.start(data=str(data), recipe=RECIPE, extra=["--steps", "3"], nice=5)
     assert "finetune-tcq stage started" in msg and "shipped weights' decoder" in msg
     _wait_stopped(c)
     ck = load_checkpoint(latest_checkpoint(c.run_dir))
     assert ck["step"] == 3 and ck["quantizer"] == "tcq", c.out_file.read_text()[-2000:]
-    line = C.status(c)
+    line = c.status()
     assert "step 3" in line and "CPU-h" in line and "\n" not in line
 
-    msg = C.start(c, extra=["--steps", "5"], nice=5)
+    msg = c.start(extra=["--steps", "5"], nice=5)
     assert "resuming ckpt-00000003.pt" in msg
     _wait_stopped(c)
     assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] == 5
 
-    s = FC.export_finetune(c, eval_dir=str(data), eval_limit=1, us=(0.0, 0.5, 1.0),
+    s = c.export(eval_dir=str(data), eval_limit=1, us=(0.0, 0.5, 1.0),
                            install=True, force_install=True, progress=lambda m: None)
     name = "lic-lgem-tiny-ft-tcq"
     assert s["name"] == name and s["installed"]
@@ -151,8 +152,8 @@ def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, wei
         "lic-lgem-tiny", fresh.describe())[0][1]
     plain = LearnedCodec("lic-lgem-tiny", use_finetuned=False)
     assert r2.data == plain.encode(img, EncodeParams(rate=0.5, quantizer="tcq")).data
-    assert "changed since this stage started" in C.status(c)
-    msg = C.start(c, extra=["--steps", "1"], nice=5)
+    assert "changed since this stage started" in c.status()
+    msg = c.start(extra=["--steps", "1"], nice=5)
     assert "starting afresh" in msg
     _wait_stopped(c)
     assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] == 1
@@ -165,7 +166,7 @@ def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, wei
     zero = [[[0] * 17, [0] * 17] for _ in range(64)]
     (weights_dir / f"lic-lgem-tiny{td.SUFFIX}").write_text(json.dumps(
         td.table_document(0.561, 15, 64, zero, {"base_weights_hash": "00" * 8})))
-    assert C.retire_finetuned(weights_dir, "lic-lgem-tiny") == ["tcq", "tcq rate tables"]
+    assert retire_finetuned(weights_dir, "lic-lgem-tiny") == ["tcq", "tcq rate tables"]
     assert not (weights_dir / f"lic-lgem-tiny{td.SUFFIX}").exists()
     assert not list(weights_dir.glob(f"{name}.*"))
     assert not (weights_dir / "lic-lgem-tiny.quantizers.json").exists()
@@ -173,7 +174,6 @@ def test_finetune_stage_start_resume_export_install_and_goes_stale(tmp_path, wei
 
 
 def test_an_install_that_would_break_the_weights_budget_is_refused(tmp_path):
-    from lic_core.train.campaign_base import over_weights_budget
 
     wdir, out = tmp_path / "weights", tmp_path / "export"
     wdir.mkdir()

@@ -21,8 +21,9 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from .campaign_base import ROOT, Campaign, CampaignError, _now
-from .checkpoint import latest_checkpoint, load_checkpoint
+from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
+
+from .base import Campaign, CampaignError, now
 
 FORMAT_TAG = "lic-campaign-seed/1"
 #: stages whose trainers continue a seed (``--resume <seed>.safetensors``; the codec stage:
@@ -31,10 +32,14 @@ FORMAT_TAG = "lic-campaign-seed/1"
 SEEDABLE = ("diffusion", "hific", "codec")
 
 
+#: the committed seeds: beside this package's code (``campaign/seeds/``)
+SEEDS_DIR = Path(__file__).resolve().parent / "seeds"
+
+
 def seeds_dir() -> Path:
-    """``$LIC_CAMPAIGN_SEEDS_DIR`` or ``<checkout>/campaign/seeds``."""
+    """``$LIC_CAMPAIGN_SEEDS_DIR`` or ``campaign/seeds`` of the checkout."""
     env = os.environ.get("LIC_CAMPAIGN_SEEDS_DIR")
-    return Path(env) if env else ROOT / "campaign" / "seeds"
+    return Path(env) if env else SEEDS_DIR
 
 
 def seed_paths(stage: str, folder: Optional[Path] = None) -> tuple[Path, Path]:
@@ -66,7 +71,7 @@ def installed_seed(c: Campaign, codec: Optional[str] = None) -> Optional[dict]:
     ``step`` and ``cpu_s``, which the trainer's ``--resume`` reads), or None."""
     from safetensors import safe_open
 
-    from ..paths import diffusion_weights_path
+    from lic_core.paths import diffusion_weights_path
 
     if c.stage != "diffusion":
         return None
@@ -112,7 +117,7 @@ def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
             "cpu_s": str(float(ck.get("cpu_s", 0.0))), "codec": str(ck.get("codec", "")),
             "codec_weights_hash": str(ck.get("codec_weights_hash", "")),
             "config": json.dumps(ck.get("config") or {}, sort_keys=True),
-            "weights": "EMA" if ck.get("ema") else "raw", "written": _now(),
+            "weights": "EMA" if ck.get("ema") else "raw", "written": now(),
             "trainer_stage": str(ck.get("stage", c.stage)),
             "note": "campaign seed: training state for tools/campaign.sh, not a product"}
     path, log = seed_paths(c.stage, folder)
@@ -141,7 +146,7 @@ def adopt_seed(c: Campaign, folder: Optional[Path] = None,
     """When the stage has nothing to resume in ``runs/`` and a seed exists (a committed seed, or
     the installed diffusion weights of ``codec`` when they are newer): put the seed's log in the
     run folder and return (trainer flags, how) to continue it; else None."""
-    from .diffusion import TRAIN_FILE
+    from lic_core.train.diffusion import TRAIN_FILE
 
     if c.stage not in SEEDABLE or latest_checkpoint(c.run_dir) is not None \
             or (c.stage == "diffusion" and (c.run_dir / TRAIN_FILE).is_file()):
@@ -171,8 +176,8 @@ def _write_codec_seed(c: Campaign, ck: dict, ck_path: Path, folder: Optional[Pat
     the shipped weights the run started from (a later install makes the seed stale)."""
     from safetensors.torch import save_file
 
-    from ..paths import weights_path
-    from ..weights import read_weights_hash
+    from lic_core.paths import weights_path
+    from lic_core.weights import read_weights_hash
 
     st = c.state()
     state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
@@ -190,7 +195,7 @@ def _write_codec_seed(c: Campaign, ck: dict, ck_path: Path, folder: Optional[Pat
             "cpu_s": str(cpu_h * 3600.0), "base_weights_hash": base,
             "config": json.dumps(ck.get("config") or {}, sort_keys=True, default=str),
             "card": json.dumps(card), "weights": "EMA" if ck.get("ema") else "raw",
-            "written": _now(), "run_step": str(int(ck["step"])),
+            "written": now(), "run_step": str(int(ck["step"])),
             "note": "campaign seed: training state for tools/campaign.sh, not a product"}
     path, log = seed_paths("codec", folder)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,8 +214,8 @@ def _write_codec_seed(c: Campaign, ck: dict, ck_path: Path, folder: Optional[Pat
 def codec_seed(name: str = "lic-lgem-cpu", folder: Optional[Path] = None) -> Optional[dict]:
     """The committed codec seed when it continues the weights shipped now (same base hash) and
     is ahead of them; else None.  ``{"path", "step", "cpu_s"}``."""
-    from ..paths import weights_path
-    from ..weights import read_weights_hash
+    from lic_core.paths import weights_path
+    from lic_core.weights import read_weights_hash
 
     meta = read_seed("codec", folder)
     if meta is None or meta.get("broken"):

@@ -14,8 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lic_core.train import campaign as C
-from lic_core.train import generative_campaign as G
+from campaign.base import Campaign, CampaignError
+from campaign.generative import budgets
+from campaign.stages import REGISTRY, open_stage
 from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 
 
@@ -31,15 +32,15 @@ def _photos(folder: Path, n: int = 3, size: int = 96) -> Path:
     return folder
 
 
-def _wait_stopped(c: C.Campaign, timeout: float = 240.0) -> None:
+def _wait_stopped(c: Campaign, timeout: float = 240.0) -> None:
     t0 = time.monotonic()
     while c.pid() is not None:
         assert time.monotonic() - t0 < timeout, "stage process did not finish"
         time.sleep(0.3)
 
 
-def _wait_step(c: C.Campaign, above: int, timeout: float = 240.0) -> None:
-    from lic_core.train.learning_curve import read_log
+def _wait_step(c: Campaign, above: int, timeout: float = 240.0) -> None:
+    from campaign.learning_curve import read_log
 
     t0 = time.monotonic()
     while not any(r.get("type") == "train" and r["step"] > above
@@ -74,34 +75,34 @@ def weights_dir(tmp_path, monkeypatch) -> Path:
     return wdir
 
 
-def _start_stop_resume(c: C.Campaign, data: Path, recipe: list[str]) -> None:
-    msg = C.start(c, data=str(data), kodak=str(data), recipe=recipe + ["--steps", "3"], nice=5)
+def _start_stop_resume(c: Campaign, data: Path, recipe: list[str]) -> None:
+    msg = c.start(data=str(data), kodak=str(data), recipe=recipe + ["--steps", "3"], nice=5)
     assert "starting from scratch" in msg and f"{c.stage} stage started" in msg
     _wait_stopped(c)
     ck = load_checkpoint(latest_checkpoint(c.run_dir))
     assert ck["step"] == 3 and ck["cpu_s"] > 0
-    line = C.status(c)
+    line = c.status()
     assert "step 3" in line and "CPU-h" in line and "\n" not in line
 
     # resume: same recipe, more steps; the CPU-time booking carries on
-    msg = C.start(c, extra=["--steps", "5"], nice=5)
+    msg = c.start(extra=["--steps", "5"], nice=5)
     assert "resuming ckpt-00000003.pt" in msg
     _wait_stopped(c)
     ck2 = load_checkpoint(latest_checkpoint(c.run_dir))
     assert ck2["step"] == 5 and ck2["cpu_s"] > ck["cpu_s"]
 
     # a long run stops on request (SIGTERM) with a checkpoint; meanwhile no other stage starts
-    C.start(c, extra=["--steps", "100000"], nice=5)
+    c.start(extra=["--steps", "100000"], nice=5)
     _wait_step(c, 5)
-    for other in c.other_stages():
-        with pytest.raises(C.CampaignError, match=f"the {c.stage} stage is running"):
-            C.start(other, data=str(data), kodak=str(data), nice=5)
-    assert "stopped" in C.stop(c, timeout=240)
+    for other in (open_stage(name, c.root) for name in REGISTRY if name != c.stage):
+        with pytest.raises(CampaignError, match=f"the {c.stage} stage is running"):
+            other.start(data=str(data), kodak=str(data), nice=5)
+    assert "stopped" in c.stop(timeout=240)
     assert c.pid() is None
     assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] > 5
 
 
-def _check_card(c: C.Campaign, s: dict) -> dict:
+def _check_card(c: Campaign, s: dict) -> dict:
     card = json.loads((c.export_dir / f"{s['name']}.json").read_text())
     assert card["total_steps"] == s["card"]["total_steps"] > 5
     assert card["cpu_hours"] > 0 and card["recipe"]
@@ -119,12 +120,12 @@ def _check_card(c: C.Campaign, s: dict) -> dict:
 @pytest.mark.slow
 def test_diffusion_stage_start_stop_resume_export(tmp_path, weights_dir):
     data = _photos(tmp_path / "photos")
-    c = C.Campaign(tmp_path / "campaign", "diffusion")
-    assert "no training yet" in C.status(c)
+    c = open_stage("diffusion", tmp_path / "campaign")
+    assert "no training yet" in c.status()
     _start_stop_resume(c, data, DIFFUSION)
     assert c.state()["codec_weights_hash"]  # the codec weights it learned on are recorded
 
-    s = G.export_stage(c, eval_dir=str(data), eval_limit=1, us=(0.0, 1.0), install=True,
+    s = c.export(eval_dir=str(data), eval_limit=1, us=(0.0, 1.0), install=True,
                        force_install=True)
     card = _check_card(c, s)
     assert s["name"] == "lic-lgem-tiny-diffusion" and card["codec"] == "lic-lgem-tiny"
@@ -161,17 +162,17 @@ def test_diffusion_stage_start_stop_resume_export(tmp_path, weights_dir):
 @pytest.mark.slow
 def test_hific_stage_start_stop_resume_export(tmp_path, weights_dir):
     data = _photos(tmp_path / "photos")
-    c = C.Campaign(tmp_path / "campaign", "hific")
+    c = open_stage("hific", tmp_path / "campaign")
     _start_stop_resume(c, data, HIFIC)
     assert load_checkpoint(latest_checkpoint(c.run_dir))["stage"] == "hific-2"  # GAN from step 2
-    assert "hific-2" in C.status(c)
+    assert "hific-2" in c.status()
     # a recipe changed mid-run (here: a bigger crop) goes on the card with the step it changed at
     step = load_checkpoint(latest_checkpoint(c.run_dir))["step"]
-    C.start(c, recipe=HIFIC + ["--steps", str(step + 1), "--crop", "128"], nice=5)
+    c.start(recipe=HIFIC + ["--steps", str(step + 1), "--crop", "128"], nice=5)
     _wait_stopped(c)
     assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] == step + 1
 
-    s = G.export_stage(c, name="hific-small", eval_dir=str(data), eval_limit=1, us=(0.0, 1.0),
+    s = c.export(name="hific-small", eval_dir=str(data), eval_limit=1, us=(0.0, 1.0),
                        install=True)
     card = _check_card(c, s)
     change = card["recipe_changes"][-1]
@@ -206,10 +207,10 @@ def test_budget_line_says_same_only_when_it_is(tmp_path):
 
     log("diffusion", 3600.0)
     log("hific", 3500.0)
-    b = G.budgets(tmp_path)
+    b = budgets(tmp_path)
     assert b["same_budget"] and "same CPU budget" in b["note"]
     log("hific", 1800.0)
-    b = G.budgets(tmp_path)
+    b = budgets(tmp_path)
     assert not b["same_budget"] and "NOT the same CPU budget" in b["note"]
     assert b["diffusion_cpu_hours"] == 1.0 and b["hific_cpu_hours"] == 0.5
 
@@ -219,15 +220,15 @@ def test_diffusion_stage_continues_its_committed_seed_when_runs_is_lost(tmp_path
                                                                         monkeypatch):
     """runs/ is lost with its machine: `seed` keeps the weights, the step, the booked CPU time and
     the learning log in a few committed MB, and `start` continues from there."""
+    from campaign import seeds as S
+    from campaign.learning_curve import read_log
     from lic_core.decoder.diffusion import DiffusionDecoder
-    from lic_core.train import campaign_seeds as S
-    from lic_core.train.learning_curve import read_log
 
     seeds = tmp_path / "seeds"
     monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(seeds))
     data = _photos(tmp_path / "photos")
-    c = C.Campaign(tmp_path / "campaign", "diffusion")
-    C.start(c, data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "3"], nice=5)
+    c = open_stage("diffusion", tmp_path / "campaign")
+    c.start(data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "3"], nice=5)
     _wait_stopped(c)
     ck = load_checkpoint(latest_checkpoint(c.run_dir))
     r = S.write_seed(c)
@@ -246,7 +247,7 @@ def test_diffusion_stage_continues_its_committed_seed_when_runs_is_lost(tmp_path
     import shutil
 
     shutil.rmtree(c.root)
-    msg = C.start(c, data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "5"], nice=5)
+    msg = c.start(data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "5"], nice=5)
     assert "continuing the committed seed" in msg and "step 3" in msg
     _wait_stopped(c)
     assert "resumed diffusion weights from" in c.out_file.read_text()
@@ -256,7 +257,7 @@ def test_diffusion_stage_continues_its_committed_seed_when_runs_is_lost(tmp_path
     assert len(recs) > n_log and [r["step"] for r in recs if r.get("type") == "train"][:3] == \
         [1, 2, 3]  # the learning curve keeps its start
     # a resumed run folder wins over the seed
-    assert "resuming ckpt-00000005.pt" in C.start(c, extra=["--steps", "5"], nice=5)
+    assert "resuming ckpt-00000005.pt" in c.start(extra=["--steps", "5"], nice=5)
     _wait_stopped(c)
     # the seed is training state only: the codec never offers it as a decoder
     assert not (weights_dir / "lic-lgem-tiny-diffusion.safetensors").exists()
@@ -267,20 +268,20 @@ def test_diffusion_stage_continues_its_committed_seed_when_runs_is_lost(tmp_path
 
 
 def test_seed_refuses_what_it_cannot_continue(tmp_path, monkeypatch):
-    from lic_core.train import campaign_seeds as S
+    from campaign import seeds as S
 
     monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(tmp_path / "seeds"))
     (tmp_path / "weights").mkdir()  # no installed diffusion weights either
     monkeypatch.setenv("LIC_WEIGHTS_DIR", str(tmp_path / "weights"))
-    with pytest.raises(C.CampaignError, match="no seed yet"):
-        S.write_seed(C.Campaign(tmp_path / "campaign", "finetune-tcq"))
-    c = C.Campaign(tmp_path / "campaign", "diffusion")
-    with pytest.raises(C.CampaignError, match="no checkpoint"):
+    with pytest.raises(CampaignError, match="no seed yet"):
+        S.write_seed(open_stage("finetune-tcq", tmp_path / "campaign"))
+    c = open_stage("diffusion", tmp_path / "campaign")
+    with pytest.raises(CampaignError, match="no checkpoint"):
         S.write_seed(c)
     assert S.adopt_seed(c) is None  # nothing committed: the stage starts from scratch
     (tmp_path / "seeds").mkdir()
     (tmp_path / "seeds" / "diffusion.safetensors").write_bytes(b"torn")
-    with pytest.raises(C.CampaignError, match="not a readable campaign seed"):
+    with pytest.raises(CampaignError, match="not a readable campaign seed"):
         S.adopt_seed(c)
 
 
@@ -292,12 +293,12 @@ def test_hific_stage_continues_its_seed_in_the_gan_stage(tmp_path, weights_dir, 
 
     from safetensors.torch import load_file
 
-    from lic_core.train import campaign_seeds as S
+    from campaign import seeds as S
 
     monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(tmp_path / "seeds"))
     data = _photos(tmp_path / "photos")
-    c = C.Campaign(tmp_path / "campaign", "hific")
-    C.start(c, data=str(data), kodak=str(data), recipe=HIFIC + ["--steps", "3"], nice=5)
+    c = open_stage("hific", tmp_path / "campaign")
+    c.start(data=str(data), kodak=str(data), recipe=HIFIC + ["--steps", "3"], nice=5)
     _wait_stopped(c)
     ck = load_checkpoint(latest_checkpoint(c.run_dir))
     assert ck["stage"] == "hific-2"
@@ -317,7 +318,7 @@ def test_hific_stage_continues_its_seed_in_the_gan_stage(tmp_path, weights_dir, 
     w[key] = torch.full_like(w[key], 0.25)
     save_file(w, r["path"], metadata=meta)
     shutil.rmtree(c.root)
-    msg = C.start(c, data=str(data), kodak=str(data), recipe=HIFIC + ["--steps", "5"], nice=5)
+    msg = c.start(data=str(data), kodak=str(data), recipe=HIFIC + ["--steps", "5"], nice=5)
     assert "continuing the committed seed" in msg
     _wait_stopped(c)
     assert "resumed the seed" in c.out_file.read_text()
@@ -337,25 +338,25 @@ def test_installed_diffusion_weights_are_the_seed_when_they_are_the_newest(tmp_p
     weights at their step."""
     import shutil
 
-    from lic_core.train import campaign_seeds as S
+    from campaign import seeds as S
 
     seeds = tmp_path / "seeds"
     monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(seeds))
     data = _photos(tmp_path / "photos")
-    c = C.Campaign(tmp_path / "campaign", "diffusion")
-    C.start(c, data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "2"], nice=5)
+    c = open_stage("diffusion", tmp_path / "campaign")
+    c.start(data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "2"], nice=5)
     _wait_stopped(c)
     S.write_seed(c)  # an older seed (step 2) …
-    C.start(c, extra=["--steps", "4"], nice=5)
+    c.start(extra=["--steps", "4"], nice=5)
     _wait_stopped(c)
-    G.export_stage(c, eval_dir=str(data), eval_limit=1, us=(0.5,), install=True,
+    c.export(eval_dir=str(data), eval_limit=1, us=(0.5,), install=True,
                    force_install=True)
     r = S.write_seed(c)  # … superseded by the installed step-4 weights
     assert r["step"] == 4 and r["installed"]
     assert Path(r["path"]) == weights_dir / "lic-lgem-tiny-diffusion.safetensors"
     assert not (seeds / "diffusion.safetensors").exists() and (seeds / "diffusion.log.jsonl").exists()
     shutil.rmtree(c.root)
-    msg = C.start(c, data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "5"], nice=5)
+    msg = c.start(data=str(data), kodak=str(data), recipe=DIFFUSION + ["--steps", "5"], nice=5)
     assert "continuing the committed seed lic-lgem-tiny-diffusion.safetensors (step 4" in msg
     _wait_stopped(c)
     assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] == 5

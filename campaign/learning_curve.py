@@ -15,8 +15,8 @@ from typing import Optional, Sequence, Union
 
 from PIL import Image, ImageDraw
 
-from ..evaluation.bdrate import bd_psnr, bd_rate
-from ..evaluation.plot import AXIS, BACKGROUND, GRID, PALETTE, TEXT, _fmt, _font, nice_ticks
+from lic_core.evaluation.bdrate import bd_psnr, bd_rate
+from lic_core.evaluation.plot import AXIS, BACKGROUND, GRID, PALETTE, TEXT, _fmt, _font, nice_ticks
 
 
 def read_log(path: Union[str, Path]) -> list[dict]:

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lic_core.train import campaign as C
+from campaign.base import Campaign
+from campaign.codec import BASELINE_NAME, DEFAULT_NAME, gain_over, init_history
+from campaign.device import handoff
+from campaign.stages import open_stage
 from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 
 
@@ -26,7 +29,7 @@ def _photos(folder: Path, n: int = 3, size: int = 96) -> Path:
     return folder
 
 
-def _wait_stopped(c: C.Campaign, timeout: float = 240.0) -> None:
+def _wait_stopped(c: Campaign, timeout: float = 240.0) -> None:
     t0 = time.monotonic()
     while c.pid() is not None:
         assert time.monotonic() - t0 < timeout, "campaign process did not finish"
@@ -40,21 +43,21 @@ TINY = ("--model lic-lgem-tiny --batch 2 --crop 64 --lr 1e-3 --warmup 1 --decay 
 @pytest.mark.slow
 def test_start_stop_resume_export(tmp_path, monkeypatch):
     data = _photos(tmp_path / "photos")
-    c = C.Campaign(tmp_path / "campaign")
-    assert "no training yet" in C.status(c)
+    c = open_stage("codec", tmp_path / "campaign")
+    assert "no training yet" in c.status()
 
-    msg = C.start(c, data=str(data), kodak=str(data), init="none",
+    msg = c.start(data=str(data), kodak=str(data), init="none",
                   recipe=TINY.split() + ["--steps", "3"], nice=5)
     assert "starting from scratch" in msg
     assert c.pid() is not None or latest_checkpoint(c.run_dir) is not None
     _wait_stopped(c)
     ck = latest_checkpoint(c.run_dir)
     assert ck is not None and load_checkpoint(ck)["step"] == 3
-    line = C.status(c)
+    line = c.status()
     assert "step 3" in line and "CPU-h" in line and "\n" not in line
 
     # resume: the same recipe, continued to more steps; full state comes from the checkpoint
-    msg = C.start(c, extra=["--steps", "5"], nice=5)
+    msg = c.start(extra=["--steps", "5"], nice=5)
     assert "resuming ckpt-00000003.pt" in msg
     _wait_stopped(c)
     ck2 = load_checkpoint(latest_checkpoint(c.run_dir))
@@ -62,13 +65,13 @@ def test_start_stop_resume_export(tmp_path, monkeypatch):
     assert ck2["cpu_s"] > load_checkpoint(ck)["cpu_s"] if ck.exists() else ck2["cpu_s"] > 0
 
     # a running campaign stops on request with a checkpoint
-    C.start(c, extra=["--steps", "100000"], nice=5)
+    c.start(extra=["--steps", "100000"], nice=5)
     t0 = time.monotonic()
     while not any(r.get("type") == "train" and r["step"] > 5 for r in c.log()):
         assert time.monotonic() - t0 < 240, "no training progress after resume"
         assert c.pid() is not None, (c.out_file.read_text()[-2000:])
         time.sleep(0.3)
-    assert "stopped" in C.stop(c, timeout=240)
+    assert "stopped" in c.stop(timeout=240)
     assert c.pid() is None
     assert load_checkpoint(latest_checkpoint(c.run_dir))["step"] > 5
 
@@ -76,7 +79,7 @@ def test_start_stop_resume_export(tmp_path, monkeypatch):
     # $LIC_WEIGHTS_DIR replaces (here a temporary one: the shipped weights stay untouched)
     wdir = tmp_path / "weights"
     monkeypatch.setenv("LIC_WEIGHTS_DIR", str(wdir))
-    s = C.export(c, name="tiny-campaign", eval_dir=str(data), eval_limit=1, install=True,
+    s = c.export(name="tiny-campaign", eval_dir=str(data), eval_limit=1, install=True,
                  results_dir=tmp_path / "results")
     assert s["installed"] and s["installed_into"] == str(wdir)
     card = json.loads((c.export_dir / "tiny-campaign.json").read_text())
@@ -99,11 +102,11 @@ def test_start_stop_resume_export(tmp_path, monkeypatch):
     pre = json.loads((wdir / "tiny-campaign.json").read_text())
     for p in pre["eval"]["points"]:
         p["bpp"] *= 0.6
-    (wdir / f"{C.BASELINE_NAME}.json").write_text(json.dumps(pre))
-    s2 = C.export(c, name=C.DEFAULT_NAME, eval_dir=str(data), eval_limit=1, install=True,
+    (wdir / f"{BASELINE_NAME}.json").write_text(json.dumps(pre))
+    s2 = c.export(name=DEFAULT_NAME, eval_dir=str(data), eval_limit=1, install=True,
                   results_dir=tmp_path / "results")
-    assert s2["compared_with"] == C.BASELINE_NAME and s2["gain_vs_shipped_pct"] < -30
-    assert not s2["installed"] and not (wdir / f"{C.DEFAULT_NAME}.safetensors").exists()
+    assert s2["compared_with"] == BASELINE_NAME and s2["gain_vs_shipped_pct"] < -30
+    assert not s2["installed"] and not (wdir / f"{DEFAULT_NAME}.safetensors").exists()
 
 
 @pytest.mark.slow
@@ -114,12 +117,12 @@ def test_device_handoff_and_adopt(tmp_path):
     from lic_core.train.loop import TrainConfig, train
 
     data = _photos(tmp_path / "photos")
-    c = C.Campaign(tmp_path / "campaign")
-    C.start(c, data=str(data), kodak=str(data), init="none",
+    c = open_stage("codec", tmp_path / "campaign")
+    c.start(data=str(data), kodak=str(data), init="none",
             recipe=TINY.split() + ["--steps", "2"], nice=5)
     _wait_stopped(c)
     out = tmp_path / "dev" / "campaign-init.pt"
-    r = C.handoff(c.run_dir, out)
+    r = handoff(c.run_dir, out)
     assert r["step"] == 2
     ho = load_checkpoint(out)
     assert ho["handoff"] and "optimizer" not in ho and ho["config"]["name"] == "lic-lgem-tiny"
@@ -129,16 +132,16 @@ def test_device_handoff_and_adopt(tmp_path):
     train(TrainConfig(data=str(data), out=str(dev), model="lic-lgem", steps=3, batch=2, crop=64,
                       threads=1, init=str(out), log_every=1))
     back = tmp_path / "dev" / "campaign-device.pt"
-    C.handoff(dev, back)
+    handoff(dev, back)
 
-    msg = C.adopt(c, back)
+    msg = c.adopt(back)
     assert "5 steps" in msg  # 2 here + 3 "on the device"
     assert (c.root / "codec-until-00000002").is_dir() and not c.run_dir.exists()
-    C.start(c, extra=["--steps", "1"], nice=5)
+    c.start(extra=["--steps", "1"], nice=5)
     _wait_stopped(c)
     st = c.state()
     assert st["init_steps"] == 5 and st["init"].endswith("campaign-device.pt")
-    s = C.export(c, name="tiny-adopted", eval_dir=str(data), eval_limit=1,
+    s = c.export(name="tiny-adopted", eval_dir=str(data), eval_limit=1,
                  weights_dir=tmp_path / "w")
     assert s["step"] == 6
     # an exported .safetensors (what `start` uses when runs/ is empty) seeds a new run: its
@@ -160,10 +163,10 @@ def test_init_history_prefers_the_sidecar_card(tmp_path):
 
     src = tmp_path / "w.safetensors"
     save_weights(torch.nn.Linear(2, 2), src, {"steps": 10, "cpu_hours": 0.5})
-    assert C._init_history(src) == {"init_steps": 10, "init_cpu_hours": 0.0}
+    assert init_history(src) == {"init_steps": 10, "init_cpu_hours": 0.0}
     (tmp_path / "w.json").write_text(json.dumps({"steps": 10, "total_steps": 25,
                                                  "cpu_hours": 2.0}))
-    h = C._init_history(src)
+    h = init_history(src)
     assert h["init_steps"] == 25 and abs(h["init_cpu_hours"] - 1.5) < 1e-9
 
 
@@ -173,7 +176,7 @@ def test_background_session_yields_under_autogroups():
     import subprocess
     import sys
 
-    from lic_core.train.campaign_base import lower_autogroup
+    from campaign.base import lower_autogroup
 
     p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
                          start_new_session=True)
@@ -204,17 +207,17 @@ def test_gain_over_a_curve_it_no_longer_overlaps(tmp_path):
                                                   zip((0.2, 0.35, 0.5, 0.7), psnrs)]}}
 
     low, high = card([23.0, 24.0, 24.8, 25.5]), card([27.0, 28.5, 29.7, 31.0])
-    g, basis = C.gain_over(low, high, [], classical)
+    g, basis = gain_over(low, high, [], classical)
     assert basis == "via jpeg" and 30 < g < 100
-    g2, _ = C.gain_over(high, low, [], classical)
+    g2, _ = gain_over(high, low, [], classical)
     assert g2 < -30 and abs((1 - g / 100) * (1 - g2 / 100) - 1) < 1e-9  # inverse bit ratios
     # overlapping curves: the direct BD-rate
-    g3, basis3 = C.gain_over(high, card([26.5, 28.0, 29.2, 30.5]), [], classical)
+    g3, basis3 = gain_over(high, card([26.5, 28.0, 29.2, 30.5]), [], classical)
     assert basis3 == "direct BD-rate" and g3 < 0
     # not evaluated on the same images: not comparable
     other = card([27.0, 28.5, 29.7, 31.0])
     other["eval"]["images"] = 6
-    assert C.gain_over(high, other, [], classical) == (None, None)
+    assert gain_over(high, other, [], classical) == (None, None)
 
 
 @pytest.mark.slow
@@ -223,14 +226,14 @@ def test_codec_seed_outlives_a_lost_runs_folder(tmp_path, monkeypatch):
     when runs/ is lost, `start` continues the seed (not the shipped weights) and books both."""
     import shutil
 
-    from lic_core.train.campaign_seeds import codec_seed, write_seed
+    from campaign.seeds import codec_seed, write_seed
 
     monkeypatch.setenv("LIC_WEIGHTS_DIR", str(tmp_path / "weights"))  # nothing shipped here
     seeds = tmp_path / "seeds"
     monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(seeds))
     data = _photos(tmp_path / "photos")
-    c = C.Campaign(tmp_path / "campaign")
-    C.start(c, data=str(data), kodak=str(data), init="none",
+    c = open_stage("codec", tmp_path / "campaign")
+    c.start(data=str(data), kodak=str(data), init="none",
             recipe=TINY.split() + ["--steps", "2"], nice=5, val=False)
     _wait_stopped(c)
     cpu_before = load_checkpoint(latest_checkpoint(c.run_dir))["cpu_s"]
@@ -239,8 +242,8 @@ def test_codec_seed_outlives_a_lost_runs_folder(tmp_path, monkeypatch):
     meta = codec_seed()
     assert meta is not None and meta["step"] == 2
     shutil.rmtree(c.root)  # the machine was replaced: runs/ is gone
-    c = C.Campaign(tmp_path / "campaign")
-    msg = C.start(c, data=str(data), kodak=str(data), recipe=TINY.split() + ["--steps", "1"],
+    c = open_stage("codec", tmp_path / "campaign")
+    msg = c.start(data=str(data), kodak=str(data), recipe=TINY.split() + ["--steps", "1"],
                   nice=5, val=False)
     assert "committed seed" in msg, msg
     _wait_stopped(c)

@@ -1,0 +1,108 @@
+"""``tools/campaign.sh [--stage NAME] start|status|stop|export|seed|handoff|adopt`` (= ``python -m
+campaign ...`` from the checkout); docs/training.md "The campaign"."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from lic_core.errors import LicError
+
+from .base import DEFAULT_DIR, CampaignError
+from .codec import DEFAULT_NAME, MIN_GAIN_PCT
+from .stages import REGISTRY, open_stage
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tools/campaign.sh",
+                                description="The CPU training campaign (docs/training.md).")
+    p.add_argument("--dir", default=str(DEFAULT_DIR), help="campaign folder (runs/campaign)")
+    p.add_argument("--stage", choices=list(REGISTRY), default="codec",
+                   help="codec (default) | diffusion (the diffusion decoder on frozen codec "
+                        "latents) | hific (hific-small) | gan (the GAN decoder on frozen codec "
+                        "latents) | finetune-<quantizer> (the decoder on that quantizer's real "
+                        "latents); one stage trains at a time")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("start", help="start or resume training in the background (niced)")
+    s.add_argument("--data", help="training folders joined by ':' (default train:train_extra)")
+    s.add_argument("--kodak", help="validation folder (default ../shared/data/kodak)")
+    s.add_argument("--init", help="weights to start from when there is no checkpoint "
+                                  "(default: the shipped weights; 'none' = from scratch)")
+    s.add_argument("--recipe", help="replace the recipe: `lic train` flags in one string")
+    s.add_argument("--nice", type=int, default=19)
+    s.add_argument("--no-val", action="store_true", help="no periodic validation")
+    s.add_argument("extra", nargs=argparse.REMAINDER, help="more `lic train` flags after --")
+    sub.add_parser("status", help="one line: steps, CPU-hours, last validation")
+    t = sub.add_parser("stop", help="checkpoint and stop")
+    t.add_argument("--timeout", type=float, default=600.0)
+    e = sub.add_parser("export", help="evaluate on Kodak and write weights + card + curve")
+    e.add_argument("--name", default=None,
+                   help=f"weights name (codec: {DEFAULT_NAME}; diffusion: <codec>-diffusion; "
+                        "hific: the config's, hific-small)")
+    e.add_argument("--eval-dir")
+    e.add_argument("--eval-limit", type=int)
+    e.add_argument("--install", action="store_true",
+                   help="copy into the weights folder (and the RD JSON into "
+                        "benchmarks/results/classical/) if it beats the shipped weights by "
+                        f"≥ {MIN_GAIN_PCT} % (diffusion, gan: if its LPIPS is below the MSE "
+                        "decoder's at every slider point; hific: once the GAN stage began)")
+    e.add_argument("--rates", default=None,
+                   help="slider points of the decoder stages' Kodak table "
+                        "(default 0,0.2,0.4,0.6,0.8,1)")
+    e.add_argument("--force-install", action="store_true", help="install even if not better")
+    e.add_argument("--weights-dir", help="where shipped weights live (default "
+                                         "lic_core/assets/weights, or $LIC_WEIGHTS_DIR)")
+    sd = sub.add_parser("seed", help="write the newest checkpoint as the committed "
+                                     "seed (campaign/seeds/) that `start` continues when runs/ "
+                                     "is lost")
+    sd.add_argument("--to", help="seeds folder (default campaign/seeds, $LIC_CAMPAIGN_SEEDS_DIR)")
+    h = sub.add_parser("handoff", help="write the newest weights as a small file for a device")
+    h.add_argument("--from", dest="src", help="run folder or checkpoint (default the campaign's)")
+    h.add_argument("--to", required=True)
+    d = sub.add_parser("adopt", help="continue from weights trained on a device (handoff file)")
+    d.add_argument("path")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        stage = open_stage(a.stage, a.dir)
+        if a.cmd == "start":
+            extra = [x for x in (a.extra or []) if x != "--"]
+            print(stage.start(a.data, a.kodak, a.init,
+                              shlex.split(a.recipe) if a.recipe else None, extra, nice=a.nice,
+                              val=not a.no_val))
+        elif a.cmd == "status":
+            print(stage.status())
+        elif a.cmd == "stop":
+            print(stage.stop(a.timeout))
+        elif a.cmd == "seed":
+            r = stage.seed(Path(a.to) if a.to else None)
+            if r["installed"]:
+                print(f"the installed {Path(r['path']).name} is the {stage.stage} seed (step "
+                      f"{r['step']}, {r['cpu_hours']:.2f} CPU-h, {r['checkpoint']}); wrote its "
+                      f"log {r['log']}: commit both")
+            else:
+                print(f"wrote the {stage.stage} seed {r['path']}: step {r['step']}, "
+                      f"{r['cpu_hours']:.2f} CPU-h, {r['bytes'] / 1e6:.1f} MB (from "
+                      f"{r['checkpoint']}); commit it with {Path(r['log']).name}")
+        elif a.cmd in ("handoff", "adopt") and not hasattr(stage, a.cmd):
+            raise CampaignError(f"{a.cmd} moves the codec's weights to and from a device; "
+                                "the other stages do not have it yet")
+        elif a.cmd == "handoff":
+            r = stage.handoff(a.src, a.to)
+            print(f"wrote {a.to}: step {r['step']}, {r['bytes'] / 1e6:.1f} MB")
+        elif a.cmd == "adopt":
+            print(stage.adopt(a.path))
+        elif a.cmd == "export":
+            us = [float(v) for v in a.rates.split(",")] if a.rates else None
+            s = stage.export(a.name, a.eval_dir, a.eval_limit, us, a.install, a.force_install,
+                             Path(a.weights_dir) if a.weights_dir else None)
+            print("\n".join(stage.summary_lines(s)))
+        return 0
+    except LicError as exc:
+        print(f"campaign: error: {exc}", file=sys.stderr)
+        return 2
