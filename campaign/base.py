@@ -254,11 +254,9 @@ class Stage(Campaign):
 
     def seed(self, folder: Optional[Path] = None) -> dict:
         """Write the newest checkpoint as the committed seed ``start`` continues when ``runs/``
-        is lost (:mod:`.seeds`)."""
-        from .seeds import SEEDABLE
-
-        raise CampaignError(f"the {self.stage} stage has no seed yet (only "
-                            f"{', '.join(SEEDABLE)}); its progress lives in runs/ only")
+        is lost (:mod:`.seeds`; the stages that have one override this)."""
+        raise CampaignError(f"the {self.stage} stage has no seed yet; its progress lives in "
+                            "runs/ only")
 
 
 def install_lines(s: dict) -> list[str]:

@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("lic_core", "app")
+PACKAGES = ("lic_core", "app", "campaign")
 
 
 def _modules() -> dict[str, Path]:
