@@ -20,6 +20,8 @@ from .model import display
 from .model.display import Crop
 
 Render = Callable[[Crop], np.ndarray]
+# Every array drawn here is uint8 RGB shown as it is: ``levels=None`` lets pyqtgraph wrap it in
+# a QImage directly (with levels (0, 255) it rescales every value on each new array)
 _TINY = np.zeros((1, 1, 3), np.uint8)
 
 
@@ -27,7 +29,7 @@ def release_item(item: pg.ImageItem) -> None:
     """Let an ImageItem drop its picture *and* the render buffers pyqtgraph keeps beside it
     (``clear()`` alone leaves the last QImage and its buffers, i.e. a picture's worth of
     memory, alive)."""
-    item.setImage(_TINY, autoLevels=False, levels=(0, 255))
+    item.setImage(_TINY, autoLevels=False, levels=None)
     item.clear()
     for name in ("qimage", "_processingBuffer", "_displayBuffer"):
         if hasattr(item, name):
@@ -81,7 +83,7 @@ class LodLayer:
         self._source(render, shape, crop.step, None)
 
     def _set_base(self, arr: np.ndarray, rect: tuple[float, float, float, float]) -> None:
-        self.base.setImage(arr, autoLevels=False, levels=(0, 255))
+        self.base.setImage(arr, autoLevels=False, levels=None)
         self.base.setPos(0, 0)
         self.base.setRect(*rect)
         self.base.setVisible(True)
@@ -137,7 +139,7 @@ class LodLayer:
                 return
         arr = self._render(want)
         self._crop = want
-        self.detail.setImage(arr, autoLevels=False, levels=(0, 255))
+        self.detail.setImage(arr, autoLevels=False, levels=None)
         self.detail.setPos(0, 0)
         self.detail.setRect(want.x0, want.y0, arr.shape[1] * want.step,
                             arr.shape[0] * want.step)
@@ -164,7 +166,7 @@ def show_overlay(item: pg.ImageItem, rgb: np.ndarray, rect: tuple[float, float, 
     """``rgb`` stretched over ``rect = (x, y, w, h)`` of image coordinates, clipped to the
     picture (``picture_size = (W, H)``)."""
     item.parentItem().setRect(QRectF(0, 0, *picture_size))
-    item.setImage(rgb, autoLevels=False, levels=(0, 255))
+    item.setImage(rgb, autoLevels=False, levels=None)
     item.setPos(0, 0)
     item.setRect(*rect)
     item.setOpacity(opacity)

@@ -269,15 +269,27 @@ class QtRDPlot(QWidget):
             return
         self._drawn = key
         top_up()  # item churn below drains None/True refcounts on PySide6 6.12 (qt_compat)
-        self.plot.clear()
-        self.items = {}
-        self.plot.setLabel("left", METRIC_LABELS.get(m, m))
+        if getattr(self, "_label", None) != m:
+            self.plot.setLabel("left", METRIC_LABELS.get(m, m))
+            self._label = m
         self.curves = {k: (b, q) for k, (b, q, _a) in curves.items()}
-        # measured curves first (legend order), dataset averages, then the references
+        # measured curves first (legend order), dataset averages, then the references; a
+        # series drawn already with the same points and look stays (the references mostly):
+        # rebuilding every item per result was most of the window's work while encoding
         order = sorted(curves.items(), key=lambda kv: (kv[1][2], is_dataset(kv[0]), kv[0]))
         legend = []
+        old, self.items = self.items, {}
+        sigs = getattr(self, "_sigs", {})
         for name, (b, q, anchor) in order:
             look = self.series_look(name)
+            sig = (tuple(b), tuple(q), anchor, look)
+            item = old.pop(name, None)
+            if item is not None and sigs.get(name) == sig:
+                self.items[name] = item
+                legend.append((name, look))
+                continue
+            if item is not None:
+                self.plot.removeItem(item)
             if anchor:
                 item = self.plot.plot(b, q, pen=_pen(look, 1.4))
                 item.setZValue(Z_REFERENCE)
@@ -289,8 +301,18 @@ class QtRDPlot(QWidget):
                 item.setZValue(Z_MEASURED)
             item.curve.setToolTip(name)
             self.items[name] = item
+            sigs[name] = sig
             legend.append((name, look))
-        self.legend.set_entries(legend)
+        for name, item in old.items():
+            self.plot.removeItem(item)
+            sigs.pop(name, None)
+        self._sigs = sigs
+        if legend != getattr(self, "_legend_drawn", None):
+            self.legend.set_entries(legend)
+            self._legend_drawn = legend
+        for it in getattr(self, "_marks", []):
+            self.plot.removeItem(it)
+        self._marks = []
         self.highlight = self.session.operating_points(m)
         for idx, bpp, val in self.highlight:
             star = self.plot.plot([bpp], [val], pen=None, symbol="star", symbolSize=18,
@@ -300,6 +322,7 @@ class QtRDPlot(QWidget):
             t.setPos(bpp, val)
             t.setZValue(Z_OPERATING)
             self.plot.addItem(t)
+            self._marks += [star, t]
         self._focus_range()
         self._update_hint()
         self._fill_bd_combos()

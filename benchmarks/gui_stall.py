@@ -6,8 +6,9 @@ studio window (1366×768, offscreen unless a display is set):
 
 1. ``load``: File → Open of a synthetic 6000×4000 photo (smooth gradients, edges and noise,
    written as PNG first): read, hashed and previewed in a worker;
-2. ``encode``: every pane encodes it in a worker (default JPEG and WebP: the learned codecs
-   take minutes at 24 MP on 2 cores; ``--codecs`` names others) — PSNR with the encode;
+2. ``encode``: both panes encode it in workers — by default with the codecs the studio opens
+   with (``services.default_codec_pair``: the learned codec and JPEG when the weights are
+   there; ``--codecs`` names others) — PSNR with the encode;
 3. ``score``: MS-SSIM of each result, scored after it shows (one at a time: ~6 GB each);
 4. ``interact``: zoom 1:1, pans, the split divider, a difference view, side by side, fit;
 5. ``close``: File → Close, and the memory given back.
@@ -17,6 +18,10 @@ closing it.  Prints a table and writes benchmarks/results/gui_stall.json.
 
     python benchmarks/gui_stall.py [--size 6000x4000] [--codecs jpeg,webp] [--no-ms-ssim]
         [--timeout 900] [--profile] [--out PATH]
+
+Known stalls outside the studio's code: Pillow's WebP and AVIF decoders hold the GIL while they
+decode (measured at 24 MP: ~130–200 ms and ~320 ms), so a pane with those codecs stalls the
+window that long when its decode runs; JPEG does not.
 """
 from __future__ import annotations
 
@@ -123,11 +128,11 @@ def run(args) -> dict:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
-    from app.model import memory
+    from app.model import memory, services
     from app.model.session import SessionModel
     from app.qt_main_window import QtMainWindow
 
-    codecs = args.codecs.split(",")
+    codecs = args.codecs.split(",") if args.codecs else services.default_codec_pair()[:2]
     win = QtMainWindow(SessionModel(codecs=codecs + codecs[-1:] * (3 - len(codecs))),
                        persist=False)
     win.confirm_overwrite = lambda p: True
@@ -245,7 +250,8 @@ def run(args) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="6000x4000", help="W×H of the synthetic photo")
-    ap.add_argument("--codecs", default="jpeg,webp", help="pane codecs, comma-separated")
+    ap.add_argument("--codecs", default="", help="pane codecs, comma-separated (default: the "
+                    "studio's own first two)")
     ap.add_argument("--no-ms-ssim", action="store_true", help="skip the MS-SSIM scoring")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per phase")
     ap.add_argument("--profile", action="store_true", help="cProfile the GUI thread")

@@ -28,6 +28,18 @@ def _gaussian(bound: int):
     return constriction.stream.model.QuantizedGaussian(-bound, bound)
 
 
+#: symbols per constriction call.  A call holds the GIL from start to end (a 24 MP image's
+#: largest step has millions of symbols: seconds in which no other Python thread — the
+#: studio's window — runs); in slices, other threads run between calls.  The stream is the
+#: same: a queue coder codes symbol after symbol whatever the calls (issue 28 item 3).
+SLICE = 1 << 16
+
+
+def _slices(n: int):
+    """``slice`` objects covering ``range(n)`` in order, :data:`SLICE` symbols each."""
+    return (slice(i, min(n, i + SLICE)) for i in range(0, n, SLICE))
+
+
 class SymbolEncoder:
     """Codes symbol plans, in order, onto one range-coded stream."""
 
@@ -40,10 +52,13 @@ class SymbolEncoder:
             return
         if isinstance(model, QuantizedGaussianModel):
             std = np.ascontiguousarray(model.std, dtype=np.float64)
-            self._enc.encode(symbols.astype(np.int32), _gaussian(model.bound),
-                             np.zeros_like(std), std)
+            sym, zero, g = symbols.astype(np.int32), np.zeros_like(std), _gaussian(model.bound)
+            for sl in _slices(len(sym)):
+                self._enc.encode(sym[sl], g, zero[sl], std[sl])
         elif isinstance(model, CategoricalModel):
-            self._enc.encode((symbols + model.offset).astype(np.int32), _CATEGORICAL, model.rows)
+            sym = (symbols + model.offset).astype(np.int32)
+            for sl in _slices(len(sym)):
+                self._enc.encode(sym[sl], _CATEGORICAL, model.rows[sl])
         else:  # pragma: no cover - a programming error
             raise TypeError(f"unknown symbol model {type(model).__name__}")
 
@@ -87,10 +102,13 @@ class SymbolDecoder:
             return np.zeros(0, dtype=np.int64)
         if isinstance(model, QuantizedGaussianModel):
             std = np.ascontiguousarray(model.std, dtype=np.float64)
-            out = self._dec.decode(_gaussian(model.bound), np.zeros_like(std), std)
-            return np.asarray(out, dtype=np.int64)
+            zero, g = np.zeros_like(std), _gaussian(model.bound)
+            return np.concatenate([np.asarray(self._dec.decode(g, zero[sl], std[sl]),
+                                              dtype=np.int64) for sl in _slices(len(std))])
         if isinstance(model, CategoricalModel):
-            return np.asarray(self._dec.decode(_CATEGORICAL, model.rows), dtype=np.int64) \
+            rows = model.rows
+            return np.concatenate([np.asarray(self._dec.decode(_CATEGORICAL, rows[sl]),
+                                              dtype=np.int64) for sl in _slices(len(rows))]) \
                 - model.offset
         raise TypeError(f"unknown symbol model {type(model).__name__}")  # pragma: no cover
 

@@ -33,6 +33,7 @@ def _layer(win, item):
     return win.compare.layers[id(item)]
 
 
+@pytest.mark.slow  # ~3 s: a whole session (open, two encodes, zoom, diff, maps, close)
 def test_big_picture_in_the_studio(qtbot, tmp_path, fake_codec, big_thresholds):
     win = make_window(qtbot, codecs=(FAKE, "jpeg", "jpeg"))
     s, cv = win.session, win.compare
@@ -121,6 +122,17 @@ def test_a_picture_too_big_for_the_machine_is_refused_in_one_line(qtbot, tmp_pat
     assert title == "Cannot open huge.png" and "\n" not in msg
     assert "huge.png is 96×64" in msg and "this machine has" in msg
     assert win.session.image is None and not win.task_progress.isVisible()
+
+
+def test_opening_can_be_cancelled(qtbot, tmp_path):
+    win = make_window(qtbot)
+    path = write_png(tmp_path / "p.png", generated_image(300, 400))
+    assert win.open_path(path)
+    assert win.task_progress.isVisible()  # what is opening, how far, Cancel
+    win.task_progress.cancel_btn.click()
+    qtbot.waitUntil(lambda: not win.task_progress.isVisible(), timeout=20000)
+    wait_idle(qtbot, win)
+    assert win.session.image is None and not win.error_log
 
 
 @pytest.mark.slow
