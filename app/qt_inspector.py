@@ -42,7 +42,9 @@ def _image_plot(title: str = "") -> tuple[pg.PlotWidget, pg.ImageItem]:
     pw.invertY(True)
     pw.hideAxis("bottom")
     pw.hideAxis("left")
-    item = pg.ImageItem()
+    # a big image's latents (e.g. 250×375 per channel at 24 MP) are drawn smaller than they
+    # are: averaged to the screen (pyqtgraph's autoDownsample), not sampled, so they stay readable
+    item = pg.ImageItem(autoDownsample=True)
     pw.addItem(item)
     return pw, item
 

@@ -225,7 +225,7 @@ def run(args) -> dict:
         "image": f"{w}x{h}", "megapixels": round(w * h / 1e6, 1), "codecs": codecs,
         "ms_ssim": not args.no_ms_ssim,
         "max_stall_ms_load_encode": max((p["max_stall_ms"] for p in in_work), default=None),
-        "max_stall_ms_all": max(g for g, _, _ in mon.gaps) if mon.gaps else None,
+        "max_stall_ms_all": round(max(g for g, _, _ in mon.gaps), 1) if mon.gaps else None,
         "target_ms": TARGET_MS, "tick_ms": TICK_MS, "seconds": times,
         "rss_mb": {"before_open": round(rss_before / 2**20), "loaded": round(rss_loaded / 2**20),
                    "open_and_encoded": round(rss_open / 2**20),

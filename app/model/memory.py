@@ -31,9 +31,12 @@ PSNR_BYTES_PER_PIXEL = 40
 MS_SSIM_BYTES_PER_PIXEL = 270
 #: a classical codec through Pillow: the RGB buffer, the file, the decoded picture
 CLASSICAL_BYTES_PER_PIXEL = 16
-#: a learned codec's encode + decode: 0.55 GB per megapixel before lic_core's tiles (issue 28's
-#: table); the tiled transforms bound most of it, so this is an upper bound for now
-LEARNED_BYTES_PER_PIXEL = 550
+#: a learned codec's encode + decode in a pane: 0.55 GB per megapixel before lic_core's tiles
+#: (issue 28's table); with the tiled transforms a 12 MP ``lic compress`` peaks ~0.9 GB above
+#: the process (~75 B/px), and the studio also decodes and keeps the inspection's latents
+#: (~20 B/px); benchmarks/gui_stall.py saw 9.2 GB at 24 MP with lic-lgem-cpu + JPEG, MS-SSIM
+#: (scored after the encodes) being the largest part
+LEARNED_BYTES_PER_PIXEL = 150
 #: the interpreter, torch, Qt and the weights before any picture is opened
 BASE_BYTES = 1 * GIB
 #: encodes that run at once (the studio's worker pool: one per compared pane)
@@ -118,12 +121,16 @@ def check(height: int, width: int, families: Iterable[str] = ("classical", "clas
     codecs; return a one-line warning when the chosen codecs would need more than is free now,
     else ``""``."""
     est = estimate(height, width, families, ms_ssim)
+    bare = estimate(height, width, families, ms_ssim=False)
     total = total_ram() if total is None else total
     mpx = est.pixels / 1e6
-    if est.minimum > total:
+    if bare.minimum > total:
         raise LicError(f"{name} is {width}×{height} ({mpx:.0f} MP): the studio would need about "
-                       f"{gb(est.minimum)} to open and compare it, and this machine has "
+                       f"{gb(bare.minimum)} to open and compare it, and this machine has "
                        f"{gb(total)}; downscale it first")
+    if est.minimum > total:
+        return (f"{name} ({mpx:.0f} MP): its MS-SSIM would need about {gb(est.minimum)}, more "
+                f"than this machine's {gb(total)}; turn off View → Compute MS-SSIM")
     available = available_ram() if available is None else available
     if est.with_codecs > available:
         return (f"{name} ({mpx:.0f} MP) may need about {gb(est.with_codecs)} with these codecs; "

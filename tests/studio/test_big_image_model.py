@@ -93,8 +93,11 @@ def test_memory_estimate_refuses_in_one_line_and_warns():
     msg = str(err.value)
     assert "\n" not in msg and "photo.png is 6000×4000 (24 MP)" in msg and "2.0 GB" in msg
     warn = memory.check(4000, 6000, ("learned", "classical"), "photo.png",
-                        total=64 * memory.GIB, available=8 * memory.GIB)
-    assert warn.startswith("photo.png (24 MP) may need about") and "8.0 GB is free" in warn
+                        total=64 * memory.GIB, available=4 * memory.GIB)
+    assert warn.startswith("photo.png (24 MP) may need about") and "4.0 GB is free" in warn
+    # MS-SSIM alone too big: opened all the same, with the way out named
+    warn = memory.check(4000, 6000, total=6 * memory.GIB, available=6 * memory.GIB)
+    assert "MS-SSIM" in warn and "turn off View → Compute MS-SSIM" in warn
     est = memory.estimate(4000, 6000, ("learned", "learned"))
     assert est.with_codecs > est.minimum > 24_000_000 * 3
     assert memory.rss() > 0 and memory.total_ram() > 0
