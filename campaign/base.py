@@ -381,8 +381,7 @@ def launch(c: Stage, st: dict, cmd: list[str], how: str, nice: int) -> str:
     while c.pid() is None and proc.poll() is None and time.monotonic() - t0 < 10.0:
         time.sleep(0.05)
     # `nice` execs the interpreter, so the pid is the training process itself
-    name = "campaign" if c.stage == "codec" else f"{c.stage} stage"
-    return f"{name} started (pid {proc.pid}, nice {nice}): {how}; log {c.out_file}"
+    return f"{c.label} started (pid {proc.pid}, nice {nice}): {how}; log {c.out_file}"
 
 
 class BoundStage(Stage):

@@ -293,9 +293,11 @@ class CodecStage(Stage):
 
     # -- seed and the GPU path --------------------------------------------------------------
     def seed(self, folder: Optional[Path] = None) -> dict:
-        from .seeds import write_seed
+        """The codec's seed: its EMA weights with the lineage's steps and CPU-hours
+        (:func:`.seeds.write_codec_seed`; ``start`` continues it through ``--init``)."""
+        from .seeds import write_codec_seed
 
-        return write_seed(self, folder)
+        return write_codec_seed(self, folder)
 
     def handoff(self, src: Optional[Path | str], dst: Path | str) -> dict:
         from .device import handoff

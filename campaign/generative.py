@@ -170,10 +170,23 @@ class GenerativeStage(Stage):
             lines.append(f"  {label}: {txt}")
         return lines
 
+    # -- seeds (:mod:`.seeds`): the trainers continue one with ``--resume <seed>.safetensors`` --
     def seed(self, folder: Optional[Path] = None) -> dict:
-        from .seeds import write_seed
+        from .seeds import write_stage_seed
 
-        return write_seed(self, folder)
+        return write_stage_seed(self, folder)
+
+    def seed_tensors(self, ck: dict) -> dict:
+        """The tensors of a checkpoint that make the stage's seed."""
+        raise NotImplementedError
+
+    def installed_seed(self, codec: Optional[str] = None) -> Optional[dict]:
+        """Installed weights that are a seed of this stage too (None: none)."""
+        return None
+
+    def resumes_without_checkpoint(self) -> bool:
+        """Whether the run folder holds something the trainer continues without a checkpoint."""
+        return False
 
 
 class DiffusionStage(GenerativeStage):
@@ -187,6 +200,19 @@ class DiffusionStage(GenerativeStage):
         st["codec"] = codec_name
         st.setdefault("codec_weights_hash", shipped_codec_hash(codec_name))
         return []
+
+    def seed_tensors(self, ck: dict) -> dict:
+        return ck["ema"]["shadow"] if ck.get("ema") else ck["model"]  # what an export ships
+
+    def installed_seed(self, codec: Optional[str] = None) -> Optional[dict]:
+        from .seeds import installed_diffusion_seed
+
+        return installed_diffusion_seed(codec or self.state().get("codec") or "lic-lgem-cpu")
+
+    def resumes_without_checkpoint(self) -> bool:
+        from lic_core.train.diffusion import TRAIN_FILE
+
+        return (self.run_dir / TRAIN_FILE).is_file()  # an older run's raw weights
 
     def status_note(self) -> str:
         st = self.state()
@@ -262,6 +288,12 @@ class HificStage(GenerativeStage):
 
     def status_parts(self, last: dict) -> list[str]:
         return [str(last["stage"])] if last.get("stage") else []
+
+    def seed_tensors(self, ck: dict) -> dict:
+        # E/G/hyperprior, and D once the GAN stage began (no EMA in this trainer)
+        tensors = {f"model.{k}": v for k, v in ck["model"].items()}
+        tensors.update({f"disc.{k}": v for k, v in (ck.get("disc") or {}).items()})
+        return tensors
 
     def export_card(self, ck: dict, common: dict, name: Optional[str], kodak: str,
                     eval_limit: Optional[int], us: Sequence[float], out: Path) -> dict:

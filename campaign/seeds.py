@@ -26,10 +26,6 @@ from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 from .base import Campaign, CampaignError, now
 
 FORMAT_TAG = "lic-campaign-seed/1"
-#: stages whose trainers continue a seed (``--resume <seed>.safetensors``; the codec stage:
-#: ``--init <seed>.safetensors`` with the seed's steps and CPU-hours booked, see
-#: :func:`codec_seed`)
-SEEDABLE = ("diffusion", "hific", "codec")
 
 
 #: the committed seeds: beside this package's code (``campaign/seeds/``)
@@ -66,16 +62,14 @@ def read_seed(stage: str, folder: Optional[Path] = None) -> Optional[dict]:
             "cpu_s": float(meta.get("cpu_s", 0.0))}
 
 
-def installed_seed(c: Campaign, codec: Optional[str] = None) -> Optional[dict]:
-    """The diffusion stage's installed weights as a seed (they hold the EMA weights in fp16 with
-    ``step`` and ``cpu_s``, which the trainer's ``--resume`` reads), or None."""
+def installed_diffusion_seed(codec: str) -> Optional[dict]:
+    """The installed diffusion decoder of ``codec`` as a seed (it holds the EMA weights in fp16
+    with ``step`` and ``cpu_s``, which the trainer's ``--resume`` reads), or None."""
     from safetensors import safe_open
 
     from lic_core.paths import diffusion_weights_path
 
-    if c.stage != "diffusion":
-        return None
-    path = diffusion_weights_path(codec or c.state().get("codec") or "lic-lgem-cpu")
+    path = diffusion_weights_path(codec)
     if not path.is_file():
         return None
     try:
@@ -88,31 +82,29 @@ def installed_seed(c: Campaign, codec: Optional[str] = None) -> Optional[dict]:
 
 
 def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
-    """Write the stage's newest checkpoint as its seed (fp16 weights + log); returns a summary.
+    """Write the stage's newest checkpoint as its seed (``c.seed``: the stages that have one
+    say how; the others refuse); returns a summary."""
+    return c.seed(folder)
 
-    When the installed diffusion weights are that very checkpoint (``export --install`` of the
-    same step), only the log is written: the shipped file is the seed (no second copy in git)."""
+
+def _half(v):
+    return (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()
+
+
+def write_stage_seed(c, folder: Optional[Path] = None) -> dict:
+    """The generative stages' seed: ``c.seed_tensors(checkpoint)`` in fp16 with step, CPU seconds
+    and codec hash, plus the training log.
+
+    When the installed weights are that very checkpoint (``c.installed_seed()``: the diffusion
+    decoder after ``export --install`` of the same step), only the log is written: the shipped
+    file is the seed (no second copy in git)."""
     from safetensors.torch import save_file
 
-    if c.stage not in SEEDABLE:
-        raise CampaignError(f"the {c.stage} stage has no seed yet (only {', '.join(SEEDABLE)}); "
-                            "its progress lives in runs/ only")
     ck_path = latest_checkpoint(c.run_dir)
     if ck_path is None:
         raise CampaignError(f"no checkpoint in {c.run_dir} to seed from")
     ck = load_checkpoint(ck_path)
-
-    def half(v):
-        return (v.detach().half() if v.is_floating_point() else v.detach()).cpu().contiguous()
-
-    if c.stage == "codec":
-        return _write_codec_seed(c, ck, ck_path, folder, half)
-    if c.stage == "diffusion":
-        state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
-        tensors = {k: half(v) for k, v in state.items()}
-    else:  # hific: E/G/hyperprior, and D once the GAN stage began (no EMA in this trainer)
-        tensors = {f"model.{k}": half(v) for k, v in ck["model"].items()}
-        tensors.update({f"disc.{k}": half(v) for k, v in (ck.get("disc") or {}).items()})
+    tensors = {k: _half(v) for k, v in c.seed_tensors(ck).items()}
     meta = {"format": FORMAT_TAG, "stage": c.stage, "step": str(int(ck["step"])),
             "cpu_s": str(float(ck.get("cpu_s", 0.0))), "codec": str(ck.get("codec", "")),
             "codec_weights_hash": str(ck.get("codec_weights_hash", "")),
@@ -122,7 +114,7 @@ def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
             "note": "campaign seed: training state for tools/campaign.sh, not a product"}
     path, log = seed_paths(c.stage, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    shipped = installed_seed(c)
+    shipped = c.installed_seed()
     if shipped is not None and shipped["step"] == int(ck["step"]):
         path.unlink(missing_ok=True)  # an older seed: the installed weights supersede it
         path = Path(shipped["path"])
@@ -130,15 +122,19 @@ def write_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
         tmp = path.with_name(path.name + ".tmp")
         save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(path)
+    _copy_log(c, log)
+    return {"path": str(path), "bytes": path.stat().st_size, "step": int(ck["step"]),
+            "installed": shipped is not None and shipped["step"] == int(ck["step"]),
+            "log": str(log),
+            "cpu_hours": float(ck.get("cpu_s", 0.0)) / 3600.0, "checkpoint": ck_path.name}
+
+
+def _copy_log(c: Campaign, log: Path) -> None:
     src_log = c.run_dir / "log.jsonl"
     if src_log.is_file():
         tmp = log.with_name(log.name + ".tmp")
         shutil.copyfile(src_log, tmp)
         tmp.replace(log)
-    return {"path": str(path), "bytes": path.stat().st_size, "step": int(ck["step"]),
-            "installed": shipped is not None and shipped["step"] == int(ck["step"]),
-            "log": str(log),
-            "cpu_hours": float(ck.get("cpu_s", 0.0)) / 3600.0, "checkpoint": ck_path.name}
 
 
 def adopt_seed(c: Campaign, folder: Optional[Path] = None,
@@ -146,16 +142,13 @@ def adopt_seed(c: Campaign, folder: Optional[Path] = None,
     """When the stage has nothing to resume in ``runs/`` and a seed exists (a committed seed, or
     the installed diffusion weights of ``codec`` when they are newer): put the seed's log in the
     run folder and return (trainer flags, how) to continue it; else None."""
-    from lic_core.train.diffusion import TRAIN_FILE
-
-    if c.stage not in SEEDABLE or latest_checkpoint(c.run_dir) is not None \
-            or (c.stage == "diffusion" and (c.run_dir / TRAIN_FILE).is_file()):
+    if latest_checkpoint(c.run_dir) is not None or c.resumes_without_checkpoint():
         return None
     meta = read_seed(c.stage, folder)
     if meta is not None and meta.get("broken"):
         raise CampaignError(f"{meta['path']} is not a readable campaign seed; move it aside "
                             "to start from scratch")
-    shipped = installed_seed(c, codec)
+    shipped = c.installed_seed(codec)
     if shipped is not None and (meta is None or shipped["step"] >= meta["step"]):
         meta = shipped  # the installed weights are the newest state committed
     if meta is None:
@@ -170,7 +163,7 @@ def adopt_seed(c: Campaign, folder: Optional[Path] = None,
     return ["--resume", meta["path"]], how
 
 
-def _write_codec_seed(c: Campaign, ck: dict, ck_path: Path, folder: Optional[Path], half) -> dict:
+def write_codec_seed(c: Campaign, folder: Optional[Path] = None) -> dict:
     """The codec stage's seed: the newest checkpoint's EMA weights (fp16) with a card holding
     the lineage's total steps and CPU-hours (what ``lic train --init`` books) and the hash of
     the shipped weights the run started from (a later install makes the seed stale)."""
@@ -179,9 +172,13 @@ def _write_codec_seed(c: Campaign, ck: dict, ck_path: Path, folder: Optional[Pat
     from lic_core.paths import weights_path
     from lic_core.weights import read_weights_hash
 
+    ck_path = latest_checkpoint(c.run_dir)
+    if ck_path is None:
+        raise CampaignError(f"no checkpoint in {c.run_dir} to seed from")
+    ck = load_checkpoint(ck_path)
     st = c.state()
     state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
-    tensors = {k: half(v) for k, v in state.items()}
+    tensors = {k: _half(v) for k, v in state.items()}
     steps = int(st.get("init_steps", 0)) + int(ck["step"])
     cpu_h = float(ck.get("cpu_s", 0.0)) / 3600.0  # `lic train --init` booked the start's hours
     name = st.get("name") or "lic-lgem-cpu"
@@ -202,11 +199,7 @@ def _write_codec_seed(c: Campaign, ck: dict, ck_path: Path, folder: Optional[Pat
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
-    src_log = c.run_dir / "log.jsonl"
-    if src_log.is_file():
-        tmp = log.with_name(log.name + ".tmp")
-        shutil.copyfile(src_log, tmp)
-        tmp.replace(log)
+    _copy_log(c, log)
     return {"path": str(path), "bytes": path.stat().st_size, "step": steps, "installed": False,
             "log": str(log), "cpu_hours": cpu_h, "checkpoint": ck_path.name}
 
