@@ -21,12 +21,15 @@ import torch
 from ..errors import LicMismatchError
 
 
-def symbol_crc(indices) -> int:
-    """CRC32 of integer indices (tensor or array) as little-endian int32, C order."""
+def symbol_crc(indices, value: int = 0) -> int:
+    """CRC32 of integer indices (tensor or array) as little-endian int32, C order.
+
+    ``value`` continues a CRC: the CRC of consecutive chunks of a block, chained, is the block's
+    (zlib's running CRC) — a step coded in chunks of channels checks the same value."""
     a = indices.detach().cpu().numpy() if isinstance(indices, torch.Tensor) else np.asarray(indices)
     if a.size and (a.min() < -(1 << 31) or a.max() >= (1 << 31)):
         raise ValueError("symbols outside the int32 range")
-    return zlib.crc32(np.ascontiguousarray(a, dtype="<i4").tobytes()) & 0xFFFFFFFF
+    return zlib.crc32(np.ascontiguousarray(a, dtype="<i4").tobytes(), value) & 0xFFFFFFFF
 
 
 def picture_crc(picture: np.ndarray) -> int:

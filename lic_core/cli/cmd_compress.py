@@ -170,9 +170,10 @@ def run(args: argparse.Namespace) -> int:
                                    else codec.quantizers[0])
     decoder = args.decoder or ("mse" if "mse" in codec.decoders or not codec.decoders
                                else codec.decoders[0])
+    # inspect=False: a file needs no latent maps (about 20 bytes per pixel for a big photo)
     params = EncodeParams(rate=rate, quantizer=quantizer,
                           quantizer_params=dict(parse_param(t) for t in args.quantizer_param),
-                          decoder=decoder)
+                          decoder=decoder, inspect=False)
     if args.steps is not None:
         params.diffusion_steps = args.steps
     if args.seed is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import time
 from pathlib import Path
 
@@ -78,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if changes:
         data = pack(dataclasses.replace(header, **changes), sections)
     t0 = time.perf_counter()
-    result = codec.decode(data, progress=stderr_progress(args.quiet))
+    kwargs = {}
+    if "inspect" in inspect.signature(codec.decode).parameters:
+        kwargs["inspect"] = False  # no latent maps: only the picture is written (issue 28)
+    result = codec.decode(data, progress=stderr_progress(args.quiet), **kwargs)
     elapsed = time.perf_counter() - t0
     save_image_atomic(result.reconstruction, out, overwrite=args.force)
     if not args.quiet:

@@ -39,6 +39,9 @@ class EncodeParams:
     diffusion_steps: int = 0
     seed: int = 0
     extra: dict = field(default_factory=dict)  # codec-specific (e.g. JPEG subsampling)
+    #: learned codecs: also return the :class:`Inspection` (full-size latent maps: about 20 bytes
+    #: per pixel; a command-line encode of a big photo turns it off, issue 28)
+    inspect: bool = True
 
 
 @dataclass

@@ -23,7 +23,7 @@ which the decoder checks (:class:`~lic_core.errors.LicMismatchError` on a differ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -34,15 +34,17 @@ from ..devices import coding_device
 from ..errors import LicError, LicFormatError, ModelNotFoundError
 from ..exact import ExactSynthesis
 from ..exact.cache import cached
-from ..image.tensor import pad_to_multiple, to_tensor
+from ..image.tensor import PaddedImage
 from ..latent_codecs import (
     CheckerboardGroupedCodec,
     FactorizedZCodec,
+    GainedLatent,
     GroupedEntropyParameters,
     HyperpriorLatentCodec,
     LatentCoding,
     LgemExactParameters,
 )
+from ..memory import release_free_memory
 from ..models.lgem import LicModel
 from ..paths import diffusion_weights_path, finetuned_path, gan_weights_path, weights_path
 from ..quantizer import Quantizer, build_quantizer
@@ -74,15 +76,23 @@ def latent_codec(model: LicModel,
                                  CheckerboardGroupedCodec(engine or LgemExactParameters(model)))
 
 
-def _analyse(model: LicModel, x: torch.Tensor, gains: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def _analyse(model: LicModel, x: Union[torch.Tensor, PaddedImage],
+             gains: dict) -> tuple[GainedLatent, torch.Tensor]:
     """(ȳ = g_a(x)⊙G, z̄ = h_a(y)⊙H) — encoder-side float work (the file carries its result).
 
-    g_a runs in tiles with receptive-field halos (:func:`lic_core.transform.tiling.analysis_tiled`:
-    bounded memory for any photo, the same y as one call on the whole image)."""
+    ``x`` is the padded float image or a :class:`~lic_core.image.tensor.PaddedImage` (the uint8
+    photo, read window by window).  g_a runs in tiles with receptive-field halos
+    (:func:`lic_core.transform.tiling.analysis_tiled`: bounded memory for any photo, the same y as
+    one call on the whole image); ȳ stays y (float32) and G until each step gathers its part
+    (:class:`~lic_core.latent_codecs.GainedLatent`: the same products, no float64 copy)."""
     net = getattr(model.g_a, "net", None)
-    y = analysis_tiled(net, x) if isinstance(net, torch.nn.Sequential) else model.g_a(x)
-    G, H = gains["G"].to(x.device), gains["H"].to(x.device)
-    return y.to(G.dtype) * G, model.h_a(y).to(H.dtype) * H
+    if isinstance(net, torch.nn.Sequential):
+        y = analysis_tiled(net, x)
+    else:
+        y = model.g_a(x.full() if isinstance(x, PaddedImage) else x)
+    release_free_memory()  # g_a's tile temporaries
+    G, H = gains["G"].to(y.device), gains["H"].to(y.device)
+    return GainedLatent(y, G), model.h_a(y).to(H.dtype) * H
 
 
 def exact_synthesis(model: LicModel, device="cpu") -> ExactSynthesis:
@@ -270,7 +280,7 @@ class LearnedCodec(LicCodec):
             if mse is not None:
                 checks.append(PictureCheck("mse", 0, 0, picture_crc(_hwc(mse, h, w))))
             return out, checks
-        out = _hwc(synth.picture(y_hat_gained, code), h, w)
+        out = synth.picture_hwc(y_hat_gained, code, (h, w))
         return out, [PictureCheck("gan" if decoder == "gan" else "mse", 0, 0, picture_crc(out))]
 
     # -- model ------------------------------------------------------------------------------
@@ -464,15 +474,20 @@ class LearnedCodec(LicCodec):
         steps, seed = self.diffusion_steps(params), int(params.seed)
         report(progress, 0.0, "analysis transform")
         engine = self.engine()
+        maps = params.inspect
         with torch.no_grad(), timer("encode"):
             dev = next(model.parameters()).device
-            x, _ = pad_to_multiple(to_tensor(image).to(dev), PAD_MULTIPLE)
+            # the photo stays uint8: g_a reads it window by window (issue 28)
+            x = PaddedImage(image, PAD_MULTIPLE, dev)
             gains = engine.gains_for_code(code)
             y_bar, z_bar = _analyse(model, x, gains)
             y_bar = y_bar.to(self.device)  # the engine's device; z stays with the prior's tables
             z_bar = z_bar.to(model.prior.medians().device)
             coding: LatentCoding = latent_codec(model, engine).compress(
-                y_bar, z_bar, gains, quantizer, on_step=step_progress(progress, 0.1, 0.8, "coded"))
+                y_bar, z_bar, gains, quantizer, on_step=step_progress(progress, 0.1, 0.8, "coded"),
+                maps=maps)
+            del y_bar, z_bar  # y (float32) is no longer needed: free it before the synthesis
+        release_free_memory()
         report(progress, 0.85, "synthesis transform")
         synth, w_hash = self._encoder_synthesis(quantizer.name, params.decoder)
         with torch.no_grad(), timer("decode"):
@@ -482,7 +497,7 @@ class LearnedCodec(LicCodec):
         header = LicHeader(model=self.name, weights_hash=w_hash, decoder=params.decoder,
                            quantizer=quantizer.name, quantizer_params=quantizer.params(),
                            rate_u16=code, height=H, width=W,
-                           padded_height=x.shape[-2], padded_width=x.shape[-1],
+                           padded_height=x.padded[0], padded_width=x.padded[1],
                            diffusion_steps=steps, diffusion_seed=seed,
                            symbol_crcs=coding.symbol_crcs, picture_crcs=checks)
         data = pack(header, coding.sections)
@@ -490,12 +505,13 @@ class LearnedCodec(LicCodec):
         return EncodeResult(data=data, reconstruction=recon, bpp=8.0 * len(data) / (H * W),
                             params=params, codec=self.name, file_extension=self.file_extension,
                             timings=timer.t,
-                            inspection=inspection(coding, list(model.config.groups), len(data)))
+                            inspection=(inspection(coding, list(model.config.groups), len(data))
+                                        if maps else None))
 
     # -- decode -----------------------------------------------------------------------------
     def decode(self, data: bytes, progress: Optional[ProgressFn] = None,
                decoder: Optional[str] = None, seed: Optional[int] = None,
-               on_x0: Optional[X0Fn] = None) -> DecodeResult:
+               on_x0: Optional[X0Fn] = None, inspect: bool = True) -> DecodeResult:
         """Decode a .lic file; ``decoder`` overrides the header's decoder kind ("mse" decodes a
         diffusion-marked file with the MSE synthesis transform), ``seed`` the diffusion seed (the
         studio's seed-variance map; the step count always comes from the header).
@@ -505,7 +521,8 @@ class LearnedCodec(LicCodec):
         Every y step's symbols and the picture are checked against the file's check values
         (:class:`~lic_core.errors.LicMismatchError`, never a wrong picture); a picture the encoder
         did not make (another decoder, steps or seed) has no check and ``info["picture_checked"]``
-        says so."""
+        says so.  ``inspect=False`` returns no :class:`~lic_core.codecs.base.Inspection` (and
+        keeps no full-size means and scales: a command-line decode of a big photo)."""
         header, sections = unpack(data)
         if header.model != self.name:
             raise LicFormatError(f"file is for model '{header.model}', not '{self.name}'")
@@ -545,8 +562,9 @@ class LearnedCodec(LicCodec):
             coding = latent_codec(model, engine).decompress(
                 sections, latent_size, gains, quantizer,
                 on_step=step_progress(progress, 0.1, 0.8, "decoded"),
-                expected_crcs=header.symbol_crcs)
+                expected_crcs=header.symbol_crcs, maps=inspect)
             report(progress, 0.85, "synthesis transform")
+            release_free_memory()
             recon, made = self._pictures(dec_kind, synth, coding.y_hat_gained, code, steps, seed,
                                          (header.height, header.width), progress, on_x0)
         check = header.picture_check(dec_kind, steps, seed)
@@ -563,7 +581,8 @@ class LearnedCodec(LicCodec):
         if tuned:
             info["finetuned_for"] = header.quantizer
         return DecodeResult(reconstruction=recon, codec=self.name, info=info, timings=timer.t,
-                            inspection=inspection(coding, list(model.config.groups), len(data)))
+                            inspection=(inspection(coding, list(model.config.groups), len(data))
+                                        if inspect else None))
 
 
 #: The learned LGEM codecs, best first: the product architecture (GPU-trained weights, none yet),

@@ -28,6 +28,7 @@ import torch
 from ..entropy_model.checkerboard import anchor_mask, gather
 from ..entropy_model.gaussian import SCALE_BOUND
 from ..rate.gain import SLIDER_SCALE, GainTable
+from ..transform.tiling import input_margin, scale_factor
 from . import dmath
 from .fixed import ExactLinear, ExactSequential, Grid, snap, to_grid
 from .nets import DEFAULT_CONFIG, ExactConfig, ExactTransformerBlock, add
@@ -129,6 +130,11 @@ class ExactEntropyParameters:
         self.offsets = list(model.context.offsets)
         self._units = model.gains
         self.h_s = ExactSequential(model.h_s.net, self.grid, cfg.max_weight_bits, "h_s")
+        # tiles (issue 28, :mod:`.entropy_tiles`): h_s's up-sampling and receptive margin in ẑ
+        up, down = scale_factor(model.h_s.net)
+        if down != 1:
+            raise NotImplementedError("h_s must only up-sample")
+        self.h_s_up, self.h_s_margin = up, input_margin(model.h_s.net, 0)
         self.nets = [_ExactGroup(net, cfg, f"context.{g}") for g, net in enumerate(model.context.nets)]
         self.device = torch.device("cpu")
         self._gain_cache: dict[int, dict] = {}
@@ -186,21 +192,32 @@ class ExactEntropyParameters:
     # -- contexts -----------------------------------------------------------------------------
     def shared_context(self, g: int, phi: torch.Tensor, y_prev: Optional[torch.Tensor]) -> torch.Tensor:
         """[Φ_h, Φ_ch, Φ_inter] of group g; ``y_prev`` = ŷ^{<g} on the grid (None for g = 0)."""
-        net = self.nets[g]
-        if not net.has_prev:
+        if not self.nets[g].has_prev:
             return phi
+        return torch.cat([phi, *self.group_features(g, y_prev)], dim=1)
+
+    def group_features(self, g: int, y_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Φ_ch, Φ_inter) of group g > 0 from ŷ^{<g} on the grid (steps ① ②)."""
+        net = self.nets[g]
         ch = net.channel_ctx(y_prev)
         everywhere = torch.ones(y_prev.shape[-2:], dtype=torch.bool, device=y_prev.device)
         inter = snap(net.inter_in(y_prev), self.grid, inplace=True)
         inter = net.inter(inter, everywhere)
         inter = snap(net.inter_out(inter), self.grid, inplace=True)
-        return torch.cat([phi, ch, inter], dim=1)
+        return ch, inter
 
-    def _params(self, head_out: torch.Tensor, Gg: torch.Tensor):
-        """(scale index, μ·G, σ·G) from a head's grid output ``[s, m]`` and the group's gains."""
+    def _params(self, head_out: torch.Tensor, Gg: torch.Tensor, grid_mean: bool = False):
+        """(scale index, μ·G, σ·G) from a head's grid output ``[s, m]`` and the group's gains;
+        with ``grid_mean`` μ is returned as its grid integers m (:meth:`gained_mean` of them is
+        μ·G)."""
         s, m = head_out.chunk(2, dim=1)
         idx, sg = _sigma_index(dmath.softplus(s * self.grid.step), Gg)
-        return idx, (m * self.grid.step) * Gg, sg  # μ·G exact (≤ 52 significant bits)
+        return idx, (m if grid_mean else self.gained_mean(m, Gg)), sg
+
+    def gained_mean(self, m: torch.Tensor, Gg: torch.Tensor) -> torch.Tensor:
+        """μ·G = (m·2^−F)·G of grid integers m (any integer or float dtype holding them):
+        exact scaling, one multiplication — μ·G is exact (≤ 52 significant bits)."""
+        return (m.to(torch.float64) * self.grid.step) * Gg
 
     def _head(self, head, x: torch.Tensor, gains: dict, g: int, positions: Optional[torch.Tensor]):
         """An entropy-parameter head (1×1 convs: position-wise) and its parameters — on all
@@ -220,10 +237,20 @@ class ExactEntropyParameters:
                          gathered: bool = False):
         """(scale index, μ·G, σ·G) of group g at the non-anchors; ``y_anchor``: decoded anchors
         of g on the grid (zeros elsewhere); ``gathered``: B×C_g×N at the non-anchors only."""
+        local, intra = self.nonanchor_features(g, shared, y_anchor)
+        pos = ~anchor_mask(*y_anchor.shape[-2:], y_anchor.device) if gathered else None
+        return self._head(self.nets[g].ep_nonanchor, torch.cat([shared, local, intra], dim=1),
+                          gains, g, pos)
+
+    def nonanchor_features(self, g: int, shared: torch.Tensor, y_anchor: torch.Tensor,
+                           owned: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Φ_local, Φ_intra) of group g (steps ⑤ ⑥): the non-anchor head's input beside the
+        shared context.  ``owned``: ``y_anchor`` is the caller's fresh tensor, masked in place."""
         net = self.nets[g]
         h, w = y_anchor.shape[-2:]
         amask = anchor_mask(h, w, y_anchor.device)
-        y_anchor = y_anchor * amask  # defensive, as LGEMContext: nothing at non-anchors enters
+        # defensive, as LGEMContext: nothing at non-anchors enters
+        y_anchor = y_anchor.mul_(amask) if owned else y_anchor * amask
         gr = self.grid
         local = snap(net.local_in(y_anchor), gr, inplace=True)
         local = snap(net.local(local), gr, inplace=True)
@@ -232,14 +259,20 @@ class ExactEntropyParameters:
                 snap(net.intra_dw(kv), gr, inplace=True), gr)
         for blk in net.intra:
             q = blk(q, amask, kv)
-        intra = snap(net.intra_out(q), gr, inplace=True)
-        pos = ~amask if gathered else None
-        return self._head(net.ep_nonanchor, torch.cat([shared, local, intra], dim=1), gains, g, pos)
+        return local, snap(net.intra_out(q), gr, inplace=True)
+
+    def head_params(self, g: int, head, x: torch.Tensor, gains: dict, grid_mean: bool = False):
+        """(scale index, μ·G, σ·G) of gathered head inputs ``x`` (B×C×N): the 1×1 head on a
+        1-pixel-wide image, as :meth:`anchor_params` with ``gathered`` (``grid_mean``: μ's grid
+        integers instead of μ·G)."""
+        out = self._params(head(x[..., None]), gains["G"][:, self.group_slice(g)], grid_mean)
+        return tuple(t[..., 0] for t in out)
 
     def context_input(self, y_hat_gained: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
         """ŷ = ŷ_G / G (one division) on the activation grid — what later contexts see."""
         y = dmath.div(y_hat_gained.to(torch.float64), G.expand_as(y_hat_gained))
-        return to_grid(y, self.grid)
+        # to_grid's ×2^F, rounding and clamp, in place on the fresh quotient (same operations)
+        return snap(y.mul_(self.grid.scale), self.grid, inplace=True)
 
 
 class ExactMeanScaleHyperprior:

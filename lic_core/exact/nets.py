@@ -204,8 +204,8 @@ class ExactWindowAttention:
         return self
 
     def _mask(self, key_allowed: torch.Tensor, H: int, W: int):
-        """(1×nW×1×w²×w² additive mask + Laplacian bias, padded size) — cached per (allowed map,
-        size): 0 (+bias) where a query may see a key, −inf elsewhere."""
+        """(nW×w² keys allowed, nW×w² region ids, padded size) — cached per (allowed map, size)
+        while small: which keys of its window a query may see (:meth:`_window_mask`)."""
         key = (H, W, key_allowed.device.type, hash(key_allowed.cpu().numpy().tobytes()))
         hit = self._masks.get(key)
         if hit is not None:
@@ -219,42 +219,75 @@ class ExactWindowAttention:
         region = _region_map(Hp, Wp, w, s, key_allowed.device)
         allowed_t = _windows(allowed[None, None], w)[..., 0] > 0.5
         region_t = _windows(region[None, None].to(torch.float64), w)[..., 0]
-        mask = allowed_t[:, None, :] & (region_t[:, :, None] == region_t[:, None, :])  # nW×w²×w²
-        # bias + (0 | −inf): adding both at once equals adding them one after the other
-        add_mask = (mask_to_add(mask) + self.bias)[None, :, None]
-        if len(self._masks) > 16:
-            self._masks.clear()
-        hit = self._masks[key] = (add_mask, Hp, Wp)
+        hit = (allowed_t, region_t, Hp, Wp)
+        # a tile of a big image has its own map each time: only small maps are worth keeping
+        if allowed_t.numel() <= self.CACHE_POSITIONS:
+            if len(self._masks) > 16:
+                self._masks.clear()
+            self._masks[key] = hit
         return hit
+
+    #: window maps of at most this many positions are cached (the studio's repeated encodes)
+    CACHE_POSITIONS = 1 << 16
+    #: windows per chunk of the attention: its logits (heads·w²·w² float64 per window, 128 KB
+    #: for 4 heads of 8×8) and softmax temporaries stay near 25 MB whatever the tile size
+    WINDOWS_PER_CHUNK = 64
+
+    def _window_mask(self, allowed_t: torch.Tensor, region_t: torch.Tensor) -> torch.Tensor:
+        """n×1×w²×w² additive mask of n windows: the Laplacian bias where a query may see a key
+        (allowed, same Swin region), −inf elsewhere — bias and mask added in one addition, as
+        adding them one after the other would give."""
+        mask = allowed_t[:, None, :] & (region_t[:, :, None] == region_t[:, None, :])
+        return (mask_to_add(mask) + self.bias)[:, None]
 
     def __call__(self, q_feat: torch.Tensor, kv_feat: torch.Tensor,
                  key_allowed: torch.Tensor) -> torch.Tensor:
+        """Window attention, computed in chunks of :data:`WINDOWS_PER_CHUNK` windows: every
+        window's logits, softmax and sums are its own, so the chunks change no value."""
         B, d, H, W = q_feat.shape
         w, s = self.window, self.shift
-        mask, Hp, Wp = self._mask(key_allowed, H, W)
+        allowed_t, region_t, Hp, Wp = self._mask(key_allowed, H, W)
         pad = (0, Wp - W, 0, Hp - H)
         qf, kf = F.pad(q_feat, pad), F.pad(kv_feat, pad)
         if s:
             qf = torch.roll(qf, (-s, -s), dims=(2, 3))
             kf = torch.roll(kf, (-s, -s), dims=(2, 3))
-        qt, kt = _windows(qf, w), _windows(kf, w)
+        qt, kt = _windows(qf, w), _windows(kf, w)  # (B·nW)×w²×d
+        del qf, kf
         nW = (Hp // w) * (Wp // w)
-        hd, heads, w2 = self.hd, self.heads, w * w
-        q = snap(self.q(qt), self.qk_grid, inplace=True).reshape(-1, w2, heads, hd).transpose(1, 2)
-        kv = self.kv(kt).reshape(-1, w2, 2, heads, hd).permute(2, 0, 3, 1, 4)
-        k, v = snap(kv[0], self.qk_grid), snap(kv[1], self.v_grid)
-        logits = dmath.div(q @ k.transpose(-2, -1), self.logit_div)  # exact q·k, one division
-        logits = logits.reshape(B, nW, heads, w2, w2).add_(mask)  # Laplacian bias and mask
-        e = softmax_integer_weights(logits, -1, self.P, inplace=True).reshape(-1, heads, w2, w2)
-        den = e.sum(dim=-1, keepdim=True)  # exact integers
-        num = e @ v  # exact: Σ e·|v| ≤ w²·2^P·2^(Rv+F) < 2^53
-        out = dmath.div(num, torch.clamp_min(den, 1.0))  # a row without keys: 0/1
-        out = snap(out, self.grid, inplace=True).transpose(1, 2).reshape(-1, w2, d)
+        out = torch.empty((B * nW, w * w, d), dtype=torch.float64, device=qt.device)
+        for b in range(B):
+            for i0 in range(0, nW, self.WINDOWS_PER_CHUNK):
+                i1 = min(nW, i0 + self.WINDOWS_PER_CHUNK)
+                rows = slice(b * nW + i0, b * nW + i1)
+                out[rows] = self._windows_attention(qt[rows], kt[rows],
+                                                    self._window_mask(allowed_t[i0:i1],
+                                                                      region_t[i0:i1]))
+        del qt, kt
         out = snap(self.proj(out), self.grid, inplace=True)
         out = _unwindows(out, B, Hp, Wp, w)
         if s:
             out = torch.roll(out, (s, s), dims=(2, 3))
         return out[:, :, :H, :W]
+
+    def _windows_attention(self, qt: torch.Tensor, kt: torch.Tensor,
+                           mask: torch.Tensor) -> torch.Tensor:
+        """Attention of n windows (n×w²×d query and key/value features, n×1×w²×w² mask) before
+        the output projection, snapped to the grid (n×w²×d)."""
+        n, w2, d = qt.shape
+        hd, heads = self.hd, self.heads
+        q = snap(self.q(qt), self.qk_grid, inplace=True).reshape(n, w2, heads, hd).transpose(1, 2)
+        kv = self.kv(kt).reshape(n, w2, 2, heads, hd).permute(2, 0, 3, 1, 4)
+        k, v = snap(kv[0], self.qk_grid), snap(kv[1], self.v_grid)
+        del kv
+        logits = dmath.div(q @ k.transpose(-2, -1), self.logit_div)  # exact q·k, one division
+        logits.add_(mask)  # Laplacian bias and mask
+        e = softmax_integer_weights(logits, -1, self.P, inplace=True)
+        del logits
+        den = e.sum(dim=-1, keepdim=True)  # exact integers
+        num = e @ v  # exact: Σ e·|v| ≤ w²·2^P·2^(Rv+F) < 2^53
+        out = dmath.div(num, torch.clamp_min(den, 1.0))  # a row without keys: 0/1
+        return snap(out, self.grid, inplace=True).transpose(1, 2).reshape(n, w2, d)
 
 
 class ExactTransformerBlock:

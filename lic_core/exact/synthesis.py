@@ -16,6 +16,9 @@ bounded by :func:`~lic_core.transform.tiling.tile_budget` whatever the image siz
 """
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -174,17 +177,23 @@ class ExactSynthesis:
 
     @torch.no_grad()
     def _tiled(self, y_hat_gained: torch.Tensor, code: int, tile: int, final: str,
-               keep_features: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+               keep_features: bool, out: Optional[torch.Tensor] = None
+               ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The final accumulator ("acc") or uint8 picture ("picture") of the whole image, tile by
         tile (``tile`` latents per side, 0: from the memory budget); with ``keep_features``, the
-        grid integers after each stage but the last."""
+        grid integers after each stage but the last.  ``out`` (B×C×H×W, any strides, H and W up
+        to the padded size) receives the top-left H×W of the result instead of a new tensor."""
         B, _, hl, wl = y_hat_gained.shape
         tile = tile if tile > 0 else self.tile_size()
         inv = self.inverse_gain(code)
-        out: torch.Tensor | None = None
         feats: list = [None] * (len(self.stages) - 1) if keep_features else []
         full = self._up_to(len(self.stages))
+        H, W = (hl * full, wl * full) if out is None else out.shape[-2:]
         for rs, cs in tile_grid(hl, wl, tile, self.margins[0]):
+            (r0, r1), (c0, c1) = ((c[0] * full, min(c[1] * full, n))
+                                  for c, n in ((rs.core, H), (cs.core, W)))
+            if r0 >= r1 or c0 >= c1:  # a tile of padding only (cropped away)
+                continue
             (a0, a1), (b0, b1) = rs.window, cs.window
             # ŷ = ŷ_G ⊙ G' on the grid (elementwise: the window's values are the image's)
             y = y_hat_gained[..., a0:a1, b0:b1].to(self.device, torch.float64) * inv
@@ -192,9 +201,7 @@ class ExactSynthesis:
                                      (rs.window, cs.window), (hl, wl), final, feats)
             del y
             if out is None:
-                out = torch.empty((B, h.shape[1], hl * full, wl * full), dtype=h.dtype,
-                                  device=self.device)
-            (r0, r1), (c0, c1) = ((c[0] * full, c[1] * full) for c in (rs.core, cs.core))
+                out = torch.empty((B, h.shape[1], H, W), dtype=h.dtype, device=self.device)
             out[..., r0:r1, c0:c1] = h[..., r0 - origin[0]:r1 - origin[0],
                                        c0 - origin[1]:c1 - origin[1]]
         assert out is not None
@@ -219,3 +226,19 @@ class ExactSynthesis:
         """uint8 B×3×H×W: clamp(x̂, 0, 1)·255, rounded half-even (exact ops), in tiles of
         ``tile`` latents (0: sized by the memory budget) — the same bytes for every tiling."""
         return self._tiled(y_hat_gained, code, tile, "picture", False)[0]
+
+    @torch.no_grad()
+    def picture_hwc(self, y_hat_gained: torch.Tensor, code: int, size: tuple[int, int],
+                    tile: int = 0) -> np.ndarray:
+        """The picture of one image cropped to ``size`` (H, W) as an H×W×3 uint8 array, each
+        tile written straight into it (no padded picture, no cropping copy: issue 28); the same
+        bytes as :meth:`picture` there."""
+        if y_hat_gained.shape[0] != 1:
+            raise ValueError("picture_hwc decodes one image")
+        arr = np.empty((int(size[0]), int(size[1]), 3), dtype=np.uint8)
+        view = torch.from_numpy(arr).permute(2, 0, 1)[None]
+        if self.device.type == "cpu":
+            self._tiled(y_hat_gained, code, tile, "picture", False, out=view)
+        else:  # a device picture is cropped on the device and copied once
+            view.copy_(self.picture(y_hat_gained, code, tile)[..., :size[0], :size[1]].cpu())
+        return arr

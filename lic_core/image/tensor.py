@@ -58,3 +58,40 @@ def crop(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
     if h > x.shape[-2] or w > x.shape[-1]:
         raise ValueError(f"cannot crop {tuple(x.shape[-2:])} to {(h, w)}")
     return x[..., :h, :w]
+
+
+class PaddedImage:
+    """A ``uint8 H×W×3`` image seen as ``pad_to_multiple(to_tensor(img), multiple)``, window by
+    window (issue 28).
+
+    Why: the float32 picture and its padded copy cost 24 bytes per pixel (1.2 GB at 48 MP) while
+    a tiled transform reads one window at a time.  A window's values are the same numbers as the
+    padded tensor's there — the conversion is elementwise and replicate padding copies the edge —
+    so a transform fed windows sees exactly what it would have cut from the whole tensor."""
+
+    def __init__(self, img: np.ndarray, multiple: int = 64, device="cpu") -> None:
+        a = np.asarray(img)
+        if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3:
+            raise ValueError(f"expected a uint8 H×W×3 array, got {a.dtype} {a.shape}")
+        self.img, self.multiple, self.device = a, int(multiple), torch.device(device)
+        self.height, self.width = int(a.shape[0]), int(a.shape[1])
+        self.padded = padded_size(self.height, self.width, self.multiple)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (1, 3, *self.padded)
+
+    def full(self) -> torch.Tensor:
+        """The whole padded float32 tensor (exactly what ``pad_to_multiple`` returns)."""
+        return pad_to_multiple(to_tensor(self.img).to(self.device), self.multiple)[0]
+
+    def window(self, r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+        """Rows [r0, r1) × columns [c0, c1) of the padded tensor, contiguous float32."""
+        rows = np.minimum(np.arange(r0, r1), self.height - 1)
+        cols = np.minimum(np.arange(c0, c1), self.width - 1)
+        if r1 <= self.height and c1 <= self.width:
+            part = self.img[r0:r1, c0:c1]
+        else:  # replicate padding: the last row/column repeated (index clamping copies them)
+            part = self.img[rows[:, None], cols[None, :]]
+        return to_tensor(np.ascontiguousarray(part)).to(self.device).contiguous()
+

@@ -20,7 +20,7 @@ its network's analysis/synthesis and writes the ``.lic`` header::
 The quantizer chooses symbols, the entropy coder (``lic_core.entropy_coder``) codes them, the
 parameter engine is the only source of μ and the scale index.
 """
-from .base import DecodeSteps, EncodeSteps, LatentCoding, StepRunner
+from .base import DecodeSteps, EncodeSteps, GainedLatent, LatentCoding, StepRunner
 from .checkerboard import CheckerboardGroupedCodec
 from .gaussian_conditional import GaussianConditionalCodec
 from .hyperprior import FactorizedZCodec, HyperpriorLatentCodec
@@ -34,7 +34,7 @@ from .parameters import (
     ScaleHyperpriorFloatParameters,
 )
 
-__all__ = ["CheckerboardGroupedCodec", "DecodeSteps", "EncodeSteps", "FactorizedZCodec",
+__all__ = ["CheckerboardGroupedCodec", "DecodeSteps", "EncodeSteps", "FactorizedZCodec", "GainedLatent",
            "GaussianConditionalCodec", "GroupedEntropyParameters", "HyperpriorEntropyParameters",
            "HyperpriorLatentCodec", "LatentCoding", "LgemExactParameters", "LgemFloatParameters",
            "PassParams", "ScaleHyperpriorExactParameters", "ScaleHyperpriorFloatParameters",

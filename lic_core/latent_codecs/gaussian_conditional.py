@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from .base import StepHook, StepRunner, YPasses
+from .base import GainedLatent, StepHook, StepRunner, YPasses
 from .parameters import HyperpriorEntropyParameters
 
 
@@ -24,7 +24,11 @@ class GaussianConditionalCodec:
 
     @torch.no_grad()
     def run(self, z_hat_gained: torch.Tensor, gains: dict, runner: StepRunner,
-            y_bar: Optional[torch.Tensor] = None, on_step: Optional[StepHook] = None) -> YPasses:
+            y_bar=None, on_step: Optional[StepHook] = None, maps: bool = True) -> YPasses:
+        """The one step (``maps`` is accepted for the interface: μ and σ are computed whole
+        anyway; a :class:`~lic_core.latent_codecs.base.GainedLatent` ``y_bar`` is expanded)."""
+        if isinstance(y_bar, GainedLatent):
+            y_bar = y_bar.full()
         prm = self.engine.params(z_hat_gained, gains)
         B, C = prm.mean.shape[:2]
         res = None if y_bar is None else (y_bar - prm.mean).reshape(B, C, -1)

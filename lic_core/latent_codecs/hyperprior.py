@@ -30,8 +30,7 @@ class YCodec(Protocol):
     num_steps: int
 
     def run(self, z_hat_gained: torch.Tensor, gains: dict, runner: StepRunner,
-            y_bar: Optional[torch.Tensor] = None,
-            on_step: Optional[StepHook] = None) -> YPasses: ...
+            y_bar=None, on_step: Optional[StepHook] = None, maps: bool = True) -> YPasses: ...
 
 
 class FactorizedZCodec:
@@ -84,19 +83,21 @@ class HyperpriorLatentCodec:
         self.y = y
 
     @torch.no_grad()
-    def compress(self, y_bar: torch.Tensor, z_bar: torch.Tensor, gains: dict,
+    def compress(self, y_bar, z_bar: torch.Tensor, gains: dict,
                  quantizer: Quantizer, code: bool = True,
-                 on_step: Optional[StepHook] = None) -> LatentCoding:
-        """Quantize (and with ``code`` entropy-code) gained latents ``ȳ = y⊙G``, ``z̄``.
+                 on_step: Optional[StepHook] = None, maps: bool = True) -> LatentCoding:
+        """Quantize (and with ``code`` entropy-code) gained latents ``ȳ = y⊙G`` (a tensor or a
+        :class:`~lic_core.latent_codecs.base.GainedLatent`), ``z̄``.
 
         ``code=False`` is the quantize-only run of decoder fine-tuning (any batch size); it takes
-        the very same steps, so its ŷ is the ŷ a file would hold.
+        the very same steps, so its ŷ is the ŷ a file would hold.  ``maps=False`` skips the
+        full-size μ, σ and per-element bits (the inspection views; same file).
         """
         sym, z_clamped = self.z.symbols(z_bar)
         z_hat = self.z.dequantize(sym)
         encoder = SymbolEncoder() if code else None
-        runner = EncodeSteps(quantizer, encoder)
-        y = self.y.run(z_hat, gains, runner, y_bar=y_bar, on_step=on_step)
+        runner = EncodeSteps(quantizer, encoder, bits=maps)
+        y = self.y.run(z_hat, gains, runner, y_bar=y_bar, on_step=on_step, maps=maps)
         out = LatentCoding(y=y, z_symbols=sym, z_hat=z_hat, clamped=z_clamped + runner.clamped)
         if encoder is not None:
             out.sections = [self.z.encode(sym), encoder.to_bytes()]
@@ -107,12 +108,13 @@ class HyperpriorLatentCodec:
     @torch.no_grad()
     def decompress(self, sections: list[bytes], latent_size: tuple[int, int], gains: dict,
                    quantizer: Quantizer, on_step: Optional[StepHook] = None,
-                   expected_crcs: Optional[list[int]] = None) -> LatentCoding:
+                   expected_crcs: Optional[list[int]] = None, maps: bool = True) -> LatentCoding:
         """ŷ from the ``[z, y]`` sections; ``latent_size`` = (hz, wz) of z (padded size / 64).
 
         ``expected_crcs`` (z, then each y step) are the file's symbol checks: every step is
         compared right after it is decoded (LicMismatchError), and — the container CRC being
-        verified — a stream the decoder cannot follow is a mismatch too, not a corrupt file."""
+        verified — a stream the decoder cannot follow is a mismatch too, not a corrupt file.
+        ``maps=False``: ŷ only, no full-size μ and σ."""
         if expected_crcs is not None and len(expected_crcs) != 1 + self.y.num_steps:
             raise LicFormatError(f"corrupted .lic file ({len(expected_crcs)} symbol checks, the "
                                  f"codec has {1 + self.y.num_steps} steps)")
@@ -127,7 +129,7 @@ class HyperpriorLatentCodec:
         z_hat = self.z.dequantize(sym)
         decoder = SymbolDecoder(sections[1], what="y stream")
         runner = DecodeSteps(quantizer, decoder, None if expected_crcs is None else expected_crcs[1:])
-        y = self.y.run(z_hat, gains, runner, on_step=on_step)
+        y = self.y.run(z_hat, gains, runner, on_step=on_step, maps=maps)
         try:
             decoder.finish()
         except LicFormatError as exc:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -28,6 +28,7 @@ from ..entropy_model.checkerboard import anchor_mask
 from ..entropy_model.gaussian import scale_index
 from ..exact import ExactEntropyParameters, ExactMeanScaleHyperprior
 from ..exact.cache import cached
+from ..exact.entropy_tiles import TiledEntropy
 
 
 @dataclass
@@ -35,10 +36,21 @@ class PassParams:
     """Entropy parameters of one step: full size ``B×C×h×w`` (valid at that step's positions), or
     with ``gathered`` only the step's positions, ``B×C×N`` in raster order (``checkerboard.gather``)."""
 
-    mean: torch.Tensor  #: gained mean μ·G (float64 on the exact path, float32 on the float one)
-    index: torch.Tensor  #: scale-table index (int64) — the coded quantity
-    scale: torch.Tensor  #: gained σ·G (inspection only)
+    mean: Optional[torch.Tensor]  #: gained mean μ·G (float64 exact path, float32 float one)
+    index: torch.Tensor  #: scale-table index (int64, int16 from the tiled exact engine) — coded
+    scale: Optional[torch.Tensor]  #: gained σ·G (inspection only; None when not asked for)
     gathered: bool = False
+    #: instead of ``mean``: μ as grid integers (int32) and the function of a channel slice of
+    #: them that gives μ·G (the exact engine: half the memory of float64 means on a big photo)
+    mean_grid: Optional[torch.Tensor] = None
+    mean_fn: Optional[Callable[[torch.Tensor, slice], torch.Tensor]] = None
+
+    def means(self, cs: slice = slice(None)) -> torch.Tensor:
+        """μ·G of channels ``cs`` (as stored: gathered or full size)."""
+        if self.mean is not None:
+            return self.mean[:, cs]
+        assert self.mean_grid is not None and self.mean_fn is not None
+        return self.mean_fn(self.mean_grid[:, cs], cs)
 
     @classmethod
     def from_float(cls, mean_gained: torch.Tensor, scale_gained: torch.Tensor) -> "PassParams":
@@ -56,6 +68,8 @@ class GroupedEntropyParameters(abc.ABC):
 
     #: channels per group, in coding order
     groups: tuple[int, ...]
+    #: dtype of the means and of ŷ⊙G (float64 on the exact path: grid values times a gain)
+    value_dtype: torch.dtype = torch.float32
 
     @abc.abstractmethod
     def gains_for_code(self, code: int) -> dict:
@@ -67,7 +81,8 @@ class GroupedEntropyParameters(abc.ABC):
 
     @abc.abstractmethod
     def hyper(self, z_hat_gained: torch.Tensor, gains: dict) -> torch.Tensor:
-        """Hyper features Φ_h from the dequantized, still gained, hyper-latent ẑ⊙H."""
+        """Hyper features Φ_h (B×C×h×w on y's grid) from the dequantized, still gained,
+        hyper-latent ẑ⊙H."""
 
     @abc.abstractmethod
     def group_context(self, g: int, phi: torch.Tensor, gains: dict,
@@ -75,12 +90,14 @@ class GroupedEntropyParameters(abc.ABC):
         """Whatever both passes of group g share, from Φ_h and ŷ⊙G of groups < g (None for 0)."""
 
     @abc.abstractmethod
-    def anchor(self, g: int, ctx: Any, gains: dict) -> PassParams:
-        """Parameters of the anchors of group g (pass 0)."""
+    def anchor(self, g: int, ctx: Any, gains: dict, scales: bool = True) -> PassParams:
+        """Parameters of the anchors of group g (pass 0); ``scales=False``: σ·G may be None."""
 
     @abc.abstractmethod
-    def nonanchor(self, g: int, ctx: Any, gains: dict, y_anchor_gained: torch.Tensor) -> PassParams:
-        """Parameters of the non-anchors of group g, given its decoded anchors (zeros elsewhere)."""
+    def nonanchor(self, g: int, ctx: Any, gains: dict, y_anchor_gained: torch.Tensor,
+                  scales: bool = True) -> PassParams:
+        """Parameters of the non-anchors of group g, given its decoded anchors (zeros elsewhere);
+        ``scales=False``: σ·G may be None."""
 
 
 class LgemFloatParameters(GroupedEntropyParameters):
@@ -107,11 +124,11 @@ class LgemFloatParameters(GroupedEntropyParameters):
         Gg = gains["G"][:, self.group_slice(g)]
         return PassParams.from_float(mean * Gg, scale * Gg)
 
-    def anchor(self, g, ctx, gains):
+    def anchor(self, g, ctx, gains, scales=True):
         s, m = self.model.context.anchor_params(g, ctx)
         return self._gained(g, gains, s, m)
 
-    def nonanchor(self, g, ctx, gains, y_anchor_gained):
+    def nonanchor(self, g, ctx, gains, y_anchor_gained, scales=True):
         Gg = gains["G"][:, self.group_slice(g)]
         h, w = y_anchor_gained.shape[-2:]
         y_anchor = (y_anchor_gained.float() / Gg) * anchor_mask(h, w, y_anchor_gained.device)
@@ -150,36 +167,55 @@ class LgemExactParameters(GroupedEntropyParameters):
     """The LGEM context model on the exact path (:class:`lic_core.exact.ExactEntropyParameters`).
 
     ``gains`` must be the exact gains of a slider code (:meth:`gains_for_code`: float64 tensors
-    holding float32 values).  The quantized networks are built once per model weights."""
+    holding float32 values).  The quantized networks are built once per model weights.
 
-    def __init__(self, model: torch.nn.Module, device="cpu") -> None:
+    Every step runs in tiles of the latent grid (:class:`lic_core.exact.entropy_tiles.
+    TiledEntropy`: bounded memory for any photo, the same bits for every tile size); ``tile``
+    (latents per core side) overrides the size chosen from the memory budget ($LIC_TILE_MB).
+    Φ_h and the group features are held as int32 grid integers between steps."""
+
+    value_dtype = torch.float64
+
+    def __init__(self, model: torch.nn.Module, device="cpu", tile: int = 0) -> None:
         self.model = model
         self.groups = tuple(model.config.groups)
         dev = torch.device(device)
         self.exact: ExactEntropyParameters = cached(
             model, f"entropy:{dev}", (model.h_s, model.context, model.gains),
             lambda: ExactEntropyParameters.from_model(model, device=dev))
+        self.tiled = TiledEntropy(self.exact)
+        self.tile = int(tile)
+
+    def _tile(self) -> int:
+        return self.tile if self.tile > 0 else self.tiled.tile_size()
 
     def gains_for_code(self, code: int) -> dict:
         return self.exact.gains_for_code(code)
 
     def hyper(self, z_hat_gained, gains):
-        return self.exact.hyper(z_hat_gained, gains)
+        return self.tiled.hyper(z_hat_gained, gains, self._tile())
 
     def group_context(self, g, phi, gains, y_prev_gained):
-        y_prev = None
-        if y_prev_gained is not None:
-            y_prev = self.exact.context_input(y_prev_gained, gains["G"][:, : y_prev_gained.shape[1]])
-        return self.exact.shared_context(g, phi, y_prev)
+        feats = None
+        if y_prev_gained is not None and self.exact.nets[g].has_prev:
+            feats = self.tiled.group_features(g, y_prev_gained, gains, self._tile())
+        return phi, feats
 
-    def anchor(self, g, ctx, gains):
-        idx, mean, sg = self.exact.anchor_params(g, gains, ctx, gathered=True)
-        return PassParams(mean=mean, index=idx, scale=sg, gathered=True)
+    def _pass(self, g: int, gains: dict, idx, m, sg) -> PassParams:
+        Gg = gains["G"][:, self.group_slice(g), :, 0]  # 1×C_g×1: gathered layout
 
-    def nonanchor(self, g, ctx, gains, y_anchor_gained):
-        y_anchor = self.exact.context_input(y_anchor_gained, gains["G"][:, self.group_slice(g)])
-        idx, mean, sg = self.exact.nonanchor_params(g, gains, ctx, y_anchor, gathered=True)
-        return PassParams(mean=mean, index=idx, scale=sg, gathered=True)
+        def gained(m_part: torch.Tensor, cs: slice) -> torch.Tensor:
+            return self.exact.gained_mean(m_part, Gg[:, cs])
+
+        return PassParams(mean=None, index=idx, scale=sg, gathered=True, mean_grid=m,
+                          mean_fn=gained)
+
+    def anchor(self, g, ctx, gains, scales=True):
+        return self._pass(g, gains, *self.tiled.anchor(g, *ctx, gains, self._tile(), scales))
+
+    def nonanchor(self, g, ctx, gains, y_anchor_gained, scales=True):
+        return self._pass(g, gains, *self.tiled.nonanchor(g, *ctx, y_anchor_gained, gains,
+                                                          self._tile(), scales))
 
 
 class ScaleHyperpriorExactParameters(HyperpriorEntropyParameters):

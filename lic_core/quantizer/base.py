@@ -42,6 +42,11 @@ class Quantizer(abc.ABC):
 
     #: registry name, stored in the .lic header: "round" | "deadzone" | "rdoq" | "tcq"
     name: str = ""
+    #: True when every element is quantized, reconstructed and coded on its own (one pmf per
+    #: element, one chunk in C order): a block may then be run in consecutive channel slices with
+    #: the same indices, reconstruction and coded bits (the latent codecs bound their memory that
+    #: way on big images, issue 28).  TCQ's trellis runs along the channels: False.
+    elementwise: bool = False
 
     @abc.abstractmethod
     def params(self) -> dict[str, Any]:

@@ -52,6 +52,8 @@ def gaussian_bits(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 class _ScalarQuantizer(Quantizer):
     """Shared decoder and coder of the scalar quantizers (reconstruction ``q·Δ``, Δ = 1)."""
 
+    elementwise = True  # each decision, reconstruction and pmf depends on its own element only
+
     def params(self) -> dict[str, Any]:
         return {}
 

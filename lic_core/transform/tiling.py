@@ -26,11 +26,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Union
 
 import torch
 from torch import nn
 
+from ..image.tensor import PaddedImage
 from .layers import AttentionBlock, ResidualBottleneck
 
 #: the budget a tile's working set is sized for: a 48 MP photo then needs no more memory than a
@@ -171,21 +172,29 @@ def analysis_margin(net: nn.Module) -> tuple[int, int]:
 
 
 def analysis_bytes_per_pixel(net: nn.Module) -> float:
-    """Peak working set of a float32 down-sampling transform per input pixel of its window: the
-    widest activation after the first stride (at 1/4 of the pixels) several times over (input,
-    output, residual and attention branches), plus the input."""
-    widths = [m.out_channels for m in net.modules() if isinstance(m, nn.Conv2d)]
-    return 4.0 * (3 + 6 * max(widths, default=3) / 4)
+    """Peak working set of a float32 down-sampling transform per input pixel of its window: its
+    densest activation (channels per input pixel, after the strides so far) about four times
+    over (input, branches and output of a residual block) plus the input's 3 channels.  For the
+    ELIC g_a that is 64 channels at 1/4 of the pixels: 268 bytes; VmHWM measured 194–240 bytes
+    (lic-lgem-cpu, 0.25–4 MP windows)."""
+    density, down = 3.0, 1
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            down *= int(m.stride[0])
+            density = max(density, m.out_channels / (down * down))
+    return 4.0 * (3 + 4 * density)
 
 
 @torch.no_grad()
-def analysis_tiled(net: nn.Module, x: torch.Tensor, budget: int = 0, tile: int = 0,
-                   min_window: int = MIN_ANALYSIS_WINDOW) -> torch.Tensor:
+def analysis_tiled(net: nn.Module, x: Union[torch.Tensor, PaddedImage], budget: int = 0,
+                   tile: int = 0, min_window: int = MIN_ANALYSIS_WINDOW) -> torch.Tensor:
     """``net(x)`` computed tile by tile with bounded memory, the same values as ``net(x)``.
 
-    ``x`` is B×C×H×W with H, W multiples of the total stride.  ``tile`` (pixels, a multiple of the
-    stride) overrides the size chosen from ``budget`` (bytes; 0: :func:`tile_budget`).  An image
-    that fits one tile runs whole — exactly the untiled call."""
+    ``x`` is B×C×H×W with H, W multiples of the total stride, or a
+    :class:`~lic_core.image.tensor.PaddedImage` (a uint8 photo read window by window: no float
+    copy of the whole picture).  ``tile`` (pixels, a multiple of the stride) overrides the size
+    chosen from ``budget`` (bytes; 0: :func:`tile_budget`).  An image that fits one tile runs
+    whole — exactly the untiled call."""
     stride, margin = analysis_margin(net)
     H, W = x.shape[-2:]
     if H % stride or W % stride:
@@ -195,7 +204,7 @@ def analysis_tiled(net: nn.Module, x: torch.Tensor, budget: int = 0, tile: int =
                                stride, smallest=4 * stride)
     tile = max(stride, tile // stride * stride)
     if H <= tile and W <= tile:
-        return net(x)
+        return net(x.full() if isinstance(x, PaddedImage) else x)
     n_h, n_w = H // stride, W // stride  # plan on the output grid: windows stay stride-aligned
     t, m, mw = tile // stride, margin // stride, -(-min_window // stride)
     rows = spans(n_h, t, m, mw)
@@ -206,7 +215,9 @@ def analysis_tiled(net: nn.Module, x: torch.Tensor, budget: int = 0, tile: int =
     for rs, cs in ((r, c) for r in rows for c in cols):
         (r0, r1), (c0, c1) = rs.core, cs.core
         (a0, a1), (b0, b1) = rs.window, cs.window
-        part = net(x[..., a0 * stride:a1 * stride, b0 * stride:b1 * stride].contiguous())
+        rs, cs = (a0 * stride, a1 * stride), (b0 * stride, b1 * stride)
+        part = net(x.window(*rs, *cs) if isinstance(x, PaddedImage) else
+                   x[..., rs[0]:rs[1], cs[0]:cs[1]].contiguous())
         if out is None:
             out = part.new_empty((*part.shape[:2], n_h, n_w))
         out[..., r0:r1, c0:c1] = part[..., r0 - a0:r1 - a0, c0 - b0:c1 - b0]

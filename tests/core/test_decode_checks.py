@@ -46,8 +46,8 @@ def test_other_entropy_parameters_stop_with_the_mismatch_error(codec, monkeypatc
     enc = codec.encode(_img(), EncodeParams(rate=0.7, quantizer="round"))
     original = LgemExactParameters.anchor
 
-    def perturbed(self, g, ctx, gains):  # a machine whose arithmetic moves one scale index
-        prm = original(self, g, ctx, gains)
+    def perturbed(self, g, ctx, gains, **kw):  # a machine whose arithmetic moves one scale index
+        prm = original(self, g, ctx, gains, **kw)
         if g == 2:
             prm.index = prm.index.clone()
             first = (0,) * prm.index.dim()
@@ -64,14 +64,14 @@ def test_other_entropy_parameters_stop_with_the_mismatch_error(codec, monkeypatc
 
 def test_another_picture_stops_with_the_mismatch_error(codec, monkeypatch):
     enc = codec.encode(_img(), EncodeParams(rate=0.5, quantizer="tcq"))
-    original = ExactSynthesis.picture
+    original = ExactSynthesis.picture_hwc
 
-    def off_by_one(self, y_hat_gained, code):  # a machine whose g_s differs in one pixel
-        pic = original(self, y_hat_gained, code).clone()
-        pic[0, 1, 5, 7] ^= 1
+    def off_by_one(self, y_hat_gained, code, size):  # a machine whose g_s differs in one pixel
+        pic = original(self, y_hat_gained, code, size).copy()
+        pic[5, 7, 1] ^= 1
         return pic
 
-    monkeypatch.setattr(ExactSynthesis, "picture", off_by_one)
+    monkeypatch.setattr(ExactSynthesis, "picture_hwc", off_by_one)
     with pytest.raises(LicMismatchError, match="different 'mse' picture") as exc:
         codec.decode(enc.data)
     assert "intact" in str(exc.value) and "corrupted" not in str(exc.value)
@@ -134,13 +134,13 @@ def test_cli_exit_codes_differ_and_no_picture_is_written(codec, tmp_path, monkey
     enc = codec.encode(_img(), EncodeParams(rate=0.5))
     good = tmp_path / "good.lic"
     good.write_bytes(enc.data)
-    original = ExactSynthesis.picture
-    monkeypatch.setattr(ExactSynthesis, "picture",
-                        lambda self, y, c: original(self, y, c).add_(1))
+    original = ExactSynthesis.picture_hwc
+    monkeypatch.setattr(ExactSynthesis, "picture_hwc",
+                        lambda self, y, c, size: original(self, y, c, size) + 1)
     rc = main(["decompress", str(good), str(tmp_path / "a.png"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 3 and "intact" in err and not (tmp_path / "a.png").exists()
-    monkeypatch.setattr(ExactSynthesis, "picture", original)
+    monkeypatch.setattr(ExactSynthesis, "picture_hwc", original)
     bad = bytearray(enc.data)
     bad[-9] ^= 1
     (tmp_path / "bad.lic").write_bytes(bytes(bad))

@@ -192,6 +192,8 @@ def test_v2_fixtures_are_the_same_in_small_tiles(case, monkeypatch):
     from test_format_fixtures import V2, _codec
 
     monkeypatch.setenv("LIC_TILE_MB", "0.01")  # g_s tiles of 4 latents, g_a tiles of 64 pixels
+    # (entropy tiles of 8 latents) and steps coded in slices of a channel or two
+    monkeypatch.setattr("lic_core.latent_codecs.base.STEP_SLICE_ELEMENTS", 40)
     codec = _codec(case)
     rec = codec.decode((V2 / case["file"]).read_bytes()).reconstruction
     assert _sha(rec) == case["pixels_sha256"]
@@ -261,3 +263,100 @@ def test_blocked_kernels_equal_the_reference(kind, monkeypatch):
            picture_from_real(ref_acc * grid.step))
     for a, b in zip(got, ref):
         assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+# ------------------------------------------------------------- entropy parameters in tiles
+
+
+@pytest.mark.parametrize("h,w,parity", [(5, 7, 0), (5, 7, 1), (8, 6, 0), (9, 4, 1), (1, 1, 0)])
+def test_tile_rows_land_where_gather_puts_them(h, w, parity):
+    """Every core's pass positions, written row by row, are the whole grid's gather."""
+    from lic_core.entropy_model.checkerboard import anchor_mask, gather
+    from lic_core.exact.entropy_tiles import TiledEntropy
+
+    x = torch.arange(h * w, dtype=torch.float64).reshape(1, 1, h, w)
+    mask = anchor_mask(h, w) if parity == 0 else ~anchor_mask(h, w)
+    want = gather(x, mask)
+    assert want.shape[-1] == TiledEntropy.pass_size(h, w, parity)
+    got = torch.full_like(want, -1.0)
+    for r0 in range(0, h, 2):
+        for c0 in range(0, w, 4):
+            rows, cols = (r0, min(h, r0 + 2)), (c0, min(w, c0 + 4))
+            m = anchor_mask(rows[1] - r0, cols[1] - c0)
+            part = x[..., rows[0]:rows[1], cols[0]:cols[1]][:, :, m if parity == 0 else ~m]
+            TiledEntropy._place([got], (part,), rows, cols, w, parity)
+    assert torch.equal(got, want)
+
+
+def _coded(model, img, tile, quantizer="round"):
+    """(file sections, ŷ⊙G, symbol CRCs) of one image with the exact engine in tiles."""
+    from lic_core.codecs.learned import _analyse, latent_codec
+    from lic_core.image.tensor import pad_to_multiple, to_tensor
+    from lic_core.latent_codecs import LgemExactParameters
+    from lic_core.quantizer import build_quantizer
+
+    eng = LgemExactParameters(model, tile=tile)
+    gains = eng.gains_for_code(30000)
+    x, _ = pad_to_multiple(to_tensor(img), 64)
+    with torch.no_grad():
+        y_bar, z_bar = _analyse(model, x, gains)
+        c = latent_codec(model, eng).compress(y_bar, z_bar, gains, build_quantizer(quantizer))
+        d = latent_codec(model, eng).decompress(c.sections, (x.shape[-2] // 64, x.shape[-1] // 64),
+                                                gains, build_quantizer(quantizer),
+                                                expected_crcs=c.symbol_crcs, maps=False)
+    assert torch.equal(d.y_hat_gained, c.y_hat_gained)
+    return c.sections, _sha(c.y_hat_gained, c.y.means, c.y.scales, c.y.bits), c.symbol_crcs
+
+
+def test_entropy_parameters_tiles_on_the_tiny_model():
+    """Window 4 (tiles aligned to 4): tiles of 4 and 8 latents give the whole latent's bits."""
+    torch.manual_seed(0)
+    m = build_model("lic-lgem-tiny").eval()
+    m.prior.update_tables()
+    with torch.no_grad():  # a random g_a is nearly flat: spread the latents so symbols vary
+        m.gains.gain.weight.mul_(6.0)
+    img = (np.random.RandomState(2).rand(320, 448, 3) * 255).astype(np.uint8)  # 20×28 latents
+    whole = _coded(m, img, tile=4096)
+    for tile in (4, 8):
+        assert _coded(m, img, tile=tile) == whole, tile
+
+
+@needs_cpu_weights
+@pytest.mark.parametrize("quantizer", ["round", pytest.param("tcq", marks=pytest.mark.slow)])
+def test_entropy_parameters_tiles_on_the_cpu_model(quantizer):
+    """Window 8, shifted intra blocks, margins of 8 and 16 latents: a 24×32-latent photo in tiles
+    of 8 and 16 codes the same bytes, ŷ, means, scales and bits as in one tile."""
+    from lic_core.image.io import load_image, sample_image_path
+
+    m = load_model("lic-lgem-cpu")
+    img = np.ascontiguousarray(load_image(sample_image_path())[:384, :512])
+    whole = _coded(m, img, tile=4096, quantizer=quantizer)
+    for tile in (8, 16):
+        assert _coded(m, img, tile=tile, quantizer=quantizer) == whole, tile
+
+
+def test_padded_image_windows_are_the_padded_tensor():
+    """g_a reads the uint8 photo window by window: the same floats as the padded tensor."""
+    from lic_core.image.tensor import PaddedImage, pad_to_multiple, to_tensor
+
+    img = (np.random.RandomState(0).rand(70, 100, 3) * 255).astype(np.uint8)
+    whole = pad_to_multiple(to_tensor(img), 64)[0]
+    p = PaddedImage(img, 64)
+    assert p.shape == tuple(whole.shape) and torch.equal(p.full(), whole)
+    for r0, r1, c0, c1 in [(0, 64, 0, 64), (32, 128, 40, 128), (0, 128, 0, 128), (69, 71, 99, 101)]:
+        assert torch.equal(p.window(r0, r1, c0, c1), whole[..., r0:r1, c0:c1])
+
+
+def test_gained_latent_split_and_release():
+    from lic_core.latent_codecs import GainedLatent
+
+    y = torch.randn(1, 10, 3, 4)
+    G = torch.rand(1, 10, 1, 1, dtype=torch.float64) + 0.5
+    gl = GainedLatent(y, G)
+    want = y.to(torch.float64) * G
+    gl.split([3, 7])
+    assert torch.equal(gl.channels(slice(3, 10)), want[:, 3:]) and torch.equal(gl.full(), want)
+    gl.release(slice(0, 3))
+    assert torch.equal(gl.channels(slice(4, 6)), want[:, 4:6])
+    with pytest.raises(KeyError):
+        gl.channels(slice(0, 2))
