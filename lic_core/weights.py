@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -205,3 +206,54 @@ def provenance_line(meta: Mapping[str, Any]) -> str:
             parts.append(f"Kodak {min(bpp):.2f}–{max(bpp):.2f} bpp at "
                          f"{min(psnr):.1f}–{max(psnr):.1f} dB")
     return " · ".join(parts) if parts else "provenance not recorded"
+
+
+#: what each provenance status means, in one sentence: ``lic models`` and the studio's "About
+#: this model" card say exactly this (``""``: nothing on the card says either way)
+PROVENANCE_WORDS = {
+    "trained": "TRAINED — weights come from a real training run; numbers are meaningful.",
+    "preview": "PREVIEW — a small or briefly trained model; it shows how the codec works, "
+               "its rate–distortion numbers are NOT representative.",
+    "": "Provenance not stated by the codec.",
+}
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a set of weights is, for people: the one description the CLI and the studio share.
+
+    Attributes
+    ----------
+    status : str
+        ``"preview"``, ``"trained"`` or ``""`` (nothing recorded says which).
+    line : str
+        :func:`provenance_line` (parameters, training steps and hardware, measured BD-rates).
+    """
+
+    status: str
+    line: str
+
+    @property
+    def preview(self) -> bool:
+        return self.status == "preview"
+
+    @property
+    def words(self) -> str:
+        """The status in one sentence (:data:`PROVENANCE_WORDS`)."""
+        return PROVENANCE_WORDS[self.status]
+
+
+def weights_provenance(meta: Mapping[str, Any]) -> Provenance:
+    """The :class:`Provenance` of ``meta``: :func:`load_weights`' metadata, a model card, or a
+    codec's ``describe()`` (whose ``provenance`` words count too: a preview wins, since a
+    preview card may also say it was "trained briefly")."""
+    card = _card_of(meta)
+    said = str(meta.get("provenance", "")).lower() if isinstance(meta, Mapping) else ""
+    if is_preview(card) or "preview" in said:
+        status = "preview"
+    elif "trained" in said or card.get("preview") is False \
+            or str(card.get("status", "")).strip().lower().startswith("trained"):
+        status = "trained"
+    else:
+        status = ""
+    return Provenance(status=status, line=provenance_line(meta))

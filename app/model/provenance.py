@@ -1,7 +1,8 @@
 """What a codec's weights are, in words, for the codec chooser and the About card (Qt-free).
 
-The words come from ``lic_core.weights.provenance_line`` over the weights' model card, read from
-the file's metadata only (no tensors are loaded, so labelling every codec at start-up is cheap).
+The words come from ``lic_core.weights.weights_provenance`` (what ``lic models`` prints too) over
+the weights' model card, read from the file's metadata only (no tensors are loaded, so labelling
+every codec at start-up is cheap).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, Optional
 
 from lic_core.codecs import get_codec
 from lic_core.paths import weights_path
-from lic_core.weights import is_preview, provenance_line, read_weights_card
+from lic_core.weights import read_weights_card, weights_provenance
 
 
 def weights_card(codec_name: str) -> Optional[dict[str, Any]]:
@@ -32,7 +33,8 @@ def codec_provenance(codec_name: str) -> tuple[bool, str]:
     card = weights_card(codec_name)
     if not card:
         return False, ""
-    return is_preview(card), provenance_line(card)
+    prov = weights_provenance(card)
+    return prov.preview, prov.line
 
 
 #: what each quantizer does, in one line (docs/methods.md §4.2–4.4)

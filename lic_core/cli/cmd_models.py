@@ -95,7 +95,7 @@ def _rate_text(r: dict) -> str:
 
 def describe_block(r: dict) -> list[str]:
     """Readable lines for one codec row: a title line, then aligned ``field  value`` lines."""
-    from ..weights import is_preview, provenance_line
+    from ..weights import weights_provenance
 
     desc = r.get("describe", {}) or {}
     state = "available" if r["available"] else f"unavailable: {r['reason']}"
@@ -106,13 +106,13 @@ def describe_block(r: dict) -> list[str]:
     if desc.get("kind") == "added model":
         fields += _added_fields(desc)
     elif r["family"] == "learned" and r["available"]:
-        line = provenance_line(desc)
-        fields.append(("weights", line))
+        # the studio's codec chooser and About card say the same (weights_provenance)
+        prov = weights_provenance(desc)
+        fields.append(("weights", prov.line))
         if desc.get("weights_hash"):
             fields.append(("hash", str(desc["weights_hash"])))
-        if is_preview(desc):
-            fields.append(("note", "preview weights: rate–distortion figures are NOT "
-                                   "representative of the method"))
+        if prov.preview:
+            fields.append(("note", prov.words))
     elif desc.get("paper"):
         fields.append(("paper", str(desc["paper"])))
     for key in ("encoder", "decoder", "settings"):  # a classical codec's libraries and set-up

@@ -107,6 +107,31 @@ def test_provenance_line_falls_back_on_what_exists():
     assert is_preview({"status": "PREVIEW — x"}) and not is_preview({"preview": False})
 
 
+def test_weights_provenance_is_the_one_description_of_cli_and_studio():
+    """``weights_provenance`` says preview / trained / not stated, in the words both ``lic
+    models`` and the studio's About card print; a preview wins over "trained briefly"."""
+    from lic_core.cli.cmd_models import describe_block
+    from lic_core.weights import PROVENANCE_WORDS, weights_provenance
+
+    prev = weights_provenance({"card": CARD})
+    assert prev.status == "preview" and prev.preview and prev.line == provenance_line(CARD)
+    assert prev.words == PROVENANCE_WORDS["preview"] and "NOT representative" in prev.words
+    said = weights_provenance({"provenance": "PREVIEW — trained briefly on CPU"})
+    assert said.status == "preview"  # the describe() words count, and a preview wins
+    trained = weights_provenance(dict(CARD, preview=False, status="trained"))
+    assert trained.status == "trained" and not trained.preview
+    assert weights_provenance({"provenance": "trained"}).status == "trained"
+    unknown = weights_provenance({"label": "N=64 narrow variant"})
+    assert unknown.status == "" and "not stated" in unknown.words
+    # `lic models` prints exactly these: the weights line and, for a preview, the words
+    row = {"name": "x", "family": "learned", "available": True, "reason": "",
+           "describe": dict(CARD)}
+    block = "\n".join(describe_block(row))
+    assert prev.line in block and prev.words in block
+    row["describe"] = dict(CARD, preview=False, status="trained")
+    assert PROVENANCE_WORDS["preview"] not in "\n".join(describe_block(row))
+
+
 def test_lic_models_prints_readable_blocks_not_dicts():
     out = io.StringIO()
     with redirect_stdout(out):

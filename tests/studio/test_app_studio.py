@@ -379,7 +379,7 @@ def test_error_dialogs_for_bad_files(qtbot, window, tmp_path):
 
 def test_about_model_card_states_provenance(qtbot, window, learned):
     """The about card says in plain words whether a learned model is TRAINED or a PREVIEW."""
-    from app.qt_about import describe_html
+    from app.model.about import describe_html
 
     html = describe_html(learned)
     assert "TRAINED" in html or "PREVIEW" in html or "not stated" in html

@@ -174,7 +174,7 @@ def test_unreachable_target_bpp_says_so(qtbot, window):
 # ---------------------------------------------------------------------------- item 8: provenance
 
 def test_preview_weights_are_labelled_where_the_codec_is_chosen(qtbot, fake_codec):
-    from app.qt_about import describe_html
+    from app.model.about import describe_html
     from lic_core.weights import provenance_line
 
     win = make_window(qtbot, codecs=[FAKE, "jpeg", "jpeg"])
