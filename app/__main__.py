@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> int:
     """Start the studio, optionally opening IMAGE (an image, a .lic file or a session .json)."""
     args = build_parser().parse_args(argv)
-    from lic_core.errors import LicError
+    from .model.errors import LicError
 
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot never needs a display

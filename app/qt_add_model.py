@@ -25,10 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lic_core.errors import CancelledError
-
 from .model import services
 from .model.add_model import AddModelForm, promise_note
+from .model.errors import CancelledError
 from .model.session import CancelToken
 from .qt_workers import QtWorkerPool
 

@@ -29,10 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lic_core.errors import CancelledError, LicError
-
 from .model import artifacts
 from .model.artifacts import ArtifactRequest, ArtifactResult
+from .model.errors import CancelledError, LicError
 from .model.session import PANE_NAMES, SessionModel
 from .qt_signals import ModelSubscriptions
 from .qt_workers import QtWorkerPool

@@ -12,10 +12,9 @@ from typing import Callable, Optional
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from lic_core.errors import CancelledError, LicError
-
-from .model import memory
+from .model import memory, session_file, sweep
 from .model.encoding import Encoding, PaneSettings
+from .model.errors import CancelledError, LicError
 from .model.jobs import ScoreRequest, run_encode, run_scores
 from .model.session import EncodeRequest, SessionModel
 from .qt_file_jobs import QtFileJobs
@@ -60,7 +59,6 @@ class QtEncodeController(QObject):
         self._bg_total = 0
         self._bg_done = 0
         self._subs = ModelSubscriptions(self)
-        self.auto_encode = True
         for pane in session.panes:
             t = QTimer(self)
             t.setSingleShot(True)
@@ -85,6 +83,15 @@ class QtEncodeController(QObject):
             self._subs.connect(pane.events.encoding, self._on_scores_needed)
 
     # ------------------------------------------------------------------ scheduling
+    @property
+    def auto_encode(self) -> bool:
+        """Whether changes start encodes: the session's :attr:`SessionModel.auto_encode`."""
+        return self.session.auto_encode
+
+    @auto_encode.setter
+    def auto_encode(self, on: bool) -> None:
+        self.session.auto_encode = bool(on)
+
     def _on_settings_change(self, index: int) -> None:
         if not self.auto_encode or self.session.image is None:
             return
@@ -158,26 +165,10 @@ class QtEncodeController(QObject):
         self.background_progress.emit(self._bg_done, self._bg_total)
 
     def sweep(self, index: int, points: int = 6) -> int:
-        """Encode pane ``index``'s codec at ``points`` rates across its range (RD curve)."""
-        from lic_core.codecs import get_codec
-
-        s = self.session.panes[index].settings
-        codec = get_codec(s.codec)
-        lo, hi = codec.rate_range
-        n = 0
-        rates = []
-        for k in range(points):
-            r = lo + (hi - lo) * (0.1 + 0.85 * k / max(1, points - 1))
-            if getattr(codec, "integer_rate", False):
-                r = float(round(r))
-            rates.append(r)
-        if getattr(codec, "integer_rate", False) and hi - lo + 1 <= points:
-            rates = [float(v) for v in range(int(lo), int(hi) + 1)]  # every checkpoint once
-        for r in dict.fromkeys(rates):  # each knob value once
-            d = s.to_dict()
-            d.update(rate=r, target_bpp=None)
-            n += self.encode_background(PaneSettings.from_dict(d))
-        return n
+        """Encode pane ``index``'s codec at ``points`` rates across its range (RD curve; the
+        plan is :func:`app.model.sweep.sweep_settings`).  Returns how many encodes started."""
+        plan = sweep.sweep_settings(self.session.panes[index].settings, points)
+        return sum(self.encode_background(s) for s in plan)
 
     def _cancel_inflight(self, index: int) -> None:
         req = self._inflight.pop(index, None)
@@ -210,11 +201,17 @@ class QtEncodeController(QObject):
 
     def _revert(self, index: int) -> None:
         """Settings back on the shown result, without encoding anything."""
-        was, self.auto_encode = self.auto_encode, False
-        try:
+        with self.session.auto_encode_paused():
             self.session.revert_to_shown(index)
-        finally:
-            self.auto_encode = was
+
+    def restore_session(self, d: dict) -> None:
+        """Panes and view from a read session file (:mod:`app.model.session_file`), then encode
+        the panes and re-run the saved encodings (cache hits when still there); one-line
+        :class:`LicError` for a session that cannot be applied."""
+        todo = session_file.restore_session(self.session, d)
+        self.encode_all()
+        for s in todo:
+            self.encode_background(s)
 
     def is_idle(self) -> bool:
         """No timer pending and no job running (tests wait on this)."""
@@ -232,7 +229,7 @@ class QtEncodeController(QObject):
         s = self.session.panes[index].settings
         try:
             images = dataset.list_images(folder)
-            rates = dataset.sweep_rates(s.codec, points)
+            rates = sweep.sweep_rates(s.codec, points)
         except LicError as exc:
             self.error.emit("Cannot sweep that folder", str(exc))
             return False

@@ -10,14 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from lic_core.errors import LicError
-from lic_core.fileio import write_atomic_via_path
-
-from .model import display, export, inspect_maps
+from .model import display, export, inspect_maps, session_file
+from .model.errors import LicError
 from .model.session import PANE_NAMES
 from .qt_file_jobs import FileJob
 from .qt_settings import studio_settings
@@ -135,13 +132,8 @@ class ExportActions:
         insp = enc.inspection
 
         def write() -> Path:  # H×W work: in a worker for a big picture
-            hm = inspect_maps.heatmap_for_image(insp, h, w, kind, ch)
-            finite = hm[np.isfinite(hm)]
-            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-            rgb = inspect_maps.colorize(hm, cmap, lo, hi)
-            what = "z" if kind == "bits_z" else ("y" if ch is None else f"y ch {ch}")
-            rgb = inspect_maps.add_colorbar(rgb, lo, hi, cmap, f"bits/px ({what})")
-            return export.save_png(p, rgb, True)
+            return export.save_png(p, inspect_maps.heatmap_picture(insp, h, w, kind, ch, cmap),
+                                   True)
 
         return self._guard(write, display.is_big((h, w)), p)
 
@@ -152,10 +144,9 @@ class ExportActions:
             return None
 
         def write() -> Path:
-            # the exporters write to a file name (format from its suffix): lic_core gives them
-            # a temporary one beside the target and moves it into place (atomic, umask mode)
-            return write_atomic_via_path(p, lambda tmp: self.rd_plot.export(str(tmp)),
-                                         overwrite=True)
+            # the exporters write to a file name (format from its suffix): they get a
+            # temporary one beside the target, moved into place (atomic, umask mode)
+            return export.write_via_path(p, lambda tmp: self.rd_plot.export(str(tmp)), True)
 
         return self._guard(write)
 
@@ -182,11 +173,11 @@ class ExportActions:
         return self._guard(lambda: export.atomic_write_bytes(p, export.csv_bytes(rows), True))
 
     def save_session(self, path: Optional[str | Path] = None) -> Optional[Path]:
-        p = self._target(path, "Save session", f"{self._stem()}.licsession.json",
+        p = self._target(path, "Save session", session_file.default_name(self._stem()),
                          "Session (*.json)")
         if p is None:
             return None
-        return self._guard(lambda: export.save_json(p, self.session.to_dict(), True))
+        return self._guard(lambda: session_file.save_session(p, self.session, True))
 
     def load_session(self, path: Optional[str | Path] = None) -> bool:
         """Reopen the image, restore panes and view, re-run the saved encodings."""
@@ -195,27 +186,18 @@ class ExportActions:
             if not path:
                 return False
         try:
-            d = export.load_json(path)
-            if d.get("format") != "lic-studio-session":
-                raise LicError(f"{Path(path).name} is not a LIC Studio session")
+            d = session_file.read_session(path)
         except LicError as exc:
             self.show_error("Cannot open session", str(exc))
             return False
 
         def restore() -> None:
-            self.controller.auto_encode = False
             try:
-                todo = self.session.apply_dict(d)
+                self.controller.restore_session(d)
             except LicError as exc:
                 self.show_error("Cannot open session", str(exc))
-                return
-            finally:
-                self.controller.auto_encode = True
-            self.controller.encode_all()
-            for s in todo:
-                self.controller.encode_background(s)
 
-        img = d.get("image_path")
+        img = session_file.image_of(d)
         if img:
             return self.open_path(img, then=restore)
         restore()

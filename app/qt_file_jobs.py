@@ -12,11 +12,10 @@ from typing import Callable, Optional
 
 from PySide6.QtCore import QObject
 
-from lic_core.errors import CancelledError, LicError
-
 from .model import display, memory, services
 from .model.decoded import DecodedFile
 from .model.encoding import Encoding, codec_family
+from .model.errors import CancelledError, LicError
 from .model.jobs import LoadedImage, run_load_image, run_open_compressed, run_score_decoded
 from .model.session import CancelToken
 
@@ -191,13 +190,10 @@ class QtFileJobs(QObject):
     def _adopt_original(self, decoded: DecodedFile, image, p: Path, image_id: Optional[str],
                         then: Optional[Callable[[], None]]) -> None:
         c = self.c
-        c.auto_encode = False
-        try:
+        with self.session.auto_encode_paused():
             self.session.set_image(image, path=str(p), file_info=decoded.info, keep_decoded=True,
                                    image_id=image_id)
             self.session.panes[0].settings = decoded.settings
-        finally:
-            c.auto_encode = True
         pane = self.session.panes[0]
         pane.busy, pane.status = True, "scoring the file…"
         image_id = self.session.image_id

@@ -19,7 +19,6 @@ from typing import Optional
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -31,17 +30,14 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QRadioButton,
-    QSizePolicy,
     QSlider,
     QSpinBox,
-    QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from lic_core.errors import CancelledError
-
+from .model.errors import CancelledError
 from .model.generative_demo import (
     DEFAULT_TARGET_BPP,
     DemoCodecs,
@@ -63,103 +59,13 @@ from .model.same_file import (
     difference_stats,
     run_same_file,
 )
+from .qt_picture_view import QtPictureView
 from .qt_workers import QtWorkerPool
 
 VARIANCE_SEEDS = (0, 1, 2, 3)
-# pictures are H×W(×3) arrays, as in the comparison view (also when this window is used alone)
-pg.setConfigOptions(imageAxisOrder="row-major")
-
-
-def array_to_pixmap(img: np.ndarray) -> QPixmap:
-    """H×W×3 uint8 → QPixmap (copied: the array may go away)."""
-    a = np.ascontiguousarray(img, dtype=np.uint8)
-    h, w = a.shape[:2]
-    qimg = QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888)
-    return QPixmap.fromImage(qimg.copy())
-
-
 def _pair(data) -> Optional[tuple[str, str]]:
     """A difference selector item's (a, b) (Qt may hand a Python tuple back as a list)."""
     return (str(data[0]), str(data[1])) if data else None
-
-
-class _ImageView(QWidget):
-    """A picture in a zoomable, pannable view (wheel / drag; the dialog links every view so
-    they zoom and pan together, and its 1:1 button shows image pixels as screen pixels)."""
-
-    def __init__(self, placeholder: str) -> None:
-        super().__init__()
-        self.glw = pg.GraphicsLayoutWidget()
-        self.glw.setBackground(pg.mkColor(40, 40, 40))
-        self.glw.setToolTip("Wheel: zoom · drag: pan (all pictures together)")
-        self.vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.vb.setDefaultPadding(0.0)
-        self.glw.addItem(self.vb, row=0, col=0)
-        self.item = pg.ImageItem()
-        self.vb.addItem(self.item)
-        self.placeholder = QLabel(placeholder)
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setWordWrap(True)
-        self.placeholder.setMargin(8)
-        self.placeholder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.placeholder.setStyleSheet("background: rgb(40, 40, 40); color: #eee;")
-        self.placeholder.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        #: the picture, or (set_message) a line saying why there is none
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.glw)
-        self.stack.addWidget(self.placeholder)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.stack, 1)
-        self.setMinimumSize(160, 120)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.image: Optional[np.ndarray] = None
-
-    @property
-    def message(self) -> str:
-        """The text shown instead of a picture ("" while the picture shows)."""
-        return self.placeholder.text() if self.stack.currentIndex() == 1 else ""
-
-    def set_message(self, text: str) -> None:
-        """Show ``text`` instead of a picture (why there is none); "" shows the picture again."""
-        if text:
-            self.set_image(None)
-        self.placeholder.setText(text)
-        self.placeholder.setToolTip(text)
-        self.stack.setCurrentIndex(1 if text else 0)
-
-    def set_image(self, img: Optional[np.ndarray], levels=None) -> None:
-        first = self.image is None or img is None or self.image.shape[:2] != img.shape[:2]
-        self.image = img
-        if img is None:
-            self.item.clear()
-            return
-        self.stack.setCurrentIndex(0)
-        if img.ndim == 3:
-            self.item.setImage(img, autoLevels=False, levels=(0, 255))
-        else:
-            self.item.setImage(img.astype(np.float32), autoLevels=False,
-                               levels=levels or (0.0, float(img.max()) or 1.0))
-        if first:
-            self.fit()
-
-    def fit(self) -> None:
-        if self.image is not None:
-            h, w = self.image.shape[:2]
-            self.vb.setRange(xRange=(0, w), yRange=(0, h), padding=0.0)
-
-    def scale(self) -> float:
-        """Screen pixels per image pixel."""
-        r = self.vb.viewRect()
-        return self.vb.size().width() / r.width() if r.width() > 0 else 1.0
-
-    def view_rect(self) -> tuple[float, float, float, float]:
-        r = self.vb.viewRect()
-        return (r.left(), r.top(), r.right(), r.bottom())
-
-    def link_to(self, other: "_ImageView") -> None:
-        self.vb.setXLink(other.vb)
-        self.vb.setYLink(other.vb)
 
 
 class QtGenerativeDemo(QDialog):
@@ -256,9 +162,9 @@ class QtGenerativeDemo(QDialog):
         row.addWidget(self.var_btn)
         row.addWidget(self.budget_label, 1)
 
-        self.hific_view = _ImageView("HiFiC")
-        self.ours_view = _ImageView("ours (diffusion decoder)")
-        self.var_view = _ImageView("seed variance")
+        self.hific_view = QtPictureView("HiFiC")
+        self.ours_view = QtPictureView("ours (diffusion decoder)")
+        self.var_view = QtPictureView("seed variance")
         self.var_view.setVisible(False)
         for v in (self.ours_view, self.var_view):  # zoom and pan together
             v.link_to(self.hific_view)
@@ -346,9 +252,9 @@ class QtGenerativeDemo(QDialog):
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         #: decoder → its picture of the file, and its caption
-        self.same_views: dict[str, _ImageView] = {}
+        self.same_views: dict[str, QtPictureView] = {}
         self.same_labels: dict[str, QLabel] = {}
-        self.diff_view = _ImageView("difference")
+        self.diff_view = QtPictureView("difference")
         self.diff_bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"),
                                         interactive=False, width=12, label="|Δ| (8-bit)")
         self.diff_bar.setImageItem(self.diff_view.item)
@@ -356,7 +262,7 @@ class QtGenerativeDemo(QDialog):
         self.diff_label = QLabel("")
         grid = QGridLayout()
         for col, dec in enumerate(DECODERS):
-            view = _ImageView(DECODER_LABELS[dec])
+            view = QtPictureView(DECODER_LABELS[dec])
             lab = QLabel(f"<b>{DECODER_LABELS[dec]}</b>")
             self.same_views[dec], self.same_labels[dec] = view, lab
             grid.addWidget(view, 0, col)
@@ -603,7 +509,7 @@ class QtGenerativeDemo(QDialog):
             f"{DIFF_PERCENTILE:g}th percentile ({st['hi']:.1f})")
 
     # ------------------------------------------------------------------ zoom
-    def _master_view(self) -> "_ImageView":
+    def _master_view(self) -> "QtPictureView":
         """The view the current tab's pictures are linked to."""
         return self.same_views["mse"] if self.tabs.currentIndex() == 1 else self.hific_view
 

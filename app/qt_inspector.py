@@ -28,9 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lic_core.codecs import Inspection
-
 from .model import inspect_jobs, inspect_maps
+from .model.inspect_maps import Inspection
 from .model.session import PANE_NAMES, CancelToken, SessionModel
 from .qt_signals import ModelSubscriptions, signals_blocked
 from .qt_workers import QtWorkerPool
@@ -304,8 +303,7 @@ class QtEntropyView(_PaneInspectorBase):
                  pool: Optional[QtWorkerPool] = None) -> None:
         super().__init__(session, parent, pool)
         self.kind_combo = QComboBox()
-        self.kind_combo.addItems(["bits_y (sum over channels)", "bits_y (one channel)",
-                                  "bits_z (side info)"])
+        self.kind_combo.addItems([label for _, _, label in inspect_maps.BITS_KINDS])
         self.kind_combo.setToolTip("Which bits to map: −log2 p(ŷ) summed or per channel, "
                                    "or the hyper-latent z")
         self.channel_spin = QSpinBox()
@@ -347,10 +345,7 @@ class QtEntropyView(_PaneInspectorBase):
         self.refresh()
 
     def kind(self) -> tuple[str, Optional[int]]:
-        k = self.kind_combo.currentIndex()
-        if k == 2:
-            return "bits_z", None
-        return "bits_y", (self.channel_spin.value() if k == 1 else None)
+        return inspect_maps.bits_kind(self.kind_combo.currentIndex(), self.channel_spin.value())
 
     def _on_kind_edit(self, *_) -> None:
         kind, _ch = self.kind()
@@ -388,10 +383,7 @@ class QtEntropyView(_PaneInspectorBase):
         self.bar.setColorMap(cmap)
         self.item.setImage(self.array.astype(np.float32), levels=(0, hi if hi > 0 else 1))
         self.bar.setLevels((0, hi if hi > 0 else 1))
-        total = float(self.array.sum())
-        what = "z" if kind == "bits_z" else ("y" if ch is None else f"y channel {ch}")
-        self.info.setText(f"{what}: {self.array.shape[0]}×{self.array.shape[1]} positions, "
-                          f"{total:.0f} bits estimated, max {hi:.2f} bits/position")
+        self.info.setText(inspect_maps.bits_caption(self.array, kind, ch))
 
 
 class QtRateBreakdown(_PaneInspectorBase):

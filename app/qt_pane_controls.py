@@ -25,15 +25,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lic_core.codecs import get_codec
-
-from .model import services
+from .model.codec_knobs import (
+    CODEC_TIP,
+    SLIDER_STEPS,
+    CodecKnobs,
+    codec_choices,
+    codec_knobs,
+    provenance_text,
+)
 from .model.encoding import metrics_line
-from .model.provenance import codec_provenance, decoder_notes, quantizer_notes
+from .model.provenance import decoder_notes, quantizer_notes
 from .model.session import Pane, SessionModel
 from .qt_signals import ModelSubscriptions, signals_blocked
-
-SLIDER_STEPS = 1000
 
 
 class QtPaneControls(QGroupBox):
@@ -63,8 +66,7 @@ class QtPaneControls(QGroupBox):
         self.codec_combo.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.codec_combo.setMinimumContentsLength(9)
-        self.codec_combo.setToolTip("Codec for this pane (unavailable codecs are greyed out; "
-                                    "hover them for the reason)")
+        self.codec_combo.setToolTip(CODEC_TIP)
         self._fill_codecs()
         #: visible whenever the chosen weights are a preview (issue 14 item 8)
         self.badge = QLabel("PREVIEW")
@@ -81,7 +83,7 @@ class QtPaneControls(QGroupBox):
         row.addWidget(self.about_btn)
         grid.addWidget(QLabel("Codec"), 0, 0)
         grid.addLayout(row, 0, 1)
-        #: what the weights are, in one line (lic_core.weights.provenance_line)
+        #: what the weights are, in one line (app.model.codec_knobs.codec_choice)
         self.provenance = ElidedLabel("")
         self.provenance.setObjectName("provenance")
         self.provenance.setStyleSheet("#provenance { color: #b35900; }")
@@ -257,35 +259,19 @@ class QtPaneControls(QGroupBox):
         self._quant_notes: dict[str, dict[str, tuple[str, bool]]] = {}
         #: codec → decoder → (tooltip with provenance and Kodak LPIPS, PREVIEW weights)
         self._decoder_notes: dict[str, dict[str, tuple[str, bool]]] = {}
-        for name in services.codec_names():
-            ok, why = services.codec_availability(name)
-            try:
-                c = get_codec(name)
-                family = c.family
-            except Exception:
-                c, family = None, ""
-            preview, line = codec_provenance(name) if ok else (False, "")
-            self._provenance[name] = (preview, line)
-            # "(learned)" marks the models; a classical codec's name says enough (and fits three
-            # panes at 1366 px: "webp  (classical" was cut)
-            label = name + ("  — PREVIEW" if preview else "") + (
-                f"  ({family})" if family and family != "classical" else "")
-            it = QStandardItem(label)
-            it.setData(name, Qt.ItemDataRole.UserRole)
-            if not ok:
-                tip = why
-            elif line:
-                tip = f"{name}: {line}"
-            else:
-                tip = f"{label}: rate knob '{getattr(c, 'rate_label', '')}'"
-            it.setToolTip(tip)
-            if not ok:
+        for choice in codec_choices():
+            self._provenance[choice.name] = (choice.preview, choice.line)
+            it = QStandardItem(choice.label)
+            it.setData(choice.name, Qt.ItemDataRole.UserRole)
+            it.setToolTip(choice.tooltip)
+            if not choice.enabled:
                 it.setFlags(it.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             model.appendRow(it)
         self.codec_combo.setModel(model)
 
-    def codec(self):
-        return get_codec(self.pane.settings.codec)
+    def knobs(self) -> Optional[CodecKnobs]:
+        """What the pane's codec offers (None when it cannot be built)."""
+        return codec_knobs(self.pane.settings.codec)
 
     def refill_codecs(self) -> None:
         """Rebuild the codec chooser (a model was added or removed)."""
@@ -294,16 +280,12 @@ class QtPaneControls(QGroupBox):
         self._on_settings_change()
 
     def _rate_to_slider(self, rate: float) -> int:
-        lo, hi = self.codec().rate_range
-        return int(round((rate - lo) / (hi - lo) * SLIDER_STEPS)) if hi > lo else 0
+        k = self.knobs()
+        return k.to_slider(rate) if k is not None else 0
 
     def _slider_to_rate(self, v: int) -> float:
-        c = self.codec()
-        lo, hi = c.rate_range
-        r = lo + (hi - lo) * v / SLIDER_STEPS
-        if getattr(c, "integer_rate", False):
-            r = float(round(r))
-        return round(r, 4)
+        k = self.knobs()
+        return k.from_slider(v) if k is not None else self.pane.settings.rate
 
     # ------------------------------------------------------------------ view → model
     def _on_codec_edit(self, idx: int) -> None:
@@ -328,9 +310,8 @@ class QtPaneControls(QGroupBox):
     # ------------------------------------------------------------------ model → view
     def _on_settings_change(self, event=None) -> None:
         s = self.pane.settings
-        try:
-            c = get_codec(s.codec)
-        except Exception:
+        k = codec_knobs(s.codec)
+        if k is None:
             return
         widgets = (self.codec_combo, self.rate_slider, self.rate_spin, self.quant_combo,
                    self.decoder_combo, self.steps_spin, self.seed_spin, self.target_check,
@@ -339,33 +320,24 @@ class QtPaneControls(QGroupBox):
             for i in range(self.codec_combo.count()):
                 if self.codec_combo.itemData(i, Qt.ItemDataRole.UserRole) == s.codec:
                     self.codec_combo.setCurrentIndex(i)
-            lo, hi = c.rate_range
-            # added CompressAI models are learned but step through checkpoints, not a slider u
-            learned = c.family == "learned" and not getattr(c, "integer_rate", False)
-            # a short label keeps three panes side by side at 1366 px; the tooltip says more
-            self.rate_label.setText("Rate u" if learned else
-                                    c.rate_label.split(" (")[0].capitalize())
-            integer = getattr(c, "integer_rate", False)
-            self.rate_spin.setDecimals(0 if integer else 3)
-            self.rate_spin.setRange(lo, hi)
-            self.rate_spin.setSingleStep(1.0 if integer else (hi - lo) / 100)
+            self.rate_label.setText(k.label)
+            self.rate_spin.setDecimals(k.decimals)
+            self.rate_spin.setRange(k.lo, k.hi)
+            self.rate_spin.setSingleStep(k.spin_step)
             self.rate_spin.setValue(s.rate)
-            self.rate_slider.setValue(self._rate_to_slider(s.rate))
-            tip = ("Rate slider u ∈ [0, 1]: one model, continuous rate (gain units)" if learned
-                   else f"{c.rate_label} {lo:g}…{hi:g} (higher = more bits)")
-            self.rate_slider.setToolTip(tip)
-            self.rate_spin.setToolTip(tip)
-            self._fill_choices(self.quant_combo, c.quantizers, self._quant_notes, s.codec,
-                               quantizer_notes if learned else None)
+            self.rate_slider.setValue(k.to_slider(s.rate))
+            self.rate_slider.setToolTip(k.tooltip)
+            self.rate_spin.setToolTip(k.tooltip)
+            self._fill_choices(self.quant_combo, k.quantizers, self._quant_notes, s.codec,
+                               quantizer_notes if k.slider_u else None)
             self.quant_combo.setCurrentText(s.quantizer)
-            self.quant_combo.setEnabled(bool(c.quantizers))
-            self._fill_choices(self.decoder_combo, c.decoders, self._decoder_notes, s.codec,
-                               decoder_notes if learned else None)
+            self.quant_combo.setEnabled(bool(k.quantizers))
+            self._fill_choices(self.decoder_combo, k.decoders, self._decoder_notes, s.codec,
+                               decoder_notes if k.slider_u else None)
             self.decoder_combo.setCurrentText(s.decoder)
-            self.decoder_combo.setEnabled(bool(c.decoders))
-            choice = len(c.decoders) > 1
-            self.decoder_label.setVisible(choice)
-            self.decoder_row.setVisible(choice)
+            self.decoder_combo.setEnabled(bool(k.decoders))
+            self.decoder_label.setVisible(k.decoder_choice)
+            self.decoder_row.setVisible(k.decoder_choice)
             self.steps_spin.setValue(s.diffusion_steps)
             self.seed_spin.setValue(s.seed)
             self.target_check.setChecked(s.target_bpp is not None)
@@ -374,12 +346,9 @@ class QtPaneControls(QGroupBox):
         preview, line = self._provenance.get(s.codec, (False, ""))
         self.badge.setVisible(preview)
         self.badge.setToolTip(line)
-        self.codec_combo.setToolTip(f"{s.codec}: {line}" if line else
-                                    "Codec for this pane (unavailable codecs are greyed out; "
-                                    "hover them for the reason)")
+        self.codec_combo.setToolTip(f"{s.codec}: {line}" if line else CODEC_TIP)
         # the badge already says PREVIEW: the line goes on with what follows it
-        self.provenance.set_full_text(line[len("PREVIEW · "):] if preview and
-                                      line.startswith("PREVIEW · ") else line)
+        self.provenance.set_full_text(provenance_text(preview, line))
         self.provenance.setToolTip(line)
         self.diffusion_row.setVisible(s.decoder == "diffusion")
         tip, tuned = self._quant_notes.get(s.codec, {}).get(s.quantizer, ("", False))

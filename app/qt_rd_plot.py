@@ -21,8 +21,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lic_core.codecs import best_first
-
 from .model import services
 from .model.rd_style import (
     FEW_REFERENCES,
@@ -52,15 +50,6 @@ def _small_combo(tip: str, chars: int = 12) -> QComboBox:
     c.setMinimumContentsLength(chars)
     c.setToolTip(tip)
     return c
-
-
-def _family(name: str) -> str:
-    try:
-        from lic_core.codecs import get_codec
-
-        return get_codec(name).family
-    except Exception:  # a codec that cannot even be built is not plotted
-        return ""
 
 
 def _pen(look, width: float = 2.5):
@@ -158,9 +147,7 @@ class QtRDPlot(QWidget):
         names = services.codec_names()
         # the available learned codecs first, the preferred one (the product) first of them:
         # the codec a user has gets the first colours (reds)
-        learned = [n for n in names if _family(n) == "learned"]
-        avail = best_first([n for n in learned if services.codec_availability(n)[0]])
-        learned = avail + sorted(n for n in learned if n not in avail)
+        learned = services.learned_by_preference(names)
         #: a series' look is fixed at first sight, by its name (issue 14 item 5)
         self.styles = StyleBook(codecs=names, learned=learned, references=self.anchors)
         self.items: dict[str, pg.PlotDataItem] = {}

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from lic_core.errors import CancelledError
+from .model.errors import CancelledError
 
 
 class _Signals(QObject):

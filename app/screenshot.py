@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from lic_core.errors import LicError
+from .model.errors import LicError
 
 DEFAULT_SIZE = (1366, 768)
 
@@ -95,7 +95,7 @@ def take(app, win, target: Optional[str], opts: ShotOptions,
     """Drive ``win`` to the requested state, save the picture; returns the exit status."""
     from PySide6.QtCore import QBuffer, QIODevice
 
-    from lic_core.fileio import write_bytes_atomic
+    from .model.export import atomic_write_bytes
 
     out = Path(opts.out)
     if out.exists() and not opts.force:
@@ -131,9 +131,10 @@ def take(app, win, target: Optional[str], opts: ShotOptions,
         v.diff_mode = opts.diff
     if opts.quantizer:
         pane = win.session.panes[0]
-        from lic_core.codecs import get_codec
+        from .model.codec_knobs import codec_knobs
 
-        if opts.quantizer not in get_codec(pane.settings.codec).quantizers:
+        knobs = codec_knobs(pane.settings.codec)
+        if knobs is None or opts.quantizer not in knobs.quantizers:
             raise LicError(f"--quantizer: {pane.settings.codec} has no '{opts.quantizer}' "
                            "quantizer")
         pane.set(quantizer=opts.quantizer)
@@ -167,7 +168,7 @@ def take(app, win, target: Optional[str], opts: ShotOptions,
     buf = QBuffer()
     buf.open(QIODevice.OpenModeFlag.WriteOnly)
     image.save(buf, "PNG")
-    write_bytes_atomic(out, bytes(buf.data()), overwrite=opts.force)
+    atomic_write_bytes(out, bytes(buf.data()), overwrite=opts.force)
     print(f"wrote {out} ({image.width()}×{image.height()})")
     for title, message in win.error_log:  # the picture shows them; the exit status says so
         print(f"lic-studio: {title}: {message}", file=sys.stderr)

@@ -46,21 +46,6 @@ def list_images(folder: str | Path) -> list[Path]:
     return found
 
 
-def sweep_rates(codec_name: str, points: int = 6) -> list[float]:
-    """The knob values a sweep uses (as the studio's per-image sweep: 10 %…95 % of the range,
-    every checkpoint once for a model that steps through checkpoints)."""
-    codec = get_codec(codec_name)
-    lo, hi = (float(v) for v in codec.rate_range)
-    integer = getattr(codec, "integer_rate", False)
-    if integer and hi - lo + 1 <= points:
-        return [float(v) for v in range(int(lo), int(hi) + 1)]
-    rates = []
-    for k in range(points):
-        r = lo + (hi - lo) * (0.1 + 0.85 * k / max(1, points - 1))
-        rates.append(float(round(r)) if integer else round(r, 4))
-    return list(dict.fromkeys(rates))
-
-
 def series_name(settings: PaneSettings) -> str:
     """The RD series of a codec's settings (learned codecs split by quantizer and decoder, as
     :meth:`SessionModel.curve_name`)."""

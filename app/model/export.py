@@ -13,12 +13,12 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from lic_core.errors import LicError
-from lic_core.fileio import write_bytes_atomic
+from lic_core.fileio import write_atomic_via_path, write_bytes_atomic
 
 
 class ExportError(LicError):
@@ -38,6 +38,15 @@ def atomic_write_bytes(path: str | Path, data: bytes, overwrite: bool = False) -
         return write_bytes_atomic(path, data, overwrite=overwrite)
     except LicError as exc:  # lost a race for the name, permission, disk full: one line
         raise ExportError(str(exc)) from None
+
+
+def write_via_path(path: str | Path, write: Callable[[Path], Any],
+                   overwrite: bool = False) -> Path:
+    """For exporters that write to a file name themselves (format from its suffix, e.g. the RD
+    plot's PNG/SVG): ``write`` gets a temporary name beside ``path``, which then moves into
+    place atomically with the umask's permissions (:func:`lic_core.fileio.write_atomic_via_path`).
+    """
+    return write_atomic_via_path(path, write, overwrite=overwrite)
 
 
 def png_bytes(image: np.ndarray, optimize: bool = True) -> bytes:

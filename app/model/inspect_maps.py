@@ -19,11 +19,16 @@ from lic_core.rate.accounting import (
     upsample_to_image,
 )
 
-__all__ = ["QUANTITIES", "add_colorbar", "bits_map", "channel_mosaic", "robust_range", "channel_order", "colorize",
-           "colormap_lut", "diff_values", "heatmap_for_image", "latent_quantity",
-           "rate_breakdown", "upsample_to_image"]
+__all__ = ["BITS_KINDS", "Inspection", "QUANTITIES", "add_colorbar", "bits_caption", "bits_kind",
+           "bits_label", "bits_map", "channel_mosaic", "channel_order", "colorize",
+           "colormap_lut", "diff_values", "heatmap_for_image", "heatmap_picture",
+           "latent_quantity", "rate_breakdown", "robust_range", "upsample_to_image"]
 
 QUANTITIES = ("y_hat", "means", "scales", "bits_y", "residual")
+#: the entropy view's maps, in its chooser's order: (kind, per channel, label)
+BITS_KINDS = (("bits_y", False, "bits_y (sum over channels)"),
+              ("bits_y", True, "bits_y (one channel)"),
+              ("bits_z", False, "bits_z (side info)"))
 
 # Perceptually uniform colormaps as 10 evenly spaced anchors (matplotlib's published values);
 # linear interpolation between them is visually indistinguishable for heatmaps.
@@ -152,3 +157,40 @@ def add_colorbar(rgb: np.ndarray, vmin: float, vmax: float, cmap: str = "viridis
     if label:
         draw.text((x0, 0), label, fill=(0, 0, 0), font=font)
     return np.asarray(canvas)
+
+
+# ---------------------------------------------------------------------------- bits heatmap
+
+def bits_kind(choice: int, channel: int) -> tuple[str, Optional[int]]:
+    """(kind, channel or None) of the entropy view's chooser entry ``choice``
+    (:data:`BITS_KINDS`): the channel only counts for the per-channel map."""
+    kind, per_channel, _ = BITS_KINDS[choice]
+    return kind, (int(channel) if per_channel else None)
+
+
+def bits_label(kind: str, channel: Optional[int], long: bool = False) -> str:
+    """What a bits map shows: ``z``, ``y`` (summed over channels) or ``y ch 3``."""
+    if kind == "bits_z":
+        return "z"
+    if channel is None:
+        return "y"
+    return f"y channel {channel}" if long else f"y ch {channel}"
+
+
+def bits_caption(array: np.ndarray, kind: str, channel: Optional[int]) -> str:
+    """The entropy view's line under a bits map (positions, estimated bits, the largest)."""
+    hi = float(array.max()) if array.size else 1.0
+    return (f"{bits_label(kind, channel, long=True)}: {array.shape[0]}×{array.shape[1]} "
+            f"positions, {float(array.sum()):.0f} bits estimated, max {hi:.2f} bits/position")
+
+
+def heatmap_picture(insp: Inspection, height: int, width: int, kind: str = "bits_y",
+                    channel: Optional[int] = None, cmap: str = "viridis") -> np.ndarray:
+    """File → Export heatmap's picture: the bits per pixel over the image (``height×width``,
+    :func:`heatmap_for_image`) in ``cmap`` over its finite range, with a labelled colorbar
+    (uint8 RGB).  H×W work: the caller runs it in a worker for a big picture."""
+    hm = heatmap_for_image(insp, height, width, kind, channel)
+    finite = hm[np.isfinite(hm)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    rgb = colorize(hm, cmap, lo, hi)
+    return add_colorbar(rgb, lo, hi, cmap, f"bits/px ({bits_label(kind, channel)})")

@@ -31,6 +31,8 @@ from lic_core.image import load_image as core_load_image
 from lic_core.image import sample_image_path as core_sample_image_path
 from lic_core.metrics import compute_metrics as core_compute_metrics
 
+from .encoding import codec_family
+
 #: file suffixes the Open dialog offers as images (anything Pillow reads also works)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".jxl", ".jp2", ".j2k", ".bmp",
                   ".tif", ".tiff", ".ppm", ".pgm")
@@ -88,6 +90,37 @@ def kodak_images() -> list[Path]:
     return sorted(d.glob("*.png")) if d else []
 
 
+# ---------------------------------------------------------------------------- the machine
+
+def studio_version() -> str:
+    """The version of lic_core the studio runs on (Help → About LIC Studio)."""
+    import lic_core
+
+    return lic_core.__version__
+
+
+def apply_threads(n: Optional[int] = None) -> int:
+    """Use ``n`` compute threads (None: automatic) in encodes and decodes; returns how many
+    (:func:`lic_core.threads.apply_threads`, the one thread policy of CLI and studio)."""
+    from lic_core.threads import apply_threads as core_apply_threads
+
+    return core_apply_threads(n)
+
+
+def default_threads() -> int:
+    """The automatic thread count: the CPUs not already busy (:mod:`lic_core.threads`)."""
+    from lic_core.threads import default_threads as core_default_threads
+
+    return core_default_threads()
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use."""
+    from lic_core.threads import available_cpus as core_available_cpus
+
+    return core_available_cpus()
+
+
 # ---------------------------------------------------------------------------- codecs
 
 def codec_names() -> list[str]:
@@ -123,6 +156,15 @@ def default_codec_pair() -> list[str]:
     while len(out) < 3 and avail:
         out.append(avail[len(out) % len(avail)])
     return out or ["jpeg"] * 3
+
+
+def learned_by_preference(names: list[str]) -> list[str]:
+    """The learned codecs of ``names``: the available ones first, the preferred (the product)
+    first of them (:func:`lic_core.codecs.best_first`), then the others by name — the order
+    in which the RD plot gives out its colours."""
+    learned = [n for n in names if codec_family(n) == "learned"]
+    avail = best_first([n for n in learned if codec_availability(n)[0]])
+    return avail + sorted(n for n in learned if n not in avail)
 
 
 def encode_at_target(codec: Codec, image: np.ndarray, params: EncodeParams, target_bpp: float,

@@ -8,9 +8,10 @@ pane's newest request (Squoosh aborts; we additionally never let an old result o
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from .view_state import ViewState
 
 MAX_PANES = 3
 PANE_NAMES = ("A", "B", "C")
+#: the ``format`` field of a saved session (``app.model.session_file``)
+SESSION_FORMAT = "lic-studio-session"
 
 
 class CancelToken:
@@ -103,6 +106,9 @@ class SessionModel:
     decoded : DecodedFile | None  the opened compressed file; with no ``image`` it is shown as
         decoded and nothing is scored (it has no original until the user names one)
     recent_files : list[str]
+    auto_encode : bool
+        Whether a change of a pane's settings (or a new picture) starts an encode; off while
+        :meth:`auto_encode_paused` (a session restored, an original adopted, a cancel reverted).
 
     Events
     ------
@@ -121,6 +127,7 @@ class SessionModel:
         self.image_id: str = ""
         self.file_info: dict[str, Any] = {}
         self.recent_files: list[str] = []
+        self.auto_encode = True
         self.view = ViewState()
         self.cache = EncodingCache()
         self.history: list[Encoding] = []
@@ -147,6 +154,16 @@ class SessionModel:
         new = self._default_settings(codec_name)
         new.seed = pane.settings.seed
         pane.settings = new
+
+    @contextmanager
+    def auto_encode_paused(self) -> Iterator[None]:
+        """Changes made inside encode nothing (:attr:`auto_encode` off); the previous state
+        comes back afterwards, also when the block raises."""
+        was, self.auto_encode = self.auto_encode, False
+        try:
+            yield
+        finally:
+            self.auto_encode = was
 
     @property
     def active_panes(self) -> list[Pane]:
@@ -492,7 +509,7 @@ class SessionModel:
         """JSON-able session: image path, pane settings, view state, encodings' parameters."""
         view = self.view.dict()
         return {
-            "format": "lic-studio-session",
+            "format": SESSION_FORMAT,
             "version": 1,
             "image_path": self.image_path,
             "image_id": self.image_id,
@@ -507,7 +524,7 @@ class SessionModel:
 
         Returns the settings of the saved encodings so the controller can re-run them.
         """
-        if d.get("format") != "lic-studio-session":
+        if d.get("format") != SESSION_FORMAT:
             from lic_core.errors import LicError
 
             raise LicError("not a LIC Studio session file")

@@ -70,6 +70,12 @@ class ViewState(EventedModel):
         "artifact_rect": None,
     }
 
+    def cycle_diff_mode(self) -> str:
+        """Switch to the next of :data:`DIFF_MODES` (off → |A−B| → |A−original| → |B−original|
+        → off) and return it."""
+        self.diff_mode = DIFF_MODES[(DIFF_MODES.index(self.diff_mode) + 1) % len(DIFF_MODES)]
+        return self.diff_mode
+
     def validate(self) -> None:
         """Clamp restored values to what the views can show (sessions may be hand-edited)."""
         if self.compare_mode not in COMPARE_MODES:
