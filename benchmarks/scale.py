@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the driver reads lic_core too (paths, the sample image)
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "scale.json"
 DEFAULT_SIZES = (0.4, 1.0, 4.0, 12.0, 24.0, 48.0)
 RSS_LIMIT_GB, SLOPE_LIMIT = 2.5, 1.3
@@ -189,7 +190,10 @@ def main() -> int:
     t_all = ["--threads", str(args.threads)]
     for size in args.sizes:
         png, w, h = _resized(src, size, work)
-        entry: dict = {"width": w, "height": h, "megapixels": w * h / 1e6}
+        # sizes of several runs are merged: each keeps its own machine load and time
+        entry: dict = {"width": w, "height": h, "megapixels": w * h / 1e6,
+                       "load_average_at_start": list(os.getloadavg()),
+                       "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         results: dict = {}
         for dec in args.decoders:
             lic = work / f"photo_{size:g}mp_{dec}.lic"

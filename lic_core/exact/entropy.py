@@ -245,7 +245,8 @@ class ExactEntropyParameters:
     def nonanchor_features(self, g: int, shared: torch.Tensor, y_anchor: torch.Tensor,
                            owned: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(Φ_local, Φ_intra) of group g (steps ⑤ ⑥): the non-anchor head's input beside the
-        shared context.  ``owned``: ``y_anchor`` is the caller's fresh tensor, masked in place."""
+        shared context — valid at the non-anchors (Φ_intra is not computed at the anchors).
+        ``owned``: ``y_anchor`` is the caller's fresh tensor, masked in place."""
         net = self.nets[g]
         h, w = y_anchor.shape[-2:]
         amask = anchor_mask(h, w, y_anchor.device)
@@ -257,8 +258,11 @@ class ExactEntropyParameters:
         kv = snap(net.intra_kv(y_anchor), gr, inplace=True)
         q = add(snap(net.intra_q(shared), gr, inplace=True),
                 snap(net.intra_dw(kv), gr, inplace=True), gr)
+        # the intra blocks are cross-attention (keys: the fixed kv) and otherwise position-wise:
+        # a non-anchor's output depends on its own query alone, so only non-anchor queries are
+        # computed (the anchors' outputs are never read: the head runs at the non-anchors)
         for blk in net.intra:
-            q = blk(q, amask, kv)
+            q = blk(q, amask, kv, queries=~amask)
         return local, snap(net.intra_out(q), gr, inplace=True)
 
     def head_params(self, g: int, head, x: torch.Tensor, gains: dict, grid_mean: bool = False):

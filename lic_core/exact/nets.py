@@ -233,36 +233,70 @@ class ExactWindowAttention:
     #: for 4 heads of 8×8) and softmax temporaries stay near 25 MB whatever the tile size
     WINDOWS_PER_CHUNK = 64
 
-    def _window_mask(self, allowed_t: torch.Tensor, region_t: torch.Tensor) -> torch.Tensor:
-        """n×1×w²×w² additive mask of n windows: the Laplacian bias where a query may see a key
-        (allowed, same Swin region), −inf elsewhere — bias and mask added in one addition, as
-        adding them one after the other would give."""
-        mask = allowed_t[:, None, :] & (region_t[:, :, None] == region_t[:, None, :])
-        return (mask_to_add(mask) + self.bias)[:, None]
+    def _window_mask(self, allowed_t: torch.Tensor, region_t: torch.Tensor,
+                     qs: Optional[torch.Tensor], ks: Optional[torch.Tensor]) -> torch.Tensor:
+        """n×1×Q×K additive mask of n windows (query slots ``qs``, key slots ``ks``; None: all
+        w²): the Laplacian bias where a query may see a key (allowed, same Swin region), −inf
+        elsewhere — bias and mask added in one addition, as adding them one after the other
+        would give."""
+        rq = region_t if qs is None else region_t[:, qs]
+        rk = region_t if ks is None else region_t[:, ks]
+        allowed = allowed_t if ks is None else allowed_t[:, ks]
+        bias = self.bias if qs is None else self.bias[qs]
+        bias = bias if ks is None else bias[:, ks]
+        mask = allowed[:, None, :] & (rq[:, :, None] == rk[:, None, :])
+        return (mask_to_add(mask) + bias)[:, None]
+
+    def _slots(self, t: torch.Tensor) -> Optional[torch.Tensor]:
+        """Window slots (of w²) set in any window of an n×w² bool map; None when all are."""
+        used = t.any(0)
+        return None if bool(used.all()) else used.nonzero()[:, 0]
 
     def __call__(self, q_feat: torch.Tensor, kv_feat: torch.Tensor,
-                 key_allowed: torch.Tensor) -> torch.Tensor:
+                 key_allowed: torch.Tensor, queries: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Window attention, computed in chunks of :data:`WINDOWS_PER_CHUNK` windows: every
-        window's logits, softmax and sums are its own, so the chunks change no value."""
+        window's logits, softmax and sums are its own, so the chunks change no value.
+
+        Only the window slots where some window allows a key enter as keys: the others' softmax
+        weights are exactly 0 (e^−∞ rounds to 0 at 2^P), so the exact sums and the row maximum
+        are the same without them.  ``queries`` (H×W bool): only these positions' outputs are
+        wanted (the intra context's non-anchors); the slots no window needs are not computed and
+        their outputs are left at the projection of zero.  For the checkerboard context this is a
+        quarter of the logits (anchor keys × non-anchor queries)."""
         B, d, H, W = q_feat.shape
         w, s = self.window, self.shift
         allowed_t, region_t, Hp, Wp = self._mask(key_allowed, H, W)
         pad = (0, Wp - W, 0, Hp - H)
+        ks = self._slots(allowed_t)
+        qs = None
+        if queries is not None:
+            wanted = F.pad(queries.to(torch.float64), pad)
+            if s:
+                wanted = torch.roll(wanted, (-s, -s), dims=(0, 1))
+            qs = self._slots(_windows(wanted[None, None], w)[..., 0] > 0.5)
         qf, kf = F.pad(q_feat, pad), F.pad(kv_feat, pad)
         if s:
             qf = torch.roll(qf, (-s, -s), dims=(2, 3))
             kf = torch.roll(kf, (-s, -s), dims=(2, 3))
         qt, kt = _windows(qf, w), _windows(kf, w)  # (B·nW)×w²×d
         del qf, kf
+        if qs is not None:
+            qt = qt[:, qs]
+        if ks is not None:
+            kt = kt[:, ks]
         nW = (Hp // w) * (Wp // w)
-        out = torch.empty((B * nW, w * w, d), dtype=torch.float64, device=qt.device)
+        out = (torch.empty if qs is None else torch.zeros)(
+            (B * nW, w * w, d), dtype=torch.float64, device=qt.device)
         for b in range(B):
             for i0 in range(0, nW, self.WINDOWS_PER_CHUNK):
                 i1 = min(nW, i0 + self.WINDOWS_PER_CHUNK)
                 rows = slice(b * nW + i0, b * nW + i1)
-                out[rows] = self._windows_attention(qt[rows], kt[rows],
-                                                    self._window_mask(allowed_t[i0:i1],
-                                                                      region_t[i0:i1]))
+                att = self._windows_attention(qt[rows], kt[rows], self._window_mask(
+                    allowed_t[i0:i1], region_t[i0:i1], qs, ks))
+                if qs is None:
+                    out[rows] = att
+                else:
+                    out[rows, qs] = att
         del qt, kt
         out = snap(self.proj(out), self.grid, inplace=True)
         out = _unwindows(out, B, Hp, Wp, w)
@@ -272,12 +306,13 @@ class ExactWindowAttention:
 
     def _windows_attention(self, qt: torch.Tensor, kt: torch.Tensor,
                            mask: torch.Tensor) -> torch.Tensor:
-        """Attention of n windows (n×w²×d query and key/value features, n×1×w²×w² mask) before
-        the output projection, snapped to the grid (n×w²×d)."""
-        n, w2, d = qt.shape
+        """Attention of n windows (n×Q×d queries, n×K×d key/value features, n×1×Q×K mask)
+        before the output projection, snapped to the grid (n×Q×d)."""
+        n, nq, d = qt.shape
+        nk = kt.shape[1]
         hd, heads = self.hd, self.heads
-        q = snap(self.q(qt), self.qk_grid, inplace=True).reshape(n, w2, heads, hd).transpose(1, 2)
-        kv = self.kv(kt).reshape(n, w2, 2, heads, hd).permute(2, 0, 3, 1, 4)
+        q = snap(self.q(qt), self.qk_grid, inplace=True).reshape(n, nq, heads, hd).transpose(1, 2)
+        kv = self.kv(kt).reshape(n, nk, 2, heads, hd).permute(2, 0, 3, 1, 4)
         k, v = snap(kv[0], self.qk_grid), snap(kv[1], self.v_grid)
         del kv
         logits = dmath.div(q @ k.transpose(-2, -1), self.logit_div)  # exact q·k, one division
@@ -287,7 +322,7 @@ class ExactWindowAttention:
         den = e.sum(dim=-1, keepdim=True)  # exact integers
         num = e @ v  # exact: Σ e·|v| ≤ w²·2^P·2^(Rv+F) < 2^53
         out = dmath.div(num, torch.clamp_min(den, 1.0))  # a row without keys: 0/1
-        return snap(out, self.grid, inplace=True).transpose(1, 2).reshape(n, w2, d)
+        return snap(out, self.grid, inplace=True).transpose(1, 2).reshape(n, nq, d)
 
 
 class ExactTransformerBlock:
@@ -312,10 +347,13 @@ class ExactTransformerBlock:
         return self
 
     def __call__(self, x: torch.Tensor, key_allowed: torch.Tensor,
-                 kv: torch.Tensor | None = None) -> torch.Tensor:
+                 kv: torch.Tensor | None = None,
+                 queries: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``queries``: only these positions' outputs are wanted (a cross block's queries are
+        position-wise; see :meth:`ExactWindowAttention.__call__`)."""
         q = self.norm_q(x)
         kvn = self.norm_kv(kv) if self.cross else q
-        x = add(x, self.attn(q, kvn, key_allowed), self.grid)
+        x = add(x, self.attn(q, kvn, key_allowed, queries), self.grid)
         return add(x, self.mlp(self.norm_mlp(x)), self.grid)
 
 
