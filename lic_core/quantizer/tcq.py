@@ -344,15 +344,27 @@ class TcqQuantizer(Quantizer):
         sidx = to_streams(index.cpu()).numpy()
         return sidx, self._perm(sidx)
 
+    #: trellis elements per Viterbi chunk: the search keeps ~120 bytes per element (branch
+    #: costs and back-pointers of 4 states), so a big step runs its independent streams in
+    #: chunks (issue 28: the same paths, ~100 MB instead of 2 GB for a 48 MP photo's step)
+    VITERBI_CHUNK = 1 << 20
+
     def quantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         check_shapes(residual, index)
         if residual.numel() == 0:
             return torch.zeros(residual.shape, dtype=torch.int64, device=residual.device)
         r = to_streams(residual.detach().cpu()).numpy().astype(np.float64)
         sidx = to_streams(index.cpu()).numpy()
-        perm = self._perm(sidx)
-        k, _ = _viterbi(_gather(r, perm), _gather(sidx, perm), self.delta_u, self.lam, self.tables)
-        return from_streams(torch.from_numpy(_scatter(k, perm)), residual.shape).to(residual.device)
+        S, L = r.shape
+        k = np.empty((S, L), dtype=np.int64)
+        rows = max(1, self.VITERBI_CHUNK // max(L, 1))
+        for s0 in range(0, S, rows):  # every stream's search is its own: chunks change nothing
+            part = slice(s0, min(S, s0 + rows))
+            perm = self._perm(sidx[part])
+            kp, _ = _viterbi(_gather(r[part], perm), _gather(sidx[part], perm), self.delta_u,
+                             self.lam, self.tables)
+            k[part] = _scatter(kp, perm)
+        return from_streams(torch.from_numpy(k), residual.shape).to(residual.device)
 
     def dequantize(self, indices: torch.Tensor,
                    index: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -382,9 +394,15 @@ class TcqQuantizer(Quantizer):
         return from_streams(b, indices.shape).to(indices.device)
 
     # -- coding --------------------------------------------------------------------------------------
-    def _rows(self, sidx: np.ndarray, j: int) -> tuple[np.ndarray, int]:
+    #: table entries per piece of a Categorical chunk: the subset of one channel step is cut to
+    #: its largest support K_c (format), but its rows (2·K_c + 1 float64 each, up to ~20 KB) are
+    #: built and coded in pieces — each symbol is coded under its own row, so the pieces code
+    #: the same bits as one call (issue 28: no multi-GB row block on a 48 MP photo)
+    ROW_PIECE_ENTRIES = 1 << 21
+
+    def _rows(self, sidx: np.ndarray, j: int, kc: Optional[int] = None) -> tuple[np.ndarray, int]:
         tab = self.tables
-        kc = int(tab.support[sidx].max())
+        kc = int(tab.support[sidx].max()) if kc is None else kc
         rows = tab.pmf[sidx, j, tab.k_max - kc: tab.k_max + kc + 1]
         return np.ascontiguousarray(rows), kc
 
@@ -417,13 +435,17 @@ class TcqQuantizer(Quantizer):
                 kt = np.empty(S, dtype=np.int64)
             j = s >> 1
             for jj in (0, 1):  # Q0 subset first, then Q1 (format)
-                sel = j == jj
-                if not sel.any():
+                pos = np.flatnonzero(j == jj)
+                if pos.size == 0:
                     continue
-                rows, kc = self._rows(it[sel], jj)
-                got = yield CategoricalModel(rows, kc), (kt[sel] if encoding else None)
-                if not encoding:
-                    kt[sel] = got
+                kc = int(support[it[pos]].max())  # the whole subset's largest support
+                piece = max(1, self.ROW_PIECE_ENTRIES // (2 * kc + 1))
+                for p0 in range(0, pos.size, piece):
+                    part = pos[p0:p0 + piece]
+                    rows, _ = self._rows(it[part], jj, kc)
+                    got = yield CategoricalModel(rows, kc), (kt[part] if encoding else None)
+                    if not encoding:
+                        kt[part] = got
             k[:, t] = kt
             s = _T_NP[s, kt & 1]
         return (from_streams(torch.from_numpy(_scatter(k, perm)), index.shape).to(index.device),

@@ -360,3 +360,40 @@ def test_gained_latent_split_and_release():
     assert torch.equal(gl.channels(slice(4, 6)), want[:, 4:6])
     with pytest.raises(KeyError):
         gl.channels(slice(0, 2))
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_tcq_search_in_chunks_of_streams(order, monkeypatch):
+    """A big step's trellis runs in chunks of streams: the same indices as in one search."""
+    from lic_core.quantizer.tcq import TcqQuantizer
+
+    g = torch.Generator().manual_seed(order)
+    res = torch.randn(1, 12, 300, generator=g, dtype=torch.float64) * 3
+    index = torch.randint(0, 40, (1, 12, 300), generator=g)
+    q = TcqQuantizer(order=order)
+    whole = q.quantize(res, index)
+    monkeypatch.setattr(TcqQuantizer, "VITERBI_CHUNK", 12 * 7)  # 7 streams a chunk
+    assert torch.equal(q.quantize(res, index), whole)
+
+
+def test_tcq_rows_in_pieces_code_the_same_bits(monkeypatch):
+    """The Categorical rows of a channel step are built and coded in pieces: same bytes."""
+    from lic_core.entropy_coder.symbols import SymbolDecoder, SymbolEncoder
+    from lic_core.quantizer.tcq import TcqQuantizer
+
+    g = torch.Generator().manual_seed(5)
+    res = torch.randn(1, 6, 500, generator=g, dtype=torch.float64) * 4
+    index = torch.randint(0, 50, (1, 6, 500), generator=g)
+    q = TcqQuantizer(order=1)
+    k = q.quantize(res, index)
+
+    def coded():
+        enc = SymbolEncoder()
+        enc.encode(q.symbol_plan(index, k))
+        data = enc.to_bytes()
+        return data, SymbolDecoder(data).decode(q.symbol_plan(index))
+
+    whole, back = coded()
+    monkeypatch.setattr(TcqQuantizer, "ROW_PIECE_ENTRIES", 64)
+    pieces, back2 = coded()
+    assert pieces == whole and torch.equal(back2, back) and torch.equal(back, k)
