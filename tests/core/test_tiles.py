@@ -397,3 +397,29 @@ def test_tcq_rows_in_pieces_code_the_same_bits(monkeypatch):
     monkeypatch.setattr(TcqQuantizer, "ROW_PIECE_ENTRIES", 64)
     pieces, back2 = coded()
     assert pieces == whole and torch.equal(back2, back) and torch.equal(back, k)
+
+
+def test_diffusion_decoder_in_small_tiles(monkeypatch):
+    """The diffusion decoder's conditioning (x̂_mse and the g_s features: the exact g_s with
+    features kept, tile by tile) is the same at any tile size, and so is the sampled picture of
+    a file; the sampler itself works on the whole picture (its DCT, GroupNorm and linear
+    attention are global: docs/methods.md §7.2–7.3)."""
+    from test_format_fixtures import V2, _codec
+
+    from lic_core.decoder.diffusion.exact import exact_diffusion
+
+    case = next(c for c in _fixture_cases() if c["decoder"] == "diffusion")
+    codec = _codec(case)
+    data = (V2 / case["file"]).read_bytes()
+    whole = codec.decode(data)
+    synth = exact_synthesis(codec.model)
+    ex = exact_diffusion(codec.diffusion_decoder())
+    y = _latents(12, 20, seed=4, channels=codec.model.config.M) * 8.0
+    ctx_whole = ex.contexts(synth, y, 30000)
+    monkeypatch.setenv("LIC_TILE_MB", "0.001")
+    assert synth.tile_size() == 4  # 3×5 tiles
+    ctx_tiles = ex.contexts(synth, y, 30000)
+    assert _sha(*ctx_whole[0], ctx_whole[2]) == _sha(*ctx_tiles[0], ctx_tiles[2])
+    tiled = codec.decode(data)
+    assert tiled.info["picture_checked"] and np.array_equal(tiled.reconstruction,
+                                                            whole.reconstruction)
