@@ -81,3 +81,18 @@ def test_compute_metrics_keys_and_small_image_msssim_nan():
     assert set(out) == {"psnr", "ms_ssim"}
     assert out["psnr"] == pytest.approx(psnr(a, b))
     assert math.isnan(out["ms_ssim"])
+
+
+def test_mse_in_blocks_is_the_float_mean(monkeypatch):
+    """Issue 28: the squared errors are summed exactly in blocks of rows (bounded memory for a
+    big photo) — the same number as the mean of the float64 squares."""
+    import importlib
+
+    P = importlib.import_module("lic_core.metrics.psnr")  # (the package exports a psnr function)
+
+    rng = np.random.RandomState(3)
+    a = (rng.rand(301, 257, 3) * 255).astype(np.uint8)
+    b = (rng.rand(301, 257, 3) * 255).astype(np.uint8)
+    d = a.astype(np.float64) - b.astype(np.float64)
+    monkeypatch.setattr(P, "MSE_BLOCK_PIXELS", 1000)
+    assert P.mse(a, b) == float(np.mean(d * d))
