@@ -30,8 +30,15 @@ def _trim_function() -> Optional[Callable[[int], int]]:
     return _TRIM
 
 
-def release_free_memory() -> None:
-    """Return the allocator's free pages to the system (glibc ``malloc_trim(0)``)."""
+#: below this many bytes of working data a trim is not worth its few milliseconds
+TRIM_ABOVE = 64 << 20
+
+
+def release_free_memory(working_bytes: int = TRIM_ABOVE) -> None:
+    """Return the allocator's free pages to the system (glibc ``malloc_trim(0)``) when the job's
+    ``working_bytes`` (e.g. its latent) are big enough for the stages to leave much behind."""
+    if working_bytes < TRIM_ABOVE:
+        return
     fn = _trim_function()
     if fn is not None:
         fn(0)

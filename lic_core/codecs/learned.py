@@ -90,7 +90,7 @@ def _analyse(model: LicModel, x: Union[torch.Tensor, PaddedImage],
         y = analysis_tiled(net, x)
     else:
         y = model.g_a(x.full() if isinstance(x, PaddedImage) else x)
-    release_free_memory()  # g_a's tile temporaries
+    release_free_memory(y.numel() * 8)  # g_a's tile temporaries (a big photo's)
     G, H = gains["G"].to(y.device), gains["H"].to(y.device)
     return GainedLatent(y, G), model.h_a(y).to(H.dtype) * H
 
@@ -487,7 +487,7 @@ class LearnedCodec(LicCodec):
                 y_bar, z_bar, gains, quantizer, on_step=step_progress(progress, 0.1, 0.8, "coded"),
                 maps=maps)
             del y_bar, z_bar  # y (float32) is no longer needed: free it before the synthesis
-        release_free_memory()
+        release_free_memory(coding.y_hat_gained.numel() * 8)
         report(progress, 0.85, "synthesis transform")
         synth, w_hash = self._encoder_synthesis(quantizer.name, params.decoder)
         with torch.no_grad(), timer("decode"):
@@ -564,7 +564,7 @@ class LearnedCodec(LicCodec):
                 on_step=step_progress(progress, 0.1, 0.8, "decoded"),
                 expected_crcs=header.symbol_crcs, maps=inspect)
             report(progress, 0.85, "synthesis transform")
-            release_free_memory()
+            release_free_memory(coding.y_hat_gained.numel() * 8)
             recon, made = self._pictures(dec_kind, synth, coding.y_hat_gained, code, steps, seed,
                                          (header.height, header.width), progress, on_x0)
         check = header.picture_check(dec_kind, steps, seed)

@@ -92,7 +92,8 @@ class CheckerboardGroupedCodec:
                     if maps:
                         bits_full[:, sl][:, :, masks[p].cpu()] += bits.to(torch.float64).cpu()
                 del prm, mean_of, index, bits, res  # (res holds μ: the pass's arrays go now)
-                release_free_memory()  # the step's tile temporaries: back to the system
+                # the step's tile temporaries: back to the system (a big latent only)
+                release_free_memory(y_hat.numel() * y_hat.element_size())
                 done += 1
                 if on_step is not None:
                     on_step(done, self.num_steps, label)

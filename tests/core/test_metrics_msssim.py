@@ -140,3 +140,17 @@ def test_compute_metrics_uses_msssim():
     a = _natural_like(6, 170, 190)
     b = _noisy(a, 6)
     assert compute_metrics(a, b, which=("ms-ssim",))["ms_ssim"] == pytest.approx(ms_ssim(a, b))
+
+
+def test_ms_ssim_in_bands_of_rows(monkeypatch):
+    """Issue 28: every scale's maps are made in bands of rows (bounded memory for a big photo);
+    each pixel is computed as before, only the order of the final sums may differ (an ulp)."""
+    import importlib
+
+    M = importlib.import_module("lic_core.metrics.msssim")
+    rng = np.random.RandomState(7)
+    a = (rng.rand(333, 181, 3) * 255).astype(np.uint8)
+    b = np.clip(a.astype(int) + rng.randint(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    whole = M.ms_ssim(a, b)
+    monkeypatch.setattr(M, "BAND_PIXELS", 997)  # bands of 5 rows at the first scale
+    assert M.ms_ssim(a, b) == pytest.approx(whole, rel=1e-14, abs=0)
