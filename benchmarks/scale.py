@@ -11,13 +11,14 @@ so its peak resident memory is that process's alone (``ru_maxrss`` from ``wait4`
 * AVIF through Pillow (libavif, speed 6, 4:4:4, quality 60 — the studio's AVIF codec) beside it:
   encode to bytes, decode the bytes.
 
-Times are the codec work inside the process (the CLI call, with image loading and writing) and
-the whole process (interpreter, imports, weights); the JSON keeps both, the table prints the
-former. Issue 28's limits: peak RSS ≤ 2.5 GB at every size, and time per megapixel at 48 MP
+Times are the codec work inside the process (the CLI call after its modules are imported: weights,
+image loading and writing, the codec) and the whole process (interpreter, imports); the JSON keeps
+both, the table prints the former. Issue 28's limits: peak RSS ≤ 2.5 GB at every size, and time per megapixel at 48 MP
 within 1.3× of 1 MP.
 
     python benchmarks/scale.py [--sizes 0.4 1 4 12 24 48] [--decoders mse diffusion]
         [--threads 2] [--image PATH] [--codec lic-lgem-cpu] [--timeout 3600] [--out PATH]
+        [--omp-wait-policy passive]
 
 Results go to benchmarks/results/scale.json (runs at other sizes are merged by size).
 """
@@ -48,8 +49,9 @@ def _worker(argv: list[str]) -> None:
     """One measurement in this process; prints one JSON line."""
     op = argv[0]
     if op in ("compress", "decompress"):
-        from lic_core.cli import main
+        from lic_core.cli import build_parser, main
 
+        build_parser()  # imports every sub-command (torch, the codecs): not part of the codec work
         t = time.perf_counter()
         rc = main(argv)
         print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t}))
@@ -76,11 +78,14 @@ def _worker(argv: list[str]) -> None:
     raise SystemExit(f"unknown worker {op}")
 
 
-def _measure(args: list[str], threads: int, timeout: float) -> dict:
+def _measure(args: list[str], threads: int, timeout: float, wait_policy: str = "") -> dict:
     """Run this script as a worker; its JSON plus the process's wall time and peak RSS (GB, from
-    ``wait4``: the child's own high-water mark)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "passive",
-           "OMP_NUM_THREADS": str(threads)}
+    ``wait4``: the child's own high-water mark).  ``wait_policy``: OMP_WAIT_POLICY of the worker
+    ("" leaves OpenMP's default)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
+    env.pop("OMP_WAIT_POLICY", None)
+    if wait_policy:
+        env["OMP_WAIT_POLICY"] = wait_policy
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t = time.perf_counter()
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", *args],
@@ -171,6 +176,12 @@ def main() -> int:
     ap.add_argument("--no-avif", action="store_true")
     ap.add_argument("--keep", default=None, help="keep the images and files in this folder")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
+    # OpenMP's default spins a while before sleeping; "passive" sleeps at once, which keeps 2
+    # threads usable beside a busy equal-priority process but costs every one of the exact
+    # path's thousands of small parallel ops a wake-up: measured on 2 cores beside a niced job,
+    # g_s at 1 MP took 2.5 s at 2 threads with it, 1.3 s without (1.6–2.0 s at 1 thread)
+    ap.add_argument("--omp-wait-policy", default="", choices=("", "passive", "active"),
+                    help="OMP_WAIT_POLICY of the workers (default: OpenMP's own)")
     args = ap.parse_args()
 
     src = _source(args.image)
@@ -181,7 +192,8 @@ def main() -> int:
     import torch
 
     doc.update(issue=28, codec=args.codec, rate=args.rate, threads=args.threads,
-               source=src.name, avif_quality=AVIF_QUALITY, omp_wait_policy="passive",
+               source=src.name, avif_quality=AVIF_QUALITY,
+               omp_wait_policy=args.omp_wait_policy or "(OpenMP default)",
                machine={"platform": platform.platform(), "cpus": os.cpu_count(),
                         "python": platform.python_version(), "torch": torch.__version__,
                         "load_average_at_start": list(os.getloadavg())},
@@ -193,21 +205,25 @@ def main() -> int:
         # sizes of several runs are merged: each keeps its own machine load and time
         entry: dict = {"width": w, "height": h, "megapixels": w * h / 1e6,
                        "load_average_at_start": list(os.getloadavg()),
-                       "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                       "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                       "threads": args.threads,
+                       "omp_wait_policy": args.omp_wait_policy or "(OpenMP default)"}
         results: dict = {}
         for dec in args.decoders:
             lic = work / f"photo_{size:g}mp_{dec}.lic"
             results[f"compress/{dec}"] = _measure(
                 ["compress", str(png), str(lic), "--codec", args.codec, "--rate", str(args.rate),
-                 "--decoder", dec, "--force", "--quiet", *t_all], args.threads, args.timeout)
+                 "--decoder", dec, "--force", "--quiet", *t_all], args.threads, args.timeout,
+                args.omp_wait_policy)
             if lic.is_file():
                 results[f"compress/{dec}"]["bytes"] = lic.stat().st_size
                 results[f"compress/{dec}"]["bpp"] = 8 * lic.stat().st_size / (w * h)
                 results[f"decompress/{dec}"] = _measure(
                     ["decompress", str(lic), str(work / f"out_{size:g}mp_{dec}.png"), "--force",
-                     "--quiet", *t_all], args.threads, args.timeout)
+                     "--quiet", *t_all], args.threads, args.timeout, args.omp_wait_policy)
         if not args.no_avif:
-            results["avif"] = _measure(["avif", str(png)], args.threads, args.timeout)
+            results["avif"] = _measure(["avif", str(png)], args.threads, args.timeout,
+                                       args.omp_wait_policy)
             if "bytes" in results["avif"]:
                 results["avif"]["bpp"] = 8 * results["avif"]["bytes"] / (w * h)
         entry["results"] = results
