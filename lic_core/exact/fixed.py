@@ -122,8 +122,13 @@ def quantize_rows(wc: torch.Tensor, b: Optional[torch.Tensor], in_grid: Grid,
         b_int = (torch.zeros(wc.shape[0], dtype=torch.float64) if b is None else
                  torch.round(b.to("cpu", torch.float64) * pow2(shift + in_grid.frac_bits)))
         sums = w_int.abs().to(torch.int64).sum(dim=1)
-        bound = max(int(s) * a_max + abs(int(bi)) for s, bi in zip(sums, b_int))
-        if bound < EXACT_LIMIT:
+        # B_c = Σ|w_int|·2^(R+F) + |b_int| per channel: in float64 each term is exact (a power-
+        # of-two multiple of an int64 sum; b_int holds an integer) and a sum ≥ 2^53 cannot round
+        # below 2^53, so the comparison is exact; the reported bound is the exact integer
+        est = sums.to(torch.float64) * float(a_max) + b_int.abs()
+        c = int(torch.argmax(est))
+        bound = int(sums[c]) * a_max + abs(int(b_int[c]))
+        if float(est.max()) < EXACT_LIMIT:
             unit = pow2(-shift)  # exact powers of two
             return W, w_int * unit[:, None], (None if b is None else b_int * unit), bound
     raise ValueError(f"{name}: no weight precision ≥ {min_weight_bits} bits keeps the "
