@@ -42,3 +42,16 @@ def release_free_memory(working_bytes: int = TRIM_ABOVE) -> None:
     fn = _trim_function()
     if fn is not None:
         fn(0)
+
+
+def available_bytes() -> Optional[int]:
+    """Memory the machine can give now without swapping (Linux ``MemAvailable``), or None where
+    it cannot be read (then callers do not refuse work on a guess)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -41,6 +41,7 @@ from ...exact.nets import (
 from ...exact.rng import normal
 from ...exact.synthesis import ExactSynthesis, picture_from_real
 from .blurring import step_pairs
+from .fits import check_diffusion_fits
 from .lite import LiteUNet
 from .unet import CondUNet, LinearAttention, ResBlock
 
@@ -500,6 +501,7 @@ class ExactDiffusion:
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"diffusion steps must be >= 1, got {steps}")
+        check_diffusion_fits(16 * y_hat_gained.shape[-2], 16 * y_hat_gained.shape[-1])
         ctx, x_init, mse_picture = self.contexts(synth, y_hat_gained, code)
         b = y_hat_gained.shape[0]
         h, w = 16 * y_hat_gained.shape[-2], 16 * y_hat_gained.shape[-1]
