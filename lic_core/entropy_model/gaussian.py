@@ -94,9 +94,14 @@ _TABLE_T = torch.from_numpy(scale_table()).to(torch.float32)
 
 
 def scale_index(scales: torch.Tensor) -> torch.Tensor:
-    """Index of the smallest table entry ≥ σ (clamped to the last), as int64.
+    """The **float path's** index: smallest table entry ≥ σ (clamped to the last), as int64.
 
     Rounding σ *up* gives a slightly wider distribution, which is always safe to code with.
+    This is the training/analysis variant (float engines, tests, benchmarks; never files): it
+    takes σ of any float dtype, casts it to float32 and compares against the table rounded to
+    float32, so at table boundaries it can differ from the exact path's
+    :func:`lic_core.exact.tables.scale_index` (float64 σ·G only, float64 table) — what every
+    file is coded with.  The two are deliberately separate; do not merge them.
     """
     s = scales.detach().to(torch.float32).clamp_min(SCALE_BOUND)
     table = _TABLE_T.to(s.device)
@@ -105,5 +110,6 @@ def scale_index(scales: torch.Tensor) -> torch.Tensor:
 
 
 def table_scales(index: torch.Tensor) -> torch.Tensor:
-    """The coding σ of each table index (float64 values as float32 tensor on index's device)."""
+    """The float path's σ of each table index (float32, on index's device); the coding std is
+    :func:`lic_core.exact.tables.table_std` (float64)."""
     return _TABLE_T.to(index.device)[index]

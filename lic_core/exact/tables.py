@@ -18,7 +18,11 @@ def scale_table_tensor(device="cpu") -> torch.Tensor:
 
 
 def scale_index(sigma_gained: torch.Tensor) -> torch.Tensor:
-    """Index of the smallest table entry ≥ σ·G (comparisons only), clamped to 63, int64."""
+    """Index of the smallest table entry ≥ σ·G (comparisons only), clamped to 63, int64.
+
+    The exact path's index, which files are coded with; the float path's
+    :func:`lic_core.entropy_model.gaussian.scale_index` (float32 table) is a separate function.
+    """
     if sigma_gained.dtype != torch.float64:
         raise TypeError("scale_index of the exact path needs float64 σ·G")
     table = scale_table_tensor(sigma_gained.device)
@@ -27,5 +31,6 @@ def scale_index(sigma_gained: torch.Tensor) -> torch.Tensor:
 
 
 def table_std(index: torch.Tensor) -> torch.Tensor:
-    """The coding standard deviation (float64) of each index."""
+    """The coding standard deviation (float64) of each index, on index's device — the one home
+    of index → std (the scalar quantizers import it)."""
     return scale_table_tensor(index.device)[index]

@@ -19,8 +19,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..entropy_model.gaussian import scale_table
 from ..entropy_model.symbols import QuantizedGaussianModel, SymbolPlan
+from ..exact.tables import table_std  # the one home of index → float64 coding std
 from .base import Quantizer, check_shapes
 
 #: symbol range of the scalar coder, [−K, K] (docs/methods.md §6.3: K = 2¹²)
@@ -28,13 +28,6 @@ SYMBOL_BOUND = 4096
 #: smallest probability constriction's leaky models give a symbol in range (24-bit precision,
 #: §6.2); used as the floor of ``bits`` so estimated and spent bits agree on outliers too
 MIN_CODED_PROB = 2.0 ** -24
-
-_SCALE_TABLE_64 = torch.from_numpy(scale_table())  # float64
-
-
-def table_std(index: torch.Tensor) -> torch.Tensor:
-    """The float64 coding std of every element: ``scale_table()[index]``."""
-    return _SCALE_TABLE_64[index.cpu()]
 
 
 def gaussian_bits(q: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -68,14 +61,14 @@ class _ScalarQuantizer(Quantizer):
 
     def bits(self, indices: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         check_shapes(indices, index)
-        return gaussian_bits(self._clamp(indices).cpu(), table_std(index)).to(indices.device)
+        return gaussian_bits(self._clamp(indices).cpu(), table_std(index.cpu())).to(indices.device)
 
     def symbol_plan(self, index: torch.Tensor,
                     indices: Optional[torch.Tensor] = None) -> SymbolPlan:
         check_shapes(indices, index)
         if index.numel() == 0:
             return torch.zeros(index.shape, dtype=torch.int64, device=index.device), 0
-        model = QuantizedGaussianModel(np.ascontiguousarray(table_std(index).reshape(-1).numpy()),
+        model = QuantizedGaussianModel(np.ascontiguousarray(table_std(index.cpu()).reshape(-1).numpy()),
                                        SYMBOL_BOUND)
         if indices is None:  # decoding
             got = yield model, None
@@ -147,7 +140,7 @@ class RdoqQuantizer(_ScalarQuantizer):
     def quantize(self, residual: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         check_shapes(residual, index)
         r = residual.detach().cpu().to(torch.float64)
-        std = table_std(index)
+        std = table_std(index.cpu())
         raw = torch.round(r)
         q0 = self._clamp(raw)
         best_q = q0
