@@ -34,7 +34,7 @@ from ..devices import coding_device
 from ..errors import LicError, LicFormatError, ModelNotFoundError
 from ..exact import ExactSynthesis
 from ..exact.cache import cached
-from ..image.tensor import PaddedImage
+from ..image.tensor import PaddedImage, crop_hwc
 from ..latent_codecs import (
     CheckerboardGroupedCodec,
     FactorizedZCodec,
@@ -120,11 +120,6 @@ def quantized_latents(model: LicModel, x: torch.Tensor, u: float, quantizer: Qua
     return {"y_hat_gained": c.y.y_hat_gained, "y_hat": c.y.y_hat_gained / gains["G"],
             "means": c.y.means, "scales": c.y.scales, "gains": gains, "z_symbols": c.z_symbols,
             "clamped": c.clamped, "u": u, "code": code}
-
-
-def _hwc(picture: torch.Tensor, h: int, w: int) -> np.ndarray:
-    """uint8 1×3×H×W (padded) → the cropped H×W×3 numpy picture."""
-    return np.ascontiguousarray(picture[0, :, :h, :w].permute(1, 2, 0).cpu().numpy())
 
 
 class LearnedCodec(LicCodec):
@@ -271,14 +266,14 @@ class LearnedCodec(LicCodec):
             x0_cb = None
             if on_x0 is not None:
                 def x0_cb(i, total, pic):
-                    on_x0(i, total, _hwc(pic, h, w))
+                    on_x0(i, total, crop_hwc(pic, h, w))
 
             pic, mse = exact_diffusion(self.diffusion_decoder(), self.device).decode(
                 synth, y_hat_gained, code, steps, seed, cb, x0_cb)
-            out = _hwc(pic, h, w)
+            out = crop_hwc(pic, h, w)
             checks = [PictureCheck("diffusion", int(steps), int(seed), picture_crc(out))]
             if mse is not None:
-                checks.append(PictureCheck("mse", 0, 0, picture_crc(_hwc(mse, h, w))))
+                checks.append(PictureCheck("mse", 0, 0, picture_crc(crop_hwc(mse, h, w))))
             return out, checks
         out = synth.picture_hwc(y_hat_gained, code, (h, w))
         return out, [PictureCheck("gan" if decoder == "gan" else "mse", 0, 0, picture_crc(out))]

@@ -35,6 +35,11 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.permute(1, 2, 0).cpu().numpy())
 
 
+def crop_hwc(picture: torch.Tensor, h: int, w: int) -> np.ndarray:
+    """uint8 1×3×H×W (padded) → the cropped H×W×3 numpy picture (values unchanged)."""
+    return np.ascontiguousarray(picture[0, :, :h, :w].permute(1, 2, 0).cpu().numpy())
+
+
 def padded_size(h: int, w: int, multiple: int = 64) -> tuple[int, int]:
     """The smallest multiples of ``multiple`` that are ≥ (h, w)."""
     return -(-h // multiple) * multiple, -(-w // multiple) * multiple
