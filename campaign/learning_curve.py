@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Union
 from PIL import Image, ImageDraw
 
 from lic_core.evaluation.bdrate import bd_psnr, bd_rate
-from lic_core.evaluation.plot import AXIS, BACKGROUND, GRID, PALETTE, TEXT, _fmt, _font, nice_ticks
+from lic_core.evaluation.plot import AXIS, BACKGROUND, GRID, PALETTE, TEXT, fmt, font, nice_ticks
 
 
 def read_log(path: Union[str, Path]) -> list[dict]:
@@ -91,7 +91,7 @@ def render_xy(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], pa
     W, H = int(size[0] * s), int(size[1] * s)
     img = Image.new("RGB", (W, H), BACKGROUND)
     d = ImageDraw.Draw(img)
-    f_tick, f_lab, f_title = _font(int(13 * s)), _font(int(15 * s)), _font(int(17 * s))
+    f_tick, f_lab, f_title = font(int(13 * s)), font(int(15 * s)), font(int(17 * s))
     pl, pr, pt, pb = int(80 * s), W - int(30 * s), int(64 * s), H - int(60 * s)
     xs = [x for _, xv, _ in series for x in xv]
     ys = [y for _, _, yv in series for y in yv if y is not None and math.isfinite(y)]
@@ -116,10 +116,10 @@ def render_xy(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], pa
     xs_, ys_ = (xt[1] - xt[0] if len(xt) > 1 else 1.0), (yt[1] - yt[0] if len(yt) > 1 else 1.0)
     for t in xt:
         d.line([(X(t), pt), (X(t), pb)], fill=GRID, width=2)
-        d.text((X(t), pb + 8 * s), _fmt(t, xs_), fill=TEXT, font=f_tick, anchor="ma")
+        d.text((X(t), pb + 8 * s), fmt(t, xs_), fill=TEXT, font=f_tick, anchor="ma")
     for t in yt:
         d.line([(pl, Y(t)), (pr, Y(t))], fill=GRID, width=2)
-        d.text((pl - 8 * s, Y(t)), _fmt(t, ys_), fill=TEXT, font=f_tick, anchor="rm")
+        d.text((pl - 8 * s, Y(t)), fmt(t, ys_), fill=TEXT, font=f_tick, anchor="rm")
     d.rectangle([pl, pt, pr, pb], outline=AXIS, width=3)
     d.text(((pl + pr) / 2, pb + 32 * s), xlabel, fill=TEXT, font=f_lab, anchor="ma")
     d.text((pl, pt - 10 * s), ylabel, fill=TEXT, font=f_lab, anchor="ld")

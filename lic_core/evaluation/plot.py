@@ -26,7 +26,8 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 AXIS_LABEL = {"psnr": "PSNR-RGB (dB)", "ms-ssim": "MS-SSIM (dB)", "lpips": "LPIPS (lower is better)"}
 
 
-def _font(px: int) -> ImageFont.ImageFont:
+def font(px: int) -> ImageFont.ImageFont:
+    """Pillow's default font at ``px`` pixels (the fixed bitmap font where FreeType is missing)."""
     try:
         return ImageFont.load_default(size=px)
     except (TypeError, OSError):  # Pillow without FreeType: fixed bitmap font
@@ -48,7 +49,7 @@ def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
     return ticks
 
 
-def _fmt(v: float, step: float) -> str:
+def fmt(v: float, step: float) -> str:
     """Fewest decimals that show every multiple of ``step`` exactly (0.25 → 2, 2.5 → 1)."""
     d = 0
     while d < 4 and abs(step * 10 ** d - round(step * 10 ** d)) > 1e-6:
@@ -103,8 +104,8 @@ def _panel(img: Image.Image, box: tuple[int, int, int, int], curves: Sequence[Cu
            colors, metric: str, s: float, title: Optional[str],
            xlim: Optional[tuple[float, float]], legend: bool) -> None:
     draw = ImageDraw.Draw(img)
-    f_tick, f_label, f_title, f_leg = _font(int(13 * s)), _font(int(15 * s)), \
-        _font(int(17 * s)), _font(int(12 * s))
+    f_tick, f_label, f_title, f_leg = font(int(13 * s)), font(int(15 * s)), \
+        font(int(17 * s)), font(int(12 * s))
     x0, y0, x1, y1 = box
     pl, pr, pt, pb = x0 + int(72 * s), x1 - int(18 * s), y0 + int(40 * s), y1 - int(58 * s)
     drawn = [(c, col) for c, col in zip(curves, colors) if c.has(metric)]
@@ -141,11 +142,11 @@ def _panel(img: Image.Image, box: tuple[int, int, int, int], curves: Sequence[Cu
     for t in xt:
         draw.line([(X(t), pt), (X(t), pb)], fill=GRID, width=max(1, int(s)))
         draw.line([(X(t), pb), (X(t), pb + 5 * s)], fill=AXIS, width=max(1, int(s)))
-        draw.text((X(t), pb + 8 * s), _fmt(t, xstep), fill=TEXT, font=f_tick, anchor="ma")
+        draw.text((X(t), pb + 8 * s), fmt(t, xstep), fill=TEXT, font=f_tick, anchor="ma")
     for t in yt:
         draw.line([(pl, Y(t)), (pr, Y(t))], fill=GRID, width=max(1, int(s)))
         draw.line([(pl - 5 * s, Y(t)), (pl, Y(t))], fill=AXIS, width=max(1, int(s)))
-        draw.text((pl - 8 * s, Y(t)), _fmt(t, ystep), fill=TEXT, font=f_tick, anchor="rm")
+        draw.text((pl - 8 * s, Y(t)), fmt(t, ystep), fill=TEXT, font=f_tick, anchor="rm")
     draw.rectangle([pl, pt, pr, pb], outline=AXIS, width=max(1, int(1.5 * s)))
     draw.text(((pl + pr) / 2, pb + 32 * s), "bits per pixel (bpp)", fill=TEXT, font=f_label,
               anchor="ma")
