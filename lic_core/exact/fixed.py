@@ -214,16 +214,6 @@ def _conv2d_stride1(x, w, bias, padding, tap_w=None):
     return out[:, :, :, :Wo].contiguous()
 
 
-def _axis_phases(k: int, s: int, p: int, n_in: int, n_out: int):
-    """Per output phase r (o = s·m + r): [(kernel tap, input offset d)], outputs of the phase.
-    A transposed conv sends x[i]·w[k] to o = s·i − p + k, i.e. i = m + (r + p − k)/s."""
-    out = []
-    for r in range(s):
-        taps = [(kk, (r + p - kk) // s) for kk in range(k) if (r + p - kk) % s == 0]
-        out.append((taps, max(0, -(-(n_out - r) // s))))
-    return out
-
-
 def _conv_transpose2d_phases(x, w, bias, stride, padding, output_padding):
     """A transposed conv as s_h·s_w stride-1 sub-convolutions (polyphase), each as shifted
     GEMMs, interleaved into the output — no col2im, no zero-filled scatter buffer."""
@@ -232,8 +222,8 @@ def _conv_transpose2d_phases(x, w, bias, stride, padding, output_padding):
     sh, sw = stride
     Ho = (H - 1) * sh - 2 * padding[0] + kh + output_padding[0]
     Wo = (W_ - 1) * sw - 2 * padding[1] + kw + output_padding[1]
-    ph_y = _axis_phases(kh, sh, padding[0], H, Ho)
-    ph_x = _axis_phases(kw, sw, padding[1], W_, Wo)
+    ph_y = kernels.axis_phases(kh, sh, padding[0], Ho)
+    ph_x = kernels.axis_phases(kw, sw, padding[1], Wo)
     dys = [d for taps, _ in ph_y for _, d in taps]
     dxs = [d for taps, _ in ph_x for _, d in taps]
     top, left = max(0, -min(dys)), max(0, -min(dxs))

@@ -221,7 +221,7 @@ def conv2d_s1(x: Tensor, taps: list[Tensor], bias: Optional[Tensor], kernel: tup
     return shifted_gemm(xp, phases, cout, bias, out, epi, residual)
 
 
-def _axis_phases(k: int, s: int, p: int, n_out: int) -> list:
+def axis_phases(k: int, s: int, p: int, n_out: int) -> list:
     """Per output phase r (o = s·m + r): [(kernel tap, input offset d)], outputs of the phase.
     A transposed conv sends x[i]·w[k] to o = s·i − p + k, i.e. i = m + (r + p − k)/s."""
     out = []
@@ -242,8 +242,8 @@ def conv_transpose2d(x: Tensor, tap_w: Tensor, bias: Optional[Tensor], stride: t
     sh, sw = stride
     Ho = (H - 1) * sh - 2 * padding[0] + kh + output_padding[0]
     Wo = (W_ - 1) * sw - 2 * padding[1] + kw + output_padding[1]
-    ph_y = _axis_phases(kh, sh, padding[0], Ho)
-    ph_x = _axis_phases(kw, sw, padding[1], Wo)
+    ph_y = axis_phases(kh, sh, padding[0], Ho)
+    ph_x = axis_phases(kw, sw, padding[1], Wo)
     dys = [d for taps, _ in ph_y for _, d in taps]
     dxs = [d for taps, _ in ph_x for _, d in taps]
     top, left = max(0, -min(dys, default=0)), max(0, -min(dxs, default=0))

@@ -6,35 +6,14 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from campaign.base import Campaign
 from campaign.codec import BASELINE_NAME, DEFAULT_NAME, gain_over, init_history
 from campaign.device import handoff
 from campaign.stages import open_stage
 from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
-
-
-def _photos(folder: Path, n: int = 3, size: int = 96) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size]
-    for i in range(n):
-        base = np.stack([(xx * (i + 1) + yy) % 256, (yy * 2 + i * 40) % 256,
-                         (xx + yy * (i + 2)) % 256], -1).astype(np.float64)
-        img = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(folder / f"img{i}.png")
-    return folder
-
-
-def _wait_stopped(c: Campaign, timeout: float = 240.0) -> None:
-    t0 = time.monotonic()
-    while c.pid() is not None:
-        assert time.monotonic() - t0 < timeout, "campaign process did not finish"
-        time.sleep(0.3)
-
+from synthetic_photos import striped_photos as _photos
+from synthetic_photos import wait_stopped as _wait_stopped
 
 TINY = ("--model lic-lgem-tiny --batch 2 --crop 64 --lr 1e-3 --warmup 1 --decay constant "
         "--threads 1 --log-every 1")

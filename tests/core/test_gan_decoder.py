@@ -32,18 +32,7 @@ from lic_core.train.gan_decoder import (
 from lic_core.train.hific.losses import DEFAULT_LOSS
 from lic_core.train.losses.perceptual import TinyPerceptual
 from lic_core.weights import save_weights
-
-
-def _photos(folder: Path, n: int = 3, size: int = 96) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size]
-    for i in range(n):
-        base = np.stack([(xx * (i + 1) + yy) % 256, (yy * 2 + i * 40) % 256,
-                         (xx + yy * (i + 2)) % 256], -1).astype(np.float64)
-        img = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(folder / f"img{i}.png")
-    return folder
+from synthetic_photos import striped_photos as _photos
 
 
 def read_log(path: Path) -> list[dict]:
