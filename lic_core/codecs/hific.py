@@ -27,7 +27,7 @@ from ..bitstream.format import LicHeader, PictureCheck, pack, unpack
 from ..devices import coding_device
 from ..errors import LicError, LicFormatError, ModelNotFoundError
 from ..exact.cache import cached
-from ..image.tensor import pad_to_multiple, to_tensor
+from ..image.tensor import crop_hwc, pad_to_multiple, to_tensor
 from ..latent_codecs import (
     FactorizedZCodec,
     GaussianConditionalCodec,
@@ -176,7 +176,7 @@ class HificCodec(LicCodec):
                  w: int) -> np.ndarray:
         """The exact generator's H×W×3 uint8 picture of ŷ⊙G."""
         pic = exact_generator(model, self.device).picture(y_hat_gained, g["G_inv"])
-        return np.ascontiguousarray(pic[0, :, :h, :w].permute(1, 2, 0).cpu().numpy())
+        return crop_hwc(pic, h, w)
 
     # ------------------------------------------------------------------------------ encode
     def _check_params(self, params: EncodeParams):

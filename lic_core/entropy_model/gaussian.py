@@ -107,9 +107,3 @@ def scale_index(scales: torch.Tensor) -> torch.Tensor:
     table = _TABLE_T.to(s.device)
     idx = torch.searchsorted(table, s.contiguous(), right=False)
     return idx.clamp_max(SCALE_TABLE_LEVELS - 1).to(torch.int64)
-
-
-def table_scales(index: torch.Tensor) -> torch.Tensor:
-    """The float path's σ of each table index (float32, on index's device); the coding std is
-    :func:`lic_core.exact.tables.table_std` (float64)."""
-    return _TABLE_T.to(index.device)[index]
