@@ -1,7 +1,13 @@
-"""Model configuration: one dataclass holds every architectural choice of a learned codec.
+"""Model configurations: one dataclass per network family holds every architectural choice.
 
-Defaults follow docs/methods.md §3.5, with widths below ELIC's so that the whole codec stays
-within the 8 M-parameter budget of the issue (ELIC's own widths give ~30 M).
+* :class:`ModelConfig` — the LGEM codec (``LicModel``).  Defaults follow docs/methods.md §3.5,
+  with widths below ELIC's so that the whole codec stays within the 8 M-parameter budget of the
+  issue (ELIC's own widths give ~30 M);
+* :class:`HificConfig` — the HiFiC baseline (``HificModel``, docs/methods.md §8.4).
+
+The named configurations (``lic-lgem``, ``hific-small``, …) are registered in one place,
+:mod:`lic_core.models.registry`; this module holds plain data only (no torch), so the registry
+can be read without building a network.
 """
 from __future__ import annotations
 
@@ -71,3 +77,39 @@ def tiny_config(name: str = "lic-lgem-tiny") -> ModelConfig:
     return ModelConfig(name=name, N=16, M=32, hyper_N=16, hyper_out=32, groups=(4, 4, 8, 16),
                        ctx_max=16, ep_hidden_max=32, attn_dim=16, attn_heads=2, attn_window=4, intra_depth=1,
                        res_blocks=1)
+
+
+@dataclass
+class HificConfig:
+    """Sizes and rate targets of a HiFiC model (docs/methods.md §8.1, §8.4).
+
+    ``widths`` are the five E/G widths (conv7×7 output, then the four stride-2 stages); G mirrors
+    them.  ``n_res`` residual blocks run at ``widths[-1]``.  ``targets`` are the per-level rate
+    targets r_t (bpp) of the rate-constraint loss (§8.2); there is one gain level per target.
+    ``disc_widths`` are the discriminator's four stride-2 conv widths (§8.1, halved for small).
+    The defaults are ``hific-small`` (:mod:`lic_core.models.registry` says why these sizes).
+    """
+
+    name: str = "hific-small"
+    widths: tuple[int, ...] = (24, 48, 96, 192, 192)
+    C_y: int = 128
+    n_res: int = 5
+    N: int = 128  # hyper-latent channels
+    hyper_width: int = 128
+    targets: tuple[float, ...] = (0.14, 0.30, 0.45)
+    disc_cond: int = 12
+    disc_widths: tuple[int, ...] = (32, 64, 128, 256)
+
+    @property
+    def levels(self) -> int:
+        return len(self.targets)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "HificConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
+        return cls(**kw)

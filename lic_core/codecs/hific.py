@@ -14,9 +14,7 @@ reproduces the encoder's reconstruction bit-exactly on any machine, thread count
 """
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -35,12 +33,13 @@ from ..latent_codecs import (
     HyperpriorLatentCodec,
     ScaleHyperpriorExactParameters,
 )
-from ..models.hific import PAD_MULTIPLE, HificConfig, HificModel, count_parameters, get_config
+from ..models.hific import PAD_MULTIPLE, HificModel, count_parameters, load_hific
 from ..models.hific_exact import ExactHificGenerator
+from ..models.registry import shipped_models
 from ..paths import weights_path
 from ..quantizer import build_quantizer
 from ..rate.gain import quantize_slider
-from ..weights import load_weights, read_weights_card, weights_hash
+from ..weights import read_weights_card, weights_hash
 from .base import DecodeResult, EncodeParams, EncodeResult, ProgressFn
 from .lic_file import LicCodec, check_geometry, header_quantizer, inspection, report, step_progress
 from .registry import register_codec
@@ -63,36 +62,6 @@ def exact_generator(model: HificModel, device="cpu") -> ExactHificGenerator:
     dev = torch.device(device)
     return cached(model, f"generator:{dev}", (model.generator,),
                   lambda: ExactHificGenerator(model.generator, device=dev))
-
-
-def load_hific(name: str = MODEL_NAME, path: Optional[Path] = None) -> HificModel:
-    """A trained HiFiC model from ``<weights dir>/<name>.safetensors`` (ModelNotFoundError if
-    missing; :func:`lic_core.paths.weights_path`).
-
-    The config is read from the file's metadata (``"config"`` JSON) when present.  fp16 tensors
-    are widened to fp32; float64 coding tables (z pmfs) are kept as stored.
-    """
-    path = Path(path) if path else weights_path(name)
-    if not path.is_file():
-        raise ModelNotFoundError(f"HiFiC weights not found: {path} (tools/campaign.sh --stage hific "
-                                 "trains them)")
-    sd, meta = load_weights(path)
-    cfg_raw = meta.get("config") if isinstance(meta, dict) else None
-    if isinstance(cfg_raw, str):
-        cfg_raw = json.loads(cfg_raw)
-    config = HificConfig.from_dict(cfg_raw) if isinstance(cfg_raw, dict) else get_config(name)
-    model = HificModel(config)
-    card = meta.get("card") if isinstance(meta, dict) else None
-    if isinstance(card, str):
-        card = json.loads(card)
-    model.card = card if isinstance(card, dict) else {}  # model card (provenance) for describe()
-    sd = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in sd.items()}
-    try:
-        model.load_state_dict(sd)
-    except RuntimeError as exc:
-        raise ModelNotFoundError(f"HiFiC weights {path.name} do not match the model: "
-                                 f"{str(exc).splitlines()[0]}") from None
-    return model.eval()
 
 
 class HificCodec(LicCodec):
@@ -267,6 +236,10 @@ class HificCodec(LicCodec):
                             inspection=inspection(coding, [model.config.C_y], len(data)))
 
 
-@register_codec(MODEL_NAME)
-def _make_hific_small() -> HificCodec:
-    return HificCodec()
+def _register_shipped() -> None:
+    """A codec for each shipped ``hific`` model of the model registry (``hific-small``)."""
+    for name in shipped_models("hific"):
+        register_codec(name)(lambda name=name: HificCodec(model_name=name))
+
+
+_register_shipped()

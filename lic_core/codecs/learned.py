@@ -580,15 +580,16 @@ class LearnedCodec(LicCodec):
                                         if inspect else None))
 
 
-#: The learned LGEM codecs, best first: the product architecture (GPU-trained weights, none yet),
-#: the CPU training campaign's newest weights (replaced when a campaign export beats them), and
-#: the frozen first preview (kept so files written with it keep decoding). The campaign's
-#: weights have their own name so that installing new ones never breaks a preview file.
+#: The learned LGEM codecs, best first (the model registry's shipped ``lgem`` models): the product
+#: architecture (GPU-trained weights, none yet), the CPU training campaign's newest weights
+#: (replaced when a campaign export beats them), and the frozen first preview (kept so files
+#: written with it keep decoding). The campaign's weights have their own name so that installing
+#: new ones never breaks a preview file.
 LGEM_CODECS = PREFERRED_LEARNED
 
 
 def _register_shipped() -> None:
-    """Register the product codec and the shipped CPU weights (available() says which can run)."""
+    """A codec for each shipped ``lgem`` model (available() says which can run)."""
     for name in LGEM_CODECS:
         register_codec(name)(lambda name=name: LearnedCodec(name))
 

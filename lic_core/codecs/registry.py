@@ -1,4 +1,17 @@
-"""Codec registry: build any codec by name (CompressAI's decorator-registry pattern)."""
+"""Codec registry: name → :class:`~lic_core.codecs.base.Codec`, what files, the CLI and the studio use.
+
+(CompressAI's decorator-registry pattern.)  A codec is a network *plus* a file format, so this
+registry is not a second list of models: it is built from
+
+* the one model registry (:mod:`lic_core.models.registry`): every *shipped* model there gets its
+  codec from its family's adapter — ``lgem`` → :class:`~lic_core.codecs.learned.LearnedCodec`,
+  ``hific`` → :class:`~lic_core.codecs.hific.HificCodec`; :data:`PREFERRED_LEARNED` is the LGEM
+  family's shipped names, best first;
+* the classical codecs (:mod:`lic_core.codecs.classical`: JPEG, WebP, AVIF, …), which are not
+  networks;
+* the models the user added (``lic models add``, :mod:`lic_core.codecs.compressai_codec`), synced
+  from the config folder's record.
+"""
 from __future__ import annotations
 
 import importlib
@@ -9,11 +22,13 @@ from typing import Callable, Union
 
 from ..bitstream import MAGIC, peek_header
 from ..errors import LicFormatError, ModelNotFoundError
+from ..models.registry import shipped_models
 from .base import Codec
 
 #: learned codecs, best first: what ``lic compress`` and the studio start with when available
-#: (the product architecture, the CPU campaign's newest weights, the frozen first preview)
-PREFERRED_LEARNED = ("lic-lgem", "lic-lgem-cpu", "lic-lgem-preview")
+#: (the product architecture, the CPU campaign's newest weights, the frozen first preview) — the
+#: shipped ``lgem`` models of the model registry, in its order
+PREFERRED_LEARNED = shipped_models("lgem")
 
 _FACTORIES: dict[str, Callable[[], Codec]] = {}
 _CACHE: dict[str, Codec] = {}
@@ -21,8 +36,9 @@ _CACHE: dict[str, Codec] = {}
 #: codec names: ``NAME``, and ``NAME:float`` beside an exact path)
 _USER: dict[str, tuple[object, list[str]]] = {}
 
-# Modules whose import registers codecs.  Missing optional modules are skipped quietly so a
-# partial install still lists what it has.
+# Modules whose import registers codecs (the two learned adapters register one codec per shipped
+# model of their family; classical.py its Pillow/ffmpeg codecs).  Missing optional modules are
+# skipped quietly so a partial install still lists what it has.
 _PROVIDERS = (
     "lic_core.codecs.learned",
     "lic_core.codecs.classical",

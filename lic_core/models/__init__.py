@@ -1,65 +1,70 @@
-"""The networks of the learned codecs, and the registry that builds them by name.
+"""The networks of the learned codecs, and the one registry that names and builds them.
 
+* :mod:`.registry` — every named configuration, LGEM and HiFiC alike (``register_model``,
+  ``model_names``, ``model_config``, ``shipped_models``); the codec registry
+  (``lic_core.codecs.registry``) builds its learned codecs from it;
 * :mod:`.lgem` — :class:`LicModel`, the LGEM codec's network (ELIC transforms, hyperprior, LGEM
   context model, gain units);
 * :mod:`.hific` — :class:`HificModel`, the HiFiC baseline's network (E, G, mean-scale hyperprior);
-* this module — the LGEM registry: :func:`build_model` (fresh), :func:`load_model` (with weights).
+* :mod:`.hific_exact` — HiFiC's generator on the exact path files decode with;
+* this module — :func:`build_model` (fresh) and :func:`load_model` (with weights) for any
+  registered name, whatever its family.
 
 A *model* is an ``nn.Module``; a *codec* (``lic_core.codecs``) wraps one into files, and the codec
-registry (``lic_core.codecs.registry``) is what the CLI and the studio list.
-
-Names (CompressAI-style ids): ``lic-lgem`` (the product architecture), ``lic-lgem-preview``
-(narrow architecture; the first CPU-trained preview weights), ``lic-lgem-cpu`` (the same narrow
-architecture: the CPU training campaign's weights; the file's config says so), ``lic-lgem-tiny``
-(tests).
+registry is what the CLI and the studio list.  Importing this package builds no network (and
+imports no torch): the networks are imported when one is built.
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Union
 
-from ..config import ModelConfig, tiny_config
 from ..errors import ModelNotFoundError
 from ..paths import weights_path
-from .lgem import LicModel
+from .registry import (
+    FAMILIES,
+    ModelEntry,
+    model_config,
+    model_entry,
+    model_family,
+    model_names,
+    register_model,
+    shipped_models,
+)
 
-_CONFIGS: dict[str, Callable[[], ModelConfig]] = {
-    "lic-lgem": lambda: ModelConfig(name="lic-lgem"),
-    # A narrower variant (same M, groups and entropy model) that can be trained on a CPU in
-    # minutes; shipped only as a labelled PREVIEW, never as the product codec.
-    "lic-lgem-preview": lambda: ModelConfig(name="lic-lgem-preview", preview=True, N=64,
-                                            res_blocks=1, hyper_N=64, hyper_out=128,
-                                            ctx_max=64, ep_hidden_max=96, attn_dim=32),
-    # the campaign's weights: the preview's architecture (their file carries its own config)
-    "lic-lgem-cpu": lambda: dataclasses.replace(_CONFIGS["lic-lgem-preview"](), name="lic-lgem-cpu"),
-    "lic-lgem-tiny": lambda: tiny_config(),
-}
+if TYPE_CHECKING:
+    from .hific import HificModel
+    from .lgem import LicModel
 
-
-def register_model(name: str, factory: Callable[[], ModelConfig]) -> None:
-    _CONFIGS[name] = factory
-
-
-def model_names() -> list[str]:
-    return sorted(_CONFIGS)
+__all__ = ["FAMILIES", "ModelEntry", "build_model", "load_model", "model_config", "model_entry",
+           "model_family", "model_names", "register_model", "shipped_models", "weights_path"]
 
 
-def model_config(name: str, **overrides) -> ModelConfig:
-    if name not in _CONFIGS:
-        raise ModelNotFoundError(f"unknown model '{name}' (known: {', '.join(model_names())})")
-    cfg = _CONFIGS[name]()
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+def build_model(name: str, **overrides) -> Union["LicModel", "HificModel"]:
+    """A freshly initialised network of the named architecture (its family's class)."""
+    cfg = model_config(name, **overrides)
+    if model_family(name) == "hific":
+        from .hific import HificModel
+
+        return HificModel(cfg)
+    from .lgem import LicModel
+
+    return LicModel(cfg)
 
 
-def build_model(name: str, **overrides) -> LicModel:
-    """A freshly initialised network of the named architecture."""
-    return LicModel(model_config(name, **overrides))
+def load_model(name: str, path: str | Path | None = None) -> Union["LicModel", "HificModel"]:
+    """The named model with its weights (``lic_core.paths.weights_path(name)`` unless ``path``).
 
+    The config comes from the file when it carries one, so an LGEM name that is not registered
+    (a campaign's or a test's weights) loads too; a ``hific`` name loads through
+    :func:`lic_core.models.hific.load_hific`."""
+    if name in model_names("hific"):
+        from .hific import load_hific
 
-def load_model(name: str, path: str | Path | None = None) -> LicModel:
-    """The named model with its weights (``lic_core.paths.weights_path(name)`` unless ``path``)."""
+        return load_hific(name, Path(path) if path else None)
+    from ..config import ModelConfig
     from ..weights import load_weights
+    from .lgem import LicModel
 
     p = Path(path) if path else weights_path(name)
     if not p.is_file():

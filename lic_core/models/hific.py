@@ -15,83 +15,43 @@ conversion happens at the module boundary (docs/methods.md §1.1).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Sequence, Union
+import json
+from pathlib import Path
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import HificConfig
 from ..entropy_model.factorized import FactorizedPrior
 from ..entropy_model.gaussian import SCALE_BOUND, gaussian_likelihood, lower_bound
+from ..errors import ModelNotFoundError
+from ..paths import weights_path
 from ..rate.gain import GainUnits
+from ..weights import load_weights
+from .registry import model_config, model_names
 
 #: total downsampling of the codec (E: 16, hyper-analysis: 4 more); images are padded to this
 PAD_MULTIPLE = 64
 
 
 # ----------------------------------------------------------------------------------- config
-
-
-@dataclass
-class HificConfig:
-    """Sizes and rate targets of a HiFiC model.
-
-    ``widths`` are the five E/G widths (conv7×7 output, then the four stride-2 stages); G mirrors
-    them.  ``n_res`` residual blocks run at ``widths[-1]``.  ``targets`` are the per-level rate
-    targets r_t (bpp) of the rate-constraint loss (§8.2); there is one gain level per target.
-    ``disc_widths`` are the discriminator's four stride-2 conv widths (§8.1, halved for small).
-    """
-
-    name: str = "hific-small"
-    widths: tuple[int, ...] = (24, 48, 96, 192, 192)
-    C_y: int = 128
-    n_res: int = 5
-    N: int = 128  # hyper-latent channels
-    hyper_width: int = 128
-    targets: tuple[float, ...] = (0.14, 0.30, 0.45)
-    disc_cond: int = 12
-    disc_widths: tuple[int, ...] = (32, 64, 128, 256)
-
-    @property
-    def levels(self) -> int:
-        return len(self.targets)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "HificConfig":
-        names = {f.name for f in fields(cls)}
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
-        return cls(**kw)
-
-
-#: "hific-small" — the product baseline (docs/methods.md §8.4).  Halving the official widths,
-#: (30, 60, 120, 240, 480), with C_y = 128 and 5 residual blocks at 480 channels costs ≈ 28 M
-#: parameters (each residual block at width w has 18·w² weights), far over the 8 M budget; so
-#: the E/G ladder is (24, 48, 96, 192, 192) with the 5 residual blocks at 192 channels, C_y = 128
-#: (220 does not fit), and the hyperprior is 128 wide with 128 hyper-latent channels.  Parameters
-#: (``count_parameters``): E 0.78 M, G 4.10 M, h_a 0.97 M, h_s^μ and h_s^σ 0.97 M each,
-#: factorized prior 8 k, gains 1.5 k — 7.79 M in total; the training-only discriminator (widths
-#: halved: 32, 64, 128, 256) adds 0.71 M.  Three gain levels with rate targets 0.14/0.30/0.45 bpp.
-HIFIC_SMALL = HificConfig()
-
-#: "hific-tiny" — tests only (CPU, milliseconds per step).
-HIFIC_TINY = HificConfig(name="hific-tiny", widths=(8, 8, 16, 16, 24), C_y=32, n_res=1, N=8,
-                         hyper_width=16, disc_cond=4, disc_widths=(8, 8, 16, 16))
-
-CONFIGS = {"hific-small": HIFIC_SMALL, "hific-tiny": HIFIC_TINY}
+# HificConfig lives in lic_core.config (plain data); "hific-small" and "hific-tiny" are entries of
+# the one model registry (lic_core.models.registry, which says why these sizes).
 
 
 def get_config(name: str, **overrides) -> HificConfig:
-    """A named config (``"hific-small"`` or ``"hific-tiny"``) with optional field overrides."""
-    if name not in CONFIGS:
-        from ..errors import ModelNotFoundError
+    """A registered HiFiC config (``"hific-small"``, ``"hific-tiny"``) with optional field
+    overrides: the model registry's entry, checked to be of the ``hific`` family."""
+    if name not in model_names("hific"):
+        raise ModelNotFoundError(f"unknown HiFiC config '{name}' "
+                                 f"(known: {', '.join(model_names('hific'))})")
+    return model_config(name, **overrides)
 
-        raise ModelNotFoundError(f"unknown HiFiC config '{name}' (known: {', '.join(CONFIGS)})")
-    return replace(CONFIGS[name], **overrides)
+
+#: the product baseline's config (the defaults of :class:`HificConfig`)
+HIFIC_SMALL = get_config("hific-small")
 
 
 # ----------------------------------------------------------------------------------- layers
@@ -337,6 +297,36 @@ class HificModel(nn.Module):
 def build_hific(name: str = "hific-small", **overrides) -> HificModel:
     """A randomly initialised HiFiC model of a named config (``"hific-small"``/``"hific-tiny"``)."""
     return HificModel(get_config(name, **overrides))
+
+
+def load_hific(name: str = "hific-small", path: Optional[Path] = None) -> HificModel:
+    """A trained HiFiC model from ``<weights dir>/<name>.safetensors`` (ModelNotFoundError if
+    missing; :func:`lic_core.paths.weights_path`).
+
+    The config is read from the file's metadata (``"config"`` JSON) when present.  fp16 tensors
+    are widened to fp32; float64 coding tables (z pmfs) are kept as stored.
+    """
+    path = Path(path) if path else weights_path(name)
+    if not path.is_file():
+        raise ModelNotFoundError(f"HiFiC weights not found: {path} (tools/campaign.sh --stage hific "
+                                 "trains them)")
+    sd, meta = load_weights(path)
+    cfg_raw = meta.get("config") if isinstance(meta, dict) else None
+    if isinstance(cfg_raw, str):
+        cfg_raw = json.loads(cfg_raw)
+    config = HificConfig.from_dict(cfg_raw) if isinstance(cfg_raw, dict) else get_config(name)
+    model = HificModel(config)
+    card = meta.get("card") if isinstance(meta, dict) else None
+    if isinstance(card, str):
+        card = json.loads(card)
+    model.card = card if isinstance(card, dict) else {}  # model card (provenance) for describe()
+    sd = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in sd.items()}
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as exc:
+        raise ModelNotFoundError(f"HiFiC weights {path.name} do not match the model: "
+                                 f"{str(exc).splitlines()[0]}") from None
+    return model.eval()
 
 
 def count_parameters(module: nn.Module) -> int:
