@@ -110,9 +110,9 @@ def instrument(stages: Stages) -> None:
     from lic_core.cli import cmd_compress, cmd_decompress
     from lic_core.codecs import learned
     from lic_core.entropy_coder.symbols import SymbolEncoder
-    from lic_core.exact.synthesis import ExactSynthesis
     from lic_core.latent_codecs import base, hyperprior, parameters
     from lic_core.latent_codecs.checkerboard import CheckerboardGroupedCodec
+    from lic_core.models.lgem_exact import ExactSynthesis
 
     stages.wrap(cmd_compress, "load_image", "load image")
     stages.wrap(cmd_compress, "write_bytes_atomic", "write .lic")

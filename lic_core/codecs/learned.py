@@ -15,10 +15,10 @@ network's transforms, the header, the weights-hash check and the choice of decod
 Both sides run the exact arithmetic (format v2, :mod:`lic_core.exact`): the entropy parameters
 through :class:`~lic_core.latent_codecs.LgemExactParameters`, the MSE picture (the model's g_s or
 a fine-tuned one) and the GAN picture (:mod:`lic_core.decoder.gan`: g_s retrained with HiFiC's
-objective) through :class:`~lic_core.exact.ExactSynthesis`, the diffusion picture through
-:mod:`lic_core.decoder.diffusion.exact` — the encoder's reconstruction is the very function the
-decoder runs, and the file records CRC32s of every step's symbols and of the pictures it made,
-which the decoder checks (:class:`~lic_core.errors.LicMismatchError` on a difference).
+objective) through :class:`~lic_core.models.lgem_exact.ExactSynthesis`, the diffusion picture
+through :mod:`lic_core.decoder.diffusion.exact` — the encoder's reconstruction is the very
+function the decoder runs, and the file records CRC32s of every step's symbols and of the pictures
+it made, which the decoder checks (:class:`~lic_core.errors.LicMismatchError` on a difference).
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from ..bitstream.checks import picture_crc, picture_mismatch
 from ..bitstream.format import LicHeader, PictureCheck, pack, unpack
 from ..devices import coding_device
 from ..errors import LicError, LicFormatError, ModelNotFoundError
-from ..exact import ExactSynthesis
 from ..exact.cache import cached
 from ..image.tensor import PaddedImage, crop_hwc
 from ..latent_codecs import (
@@ -46,6 +45,7 @@ from ..latent_codecs import (
 )
 from ..memory import release_free_memory
 from ..models.lgem import LicModel
+from ..models.lgem_exact import ExactSynthesis
 from ..paths import diffusion_weights_path, finetuned_path, gan_weights_path, weights_path
 from ..quantizer import Quantizer, build_quantizer
 from ..rate.gain import quantize_slider

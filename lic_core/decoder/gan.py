@@ -4,7 +4,7 @@ What it is: the codec's synthesis transform g_s and inverse gains G', warm-start
 weights and retrained with HiFiC's generator objective (Mentzer et al., "High-Fidelity Generative
 Image Compression", NeurIPS 2020, §3–4: MSE + LPIPS + a conditional GAN, with HiFiC's loss
 weights) on the frozen latents of the shipped codec (:mod:`lic_core.train.gan_decoder`). It has
-g_s's architecture, so it decodes through :class:`lic_core.exact.ExactSynthesis` like the MSE
+g_s's architecture, so it decodes through :class:`lic_core.models.lgem_exact.ExactSynthesis` like the MSE
 decoder: the same picture on every machine and thread count, checked against the CRC32 the
 encoder stored for the "gan" picture.
 
@@ -23,7 +23,7 @@ from typing import Optional
 
 import torch
 
-from ..exact import ExactSynthesis
+from ..models.lgem_exact import ExactSynthesis
 from .finetuned import finetuned_base_hash, load_finetuned_synthesis
 
 __all__ = ["gan_base_hash", "gan_header_hash", "load_gan_synthesis"]

@@ -99,6 +99,11 @@ def apply_real(fn: Callable[[torch.Tensor], torch.Tensor], acc: torch.Tensor,
     return snap(y.mul_(grid.scale), grid, inplace=True)
 
 
+def picture_from_real(x: torch.Tensor) -> torch.Tensor:
+    """uint8 from exact real values: clamp(x, 0, 1)·255, rounded half-even (single IEEE ops)."""
+    return torch.round(torch.clamp(x, 0.0, 1.0) * 255.0).to(torch.uint8)
+
+
 def _exponents(max_abs: torch.Tensor) -> torch.Tensor:
     """E with max_abs < 2^E per channel (frexp is exact; E = 0 for an all-zero channel)."""
     _, e = torch.frexp(max_abs)

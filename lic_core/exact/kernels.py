@@ -44,7 +44,7 @@ class Epilogue:
     ``kind``: "acc" — the accumulator itself; "snap" — round half-even and clamp to [lo, hi]
     (lo = 0 is ReLU then snap, :func:`lic_core.exact.fixed.snap`), then, when the kernel is given
     a residual, add it and clamp to ±hi (:func:`lic_core.exact.nets.add`); "picture" — clamp(acc·step,
-    0, 1)·255 rounded half-even, as uint8 (:func:`lic_core.exact.synthesis.picture_from_real`)."""
+    0, 1)·255 rounded half-even, as uint8 (:func:`lic_core.exact.fixed.picture_from_real`)."""
 
     kind: str = "acc"
     lo: float = 0.0

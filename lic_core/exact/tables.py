@@ -6,9 +6,11 @@ machines, so the table is never recomputed.  σ·G → index is a comparison aga
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
-from ..entropy_model.gaussian import SCALE_TABLE_64
+from ..entropy_model.gaussian import SCALE_BOUND, SCALE_TABLE_64
 
 LEVELS = len(SCALE_TABLE_64)
 
@@ -34,3 +36,10 @@ def table_std(index: torch.Tensor) -> torch.Tensor:
     """The coding standard deviation (float64) of each index, on index's device — the one home
     of index → std (the scalar quantizers import it)."""
     return scale_table_tensor(index.device)[index]
+
+
+def sigma_index(sigma: torch.Tensor, gain: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale index, σ·G): σ bounded below at 0.11, one multiplication, a comparison."""
+    sigma = torch.clamp_min(sigma, SCALE_BOUND)
+    sg = sigma if gain is None else sigma * gain
+    return scale_index(sg), sg

@@ -10,7 +10,8 @@ Two kinds of engine implement the same methods:
 
 * the **exact** engines (:class:`LgemExactParameters`, :class:`ScaleHyperpriorExactParameters`) —
   what every codec codes with (format v2): the networks evaluated with exact integer sums and
-  deterministic elementwise math (:mod:`lic_core.exact`), so the index and μ are the same bits on
+  deterministic elementwise math (:mod:`lic_core.exact`; the networks' exact forward passes are
+  :mod:`lic_core.models.lgem_exact` and :mod:`lic_core.models.hific_exact`), so the index and μ are the same bits on
   any thread count, CPU or GPU (docs/bitstream.md, "Reproducible decoding");
 * the **float** engines (:class:`LgemFloatParameters`, :class:`ScaleHyperpriorFloatParameters`) —
   the network's float32 outputs, index = ``scale_index(σ·G)``; kept for training-time analysis
@@ -26,9 +27,9 @@ import torch
 
 from ..entropy_model.checkerboard import anchor_mask
 from ..entropy_model.gaussian import scale_index
-from ..exact import ExactEntropyParameters, ExactMeanScaleHyperprior
 from ..exact.cache import cached
-from ..exact.entropy_tiles import TiledEntropy
+from ..models.hific_exact import ExactMeanScaleHyperprior
+from ..models.lgem_exact import ExactEntropyParameters, TiledEntropy
 
 
 @dataclass
@@ -164,12 +165,12 @@ class ScaleHyperpriorFloatParameters(HyperpriorEntropyParameters):
 
 
 class LgemExactParameters(GroupedEntropyParameters):
-    """The LGEM context model on the exact path (:class:`lic_core.exact.ExactEntropyParameters`).
+    """The LGEM context model on the exact path (:class:`lic_core.models.lgem_exact.ExactEntropyParameters`).
 
     ``gains`` must be the exact gains of a slider code (:meth:`gains_for_code`: float64 tensors
     holding float32 values).  The quantized networks are built once per model weights.
 
-    Every step runs in tiles of the latent grid (:class:`lic_core.exact.entropy_tiles.
+    Every step runs in tiles of the latent grid (:class:`lic_core.models.lgem_exact.
     TiledEntropy`: bounded memory for any photo, the same bits for every tile size); ``tile``
     (latents per core side) overrides the size chosen from the memory budget ($LIC_TILE_MB).
     Φ_h and the group features are held as int32 grid integers between steps."""
@@ -220,7 +221,8 @@ class LgemExactParameters(GroupedEntropyParameters):
 
 class ScaleHyperpriorExactParameters(HyperpriorEntropyParameters):
     """A mean-scale hyperprior (``model.h_s_mean``, ``model.h_s_scale``, ``model.gains``) on the
-    exact path (:class:`lic_core.exact.ExactMeanScaleHyperprior`; HiFiC, docs/methods.md §8.1)."""
+    exact path (:class:`lic_core.models.hific_exact.ExactMeanScaleHyperprior`; HiFiC,
+    docs/methods.md §8.1)."""
 
     def __init__(self, model: torch.nn.Module, device="cpu") -> None:
         self.model = model

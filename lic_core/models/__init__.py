@@ -6,7 +6,8 @@
 * :mod:`.lgem` — :class:`LicModel`, the LGEM codec's network (ELIC transforms, hyperprior, LGEM
   context model, gain units);
 * :mod:`.hific` — :class:`HificModel`, the HiFiC baseline's network (E, G, mean-scale hyperprior);
-* :mod:`.hific_exact` — HiFiC's generator on the exact path files decode with;
+* :mod:`.lgem_exact`, :mod:`.hific_exact`, :mod:`.compressai_compat` — the exact forward passes
+  files decode with, each beside its float network (built from the engine, :mod:`lic_core.exact`);
 * this module — :func:`build_model` (fresh) and :func:`load_model` (with weights) for any
   registered name, whatever its family.
 

@@ -1,21 +1,28 @@
-"""HiFiC's generator G on the exact path (docs/methods.md §8.1; docs/bitstream.md, "Reproducible
-decoding").
+"""HiFiC's networks on the exact path (docs/methods.md §8.1; docs/bitstream.md, "Reproducible
+decoding"): the generator G and the mean-scale hyperprior h_s^μ, h_s^σ.
 
-Mirror of :class:`~lic_core.models.hific.HificGenerator` built from :mod:`lic_core.exact`
+:class:`ExactHificGenerator` mirrors :class:`~lic_core.models.hific.HificGenerator` built from :mod:`lic_core.exact`
 primitives: reflect-padded convolutions and transposed convolutions as exact sums on the
 activation grid, ChannelNorm as :class:`~lic_core.exact.nets.ExactNorm` (unbiased variance over
 channels, ε = 1e-3), ReLU as the clamp at 0, residual blocks and the global skip as exact integer
 additions.  The output ``(tail + 1)/2`` becomes the uint8 picture with one addition, an exact
 halving, a clamp, ×255 and a rounding — the same bits on every machine.
+
+:class:`ExactMeanScaleHyperprior` mirrors ``HificModel``'s ``h_s_mean``/``h_s_scale`` heads: ẑ⊙H'
+on the grid, both heads as exact sums, μ and σ in the gained domain, σ bounded below and indexed
+in the frozen table (:func:`lic_core.exact.tables.sigma_index`).
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..exact.fixed import ExactLinear, snap, to_grid
+from ..exact.fixed import ExactLinear, ExactSequential, picture_from_real, snap, to_grid
+from ..exact.gains import exact_gains
 from ..exact.nets import DEFAULT_CONFIG, ExactConfig, ExactNorm, add
-from ..exact.synthesis import picture_from_real
+from ..exact.tables import sigma_index
 from .hific import ChannelNorm, HificGenerator, ReflectConv2d, ResidualBlock
 
 
@@ -101,3 +108,45 @@ class ExactHificGenerator:
         acc = self.tail(self.up(h), final_raw=True)
         x = (acc * self.grid.step).add_(1.0).mul_(0.5)  # (G(ŷ) + 1)/2: one rounding, exact halving
         return picture_from_real(x)
+
+
+class ExactMeanScaleHyperprior:
+    """A mean-scale hyperprior (HiFiC, docs/methods.md §8.1): ẑ⊙H' → h_s^μ, h_s^σ, exactly.
+
+    ``mean_net``/``scale_net`` are the heads' ``nn.Sequential`` s; μ and σ come out in the gained
+    domain directly (σ bounded below at 0.11, then the frozen-table index)."""
+
+    def __init__(self, mean_net, scale_net, units: Any, cfg: ExactConfig = DEFAULT_CONFIG,
+                 device="cpu") -> None:
+        self.cfg, self.grid = cfg, cfg.grid
+        self.mean = ExactSequential(mean_net, self.grid, cfg.max_weight_bits, "h_s_mean")
+        self.scale = ExactSequential(scale_net, self.grid, cfg.max_weight_bits, "h_s_scale")
+        self._units = units
+        self._gain_cache: dict[int, dict] = {}
+        self.to(device)
+
+    def to(self, device) -> "ExactMeanScaleHyperprior":
+        self.device = torch.device(device)
+        self.mean.to(device)
+        self.scale.to(device)
+        self._gain_cache = {}
+        return self
+
+    def linears(self) -> list[ExactLinear]:
+        return self.mean.linears() + self.scale.linears()
+
+    def gains_for_code(self, code: int) -> dict[str, torch.Tensor]:
+        code = int(code)
+        hit = self._gain_cache.get(code)  # one lookup: another thread may clear the cache
+        if hit is None:
+            if len(self._gain_cache) > 32:
+                self._gain_cache.clear()
+            hit = self._gain_cache[code] = exact_gains(self._units, code, self.device)
+        return hit
+
+    def params(self, z_hat: torch.Tensor, gains: dict):
+        """(scale index, μ, σ) of every element of ȳ (gained domain, full size)."""
+        a = to_grid(z_hat.to(self.device, torch.float64) * gains["H_inv"], self.grid)
+        mean = self.mean(a) * self.grid.step
+        idx, sg = sigma_index(self.scale(a) * self.grid.step, None)
+        return idx, mean, sg

@@ -15,9 +15,9 @@ from lic_core.bitstream import layout, unpack
 from lic_core.codecs import EncodeParams
 from lic_core.codecs.learned import LearnedCodec
 from lic_core.errors import LicError, LicFormatError, LicMismatchError
-from lic_core.exact import ExactSynthesis
 from lic_core.latent_codecs import LgemExactParameters
 from lic_core.models import build_model
+from lic_core.models.lgem_exact import ExactSynthesis
 
 
 @pytest.fixture(scope="module")

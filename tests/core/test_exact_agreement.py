@@ -110,10 +110,10 @@ def test_exact_path_uses_no_forbidden_op():
 def test_hific_and_diffusion_exact_paths_use_no_forbidden_op():
     from lic_core.decoder.diffusion import DiffusionDecoder
     from lic_core.decoder.diffusion.exact import ExactDiffusion
-    from lic_core.exact import ExactSynthesis
     from lic_core.latent_codecs import ScaleHyperpriorExactParameters
     from lic_core.models.hific import build_hific
     from lic_core.models.hific_exact import ExactHificGenerator
+    from lic_core.models.lgem_exact import ExactSynthesis
 
     torch.manual_seed(0)
     h = build_hific("hific-tiny").eval()

@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lic_core.exact import ExactConfig, ExactEntropyParameters, ExactSynthesis
+from lic_core.exact import ExactConfig
 from lic_core.exact.fixed import EXACT_LIMIT, ExactLinear, Grid
 from lic_core.models import build_model, load_model, weights_path
+from lic_core.models.lgem_exact import ExactEntropyParameters, ExactSynthesis
 
 
 @pytest.mark.skipif(not weights_path("lic-lgem-preview").is_file(), reason="preview weights absent")

@@ -15,9 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 _WORKER = r"""
 import json, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
-from lic_core.exact import ExactEntropyParameters, ExactSynthesis
-from lic_core.exact.fingerprint import exact_fingerprint
 from lic_core.models import build_model
+from lic_core.models.lgem_exact import ExactEntropyParameters, ExactSynthesis
+from lic_core.models.lgem_exact.fingerprint import exact_fingerprint
 torch.manual_seed(0)
 m = build_model("lic-lgem-tiny").eval()
 d = torch.load(sys.argv[2])

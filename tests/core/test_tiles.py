@@ -18,8 +18,7 @@ import torch
 
 from lic_core.codecs.learned import exact_synthesis
 from lic_core.exact import fixed, kernels
-from lic_core.exact.fixed import ExactLinear, Grid, snap
-from lic_core.exact.synthesis import picture_from_real
+from lic_core.exact.fixed import ExactLinear, Grid, picture_from_real, snap
 from lic_core.models import build_model, load_model, weights_path
 from lic_core.transform.tiling import (
     _conv_margin,
@@ -272,7 +271,7 @@ def test_blocked_kernels_equal_the_reference(kind, monkeypatch):
 def test_tile_rows_land_where_gather_puts_them(h, w, parity):
     """Every core's pass positions, written row by row, are the whole grid's gather."""
     from lic_core.entropy_model.checkerboard import anchor_mask, gather
-    from lic_core.exact.entropy_tiles import TiledEntropy
+    from lic_core.models.lgem_exact import TiledEntropy
 
     x = torch.arange(h * w, dtype=torch.float64).reshape(1, 1, h, w)
     mask = anchor_mask(h, w) if parity == 0 else ~anchor_mask(h, w)

@@ -3,7 +3,7 @@
 The float sampler (:mod:`.blurring`, :class:`.decoder.DiffusionDecoder`) is kept for training and
 previews; files decode through this module (format v2, docs/bitstream.md "Reproducible decoding"):
 
-* **contexts** from :class:`lic_core.exact.ExactSynthesis` (x̂_mse and the g_s features, exact);
+* **contexts** from :class:`lic_core.models.lgem_exact.ExactSynthesis` (x̂_mse and the g_s features, exact);
 * **U-Net** (:class:`ExactCondUNet`, docs/methods.md §7.3): convolutions as exact sums on the
   activation grid, GroupNorm as :class:`~lic_core.exact.nets.ExactNorm`, SiLU and GELU from
   :mod:`lic_core.exact.dmath`, the linear attention with integer softmax weights and exact
@@ -27,7 +27,16 @@ from torch import Tensor, nn
 
 from ...exact import dmath
 from ...exact.cache import cached
-from ...exact.fixed import EXACT_LIMIT, ExactLinear, Grid, apply_real, quantize_rows, snap, to_grid
+from ...exact.fixed import (
+    EXACT_LIMIT,
+    ExactLinear,
+    Grid,
+    apply_real,
+    picture_from_real,
+    quantize_rows,
+    snap,
+    to_grid,
+)
 from ...exact.nets import (
     DEFAULT_CONFIG,
     ExactConfig,
@@ -39,7 +48,7 @@ from ...exact.nets import (
     upsample_nearest2,
 )
 from ...exact.rng import normal
-from ...exact.synthesis import ExactSynthesis, picture_from_real
+from ...models.lgem_exact import ExactSynthesis
 from .blurring import step_pairs
 from .fits import check_diffusion_fits
 from .lite import LiteUNet

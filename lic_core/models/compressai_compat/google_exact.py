@@ -32,9 +32,8 @@ from typing import Optional
 import torch
 
 from ...exact.cache import cached
-from ...exact.fixed import ExactLinear, snap, to_grid
+from ...exact.fixed import ExactLinear, picture_from_real, snap, to_grid
 from ...exact.nets import DEFAULT_CONFIG, ExactConfig
-from ...exact.synthesis import picture_from_real
 from .base import Coded, CompatModel
 from .exact_entropy import ExactBottleneck, ExactGaussian
 from .exact_layers import ExactStack

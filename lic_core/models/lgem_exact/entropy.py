@@ -1,10 +1,11 @@
-"""The reproducible entropy-parameter path: ẑ → gains → h_s → contexts → (scale index, μ).
+"""The reproducible entropy-parameter path of an LGEM model: ẑ → gains → h_s → contexts →
+(scale index, μ).
 
 :class:`ExactEntropyParameters` mirrors the LGEM model (``LicModel``'s gains, ``h_s`` and
 ``LGEMContext.shared_context/anchor_params/nonanchor_params``; docs/methods.md §3.2–3.4, §5.1) and
-:class:`ExactMeanScaleHyperprior` HiFiC's mean-scale hyperprior (§8.1); both compute everything a
-decoder must reproduce with exact integer sums in float64 and single IEEE operations
-(docs/bitstream.md, "Reproducible decoding").  Their outputs are the same bits on any thread
+computes everything a decoder must reproduce with exact integer sums in float64 and single IEEE
+operations (docs/bitstream.md, "Reproducible decoding"; HiFiC's mean-scale hyperprior is its
+sibling in :mod:`lic_core.models.hific_exact`).  Its outputs are the same bits on any thread
 count, CPU vector width or GPU:
 
 * the scale index (int64): smallest entry of the frozen table ≥ σ·G, by comparison;
@@ -12,9 +13,7 @@ count, CPU vector width or GPU:
   product has at most 52 significant bits, so it is exact;
 * the context input ŷ = round(ŷ_G / G · 2^F) (one division, one rounding).
 
-Gains (Cui et al. 2021, Eq. 8) come from the u16 slider code: s, rem = divmod(code·(n−1), 65535),
-l = rem/65535, G = exp((1−l)·ln|G_s| + l·ln|G_{s+1}|) with the deterministic exp/ln, rounded once
-to float32 (the levels themselves, l ∈ {0, 1}, are returned exactly).
+Gains come from the u16 slider code through :func:`lic_core.exact.gains.exact_gains`.
 
 The networks are read by attribute (``model.h_s.net``, ``model.context.nets``, ``model.gains``), so
 this module needs no import of the model classes.
@@ -25,51 +24,13 @@ from typing import Any, Optional
 
 import torch
 
-from ..entropy_model.checkerboard import anchor_mask, gather
-from ..entropy_model.gaussian import SCALE_BOUND
-from ..rate.gain import SLIDER_SCALE, GainTable
-from ..transform.tiling import input_margin, scale_factor
-from . import dmath
-from .fixed import ExactLinear, ExactSequential, Grid, snap, to_grid
-from .nets import DEFAULT_CONFIG, ExactConfig, ExactTransformerBlock, add
-from .tables import scale_index
-
-
-def exact_gain(table: GainTable, code: int) -> torch.Tensor:
-    """Gains 1×C×1×1 (float64 holding float32 values) of a :class:`GainTable` at slider code."""
-    w = table.weight.detach().to("cpu", torch.float64).abs()
-    n = table.levels
-    if n == 1:
-        g = w[0]
-    else:
-        s, rem = divmod(int(code) * (n - 1), SLIDER_SCALE)
-        if s >= n - 1:  # u = 1: level n−1 is the upper end of the last interval
-            s, rem = n - 2, SLIDER_SCALE
-        if rem == 0:
-            g = w[s]
-        elif rem == SLIDER_SCALE:
-            g = w[s + 1]
-        else:
-            l = rem / SLIDER_SCALE  # one correctly rounded division (Python float = IEEE double)
-            g = dmath.exp(dmath.log(w[s]) * (1.0 - l) + dmath.log(w[s + 1]) * l)
-    g = g.to(torch.float32).to(torch.float64)  # one rounding to a float32 value (exact grid)
-    return g[None, :, None, None]
-
-
-def exact_gains(units: Any, code: int, device="cpu") -> dict[str, torch.Tensor]:
-    """G, G', H, H' (1×C×1×1 float64) of a ``GainUnits`` module at u16 slider ``code``."""
-    tables = {"G": units.gain, "G_inv": units.inv_gain, "H": units.hyper_gain,
-              "H_inv": units.inv_hyper_gain}
-    out = {k: exact_gain(t, code).to(device) for k, t in tables.items()}
-    out["code"] = torch.tensor([int(code)])
-    return out
-
-
-def _sigma_index(sigma: torch.Tensor, gain: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scale index, σ·G): σ bounded below at 0.11, one multiplication, a comparison."""
-    sigma = torch.clamp_min(sigma, SCALE_BOUND)
-    sg = sigma if gain is None else sigma * gain
-    return scale_index(sg), sg
+from ...entropy_model.checkerboard import anchor_mask, gather
+from ...exact import dmath
+from ...exact.fixed import ExactLinear, ExactSequential, Grid, snap, to_grid
+from ...exact.gains import exact_gains
+from ...exact.nets import DEFAULT_CONFIG, ExactConfig, ExactTransformerBlock, add
+from ...exact.tables import sigma_index
+from ...transform.tiling import input_margin, scale_factor
 
 
 class _ExactGroup:
@@ -179,7 +140,7 @@ class ExactEntropyParameters:
 
     def gains(self, u: float) -> dict[str, torch.Tensor]:
         """Gains for slider u, quantized to its u16 code first."""
-        from ..rate.gain import quantize_slider
+        from ...rate.gain import quantize_slider
 
         return self.gains_for_code(quantize_slider(u)[0])
 
@@ -211,7 +172,7 @@ class ExactEntropyParameters:
         with ``grid_mean`` μ is returned as its grid integers m (:meth:`gained_mean` of them is
         μ·G)."""
         s, m = head_out.chunk(2, dim=1)
-        idx, sg = _sigma_index(dmath.softplus(s * self.grid.step), Gg)
+        idx, sg = sigma_index(dmath.softplus(s * self.grid.step), Gg)
         return idx, (m if grid_mean else self.gained_mean(m, Gg)), sg
 
     def gained_mean(self, m: torch.Tensor, Gg: torch.Tensor) -> torch.Tensor:
@@ -277,45 +238,3 @@ class ExactEntropyParameters:
         y = dmath.div(y_hat_gained.to(torch.float64), G.expand_as(y_hat_gained))
         # to_grid's ×2^F, rounding and clamp, in place on the fresh quotient (same operations)
         return snap(y.mul_(self.grid.scale), self.grid, inplace=True)
-
-
-class ExactMeanScaleHyperprior:
-    """A mean-scale hyperprior (HiFiC, docs/methods.md §8.1): ẑ⊙H' → h_s^μ, h_s^σ, exactly.
-
-    ``mean_net``/``scale_net`` are the heads' ``nn.Sequential`` s; μ and σ come out in the gained
-    domain directly (σ bounded below at 0.11, then the frozen-table index)."""
-
-    def __init__(self, mean_net, scale_net, units: Any, cfg: ExactConfig = DEFAULT_CONFIG,
-                 device="cpu") -> None:
-        self.cfg, self.grid = cfg, cfg.grid
-        self.mean = ExactSequential(mean_net, self.grid, cfg.max_weight_bits, "h_s_mean")
-        self.scale = ExactSequential(scale_net, self.grid, cfg.max_weight_bits, "h_s_scale")
-        self._units = units
-        self._gain_cache: dict[int, dict] = {}
-        self.to(device)
-
-    def to(self, device) -> "ExactMeanScaleHyperprior":
-        self.device = torch.device(device)
-        self.mean.to(device)
-        self.scale.to(device)
-        self._gain_cache = {}
-        return self
-
-    def linears(self) -> list[ExactLinear]:
-        return self.mean.linears() + self.scale.linears()
-
-    def gains_for_code(self, code: int) -> dict[str, torch.Tensor]:
-        code = int(code)
-        hit = self._gain_cache.get(code)  # one lookup: another thread may clear the cache
-        if hit is None:
-            if len(self._gain_cache) > 32:
-                self._gain_cache.clear()
-            hit = self._gain_cache[code] = exact_gains(self._units, code, self.device)
-        return hit
-
-    def params(self, z_hat: torch.Tensor, gains: dict):
-        """(scale index, μ, σ) of every element of ȳ (gained domain, full size)."""
-        a = to_grid(z_hat.to(self.device, torch.float64) * gains["H_inv"], self.grid)
-        mean = self.mean(a) * self.grid.step
-        idx, sg = _sigma_index(self.scale(a) * self.grid.step, None)
-        return idx, mean, sg

@@ -13,7 +13,7 @@ import hashlib
 import numpy as np
 import torch
 
-from ..entropy_model.checkerboard import anchor_mask, gather, scatter
+from ...entropy_model.checkerboard import anchor_mask, gather, scatter
 from .entropy import ExactEntropyParameters
 from .synthesis import ExactSynthesis
 

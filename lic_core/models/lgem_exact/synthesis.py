@@ -22,16 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..transform.layers import AttentionBlock, ResidualBottleneck
-from ..transform.tiling import input_margin, scale_factor, tile_budget, tile_for_budget, tile_grid
-from .entropy import exact_gain
-from .fixed import ExactLinear, to_grid
-from .nets import DEFAULT_CONFIG, ExactAttentionBlock, ExactConfig, ExactResidualBottleneck
-
-
-def picture_from_real(x: torch.Tensor) -> torch.Tensor:
-    """uint8 from exact real values: clamp(x, 0, 1)·255, rounded half-even (single IEEE ops)."""
-    return torch.round(torch.clamp(x, 0.0, 1.0) * 255.0).to(torch.uint8)
+from ...exact.fixed import ExactLinear, picture_from_real, to_grid
+from ...exact.gains import exact_gain
+from ...exact.nets import DEFAULT_CONFIG, ExactAttentionBlock, ExactConfig, ExactResidualBottleneck
+from ...transform.layers import AttentionBlock, ResidualBottleneck
+from ...transform.tiling import input_margin, scale_factor, tile_budget, tile_for_budget, tile_grid
 
 
 class ExactSynthesis:

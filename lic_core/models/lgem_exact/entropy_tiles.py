@@ -34,11 +34,11 @@ from typing import Optional
 
 import torch
 
-from ..entropy_model.checkerboard import ANCHOR_PARITY, anchor_mask
-from ..transform.tiling import tile_budget
+from ...entropy_model.checkerboard import ANCHOR_PARITY, anchor_mask
+from ...exact.fixed import ExactLinear, ExactSequential
+from ...exact.nets import ExactTransformerBlock
+from ...transform.tiling import tile_budget
 from .entropy import ExactEntropyParameters
-from .fixed import ExactLinear, ExactSequential
-from .nets import ExactTransformerBlock
 
 #: bytes a tile's window needs per latent position and per channel of the widest non-anchor
 #: input (shared context + local + intra features, the head's hidden layers, the intra blocks;
