@@ -1,4 +1,4 @@
-"""Codec registry: name → :class:`~lic_core.codecs.base.Codec`, what files, the CLI and the studio use.
+"""Codec registry: name → :class:`~lic_core.codecs.base.Codec`, for files, the CLI and the studio.
 
 (CompressAI's decorator-registry pattern.)  A codec is a network *plus* a file format, so this
 registry is not a second list of models: it is built from

@@ -4,7 +4,8 @@
 only g_s and the inverse gains G'.  The codec swaps them in for that quantizer on both sides and
 mixes their hash into the ``.lic`` header's weights hash, so files coded with and without the
 fine-tuned decoder can never be confused (docs/methods.md §4.5 pitfalls).  Like the model's own g_s
-they decode through :class:`lic_core.models.lgem_exact.ExactSynthesis` (the same picture on every machine).
+they decode through :class:`lic_core.models.lgem_exact.ExactSynthesis` (the same picture on every
+machine).
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ What it is: the codec's synthesis transform g_s and inverse gains G', warm-start
 weights and retrained with HiFiC's generator objective (Mentzer et al., "High-Fidelity Generative
 Image Compression", NeurIPS 2020, §3–4: MSE + LPIPS + a conditional GAN, with HiFiC's loss
 weights) on the frozen latents of the shipped codec (:mod:`lic_core.train.gan_decoder`). It has
-g_s's architecture, so it decodes through :class:`lic_core.models.lgem_exact.ExactSynthesis` like the MSE
-decoder: the same picture on every machine and thread count, checked against the CRC32 the
+g_s's architecture, so it decodes through :class:`lic_core.models.lgem_exact.ExactSynthesis` like
+the MSE decoder: the same picture on every machine and thread count, checked against the CRC32 the
 encoder stored for the "gan" picture.
 
 Why a file names it: only the decoder differs from an MSE file of the same latents, so a ``.lic``

@@ -38,7 +38,8 @@ def table_std(index: torch.Tensor) -> torch.Tensor:
     return scale_table_tensor(index.device)[index]
 
 
-def sigma_index(sigma: torch.Tensor, gain: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def sigma_index(sigma: torch.Tensor,
+                gain: Optional[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale index, σ·G): σ bounded below at 0.11, one multiplication, a comparison."""
     sigma = torch.clamp_min(sigma, SCALE_BOUND)
     sg = sigma if gain is None else sigma * gain

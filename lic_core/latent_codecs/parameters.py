@@ -11,8 +11,8 @@ Two kinds of engine implement the same methods:
 * the **exact** engines (:class:`LgemExactParameters`, :class:`ScaleHyperpriorExactParameters`) —
   what every codec codes with (format v2): the networks evaluated with exact integer sums and
   deterministic elementwise math (:mod:`lic_core.exact`; the networks' exact forward passes are
-  :mod:`lic_core.models.lgem_exact` and :mod:`lic_core.models.hific_exact`), so the index and μ are the same bits on
-  any thread count, CPU or GPU (docs/bitstream.md, "Reproducible decoding");
+  :mod:`lic_core.models.lgem_exact` and :mod:`lic_core.models.hific_exact`), so the index and μ
+  are the same bits on any thread count, CPU or GPU (docs/bitstream.md, "Reproducible decoding");
 * the **float** engines (:class:`LgemFloatParameters`, :class:`ScaleHyperpriorFloatParameters`) —
   the network's float32 outputs, index = ``scale_index(σ·G)``; kept for training-time analysis
   and as the measured reference in benchmarks, never for files.
@@ -165,7 +165,8 @@ class ScaleHyperpriorFloatParameters(HyperpriorEntropyParameters):
 
 
 class LgemExactParameters(GroupedEntropyParameters):
-    """The LGEM context model on the exact path (:class:`lic_core.models.lgem_exact.ExactEntropyParameters`).
+    """The LGEM context model on the exact path
+    (:class:`lic_core.models.lgem_exact.ExactEntropyParameters`).
 
     ``gains`` must be the exact gains of a slider code (:meth:`gains_for_code`: float64 tensors
     holding float32 values).  The quantized networks are built once per model weights.

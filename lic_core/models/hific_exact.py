@@ -1,11 +1,11 @@
 """HiFiC's networks on the exact path (docs/methods.md §8.1; docs/bitstream.md, "Reproducible
 decoding"): the generator G and the mean-scale hyperprior h_s^μ, h_s^σ.
 
-:class:`ExactHificGenerator` mirrors :class:`~lic_core.models.hific.HificGenerator` built from :mod:`lic_core.exact`
-primitives: reflect-padded convolutions and transposed convolutions as exact sums on the
-activation grid, ChannelNorm as :class:`~lic_core.exact.nets.ExactNorm` (unbiased variance over
-channels, ε = 1e-3), ReLU as the clamp at 0, residual blocks and the global skip as exact integer
-additions.  The output ``(tail + 1)/2`` becomes the uint8 picture with one addition, an exact
+:class:`ExactHificGenerator` mirrors :class:`~lic_core.models.hific.HificGenerator`, built from
+:mod:`lic_core.exact` primitives: reflect-padded convolutions and transposed convolutions as exact
+sums on the activation grid, ChannelNorm as :class:`~lic_core.exact.nets.ExactNorm` (unbiased
+variance over channels, ε = 1e-3), ReLU as the clamp at 0, residual blocks and the global skip as
+exact integer additions.  The output ``(tail + 1)/2`` becomes the uint8 picture with one addition, an exact
 halving, a clamp, ×255 and a rounding — the same bits on every machine.
 
 :class:`ExactMeanScaleHyperprior` mirrors ``HificModel``'s ``h_s_mean``/``h_s_scale`` heads: ẑ⊙H'

@@ -4,12 +4,12 @@ In the spirit of CompressAI's zoo (one table from a model name to its architectu
 each name maps to a :class:`ModelEntry`: its *family* — which config dataclass and network class
 it uses — and a factory of its config.
 
-=========  ===============================================  ==========================================
-family     config (:mod:`lic_core.config`)                  network
-=========  ===============================================  ==========================================
-``lgem``   :class:`~lic_core.config.ModelConfig`            :class:`~lic_core.models.lgem.LicModel`
-``hific``  :class:`~lic_core.config.HificConfig`            :class:`~lic_core.models.hific.HificModel`
-=========  ===============================================  ==========================================
+=========  ======================================  ==========================================
+family     config (:mod:`lic_core.config`)         network
+=========  ======================================  ==========================================
+``lgem``   :class:`~lic_core.config.ModelConfig`   :class:`~lic_core.models.lgem.LicModel`
+``hific``  :class:`~lic_core.config.HificConfig`   :class:`~lic_core.models.hific.HificModel`
+=========  ======================================  ==========================================
 
 :func:`lic_core.models.build_model` and :func:`lic_core.models.load_model` build any entry;
 :func:`lic_core.models.hific.get_config` is a typed lookup of the ``hific`` family here.

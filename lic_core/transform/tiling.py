@@ -18,8 +18,8 @@ depend on their order.  For the float g_a the values are the same as long as eve
 same kernel on the tile as on the whole image — the reason for :data:`MIN_ANALYSIS_WINDOW`.
 
 This module plans tiles (:func:`spans`, :func:`tile_grid`), computes margins of float modules and
-runs the float g_a tiled (:func:`analysis_tiled`); :class:`lic_core.models.lgem_exact.ExactSynthesis` runs the
-exact g_s tiled with the same plan.
+runs the float g_a tiled (:func:`analysis_tiled`); :class:`lic_core.models.lgem_exact.ExactSynthesis`
+runs the exact g_s tiled with the same plan.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 The float sampler (:mod:`.blurring`, :class:`.decoder.DiffusionDecoder`) is kept for training and
 previews; files decode through this module (format v2, docs/bitstream.md "Reproducible decoding"):
 
-* **contexts** from :class:`lic_core.models.lgem_exact.ExactSynthesis` (x̂_mse and the g_s features, exact);
+* **contexts** from :class:`lic_core.models.lgem_exact.ExactSynthesis` (x̂_mse and the g_s
+  features, exact);
 * **U-Net** (:class:`ExactCondUNet`, docs/methods.md §7.3): convolutions as exact sums on the
   activation grid, GroupNorm as :class:`~lic_core.exact.nets.ExactNorm`, SiLU and GELU from
   :mod:`lic_core.exact.dmath`, the linear attention with integer softmax weights and exact
