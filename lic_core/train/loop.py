@@ -65,6 +65,7 @@ class TrainConfig:
     warmup: int = 500
     decay: str = "cosine"
     final_lr: float = 0.1
+    decay_from: Optional[int] = None
     clip: float = 1.0
     ema: float = 0.0
     amp: bool = False
@@ -445,7 +446,7 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         s = step_level(cfg.seed, i, n_levels)
         u = s / (n_levels - 1) if n_levels > 1 else 1.0
         lam = lambdas[s]
-        f = lr_factor(i, cfg.steps, cfg.warmup, cfg.final_lr, cfg.decay)
+        f = lr_factor(i, cfg.steps, cfg.warmup, cfg.final_lr, cfg.decay, cfg.decay_from)
         if rewarm_from is not None and cfg.warmup > 0:  # fresh Adam moments: ramp up again
             f *= min(1.0, (i - rewarm_from + 1) / cfg.warmup)
         for g in opt.param_groups:
@@ -550,6 +551,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decay", choices=("cosine", "constant"), default=None,
                    help="after warm-up: cosine to --final-lr × lr, or constant")
     p.add_argument("--final-lr", type=float, default=None, help="cosine floor (fraction, 0.1)")
+    p.add_argument("--decay-from", type=int, default=None,
+                   help="with --decay cosine: constant lr up to this step, then the cosine to "
+                        "--steps (a decay branch at the end of a phase)")
     p.add_argument("--clip", type=float, default=None, help="gradient-norm clip (1.0; 0 = off)")
     p.add_argument("--ema", type=float, default=None, help="EMA decay, e.g. 0.999 (0 = off)")
     p.add_argument("--amp", action="store_true", default=None,

@@ -133,6 +133,16 @@ def test_lr_schedule_warmup_and_cosine_floor():
     assert f[100] == pytest.approx(0.1) and f[55] == pytest.approx(0.55)
 
 
+def test_lr_decay_window_is_constant_then_cosine_to_the_floor():
+    """A decay branch (decay_from): the peak until the fork, then the whole cosine to --steps."""
+    f = [lr_factor(s, 3000, warmup=200, final=0.1, decay_from=2000) for s in range(3001)]
+    assert all(v == 1.0 for v in f[200:2001])
+    assert all(a >= b - 1e-12 for a, b in zip(f[2000:], f[2001:]))
+    assert f[2500] == pytest.approx(0.55) and f[3000] == pytest.approx(0.1)
+    assert lr_factor(5000, 3000, 200, 0.1, "cosine", 2000) == pytest.approx(0.1)
+    assert lr_factor(2500, 3000, 200, 0.1, "constant", 2000) == 1.0
+
+
 def test_few_steps_decrease_loss_on_fixed_batch():
     torch.manual_seed(0)
     model = build_standin()
