@@ -41,9 +41,11 @@ def finetuned_path(model_name: str, quantizer: str, folder: Optional[Path] = Non
     return base / f"{model_name}-ft-{quantizer}.safetensors"
 
 
-def diffusion_weights_path(model_name: str) -> Path:
-    """The diffusion decoder trained for a learned codec: ``<model>-diffusion.safetensors``."""
-    return weights_path(f"{model_name}-diffusion")
+def diffusion_weights_path(model_name: str, folder: Optional[Path] = None) -> Path:
+    """The diffusion decoder trained for a learned codec: ``<model>-diffusion.safetensors``
+    (in the weights folder, or ``folder``: a frozen codec's, :mod:`lic_core.codecs.frozen`)."""
+    base = weights_dir() if folder is None else Path(folder)
+    return base / f"{model_name}-diffusion.safetensors"
 
 
 def gan_weights_path(model_name: str, folder: Optional[Path] = None) -> Path:

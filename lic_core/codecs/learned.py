@@ -50,7 +50,9 @@ from ..paths import diffusion_weights_path, finetuned_path, gan_weights_path, we
 from ..quantizer import Quantizer, build_quantizer
 from ..rate.gain import quantize_slider
 from ..transform.tiling import analysis_tiled
+from ..weights import read_weights_hash
 from .base import DEFAULT_DIFFUSION_STEPS, DecodeResult, EncodeParams, EncodeResult, ProgressFn
+from .frozen import frozen_for
 from .lic_file import (
     PAD_MULTIPLE,
     LicCodec,
@@ -132,26 +134,28 @@ class LearnedCodec(LicCodec):
                  weights_path: Optional[Path] = None, use_finetuned: bool = True,
                  finetuned_dir: Optional[Path] = None, diffusion: Any = None,
                  device: Optional[str] = None, use_tcq_tables: bool = True,
-                 gan_dir: Optional[Path] = None) -> None:
+                 gan_dir: Optional[Path] = None, folder: Optional[Path] = None) -> None:
         """``diffusion`` injects a diffusion decoder; ``device`` ("cpu" default, "cuda") is where
         the exact arithmetic runs — the bits are the same either way. ``use_tcq_tables=False``
         encodes TCQ with §4.4's Gaussian tables even where designed ones ship (decoding always
         follows the file). ``gan_dir``: where ``<model>-gan.safetensors`` is looked for (default
-        the weights folder; the campaign's export measures one in its export folder)."""
+        the weights folder; the campaign's export measures one in its export folder). ``folder``:
+        where all files of these weights are (a frozen codec, :mod:`.frozen`)."""
         self.name = name
         self.device = coding_device(device)
         self._model = model
-        self._weights_path = weights_path
+        self._dir = folder
+        self._weights_path = weights_path or (folder and Path(folder) / f"{name}.safetensors")
         self._hash: Optional[bytes] = None
         self.use_finetuned = use_finetuned
-        self._ft_dir = finetuned_dir
+        self._ft_dir = finetuned_dir or folder
         self._ft_cache: dict[str, Any] = {}
         self.use_tcq_tables = use_tcq_tables
         self._tcq_doc: Any = False  # not looked up yet
         #: quantizer → fine-tuned decoder file ignored because it was tuned on other weights
         self.stale_finetuned: dict[str, str] = {}
         self._diffusion = diffusion  # a DiffusionDecoder (tests inject one); else loaded lazily
-        self._gan_dir = gan_dir
+        self._gan_dir = gan_dir or folder
         # (file's mtime, usable) of the GAN decoder file as last looked up; its exact synthesis
         self._gan_ok: Optional[tuple[int, bool]] = None
         self._gan_entry: Optional[tuple[ExactSynthesis, bytes]] = None
@@ -167,7 +171,7 @@ class LearnedCodec(LicCodec):
         out = ["mse"]
         if self.gan_usable():
             out.append("gan")
-        if self._diffusion is not None or diffusion_weights_path(self.name).is_file():
+        if self._diffusion is not None or diffusion_weights_path(self.name, self._dir).is_file():
             out.append("diffusion")
         return tuple(out)
 
@@ -179,11 +183,7 @@ class LearnedCodec(LicCodec):
         if self._model is not None or self._hash is not None:
             return self.weights_hash.hex()
         p = Path(self._weights_path or weights_path(self.name))
-        if not p.is_file():
-            return None
-        from ..weights import read_weights_hash
-
-        return read_weights_hash(p)
+        return read_weights_hash(p) if p.is_file() else None
 
     def gan_usable(self) -> bool:
         """A GAN decoder file exists and was trained on these codec weights (its metadata names
@@ -242,7 +242,7 @@ class LearnedCodec(LicCodec):
         if self._diffusion is None:
             from ..decoder.diffusion import DiffusionDecoder
 
-            self._diffusion = DiffusionDecoder.load(diffusion_weights_path(self.name))
+            self._diffusion = DiffusionDecoder.load(diffusion_weights_path(self.name, self._dir))
         return self._diffusion
 
     def _pictures(self, decoder: str, synth: ExactSynthesis, y_hat_gained: torch.Tensor,
@@ -387,11 +387,9 @@ class LearnedCodec(LicCodec):
         return synth, named
 
     def available(self) -> tuple[bool, str]:
-        if self._model is not None:
-            return True, ""
-        p = self._weights_path or weights_path(self.name)
-        if not Path(p).is_file():
-            return False, f"no weights for {self.name} ({Path(p).name} is missing)"
+        p = Path(self._weights_path or weights_path(self.name))
+        if self._model is None and not p.is_file():
+            return False, f"no weights for {self.name} ({p.name} is missing)"
         return True, ""
 
     def describe(self) -> dict[str, Any]:
@@ -432,7 +430,7 @@ class LearnedCodec(LicCodec):
         if self._tcq_doc is False:
             from ..quantizer.tcq_designed import shipped_table_for
 
-            doc = shipped_table_for(self.name, self.weights_hash.hex())
+            doc = shipped_table_for(self.name, self.weights_hash.hex(), self._dir)
             self._tcq_doc = None if doc is None else {k: v for k, v in doc.items()
                                                       if k != "counts"}
         return self._tcq_doc
@@ -524,7 +522,11 @@ class LearnedCodec(LicCodec):
         ok, why = self.available()
         if not ok:
             raise ModelNotFoundError(why)
-        synth, named = self._named_synthesis(header)
+        try:
+            synth, named = self._named_synthesis(header)
+        except LicFormatError as exc:  # weights a release replaced: their frozen copy decodes it
+            old = frozen_for(self, header, exc)
+            return old.decode(data, progress, decoder, seed, on_x0, inspect)
         if len(sections) != 2:
             raise LicFormatError(f"corrupted .lic file (expected 2 sections, found {len(sections)})")
         dec_kind = decoder or header.decoder

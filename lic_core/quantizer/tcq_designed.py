@@ -121,7 +121,11 @@ def read_table_file(path: Path) -> dict:
 
 
 def table_files(folder: Optional[Path] = None) -> list[Path]:
-    return sorted(Path(folder or weights_dir()).glob(f"*{SUFFIX}"))
+    """The table files of the weights folder, and of the weights frozen in it by a release
+    (``frozen/<model>-<hash>/``, :mod:`lic_core.codecs.frozen`): an id names its content, so a
+    file coded with the tables of replaced weights finds them there."""
+    d = Path(folder or weights_dir())
+    return sorted(d.glob(f"*{SUFFIX}")) + sorted(d.glob(f"frozen/*/*{SUFFIX}"))
 
 
 def shipped_table_for(model_name: str, weights_hash_hex: str,
