@@ -101,11 +101,17 @@ class Campaign:
         return out
 
     def refuse_if_another_runs(self) -> None:
-        """Only one stage trains at a time (they share the CPUs and book CPU-hours)."""
+        """Only one stage trains at a time (they share the CPUs and book CPU-hours); the release
+        train (:mod:`.release`) counts as one: it runs the dependent stages itself."""
         for stage, pid in self.running_stages():
+            how = "release stop" if stage == "release" else f"--stage {stage} stop"
             raise CampaignError(
                 f"the {stage} stage is running (pid {pid}); only one stage trains at a "
-                f"time: stop it first (tools/campaign.sh --stage {stage} stop)")
+                f"time: stop it first (tools/campaign.sh {how})")
+
+
+#: what names a campaign process on its command line: a trainer, or the release train's driver
+PROCESS_MARKERS = ("lic_core.train", "campaign.release")
 
 
 def _alive(pid_file: Path, run_dir: Path) -> Optional[int]:
@@ -117,7 +123,7 @@ def _alive(pid_file: Path, run_dir: Path) -> Optional[int]:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return None
-    return pid if "lic_core.train" in cmd and str(run_dir) in cmd else None
+    return pid if any(m in cmd for m in PROCESS_MARKERS) and str(run_dir) in cmd else None
 
 
 class Stage(Campaign):
@@ -269,10 +275,11 @@ def install_lines(s: dict) -> list[str]:
 def over_weights_budget(weights_dir: Path, incoming: list[Path],
                         budget: int = WEIGHTS_BUDGET_BYTES) -> Optional[str]:
     """None when copying ``incoming`` into ``weights_dir`` (replacing files of the same names)
-    keeps the folder within ``budget`` bytes, else a one-line reason."""
+    keeps the folder within ``budget`` bytes, else a one-line reason. The folder's size counts
+    its sub-folders too (``frozen/``: weights a release replaced, :mod:`lic_core.codecs.frozen`)."""
     wdir = Path(weights_dir)
-    current = {f.name: f.stat().st_size for f in wdir.iterdir() if f.is_file()} \
-        if wdir.is_dir() else {}
+    current = {str(f.relative_to(wdir)): f.stat().st_size for f in wdir.rglob("*")
+               if f.is_file()} if wdir.is_dir() else {}
     after = dict(current)
     after.update({f.name: f.stat().st_size for f in incoming})
     total = sum(after.values())
@@ -410,22 +417,27 @@ class BoundStage(Stage):
             raise CampaignError(f"no shipped {model_name} weights to fine-tune")
         ck = latest_checkpoint(self.run_dir)
         how = "starting from the shipped weights' decoder"
+        warm = []
+        if init:  # a run without a checkpoint starts g_s and G' from this decoder file
+            warm = ["--init-decoder", str(init)]
+            how = f"warm-starting from {Path(init).name}"
         if ck is not None:
             base = load_checkpoint(ck).get("base_weights_hash")
             if base == shipped:
-                how = f"resuming {ck.name}"
+                how, warm = f"resuming {ck.name}", []
             else:
                 aside = self.run_dir.with_name(f"{self.run_dir.name}.stale-"
                                                f"{(base or 'unknown')[:8]}")
                 if aside.exists():
                     shutil.rmtree(aside)
                 self.run_dir.rename(aside)
-                how = (f"the shipped {model_name} weights changed since {ck.name}: starting "
-                       f"afresh (old run set aside in {aside.name})")
+                how = (f"the shipped {model_name} weights changed since {ck.name}: "
+                       + (f"warm-starting from {Path(init).name}" if init else "starting afresh")
+                       + f" (old run set aside in {aside.name})")
         cmd = [sys.executable, "-m", "lic_core.train", self.trainer, "--data", data,
                *self.trainer_args(), "--run-dir", str(self.run_dir), *recipe,
                "--steps", "100000000", "--ckpt-minutes", str(CKPT_MINUTES), "--keep", "2",
-               "--no-write", *extra]
+               "--no-write", *warm, *extra]
         self.root.mkdir(parents=True, exist_ok=True)
         st.update({"recipe": recipe, "data": data, "stage": self.stage, "codec": model_name,
                    "base_weights_hash": shipped})

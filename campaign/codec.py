@@ -236,25 +236,12 @@ class CodecStage(Stage):
                                        "and learning curve in docs/training.md.")
         (out / f"{name}.rd.json").write_text(json.dumps(rd_json(name, card), indent=1) + "\n")
 
-        # compare with the shipped weights of the same name (their card's own Kodak evaluation)
-        wdir = Path(weights_dir) if weights_dir else default_weights_dir()
-        shipped_json = wdir / f"{name}.json"
-        if not shipped_json.is_file() and name == DEFAULT_NAME:
-            shipped_json = wdir / f"{BASELINE_NAME}.json"  # the first install must beat the preview
-        gain, gain_basis = None, None
-        if shipped_json.is_file():
-            gain, gain_basis = gain_over(json.loads(shipped_json.read_text()), card, names)
         summary = {"name": name, "checkpoint": str(ck_path), "step": card["total_steps"],
                    "cpu_hours": card["cpu_hours"], "points": card["eval"]["points"],
                    "bd_rate": card.get("bd_rate"), "label": provenance_line(card),
-                   "gain_vs_shipped_pct": gain, "compared_with": shipped_json.stem,
-                   "gain_basis": gain_basis, "files": str(out), "card": card}
-        better = gain is None or gain >= MIN_GAIN_PCT
-        summary["beats_shipped"] = bool(better and shipped_json.is_file() and gain is not None) \
-            or not shipped_json.is_file()
-        summary["earned"] = summary["beats_shipped"]
-        summary["why_not_earned"] = (f"BD-rate gain vs shipped {gain:+.2f} % < {MIN_GAIN_PCT} %"
-                                     if gain is not None else "not comparable with shipped")
+                   "files": str(out), "card": card}
+        wdir = Path(weights_dir) if weights_dir else default_weights_dir()
+        summary.update(install_verdict(card, name, wdir, names))
         return summary
 
     def installed(self, s: dict, wdir: Path) -> None:
@@ -308,6 +295,29 @@ class CodecStage(Stage):
         from .device import adopt
 
         return adopt(self, path)
+
+
+def install_verdict(card: dict, name: str, wdir: Path,
+                    names: Optional[Sequence[str]] = None) -> dict:
+    """Whether an export's card earns its install beside the shipped weights of ``wdir``: a
+    BD-rate gain of at least :data:`MIN_GAIN_PCT` % over the shipped card's own Kodak evaluation
+    on the same images (the first ``DEFAULT_NAME`` install: over the preview's; nothing shipped:
+    earned). Returns ``gain_vs_shipped_pct``, ``compared_with``, ``gain_basis``,
+    ``beats_shipped``, ``earned`` and ``why_not_earned`` (``export`` and the release train)."""
+    names = list(names if names is not None else (card.get("eval") or {}).get("images") or [])
+    shipped_json = Path(wdir) / f"{name}.json"
+    if not shipped_json.is_file() and name == DEFAULT_NAME:
+        shipped_json = Path(wdir) / f"{BASELINE_NAME}.json"  # the first install beats the preview
+    gain, basis = None, None
+    if shipped_json.is_file():
+        gain, basis = gain_over(json.loads(shipped_json.read_text()), card, names)
+    better = gain is None or gain >= MIN_GAIN_PCT
+    beats = bool(better and shipped_json.is_file() and gain is not None) \
+        or not shipped_json.is_file()
+    return {"gain_vs_shipped_pct": gain, "compared_with": shipped_json.stem,
+            "gain_basis": basis, "beats_shipped": beats, "earned": beats,
+            "why_not_earned": (f"BD-rate gain vs shipped {gain:+.2f} % < {MIN_GAIN_PCT} %"
+                               if gain is not None else "not comparable with shipped")}
 
 
 def _last(recs: list[dict], kind: str) -> Optional[dict]:

@@ -108,6 +108,8 @@ class FinetuneStage(BoundStage):
                 "device": "CPU (campaign, tools/campaign.sh)", "train": ck.get("train"),
                 "quantizer_changes": ck.get("quantizer_changes") or [],
                 "lr_changes": ck.get("lr_changes") or [],
+                "warm_start": (f"{ck['init']['file']}: {ck['init']['about']}" if ck.get("init")
+                               else f"the base g_s and inverse gains of {model_name}"),
                 "recipe": shlex.join(st.get("recipe", [])), "data": st.get("data", ""),
                 "exported": now()}
         save_finetuned(model, path, card)

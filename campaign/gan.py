@@ -146,8 +146,9 @@ class GanStage(BoundStage):
         card = {"kind": "GAN decoder: g_s + inverse gains retrained with HiFiC's generator "
                         "objective on the codec's frozen latents (Mentzer et al. 2020, §3–4)",
                 "model": path.stem, "base_model": codec_name, "base_weights_hash": base_now,
-                "warm_start": f"the base g_s and inverse gains of {codec_name} ({base_now}), not a "
-                              "fine-tuned decoder",
+                "warm_start": (f"{ck['init']['file']}: {ck['init']['about']}" if ck.get("init")
+                               else f"the base g_s and inverse gains of {codec_name} "
+                                    f"({base_now}), not a fine-tuned decoder"),
                 "objective": "C·C_D·MSE₂₅₅ + w_P·LPIPS − C_P·log D(x̂, ŷ), HiFiC's constants "
                              + json.dumps({k: ck.get("loss", {}).get(k) for k in
                                            ("C", "C_D", "w_P", "C_P")})

@@ -97,7 +97,10 @@ class GenerativeStage(Stage):
         cmd += self.more_flags(st, recipe, kodak, val)
         cmd += list(extra)
         how = f"resuming {ck.name}" if ck is not None else "starting from scratch"
-        if ck is None:
+        if ck is None and init:  # warm start (a release: the decoder of the replaced weights)
+            cmd += ["--resume", str(init)]
+            how = f"warm-starting from {Path(init).name} (fresh optimizer)"
+        elif ck is None:
             from .seeds import adopt_seed
 
             seeded = adopt_seed(self, codec=st.get("codec"))  # runs/ was lost: the seed

@@ -34,7 +34,7 @@ from ..quantizer import build_quantizer
 from .runner import Runner, RunSettings
 
 __all__ = ["FT_KEYS", "base_hash_of", "decoder_state", "draw_batch", "finetune",
-           "finetuned_path", "save_finetuned"]
+           "finetuned_path", "load_init_decoder", "save_finetuned"]
 
 FT_KEYS = ("g_s.", "gains.inv_gain.")
 
@@ -42,6 +42,27 @@ FT_KEYS = ("g_s.", "gains.inv_gain.")
 def decoder_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The parameters fine-tuning changes (g_s and the inverse gains)."""
     return {k: v for k, v in model.state_dict().items() if k.startswith(FT_KEYS)}
+
+
+def load_init_decoder(model, path: str | Path) -> dict:
+    """Start ``model``'s g_s and G' from a decoder file (the ``g_s.*`` / ``gains.inv_gain.*``
+    tensors of a fine-tuned or GAN decoder, or a release's warm start: ``campaign/warmstart.py``)
+    instead of the base weights' own; returns what the checkpoint and card record of it."""
+    from ..weights import load_weights
+
+    state, meta = load_weights(path)
+    keys = list(decoder_state(model))
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise LicError(f"{Path(path).name} is not a decoder of {model.config.name} "
+                       f"(no {missing[0]})")
+    try:
+        model.load_state_dict({k: state[k] for k in keys}, strict=False)
+    except RuntimeError as exc:
+        raise LicError(f"{Path(path).name} does not fit {model.config.name}: "
+                       f"{str(exc).splitlines()[-1].strip()}") from None
+    return {"file": Path(path).name, "weights_hash": meta["weights_hash_bytes"].hex(),
+            "about": str(meta.get("about") or "")}
 
 
 def inference_quantizer(model, name: str, params: Optional[dict] = None):
@@ -84,7 +105,8 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
              quantizer_params: Optional[dict] = None,
              log: Callable[[str], None] = print, run_dir: Optional[Path] = None,
              ckpt_minutes: Optional[float] = None, keep: int = 2, threads: Optional[int] = None,
-             log_every: int = 10, cpu_budget_min: Optional[float] = None) -> dict:
+             log_every: int = 10, cpu_budget_min: Optional[float] = None,
+             init_decoder: Optional[Path] = None) -> dict:
     """Fine-tune ``model.g_s`` (+ G') in place on real quantized latents; returns a summary.
 
     ``steps`` counts from the start of the run: with ``run_dir`` holding a checkpoint the loop
@@ -93,7 +115,8 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     SIGTERM/SIGINT and at the end; ``train`` records with the λ-weighted loss, MSE and cumulative
     ``cpu_s`` in ``run_dir/log.jsonl``) — the campaign's finetune stages run it so.
     A checkpoint of other base weights or another quantizer is refused: its decoder would not
-    match the encoder side it was tuned for.
+    match the encoder side it was tuned for. A run without a checkpoint starts g_s and G' from
+    ``init_decoder`` when given (:func:`load_init_decoder`; the checkpoints record it as ``init``).
     """
     from .checkpoint import save_checkpoint
     from .data import ImageFolderCrops
@@ -117,7 +140,12 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     changes: list[dict] = []  # quantizer parameters changed mid-run: {"step", "from", "to"}
     lr_changes: list[dict] = []  # learning rate changed on a resume: {"step", "from", "to"}
     ck = runner.latest("finetune", "fine-tuning")
+    init = None
+    if ck is None and init_decoder:
+        init = load_init_decoder(model, init_decoder)
+        log(f"g_s and G' start from {init['file']}: {init['about'] or 'a decoder file'}")
     if ck is not None:
+        init = ck.get("init")
         ck_path = Path(ck["_path"])
         if ck.get("quantizer") != q.name or \
                 _without_tables(ck.get("quantizer_params")) != _without_tables(q.params()):
@@ -156,7 +184,8 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
                                 "step": step, "cpu_s": runner.clock(), "quantizer": q.name,
                                 "quantizer_params": q.params(), "quantizer_changes": changes,
                                 "lr_changes": lr_changes, "base_model": model.config.name,
-                                "base_weights_hash": base_hash, "train": train_cfg},
+                                "base_weights_hash": base_hash, "train": train_cfg,
+                                "init": init},
                                run_dir, keep)
 
     def step(i: int) -> dict:
@@ -197,7 +226,7 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     return {"steps": runner.step, "quantizer": quantizer, "quantizer_params": q.params(),
             "final_mse": losses[-1] if losses else None, "seconds": time.time() - t0,
             "cpu_s": runner.clock(), "lr": lr, "batch": batch, "crop": crop, "reason": reason,
-            "base_weights_hash": base_hash}
+            "base_weights_hash": base_hash, "init": init}
 
 
 def save_finetuned(model, path: Path, card: dict,
@@ -273,6 +302,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="checkpoint every N wall minutes (with --run-dir)")
     p.add_argument("--keep", type=int, default=2, help="checkpoints to keep (with --run-dir)")
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--init-decoder", default=None, help="start g_s and G' from this decoder file "
+                   "instead of the base weights' (a run without a checkpoint)")
     p.add_argument("--no-write", action="store_true",
                    help="only train and checkpoint (campaign stages export later)")
     p.add_argument("--out", default=None, help="output file (default <weights dir>/<model>-ft-<q>.safetensors)")
@@ -313,7 +344,7 @@ def run(args: argparse.Namespace) -> int:
                        run_dir=Path(args.run_dir) if args.run_dir else None,
                        ckpt_minutes=args.ckpt_minutes, keep=args.keep,
                        threads=args.threads, log_every=args.log_every,
-                       cpu_budget_min=args.cpu_budget_min)
+                       cpu_budget_min=args.cpu_budget_min, init_decoder=args.init_decoder)
     if args.no_write:
         print(f"stopped after {summary['steps']} steps ({summary['reason']})")
         return 0

@@ -56,7 +56,14 @@ from ..errors import LicError
 from ..models import load_model
 from ..models.hific import HIFIC_SMALL
 from ..paths import gan_weights_path
-from .finetune import FT_KEYS, base_hash_of, decoder_state, draw_batch, inference_quantizer
+from .finetune import (
+    FT_KEYS,
+    base_hash_of,
+    decoder_state,
+    draw_batch,
+    inference_quantizer,
+    load_init_decoder,
+)
 from .hific.discriminator import HificDiscriminator
 from .hific.losses import DEFAULT_LOSS, HificLossConfig, discriminator_loss, mse_255
 from .losses.gan import frozen, generator_loss_ns
@@ -167,13 +174,19 @@ class GanDecoderTrainer:
 
 
 def _resume(tr: GanDecoderTrainer, runner: Runner, base_hash: Optional[str], model_name: str,
-            train_cfg: dict, gen: torch.Generator, log: Callable[[str], None]) -> list:
+            train_cfg: dict, gen: torch.Generator, log: Callable[[str], None],
+            init_decoder: Optional[Path] = None) -> tuple[list, Optional[dict]]:
     """Continue the newest checkpoint of the run folder (step, booked CPU seconds, sampling RNG);
-    returns the training-setting changes so far. Refuses a checkpoint of another kind or of
-    other base weights."""
+    returns (the training-setting changes so far, the warm start the run began from). Refuses a
+    checkpoint of another kind or of other base weights. Without a checkpoint, g_s and G' start
+    from ``init_decoder`` when given (:func:`.finetune.load_init_decoder`)."""
     ck = runner.latest(CKPT_KIND, "GAN decoder")
     if ck is None:
-        return []
+        if not init_decoder:
+            return [], None
+        init = load_init_decoder(tr.model, init_decoder)
+        log(f"g_s and G' start from {init['file']}: {init['about'] or 'a decoder file'}")
+        return [], init
     name = Path(ck["_path"]).name
     if base_hash and ck.get("base_weights_hash") not in (None, base_hash):
         raise LicError(f"{ck['_path']} was trained on other {model_name} weights "
@@ -192,7 +205,7 @@ def _resume(tr: GanDecoderTrainer, runner: Runner, base_hash: Optional[str], mod
         log(f"training settings changed from step {int(ck['step'])}: {changes[-1]['to']}")
     runner.resume(int(ck["step"]), float(ck.get("cpu_s", 0.0)))
     log(f"resumed {name} at step {int(ck['step'])}")
-    return changes
+    return changes, ck.get("init")
 
 
 def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop: int = 128,
@@ -202,14 +215,16 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
                       keep: int = 2, threads: Optional[int] = None, log_every: int = 10,
                       perceptual: Optional[nn.Module] = None,
                       disc: Optional[HificDiscriminator] = None,
-                      log: Callable[[str], None] = print) -> dict:
+                      log: Callable[[str], None] = print,
+                      init_decoder: Optional[Path] = None) -> dict:
     """Train ``model``'s g_s + G' in place as a GAN decoder; returns a summary.
 
     ``steps`` counts from the start of the run; with ``run_dir`` holding a checkpoint the run
     resumes it (decoder and D tensors, both Adam states, step, booked CPU seconds, sampling RNG)
     and trains on to ``steps`` or until ``cpu_budget_min`` CPU-minutes are booked in all
     (:class:`.runner.Runner`: checkpoints every ``ckpt_minutes`` of wall time, on SIGTERM/SIGINT
-    and at the end; ``train`` records in ``run_dir/log.jsonl``)."""
+    and at the end; ``train`` records in ``run_dir/log.jsonl``). A new run starts g_s and G' from
+    ``init_decoder`` when given, else from the base weights'."""
     from .checkpoint import save_checkpoint
     from .data import ImageFolderCrops
 
@@ -224,7 +239,8 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
                 "widths": [m.out_channels for m in tr.disc.body if hasattr(m, "out_channels")]}
     runner = Runner(RunSettings(steps, run_dir, log_every, ckpt_minutes=ckpt_minutes, keep=keep,
                                 cpu_budget_min=cpu_budget_min, threads=threads), log=log)
-    changes = _resume(tr, runner, base_hash, model.config.name, train_cfg, gen, log)
+    changes, init = _resume(tr, runner, base_hash, model.config.name, train_cfg, gen, log,
+                            init_decoder)
 
     last: dict = {}
 
@@ -239,7 +255,8 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
                                 "step": i, "cpu_s": runner.clock(), "quantizer": q.name,
                                 "base_model": model.config.name, "base_weights_hash": base_hash,
                                 "train": train_cfg, "train_changes": changes,
-                                "disc_config": disc_cfg, "loss": dict(vars(tr.cfg))},
+                                "disc_config": disc_cfg, "loss": dict(vars(tr.cfg)),
+                                "init": init},
                                run_dir, keep)
 
     def report(i: int, window: list, timing: dict) -> tuple[dict, str]:
@@ -266,7 +283,7 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
     return {"steps": runner.step, "reason": reason, "seconds": time.time() - t0,
             "cpu_s": runner.clock(), "final_loss": last.get("loss"),
             "final_lpips": last.get("lpips"), "base_weights_hash": base_hash,
-            "train": train_cfg, "disc_config": disc_cfg}
+            "train": train_cfg, "disc_config": disc_cfg, "init": init}
 
 
 def card_markdown(name: str, card: dict, digest: str) -> str:
@@ -312,6 +329,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-minutes", type=float, default=None)
     p.add_argument("--keep", type=int, default=2)
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--init-decoder", default=None, help="start g_s and G' from this decoder "
+                   "file instead of the base weights' (a run without a checkpoint)")
     p.add_argument("--no-write", action="store_true",
                    help="only train and checkpoint (the campaign stage exports later)")
     p.add_argument("--out", default=None, help="output (default <weights dir>/<model>-gan)")
@@ -335,7 +354,8 @@ def run(args: argparse.Namespace) -> int:
         model, args.data, args.steps, args.batch, args.crop, args.lr, args.d_lr,
         args.gan_start, args.clip, args.seed, args.cpu_budget_min,
         Path(args.run_dir) if args.run_dir else None, args.ckpt_minutes, args.keep,
-        args.threads, args.log_every, disc=build_discriminator(model, args.disc_cond, widths))
+        args.threads, args.log_every, disc=build_discriminator(model, args.disc_cond, widths),
+        init_decoder=args.init_decoder)
     if args.no_write:
         print(f"stopped after {summary['steps']} steps ({summary['reason']})")
         return 0
