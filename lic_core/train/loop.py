@@ -283,7 +283,7 @@ def load_init_weights(model: nn.Module, path: str) -> dict:
     else:
         ck = load_checkpoint(p)
         state = ck["ema"]["shadow"] if ck.get("ema") else ck["model"]
-        meta = {"from_checkpoint": str(p), "step": ck["step"]}
+        meta = {"from_checkpoint": str(p), "step": ck["step"], "cpu_s": ck.get("cpu_s", 0.0)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.endswith(("pmf", "pmf_offset", "pmf_length"))]:
         raise TrainError(f"--init {p.name} does not fit the model: missing {list(missing)[:3]}, "
@@ -336,7 +336,9 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         card = init_meta.get("card") if isinstance(init_meta.get("card"), dict) else {}
         prev_device = str(card.get("device", ""))
         wall_prev = float(card.get("wall_time_s", 0.0) or 0.0)
-        cpu_prev = 3600.0 * float(card.get("cpu_hours", 0.0) or 0.0)
+        # the lineage's CPU time: a card's hours, or a checkpoint's booked seconds
+        cpu_prev = (3600.0 * float(card.get("cpu_hours", 0.0) or 0.0)
+                    or float(init_meta.get("cpu_s", 0.0) or 0.0))
         if cfg.continue_schedule:
             start = rewarm_from = int(card.get("steps") or init_meta.get("step") or 0)
     if ck:

@@ -85,6 +85,7 @@ def test_a_trained_tiny_run_continues_with_more_levels(tmp_path):
     assert ck2["step"] == 4 and tuple(ck2["config"]["lambdas"]) == new
     assert ck2["train"]["lambdas"] == list(new)
     assert ck2["model"]["gains.gain.weight"].shape[0] == len(new)
+    assert ck2["cpu_s"] > ck["cpu_s"] > 0                   # the lineage's CPU time carries on
     recs = [json.loads(ln) for ln in (tmp_path / "cont" / "log.jsonl").read_text().splitlines()]
     start = next(r for r in recs if r["type"] == "start")
     assert start["lambdas"] == list(new) and start["step"] == 2         # schedule continued
