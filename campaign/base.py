@@ -98,6 +98,11 @@ class Campaign:
             pid = _alive(f, self.root / stage)
             if pid:
                 out.append((stage, pid))
+        if self.stage != "release" and not any(s == "release" for s, _ in out):
+            for f in sorted((self.root / "release").glob("*.pid")):  # a release's own stage
+                pid = _alive(f, self.root / "release" / f.stem)  # (its driver may be gone)
+                if pid:
+                    out.append(("release", pid))
         return out
 
     def refuse_if_another_runs(self) -> None:

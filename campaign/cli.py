@@ -1,5 +1,6 @@
-"""``tools/campaign.sh [--stage NAME] start|status|stop|export|seed|handoff|adopt`` (= ``python -m
-campaign ...`` from the checkout); docs/training.md "The campaign"."""
+"""``tools/campaign.sh [--stage NAME] start|status|stop|export|seed|handoff|adopt`` and
+``tools/campaign.sh release start|status|stop|install|abort`` (= ``python -m campaign ...`` from the
+checkout); docs/training.md "The campaign" and "Release train"."""
 from __future__ import annotations
 
 import argparse
@@ -63,12 +64,83 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--to", required=True)
     d = sub.add_parser("adopt", help="continue from weights trained on a device (handoff file)")
     d.add_argument("path")
+    add_release_parser(sub)
     return p
+
+
+def add_release_parser(sub) -> None:
+    """``release start|status|stop|install|abort`` (campaign/release.py)."""
+    from .release import BUDGETS, ORDER
+
+    r = sub.add_parser("release", help="install new codec weights and re-derive every decoder "
+                                       "that depends on them (docs/training.md, Release train)")
+    rs = r.add_subparsers(dest="release_cmd", required=True)
+    st = rs.add_parser("start", help="begin a release (or continue the one under way) in the "
+                                     "background, niced")
+    st.add_argument("--export", help="codec export to release (default runs/campaign/export/"
+                                     "<name>.safetensors, written by `export`)")
+    st.add_argument("--name", help=f"codec (default {DEFAULT_NAME})")
+    st.add_argument("--force", action="store_true",
+                    help="release an export that did not earn its install")
+    st.add_argument("--budget", action="append", default=[], metavar="STAGE=MIN",
+                    help="training CPU-minutes of a stage (defaults: " + ", ".join(
+                        f"{k} {v:g}" for k, v in BUDGETS.items() if v) + ")")
+    st.add_argument("--add", action="append", default=[], choices=ORDER,
+                    help="re-derive a dependent that does not ship yet (finetune-deadzone)")
+    st.add_argument("--skip", action="append", default=[], choices=ORDER,
+                    help="do not re-derive a dependent (it is dropped, never left stale)")
+    st.add_argument("--data", help="training folders joined by ':' (default train:train_extra)")
+    st.add_argument("--kodak", help="measurement folder (default ../shared/data/kodak)")
+    st.add_argument("--eval-limit", type=int, help="measure on the first N images only")
+    st.add_argument("--rates", help="slider points of the measurements (default 0,0.2,…,1)")
+    st.add_argument("--hold", action="store_true",
+                    help="do not install at the end: wait for `release install`")
+    st.add_argument("--weights-dir", help="the shipped weights folder (default "
+                                          "lic_core/assets/weights, or $LIC_WEIGHTS_DIR)")
+    st.add_argument("--max-steps", type=int, help="cap every stage's steps (smoke runs)")
+    st.add_argument("--nice", type=int, default=19)
+    rs.add_parser("status", help="the release's phase and every stage's")
+    t = rs.add_parser("stop", help="checkpoint the running stage and stop (resumable)")
+    t.add_argument("--timeout", type=float, default=900.0)
+    i = rs.add_parser("install", help="install a measured release (all or nothing)")
+    i.add_argument("--drop-unearned", action="store_true",
+                   help="install without the dependents that did not earn their install")
+    i.add_argument("--force", action="store_true",
+                   help="install although the shipped folder changed since the release began")
+    rs.add_parser("abort", help="discard a release that was not installed")
+
+
+def release_main(a) -> str:
+    from .release import ReleaseTrain
+
+    train = ReleaseTrain(a.dir)
+    if a.release_cmd == "start":
+        budgets = {}
+        for kv in a.budget:
+            k, _, v = kv.partition("=")
+            try:
+                budgets[k] = float(v)
+            except ValueError:
+                raise CampaignError(f"--budget expects STAGE=MINUTES, got {kv!r}") from None
+        return train.start(a.export, a.force, budgets, a.add, a.skip, a.name, a.data, a.kodak,
+                           a.eval_limit, [float(u) for u in a.rates.split(",")] if a.rates
+                           else None, a.hold, Path(a.weights_dir) if a.weights_dir else None,
+                           nice=a.nice, max_steps=a.max_steps)
+    if a.release_cmd == "status":
+        return train.status()
+    if a.release_cmd == "stop":
+        return train.stop(a.timeout)
+    if a.release_cmd == "install":
+        return train.install(a.drop_unearned, a.force)
+    return train.abort()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     a = build_parser().parse_args(argv)
     try:
+        if a.cmd == "release":
+            print(release_main(a))
+            return 0
         stage = open_stage(a.stage, a.dir)
         if a.cmd == "start":
             extra = [x for x in (a.extra or []) if x != "--"]

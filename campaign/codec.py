@@ -244,6 +244,27 @@ class CodecStage(Stage):
         summary.update(install_verdict(card, name, wdir, names))
         return summary
 
+    def release(self, s: dict, weights_dir: Optional[Path] = None, force: bool = False) -> dict:
+        """Install an export that earned it — but new weights *replacing* shipped ones of the
+        same name go through the release train (``tools/campaign.sh release``: it re-derives the
+        decoders that depend on them and keeps files of the outgoing weights decoding);
+        ``force`` replaces them here and removes their dependents (:func:`.finetune.
+        retire_finetuned`), and files of the outgoing weights are then refused."""
+        from lic_core.paths import weights_dir as default_weights_dir
+
+        wdir = Path(weights_dir) if weights_dir else default_weights_dir()
+        if s["earned"] and not force and (wdir / f"{s['name']}.safetensors").is_file():
+            from .release import shipped_plan
+
+            deps = shipped_plan(wdir, s["name"])
+            s.update(installed=False, why_not=(
+                f"new {s['name']} weights replace the shipped ones through the release train: "
+                "tools/campaign.sh release start (it re-derives "
+                + (", ".join(deps) if deps else "no dependents") + " and keeps files of the "
+                "outgoing weights decoding); --force-install replaces them here"))
+            return s
+        return super().release(s, weights_dir, force)
+
     def installed(self, s: dict, wdir: Path) -> None:
         results = getattr(self, "results_dir", CLASSICAL)
         results.mkdir(parents=True, exist_ok=True)
