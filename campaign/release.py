@@ -3,8 +3,9 @@
 New codec weights make every decoder trained on the old ones stale: the fine-tuned decoders, the
 TCQ rate tables, the GAN decoder (all bound to the base weights' hash; the codec ignores them
 beside other weights) and the diffusion decoder (conditioned on the old g_s; nothing checked it).
-``export --install`` of the codec stage deletes the first ones and leaves the studio without
-them until each stage is retrained by hand (~10 CPU-h). A release instead:
+Installing new weights with the codec stage's ``export --install`` deleted the first ones and
+left the studio without them until each stage was retrained by hand (~10 CPU-h; it now sends a
+replacement here, and ``--force-install`` still does that). A release instead:
 
 1. takes a codec export (default: ``runs/campaign/export/<name>.safetensors``, written and
    measured by ``export``) and refuses one that did not earn its install (``--force``);
@@ -31,7 +32,7 @@ finetune-deadzone   (only with ``--add``: none ships yet)                15 CPU-
 finetune-rdoq       base g_s or transplant (probe)                      15 CPU-min
 finetune-tcq        base g_s or transplant (probe)                      30 CPU-min
 gan                 base g_s or transplant (probe); D afresh, GAN term  24 CPU-min
-                    after 250 steps
+                    after 250 steps from a transplant (500 from g_s)
 diffusion           its previous weights, fresh optimizer               30 CPU-min
 ==================  ==================================================  =================
 
@@ -81,15 +82,16 @@ class Stopped(Exception):
     """The release train was asked to stop (SIGTERM)."""
 
 
-def stage_recipe(stage: str, codec: str) -> list[str]:
-    """The stage's own recipe for the codec ``codec``, with a release's changes (GAN warm-up)."""
+def stage_recipe(stage: str, codec: str, warm: bool = False) -> list[str]:
+    """The stage's own recipe for the codec ``codec``; a GAN decoder warm-started from a decoder
+    file (``warm``) needs a shorter warm-up without the GAN term (:data:`GAN_START_WARM`)."""
     from .finetune import RECIPE as FT
     from .gan import RECIPE as GAN
     from .generative import RECIPES
 
     recipe = list(GAN if stage == "gan" else RECIPES["diffusion"] if stage == "diffusion" else FT)
     recipe = _set(recipe, "--model", codec)
-    return _set(recipe, "--gan-start", str(GAN_START_WARM)) if stage == "gan" else recipe
+    return _set(recipe, "--gan-start", str(GAN_START_WARM)) if stage == "gan" and warm else recipe
 
 
 def _set(recipe: list[str], name: str, value: str) -> list[str]:
@@ -421,12 +423,13 @@ class ReleaseTrain(Stage):
         extra = ["--cpu-budget-min", f"{budget:.4f}"]
         if opts.get("max_steps"):
             extra += ["--steps", str(int(opts["max_steps"]))]
+        init = (item.get("warm_start") or {}).get("file")
         recipe = (opts.get("recipes") or {}).get(item["stage"]) or \
-            stage_recipe(item["stage"], st["codec"])
+            stage_recipe(item["stage"], st["codec"], warm=init is not None)
         self._check()
         ends_before = len([r for r in stage.log() if r.get("type") == "end"])
         msg = stage.start(data=self.data(st), kodak=opts.get("kodak"),
-                          init=(item.get("warm_start") or {}).get("file"), recipe=recipe,
+                          init=init, recipe=recipe,
                           extra=extra, nice=int(opts.get("nice", 19)))
         self.say(msg)
         self._interruptible = True
@@ -505,10 +508,12 @@ class ReleaseTrain(Stage):
                            (json.dumps(doc, separators=(",", ":")) + "\n").encode(), True)
         cpu_h = round((time.process_time() - t0) / 3600.0, 4)
         last = history[-1]["y_bpp"]
+        start = "the previous tables" if init is not None else "Gaussian"
         return {"cpu_h": cpu_h, "result": {
-            "earned": True, "installs": True, "id": f"{doc['id']:016x}", "passes": history, "crops": len(crops),
+            "earned": True, "installs": True, "id": f"{doc['id']:016x}", "passes": history,
+            "crops": len(crops),
             "line": f"tables {doc['id']:016x}: y {last:.4f} bpp on the training crops after "
-                    f"{len(history)} passes (from {'the previous tables' if init else 'Gaussian'})"}}
+                    f"{len(history)} passes (from {start})"}}
 
     # -- install ------------------------------------------------------------------------------
     def install(self, drop_unearned: bool = False, force: bool = False) -> str:
