@@ -294,7 +294,7 @@ class CodecStage(Stage):
                              "weights): redesign with python -m lic_core.train.tcq_design "
                              "--install")
                 continue
-            what, stage = ("gan", "gan") if q == "gan" else (f"ft-{q}", f"finetune-{q}")
+            what, stage = (q, q) if q in ("gan", "diffusion") else (f"ft-{q}", f"finetune-{q}")
             lines.append(f"  removed {s['name']}-{what} (tuned on the old weights): retrain it "
                          f"with tools/campaign.sh --stage {stage} start")
         return lines

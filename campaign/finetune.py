@@ -161,10 +161,12 @@ class FinetuneStage(BoundStage):
 
 def retire_finetuned(wdir: Path, name: str) -> list[str]:
     """Remove the decoders fine-tuned on earlier ``name`` weights (its quantizer table, its
-    designed TCQ rate tables and its GAN decoder too) from the weights folder: the codec would
-    ignore them beside the new weights anyway (they were tuned on other latents), so they only
-    take space. Returns the quantizers they were for (and "tcq rate tables", "gan"); the
-    ``finetune-<q>`` and ``gan`` stages retrain them on the new weights (docs/training.md)."""
+    designed TCQ rate tables, its GAN and diffusion decoders too) from the weights folder: the
+    codec would ignore the tuned ones beside the new weights anyway (they were tuned on other
+    latents), and the diffusion decoder, which the codec does not check, is conditioned on the
+    old g_s. Returns the quantizers they were for (and "tcq rate tables", "gan", "diffusion");
+    the stages retrain them on the new weights — the release train (:mod:`.release`) does all
+    of it and never calls this (docs/training.md)."""
     from lic_core.decoder.finetuned import finetuned_base_hash
     from lic_core.evaluation.quantizers import quantizer_table_path
     from lic_core.weights import read_weights_hash
@@ -182,6 +184,11 @@ def retire_finetuned(wdir: Path, name: str) -> list[str]:
         for suffix in (".safetensors", ".md", ".json", ".curve.png"):
             gan.with_suffix(suffix).unlink(missing_ok=True)
         retired.append("gan")
+    diffusion = wdir / f"{name}-diffusion.safetensors"  # conditioned on the old g_s's features
+    if diffusion.is_file() and _diffusion_codec_hash(diffusion) != current:
+        for suffix in (".safetensors", ".md", ".json", ".curve.png"):
+            diffusion.with_suffix(suffix).unlink(missing_ok=True)
+        retired.append("diffusion")
     table = quantizer_table_path(name, wdir)
     if table.is_file():
         try:
@@ -202,3 +209,13 @@ def retire_finetuned(wdir: Path, name: str) -> list[str]:
             tcq.unlink()
             retired.append("tcq rate tables")
     return retired
+
+
+def _diffusion_codec_hash(path: Path) -> Optional[str]:
+    """The codec weights a diffusion decoder learned on (its card's ``codec_weights_hash``)."""
+    from lic_core.weights import read_weights_card
+
+    try:
+        return (read_weights_card(path) or {}).get("codec_weights_hash")
+    except Exception:  # noqa: BLE001 - an unreadable card binds to nothing
+        return None

@@ -105,6 +105,18 @@ def test_a_release_plans_the_shipped_dependents_and_refuses_what_it_must(tmp_pat
                                   "why_not_earned": ""}, wdir)
     assert not s["installed"] and "release start" in s["why_not"] and "gan" in s["why_not"]
 
+    # the old way (--force-install) leaves nothing stale either: a diffusion decoder conditioned
+    # on other weights goes with the tuned decoders
+    from safetensors.torch import save_file
+
+    from campaign.finetune import retire_finetuned
+
+    save_file({"w": torch.zeros(1)}, str(wdir / f"{TINY}-diffusion.safetensors"),
+              metadata={"card": json.dumps({"codec_weights_hash": "00" * 8})})
+    ship_tiny(wdir, 2)
+    assert retire_finetuned(wdir, TINY) == ["tcq", "gan", "diffusion", "tcq rate tables"]
+    assert not (wdir / f"{TINY}-diffusion.safetensors").exists()
+
 
 def _sleeper(*marks: str) -> subprocess.Popen:
     """A process whose command line names ``marks`` (what the campaign's pid check reads)."""
