@@ -26,7 +26,7 @@ from ...exact.fixed import ExactLinear, picture_from_real, to_grid
 from ...exact.gains import exact_gain
 from ...exact.nets import DEFAULT_CONFIG, ExactAttentionBlock, ExactConfig, ExactResidualBottleneck
 from ...transform.layers import AttentionBlock, ResidualBottleneck
-from ...transform.tiling import input_margin, scale_factor, tile_budget, tile_for_budget, tile_grid
+from ...transform.tiling import Span, input_margin, scale_factor, tile_budget, tile_for_budget
 
 
 class ExactSynthesis:
@@ -131,17 +131,22 @@ class ExactSynthesis:
         return up
 
     def _window(self, core: tuple[int, int], level: int, n: int) -> tuple[int, int]:
-        """[start, stop) at the input of stage ``level`` (n latents along the axis)."""
+        """[start, stop) at the input of stage ``level`` (n latents along the axis) for an output
+        core of ``core`` picture pixels: the core's stage-``level`` positions (rounded outwards)
+        and the stage's margin."""
         up, m = self._up_to(level), self.margins[level]
-        return max(0, core[0] * up - m), min(n * up, core[1] * up + m)
+        rest = self._up_to(len(self.stages)) // up  # picture pixels per position of the level
+        return max(0, core[0] // rest - m), min(n * up, -(-core[1] // rest) + m)
 
     def _stages(self, h: torch.Tensor, cores: tuple, windows: tuple, n: tuple, final: str,
                 feats: list) -> tuple[torch.Tensor, tuple[int, int]]:
         """One tile: the stages on grid integers ``h`` (the window at level 0), each stage's input
-        cropped to its window; its features (core only) written into ``feats``.  Returns the
-        last stage's output and its origin in picture pixels."""
+        cropped to its window; its features (core only) written into ``feats``.  ``cores`` are
+        the tile's output core along each axis in picture pixels.  Returns the last stage's
+        output and its origin in picture pixels."""
         origin = (windows[0][0], windows[1][0])
         last = len(self.stages) - 1
+        full = self._up_to(len(self.stages))
         for si, ops in enumerate(self.stages):
             (y0, y1), (x0, x1) = (self._window(c, si, k) for c, k in zip(cores, n))
             if y0 < origin[0] or x0 < origin[1] or y1 - origin[0] > h.shape[-2] \
@@ -161,7 +166,7 @@ class ExactSynthesis:
             origin = (y0 * self.ups[si], x0 * self.ups[si])
             if si < last and feats:
                 up = self._up_to(si + 1)
-                (c0, c1), (d0, d1) = ((c[0] * up, c[1] * up) for c in cores)
+                (c0, c1), (d0, d1) = ((c[0] * up // full, c[1] * up // full) for c in cores)
                 if feats[si] is None:
                     feats[si] = h.new_empty((h.shape[0], h.shape[1], n[0] * up, n[1] * up))
                 feats[si][..., c0:c1, d0:d1] = h[..., c0 - origin[0]:c1 - origin[0],
@@ -170,30 +175,86 @@ class ExactSynthesis:
             h = picture_from_real(self.real_output(h))
         return h, origin
 
+    def _stage_costs(self) -> list[float]:
+        """Multiply-adds of each stage per latent cell (the tile plan's weights)."""
+        out = []
+        for si, ops in enumerate(self.stages):
+            cost = 0.0
+            for lin in self._stage_linears(ops):
+                at = si if lin.kind == "deconv" else si + 1  # a deconv's MACs per input cell
+                cost += lin.weight.numel() * self._up_to(at) ** 2
+            out.append(cost)
+        return out
+
+    def _plan(self, hl: int, wl: int, hn: int, wn: int, tile: int) -> tuple[list, list]:
+        """(row spans, column spans) in latents: cores cover the [0, hn)×[0, wn) latents the
+        output needs, windows reach the level-0 margin inside the hl×wl latent.
+
+        ``tile`` > 0: cores of at most ``tile`` latents a side.  ``tile`` = 0: the grid whose
+        windows each fit the memory budget (:meth:`tile_size`'s window) and whose stage-weighted
+        window area — the work, halos included — is least: a 1 MP picture's 80×52 latents run in
+        2×2 tiles, not 3×2 squares (issue 28 item 2)."""
+        m = self.margins[0]
+        if tile > 0:
+            return _axis(hl, hn, -(-hn // tile), m), _axis(wl, wn, -(-wn // tile), m)
+        side = self.tile_size() + 2 * m  # the budget's window side
+        cap = side * side
+        costs = self._stage_costs()
+        reach = [self.margins[s] / self._up_to(s) for s in range(len(self.stages))]
+
+        def work(rows: list, cols: list) -> float:
+            total = 0.0
+            for c, r in zip(costs, reach):
+                a = sum(min(hl, s.core[1] + r) - max(0, s.core[0] - r) for s in rows)
+                b = sum(min(wl, s.core[1] + r) - max(0, s.core[0] - r) for s in cols)
+                total += c * a * b
+            return total
+
+        best = None
+        for nr in range(1, min(hn, 4 * -(-hn // max(1, side - 2 * m))) + 1):
+            rows = _axis(hl, hn, nr, m)
+            hr = max(s.window[1] - s.window[0] for s in rows)
+            if hr > cap:
+                continue
+            nc = max(1, -(-wn // max(1, cap // hr - 2 * m)))
+            while True:
+                cols = _axis(wl, wn, min(nc, wn), m)
+                if nc >= wn or max(s.window[1] - s.window[0] for s in cols) * hr <= cap:
+                    break
+                nc += 1
+            key = (work(rows, cols), len(rows) * len(cols))
+            if best is None or key < best[0]:
+                best = (key, rows, cols)
+        if best is None:  # no window fits: cores of one tile_size() a side
+            t = self.tile_size()
+            return _axis(hl, hn, -(-hn // t), m), _axis(wl, wn, -(-wn // t), m)
+        return best[1], best[2]
+
     @torch.no_grad()
     def _tiled(self, y_hat_gained: torch.Tensor, code: int, tile: int, final: str,
                keep_features: bool, out: Optional[torch.Tensor] = None
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The final accumulator ("acc") or uint8 picture ("picture") of the whole image, tile by
-        tile (``tile`` latents per side, 0: from the memory budget); with ``keep_features``, the
-        grid integers after each stage but the last.  ``out`` (B×C×H×W, any strides, H and W up
-        to the padded size) receives the top-left H×W of the result instead of a new tensor."""
+        tile (``tile`` latents per side, 0: planned from the memory budget); with
+        ``keep_features``, the grid integers after each stage but the last.  ``out`` (B×C×H×W,
+        any strides, H and W up to the padded size) receives the top-left H×W of the result
+        instead of a new tensor — and only what those H×W pixels need is computed (the windows
+        stop at the picture's margin, not at the padded size)."""
         B, _, hl, wl = y_hat_gained.shape
-        tile = tile if tile > 0 else self.tile_size()
         inv = self.inverse_gain(code)
         feats: list = [None] * (len(self.stages) - 1) if keep_features else []
         full = self._up_to(len(self.stages))
         H, W = (hl * full, wl * full) if out is None else out.shape[-2:]
-        for rs, cs in tile_grid(hl, wl, tile, self.margins[0]):
-            (r0, r1), (c0, c1) = ((c[0] * full, min(c[1] * full, n))
-                                  for c, n in ((rs.core, H), (cs.core, W)))
-            if r0 >= r1 or c0 >= c1:  # a tile of padding only (cropped away)
-                continue
-            (a0, a1), (b0, b1) = rs.window, cs.window
+        rows, cols = self._plan(hl, wl, -(-H // full), -(-W // full), tile)
+        for rs, cs in ((r, c) for r in rows for c in cols):
+            (r0, r1), (c0, c1) = ((c.core[0] * full, min(c.core[1] * full, n))
+                                  for c, n in ((rs, H), (cs, W)))
+            (a0, a1), (b0, b1) = (self._window(c, 0, k) for c, k in (((r0, r1), hl),
+                                                                      ((c0, c1), wl)))
             # ŷ = ŷ_G ⊙ G' on the grid (elementwise: the window's values are the image's)
             y = y_hat_gained[..., a0:a1, b0:b1].to(self.device, torch.float64) * inv
-            h, origin = self._stages(to_grid(y, self.grid), (rs.core, cs.core),
-                                     (rs.window, cs.window), (hl, wl), final, feats)
+            h, origin = self._stages(to_grid(y, self.grid), ((r0, r1), (c0, c1)),
+                                     ((a0, a1), (b0, b1)), (hl, wl), final, feats)
             del y
             if out is None:
                 out = torch.empty((B, h.shape[1], H, W), dtype=h.dtype, device=self.device)
@@ -237,3 +298,12 @@ class ExactSynthesis:
         else:  # a device picture is cropped on the device and copied once
             view.copy_(self.picture(y_hat_gained, code, tile)[..., :size[0], :size[1]].cpu())
         return arr
+
+
+def _axis(n: int, need: int, count: int, margin: int) -> list[Span]:
+    """``count`` near-equal cores covering [0, need) of an axis of ``n`` latents, each window
+    the core ± ``margin`` inside [0, n)."""
+    count = max(1, min(count, need))
+    cuts = [round(i * need / count) for i in range(count + 1)]
+    return [Span((c0, c1), (max(0, c0 - margin), min(n, c1 + margin)))
+            for c0, c1 in zip(cuts, cuts[1:])]
