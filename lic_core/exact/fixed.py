@@ -391,6 +391,27 @@ class ExactLinear:
         return self._pointwise or self.kind == "deconv" or (self.stride == (1, 1)
                                                             and self.groups == 1)
 
+    def _kernel_taps(self):
+        """The blocked kernels' weights: kh×kw×C_out×C_in for a deconv; per tap the C_out×C_in
+        matrix for a conv, None for a tap that is all zeros (a checkerboard mask's).
+
+        Leaving out a zero tap leaves out terms ±0·a: the exact sum keeps its value, and its
+        sign when the value is zero (−0 only when every term is −0) as long as some kept term
+        is never −0 — the first tap's bias column (the kernel's channel of ones) is that term
+        unless a bias is −0, and below :data:`kernels.STACK_TAPS_BELOW` outputs there is no bias
+        column: then, and for a −0 bias, every tap stays."""
+        w = self.weight
+        if self.kind == "deconv":
+            return w.permute(2, 3, 1, 0).contiguous()
+        taps = [w[:, :, ky, kx].contiguous() for ky in range(w.shape[2])
+                for kx in range(w.shape[3])]
+        b = self.bias
+        safe = w.shape[0] >= kernels.STACK_TAPS_BELOW and (
+            b is None or not bool(((b == 0) & torch.signbit(b)).any()))
+        if safe and any(bool(t.any()) for t in taps):
+            taps = [t if bool(t.any()) else None for t in taps]
+        return taps
+
     def _run_blocked(self, x: torch.Tensor, epi: kernels.Epilogue,
                      residual: Optional[torch.Tensor]) -> torch.Tensor:
         if x.dtype != torch.float64:
@@ -402,10 +423,7 @@ class ExactLinear:
             mode = "reflect" if min(x.shape[-2:]) > p else "replicate"
             x = F.pad(x, (p, p, p, p), mode=mode)
         if self._ktaps is None:
-            w = self.weight
-            self._ktaps = (w.permute(2, 3, 1, 0).contiguous() if self.kind == "deconv" else
-                           [w[:, :, ky, kx].contiguous() for ky in range(w.shape[2])
-                            for kx in range(w.shape[3])])
+            self._ktaps = self._kernel_taps()
         if self.kind == "deconv":
             return kernels.conv_transpose2d(x, self._ktaps, self.bias, self.stride, self.padding,
                                             self.output_padding, epi, residual)

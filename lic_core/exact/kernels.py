@@ -205,14 +205,17 @@ def _with_bias(phases: list[Phase], bias: Optional[Tensor]) -> None:
 def conv2d_s1(x: Tensor, taps: list[Tensor], bias: Optional[Tensor], kernel: tuple[int, int],
               padding: tuple[int, int], epi: Epilogue = ACCUMULATOR,
               residual: Optional[Tensor] = None) -> Tensor:
-    """A stride-1, ungrouped convolution; ``taps[ky·kw + kx]`` is the C_out×C weight of a tap."""
+    """A stride-1, ungrouped convolution; ``taps[ky·kw + kx]`` is the C_out×C weight of a tap,
+    or None for a tap whose weights are all zero (a masked convolution's: its terms are zeros,
+    left out — see :meth:`lic_core.exact.fixed.ExactLinear._kernel_taps` for when that is
+    allowed)."""
     B, C, H, W = x.shape
     (kh, kw), (ph, pw) = kernel, padding
-    cout = taps[0].shape[0]
+    cout = next(t.shape[0] for t in taps if t is not None)
     Ho, Wo = H + 2 * ph - kh + 1, W + 2 * pw - kw + 1
     Wp = W + 2 * pw
-    phases = [Phase([(taps[ky * kw + kx], ky * Wp + kx) for ky in range(kh) for kx in range(kw)],
-                    Ho, Wo)]
+    phases = [Phase([(taps[ky * kw + kx], ky * Wp + kx) for ky in range(kh) for kx in range(kw)
+                     if taps[ky * kw + kx] is not None], Ho, Wo)]
     ones = not _stacked(phases, cout)
     if ones:
         _with_bias(phases, bias)
