@@ -252,57 +252,90 @@ class ExactWindowAttention:
         used = t.any(0)
         return None if bool(used.all()) else used.nonzero()[:, 0]
 
-    def __call__(self, q_feat: torch.Tensor, kv_feat: torch.Tensor,
-                 key_allowed: torch.Tensor, queries: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Window attention, computed in chunks of :data:`WINDOWS_PER_CHUNK` windows: every
-        window's logits, softmax and sums are its own, so the chunks change no value.
+    def _to_windows(self, x: torch.Tensor, pad: tuple, value: float = 0.0) -> torch.Tensor:
+        """B×C×H×W → (B·nW)×w²×C on the padded (and, for a shifted block, rolled) grid."""
+        x = F.pad(x, pad, value=value)
+        if self.shift:
+            x = torch.roll(x, (-self.shift, -self.shift), dims=(2, 3))
+        return _windows(x, self.window)
+
+    def _attend(self, qt: torch.Tensor, kv_feat: torch.Tensor, key_allowed: torch.Tensor,
+                qs: Optional[torch.Tensor], store) -> None:
+        """The attention of every window of ``qt`` ((B·nW)×Q×d queries, Q = the slots ``qs`` or
+        all w²) on the keys of ``kv_feat``, before the output projection, handed to
+        ``store(rows, att)`` chunk by chunk (:data:`WINDOWS_PER_CHUNK` windows: every window's
+        logits, softmax and sums are its own, so the chunks change no value).
 
         Only the window slots where some window allows a key enter as keys: the others' softmax
         weights are exactly 0 (e^−∞ rounds to 0 at 2^P), so the exact sums and the row maximum
-        are the same without them.  ``queries`` (H×W bool): only these positions' outputs are
-        wanted (the intra context's non-anchors); the slots no window needs are not computed and
-        their outputs are left at the projection of zero.  For the checkerboard context this is a
-        quarter of the logits (anchor keys × non-anchor queries)."""
-        B, d, H, W = q_feat.shape
-        w, s = self.window, self.shift
+        are the same without them."""
+        B, d, H, W = kv_feat.shape
         allowed_t, region_t, Hp, Wp = self._mask(key_allowed, H, W)
-        pad = (0, Wp - W, 0, Hp - H)
         ks = self._slots(allowed_t)
-        qs = None
-        if queries is not None:
-            wanted = F.pad(queries.to(torch.float64), pad)
-            if s:
-                wanted = torch.roll(wanted, (-s, -s), dims=(0, 1))
-            qs = self._slots(_windows(wanted[None, None], w)[..., 0] > 0.5)
-        qf, kf = F.pad(q_feat, pad), F.pad(kv_feat, pad)
-        if s:
-            qf = torch.roll(qf, (-s, -s), dims=(2, 3))
-            kf = torch.roll(kf, (-s, -s), dims=(2, 3))
-        qt, kt = _windows(qf, w), _windows(kf, w)  # (B·nW)×w²×d
-        del qf, kf
-        if qs is not None:
-            qt = qt[:, qs]
+        kt = self._to_windows(kv_feat, (0, Wp - W, 0, Hp - H))
         if ks is not None:
             kt = kt[:, ks]
-        nW = (Hp // w) * (Wp // w)
-        out = (torch.empty if qs is None else torch.zeros)(
-            (B * nW, w * w, d), dtype=torch.float64, device=qt.device)
+        nW = (Hp // self.window) * (Wp // self.window)
         for b in range(B):
             for i0 in range(0, nW, self.WINDOWS_PER_CHUNK):
                 i1 = min(nW, i0 + self.WINDOWS_PER_CHUNK)
                 rows = slice(b * nW + i0, b * nW + i1)
-                att = self._windows_attention(qt[rows], kt[rows], self._window_mask(
-                    allowed_t[i0:i1], region_t[i0:i1], qs, ks))
-                if qs is None:
-                    out[rows] = att
-                else:
-                    out[rows, qs] = att
-        del qt, kt
+                store(rows, self._windows_attention(qt[rows], kt[rows], self._window_mask(
+                    allowed_t[i0:i1], region_t[i0:i1], qs, ks)))
+
+    def __call__(self, q_feat: torch.Tensor, kv_feat: torch.Tensor,
+                 key_allowed: torch.Tensor) -> torch.Tensor:
+        """Window attention of every position of ``q_feat`` (B×d×H×W) on ``kv_feat``'s keys
+        (allowed at ``key_allowed``), computed in chunks of windows (:meth:`_attend`)."""
+        B, d, H, W = q_feat.shape
+        w, s = self.window, self.shift
+        _, _, Hp, Wp = self._mask(key_allowed, H, W)
+        qt = self._to_windows(q_feat, (0, Wp - W, 0, Hp - H))  # (B·nW)×w²×d
+        out = torch.empty(qt.shape, dtype=torch.float64, device=qt.device)
+
+        def store(rows, att):
+            out[rows] = att
+
+        self._attend(qt, kv_feat, key_allowed, None, store)
+        del qt
         out = snap(self.proj(out), self.grid, inplace=True)
         out = _unwindows(out, B, Hp, Wp, w)
         if s:
             out = torch.roll(out, (s, s), dims=(2, 3))
         return out[:, :, :H, :W]
+
+    def gathered(self, q: torch.Tensor, kv_feat: torch.Tensor, key_allowed: torch.Tensor,
+                 where: torch.Tensor) -> torch.Tensor:
+        """Window attention of N gathered queries ``q`` (B×d×N) — the query of position p of
+        the H×W grid is column ``where[p]`` (−1: no query there) — on ``kv_feat``'s keys.
+
+        A query's logits, softmax and sums are its own row's, so each output is the one the
+        whole grid's attention gives at that position, and only the wanted queries are
+        computed (the intra context's non-anchors of a tile's core: a quarter of the logits of
+        the full attention, anchor keys × non-anchor queries, and half its projections).
+        Returns B×d×N."""
+        B, d, N = q.shape
+        H, W = kv_feat.shape[-2:]
+        _, _, Hp, Wp = self._mask(key_allowed, H, W)
+        col = self._to_windows(where.view(1, 1, H, W), (0, Wp - W, 0, Hp - H), value=-1)[..., 0]
+        qs = self._slots(col >= 0)
+        if qs is not None:
+            col = col[:, qs]
+        nW = col.shape[0]
+        # the queries in window order (a zero row for the slots without one)
+        tokens = torch.cat([q.transpose(1, 2), q.new_zeros((B, 1, d))], dim=1)
+        pick = torch.where(col >= 0, col, N)
+        qt = torch.cat([tokens[b][pick] for b in range(B)]) if B > 1 else tokens[0][pick]
+        out = torch.empty((B, N, d), dtype=torch.float64, device=q.device)
+
+        def store(rows, att):
+            b, i0 = divmod(rows.start, nW)
+            c = col[i0:i0 + att.shape[0]]
+            out[b, c[c >= 0]] = att[c >= 0]
+
+        self._attend(qt, kv_feat, key_allowed, qs, store)
+        del qt
+        return snap(self.proj(out), self.grid, inplace=True).transpose(1, 2)
 
     def _windows_attention(self, qt: torch.Tensor, kt: torch.Tensor,
                            mask: torch.Tensor) -> torch.Tensor:
@@ -347,14 +380,22 @@ class ExactTransformerBlock:
         return self
 
     def __call__(self, x: torch.Tensor, key_allowed: torch.Tensor,
-                 kv: torch.Tensor | None = None,
-                 queries: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``queries``: only these positions' outputs are wanted (a cross block's queries are
-        position-wise; see :meth:`ExactWindowAttention.__call__`)."""
+                 kv: torch.Tensor | None = None) -> torch.Tensor:
         q = self.norm_q(x)
         kvn = self.norm_kv(kv) if self.cross else q
-        x = add(x, self.attn(q, kvn, key_allowed, queries), self.grid)
+        x = add(x, self.attn(q, kvn, key_allowed), self.grid)
         return add(x, self.mlp(self.norm_mlp(x)), self.grid)
+
+    def gathered(self, x: torch.Tensor, where: torch.Tensor, key_allowed: torch.Tensor,
+                 kv: torch.Tensor) -> torch.Tensor:
+        """A cross-attention block on N gathered queries ``x`` (B×d×N; ``where``: their
+        columns on the H×W grid of ``kv``, see :meth:`ExactWindowAttention.gathered`): norms,
+        MLP and sums are per position, so each output is the whole grid's at that position."""
+        if not self.cross:
+            raise ValueError("gathered queries need a cross-attention block")
+        kvn = self.norm_kv(kv)
+        x = add(x, self.attn.gathered(self.norm_q(x), kvn, key_allowed, where), self.grid)
+        return add(x, self.mlp(self.norm_mlp(x)[..., None])[..., 0], self.grid)
 
 
 # ------------------------------------------------------------------------ ELIC transform blocks

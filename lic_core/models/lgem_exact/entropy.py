@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 import torch
 
-from ...entropy_model.checkerboard import anchor_mask, gather
+from ...entropy_model.checkerboard import anchor_mask, gather, scatter
 from ...exact import dmath
 from ...exact.fixed import ExactLinear, ExactSequential, Grid, snap, to_grid
 from ...exact.gains import exact_gains
@@ -197,17 +197,29 @@ class ExactEntropyParameters:
     def nonanchor_params(self, g: int, gains: dict, shared: torch.Tensor, y_anchor: torch.Tensor,
                          gathered: bool = False):
         """(scale index, μ·G, σ·G) of group g at the non-anchors; ``y_anchor``: decoded anchors
-        of g on the grid (zeros elsewhere); ``gathered``: B×C_g×N at the non-anchors only."""
-        local, intra = self.nonanchor_features(g, shared, y_anchor)
-        pos = ~anchor_mask(*y_anchor.shape[-2:], y_anchor.device) if gathered else None
-        return self._head(self.nets[g].ep_nonanchor, torch.cat([shared, local, intra], dim=1),
-                          gains, g, pos)
+        of g on the grid (zeros elsewhere); ``gathered``: B×C_g×N at the non-anchors only, else
+        B×C_g×h×w tensors valid at the non-anchors (zeros at the anchors)."""
+        h, w = y_anchor.shape[-2:]
+        pos = ~anchor_mask(h, w, y_anchor.device)
+        x = self.nonanchor_inputs(g, shared, y_anchor, (slice(0, h), slice(0, w)), pos)
+        out = self.head_params(g, self.nets[g].ep_nonanchor, x, gains)
+        if gathered:
+            return out
+        return tuple(None if t is None else scatter(t, pos, shape=(*t.shape[:2], h, w))
+                     for t in out)
 
-    def nonanchor_features(self, g: int, shared: torch.Tensor, y_anchor: torch.Tensor,
-                           owned: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """(Φ_local, Φ_intra) of group g (steps ⑤ ⑥): the non-anchor head's input beside the
-        shared context — valid at the non-anchors (Φ_intra is not computed at the anchors).
-        ``owned``: ``y_anchor`` is the caller's fresh tensor, masked in place."""
+    def nonanchor_inputs(self, g: int, shared: torch.Tensor, y_anchor: torch.Tensor,
+                         core: tuple[slice, slice], pos: torch.Tensor,
+                         owned: bool = False) -> torch.Tensor:
+        """The non-anchor head's input [shared, Φ_local, Φ_intra] of group g (steps ⑤ ⑥),
+        B×C×N float64 at the positions ``pos`` (a bool mask of the ``core`` of the window:
+        the pass's positions there, raster order).  ``owned``: ``y_anchor`` is the caller's
+        fresh tensor, masked in place.
+
+        The intra blocks are cross-attention (keys: the fixed kv of the anchors) and otherwise
+        position-wise: a non-anchor's output depends on its own query alone, so the queries
+        and everything after them (norms, MLPs, the output layer) run at ``pos`` only — the
+        same values there as on the whole window (:meth:`ExactWindowAttention.gathered`)."""
         net = self.nets[g]
         h, w = y_anchor.shape[-2:]
         amask = anchor_mask(h, w, y_anchor.device)
@@ -217,14 +229,24 @@ class ExactEntropyParameters:
         local = snap(net.local_in(y_anchor), gr, inplace=True)
         local = snap(net.local(local), gr, inplace=True)
         kv = snap(net.intra_kv(y_anchor), gr, inplace=True)
-        q = add(snap(net.intra_q(shared), gr, inplace=True),
-                snap(net.intra_dw(kv), gr, inplace=True), gr)
-        # the intra blocks are cross-attention (keys: the fixed kv) and otherwise position-wise:
-        # a non-anchor's output depends on its own query alone, so only non-anchor queries are
-        # computed (the anchors' outputs are never read: the head runs at the non-anchors)
+        del y_anchor
+        dw = snap(net.intra_dw(kv), gr, inplace=True)
+        sel = torch.zeros((h, w), dtype=torch.bool, device=kv.device)
+        sel[core] = pos
+        cols = sel.view(-1).nonzero()[:, 0]  # the core's pass positions, raster order
+        where = torch.full((h * w,), -1, dtype=torch.int64, device=kv.device)
+        where[cols] = torch.arange(cols.numel(), device=kv.device)
+
+        def at(t: torch.Tensor) -> torch.Tensor:
+            return t.flatten(2)[:, :, cols]
+
+        sh = at(shared)
+        q = add(snap(net.intra_q(sh[..., None]), gr, inplace=True)[..., 0], at(dw), gr)
+        del dw
         for blk in net.intra:
-            q = blk(q, amask, kv, queries=~amask)
-        return local, snap(net.intra_out(q), gr, inplace=True)
+            q = blk.gathered(q, where.view(h, w), amask, kv)
+        intra = snap(net.intra_out(q[..., None]), gr, inplace=True)[..., 0]
+        return torch.cat([sh, at(local), intra], dim=1)
 
     def head_params(self, g: int, head, x: torch.Tensor, gains: dict, grid_mean: bool = False):
         """(scale index, μ·G, σ·G) of gathered head inputs ``x`` (B×C×N): the 1×1 head on a

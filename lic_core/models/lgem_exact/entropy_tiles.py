@@ -243,20 +243,10 @@ class TiledEntropy:
             shared_w = torch.cat(shared, dim=1).to(torch.float64)
             del shared
             y_anchor = ex.context_input(y_group_gained[..., a0:a1, b0:b1], Gg)
-            local, intra = ex.nonanchor_features(g, shared_w, y_anchor, owned=True)
-            del y_anchor
             core = (slice(rows[0] - a0, rows[1] - a0), slice(cols[0] - b0, cols[1] - b0))
             pos = self._pass_mask(rows, cols, parity, phi.device)
-            parts = [shared_w, local, intra]
-            del shared_w, local, intra
-            x = torch.empty((B, sum(t.shape[1] for t in parts), int(pos.sum())),
-                            dtype=torch.float64, device=phi.device)
-            c = 0
-            while parts:  # gather each part into place and let it go
-                t = parts.pop(0)
-                x[:, c:c + t.shape[1]] = t[..., core[0], core[1]][:, :, pos]
-                c += t.shape[1]
-                del t
+            x = ex.nonanchor_inputs(g, shared_w, y_anchor, core, pos, owned=True)
+            del y_anchor, shared_w
             parts = ex.head_params(g, head, x, gains, grid_mean=True)
             del x
             self._place(outs, parts, rows, cols, w, parity)
