@@ -254,7 +254,7 @@ class CodecStage(Stage):
 
         wdir = Path(weights_dir) if weights_dir else default_weights_dir()
         if s["earned"] and not force and (wdir / f"{s['name']}.safetensors").is_file():
-            from .release import shipped_plan
+            from .release_install import shipped_plan
 
             deps = shipped_plan(wdir, s["name"])
             s.update(installed=False, why_not=(

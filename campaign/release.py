@@ -64,11 +64,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .base import DEFAULT_DIR, EVAL_US, CampaignError, Stage, launch, now, stage_cpu_hours
+from .release_install import ORDER, shipped_plan  # noqa: F401 (the release's plan; re-exported)
 
-#: the order a release re-derives dependents in (tables before the TCQ decoder, which trains on
-#: what compress() codes; the fine-tuned decoders before the GAN decoder, measured beside them)
-ORDER = ("tcq-tables", "finetune-round", "finetune-deadzone", "finetune-rdoq", "finetune-tcq",
-         "gan", "diffusion")
 #: training CPU-minutes of each re-derived dependent (see the module's table)
 BUDGETS = {"tcq-tables": None, "finetune-round": 15.0, "finetune-deadzone": 15.0,
            "finetune-rdoq": 15.0, "finetune-tcq": 30.0, "gan": 24.0, "diffusion": 30.0}
@@ -101,24 +98,6 @@ def _set(recipe: list[str], name: str, value: str) -> list[str]:
             out[i + 1] = value
             return out
     return out + [name, value]
-
-
-def shipped_plan(wdir: Path, name: str, add: Sequence[str] = (),
-                 skip: Sequence[str] = ()) -> list[str]:
-    """The dependents shipped for ``name`` in ``wdir`` (+ ``add`` − ``skip``), in :data:`ORDER`."""
-    from lic_core.paths import diffusion_weights_path, finetuned_path, gan_weights_path
-    from lic_core.quantizer.tcq_designed import SUFFIX
-
-    have = {"tcq-tables": (wdir / f"{name}{SUFFIX}").is_file(),
-            "gan": gan_weights_path(name, wdir).is_file(),
-            "diffusion": diffusion_weights_path(name, wdir).is_file()}
-    for s in ORDER:
-        if s.startswith("finetune-"):
-            have[s] = finetuned_path(name, s.split("-", 1)[1], wdir).is_file()
-    bad = [s for s in (*add, *skip) if s not in ORDER]
-    if bad:
-        raise CampaignError(f"unknown dependent stage '{bad[0]}' (choose {', '.join(ORDER)})")
-    return [s for s in ORDER if (have[s] or s in add) and s not in skip]
 
 
 class ReleaseTrain(Stage):

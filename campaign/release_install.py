@@ -1,5 +1,7 @@
 """The release train's folders and its install (issue 27 item 3; :mod:`.release` drives them).
 
+* :func:`shipped_plan` — the dependents a release re-derives: those shipped for the outgoing
+  weights, in :data:`ORDER`.
 * :func:`prepare` — the **staging** folder ``runs/campaign/release/weights``: a copy of the shipped
   weights folder with the new codec files in it and the dependents of the outgoing weights out of
   it (every stage of the train runs with ``$LIC_WEIGHTS_DIR`` pointing there), the outgoing
@@ -21,7 +23,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from .base import WEIGHTS_BUDGET_BYTES, CampaignError, now
 
@@ -31,6 +33,28 @@ DEPENDENT_PATTERNS = ("{n}-ft-*", "{n}-gan.*", "{n}-diffusion.*", "{n}.tcq-table
 #: the codec export's files that ship (``NAME.rd.json`` goes to the results folder instead)
 CODEC_SUFFIXES = (".safetensors", ".json", ".md", ".curve.png")
 TMP = ".release-tmp"
+#: the order a release re-derives dependents in (tables before the TCQ decoder, which trains on
+#: what compress() codes; the fine-tuned decoders before the GAN decoder, measured beside them)
+ORDER = ("tcq-tables", "finetune-round", "finetune-deadzone", "finetune-rdoq", "finetune-tcq",
+         "gan", "diffusion")
+
+
+def shipped_plan(wdir: Path, name: str, add: Sequence[str] = (),
+                 skip: Sequence[str] = ()) -> list[str]:
+    """The dependents shipped for ``name`` in ``wdir`` (+ ``add`` − ``skip``), in :data:`ORDER`."""
+    from lic_core.paths import diffusion_weights_path, finetuned_path, gan_weights_path
+    from lic_core.quantizer.tcq_designed import SUFFIX
+
+    have = {"tcq-tables": (wdir / f"{name}{SUFFIX}").is_file(),
+            "gan": gan_weights_path(name, wdir).is_file(),
+            "diffusion": diffusion_weights_path(name, wdir).is_file()}
+    for s in ORDER:
+        if s.startswith("finetune-"):
+            have[s] = finetuned_path(name, s.split("-", 1)[1], wdir).is_file()
+    bad = [s for s in (*add, *skip) if s not in ORDER]
+    if bad:
+        raise CampaignError(f"unknown dependent stage '{bad[0]}' (choose {', '.join(ORDER)})")
+    return [s for s in ORDER if (have[s] or s in add) and s not in skip]
 
 
 def sha(path: Path) -> str:
