@@ -1,6 +1,7 @@
-"""``tools/campaign.sh [--stage NAME] start|status|stop|export|seed|handoff|adopt`` and
-``tools/campaign.sh release start|status|stop|install|abort`` (= ``python -m campaign ...`` from the
-checkout); docs/training.md "The campaign" and "Release train"."""
+"""``tools/campaign.sh [--stage NAME] start|status|stop|export|seed|handoff|adopt``,
+``tools/campaign.sh decay`` and ``tools/campaign.sh release start|status|stop|install|abort`` (=
+``python -m campaign ...`` from the checkout); docs/training.md "The campaign", "Decay branch" and
+"Release train"."""
 from __future__ import annotations
 
 import argparse
@@ -65,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("adopt", help="continue from weights trained on a device (handoff file)")
     d.add_argument("path")
     add_release_parser(sub)
+    from .decay import DEFAULT_CPU_MIN, DEFAULT_FINAL_LR
+
+    dc = sub.add_parser("decay", help="fork the codec's newest checkpoint into a learning-rate "
+                                      "decay branch for this phase's export (--stage "
+                                      "codec-decay status|stop|export follow it)")
+    dc.add_argument("--cpu-min", type=float, default=DEFAULT_CPU_MIN,
+                    help=f"training CPU-minutes of the branch ({DEFAULT_CPU_MIN:g})")
+    dc.add_argument("--final-lr", type=float, default=DEFAULT_FINAL_LR,
+                    help=f"the cosine's floor, a fraction of the peak ({DEFAULT_FINAL_LR:g})")
+    dc.add_argument("--nice", type=int, default=19)
     return p
 
 
@@ -140,6 +151,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if a.cmd == "release":
             print(release_main(a))
+            return 0
+        if a.cmd == "decay":
+            branch = open_stage("codec-decay", a.dir)
+            branch.cpu_min, branch.final_lr = a.cpu_min, a.final_lr
+            print(branch.start(nice=a.nice, val=False))
             return 0
         stage = open_stage(a.stage, a.dir)
         if a.cmd == "start":

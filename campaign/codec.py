@@ -147,6 +147,10 @@ class CodecStage(Stage):
                                                               if "--init" in cmd else "none"))
         return cmd, how
 
+    def curve_log(self) -> Path:
+        """The log whose validations make the learning curve of an export."""
+        return self.run_dir / "log.jsonl"
+
     def status(self) -> str:
         """One line: state, step, cumulative training CPU-hours, last validation."""
         recs = self.log()
@@ -205,7 +209,7 @@ class CodecStage(Stage):
         ref = CLASSICAL / "webp.json"
         if ref.is_file():
             try:
-                rows = curve_rows(self.run_dir / "log.jsonl", ref, kodak_names(eval_dir))
+                rows = curve_rows(self.curve_log(), ref, kodak_names(eval_dir))
             except KeyError:  # validation images the reference does not cover (tests)
                 rows = []
         xs = [r["cpu_h"] + init_cpu_h for r in rows]

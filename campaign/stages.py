@@ -11,6 +11,7 @@ from typing import Callable
 
 from .base import DEFAULT_DIR, CampaignError, Stage
 from .codec import CodecStage
+from .decay import DecayBranchStage
 from .finetune import QUANTIZERS, FinetuneStage
 from .gan import GanStage
 from .generative import DiffusionStage, HificStage
@@ -18,6 +19,7 @@ from .generative import DiffusionStage, HificStage
 #: stage name → its class (called with the campaign folder)
 REGISTRY: dict[str, Callable[[Path], Stage]] = {
     "codec": CodecStage,
+    "codec-decay": DecayBranchStage,
     "diffusion": DiffusionStage,
     "hific": HificStage,
     "gan": GanStage,
