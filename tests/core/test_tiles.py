@@ -136,6 +136,40 @@ def test_exact_synthesis_tiles_on_the_tiny_model():
     assert all(_synth_digest(synth, y, 30000, tile=t) == whole for t in (1, 2, 4))
 
 
+def test_cropped_picture_computes_only_its_pixels_the_same_bytes(monkeypatch):
+    """picture_hwc stops every window at the picture's margin instead of the padded size, and
+    the budget's plan (tile 0) picks its own grid: the bytes are the whole picture's, cropped,
+    for picture sizes that cut latents and tiles anywhere."""
+    torch.manual_seed(0)
+    m = build_model("lic-lgem-tiny").eval()
+    synth = exact_synthesis(m)
+    y = _latents(13, 19, seed=4, channels=m.config.M) * 8.0
+    whole = synth.picture(y, 30000, tile=64)[0].permute(1, 2, 0).numpy()
+    monkeypatch.setenv("LIC_TILE_MB", "0.001")  # the budget's plan: tiles of a few latents
+    assert len(synth._plan(13, 19, 13, 19, 0)[1]) > 1
+    for size in ((208, 304), (199, 290), (49, 17), (1, 1)):
+        for tile in (0, 2, 5):
+            pic = synth.picture_hwc(y, 30000, size, tile=tile)
+            assert np.array_equal(pic, whole[:size[0], :size[1]]), (size, tile)
+
+
+def test_the_budget_plan_fits_the_window_and_covers_the_needed_latents():
+    """Every tile of the work-minimising plan fits the budget's window, the cores cover the
+    latents the picture needs once each, and a 1 MP picture runs in fewer than 3×2 tiles."""
+    synth = exact_synthesis(build_model("lic-lgem-tiny").eval())
+    side = synth.tile_size() + 2 * synth.margins[0]
+    for hl, wl, hn, wn in ((52, 80, 51, 77), (13, 13, 13, 13), (187, 250, 187, 250), (3, 90, 2, 88)):
+        rows, cols = synth._plan(hl, wl, hn, wn, 0)
+        for spans_, n, need in ((rows, hl, hn), (cols, wl, wn)):
+            assert spans_[0].core[0] == 0 and spans_[-1].core[1] == need
+            assert all(a.core[1] == b.core[0] for a, b in zip(spans_, spans_[1:]))
+            assert all(0 <= s.window[0] <= s.core[0] and s.core[1] <= s.window[1] <= n
+                       for s in spans_)
+        worst = max(r.window[1] - r.window[0] for r in rows) * \
+            max(c.window[1] - c.window[0] for c in cols)
+        assert worst <= side * side or len(rows) * len(cols) == 1
+
+
 # ----------------------------------------------------------------------------- float g_a in tiles
 
 
