@@ -10,9 +10,18 @@ Two parts (docs/bitstream.md, "Reproducible decoding", cost):
    (CRC32s of every step's symbols and of the picture) reported separately.
 2. ``time`` — encode and decode wall time per image on ``--threads`` threads, float vs exact
    (min of ``--repeat`` runs per image, interleaved; u = 0.5), with the load average.
+3. ``stages`` — where a `lic decompress` of a 1 MP photo spends its time (issue 28 item 2): four
+   Kodak images tiled 2×2 and cropped to 1224×816, compressed at u = 0.5 (round, MSE decoder),
+   then decoded as the CLI does (a fresh codec: weights loaded and the exact networks built, no
+   latent maps, the PNG written) on each of ``--stage-threads``; wall and CPU seconds of every
+   stage (:mod:`stage_clock`: weights, exact builds, z, h_s, group features, anchor and
+   non-anchor parameters, range decoder, g_s, PNG), the min of ``--repeat`` decodes each.
+   CPU seconds are the process's (every thread; OpenMP's idle workers spin a little): on a
+   machine shared with other jobs they are the steadier measure.
 
     python benchmarks/exact_path.py [--kodak ../shared/data/kodak] [--images 6]
         [--rates 0.1,0.5,0.9] [--threads 2] [--repeat 3] [--parts cost,time]
+    python benchmarks/exact_path.py --model lic-lgem-cpu --parts stages [--stage-threads 1,2]
 
 Prints tables and writes benchmarks/results/exact_path_<model>.json (an earlier file's content is
 kept under "previous").
@@ -181,6 +190,62 @@ def part_time(args, codec: LearnedCodec) -> dict:
     return {"rows": rows, "summary": summary}
 
 
+def mp_picture(kodak: Path) -> np.ndarray:
+    """About a megapixel of real photo: kodim01, 05, 13, 23 tiled 2×2, cropped to 1224×816."""
+    tiles = [load_image(kodak / f"kodim{i:02d}.png") for i in (1, 5, 13, 23)]
+    tiles = [t if t.shape[:2] == (512, 768) else np.ascontiguousarray(t.transpose(1, 0, 2))
+             for t in tiles]
+    top, bottom = np.concatenate(tiles[:2], axis=1), np.concatenate(tiles[2:], axis=1)
+    return np.ascontiguousarray(np.concatenate([top, bottom], axis=0)[:816, :1224])
+
+
+def part_stages(args, _codec: LearnedCodec) -> dict:
+    """Per-stage seconds of CLI-like decodes of a 1 MP file (see the module docstring)."""
+    import hashlib
+    import tempfile
+
+    from stage_clock import StageClock
+
+    from lic_core.image import io as image_io  # looked up in the clock: its PNG stage
+
+    img = mp_picture(Path(args.kodak))
+    mp = img.shape[0] * img.shape[1] / 1e6
+    data = LearnedCodec(args.model).encode(img, EncodeParams(rate=0.5)).data  # as `lic compress`
+    out: dict = {"pixels": int(img.shape[0] * img.shape[1]), "bytes": len(data),
+                 "repeat": args.repeat, "by_threads": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "decoded.png"
+        for threads in (int(t) for t in args.stage_threads.split(",")):
+            torch.set_num_threads(threads)
+            LearnedCodec(args.model).decode(data, inspect=False)  # warm-up (allocator, caches)
+            best: dict = {}
+            load_before = os.getloadavg()
+            for _ in range(args.repeat):
+                fresh = LearnedCodec(args.model)  # weights loaded, exact networks built
+                with StageClock() as clock:
+                    res = fresh.decode(data, inspect=False)
+                    image_io.save_image_atomic(res.reconstruction, png, overwrite=True)
+                for name, v in clock.result().items():
+                    b = best.setdefault(name, {"wall_s": float("inf"), "cpu_s": float("inf")})
+                    b["wall_s"], b["cpu_s"] = min(b["wall_s"], v["wall_s"]), min(b["cpu_s"], v["cpu_s"])
+            total = {k: sum(v[k] for v in best.values()) for k in ("wall_s", "cpu_s")}
+            decode = {k: total[k] - best["png write"][k] for k in total}
+            row = {"stages": best, "total": total, "decode_without_png": decode,
+                   "decode_s_per_mp": decode["wall_s"] / mp,
+                   "picture_sha256": hashlib.sha256(res.reconstruction.tobytes()).hexdigest(),
+                   "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+                   "load_average_before": load_before, "load_average_after": os.getloadavg()}
+            out["by_threads"][str(threads)] = row
+            print(f"stages of a {mp:.2f} MP decode ({len(data)} bytes) on {threads} thread(s), "
+                  f"min of {args.repeat}; load average {load_before[0]:.1f}:")
+            for name, v in best.items():
+                print(f"  {name:18s} wall {v['wall_s']:6.3f} s  CPU {v['cpu_s']:6.3f} s "
+                      f"({100 * v['cpu_s'] / total['cpu_s']:4.1f} % of CPU)")
+            print(f"  {'total':18s} wall {total['wall_s']:6.3f} s  CPU {total['cpu_s']:6.3f} s; "
+                  f"without the PNG {decode['wall_s'] / mp:.2f} s/MP wall", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     kodak = os.environ.get("LIC_KODAK", str((shared_dir() or ROOT.parent / "shared") / "data" / "kodak"))
@@ -191,6 +256,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--parts", default="cost,time")
+    ap.add_argument("--stage-threads", default="1,2", help="threads of the stages part")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     if not Path(args.kodak).is_dir():
@@ -200,12 +266,12 @@ def main() -> None:
     previous = json.loads(out.read_text()) if out.is_file() else {}
     result = {"model": args.model, "torch": torch.__version__, "format_version": 2,
               "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-              **{k: v for k, v in previous.items() if k in ("cost", "time")}}
+              **{k: v for k, v in previous.items() if k in ("cost", "time", "stages")}}
     if previous and "previous" not in previous:
         result["previous"] = previous  # the phase-1 measurements (issue 11)
     elif "previous" in previous:
         result["previous"] = previous["previous"]
-    parts = {"cost": part_cost, "time": part_time}
+    parts = {"cost": part_cost, "time": part_time, "stages": part_stages}
     for name in args.parts.split(","):
         t0 = time.perf_counter()
         result[name] = parts[name](args, codec)
