@@ -316,6 +316,17 @@ def flag(recipe: Sequence[str], name: str, default: Optional[str] = None) -> Opt
     return val
 
 
+def set_flag(recipe: Sequence[str], name: str, value: str) -> list[str]:
+    """A copy of a recipe with the last ``name`` flag (the one :func:`flag` reads) set to
+    ``value``, or ``name value`` appended when it has none."""
+    out = list(recipe)
+    for i in range(len(out) - 2, -1, -1):
+        if out[i] == name:
+            out[i + 1] = value
+            return out
+    return out + [name, value]
+
+
 def shipped_codec_hash(name: str) -> Optional[str]:
     """The ``weights_hash`` in the metadata of the shipped codec weights ``name`` (read without
     the tensors), or None."""

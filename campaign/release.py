@@ -63,7 +63,16 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .base import DEFAULT_DIR, EVAL_US, CampaignError, Stage, launch, now, stage_cpu_hours
+from .base import (
+    DEFAULT_DIR,
+    EVAL_US,
+    CampaignError,
+    Stage,
+    launch,
+    now,
+    set_flag,
+    stage_cpu_hours,
+)
 from .release_install import ORDER, shipped_plan  # noqa: F401 (the release's plan; re-exported)
 
 #: training CPU-minutes of each re-derived dependent (see the module's table)
@@ -87,17 +96,9 @@ def stage_recipe(stage: str, codec: str, warm: bool = False) -> list[str]:
     from .generative import RECIPES
 
     recipe = list(GAN if stage == "gan" else RECIPES["diffusion"] if stage == "diffusion" else FT)
-    recipe = _set(recipe, "--model", codec)
-    return _set(recipe, "--gan-start", str(GAN_START_WARM)) if stage == "gan" and warm else recipe
-
-
-def _set(recipe: list[str], name: str, value: str) -> list[str]:
-    out = list(recipe)
-    for i in range(len(out) - 1):
-        if out[i] == name:
-            out[i + 1] = value
-            return out
-    return out + [name, value]
+    recipe = set_flag(recipe, "--model", codec)
+    return set_flag(recipe, "--gan-start", str(GAN_START_WARM)) if stage == "gan" and warm \
+        else recipe
 
 
 class ReleaseTrain(Stage):
