@@ -30,7 +30,7 @@ from typing import Optional
 
 from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 
-from .base import CKPT_MINUTES, CampaignError, training_inputs
+from .base import CKPT_MINUTES, CampaignError, set_flag, training_inputs
 from .codec import RECIPE, CodecStage
 
 __all__ = ["DecayBranchStage", "DEFAULT_CPU_MIN", "DEFAULT_FINAL_LR", "decay_recipe",
@@ -52,21 +52,12 @@ def cpu_s_per_step(log: list[dict], last: int = 20) -> Optional[float]:
     return statistics.median(rates) if rates else None
 
 
-def _set(recipe: list[str], flag: str, value: str) -> list[str]:
-    out = list(recipe)
-    if flag in out:
-        out[out.index(flag) + 1] = value
-    else:
-        out += [flag, value]
-    return out
-
-
 def decay_recipe(recipe: list[str], fork_step: int, steps: int, final_lr: float) -> list[str]:
     """The main line's recipe with the decay window ``fork_step → steps``."""
-    out = _set(recipe, "--decay", "cosine")
-    out = _set(out, "--decay-from", str(int(fork_step)))
-    out = _set(out, "--steps", str(int(steps)))
-    return _set(out, "--final-lr", repr(float(final_lr)))
+    out = set_flag(recipe, "--decay", "cosine")
+    out = set_flag(out, "--decay-from", str(int(fork_step)))
+    out = set_flag(out, "--steps", str(int(steps)))
+    return set_flag(out, "--final-lr", repr(float(final_lr)))
 
 
 class DecayBranchStage(CodecStage):
@@ -85,8 +76,8 @@ class DecayBranchStage(CodecStage):
         return CodecStage(self.root)
 
     def state(self) -> dict:
-        """The main line's state (recipe, lineage, sessions: what the export card books) under
-        the branch's own (the fork)."""
+        """The main line's state (its lineage: init steps and CPU-hours, created, init — what the
+        export card books) under the branch's own (the fork, its recipe, data and sessions)."""
         return {**self.main.state(), **self.own_state()}
 
     def own_state(self) -> dict:
@@ -140,6 +131,19 @@ class DecayBranchStage(CodecStage):
         st.update(fork, data=data, kodak=kodak, sessions=own.get("sessions", []) if same_fork
                   else [])
         return cmd, how
+
+    def seed(self, folder: Optional[Path] = None) -> dict:
+        """Refused: the codec's committed seed continues the constant-rate main line."""
+        raise CampaignError("the decay branch has no seed: the codec's seed is the main line's "
+                            "(tools/campaign.sh --stage codec seed)")
+
+    def handoff(self, src, dst) -> dict:
+        raise CampaignError("a device continues the main line: tools/campaign.sh --stage codec "
+                            "handoff")
+
+    def adopt(self, path) -> str:
+        raise CampaignError("weights from a device continue the main line: tools/campaign.sh "
+                            "--stage codec adopt")
 
     def status(self) -> str:
         own = self.own_state()

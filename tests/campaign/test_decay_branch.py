@@ -45,6 +45,17 @@ def test_cpu_seconds_per_step_is_the_median_of_the_recent_records():
     assert cpu_s_per_step([{"type": "train", "step": 1, "cpu_s": 1.0}]) is None
 
 
+def test_the_branch_never_stands_in_for_the_main_line(tmp_path):
+    """The committed codec seed and a device's weights continue the constant-rate main line: the
+    branch (a CodecStage) refuses seed, handoff and adopt instead of writing the codec's."""
+    branch = open_stage("codec-decay", tmp_path / "campaign")
+    for call in (lambda: branch.seed(tmp_path / "seeds"), lambda: branch.adopt(tmp_path / "x"),
+                 lambda: branch.handoff(None, tmp_path / "h.pt")):
+        with pytest.raises(CampaignError, match="main line"):
+            call()
+    assert not (tmp_path / "seeds").exists()
+
+
 @pytest.mark.slow
 def test_a_branch_decays_to_its_floor_leaves_the_main_line_and_exports(tmp_path, monkeypatch):
     data = striped_photos(tmp_path / "photos")
