@@ -156,7 +156,10 @@ def changed_since(wdir: Path, snapshot: dict[str, str]) -> list[str]:
     return sorted(out + [rel for rel in now_files if rel not in snapshot])
 
 
-def _copy_durably(src: Path, dst: Path) -> None:
+def _copy_durably(src: Path, dst: Path, made: list[Path]) -> None:
+    """Copy and fsync ``src`` to ``dst``; folders it had to create go into ``made`` (deepest
+    first), for a failed install to remove."""
+    made += [d for d in (dst.parent, *dst.parent.parents) if not d.exists()]
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
     with open(dst, "rb+") as f:
@@ -166,17 +169,23 @@ def _copy_durably(src: Path, dst: Path) -> None:
 def install(wdir: Path, todo: dict, journal: Path) -> dict:
     """Carry out a :func:`plan` in ``wdir`` all or nothing (see the module); returns it."""
     temps: list[tuple[str, str]] = []
+    made: list[Path] = []
     try:
         for rel, src in todo["writes"].items():
             dest = wdir / rel
             tmp = dest.with_name(f".{dest.name}{TMP}")
-            _copy_durably(Path(src), tmp)
+            _copy_durably(Path(src), tmp, made)
             temps.append((str(tmp), str(dest)))
     except BaseException as exc:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
         for rel in todo["writes"]:  # the one being copied when it failed
             (wdir / rel).with_name(f".{Path(rel).name}{TMP}").unlink(missing_ok=True)
+        for d in made:  # the new frozen generation's folders
+            try:
+                d.rmdir()
+            except OSError:
+                pass
         if isinstance(exc, Exception):
             raise CampaignError(f"install failed before anything changed in {wdir}: {exc}") \
                 from exc

@@ -26,7 +26,7 @@ from lic_core.codecs.learned import LearnedCodec
 from lic_core.decoder.finetuned import finetuned_base_hash
 from lic_core.models import load_model
 from lic_core.quantizer.tcq_designed import read_table_file
-from lic_core.weights import read_weights_hash
+from lic_core.weights import read_weights_hash, weights_hash
 from synthetic_photos import striped_photos
 from test_release_frozen import TINY, ship_dependents, ship_tiny
 
@@ -181,7 +181,8 @@ def test_warm_starts_transplant_the_tuning_and_probe_it(tmp_path, wdir):
                                                staging / f"{TINY}.safetensors"))
     tt = decoder_tensors(t)
     assert set(tt) == set(nb) and all(torch.equal(tt[k], nb[k] + (od[k] - ob[k])) for k in nb)
-    assert json.loads(json.dumps(read_weights_hash(t)))  # it names itself
+    assert read_weights_hash(t) == weights_hash(tt).hex()  # it names itself, and its base
+    assert finetuned_base_hash(t) == read_weights_hash(staging / f"{TINY}.safetensors")
 
     photos = striped_photos(tmp_path / "photos", n=2, size=64)
     from campaign.warmstart import probe_crops
@@ -233,12 +234,13 @@ def test_install_is_all_or_nothing_and_freezes_the_outgoing_weights(tmp_path, wd
     _measured(train, st)
     st = train.state()
 
-    # a copy fails midway: nothing in the shipped folder changed, no temporary file is left
+    # a copy fails midway (the first into the new frozen generation, after the new top-level
+    # files): nothing in the shipped folder changed, no temporary file or new folder is left
     real_copy, calls = release_install.shutil.copyfile, []
 
     def failing_copy(src, dst, *a, **k):
         calls.append(dst)
-        if len(calls) == 3:
+        if "frozen" in str(dst):
             raise OSError("disk full (test)")
         return real_copy(src, dst, *a, **k)
 
@@ -246,7 +248,8 @@ def test_install_is_all_or_nothing_and_freezes_the_outgoing_weights(tmp_path, wd
     with pytest.raises(CampaignError, match="before anything changed"):
         train.install()
     monkeypatch.setattr(release_install.shutil, "copyfile", real_copy)
-    assert tree(wdir) == before and not list(wdir.rglob("*.release-tmp"))
+    assert tree(wdir) == before and not list(wdir.rglob("*.release-tmp")) and len(calls) > 3
+    assert not (wdir / "frozen").exists()
 
     # somebody changed the shipped folder meanwhile: the staged copy would undo it
     (wdir / "extra.md").write_text("x")
@@ -259,7 +262,7 @@ def test_install_is_all_or_nothing_and_freezes_the_outgoing_weights(tmp_path, wd
 
     def failing_replace(a, b):
         n.append(b)
-        if len(n) == 4:  # the journal, two renames, then the failure
+        if len(n) == 4:  # the state file, the journal, one rename, then the failure
             raise OSError("killed (test)")
         return real_replace(a, b)
 
@@ -277,8 +280,8 @@ def test_install_is_all_or_nothing_and_freezes_the_outgoing_weights(tmp_path, wd
     assert new_hash == st["export"]["weights_hash"] != old_hash
     assert finetuned_base_hash(wdir / f"{TINY}-ft-tcq.safetensors") == new_hash
     assert read_table_file(wdir / f"{TINY}.tcq-tables.json")["base_weights_hash"] == new_hash
-    for gone in ("-gan.safetensors", "-ft-round.safetensors", ".json"):  # skipped, or the old card
-        assert not (wdir / f"{TINY}{gone}").exists() or gone == ".json"
+    for gone in ("-gan.safetensors", "-ft-round.safetensors"):  # skipped: dropped, not stale
+        assert not (wdir / f"{TINY}{gone}").exists()
     assert json.loads((wdir / f"{TINY}.json").read_text())["total_steps"] == 10  # the export's
     frozen = wdir / "frozen" / f"{TINY}-{old_hash}"
     assert {f.name for f in frozen.iterdir()} == {
