@@ -167,6 +167,7 @@ def retire_finetuned(wdir: Path, name: str) -> list[str]:
     old g_s. Returns the quantizers they were for (and "tcq rate tables", "gan", "diffusion");
     the stages retrain them on the new weights — the release train (:mod:`.release`) does all
     of it and never calls this (docs/training.md)."""
+    from lic_core.codecs.frozen import diffusion_bound
     from lic_core.decoder.finetuned import finetuned_base_hash
     from lic_core.evaluation.quantizers import quantizer_table_path
     from lic_core.weights import read_weights_hash
@@ -185,7 +186,7 @@ def retire_finetuned(wdir: Path, name: str) -> list[str]:
             gan.with_suffix(suffix).unlink(missing_ok=True)
         retired.append("gan")
     diffusion = wdir / f"{name}-diffusion.safetensors"  # conditioned on the old g_s's features
-    if diffusion.is_file() and _diffusion_codec_hash(diffusion) != current:
+    if diffusion.is_file() and not diffusion_bound(diffusion, current):
         for suffix in (".safetensors", ".md", ".json", ".curve.png"):
             diffusion.with_suffix(suffix).unlink(missing_ok=True)
         retired.append("diffusion")
@@ -209,13 +210,3 @@ def retire_finetuned(wdir: Path, name: str) -> list[str]:
             tcq.unlink()
             retired.append("tcq rate tables")
     return retired
-
-
-def _diffusion_codec_hash(path: Path) -> Optional[str]:
-    """The codec weights a diffusion decoder learned on (its card's ``codec_weights_hash``)."""
-    from lic_core.weights import read_weights_card
-
-    try:
-        return (read_weights_card(path) or {}).get("codec_weights_hash")
-    except Exception:  # noqa: BLE001 - an unreadable card binds to nothing
-        return None

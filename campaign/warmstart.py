@@ -59,6 +59,7 @@ def transplant(old_base: Path, old_decoder: Path, new_base: Path, out: Path) -> 
     metadata ``lic train finetune|gan --init-decoder`` records; returns ``out``."""
     from safetensors.torch import save_file
 
+    from lic_core.fileio import write_atomic_via_path
     from lic_core.weights import read_weights_hash, weights_hash
 
     ob, od, nb = decoder_tensors(old_base), decoder_tensors(old_decoder), decoder_tensors(new_base)
@@ -71,9 +72,7 @@ def transplant(old_base: Path, old_decoder: Path, new_base: Path, out: Path) -> 
                       f"{old_decoder.name} (its decoder − the base g_s of the weights it was "
                       f"tuned on, {read_weights_hash(old_base)})")}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(out)
+    write_atomic_via_path(out, lambda tmp: save_file(state, str(tmp), metadata=meta), True)
     return out
 
 
@@ -125,18 +124,13 @@ def probe(model, candidates: dict[str, dict], quantizer, crops: Sequence, metric
 def previous_decoder(stage: str, name: str, folder: Path) -> Optional[Path]:
     """The decoder file a dependent stage re-derives, in the folder of the outgoing weights
     (None when there is none, or it was trained on other weights than those)."""
-    from lic_core.decoder.finetuned import finetuned_base_hash
+    from lic_core.codecs.frozen import decoding_files
     from lic_core.paths import diffusion_weights_path, finetuned_path, gan_weights_path
-    from lic_core.weights import read_weights_card, read_weights_hash
 
-    base = read_weights_hash(Path(folder) / f"{name}.safetensors")
-    if stage == "diffusion":
-        p = diffusion_weights_path(name, folder)
-        ok = p.is_file() and (read_weights_card(p) or {}).get("codec_weights_hash") == base
-        return p if ok else None
-    p = (gan_weights_path(name, folder) if stage == "gan" else
+    p = (diffusion_weights_path(name, folder) if stage == "diffusion" else
+         gan_weights_path(name, folder) if stage == "gan" else
          finetuned_path(name, stage.split("-", 1)[1], folder))
-    return p if p.is_file() and finetuned_base_hash(p) == base else None
+    return p if p in decoding_files(folder, name) else None
 
 
 def choose(stage: str, name: str, outgoing: Path, staging: Path, out_dir: Path,

@@ -61,7 +61,9 @@ def _bound(path: Path, base_hex: str) -> bool:
     return path.is_file() and finetuned_base_hash(path) == base_hex
 
 
-def _diffusion_bound(path: Path, base_hex: str) -> bool:
+def diffusion_bound(path: Path, base_hex: str) -> bool:
+    """Whether a diffusion decoder file was trained on the codec weights ``base_hex`` (its
+    card's ``codec_weights_hash``; an unreadable card binds to nothing)."""
     from ..weights import read_weights_card
 
     if not path.is_file():
@@ -84,7 +86,7 @@ def decoding_files(folder: Path, name: str) -> list[Path]:
     files = [base]
     files += [p for p in sorted(Path(folder).glob(f"{name}-ft-*.safetensors")) if _bound(p, h)]
     files += [p for p in [gan_weights_path(name, folder)] if _bound(p, h)]
-    files += [p for p in [diffusion_weights_path(name, folder)] if _diffusion_bound(p, h)]
+    files += [p for p in [diffusion_weights_path(name, folder)] if diffusion_bound(p, h)]
     if shipped_table_for(name, h, folder) is not None:
         files.append(Path(folder) / f"{name}{SUFFIX}")
     return files
