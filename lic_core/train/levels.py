@@ -125,7 +125,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         buf = io.BytesIO()
         torch.save(ck, buf)
-        write_bytes_atomic(out, buf.getvalue(), True)
+        write_bytes_atomic(out, buf.getvalue(), args.force)  # refuses one made meanwhile
     except (LicError, OSError) as exc:
         print(f"levels: error: {exc}", file=sys.stderr)
         return 2
