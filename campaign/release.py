@@ -140,7 +140,8 @@ class ReleaseTrain(Stage):
         if self.journal.is_file():
             raise CampaignError("an install was cut short: `release install` finishes it")
         if st.get("phase") in (None, "installed"):
-            st = self.new_release(export, force, add, skip, name, weights_dir, results_dir)
+            st = self.new_release(export, force, add, skip, name, weights_dir, results_dir,
+                                  budgets)
             how = (f"release of {st['codec']} {st['export']['weights_hash']} (replacing "
                    f"{st['outgoing']['weights_hash']}): {', '.join(self.plan_names(st))}")
         elif export and Path(export).resolve() != Path(st["export"]["path"]).resolve():
@@ -160,7 +161,8 @@ class ReleaseTrain(Stage):
         cmd = [sys.executable, "-m", "campaign.release", str(self.run_dir)]
         return launch(self, st, cmd, how, nice)
 
-    def new_release(self, export, force, add, skip, name, weights_dir, results_dir) -> dict:
+    def new_release(self, export, force, add, skip, name, weights_dir, results_dir,
+                    budgets: Optional[dict] = None) -> dict:
         from lic_core.paths import weights_dir as default_weights_dir
         from lic_core.weights import read_weights_hash
 
@@ -196,6 +198,7 @@ class ReleaseTrain(Stage):
               "outgoing": {"weights_hash": old_hash, "weights_dir": str(wdir.resolve())},
               "results_dir": str(Path(results_dir or CLASSICAL).resolve()),
               "plan": [{"stage": s, "budget_min": BUDGETS[s], "status": "pending"} for s in plan]}
+        self.set_budgets(st, budgets or {})  # refused before anything is saved
         if self.run_dir.exists():  # a finished or discarded release's scratch folder
             import shutil
 
@@ -210,9 +213,16 @@ class ReleaseTrain(Stage):
     def set_budgets(self, st: dict, budgets: dict) -> None:
         """New budgets (CPU-min); a measured stage that did not earn its install and is given
         more trains on (its checkpoint) and is measured again."""
+        unknown = set(budgets) - set(self.plan_names(st))
+        if unknown:
+            raise CampaignError(f"no stage {sorted(unknown)[0]} in this release "
+                                f"({', '.join(self.plan_names(st))})")
+        if "tcq-tables" in budgets:
+            raise CampaignError("tcq-tables has no CPU budget: its design runs a fixed number "
+                                "of passes")
         for item in st.get("plan", []):
             b = budgets.get(item["stage"])
-            if b is None or item["stage"] == "tcq-tables":
+            if b is None:
                 continue
             raised = item.get("budget_min") is not None and float(b) > float(item["budget_min"])
             item["budget_min"] = float(b)
@@ -221,10 +231,6 @@ class ReleaseTrain(Stage):
                 item["status"] = "training"
                 if st.get("phase") in ("held", "measured"):
                     st["phase"] = "training"
-        unknown = set(budgets) - set(self.plan_names(st))
-        if unknown:
-            raise CampaignError(f"no stage {sorted(unknown)[0]} in this release "
-                                f"({', '.join(self.plan_names(st))})")
 
     # -- status / stop / abort ----------------------------------------------------------------
     def status(self) -> str:
@@ -274,6 +280,14 @@ class ReleaseTrain(Stage):
             return "no release to abort"
         if self.journal.is_file():
             raise CampaignError("an install was cut short: `release install` finishes it")
+        from .stages import open_stage
+
+        for s in self.plan_names(st):  # a stage whose driver died trains on in the folder
+            pid = open_stage(s, self.run_dir).pid() if s != "tcq-tables" else None
+            if pid:
+                raise CampaignError(f"the release's {s} stage is running (pid {pid}): stop it "
+                                    f"first (tools/campaign.sh --dir {self.run_dir} --stage {s} "
+                                    "stop)")
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.state_file.unlink()
         return f"release of {st['export']['path']} discarded"
@@ -513,7 +527,7 @@ def booked(path: str) -> Optional[dict]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
-        return {"step": int(meta["step"]), "cpu_s": float(meta.get("cpu_s", 0.0))}
+        return {"step": int(meta.get("step", 0)), "cpu_s": float(meta.get("cpu_s", 0.0))}
     except Exception:  # noqa: BLE001 - a decoder without them books from zero
         return None
 

@@ -96,7 +96,27 @@ def test_a_release_plans_the_shipped_dependents_and_refuses_what_it_must(tmp_pat
         train.new_release(str(wdir / f"{TINY}.safetensors"), True, (), (), TINY, wdir, None)
     with pytest.raises(CampaignError, match="no stage gan"):
         train.set_budgets(st, {"gan": 5})
+    with pytest.raises(CampaignError, match="no CPU budget"):
+        train.set_budgets(st, {"tcq-tables": 5})
+    # a stage of the release still training (its driver gone) keeps its folder from an abort
+    ft = _sleeper("lic_core.train", str(train.run_dir / "finetune-tcq"))
+    try:
+        train.run_dir.mkdir(exist_ok=True)
+        (train.run_dir / "finetune-tcq.pid").write_text(f"{ft.pid}\n")
+        t0 = time.monotonic()
+        while open_stage("finetune-tcq", train.run_dir).pid() is None and \
+                time.monotonic() - t0 < 10:
+            time.sleep(0.05)
+        with pytest.raises(CampaignError, match="finetune-tcq stage is running"):
+            train.abort()
+    finally:
+        ft.kill()
+        ft.wait()
     assert "discarded" in train.abort() and not train.state()
+    # a bad budget is refused before a new release is saved
+    with pytest.raises(CampaignError, match="no stage gan"):
+        train.new_release(None, True, (), ("gan",), TINY, wdir, None, {"gan": 5})
+    assert not train.state()
 
     # the codec stage's own `export --install` sends a replacement through the release train
     from campaign.codec import CodecStage
