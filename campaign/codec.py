@@ -72,9 +72,10 @@ def init_history(src: Path) -> dict:
     """Steps and CPU-hours already spent on the weights the campaign starts from.
 
     A training checkpoint (e.g. the winning recipe-study arm) carries its own, shipped weights
-    carry them in the card; ``lic train --init`` books either's CPU time into the run itself (a
-    checkpoint's ``cpu_s``, a card's CPU-hours), so only the steps (and a sidecar card's
-    correction) are added here.
+    carry them in the card. ``lic train --init`` books a card's CPU-hours into the run itself, so
+    only its steps (and a sidecar card's correction) are added here; a checkpoint's ``cpu_s`` is
+    booked by the run only with ``--continue-schedule`` (a continued lineage, whose state already
+    has its history), so here it is added.
     """
     if src.suffix == ".safetensors":
         from lic_core.weights import load_weights
@@ -90,7 +91,8 @@ def init_history(src: Path) -> dict:
         extra_h = float(side_card.get("cpu_hours") or 0.0) - float(card.get("cpu_hours") or 0.0)
         return {"init_steps": int(steps), "init_cpu_hours": max(0.0, extra_h)}
     ck = load_checkpoint(src)
-    return {"init_steps": int(ck.get("step", 0)), "init_cpu_hours": 0.0}  # run books its cpu_s
+    return {"init_steps": int(ck.get("step", 0)),
+            "init_cpu_hours": float(ck.get("cpu_s", 0.0)) / 3600.0}
 
 
 class CodecStage(Stage):

@@ -336,9 +336,10 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         card = init_meta.get("card") if isinstance(init_meta.get("card"), dict) else {}
         prev_device = str(card.get("device", ""))
         wall_prev = float(card.get("wall_time_s", 0.0) or 0.0)
-        # the lineage's CPU time: a card's hours, or a checkpoint's booked seconds
-        cpu_prev = (3600.0 * float(card.get("cpu_hours", 0.0) or 0.0)
-                    or float(init_meta.get("cpu_s", 0.0) or 0.0))
+        # the lineage's CPU time: a card's hours; a checkpoint's seconds only when the run
+        # continues it (--continue-schedule) — else whoever starts it books them (the campaign)
+        cpu_prev = 3600.0 * float(card.get("cpu_hours", 0.0) or 0.0) or (
+            float(init_meta.get("cpu_s", 0.0) or 0.0) if cfg.continue_schedule else 0.0)
         if cfg.continue_schedule:
             start = rewarm_from = int(card.get("steps") or init_meta.get("step") or 0)
     if ck:

@@ -147,10 +147,11 @@ def test_init_history_prefers_the_sidecar_card(tmp_path):
                                                  "cpu_hours": 2.0}))
     h = init_history(src)
     assert h["init_steps"] == 25 and abs(h["init_cpu_hours"] - 1.5) < 1e-9
-    # a checkpoint's booked seconds are carried by `lic train --init` itself: not added twice
+    # a checkpoint's booked seconds: `lic train --init` (without --continue-schedule) does not
+    # carry them, so the campaign books them once, here
     ck = tmp_path / "ck.pt"
     torch.save({"step": 7, "cpu_s": 3600.0, "model": {}}, ck)
-    assert init_history(ck) == {"init_steps": 7, "init_cpu_hours": 0.0}
+    assert init_history(ck) == {"init_steps": 7, "init_cpu_hours": 1.0}
 
 
 def test_background_session_yields_under_autogroups():

@@ -86,6 +86,12 @@ def test_a_trained_tiny_run_continues_with_more_levels(tmp_path):
     assert ck2["train"]["lambdas"] == list(new)
     assert ck2["model"]["gains.gain.weight"].shape[0] == len(new)
     assert ck2["cpu_s"] > ck["cpu_s"] > 0                   # the lineage's CPU time carries on
+    # weights only (no --continue-schedule): whoever starts the run books the earlier CPU time
+    big = torch.load(tmp_path / "ext.pt", weights_only=False)
+    torch.save({**big, "cpu_s": 1e6}, tmp_path / "ext_big.pt")
+    plain = loop.train(cfg_for(tmp_path, "plain", model="lic-lgem-tiny", steps=1,
+                               init=str(tmp_path / "ext_big.pt")), log=quiet)
+    assert load_checkpoint(plain["checkpoint"])["cpu_s"] < 1e5
     recs = [json.loads(ln) for ln in (tmp_path / "cont" / "log.jsonl").read_text().splitlines()]
     start = next(r for r in recs if r["type"] == "start")
     assert start["lambdas"] == list(new) and start["step"] == 2         # schedule continued
