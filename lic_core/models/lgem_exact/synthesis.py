@@ -175,67 +175,27 @@ class ExactSynthesis:
             h = picture_from_real(self.real_output(h))
         return h, origin
 
-    def _stage_costs(self) -> list[float]:
-        """Multiply-adds of each stage per latent cell (the tile plan's weights)."""
-        out = []
-        for si, ops in enumerate(self.stages):
-            cost = 0.0
-            for lin in self._stage_linears(ops):
-                at = si if lin.kind == "deconv" else si + 1  # a deconv's MACs per input cell
-                cost += lin.weight.numel() * self._up_to(at) ** 2
-            out.append(cost)
-        return out
-
     def _plan(self, hl: int, wl: int, hn: int, wn: int, tile: int) -> tuple[list, list]:
-        """(row spans, column spans) in latents: cores cover the [0, hn)×[0, wn) latents the
-        output needs, windows reach the level-0 margin inside the hl×wl latent.
+        """(row spans, column spans) in latents: near-equal cores of at most ``tile`` latents a
+        side (0: :meth:`tile_size`) covering the [0, hn)×[0, wn) latents the output needs, each
+        window reaching the level-0 margin inside the hl×wl latent.
 
-        ``tile`` > 0: cores of at most ``tile`` latents a side.  ``tile`` = 0: the grid whose
-        windows each fit the memory budget (:meth:`tile_size`'s window) and whose stage-weighted
-        window area — the work, halos included — is least: a 1 MP picture's 80×52 latents run in
-        2×2 tiles, not 3×2 squares (issue 28 item 2)."""
+        Squares, not the grid of least multiply-adds: at 1 MP, 1×3 full-height tiles do 5 % fewer
+        than 2×3 squares, but their bigger per-layer tensors (58 MB at the last stages, above
+        glibc's 32 MB mmap threshold) came fresh from the kernel every time: 150 000 – 190 000
+        page faults and 0.26 – 0.37 s of system time per decode against 40 000 – 90 000 and
+        0.07 – 0.17 s, and the g_s of a decode was slower (issue 28 item 2, one decode per
+        process, as the CLI runs it)."""
+        t = tile if tile > 0 else self.tile_size()
         m = self.margins[0]
-        if tile > 0:
-            return _axis(hl, hn, -(-hn // tile), m), _axis(wl, wn, -(-wn // tile), m)
-        side = self.tile_size() + 2 * m  # the budget's window side
-        cap = side * side
-        costs = self._stage_costs()
-        reach = [self.margins[s] / self._up_to(s) for s in range(len(self.stages))]
-
-        def work(rows: list, cols: list) -> float:
-            total = 0.0
-            for c, r in zip(costs, reach):
-                a = sum(min(hl, s.core[1] + r) - max(0, s.core[0] - r) for s in rows)
-                b = sum(min(wl, s.core[1] + r) - max(0, s.core[0] - r) for s in cols)
-                total += c * a * b
-            return total
-
-        best = None
-        for nr in range(1, min(hn, 4 * -(-hn // max(1, side - 2 * m))) + 1):
-            rows = _axis(hl, hn, nr, m)
-            hr = max(s.window[1] - s.window[0] for s in rows)
-            if hr > cap:
-                continue
-            nc = max(1, -(-wn // max(1, cap // hr - 2 * m)))
-            while True:
-                cols = _axis(wl, wn, min(nc, wn), m)
-                if nc >= wn or max(s.window[1] - s.window[0] for s in cols) * hr <= cap:
-                    break
-                nc += 1
-            key = (work(rows, cols), len(rows) * len(cols))
-            if best is None or key < best[0]:
-                best = (key, rows, cols)
-        if best is None:  # no window fits: cores of one tile_size() a side
-            t = self.tile_size()
-            return _axis(hl, hn, -(-hn // t), m), _axis(wl, wn, -(-wn // t), m)
-        return best[1], best[2]
+        return _axis(hl, hn, -(-hn // t), m), _axis(wl, wn, -(-wn // t), m)
 
     @torch.no_grad()
     def _tiled(self, y_hat_gained: torch.Tensor, code: int, tile: int, final: str,
                keep_features: bool, out: Optional[torch.Tensor] = None
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The final accumulator ("acc") or uint8 picture ("picture") of the whole image, tile by
-        tile (``tile`` latents per side, 0: planned from the memory budget); with
+        tile (``tile`` latents per side, 0: sized by the memory budget); with
         ``keep_features``, the grid integers after each stage but the last.  ``out`` (B×C×H×W,
         any strides, H and W up to the padded size) receives the top-left H×W of the result
         instead of a new tensor — and only what those H×W pixels need is computed (the windows
