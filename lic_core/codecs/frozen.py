@@ -64,14 +64,9 @@ def _bound(path: Path, base_hex: str) -> bool:
 def diffusion_bound(path: Path, base_hex: str) -> bool:
     """Whether a diffusion decoder file was trained on the codec weights ``base_hex`` (its
     card's ``codec_weights_hash``; an unreadable card binds to nothing)."""
-    from ..weights import read_weights_card
+    from ..decoder.bound import diffusion_trained_on
 
-    if not path.is_file():
-        return False
-    try:
-        return (read_weights_card(path) or {}).get("codec_weights_hash") == base_hex
-    except Exception:  # noqa: BLE001 - an unreadable card binds to nothing
-        return False
+    return path.is_file() and diffusion_trained_on(path) == base_hex
 
 
 def decoding_files(folder: Path, name: str) -> list[Path]:

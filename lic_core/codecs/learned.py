@@ -30,6 +30,8 @@ import torch
 
 from ..bitstream.checks import picture_crc, picture_mismatch
 from ..bitstream.format import LicHeader, PictureCheck, pack, unpack
+from ..decoder.bound import BoundDecoderFile, diffusion_trained_on
+from ..decoder.gan import gan_base_hash
 from ..devices import coding_device
 from ..errors import LicError, LicFormatError, ModelNotFoundError
 from ..exact.cache import cached
@@ -157,23 +159,29 @@ class LearnedCodec(LicCodec):
         self._diffusion = diffusion  # a DiffusionDecoder (tests inject one); else loaded lazily
         self._gan_dir = gan_dir or folder
         # (file's mtime, usable) of the GAN decoder file as last looked up; its exact synthesis
-        self._gan_ok: Optional[tuple[int, bool]] = None
+        # decoder files bound to the codec weights they learned on (lic_core.decoder.bound)
+        self._gan_bound = BoundDecoderFile(gan_base_hash)
+        self._diffusion_bound = BoundDecoderFile(diffusion_trained_on)
         self._gan_entry: Optional[tuple[ExactSynthesis, bytes]] = None
-        #: the GAN decoder file ignored because it was trained on other codec weights ("" if none)
-        self.stale_gan = ""
         self._meta: dict[str, Any] = getattr(model, "weights_meta", {}) if model else {}
 
     # -- decoders ---------------------------------------------------------------------------
     @property
     def decoders(self) -> tuple[str, ...]:  # type: ignore[override]
-        """"mse" always; "gan" when a GAN decoder trained on these codec weights exists;
-        "diffusion" when a trained diffusion decoder for this model exists."""
+        """"mse" always; "gan" and "diffusion" when such a decoder learned on these codec weights
+        is here (one of other weights: :attr:`stale_gan`, ``_diffusion_bound.stale``)."""
         out = ["mse"]
         if self.gan_usable():
             out.append("gan")
-        if self._diffusion is not None or diffusion_weights_path(self.name, self._dir).is_file():
+        if self._diffusion is not None or self._diffusion_bound.usable(
+                diffusion_weights_path(self.name, self._dir), self._base_hash_hex()):
             out.append("diffusion")
         return tuple(out)
+
+    @property
+    def stale_gan(self) -> str:
+        """The GAN decoder file ignored because it learned on other codec weights ("" if none)."""
+        return self._gan_bound.stale
 
     def _gan_file(self) -> Path:
         return gan_weights_path(self.name, self._gan_dir)
@@ -187,24 +195,11 @@ class LearnedCodec(LicCodec):
 
     def gan_usable(self) -> bool:
         """A GAN decoder file exists and was trained on these codec weights (its metadata names
-        them); one trained on other weights is recorded in :attr:`stale_gan` and never used.
-        Looked up again when the file appears, changes or goes (a campaign install)."""
-        p = self._gan_file()
-        try:
-            mtime = p.stat().st_mtime_ns
-        except OSError:
-            self._gan_ok, self._gan_entry, self.stale_gan = None, None, ""
-            return False
-        if self._gan_ok is None or self._gan_ok[0] != mtime:
-            from ..decoder.gan import gan_base_hash
-
-            ok, self.stale_gan, self._gan_entry = True, "", None
-            trained_on, now = gan_base_hash(p), self._base_hash_hex()
-            # a decoder that does not say which weights it learned on is not offered either
-            if now is not None and trained_on != now:
-                self.stale_gan, ok = p.name, False
-            self._gan_ok = (mtime, ok)
-        return self._gan_ok[1]
+        them); one trained on other weights is named by :attr:`stale_gan` and never used."""
+        ok = self._gan_bound.usable(self._gan_file(), self._base_hash_hex())
+        if self._gan_bound.changed:
+            self._gan_entry = None
+        return ok
 
     def gan_decoder(self) -> tuple[ExactSynthesis, bytes]:
         """(exact synthesis of the GAN decoder, the header hash its files name)."""
@@ -418,6 +413,8 @@ class LearnedCodec(LicCodec):
             info["gan_decoder"] = {"file": self._gan_file().name, "hash": self._gan_hash().hex()}
         elif self.stale_gan:
             info["stale_gan_decoder"] = self.stale_gan
+        if "diffusion" not in info["decoders"] and self._diffusion_bound.stale:
+            info["stale_diffusion_decoder"] = self._diffusion_bound.stale
         return info
 
     # -- encode -----------------------------------------------------------------------------
@@ -454,9 +451,9 @@ class LearnedCodec(LicCodec):
                on_x0: Optional[X0Fn] = None) -> EncodeResult:
         """``on_x0``: see :meth:`decode` (the diffusion decoder's per-step x̂0)."""
         if params.decoder not in self.decoders:
-            stale = (f"; {self.stale_gan} was trained on other {self.name} weights (retrain it: "
-                     "tools/campaign.sh --stage gan)" if params.decoder == "gan" and
-                     self.stale_gan else "")
+            stale = {"gan": self.stale_gan, "diffusion": self._diffusion_bound.stale}.get(params.decoder)
+            stale = (f"; {stale} was trained on other {self.name} weights (re-derive it: "
+                     "tools/campaign.sh release)" if stale else "")
             raise LicError(f"{self.name} has no '{params.decoder}' decoder "
                            f"(available: {', '.join(self.decoders)}){stale}")
         model = self.model
