@@ -129,9 +129,13 @@ def describe_block(r: dict) -> list[str]:
             fields.append(("gan", _gan_text(r["name"])))
         elif desc.get("stale_gan_decoder"):
             fields.append(("gan", f"{desc['stale_gan_decoder']} ignored (trained on other "
-                                  "weights; tools/campaign.sh --stage gan retrains it)"))
+                                  "weights; tools/campaign.sh release re-derives it)"))
         if "diffusion" in (r["decoders"] or ()):
             fields.append(("diffusion", _diffusion_text(r["name"])))
+        elif desc.get("stale_diffusion_decoder"):
+            fields.append(("diffusion", f"{desc['stale_diffusion_decoder']} ignored (conditioned "
+                                        "on other weights; tools/campaign.sh release re-derives "
+                                        "it)"))
         if "gan" in (r["decoders"] or ()) and isinstance(desc.get("card"), dict):
             fields += _hific_fields(desc["card"])
         fields.append(("file", r["file_extension"]))
