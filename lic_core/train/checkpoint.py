@@ -76,3 +76,23 @@ def load_checkpoint(path: Union[str, Path], map_location: Union[str, torch.devic
         raise CheckpointError(f"{p} is not a LIC training checkpoint")
     state["_path"] = str(p)
     return state
+
+
+def init_source(path: Union[str, Path]) -> dict:
+    """What ``--init PATH`` says about the architecture to build: a training checkpoint (its
+    ``model_name`` and ``config``), or ``{"config": …}`` from an exported weights file's metadata
+    — exports and campaign seeds carry their config, which may differ from the registry's (more
+    rate levels: :mod:`.levels`); ``{}`` when there is nothing to read."""
+    import json
+
+    p = Path(path)
+    if p.suffix != ".safetensors":
+        return load_checkpoint(p)
+    if not p.is_file():
+        return {}  # the loader's "--init weights not found" says it
+    from safetensors import safe_open
+
+    with safe_open(str(p), framework="pt") as f:
+        raw = (f.metadata() or {}).get("config")
+    cfg = json.loads(raw) if raw else None
+    return {"config": cfg} if isinstance(cfg, dict) else {}

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import LicError, ModelNotFoundError
 from . import distributed as D
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import init_source, load_checkpoint, save_checkpoint
 from .data import ImageFolderCrops, StepBatches, data_description, step_level, step_seed
 from .ema import EMA
 from .runner import Runner, RunSettings
@@ -519,10 +519,10 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
 
 def _build_model(cfg: TrainConfig, ck: Optional[dict], model_name: str) -> tuple[nn.Module, str]:
     """The model a run trains: a checkpoint's own architecture (``--resume``, or ``--init`` from
-    a checkpoint), else the registry's (with ``--model-config`` overrides)."""
+    a checkpoint or an export with its config), else the registry's (``--model-config``)."""
     src = ck
-    if src is None and cfg.init and not cfg.model_config and Path(cfg.init).suffix != ".safetensors":
-        src = load_checkpoint(cfg.init)  # --init from a checkpoint: its architecture
+    if src is None and cfg.init and not cfg.model_config:  # a checkpoint's or an export's own
+        src = init_source(cfg.init)
         model_name = src.get("model_name", model_name)
     if src and isinstance(src.get("config"), dict) and ":" not in model_name:
         # the checkpoint's own architecture (it may differ from the registry default)

@@ -95,3 +95,23 @@ def test_a_trained_tiny_run_continues_with_more_levels(tmp_path):
     recs = [json.loads(ln) for ln in (tmp_path / "cont" / "log.jsonl").read_text().splitlines()]
     start = next(r for r in recs if r["type"] == "start")
     assert start["lambdas"] == list(new) and start["step"] == 2         # schedule continued
+
+
+def test_an_export_with_more_levels_is_an_init_of_its_own_architecture(tmp_path):
+    """Exports and campaign seeds carry their config: ``--init`` from one builds its levels
+    (the registry's config has fewer), so a lost runs/ folder continues the extended lineage."""
+    from lic_core.train import loop
+    from lic_core.train.checkpoint import load_checkpoint
+    from lic_core.weights import save_weights
+    from tests.core.test_train_loop import cfg_for, quiet
+
+    base = build_model("lic-lgem-tiny")
+    lams = tuple(base.config.lambdas)
+    new = (lams[0] / 2, *lams, lams[-1] * 2)
+    wider = build_model("lic-lgem-tiny", lambdas=new)
+    save_weights(wider, tmp_path / "seed.safetensors", {"steps": 5, "cpu_hours": 0.01})
+    run = loop.train(cfg_for(tmp_path, "from-seed", model="lic-lgem-tiny", steps=1,
+                             init=str(tmp_path / "seed.safetensors")), log=quiet)
+    ck = load_checkpoint(run["checkpoint"])
+    assert tuple(ck["config"]["lambdas"]) == new
+    assert ck["model"]["gains.gain.weight"].shape[0] == len(new)
