@@ -52,6 +52,9 @@ def _worker(argv: list[str]) -> None:
         from lic_core.cli import build_parser, main
 
         build_parser()  # imports every sub-command (torch, the codecs): not part of the codec work
+        from lic_core.memory import reuse_freed_memory
+
+        reuse_freed_memory()  # what the `lic` process itself does (lic_core.cli.main)
         t = time.perf_counter()
         rc = main(argv)
         print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t}))

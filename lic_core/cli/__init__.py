@@ -72,6 +72,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if argv is None and args.command in ("compress", "decompress"):
+        # the `lic` process itself, short-lived: freed tensors are reused, not faulted in anew
+        # (lic_core.memory.reuse_freed_memory); a program calling main() keeps its own policy
+        from ..memory import reuse_freed_memory
+
+        reuse_freed_memory()
     try:
         _apply_threads(args)
         return int(args.func(args) or 0)

@@ -69,6 +69,33 @@ def test_cli_threads_option_before_and_after_the_subcommand(tmp_path):
     assert lic_main(["--threads", "-3", "info", str(tmp_path / "a.jpg")]) == 2
 
 
+def test_the_lic_process_reuses_freed_memory_a_caller_of_main_keeps_its_policy(tmp_path,
+                                                                             monkeypatch):
+    """`lic compress|decompress` itself (main() reading sys.argv) asks glibc to keep freed blocks
+    for reuse (lic_core.memory.reuse_freed_memory, issue 28 item 2); a program calling main(argv)
+    — these tests, a benchmark — keeps its own allocator policy."""
+    import platform
+    import subprocess
+    import sys
+
+    import lic_core.memory as memory
+
+    calls = []
+    monkeypatch.setattr(memory, "reuse_freed_memory", lambda *a: calls.append(a) or True)
+    src = _tiny_png(tmp_path)
+    assert lic_main(["compress", str(src), str(tmp_path / "a.jpg"), "--codec", "jpeg",
+                     "--quiet"]) == 0
+    assert not calls
+    monkeypatch.setattr(sys, "argv", ["lic", "compress", str(src), str(tmp_path / "b.jpg"),
+                                      "--codec", "jpeg", "--quiet"])
+    assert lic_main() == 0
+    assert len(calls) == 1
+    if platform.libc_ver()[0] == "glibc":  # applied, in a child (this process keeps its policy)
+        out = subprocess.run([sys.executable, "-c", "from lic_core.memory import "
+                              "reuse_freed_memory as r; print(r())"], capture_output=True, text=True)
+        assert out.stdout.strip() == "True", out.stderr
+
+
 # ---------------------------------------------------------------------------- provenance
 
 CARD = {"preview": True, "status": "PREVIEW — briefly trained", "parameters": 2_891_167,
