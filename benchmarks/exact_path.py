@@ -13,9 +13,10 @@ Two parts (docs/bitstream.md, "Reproducible decoding", cost):
 3. ``stages`` — where a `lic decompress` of a 1 MP photo spends its time (issue 28 item 2): four
    Kodak images tiled 2×2 and cropped to 1224×816, compressed at u = 0.5 (round, MSE decoder),
    then decoded as the CLI does (a fresh codec: weights loaded and the exact networks built, no
-   latent maps, the PNG written) on each of ``--stage-threads``; wall and CPU seconds of every
-   stage (:mod:`stage_clock`: weights, exact builds, z, h_s, group features, anchor and
-   non-anchor parameters, range decoder, g_s, PNG), the min of ``--repeat`` decodes each.
+   latent maps, freed memory reused, the PNG written) on each of ``--stage-threads``; wall and
+   CPU seconds of every stage (:mod:`stage_clock`: weights, exact builds, z, h_s, group
+   features, anchor and non-anchor parameters, range decoder, g_s, PNG), the min of
+   ``--repeat`` decodes each.
    CPU seconds are the process's (every thread; OpenMP's idle workers spin a little): on a
    machine shared with other jobs they are the steadier measure.
 
@@ -207,12 +208,14 @@ def part_stages(args, _codec: LearnedCodec) -> dict:
     from stage_clock import StageClock
 
     from lic_core.image import io as image_io  # looked up in the clock: its PNG stage
+    from lic_core.memory import reuse_freed_memory
 
+    reused = reuse_freed_memory()  # as the `lic` process does (lic_core.cli.main)
     img = mp_picture(Path(args.kodak))
     mp = img.shape[0] * img.shape[1] / 1e6
     data = LearnedCodec(args.model).encode(img, EncodeParams(rate=0.5)).data  # as `lic compress`
     out: dict = {"pixels": int(img.shape[0] * img.shape[1]), "bytes": len(data),
-                 "repeat": args.repeat, "by_threads": {}}
+                 "repeat": args.repeat, "reuse_freed_memory": reused, "by_threads": {}}
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "decoded.png"
         for threads in (int(t) for t in args.stage_threads.split(",")):
