@@ -18,12 +18,13 @@
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Optional, Sequence
+
+from lic_core.fileio import sha256_file
 
 from .base import WEIGHTS_BUDGET_BYTES, CampaignError, now
 
@@ -57,12 +58,6 @@ def shipped_plan(wdir: Path, name: str, add: Sequence[str] = (),
     return [s for s in ORDER if (have[s] or s in add) and s not in skip]
 
 
-def sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def top_files(folder: Path) -> dict[str, Path]:
@@ -90,7 +85,7 @@ def prepare(shipped: Path, staging: Path, outgoing: Path, name: str, export: Pat
         d.mkdir(parents=True)
     snapshot = {}
     for rel, f in top_files(shipped).items():
-        snapshot[rel] = sha(f)
+        snapshot[rel] = sha256_file(f)
         shutil.copy2(f, staging / rel)
     for f in dependents(staging, name) + [staging / f"{name}{x}" for x in CODEC_SUFFIXES]:
         f.unlink(missing_ok=True)  # the export's files replace the codec's own
@@ -118,14 +113,14 @@ def plan(wdir: Path, staging: Path, outgoing: Path, name: str, old_hash: Optiona
 
     shipped, staged = top_files(wdir), top_files(staging)
     writes = {rel: src for rel, src in staged.items()
-              if rel not in shipped or sha(shipped[rel]) != sha(src)}
+              if rel not in shipped or sha256_file(shipped[rel]) != sha256_file(src)}
     deletes = sorted(rel for rel in shipped if rel not in staged)
     evict: list[str] = []
     if old_hash and (outgoing / f"{name}.safetensors").is_file():
         dest = frozen_folder(name, old_hash, wdir)
         for f in sorted(outgoing.iterdir()):
             rel = str((dest / f.name).relative_to(wdir))
-            if not (wdir / rel).is_file() or sha(wdir / rel) != sha(f):
+            if not (wdir / rel).is_file() or sha256_file(wdir / rel) != sha256_file(f):
                 writes[rel] = f
         note_file = outgoing.parent / NOTE
         note_file.write_text(json.dumps(note, indent=1, sort_keys=True) + "\n")
@@ -152,7 +147,7 @@ def changed_since(wdir: Path, snapshot: dict[str, str]) -> list[str]:
     """Top-level files of ``wdir`` added, changed or removed since ``snapshot``."""
     now_files = top_files(wdir)
     out = [rel for rel, h in snapshot.items()
-           if rel not in now_files or sha(now_files[rel]) != h]
+           if rel not in now_files or sha256_file(now_files[rel]) != h]
     return sorted(out + [rel for rel in now_files if rel not in snapshot])
 
 

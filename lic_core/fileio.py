@@ -11,6 +11,7 @@ project (CLI, training exports, the studio) goes through here, so the rule lives
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -153,3 +154,12 @@ def read_bytes(path: PathLike, what: str = "file", max_bytes: int = 1 << 31) -> 
         raise LicError(f"'{p}' is a folder, not a {what}") from None
     except OSError as exc:
         raise LicError(f"cannot read '{p}': {exc.strerror or exc}") from None
+
+
+def sha256_file(path: PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -43,3 +43,15 @@ def exact_gains(units: Any, code: int, device="cpu") -> dict[str, torch.Tensor]:
     out = {k: exact_gain(t, code).to(device) for k, t in tables.items()}
     out["code"] = torch.tensor([int(code)])
     return out
+
+
+def cached_exact_gains(cache: dict, units: Any, code: int, device="cpu") -> dict[str, torch.Tensor]:
+    """:func:`exact_gains` through an engine's per-code ``cache`` (cleared past 32 codes: a slider
+    drag must not grow it without bound). One ``get``: another thread may clear it meanwhile."""
+    code = int(code)
+    hit = cache.get(code)
+    if hit is None:
+        if len(cache) > 32:
+            cache.clear()
+        hit = cache[code] = exact_gains(units, code, device)
+    return hit

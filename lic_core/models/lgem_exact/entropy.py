@@ -27,7 +27,7 @@ import torch
 from ...entropy_model.checkerboard import anchor_mask, gather, scatter
 from ...exact import dmath
 from ...exact.fixed import ExactLinear, ExactSequential, Grid, snap, to_grid
-from ...exact.gains import exact_gains
+from ...exact.gains import cached_exact_gains
 from ...exact.nets import DEFAULT_CONFIG, ExactConfig, ExactTransformerBlock, add
 from ...exact.tables import sigma_index
 from ...transform.tiling import input_margin, scale_factor
@@ -130,13 +130,7 @@ class ExactEntropyParameters:
     # -- gains ----------------------------------------------------------------------------
     def gains_for_code(self, code: int) -> dict[str, torch.Tensor]:
         """G, G', H, H' (1×C×1×1 float64) at u16 slider ``code`` (cached per code)."""
-        code = int(code)
-        hit = self._gain_cache.get(code)  # one lookup: another thread may clear the cache
-        if hit is None:
-            if len(self._gain_cache) > 32:
-                self._gain_cache.clear()
-            hit = self._gain_cache[code] = exact_gains(self._units, code, self.device)
-        return hit
+        return cached_exact_gains(self._gain_cache, self._units, code, self.device)
 
     def gains(self, u: float) -> dict[str, torch.Tensor]:
         """Gains for slider u, quantized to its u16 code first."""
