@@ -331,7 +331,7 @@ def install_verdict(card: dict, name: str, wdir: Path,
     on the same images (the first ``DEFAULT_NAME`` install: over the preview's; nothing shipped:
     earned). Returns ``gain_vs_shipped_pct``, ``compared_with``, ``gain_basis``,
     ``beats_shipped``, ``earned`` and ``why_not_earned`` (``export`` and the release train)."""
-    names = list(names if names is not None else (card.get("eval") or {}).get("images") or [])
+    names = list(names if names is not None else eval_image_names(card))
     shipped_json = Path(wdir) / f"{name}.json"
     if not shipped_json.is_file() and name == DEFAULT_NAME:
         shipped_json = Path(wdir) / f"{BASELINE_NAME}.json"  # the first install beats the preview
@@ -345,6 +345,20 @@ def install_verdict(card: dict, name: str, wdir: Path,
             "gain_basis": basis, "beats_shipped": beats, "earned": beats,
             "why_not_earned": (f"BD-rate gain vs shipped {gain:+.2f} % < {MIN_GAIN_PCT} %"
                                if gain is not None else "not comparable with shipped")}
+
+
+def eval_image_names(card: dict) -> list[str]:
+    """The Kodak images a card was measured on: exports record their count and folder, older
+    cards the names themselves ([] when neither can be read back)."""
+    ev = card.get("eval") or {}
+    images = ev.get("images")
+    if isinstance(images, list):
+        return [str(n) for n in images]
+    folder = ev.get("folder")
+    if folder and Path(folder).is_dir():
+        names = kodak_names(folder)
+        return names if not isinstance(images, int) or len(names) == images else []
+    return []
 
 
 def _last(recs: list[dict], kind: str) -> Optional[dict]:

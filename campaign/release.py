@@ -166,7 +166,7 @@ class ReleaseTrain(Stage):
         from lic_core.paths import weights_dir as default_weights_dir
         from lic_core.weights import read_weights_hash
 
-        from .codec import CLASSICAL, DEFAULT_NAME, install_verdict
+        from .codec import CLASSICAL, DEFAULT_NAME, eval_image_names, install_verdict
 
         name = name or DEFAULT_NAME
         path = Path(export) if export else self.root / "export" / f"{name}.safetensors"
@@ -192,7 +192,7 @@ class ReleaseTrain(Stage):
                          "cpu_hours": card.get("cpu_hours"), "steps": card.get("total_steps"),
                          "bd_rate": card.get("bd_rate"),
                          "points": (card.get("eval") or {}).get("points"),
-                         "images": len((card.get("eval") or {}).get("images") or []),
+                         "images": len(eval_image_names(card)),
                          **{k: verdict[k] for k in ("gain_vs_shipped_pct", "compared_with",
                                                     "gain_basis")}},
               "outgoing": {"weights_hash": old_hash, "weights_dir": str(wdir.resolve())},

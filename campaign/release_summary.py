@@ -21,6 +21,11 @@ def _point(p: dict) -> dict:
             if k in ("u", "bpp", "psnr", "ms_ssim", "lpips")}
 
 
+def _count(images) -> int:
+    """How many images a card was measured on (cards record the names or just their count)."""
+    return images if isinstance(images, int) else len(images or [])
+
+
 def summarize(stage: str, s: dict) -> dict:
     """The record of one measured dependent (``s``: its stage's ``measure`` summary)."""
     card = s["card"]
@@ -32,13 +37,13 @@ def summarize(stage: str, s: dict) -> dict:
         out.update(saving_pct=saving, bd_vs_round_percent=ev.get("bd_vs_round_percent"),
                    curves={k: {"bpp": c["bpp"], "psnr": c["psnr"]}
                            for k, c in (ev.get("curves") or {}).items()},
-                   images=len(ev.get("images") or []), us=ev.get("us"))
+                   images=_count(ev.get("images")), us=ev.get("us"))
         out["line"] = ("n/a" if saving is None else f"{saving:+.2f} %") + \
             " BD-rate saving over the base decoder" + ("" if s["earned"] else " (not enough)")
     else:
         rows = {label: [_point(p) for p in pts] for label, pts in (ev.get("rows") or {}).items()}
         out.update(rows=rows, lpips_below_mse=card.get("lpips_below_mse"),
-                   images=len(ev.get("images") or []))
+                   images=_count(ev.get("images")))
         lp = {label: [p.get("lpips") for p in pts] for label, pts in rows.items()}
         out["line"] = "LPIPS " + "; ".join(
             f"{label} {min(v):.3f}–{max(v):.3f}" for label, v in lp.items()

@@ -18,6 +18,7 @@ from PIL import Image
 
 from campaign import release_install
 from campaign.base import CampaignError
+from campaign.codec import eval_image_names
 from campaign.release import BUDGETS, ORDER, ReleaseTrain, shipped_plan, stage_recipe
 from campaign.stages import open_stage
 from campaign.warmstart import choose, decoder_tensors, previous_decoder, transplant
@@ -141,6 +142,27 @@ def test_a_release_plans_the_shipped_dependents_and_refuses_what_it_must(tmp_pat
 def _sleeper(*marks: str) -> subprocess.Popen:
     """A process whose command line names ``marks`` (what the campaign's pid check reads)."""
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *marks])
+
+
+def test_a_release_reads_an_export_card_that_records_only_its_image_count(tmp_path, wdir):
+    """Real exports record ``eval.images`` as a count beside the Kodak folder (the release of
+    2026-12-07 stopped on it): the names are read back from the folder, and a count that does
+    not match the folder reads as no names rather than the wrong ones."""
+    kodak = striped_photos(tmp_path / "kodak", n=2, size=32)
+    root = tmp_path / "campaign"
+    write_export(root, 1, bpp_scale=0.5)
+    card_file = root / "export" / f"{TINY}.json"
+    card = json.loads(card_file.read_text())
+    card["eval"].update(images=2, folder=str(kodak))
+    card_file.write_text(json.dumps(card))
+    assert eval_image_names(card) == ["img0.png", "img1.png"]
+    assert eval_image_names({"eval": {"images": 3, "folder": str(kodak)}}) == []
+    assert eval_image_names({"eval": {"images": ["x.png"]}}) == ["x.png"]
+    shipped = dict(card, eval=dict(card["eval"], points=[
+        dict(p, bpp=p["bpp"] * 2) for p in card["eval"]["points"]]))
+    (wdir / f"{TINY}.json").write_text(json.dumps(shipped))
+    st = ReleaseTrain(root).new_release(None, False, (), (), TINY, wdir, tmp_path / "results")
+    assert st["export"]["images"] == 2 and st["export"]["gain_vs_shipped_pct"] > 40
 
 
 def test_one_campaign_job_at_a_time_beside_a_release(tmp_path):
