@@ -33,7 +33,7 @@ from lic_core.paths import weights_path
 from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 
 from .base import CKPT_MINUTES, ROOT, CampaignError, Stage, now, training_inputs
-from .learning_curve import rd_against, reference_curve
+from .learning_curve import METRIC_KEYS, rd_against, reference_curve
 
 DEFAULT_NAME = "lic-lgem-cpu"
 #: the weights a campaign starts from, and what its first install must beat, when no
@@ -229,6 +229,8 @@ class CodecStage(Stage):
                                 "created": st.get("created"), "init": st.get("init")}
             if card.get("eval"):
                 card["bd_rate"] = bd_rates(card["eval"]["points"], names)
+                card["bd_rate_msssim"] = bd_rates(card["eval"]["points"], names,
+                                                  metric="ms-ssim")
                 webp = card["bd_rate"].get("webp")
                 card["preview"] = not (webp is not None and webp <= 0.0)
                 card["status"] = ("PREVIEW — CPU-trained, below WebP on Kodak" if card["preview"]
@@ -375,17 +377,33 @@ def kodak_names(kodak: str) -> list[str]:
 
 
 def bd_rates(points: Sequence[dict], images: Optional[Sequence[str]] = None,
-             classical: Path = CLASSICAL) -> dict:
-    """BD-rate (PSNR, %) of ``points`` vs each classical reference present (None if undefined)."""
+             classical: Path = CLASSICAL, metric: str = "psnr") -> dict:
+    """BD-rate (%, on ``metric``: ``psnr`` or ``ms-ssim`` in dB) of ``points`` vs each classical
+    reference present (None if undefined, or if a point has no value of ``metric``)."""
     out = {}
+    key = METRIC_KEYS[metric][1]
     for ref in REFERENCES:
         f = classical / f"{ref}.json"
         if f.is_file():
             try:
-                out[ref] = rd_against(points, reference_curve(f, images))["bd_rate"]
-            except KeyError:  # the reference was not measured on these images
+                if not all(key in p for p in points):
+                    raise KeyError(key)
+                out[ref] = rd_against(points, reference_curve(f, images, metric),
+                                      metric)["bd_rate"]
+            except KeyError:  # the reference was not measured on these images or this metric
                 out[ref] = None
     return out
+
+
+def add_msssim_bd_rates(st_path: Path | str, classical: Path = CLASSICAL) -> dict:
+    """Give an export measured before cards carried it its MS-SSIM BD-rates (``bd_rate_msssim``,
+    from the MS-SSIM its Kodak points already record: nothing is re-measured), in the weights
+    file's card, its ``.json`` and ``.md`` (:func:`lic_core.train.export.refresh_card`)."""
+    from lic_core.train.export import refresh_card
+
+    card = json.loads(Path(st_path).with_suffix(".json").read_text())
+    bd = bd_rates(card["eval"]["points"], eval_image_names(card), classical, metric="ms-ssim")
+    return refresh_card(st_path, {"bd_rate_msssim": bd})
 
 
 def rd_json(name: str, card: dict) -> dict:

@@ -95,7 +95,7 @@ def _rate_text(r: dict) -> str:
 
 def describe_block(r: dict) -> list[str]:
     """Readable lines for one codec row: a title line, then aligned ``field  value`` lines."""
-    from ..weights import weights_provenance
+    from ..weights import msssim_bd_line, weights_provenance
 
     desc = r.get("describe", {}) or {}
     state = "available" if r["available"] else f"unavailable: {r['reason']}"
@@ -109,6 +109,8 @@ def describe_block(r: dict) -> list[str]:
         # the studio's codec chooser and About card say the same (weights_provenance)
         prov = weights_provenance(desc)
         fields.append(("weights", prov.line))
+        if msssim_bd_line(desc):
+            fields.append(("ms-ssim", msssim_bd_line(desc)))
         if desc.get("weights_hash"):
             fields.append(("hash", str(desc["weights_hash"])))
         if prov.preview:

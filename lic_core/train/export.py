@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import LicError
+from ..fileio import write_atomic
 from ..paths import weights_dir
 from .checkpoint import load_checkpoint
 from .loop import resolve_model
@@ -142,6 +143,27 @@ def export_checkpoint(ckpt: Union[str, Path], name: str,
     return meta
 
 
+def refresh_card(st_path: Union[str, Path], updates: dict) -> dict:
+    """Add ``updates`` to an export's card in all three places it lives — the weights file's
+    metadata (:func:`~lic_core.weights.rewrite_card`, tensors untouched), ``<name>.json``
+    (with the file's new SHA-256 and size) and ``<name>.md`` — and return the new ``.json``."""
+    from ..weights import read_weights_card, rewrite_card
+
+    st_path = Path(st_path)
+    card = {**read_weights_card(st_path), **updates}
+    rewrite_card(st_path, card)
+    js = st_path.with_suffix(".json")
+    old = json.loads(js.read_text()) if js.is_file() else {}
+    meta = {**old, **updates, "file": st_path.name,
+            "file_sha256": hashlib.sha256(st_path.read_bytes()).hexdigest(),
+            "file_bytes": st_path.stat().st_size}
+    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+    write_atomic(js, lambda fh: fh.write(text.encode()), overwrite=True)
+    md = render_card(meta)
+    write_atomic(st_path.with_suffix(".md"), lambda fh: fh.write(md.encode()), overwrite=True)
+    return meta
+
+
 def _fmt_time(s: float) -> str:
     s = int(round(s))
     return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
@@ -186,12 +208,13 @@ def render_card(meta: dict) -> str:
             ms = f"{p['ms_ssim']:.4f}" if "ms_ssim" in p else "—"
             lines.append(f"| {p['u']:.2f} | {p['bpp']:.4f} | {p['psnr']:.2f} | {ms} |")
         lines += ["", ev.get("note", ""), ""]
-        bd = meta.get("bd_rate") or {}
-        if bd:
-            lines += ["BD-rate (PSNR, same Kodak images; negative = fewer bits): " + ", ".join(
-                f"vs {k.upper() if k != 'webp' else 'WebP'} "
-                + (f"{v:+.1f} %" if v is not None else "n/a (no overlap)")
-                for k, v in bd.items()), ""]
+        for key, axis in (("bd_rate", "PSNR"), ("bd_rate_msssim", "MS-SSIM in dB")):
+            bd = meta.get(key) or {}
+            if bd:
+                lines += [f"BD-rate ({axis}, same Kodak images; negative = fewer bits): "
+                          + ", ".join(f"vs {k.upper() if k != 'webp' else 'WebP'} "
+                                      + (f"{v:+.1f} %" if v is not None else "n/a (no overlap)")
+                                      for k, v in bd.items()), ""]
         if meta.get("learning_curve"):
             lines += [f"Learning curve: `{meta['learning_curve']}`", "",
                       f"![learning curve]({meta['learning_curve']})", ""]

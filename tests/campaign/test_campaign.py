@@ -2,11 +2,13 @@
 config, stop with a checkpoint, resume from it, export weights + card + curve + RD JSON."""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from campaign.codec import BASELINE_NAME, DEFAULT_NAME, gain_over, init_history
 from campaign.device import handoff
@@ -234,3 +236,48 @@ def test_codec_seed_outlives_a_lost_runs_folder(tmp_path, monkeypatch):
     ck = load_checkpoint(latest_checkpoint(c.run_dir))
     assert c.state()["init_steps"] == 2 and ck["step"] == 1
     assert ck["cpu_s"] >= cpu_before  # the seed's CPU time is booked into the new run
+
+
+def test_msssim_bd_rates_use_the_db_axis_and_refresh_a_card_without_touching_its_weights(
+        tmp_path):
+    """Issue 27 asks for the MS-SSIM BD-rate beside the PSNR one: it is measured on MS-SSIM in dB
+    (−10·log10(1 − MS-SSIM)), per reference, from the MS-SSIM the card's points already record;
+    an export measured before that gets it in its weights file, .json and .md with every tensor
+    byte (so its weights hash, and what its files decode to) unchanged."""
+    from campaign.codec import add_msssim_bd_rates, bd_rates
+    from lic_core.weights import load_weights, msssim_bd_line, read_weights_card, save_weights
+
+    bpp = [0.1, 0.2, 0.4, 0.8, 1.6]
+    ms_ref = [0.90, 0.94, 0.965, 0.98, 0.99]
+    ref = {"name": "webp", "results": {"bpp": bpp, "psnr-rgb": [24, 27, 30, 33, 36],
+                                       "ms-ssim-rgb": ms_ref}}
+    classical = tmp_path / "classical"
+    classical.mkdir()
+    (classical / "webp.json").write_text(json.dumps(ref))
+    # the same MS-SSIM at 80 % of the bits: −20 % on the dB axis (and on any monotone axis)
+    pts = [{"u": i / 4, "bpp": 0.8 * b, "psnr": 30.0, "ms_ssim": m}
+           for i, (b, m) in enumerate(zip(bpp[1:4], ms_ref[1:4]))]
+    got = bd_rates(pts, None, classical, metric="ms-ssim")
+    assert abs(got["webp"] + 20.0) < 0.5
+    # points without MS-SSIM give no figure rather than a wrong one
+    assert bd_rates([{k: v for k, v in p.items() if k != "ms_ssim"} for p in pts], None,
+                    classical, metric="ms-ssim") == {"webp": None}
+
+    model = torch.nn.Linear(3, 2)
+    st = tmp_path / "w" / "m.safetensors"
+    card = {"name": "m", "parameters": 8, "data": {"folder": "d", "images": 1}, "steps": 1,
+            "device": "cpu", "wall_time_s": 1.0, "bd_rate": {"webp": 1.0},
+            "eval": {"images": 0, "folder": "", "mode": "coded", "points": pts}}
+    digest = save_weights(model, st, card)
+    card["weights_hash"] = digest.hex()
+    st.with_suffix(".json").write_text(json.dumps({**card, "file": st.name}))
+    before = load_weights(st)[0]
+    meta = add_msssim_bd_rates(st, classical)
+    after, m = load_weights(st)
+    assert m["weights_hash"] == digest.hex() and all(torch.equal(before[k], after[k])
+                                                     for k in before)
+    assert read_weights_card(st)["bd_rate_msssim"] == meta["bd_rate_msssim"] == got
+    assert read_weights_card(st)["bd_rate"] == {"webp": 1.0}
+    assert meta["file_sha256"] == hashlib.sha256(st.read_bytes()).hexdigest()
+    assert "MS-SSIM in dB" in st.with_suffix(".md").read_text()
+    assert msssim_bd_line(m) == "Kodak BD-rate (MS-SSIM) vs WebP -20 %"
