@@ -88,24 +88,32 @@ def arm_done(arm: str) -> bool:
     return bool(ends) and ends[-1].get("step", 0) >= arm_steps(arm)
 
 
+def run_niced(cmd: list[str], out_file: Path) -> int:
+    """Run ``cmd`` under ``nice -n 19`` from the checkout (its output appended to ``out_file``);
+    returns its exit status. Shared with benchmarks/capacity_study.py."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_file, "a") as fh:
+        return subprocess.call(["nice", "-n", "19", *cmd], cwd=ROOT, env=env, stdout=fh,
+                               stderr=subprocess.STDOUT)
+
+
 def run(arms: list[str]) -> None:
     for arm in arms or list(ARMS):
         if arm_done(arm):
             print(f"{arm}: done")
             continue
         print(f"{arm}: running", flush=True)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-        with open(RUNS.parent / f"study-{arm}.out", "a") as fh:
-            RUNS.mkdir(parents=True, exist_ok=True)
-            rc = subprocess.call(["nice", "-n", "19", *arm_cmd(arm)], cwd=ROOT, env=env,
-                                 stdout=fh, stderr=subprocess.STDOUT)
+        RUNS.mkdir(parents=True, exist_ok=True)
+        rc = run_niced(arm_cmd(arm), RUNS.parent / f"study-{arm}.out")
         if rc != 0:
             print(f"{arm}: exit {rc}", flush=True)
             return
 
 
-def final_eval(arm: str) -> dict:
-    """All 24 Kodak images, 6 slider points, real bitstreams, of the arm's last checkpoint."""
+def final_eval(arm: str, runs: Path = RUNS) -> dict:
+    """All 24 Kodak images, 6 slider points, real bitstreams, of the arm's last checkpoint
+    (``runs/<arm>``; the capacity study passes its own folder)."""
     sys.path.insert(0, str(ROOT))
     import torch
 
@@ -114,14 +122,14 @@ def final_eval(arm: str) -> dict:
     from lic_core.train.validate import CARD_U_VALUES, evaluate
 
     torch.set_num_threads(2)
-    ck = load_checkpoint(latest_checkpoint(RUNS / arm))
+    ck = load_checkpoint(latest_checkpoint(runs / arm))
     model = rebuild_model(ck)
     model.load_state_dict(ck["ema"]["shadow"] if ck.get("ema") else ck["model"])
     model.eval()
     _round_to_fp16_(model)  # what an export would ship
     res = evaluate(model, KODAK, list(CARD_U_VALUES), with_msssim=False)
     out = {"arm": arm, "step": ck["step"], "cpu_s": ck.get("cpu_s"), **res}
-    (RUNS / arm / "final_eval.json").write_text(json.dumps(out, indent=1))
+    (runs / arm / "final_eval.json").write_text(json.dumps(out, indent=1))
     return out
 
 

@@ -102,18 +102,23 @@ def curve_rows(log_path: Union[str, Path], ref_json: Union[str, Path],
 
 def render_xy(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], path: Union[str, Path],
               xlabel: str, ylabel: str, title: str = "", size: tuple[int, int] = (1000, 620),
-              hlines: Sequence[tuple[str, float]] = ()) -> Path:
+              hlines: Sequence[tuple[str, float]] = (),
+              dashed: Sequence[tuple[int, Sequence[float], Sequence[float]]] = (),
+              bars: Sequence[tuple[int, float, float, float]] = ()) -> Path:
     """A simple line chart (Pillow): one solid line with dots per series, optional labelled
-    horizontal reference lines (e.g. "WebP" at 0 %). Returns the written path."""
+    horizontal reference lines (e.g. "WebP" at 0 %). ``dashed``: (series index for the colour,
+    xs, ys) drawn as dashed lines without dots (fits, extrapolations); ``bars``: (series index,
+    x, y_lo, y_hi) vertical interval bars. Returns the written path."""
     s = 2.0
     W, H = int(size[0] * s), int(size[1] * s)
     img = Image.new("RGB", (W, H), BACKGROUND)
     d = ImageDraw.Draw(img)
     f_tick, f_lab, f_title = font(int(13 * s)), font(int(15 * s)), font(int(17 * s))
     pl, pr, pt, pb = int(80 * s), W - int(30 * s), int(64 * s), H - int(60 * s)
-    xs = [x for _, xv, _ in series for x in xv]
-    ys = [y for _, _, yv in series for y in yv if y is not None and math.isfinite(y)]
-    ys += [v for _, v in hlines]
+    xs = [x for _, xv, _ in series for x in xv] + [x for _, xv, _ in dashed for x in xv]
+    xs += [b[1] for b in bars]
+    ys = [y for _, _, yv in (*series, *dashed) for y in yv if y is not None and math.isfinite(y)]
+    ys += [v for _, v in hlines] + [v for b in bars for v in b[2:] if math.isfinite(v)]
     if not xs or not ys:
         d.text((W / 2, H / 2), "no data yet", fill=TEXT, font=f_lab, anchor="mm")
         img = img.resize(size, Image.LANCZOS)
@@ -156,6 +161,16 @@ def render_xy(series: Sequence[tuple[str, Sequence[float], Sequence[float]]], pa
         for px, py in pts:
             d.ellipse([px - 4 * s, py - 4 * s, px + 4 * s, py + 4 * s], fill=col)
         d.text((pl + 12 * s, pt + 10 * s + k * 20 * s), name, fill=col, font=f_lab, anchor="la")
+    for k, xv, yv in dashed:
+        pts = [(X(x), Y(y)) for x, y in zip(xv, yv) if y is not None and math.isfinite(y)]
+        for j, (a, b) in enumerate(zip(pts, pts[1:])):
+            if j % 2 == 0:  # every other segment: dashed when the points are dense
+                d.line([a, b], fill=PALETTE[k % len(PALETTE)], width=int(2 * s))
+    for k, x, lo, hi in bars:
+        col = PALETTE[k % len(PALETTE)]
+        d.line([(X(x), Y(lo)), (X(x), Y(hi))], fill=col, width=int(3 * s))
+        for yv in (lo, hi):
+            d.line([(X(x) - 6 * s, Y(yv)), (X(x) + 6 * s, Y(yv))], fill=col, width=int(3 * s))
     img = img.resize(size, Image.LANCZOS)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

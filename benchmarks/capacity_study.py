@@ -1,0 +1,469 @@
+"""Capacity study: does a wider codec than the campaign's N = 64 learn more by 20 CPU-hours?
+(issue 27 item 2, docs/training.md "Capacity study").
+
+The recipe study measured 30-minute horizons, which favour small models. Here each arm trains
+**from scratch with the campaign's recipe** (``campaign/codec.py: RECIPE``: crop 128 × batch 8,
+lr 4e-4 constant after a 200-step warm-up, bf16 autocast, EMA 0.999, adaptive threads) and its
+eleven λ (:data:`CAMPAIGN_LAMBDAS`, the rate levels of issue 27 item 1), for ``--budget-min``
+CPU-minutes (default 120), validated with real bitstreams on the first 6 Kodak images at u = 0,
+0.5, 1 at :data:`VAL_POINTS` evenly spaced steps. ``summary`` fits each arm's learning curve
+(BD-PSNR vs JPEG over CPU-hours) with a saturating power law (:mod:`capacity_fit`), extrapolates
+it to :data:`TARGET_CPU_H` with an interval, and says which arm is ahead or "undecided".
+
+**CPU time is booked at the quiet-machine cost of a step**, as in the recipe study: an arm's step
+budget is its CPU budget divided by the CPU seconds one step of its configuration costs on a quiet
+machine, and its curve's x axis is steps × that cost. Measured process CPU is not used because on
+this shared 2-core machine contention inflates it by up to 2× (OpenMP threads spin while their
+partner is descheduled), so two arms run at different times would not be comparable; it is kept
+in the JSON (``cpu_h``) for reference. The train_step_cost table has no entry for the wide arms
+with this recipe (bf16, eleven levels), so ``run`` first measures every arm's step at 1 thread
+beside the recipe study's base configuration (``benchmarks/train_step_cost.py``'s ``measure``,
+a few seconds each, refused on a loaded machine) and books
+``BASE_STEP_CPU_S × cost(arm) / cost(base)``: the recipe study's 2-thread quiet cost of its base
+step, scaled by the arm's relative cost measured in the same session. The costs are saved in
+``benchmarks/results/train_step_cost.json`` (``capacity-<arm>@1t``) and frozen per arm in
+``runs/capacity/<arm>/plan.json`` when it starts, so a resumed arm keeps its step count.
+
+**Decode cost**: the issue allows the exact decode to grow at most 2× over today's (N = 64).
+``decode-cost`` counts each arm's multiply-adds per pixel of g_s and of the whole decoder (h_s,
+the LGEM contexts, g_s; ``torch.utils.flop_counter``), predicts the 1-MP exact-decode time
+relative to N64 from the measured share of g_s in today's decode
+(``benchmarks/results/exact_path_lic-lgem-cpu.json``, stages at 1 thread: the entropy part does
+not depend on N), and with ``--measure`` times a real exact decode of each randomly initialised
+arm (a 512² picture, min of 3, arms interleaved; < 30 s). Arms predicted or measured over 2×
+are excluded from the decision.
+
+    nice -n 19 python benchmarks/capacity_study.py run [ARM ...] [--budget-min 120]
+    python benchmarks/capacity_study.py decode-cost [--measure]
+    python benchmarks/capacity_study.py summary          # table + JSON + PNG + decision
+    python benchmarks/capacity_study.py final-eval ARM   # Kodak 24, 6 slider points
+
+Stop the campaign first (``tools/campaign.sh stop``): one heavy job at a time on 2 cores. Runs
+under ``runs/capacity/<arm>`` (git-ignored), resumable; results
+``benchmarks/results/capacity_study.json`` and ``docs/figures/capacity_study.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+for _p in (ROOT, ROOT / "benchmarks"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import capacity_fit as cf  # noqa: E402
+import recipe_study as rs  # noqa: E402
+
+from campaign.codec import RECIPE  # noqa: E402
+
+RUNS = ROOT / "runs" / "capacity"
+RESULTS = ROOT / "benchmarks" / "results"
+COST_FILE = RESULTS / "train_step_cost.json"
+EXACT_STAGES = RESULTS / "exact_path_lic-lgem-cpu.json"
+BUDGET_MIN = 120.0
+VAL_POINTS = 8
+TARGET_CPU_H = 20.0
+DECODE_LIMIT = 2.0
+#: quiet 1-min load average above which step costs are not measured (2 cores)
+QUIET_LOAD = 1.0
+#: the campaign's eleven rate levels since issue 27 item 1 (docs/training.md "Eleven rate
+#: levels"; the 2026-12-07 export card's λ list, checked by tests/core/test_capacity_study.py)
+CAMPAIGN_LAMBDAS = (0.00045, 0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18,
+                    0.36)
+#: arm → architecture overrides of ``lic-lgem-preview`` (the campaign's narrow config, N = 64)
+ARMS: dict[str, dict] = {
+    "N64": {},
+    "N96": {"N": 96},  # wider: g_s 2.2× the multiply-adds
+    "N80": {"N": 80},  # the width between, should N96 break the decode limit
+    "rb2": {"res_blocks": 2},  # deeper: two residual blocks per stage
+}
+BASELINE = "N64"
+DEFAULT_ARMS = ("N64", "N96")
+REFERENCES = ("jpeg", "webp", "avif")
+
+
+# ------------------------------------------------------------------------------ arm commands
+def _drop(flags: list[str], name: str) -> list[str]:
+    """``flags`` without ``name`` and its one value."""
+    out, skip = [], False
+    for f in flags:
+        if skip:
+            skip = False
+        elif f == name:
+            skip = True
+        else:
+            out.append(f)
+    return out
+
+
+def model_overrides(arm: str) -> dict:
+    """The arm's architecture overrides with the campaign's λ list (one gain level per λ)."""
+    return {**ARMS[arm], "lambdas": list(CAMPAIGN_LAMBDAS)}
+
+
+def model_config_flags(arm: str) -> list[str]:
+    """``--model-config KEY=VALUE ...`` of the arm (one occurrence: argparse keeps the last)."""
+    items = [f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in model_overrides(arm).items()]
+    return ["--model-config", *items]
+
+
+def arm_flags(arm: str) -> list[str]:
+    """Training flags of an arm: the campaign's RECIPE (its run length and logging excepted)
+    plus the arm's architecture; what the step cost is measured with too."""
+    recipe = _drop(_drop(list(RECIPE), "--steps"), "--log-every")
+    return [*recipe, *model_config_flags(arm)]
+
+
+def arm_steps(budget_min: float, step_cpu_s: float) -> int:
+    """Steps of a CPU budget at a booked step cost, a multiple of :data:`VAL_POINTS`."""
+    return max(1, int(round(60.0 * budget_min / step_cpu_s / VAL_POINTS))) * VAL_POINTS
+
+
+def arm_cmd(arm: str, steps: int, runs: Path = RUNS) -> list[str]:
+    """The training command of an arm (``--resume`` when it has a checkpoint, else from
+    scratch: never ``--init``)."""
+    out = runs / arm
+    cmd = [sys.executable, "-m", "lic_core.train", "codec", "--data", rs.DATA, "--out", str(out),
+           *arm_flags(arm), "--steps", str(steps), "--log-every", "100", "--ckpt-every", "0",
+           "--ckpt-minutes", "5", "--keep", "1", "--val-every", str(steps // VAL_POINTS),
+           "--val-dir", str(rs.KODAK), "--val-limit", str(rs.VAL_IMAGES), "--val-u", *rs.VAL_U]
+    if any(out.glob("ckpt-*.pt")):
+        cmd += ["--resume", str(out)]
+    return cmd
+
+
+def arm_done(arm: str, steps: int, runs: Path = RUNS) -> bool:
+    """The arm's log ends with an ``end`` record at ``steps`` or beyond."""
+    from campaign.learning_curve import read_log
+
+    ends = [r for r in read_log(runs / arm / "log.jsonl") if r.get("type") == "end"]
+    return bool(ends) and int(ends[-1].get("step", 0)) >= steps
+
+
+# ------------------------------------------------------------------------------ step costs
+def cost_key(arm: str) -> str:
+    return f"capacity-{arm}@1t"
+
+
+BASE_KEY = "capacity-base@1t"
+
+
+def booked_step_cpu_s(arm: str, costs: dict) -> Optional[float]:
+    """Quiet 2-thread CPU-s of one step of ``arm`` (module docstring), None if not measured."""
+    if cost_key(arm) not in costs or BASE_KEY not in costs:
+        return None
+    rel = costs[cost_key(arm)]["cpu_s_per_step"] / costs[BASE_KEY]["cpu_s_per_step"]
+    return rs.BASE_STEP_CPU_S * rel
+
+
+def measure_step_costs(arms: list[str], steps: int = 6, force: bool = False) -> dict:
+    """Measure the base configuration and ``arms`` at 1 thread in one go, saved in
+    :data:`COST_FILE`; refused on a loaded machine (the costs would be inflated)."""
+    import train_step_cost as tsc
+
+    load = os.getloadavg()[0]
+    if load > QUIET_LOAD and not force:
+        raise SystemExit(f"load average {load:.2f} > {QUIET_LOAD}: stop the campaign "
+                         "(tools/campaign.sh stop), wait a minute, retry (or --force)")
+    res = json.loads(COST_FILE.read_text()) if COST_FILE.is_file() else {}
+    jobs = [(BASE_KEY, rs.COMMON + rs.ARMS["lr4e-4"])]
+    jobs += [(cost_key(a), arm_flags(a)) for a in arms]
+    for key, flags in jobs:
+        res[key] = tsc.measure(flags, 1, steps)
+        print(f"{key}: {res[key]['cpu_s_per_step']:.3f} CPU-s/step (load "
+              f"{res[key]['loadavg_1min']:.2f})", flush=True)
+    COST_FILE.write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
+def plan(arm: str, budget_min: float, runs: Path = RUNS) -> Optional[dict]:
+    """``{"step_cpu_s", "steps", "budget_min"}`` of the arm: its step cost frozen in
+    ``plan.json`` at its start (a resumed arm keeps it), else from :data:`COST_FILE`."""
+    p = runs / arm / "plan.json"
+    if p.is_file():
+        cost = float(json.loads(p.read_text())["step_cpu_s"])
+    else:
+        costs = json.loads(COST_FILE.read_text()) if COST_FILE.is_file() else {}
+        cost = booked_step_cpu_s(arm, costs)
+        if cost is None:
+            return None
+    return {"step_cpu_s": cost, "steps": arm_steps(budget_min, cost), "budget_min": budget_min}
+
+
+def run(arms: list[str], budget_min: float = BUDGET_MIN, force: bool = False) -> int:
+    """Train the arms one after another (niced), measuring step costs first when missing."""
+    arms = arms or list(DEFAULT_ARMS)
+    if any(plan(a, budget_min) is None for a in arms):
+        measure_step_costs([a for a in ARMS if a in arms or a == BASELINE], force=force)
+    if not (RUNS / "decode_cost.json").is_file():
+        decode_cost(arms, measure=True)
+    for arm in arms:
+        pl = plan(arm, budget_min)
+        if arm_done(arm, pl["steps"]):
+            print(f"{arm}: done ({pl['steps']} steps)")
+            continue
+        (RUNS / arm).mkdir(parents=True, exist_ok=True)
+        (RUNS / arm / "plan.json").write_text(json.dumps(pl, indent=1) + "\n")
+        print(f"{arm}: running to step {pl['steps']} ({pl['step_cpu_s']:.3f} booked CPU-s/step)",
+              flush=True)
+        rc = rs.run_niced(arm_cmd(arm, pl["steps"]), RUNS / f"{arm}.out")
+        if rc != 0:
+            print(f"{arm}: exit {rc} (see {RUNS / f'{arm}.out'})", flush=True)
+            return rc
+    return 0
+
+
+# ------------------------------------------------------------------------------ decode cost
+def build_arm_model(arm: str):
+    """A randomly initialised model of the arm (eval mode)."""
+    from lic_core.models import build_model
+
+    m = build_model("lic-lgem-preview", **model_overrides(arm))
+    return m.eval()
+
+
+def macs_per_pixel(model, size: int = 128) -> dict:
+    """Multiply-adds per picture pixel of g_s, of the decoder (h_s, contexts, g_s: the forward
+    pass without g_a and h_a) and of the whole model, at a ``size``² input (convs, linears and
+    attention products; per pixel nearly independent of the size)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+
+    def macs(fn, *args) -> float:
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            fn(*args)
+        return fc.get_total_flops() / 2.0 / (size * size)  # FLOPs count a MAC as two
+
+    y = model.g_a(x)
+    total, g_a, h_a = macs(model, x, 0.5), macs(model.g_a, x), macs(model.h_a, y)
+    return {"g_s": macs(model.g_s, y), "decoder": total - g_a - h_a, "total": total}
+
+
+def gs_share_of_decode(path: Path = EXACT_STAGES) -> Optional[float]:
+    """Share of g_s in today's exact 1-MP decode at 1 thread (benchmarks/exact_path.py stages)."""
+    if not path.is_file():
+        return None
+    st = json.loads(path.read_text()).get("stages", {}).get("by_threads", {}).get("1")
+    if not st:
+        return None
+    return st["stages"]["g_s"]["wall_s"] / st["decode_without_png"]["wall_s"]
+
+
+def predicted_decode_ratio(macs: dict, base: dict, gs_share: Optional[float]) -> float:
+    """Exact-decode time relative to the baseline: g_s's share scaled by its MAC ratio, the
+    rest (entropy parameters, range decoder) unchanged; without the share, the decoder's
+    MAC ratio."""
+    if gs_share is None:
+        return macs["decoder"] / base["decoder"]
+    return (1.0 - gs_share) + gs_share * macs["g_s"] / base["g_s"]
+
+
+def time_exact_decode(models: dict, size: int = 512, repeat: int = 3) -> dict[str, float]:
+    """Seconds of a real exact decode (``LearnedCodec``) of a ``size``² picture per model at 1
+    thread, min of ``repeat``, the models interleaved so drifting load hits all alike."""
+    import numpy as np
+    import torch
+
+    from lic_core.codecs import EncodeParams
+    from lic_core.codecs.learned import LearnedCodec
+
+    torch.set_num_threads(1)
+    rng = np.random.RandomState(0)
+    img = np.clip(128 + 40 * rng.randn(size, size, 3), 0, 255).astype(np.uint8)
+    data = {}
+    for arm, m in models.items():
+        m.prior.update_tables()
+        codec = LearnedCodec(f"capacity-{arm}", model=m, use_finetuned=False,
+                             use_tcq_tables=False)
+        data[arm] = (codec, codec.encode(img, EncodeParams(rate=0.5, quantizer="round")).data)
+        codec.decode(data[arm][1])  # builds the exact networks: not part of the timing
+    best = {a: math.inf for a in models}
+    for _ in range(repeat):
+        for arm, (codec, blob) in data.items():
+            t0 = _clock()
+            codec.decode(blob)
+            best[arm] = min(best[arm], _clock() - t0)
+    return best
+
+
+def _clock() -> float:
+    import time
+
+    return time.perf_counter()
+
+
+def decode_cost(arms: list[str], measure: bool = False, size: int = 512) -> dict:
+    """Per arm: parameters, MACs/pixel, MAC ratios and predicted (and with ``measure`` the
+    measured) exact-decode ratio to :data:`BASELINE`, and whether it exceeds the limit. The
+    measurement is saved in ``runs/capacity/decode_cost.json`` and reused when not remeasured."""
+    arms = list(dict.fromkeys([BASELINE, *arms]))
+    models = {a: build_arm_model(a) for a in arms}
+    macs = {a: macs_per_pixel(m) for a, m in models.items()}
+    share = gs_share_of_decode()
+    saved = RUNS / "decode_cost.json"
+    timed = json.loads(saved.read_text()).get("seconds", {}) if saved.is_file() else {}
+    if measure:
+        timed = time_exact_decode(models, size)
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps({"size": size, "seconds": timed,
+                                     "loadavg_1min": os.getloadavg()[0]}, indent=1) + "\n")
+    out = {}
+    for a in arms:
+        pred = predicted_decode_ratio(macs[a], macs[BASELINE], share)
+        meas = (timed[a] / timed[BASELINE]) if a in timed and BASELINE in timed else None
+        out[a] = {"params": sum(p.numel() for p in models[a].parameters()),
+                  "kmac_px": {k: v / 1000.0 for k, v in macs[a].items()},
+                  "g_s_ratio": macs[a]["g_s"] / macs[BASELINE]["g_s"],
+                  "decoder_mac_ratio": macs[a]["decoder"] / macs[BASELINE]["decoder"],
+                  "gs_share_today": share, "predicted_decode_ratio": pred,
+                  "measured_decode_ratio": meas, "measured_decode_s": timed.get(a),
+                  "exceeds_limit": max(pred, meas or 0.0) > DECODE_LIMIT}
+    return out
+
+
+def print_decode_cost(dc: dict) -> None:
+    for a, d in dc.items():
+        meas = d["measured_decode_ratio"]
+        print(f"{a:>5}: {d['params'] / 1e6:.2f} M params, g_s {d['kmac_px']['g_s']:.1f} kMAC/px "
+              f"({d['g_s_ratio']:.2f}×), decoder {d['kmac_px']['decoder']:.1f} kMAC/px "
+              f"({d['decoder_mac_ratio']:.2f}×), exact decode predicted "
+              f"{d['predicted_decode_ratio']:.2f}×"
+              + (f", measured {meas:.2f}×" if meas else "")
+              + ("  OVER THE 2× LIMIT" if d["exceeds_limit"] else ""))
+
+
+# ------------------------------------------------------------------------------ summary
+def arm_curve(arm: str, names: list[str], runs: Path = RUNS) -> list[dict]:
+    """The arm's validations: BD figures vs JPEG / WebP / AVIF on the same images, measured
+    ``cpu_h`` and the booked quiet ``quiet_cpu_h`` (steps × the plan's step cost)."""
+    from campaign.learning_curve import curve_rows
+
+    log = runs / arm / "log.jsonl"
+    pl = json.loads((runs / arm / "plan.json").read_text())
+    rows = curve_rows(log, RESULTS / "classical" / "jpeg.json", names)
+    for ref in REFERENCES[1:]:
+        path = RESULTS / "classical" / f"{ref}.json"
+        if path.is_file():
+            for r, o in zip(rows, curve_rows(log, path, names)):
+                r[f"bd_rate_{ref}"], r[f"bd_psnr_{ref}"] = o["bd_rate"], o["bd_psnr"]
+    for r in rows:
+        r["quiet_cpu_h"] = r["step"] * pl["step_cpu_s"] / 3600.0
+    return rows
+
+
+def fig(v: Optional[float], f: str) -> str:
+    return "n/a" if v is None else f.format(v)
+
+
+def fmt_row(arm: str, rows: list[dict], ex: dict, dc: dict) -> str:
+    """One table line: the last validation, the fit and its extrapolation, the decode cost."""
+    last = rows[-1]
+    head = (f"{arm:>5} {last['step']:7d} {last['quiet_cpu_h']:6.2f} "
+            f"{fig(last['bd_psnr'], '{:+6.2f}')} {fig(last.get('bd_rate_webp'), '{:+7.1f}')} "
+            f"{fig(last.get('bd_rate_avif'), '{:+7.1f}')}")
+    if ex.get("pred") is None:
+        fit = f"  no fit: {ex.get('reason')}"
+    else:
+        f = ex["fit"]
+        fit = (f"  q_inf {f['q_inf']:+6.2f} c {f['c']:.2f}  q({TARGET_CPU_H:g}h) "
+               f"{ex['pred']:+6.2f} [{ex['lo']:+.2f}, {ex['hi']:+.2f}] holdout "
+               f"{ex['holdout_error']:+.2f}")
+    return head + fit + f"  decode {dc['predicted_decode_ratio']:.2f}×"
+
+
+def render(curves: dict, fits: dict, path: Path) -> None:
+    """Measured points, fitted curves to the target and the intervals at the target."""
+    import numpy as np
+
+    from campaign.learning_curve import render_xy
+
+    series = [(a, [r["quiet_cpu_h"] for r in rows], [r["bd_psnr"] for r in rows])
+              for a, rows in curves.items()]
+    dashed, bars = [], []
+    for k, a in enumerate(curves):
+        ex = fits.get(a, {})
+        if ex.get("pred") is None:
+            continue
+        law = cf.PowerLaw(**ex["fit"])
+        ts = np.linspace(min(series[k][1]), TARGET_CPU_H, 80)  # even dashes
+        dashed.append((k, list(ts), [float(law(t)) for t in ts]))
+        bars.append((k, TARGET_CPU_H, ex["lo"], ex["hi"]))
+    render_xy(series, path, "training CPU-hours (quiet-machine cost)",
+              "BD-PSNR vs JPEG on the same Kodak images (dB)",
+              title=f"Capacity study: measured, fitted (dashed), interval at {TARGET_CPU_H:g} CPU-h",
+              hlines=[("JPEG", 0.0)], dashed=dashed, bars=bars)
+
+
+def summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_study.json",
+            figure: Path = ROOT / "docs" / "figures" / "capacity_study.png",
+            names: Optional[list[str]] = None) -> dict:
+    """Table, fits, decision; writes the JSON and the figure. ``names``: the Kodak file names
+    in validation order (default: the Kodak folder's)."""
+    names = names or sorted(p.name for p in rs.KODAK.glob("*.png"))
+    arms = [a for a in ARMS if (runs / a / "log.jsonl").is_file()
+            and (runs / a / "plan.json").is_file()]
+    curves = {a: arm_curve(a, names, runs) for a in arms}
+    curves = {a: rows for a, rows in curves.items() if rows}
+    dc = decode_cost(list(curves))
+    fits = {a: cf.extrapolate([r["quiet_cpu_h"] for r in rows], [r["bd_psnr"] for r in rows],
+                              TARGET_CPU_H) for a, rows in curves.items()}
+    excluded = {a: f"exact decode {dc[a]['predicted_decode_ratio']:.2f}× N64's > {DECODE_LIMIT:g}×"
+                for a in curves if dc[a]["exceeds_limit"]}
+    decision = cf.decide(fits, TARGET_CPU_H, BASELINE, excluded, unit="dB BD-PSNR vs JPEG")
+    print(f"{'arm':>5} {'step':>7} {'CPU-h':>6} {'BD-dB':>6} {'WebP %':>7} {'AVIF %':>7}  "
+          f"fit, extrapolation [interval], leave-last-out miss; exact decode vs N64")
+    for a, rows in curves.items():
+        print(fmt_row(a, rows, fits[a], dc[a]))
+    print(decision["line"])
+    out = {"target_cpu_h": TARGET_CPU_H, "budget_note": "x = steps × quiet step cost",
+           "lambdas": list(CAMPAIGN_LAMBDAS), "recipe": arm_flags(BASELINE),
+           "arms": {a: {"overrides": ARMS[a], "curve": curves[a], "extrapolation": fits[a],
+                        "decode": dc[a]} for a in curves},
+           "decision": decision}
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(out, indent=1) + "\n")
+    render(curves, fits, figure)
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train the arms (niced, resumable)")
+    r.add_argument("arms", nargs="*", help=f"of {', '.join(ARMS)} (default: "
+                   f"{' '.join(DEFAULT_ARMS)})")
+    r.add_argument("--budget-min", type=float, default=BUDGET_MIN)
+    r.add_argument("--force", action="store_true", help="measure step costs on a loaded machine")
+    d = sub.add_parser("decode-cost", help="MACs and exact-decode ratios of the arms")
+    d.add_argument("--measure", action="store_true")
+    sub.add_parser("summary")
+    f = sub.add_parser("final-eval")
+    f.add_argument("arms", nargs="+")
+    a = ap.parse_args(argv)
+    unknown = [x for x in getattr(a, "arms", None) or [] if x not in ARMS]
+    if unknown:
+        ap.error(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
+    if a.cmd == "run":
+        return run(a.arms or [], a.budget_min, a.force)
+    if a.cmd == "decode-cost":
+        print_decode_cost(decode_cost(list(ARMS), measure=a.measure))
+    elif a.cmd == "summary":
+        summary()
+    else:
+        for arm in a.arms:
+            res = rs.final_eval(arm, runs=RUNS)
+            print(arm, " ".join(f"u={p['u']:.1f} {p['bpp']:.3f}/{p['psnr']:.2f}"
+                                for p in res["points"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
