@@ -481,5 +481,8 @@ class BoundStage(Stage):
         if ck.get("base_weights_hash") != base_now:
             raise CampaignError(f"{path.name} was trained on other {codec_name} weights than "
                                 "those shipped now; `start` the stage again (it begins afresh)")
-        model.load_state_dict(ck["model"], strict=False)
+        from lic_core.train.finetune import load_decoder_state, match_decoder_depth
+
+        match_decoder_depth(model, int(ck.get("g_s_extra_blocks") or 0))  # a deeper generator
+        load_decoder_state(model, ck["model"], path.name)
         return path, ck, model

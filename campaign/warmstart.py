@@ -54,6 +54,14 @@ def decoder_tensors(path: Path) -> dict:
     return {k: v for k, v in state.items() if k.startswith(FT_KEYS)}
 
 
+def _extra_blocks(path: Path) -> int:
+    """The appended g_s blocks per stage a decoder file records (a deeper GAN generator)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return int((f.metadata() or {}).get("g_s_extra_blocks") or 0)
+
+
 def transplant(old_base: Path, old_decoder: Path, new_base: Path, out: Path) -> Path:
     """Write ``new base + (old decoder − old base)`` (g_s and G', float32) to ``out`` with the
     metadata ``lic train finetune|gan --init-decoder`` records; returns ``out``."""
@@ -63,14 +71,35 @@ def transplant(old_base: Path, old_decoder: Path, new_base: Path, out: Path) -> 
     from lic_core.weights import read_weights_hash, weights_hash
 
     ob, od, nb = decoder_tensors(old_base), decoder_tensors(old_decoder), decoder_tensors(new_base)
-    if set(ob) != set(od) or set(od) != set(nb) or any(ob[k].shape != nb[k].shape for k in nb):
+    extra = _extra_blocks(old_decoder)
+    if extra:  # a deeper generator: its trunk has no base counterpart and moves over as it is
+        from lic_core.transform.deepen import base_key
+
+        added = {k for k in od if base_key(k) is None}
+        od = {(base_key(k) if k not in added else k): v for k, v in od.items()}
+    else:
+        added = set()
+    # new weights with another number of rate levels (issue 27: 6 → 11) have another G' table:
+    # its tuning does not carry over level by level, so G' is the new weights' own
+    regained = {k for k in nb if k in ob and ob[k].shape != nb[k].shape}
+    if set(ob) != set(od) - added or set(ob) != set(nb) \
+            or any(not k.startswith("gains.inv_gain.") for k in regained):
         raise ValueError(f"{old_decoder.name} does not fit the new weights' g_s")
-    state = {k: (nb[k] + (od[k] - ob[k])).contiguous() for k in sorted(nb)}
+    state = {k: (nb[k] if k in regained else nb[k] + (od[k] - ob[k])).contiguous()
+             for k in sorted(nb)}
+    if extra:  # written at the decoder's depth, its trunk as it was
+        from lic_core.transform.deepen import deep_key
+
+        state = {deep_key(k): v for k, v in state.items()}
+        state.update({k: od[k].contiguous() for k in sorted(added)})
     new_hash = read_weights_hash(new_base) or ""
     meta = {"weights_hash": weights_hash(state).hex(), "base_weights_hash": new_hash,
+            **({"g_s_extra_blocks": str(extra)} if extra else {}),
             "about": (f"the base g_s of {new_base.stem} ({new_hash}) + the tuning of "
                       f"{old_decoder.name} (its decoder − the base g_s of the weights it was "
-                      f"tuned on, {read_weights_hash(old_base)})")}
+                      f"tuned on, {read_weights_hash(old_base)})"
+                      + ("; G' is the new weights' own (another number of rate levels)"
+                         if regained else ""))}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic_via_path(out, lambda tmp: save_file(state, str(tmp), metadata=meta), True)
     return out
@@ -149,8 +178,12 @@ def choose(stage: str, name: str, outgoing: Path, staging: Path, out_dir: Path,
     from lic_core.train.finetune import decoder_state, inference_quantizer
 
     model = load_model(name, staging / f"{name}.safetensors")
-    out = transplant(outgoing / f"{name}.safetensors", prev, staging / f"{name}.safetensors",
-                     out_dir / f"{stage}.transplant.safetensors")
+    try:
+        out = transplant(outgoing / f"{name}.safetensors", prev, staging / f"{name}.safetensors",
+                         out_dir / f"{stage}.transplant.safetensors")
+    except ValueError as exc:  # another architecture: nothing to transplant
+        log(f"{stage}: warm start from the base ({exc})")
+        return {"from": "base", "file": None, "probe": None, "why": str(exc)}
     quantizer = inference_quantizer(model, "round" if stage == "gan" else stage.split("-", 1)[1])
     metric = "lpips" if stage == "gan" else "psnr"
     scores = probe(model, {"base": {k: v.clone() for k, v in decoder_state(model).items()},

@@ -17,15 +17,20 @@ from typing import Optional
 import torch
 
 from ..models.lgem_exact import ExactSynthesis
+from ..transform.deepen import deepen_synthesis
 from ..weights import load_weights
 
 
 def load_finetuned_modules(model: torch.nn.Module, path: Path) -> tuple[torch.nn.Module,
                                                                          torch.nn.Module, dict]:
-    """(fine-tuned g_s, fine-tuned G' table, file metadata) on top of ``model``'s architecture."""
+    """(fine-tuned g_s, fine-tuned G' table, file metadata) on top of ``model``'s architecture
+    (with the extra blocks per stage of a deeper GAN generator when the file names them)."""
     state, meta = load_weights(path)
     g_s = copy.deepcopy(model.g_s)
     inv = copy.deepcopy(model.gains.inv_gain)
+    extra = int(meta.get("g_s_extra_blocks") or 0)
+    if extra:  # a deeper generator (lic_core.transform.deepen): build its g_s first
+        deepen_synthesis(g_s, extra)
     g_s.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("g_s.")})
     inv.load_state_dict({k[len("gains.inv_gain."):]: v for k, v in state.items()
                          if k.startswith("gains.inv_gain.")})

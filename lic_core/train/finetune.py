@@ -44,23 +44,59 @@ def decoder_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v for k, v in model.state_dict().items() if k.startswith(FT_KEYS)}
 
 
-def load_init_decoder(model, path: str | Path) -> dict:
-    """Start ``model``'s g_s and G' from a decoder file (the ``g_s.*`` / ``gains.inv_gain.*``
-    tensors of a fine-tuned or GAN decoder, or a release's warm start: ``campaign/warmstart.py``)
-    instead of the base weights' own; returns what the checkpoint and card record of it."""
-    from ..weights import load_weights
+def match_decoder_depth(model, extra: int) -> None:
+    """Give ``model``'s g_s the trunk of ``extra`` blocks a decoder file or checkpoint was trained
+    with (:func:`lic_core.transform.deepen.deepen_synthesis`); refuses a g_s deepened to another
+    depth rather than load tensors into the wrong places."""
+    from ..transform.deepen import deepen_synthesis, extra_blocks
 
-    state, meta = load_weights(path)
-    keys = list(decoder_state(model))
-    missing = [k for k in keys if k not in state]
-    if missing:
-        raise LicError(f"{Path(path).name} is not a decoder of {model.config.name} "
-                       f"(no {missing[0]})")
+    have = extra_blocks(model.g_s)
+    if int(extra) != have:
+        if have:
+            raise LicError(f"the decoder has {extra} trunk blocks, this g_s {have}")
+        deepen_synthesis(model.g_s, int(extra))
+
+
+def load_decoder_state(model, state: dict, what: str) -> None:
+    """Load the g_s and G' tensors of ``state`` into ``model`` (shaped alike first), refusing a
+    state that lacks one of the model's decoder tensors or holds one the model has not."""
+    keys = set(decoder_state(model))
+    given = {k for k in state if k.startswith(FT_KEYS)}
+    if keys != given:
+        odd = sorted(keys - given) or sorted(given - keys)
+        raise LicError(f"{what} does not fit {model.config.name}'s decoder ({odd[0]})")
     try:
         model.load_state_dict({k: state[k] for k in keys}, strict=False)
     except RuntimeError as exc:
-        raise LicError(f"{Path(path).name} does not fit {model.config.name}: "
+        raise LicError(f"{what} does not fit {model.config.name}: "
                        f"{str(exc).splitlines()[-1].strip()}") from None
+
+
+def load_init_decoder(model, path: str | Path) -> dict:
+    """Start ``model``'s g_s and G' from a decoder file (the ``g_s.*`` / ``gains.inv_gain.*``
+    tensors of a fine-tuned or GAN decoder, or a release's warm start: ``campaign/warmstart.py``)
+    instead of the base weights' own; returns what the checkpoint and card record of it.
+
+    A g_s deepened beyond the file (a deeper GAN generator started from a decoder of g_s's own
+    depth, or of a shorter trunk) keeps its identity blocks for the ones the file lacks."""
+    from ..transform.deepen import deep_key, extra_blocks, trunk_block
+    from ..weights import load_weights
+
+    state, meta = load_weights(path)
+    has = int(meta.get("g_s_extra_blocks") or 0)
+    if has > extra_blocks(model.g_s):
+        match_decoder_depth(model, has)
+    if extra_blocks(model.g_s) and not has:  # a g_s-depth file: its stages move one place down
+        state = {deep_key(k) if k.startswith("g_s.") else k: v for k, v in state.items()}
+    own = decoder_state(model)
+    # the trunk blocks beyond the file's start as the identity they were built as
+    fill = {k: v for k, v in own.items() if extra_blocks(model.g_s) and k.startswith("g_s.")
+            and trunk_block(k) is not None and trunk_block(k) >= has}
+    missing = [k for k in own if k not in fill and k not in state]
+    if missing:
+        raise LicError(f"{Path(path).name} is not a decoder of {model.config.name} "
+                       f"(no {missing[0]})")
+    load_decoder_state(model, {**state, **fill}, Path(path).name)
     return {"file": Path(path).name, "weights_hash": meta["weights_hash_bytes"].hex(),
             "about": str(meta.get("about") or "")}
 
@@ -235,12 +271,16 @@ def save_finetuned(model, path: Path, card: dict,
     Markdown beside it: ``markdown(name, card, hash)``, default :func:`card_markdown`);
     returns its hash. The GAN decoder (:mod:`.gan_decoder`) is stored the same way."""
     from ..fileio import write_atomic
+    from ..transform.deepen import extra_blocks
     from ..weights import _storable, weights_hash
 
     state = _storable(decoder_state(model))
     digest = weights_hash(state)
     meta = {"card": json.dumps(card, sort_keys=True), "weights_hash": digest.hex(),
             "base_model": model.config.name}
+    extra = extra_blocks(model.g_s)
+    if extra:  # a deeper generator (GAN decoder): the loader builds the same g_s
+        meta["g_s_extra_blocks"] = str(extra)
     base = base_hash_of(model)
     if base:  # the base weights it was tuned on: the codec ignores it beside other weights
         meta["base_weights_hash"] = base

@@ -56,13 +56,16 @@ from ..errors import LicError
 from ..models import load_model
 from ..models.hific import HIFIC_SMALL
 from ..paths import gan_weights_path
+from ..transform.deepen import extra_blocks
 from .finetune import (
     FT_KEYS,
     base_hash_of,
     decoder_state,
     draw_batch,
     inference_quantizer,
+    load_decoder_state,
     load_init_decoder,
+    match_decoder_depth,
 )
 from .hific.discriminator import HificDiscriminator
 from .hific.losses import DEFAULT_LOSS, HificLossConfig, discriminator_loss, mse_255
@@ -164,9 +167,7 @@ class GanDecoderTrainer:
                 "optimizer": self.opt.state_dict(), "disc_optimizer": self.opt_d.state_dict()}
 
     def load(self, ck: dict) -> None:
-        missing = self.model.load_state_dict(ck["model"], strict=False).missing_keys
-        if any(k.startswith(FT_KEYS) for k in missing):
-            raise LicError(f"{ck.get('_path', 'checkpoint')} lacks decoder tensors")
+        load_decoder_state(self.model, ck["model"], str(ck.get("_path", "checkpoint")))
         self.disc.load_state_dict(ck["disc"])
         self.opt.load_state_dict(ck["optimizer"])
         self.opt_d.load_state_dict(ck["disc_optimizer"])
@@ -191,6 +192,11 @@ def _resume(tr: GanDecoderTrainer, runner: Runner, base_hash: Optional[str], mod
     if base_hash and ck.get("base_weights_hash") not in (None, base_hash):
         raise LicError(f"{ck['_path']} was trained on other {model_name} weights "
                        f"({ck.get('base_weights_hash')}, now {base_hash}); start afresh")
+    depth = int(ck.get("g_s_extra_blocks") or 0)
+    if depth != extra_blocks(tr.model.g_s):
+        raise LicError(f"{ck['_path']} trained a g_s with {depth} trunk blocks, this run asks "
+                       f"for {extra_blocks(tr.model.g_s)} (--extra-blocks {depth}, or start "
+                       "afresh)")
     tr.load(ck)
     gen.set_state(ck["generator"])
     changes = list(ck.get("train_changes") or [])
@@ -216,7 +222,7 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
                       perceptual: Optional[nn.Module] = None,
                       disc: Optional[HificDiscriminator] = None,
                       log: Callable[[str], None] = print,
-                      init_decoder: Optional[Path] = None) -> dict:
+                      init_decoder: Optional[Path] = None, extra: int = 0) -> dict:
     """Train ``model``'s g_s + G' in place as a GAN decoder; returns a summary.
 
     ``steps`` counts from the start of the run; with ``run_dir`` holding a checkpoint the run
@@ -224,17 +230,21 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
     and trains on to ``steps`` or until ``cpu_budget_min`` CPU-minutes are booked in all
     (:class:`.runner.Runner`: checkpoints every ``ckpt_minutes`` of wall time, on SIGTERM/SIGINT
     and at the end; ``train`` records in ``run_dir/log.jsonl``). A new run starts g_s and G' from
-    ``init_decoder`` when given, else from the base weights'."""
+    ``init_decoder`` when given, else from the base weights'. ``extra`` > 0 trains a deeper
+    generator: g_s after a trunk of ``extra`` identity-initialised residual bottlenecks at the
+    latent resolution (:mod:`lic_core.transform.deepen`; the picture starts as g_s's)."""
     from .checkpoint import save_checkpoint
     from .data import ImageFolderCrops
 
     q = inference_quantizer(model, QUANTIZER)
     ds = ImageFolderCrops(data, crop=crop, seed=seed)
+    match_decoder_depth(model, extra)  # before the trainer collects g_s's parameters
     tr = GanDecoderTrainer(model, perceptual, disc, lr, d_lr, gan_start, clip)
     gen = torch.Generator().manual_seed(seed)
     base_hash = base_hash_of(model)
     train_cfg = {"lr": lr, "d_lr": d_lr, "batch": batch, "crop": crop, "seed": seed,
-                 "gan_start": int(gan_start), "clip": clip}
+                 "gan_start": int(gan_start), "clip": clip,
+                 **({"extra_blocks": int(extra)} if extra else {})}  # older runs: none
     disc_cfg = {"C_y": int(model.config.M), "cond": tr.disc.cond.out_channels,
                 "widths": [m.out_channels for m in tr.disc.body if hasattr(m, "out_channels")]}
     runner = Runner(RunSettings(steps, run_dir, log_every, ckpt_minutes=ckpt_minutes, keep=keep,
@@ -255,6 +265,7 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
                                 "step": i, "cpu_s": runner.clock(), "quantizer": q.name,
                                 "base_model": model.config.name, "base_weights_hash": base_hash,
                                 "train": train_cfg, "train_changes": changes,
+                                "g_s_extra_blocks": extra_blocks(model.g_s),
                                 "disc_config": disc_cfg, "loss": dict(vars(tr.cfg)),
                                 "init": init},
                                run_dir, keep)
@@ -329,6 +340,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-minutes", type=float, default=None)
     p.add_argument("--keep", type=int, default=2)
     p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--extra-blocks", type=int, default=0,
+                   help="a deeper generator: a trunk of this many residual bottlenecks on the "
+                        "latent channels before g_s, starting as the identity (0: g_s itself)")
     p.add_argument("--init-decoder", default=None, help="start g_s and G' from this decoder "
                    "file instead of the base weights' (a run without a checkpoint)")
     p.add_argument("--no-write", action="store_true",
@@ -355,7 +369,7 @@ def run(args: argparse.Namespace) -> int:
         args.gan_start, args.clip, args.seed, args.cpu_budget_min,
         Path(args.run_dir) if args.run_dir else None, args.ckpt_minutes, args.keep,
         args.threads, args.log_every, disc=build_discriminator(model, args.disc_cond, widths),
-        init_decoder=args.init_decoder)
+        init_decoder=args.init_decoder, extra=args.extra_blocks)
     if args.no_write:
         print(f"stopped after {summary['steps']} steps ({summary['reason']})")
         return 0

@@ -237,6 +237,40 @@ def test_warm_starts_transplant_the_tuning_and_probe_it(tmp_path, wdir):
     assert choose("finetune-round", TINY, out, staging, tmp_path / "init", list)["from"] == "base"
 
 
+def test_a_transplant_across_more_rate_levels_keeps_the_g_s_tuning_and_the_new_g_prime(
+        tmp_path, wdir):
+    """The first real release (2026-12-07) went from 6 to 11 rate levels: the old tuning's G'
+    table has another shape, so the transplant takes g_s's tuning and the new weights' own G'
+    (it stopped on it before); anything else of another shape is still refused, and the warm
+    start then falls back to the new base g_s instead of stopping the release."""
+    from safetensors.torch import save_file
+
+    from lic_core.config import tiny_config
+    from lic_core.models import build_model
+    from lic_core.weights import save_weights
+
+    ship_dependents(wdir, 0, quantizers=("tcq",))
+    lambdas = list(tiny_config().lambdas)
+    more = sorted(set(lambdas) | {lambdas[0] / 2, lambdas[-1] * 2})
+    torch.manual_seed(1)
+    wider = build_model(TINY, lambdas=tuple(more)).eval()
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    save_weights(wider, staging / f"{TINY}.safetensors", {"model": TINY, "preview": True})
+    old_base, old_dec = wdir / f"{TINY}.safetensors", wdir / f"{TINY}-ft-tcq.safetensors"
+    t = transplant(old_base, old_dec, staging / f"{TINY}.safetensors", tmp_path / "t.safetensors")
+    ob, od, nb, tt = (decoder_tensors(p) for p in (old_base, old_dec,
+                                                   staging / f"{TINY}.safetensors", t))
+    regained = [k for k in nb if ob[k].shape != nb[k].shape]
+    assert regained and all(k.startswith("gains.inv_gain.") for k in regained)
+    assert all(torch.equal(tt[k], nb[k]) for k in regained)
+    assert all(torch.equal(tt[k], nb[k] + (od[k] - ob[k])) for k in nb if k not in regained)
+    save_file({k: (v[:1].contiguous() if k.startswith("g_s.") else v) for k, v in nb.items()},
+              str(tmp_path / "odd.safetensors"))
+    with pytest.raises(ValueError, match="does not fit"):
+        transplant(old_base, old_dec, tmp_path / "odd.safetensors", tmp_path / "t2.safetensors")
+
+
 def _measured(train: ReleaseTrain, st: dict) -> None:
     """Stand-ins for the stages: a decoder tuned and tables designed on the staged weights."""
     from lic_core.quantizer import tcq_designed as td
