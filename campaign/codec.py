@@ -358,8 +358,10 @@ def eval_image_names(card: dict) -> list[str]:
         return [str(n) for n in images]
     folder = ev.get("folder")
     if folder and Path(folder).is_dir():
-        names = kodak_names(folder)
-        return names if not isinstance(images, int) or len(names) == images else []
+        names = kodak_names(folder)  # an export on N images measured the folder's first N
+        if not isinstance(images, int):
+            return names
+        return names[:images] if 0 < images <= len(names) else []
     return []
 
 

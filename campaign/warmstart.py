@@ -54,14 +54,6 @@ def decoder_tensors(path: Path) -> dict:
     return {k: v for k, v in state.items() if k.startswith(FT_KEYS)}
 
 
-def _extra_blocks(path: Path) -> int:
-    """The appended g_s blocks per stage a decoder file records (a deeper GAN generator)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return int((f.metadata() or {}).get("g_s_extra_blocks") or 0)
-
-
 def transplant(old_base: Path, old_decoder: Path, new_base: Path, out: Path) -> Path:
     """Write ``new base + (old decoder − old base)`` (g_s and G', float32) to ``out`` with the
     metadata ``lic train finetune|gan --init-decoder`` records; returns ``out``."""
@@ -71,18 +63,19 @@ def transplant(old_base: Path, old_decoder: Path, new_base: Path, out: Path) -> 
     from lic_core.weights import read_weights_hash, weights_hash
 
     ob, od, nb = decoder_tensors(old_base), decoder_tensors(old_decoder), decoder_tensors(new_base)
-    extra = _extra_blocks(old_decoder)
+    from lic_core.train.finetune import init_decoder_depth
+
+    extra = init_decoder_depth(old_decoder)
+    trunk: dict = {}
     if extra:  # a deeper generator: its trunk has no base counterpart and moves over as it is
         from lic_core.transform.deepen import base_key
 
-        added = {k for k in od if base_key(k) is None}
-        od = {(base_key(k) if k not in added else k): v for k, v in od.items()}
-    else:
-        added = set()
+        trunk = {k: v for k, v in od.items() if base_key(k) is None}
+        od = {base_key(k): v for k, v in od.items() if base_key(k) is not None}
     # new weights with another number of rate levels (issue 27: 6 → 11) have another G' table:
     # its tuning does not carry over level by level, so G' is the new weights' own
     regained = {k for k in nb if k in ob and ob[k].shape != nb[k].shape}
-    if set(ob) != set(od) - added or set(ob) != set(nb) \
+    if set(ob) != set(od) or set(ob) != set(nb) or any(od[k].shape != ob[k].shape for k in ob) \
             or any(not k.startswith("gains.inv_gain.") for k in regained):
         raise ValueError(f"{old_decoder.name} does not fit the new weights' g_s")
     state = {k: (nb[k] if k in regained else nb[k] + (od[k] - ob[k])).contiguous()
@@ -91,7 +84,7 @@ def transplant(old_base: Path, old_decoder: Path, new_base: Path, out: Path) -> 
         from lic_core.transform.deepen import deep_key
 
         state = {deep_key(k): v for k, v in state.items()}
-        state.update({k: od[k].contiguous() for k in sorted(added)})
+        state.update({k: v.contiguous() for k, v in sorted(trunk.items())})
     new_hash = read_weights_hash(new_base) or ""
     meta = {"weights_hash": weights_hash(state).hex(), "base_weights_hash": new_hash,
             **({"g_s_extra_blocks": str(extra)} if extra else {}),
@@ -184,6 +177,11 @@ def choose(stage: str, name: str, outgoing: Path, staging: Path, out_dir: Path,
     except ValueError as exc:  # another architecture: nothing to transplant
         log(f"{stage}: warm start from the base ({exc})")
         return {"from": "base", "file": None, "probe": None, "why": str(exc)}
+    from lic_core.train.finetune import init_decoder_depth, match_decoder_depth
+
+    # a deeper generator's transplant: the probe model takes its depth (its identity trunk
+    # draws the base g_s's picture, so the "base" candidate stays the new weights' own g_s)
+    match_decoder_depth(model, init_decoder_depth(out))
     quantizer = inference_quantizer(model, "round" if stage == "gan" else stage.split("-", 1)[1])
     metric = "lpips" if stage == "gan" else "psnr"
     scores = probe(model, {"base": {k: v.clone() for k, v in decoder_state(model).items()},

@@ -57,6 +57,14 @@ def match_decoder_depth(model, extra: int) -> None:
         deepen_synthesis(model.g_s, int(extra))
 
 
+def init_decoder_depth(path: str | Path) -> int:
+    """The trunk blocks a decoder file records (0: g_s's own depth), tensors unread."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return int((f.metadata() or {}).get("g_s_extra_blocks") or 0)
+
+
 def load_decoder_state(model, state: dict, what: str) -> None:
     """Load the g_s and G' tensors of ``state`` into ``model`` (shaped alike first), refusing a
     state that lacks one of the model's decoder tensors or holds one the model has not."""
@@ -78,14 +86,16 @@ def load_init_decoder(model, path: str | Path) -> dict:
     instead of the base weights' own; returns what the checkpoint and card record of it.
 
     A g_s deepened beyond the file (a deeper GAN generator started from a decoder of g_s's own
-    depth, or of a shorter trunk) keeps its identity blocks for the ones the file lacks."""
+    depth, or of a shorter trunk) keeps its identity blocks for the ones the file lacks; a file
+    deeper than the g_s is refused (the trainer sizes g_s first: :func:`init_decoder_depth`)."""
     from ..transform.deepen import deep_key, extra_blocks, trunk_block
     from ..weights import load_weights
 
     state, meta = load_weights(path)
     has = int(meta.get("g_s_extra_blocks") or 0)
     if has > extra_blocks(model.g_s):
-        match_decoder_depth(model, has)
+        raise LicError(f"{Path(path).name} has {has} trunk blocks, this g_s "
+                       f"{extra_blocks(model.g_s)} (--extra-blocks {has})")
     if extra_blocks(model.g_s) and not has:  # a g_s-depth file: its stages move one place down
         state = {deep_key(k) if k.startswith("g_s.") else k: v for k, v in state.items()}
     own = decoder_state(model)

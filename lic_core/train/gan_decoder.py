@@ -192,12 +192,7 @@ def _resume(tr: GanDecoderTrainer, runner: Runner, base_hash: Optional[str], mod
     if base_hash and ck.get("base_weights_hash") not in (None, base_hash):
         raise LicError(f"{ck['_path']} was trained on other {model_name} weights "
                        f"({ck.get('base_weights_hash')}, now {base_hash}); start afresh")
-    depth = int(ck.get("g_s_extra_blocks") or 0)
-    if depth != extra_blocks(tr.model.g_s):
-        raise LicError(f"{ck['_path']} trained a g_s with {depth} trunk blocks, this run asks "
-                       f"for {extra_blocks(tr.model.g_s)} (--extra-blocks {depth}, or start "
-                       "afresh)")
-    tr.load(ck)
+    tr.load(ck)  # at the checkpoint's depth (_run_depth)
     gen.set_state(ck["generator"])
     changes = list(ck.get("train_changes") or [])
     was = ck.get("train") or {}
@@ -214,6 +209,28 @@ def _resume(tr: GanDecoderTrainer, runner: Runner, base_hash: Optional[str], mod
     return changes, ck.get("init")
 
 
+def _run_depth(run_dir: Optional[Path], init_decoder: Optional[Path],
+               extra: Optional[int]) -> int:
+    """The generator's trunk depth of a run, decided before g_s's parameters are collected: a
+    resumed run keeps its checkpoint's (another ``extra`` is refused), a new one takes ``extra``
+    or, when None, its init decoder's; an init decoder deeper than ``extra`` is refused."""
+    from .checkpoint import latest_checkpoint, load_checkpoint
+    from .finetune import init_decoder_depth
+
+    ck_path = latest_checkpoint(run_dir) if run_dir is not None else None
+    if ck_path is not None:
+        depth = int(load_checkpoint(ck_path).get("g_s_extra_blocks") or 0)
+        if extra is not None and int(extra) != depth:
+            raise LicError(f"{ck_path} trained a g_s with {depth} trunk blocks, this run asks "
+                           f"for {extra} (--extra-blocks {depth}, or start afresh)")
+        return depth
+    has = init_decoder_depth(init_decoder) if init_decoder else 0
+    if extra is not None and int(extra) < has:
+        raise LicError(f"{Path(init_decoder).name} has {has} trunk blocks: --extra-blocks "
+                       f"{extra} cannot hold it")
+    return has if extra is None else int(extra)
+
+
 def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop: int = 128,
                       lr: float = 1e-4, d_lr: float = 1e-4, gan_start: int = GAN_START,
                       clip: float = 1.0, seed: int = 0, cpu_budget_min: Optional[float] = None,
@@ -222,7 +239,8 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
                       perceptual: Optional[nn.Module] = None,
                       disc: Optional[HificDiscriminator] = None,
                       log: Callable[[str], None] = print,
-                      init_decoder: Optional[Path] = None, extra: int = 0) -> dict:
+                      init_decoder: Optional[Path] = None,
+                      extra: Optional[int] = None) -> dict:
     """Train ``model``'s g_s + G' in place as a GAN decoder; returns a summary.
 
     ``steps`` counts from the start of the run; with ``run_dir`` holding a checkpoint the run
@@ -232,12 +250,14 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
     and at the end; ``train`` records in ``run_dir/log.jsonl``). A new run starts g_s and G' from
     ``init_decoder`` when given, else from the base weights'. ``extra`` > 0 trains a deeper
     generator: g_s after a trunk of ``extra`` identity-initialised residual bottlenecks at the
-    latent resolution (:mod:`lic_core.transform.deepen`; the picture starts as g_s's)."""
+    latent resolution (:mod:`lic_core.transform.deepen`; the picture starts as g_s's); None
+    takes the checkpoint's depth, else the init decoder's, else 0 (:func:`_run_depth`)."""
     from .checkpoint import save_checkpoint
     from .data import ImageFolderCrops
 
     q = inference_quantizer(model, QUANTIZER)
     ds = ImageFolderCrops(data, crop=crop, seed=seed)
+    extra = _run_depth(run_dir, init_decoder, extra)
     match_decoder_depth(model, extra)  # before the trainer collects g_s's parameters
     tr = GanDecoderTrainer(model, perceptual, disc, lr, d_lr, gan_start, clip)
     gen = torch.Generator().manual_seed(seed)
@@ -340,9 +360,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ckpt-minutes", type=float, default=None)
     p.add_argument("--keep", type=int, default=2)
     p.add_argument("--log-every", type=int, default=10)
-    p.add_argument("--extra-blocks", type=int, default=0,
+    p.add_argument("--extra-blocks", type=int, default=None,
                    help="a deeper generator: a trunk of this many residual bottlenecks on the "
-                        "latent channels before g_s, starting as the identity (0: g_s itself)")
+                        "latent channels before g_s, starting as the identity (0: g_s itself; "
+                        "default: a resumed run's depth, else the --init-decoder's, else 0)")
     p.add_argument("--init-decoder", default=None, help="start g_s and G' from this decoder "
                    "file instead of the base weights' (a run without a checkpoint)")
     p.add_argument("--no-write", action="store_true",

@@ -17,7 +17,13 @@ from lic_core.models import build_model, load_model
 from lic_core.models.lgem_exact import ExactSynthesis
 from lic_core.paths import gan_weights_path
 from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
-from lic_core.train.finetune import decoder_state, load_init_decoder, save_finetuned
+from lic_core.train.finetune import (
+    decoder_state,
+    init_decoder_depth,
+    load_init_decoder,
+    match_decoder_depth,
+    save_finetuned,
+)
 from lic_core.train.gan_decoder import card_markdown, train_gan_decoder
 from lic_core.train.losses.perceptual import TinyPerceptual
 from lic_core.transform.deepen import (
@@ -102,11 +108,15 @@ def test_deeper_gan_files_name_their_depth_and_decode_checked(tmp_path, weights_
     mse = codec.decode(enc.data, decoder="mse").reconstruction
     assert not np.array_equal(mse, enc.reconstruction)
 
-    # a warm start: the deep file into a fresh model deepens it; a shallow file into a deep
-    # model keeps its extra blocks as the identity
+    # a warm start: a deep file needs a g_s of its depth (the trainer sizes g_s before it
+    # collects the parameters it trains); a shallow file into a deep model keeps the trunk the
+    # identity
     fresh = load_model(TINY)
+    with pytest.raises(LicError, match="has 1 trunk blocks, this g_s 0"):
+        load_init_decoder(fresh, path)
+    assert init_decoder_depth(path) == 1
+    match_decoder_depth(fresh, init_decoder_depth(path))
     load_init_decoder(fresh, path)
-    assert extra_blocks(fresh.g_s) == 1
     stored = {k: v.half().float() for k, v in decoder_state(model).items()}  # fp16 on disk
     assert all(torch.equal(v, stored[k]) for k, v in decoder_state(fresh).items())
     shallow = load_model(TINY)
@@ -128,7 +138,7 @@ def test_deeper_gan_files_name_their_depth_and_decode_checked(tmp_path, weights_
     save_finetuned(deep, deep_file, {"kind": "two blocks"}, card_markdown)
     other = load_model(TINY)
     deepen_synthesis(other.g_s, 1)
-    with pytest.raises(LicError, match="the decoder has 2 trunk blocks, this g_s 1"):
+    with pytest.raises(LicError, match="has 2 trunk blocks, this g_s 1"):
         load_init_decoder(other, deep_file)
 
 
@@ -136,23 +146,40 @@ def test_a_deeper_run_checkpoints_its_depth_and_refuses_another(tmp_path, weight
     data = striped_photos(tmp_path / "photos", size=80)
     run = tmp_path / "run"
 
-    def train(steps, extra):
+    def train(steps, extra, init=None):
         m = load_model(TINY)
         return train_gan_decoder(m, data, steps, batch=1, crop=64, lr=1e-3, gan_start=1,
                                  run_dir=run, threads=1, log_every=1, log=lambda s: None,
-                                 perceptual=TinyPerceptual(), disc=_tiny_disc(m), extra=extra), m
+                                 perceptual=TinyPerceptual(), disc=_tiny_disc(m), extra=extra,
+                                 init_decoder=init), m
 
     s1, m1 = train(2, 1)
     ck = load_checkpoint(latest_checkpoint(run))
     assert ck["g_s_extra_blocks"] == 1 and ck["train"]["extra_blocks"] == 1
     assert set(ck["model"]) == set(decoder_state(m1))
-    s2, m2 = train(3, 1)
-    assert s2["steps"] == 3
+    s2, m2 = train(3, None)  # a resumed run keeps its depth without being told
+    assert s2["steps"] == 3 and extra_blocks(m2.g_s) == 1
     with pytest.raises(LicError, match="1 trunk blocks, this run asks for 0"):
         train(4, 0)
+    # a new run from a deeper decoder file takes its depth (every trunk block trains), and one
+    # asked for fewer blocks than the file holds is refused
+    deep_file = tmp_path / "deep-gan.safetensors"
+    save_finetuned(m2, deep_file, {"kind": "deep"}, card_markdown)
+    run = tmp_path / "run2"
+    trunk0 = {k: v.clone() for k, v in decoder_state(m2).items() if base_key(k[4:]) is None}
+    s3, m3 = train(2, None, init=deep_file)
+    assert extra_blocks(m3.g_s) == 1
+    moved = decoder_state(m3)
+    assert all(not torch.equal(moved[k], v.half().float()) for k, v in trunk0.items()
+               if k.endswith("body.4.weight"))
+    run = tmp_path / "run3"
+    with pytest.raises(LicError, match="has 1 trunk blocks: --extra-blocks 0"):
+        train(2, 0, init=deep_file)
 
 
-def test_a_release_transplants_a_deeper_generator_onto_new_weights(tmp_path, weights_dir):  # noqa: F811
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_a_release_transplants_a_deeper_generator_onto_new_weights(tmp_path, weights_dir,  # noqa: F811
+                                                                   depth):
     """The release train's warm start (new base + (old decoder − old base)) carries a deeper
     generator's appended blocks over as they are, and the result loads at its depth."""
     from campaign.warmstart import decoder_tensors, transplant
@@ -160,9 +187,9 @@ def test_a_release_transplants_a_deeper_generator_onto_new_weights(tmp_path, wei
 
     old_base = weights_dir / f"{TINY}.safetensors"
     model = load_model(TINY)
-    deepen_synthesis(model.g_s, 1)
+    deepen_synthesis(model.g_s, depth)
     _nudge_(model.g_s, 6)
-    old_gan = tmp_path / "old-gan.safetensors"
+    old_gan = gan_weights_path(TINY, weights_dir)
     save_finetuned(model, old_gan, {"kind": "deep"}, card_markdown)
     new_dir = tmp_path / "new"
     new_dir.mkdir()
@@ -175,5 +202,14 @@ def test_a_release_transplants_a_deeper_generator_onto_new_weights(tmp_path, wei
     assert all(torch.equal(tt[k], od[k]) for k in trunk)
     assert all(torch.equal(tt[deep_key(k)], nb[k] + (od[deep_key(k)] - ob[k])) for k in nb)
     fresh = load_model(TINY, new_dir / f"{TINY}.safetensors")
+    match_decoder_depth(fresh, init_decoder_depth(out))
     load_init_decoder(fresh, out)
-    assert extra_blocks(fresh.g_s) == 1
+    assert extra_blocks(fresh.g_s) == depth
+    # the release's warm start probes it at its depth against the new base g_s
+    from campaign.warmstart import choose, probe_crops
+
+    photos = striped_photos(tmp_path / "photos", n=2, size=64)
+    ws = choose("gan", TINY, weights_dir, new_dir, tmp_path / "init",
+                lambda: probe_crops([str(photos)], 2, 64), log=lambda s: None)
+    assert ws["from"] in ("base", "transplant") and ws["probe"]["metric"] == "lpips"
+    assert set(ws["probe"]) == {"metric", "base", "transplant"}
