@@ -176,12 +176,12 @@ class GanDecoderTrainer:
 
 def _resume(tr: GanDecoderTrainer, runner: Runner, base_hash: Optional[str], model_name: str,
             train_cfg: dict, gen: torch.Generator, log: Callable[[str], None],
-            init_decoder: Optional[Path] = None) -> tuple[list, Optional[dict]]:
-    """Continue the newest checkpoint of the run folder (step, booked CPU seconds, sampling RNG);
-    returns (the training-setting changes so far, the warm start the run began from). Refuses a
-    checkpoint of another kind or of other base weights. Without a checkpoint, g_s and G' start
+            init_decoder: Optional[Path] = None,
+            ck: Optional[dict] = None) -> tuple[list, Optional[dict]]:
+    """Continue ``ck``, the newest checkpoint of the run folder (step, booked CPU seconds,
+    sampling RNG); returns (the training-setting changes so far, the warm start the run began
+    from). Refuses a checkpoint of other base weights. Without a checkpoint, g_s and G' start
     from ``init_decoder`` when given (:func:`.finetune.load_init_decoder`)."""
-    ck = runner.latest(CKPT_KIND, "GAN decoder")
     if ck is None:
         if not init_decoder:
             return [], None
@@ -209,20 +209,18 @@ def _resume(tr: GanDecoderTrainer, runner: Runner, base_hash: Optional[str], mod
     return changes, ck.get("init")
 
 
-def _run_depth(run_dir: Optional[Path], init_decoder: Optional[Path],
-               extra: Optional[int]) -> int:
+def _run_depth(ck: Optional[dict], init_decoder: Optional[Path], extra: Optional[int]) -> int:
     """The generator's trunk depth of a run, decided before g_s's parameters are collected: a
-    resumed run keeps its checkpoint's (another ``extra`` is refused), a new one takes ``extra``
-    or, when None, its init decoder's; an init decoder deeper than ``extra`` is refused."""
-    from .checkpoint import latest_checkpoint, load_checkpoint
+    run resumed from ``ck`` keeps its depth (another ``extra`` is refused), a new one takes
+    ``extra`` or, when None, its init decoder's; an init decoder deeper than ``extra`` is
+    refused."""
     from .finetune import init_decoder_depth
 
-    ck_path = latest_checkpoint(run_dir) if run_dir is not None else None
-    if ck_path is not None:
-        depth = int(load_checkpoint(ck_path).get("g_s_extra_blocks") or 0)
+    if ck is not None:
+        depth = int(ck.get("g_s_extra_blocks") or 0)
         if extra is not None and int(extra) != depth:
-            raise LicError(f"{ck_path} trained a g_s with {depth} trunk blocks, this run asks "
-                           f"for {extra} (--extra-blocks {depth}, or start afresh)")
+            raise LicError(f"{ck['_path']} trained a g_s with {depth} trunk blocks, this run "
+                           f"asks for {extra} (--extra-blocks {depth}, or start afresh)")
         return depth
     has = init_decoder_depth(init_decoder) if init_decoder else 0
     if extra is not None and int(extra) < has:
@@ -257,7 +255,10 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
 
     q = inference_quantizer(model, QUANTIZER)
     ds = ImageFolderCrops(data, crop=crop, seed=seed)
-    extra = _run_depth(run_dir, init_decoder, extra)
+    runner = Runner(RunSettings(steps, run_dir, log_every, ckpt_minutes=ckpt_minutes, keep=keep,
+                                cpu_budget_min=cpu_budget_min, threads=threads), log=log)
+    ck = runner.latest(CKPT_KIND, "GAN decoder")  # read once: its depth, then its tensors
+    extra = _run_depth(ck, init_decoder, extra)
     match_decoder_depth(model, extra)  # before the trainer collects g_s's parameters
     tr = GanDecoderTrainer(model, perceptual, disc, lr, d_lr, gan_start, clip)
     gen = torch.Generator().manual_seed(seed)
@@ -267,10 +268,8 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
                  **({"extra_blocks": int(extra)} if extra else {})}  # older runs: none
     disc_cfg = {"C_y": int(model.config.M), "cond": tr.disc.cond.out_channels,
                 "widths": [m.out_channels for m in tr.disc.body if hasattr(m, "out_channels")]}
-    runner = Runner(RunSettings(steps, run_dir, log_every, ckpt_minutes=ckpt_minutes, keep=keep,
-                                cpu_budget_min=cpu_budget_min, threads=threads), log=log)
     changes, init = _resume(tr, runner, base_hash, model.config.name, train_cfg, gen, log,
-                            init_decoder)
+                            init_decoder, ck)
 
     last: dict = {}
 
