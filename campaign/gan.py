@@ -104,6 +104,35 @@ class GanStage(BoundStage):
             h = None
         return float(h) if h else (stage_cpu_hours(self.root, "diffusion") or None)
 
+    @staticmethod
+    def lineage_hours(codec: str, init: Optional[dict], run_h: float) -> Optional[float]:
+        """CPU-hours of the decoder with what it was warm-started from: the run's own plus its
+        init file's lineage (recorded by the trainer; for a checkpoint from before that, the
+        installed GAN decoder's card when the init file was that decoder). None: unknown."""
+        if not init:
+            return run_h
+        h = init.get("lineage_cpu_hours")
+        if h is None:
+            from lic_core.paths import gan_weights_path
+            from lic_core.weights import lineage_cpu_hours, read_weights_card, read_weights_hash
+
+            p = gan_weights_path(codec)
+            if p.is_file() and read_weights_hash(p) == init.get("weights_hash"):
+                h = lineage_cpu_hours(read_weights_card(p))
+        return None if h is None else round(float(h) + run_h, 4)
+
+    @staticmethod
+    def budget_note(run_h: float, lineage_h: Optional[float], diff_h: Optional[float],
+                    same: bool) -> str:
+        """The card's fairness line: the GAN decoder's CPU-hours (with its warm start's) against
+        the diffusion decoder's (issue 26 gives both the same budget)."""
+        gan = (f"{lineage_h:.2f} CPU-h" if lineage_h is not None else "unknown CPU-h")
+        if lineage_h is not None and abs(lineage_h - run_h) > 1e-4:
+            gan += f" ({run_h:.2f} in this run, {lineage_h - run_h:.2f} in its warm start)"
+        diff = f"{diff_h:.2f} CPU-h" if diff_h else "unknown (no diffusion decoder card)"
+        return (f"the same CPU budget as the diffusion decoder: GAN {gan}, diffusion {diff}"
+                if same else f"NOT the diffusion decoder's CPU budget: GAN {gan}, diffusion {diff}")
+
     def curve(self, path: Path, title: str) -> Path:
         """The learning curve: training LPIPS over cumulative CPU-hours."""
         xs, lp = [], []
@@ -140,8 +169,16 @@ class GanStage(BoundStage):
         out.mkdir(parents=True, exist_ok=True)
         path = gan_weights_path(codec_name, out)
         cpu_h = round(float(ck.get("cpu_s", 0.0)) / 3600.0, 4)
+        init = ck.get("init")
+        known = st.get("init_lineage") or {}
+        if init and init.get("lineage_cpu_hours") is None \
+                and known.get("weights_hash") == init.get("weights_hash"):
+            # set by hand in the stage's state for an init file whose card predates the lineage
+            # (the first release's transplant booked only its own 0.40 CPU-h), for that file only
+            init = {**init, "lineage_cpu_hours": float(known["cpu_hours"])}
+        lineage_h = self.lineage_hours(codec_name, init, cpu_h)
         diff_h = self.diffusion_budget(codec_name)
-        same = same_budget(cpu_h, diff_h)
+        same = same_budget(lineage_h, diff_h)
         train = ck.get("train") or {}
         card = {"kind": "GAN decoder: g_s + inverse gains retrained with HiFiC's generator "
                         "objective on the codec's frozen latents (Mentzer et al. 2020, §3–4)",
@@ -158,18 +195,15 @@ class GanStage(BoundStage):
                     ck.get("disc_config") or {}),
                 "latents": "rounding (compress()'s default) on the exact engine, one random slider "
                            "level per batch",
-                "total_steps": int(ck["step"]), "cpu_hours": cpu_h, "gpu_hours": 0.0,
+                "total_steps": int(ck["step"]), "cpu_hours": cpu_h,
+                "lineage_cpu_hours": lineage_h, "gpu_hours": 0.0,
                 "device": "CPU (campaign, tools/campaign.sh)", "train": train,
                 "train_changes": ck.get("train_changes") or [],
                 "recipe": shlex.join(st.get("recipe", [])), "data": st.get("data", ""),
                 "cpu_budget_min": st.get("cpu_budget_min"),
-                "budgets": {"gan_cpu_hours": cpu_h, "diffusion_cpu_hours": diff_h,
+                "budgets": {"gan_cpu_hours": lineage_h, "diffusion_cpu_hours": diff_h,
                             "same_budget": bool(same),
-                            "note": (f"the same CPU budget as the diffusion decoder ({cpu_h:.2f} vs "
-                                     f"{diff_h:.2f} CPU-hours)" if same else
-                                     f"NOT the diffusion decoder's CPU budget: GAN {cpu_h:.2f} "
-                                     "CPU-h, diffusion " + (f"{diff_h:.2f} CPU-h" if diff_h else
-                                                            "unknown (no diffusion decoder card)"))},
+                            "note": self.budget_note(cpu_h, lineage_h, diff_h, same)},
                 "exported": now(), "preview": True, "status": "not measured yet"}
         save_finetuned(model, path, card, card_markdown)  # fp16: the table measures what ships
         codec = LearnedCodec(codec_name, gan_dir=out)

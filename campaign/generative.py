@@ -357,17 +357,32 @@ def ckpt_step(path: Path) -> Optional[int]:
     return int(digits) if digits else None
 
 
+def _installed_hours(stage: str, codec: str = "lic-lgem-cpu") -> float:
+    """CPU-hours (with warm starts) on the installed card of a generative stage's weights; 0 when
+    none is installed. A stage whose ``runs/`` was lost (another machine) still has a budget."""
+    from lic_core.paths import diffusion_weights_path, gan_weights_path, weights_path
+    from lic_core.weights import lineage_cpu_hours, read_weights_card
+
+    p = {"diffusion": diffusion_weights_path(codec), "gan": gan_weights_path(codec),
+         "hific": weights_path("hific-small")}[stage]
+    try:
+        return float(lineage_cpu_hours(read_weights_card(p)) or 0.0) if p.is_file() else 0.0
+    except Exception:  # noqa: BLE001 - an unreadable card: unknown, as with no card
+        return 0.0
+
+
 def budgets(root: Path | str) -> dict:
     """Both generative stages' CPU-hours and whether they are the same budget (within
     :data:`SAME_BUDGET`): the fairness line of the two cards."""
-    d = stage_cpu_hours(root, "diffusion")
-    h = stage_cpu_hours(root, "hific")
+    d = stage_cpu_hours(root, "diffusion") or _installed_hours("diffusion")
+    h = stage_cpu_hours(root, "hific") or _installed_hours("hific")
     same = same_budget(d, h)
     note = ("the diffusion decoder and hific-small were trained on the same CPU budget "
             f"({d:.2f} vs {h:.2f} CPU-hours)" if same else
             f"NOT the same CPU budget yet: diffusion {d:.2f} CPU-h, hific-small {h:.2f} CPU-h "
             "(a comparison of the two is not fair until they match)")
-    g = stage_cpu_hours(root, "gan")
+    # the GAN decoder's installed card counts its warm start too (its stage log only its run)
+    g = _installed_hours("gan") or stage_cpu_hours(root, "gan")
     if g:  # the GAN decoder of issue 26 is held to the diffusion decoder's budget too
         note += (f"; the GAN decoder {g:.2f} CPU-h ("
                  + ("the same budget" if same_budget(d, g) else "NOT the same budget") + ")")

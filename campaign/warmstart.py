@@ -86,7 +86,12 @@ def transplant(old_base: Path, old_decoder: Path, new_base: Path, out: Path) -> 
         state = {deep_key(k): v for k, v in state.items()}
         state.update({k: v.contiguous() for k, v in sorted(trunk.items())})
     new_hash = read_weights_hash(new_base) or ""
+    from lic_core.weights import lineage_cpu_hours, read_weights_card
+
+    # the tuning moves over, and so do the CPU-hours it took (the new card adds its own run)
+    lineage = lineage_cpu_hours(read_weights_card(old_decoder))
     meta = {"weights_hash": weights_hash(state).hex(), "base_weights_hash": new_hash,
+            **({"lineage_cpu_hours": f"{lineage:.4f}"} if lineage is not None else {}),
             **({"g_s_extra_blocks": str(extra)} if extra else {}),
             "about": (f"the base g_s of {new_base.stem} ({new_hash}) + the tuning of "
                       f"{old_decoder.name} (its decoder − the base g_s of the weights it was "

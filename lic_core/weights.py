@@ -128,6 +128,20 @@ def _card_of(meta: Mapping[str, Any]) -> Mapping[str, Any]:
     return card if isinstance(card, Mapping) else (meta if isinstance(meta, Mapping) else {})
 
 
+def lineage_cpu_hours(meta: Mapping[str, Any]) -> Optional[float]:
+    """Training CPU-hours of a weights file *and* of every file it was warm-started from: the
+    card's ``lineage_cpu_hours`` when it has one, else its own ``cpu_hours`` (a file trained from
+    scratch, or one whose card predates the lineage). A decoder warm-started from another decoder
+    (a release's transplant, a deeper GAN generator started from the installed one) books only
+    its own run in ``cpu_hours``; a budget comparison must count what it was built on too."""
+    card = _card_of(meta)
+    for key in ("lineage_cpu_hours", "cpu_hours"):
+        v = _num(card.get(key))
+        if v is not None:
+            return v
+    return None
+
+
 def _num(value: Any) -> Optional[float]:
     try:
         v = float(value)

@@ -107,8 +107,15 @@ def load_init_decoder(model, path: str | Path) -> dict:
         raise LicError(f"{Path(path).name} is not a decoder of {model.config.name} "
                        f"(no {missing[0]})")
     load_decoder_state(model, {**state, **fill}, Path(path).name)
+    from ..weights import _num, lineage_cpu_hours
+
+    # what the file was trained with so far: a transplant carries its source decoder's lineage in
+    # its metadata, a decoder file on its card (None when neither says: a card then says unknown)
+    lineage = _num(meta.get("lineage_cpu_hours"))
+    if lineage is None and meta.get("card"):
+        lineage = lineage_cpu_hours(meta)
     return {"file": Path(path).name, "weights_hash": meta["weights_hash_bytes"].hex(),
-            "about": str(meta.get("about") or "")}
+            "about": str(meta.get("about") or ""), "lineage_cpu_hours": lineage}
 
 
 def inference_quantizer(model, name: str, params: Optional[dict] = None):
