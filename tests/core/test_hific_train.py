@@ -127,3 +127,27 @@ def test_resume_from_another_stage_is_refused(tmp_path):
     state = HificTrainer(model, "hific-1").state_dict()
     with pytest.raises(HificTrainError):
         HificTrainer(build_hific("hific-tiny"), "hific-2").load_state_dict(state)
+
+
+def test_warmup_ramps_the_lr_and_clip_bounds_the_gradient():
+    """The short-horizon recipe's knobs (--warmup, --clip, --d-lr): the lr of G and D ramps
+    linearly over the first steps (absolute steps: a resumed run does not ramp again), the ×0.1
+    drop still applies, and E/G's gradient norm after a clipped step is at most the clip."""
+    torch.manual_seed(0)
+    model = build_hific("hific-tiny")
+    tr = HificTrainer(model, "hific-2", perceptual=None, lr=4e-4, d_lr=1e-4, warmup=4,
+                      clip=1e-3, lr_drop=6)
+    x = _smooth_crops(2, 64)
+    seen = []
+    for _ in range(8):
+        logs = tr.train_step(x, u=0.0, target=0.14)
+        seen.append((tr.opt.param_groups[0]["lr"], tr.opt_d.param_groups[0]["lr"]))
+        grads = [p.grad for p in model.main_parameters() if p.grad is not None]
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g)
+                                                           for g in grads])))
+        assert logs["grad_norm"] > 1e-3 and norm <= 1e-3 * (1 + 1e-4)
+    assert [round(g / 4e-4, 6) for g, _ in seen] == [0.25, 0.5, 0.75, 1, 1, 1, 0.1, 0.1]
+    assert [round(d / 1e-4, 6) for _, d in seen] == [0.25, 0.5, 0.75, 1, 1, 1, 0.1, 0.1]
+    plain = HificTrainer(build_hific("hific-tiny"), "hific-1", lr=1e-4)
+    plain.step = 3
+    assert plain.lr_factor() == 1.0  # the paper's schedule: no warm-up by default

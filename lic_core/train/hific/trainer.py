@@ -44,6 +44,7 @@ from .losses import DEFAULT_LOSS, HificLossConfig, discriminator_loss, generator
 PHASES = ("hific-1", "hific-2")
 DEFAULTS = dict(steps=200_000, batch=8, crop=256, lr=1e-4, aux_lr=1e-3, seed=0, workers=4,
                 downscale=(0.75, 0.95), log_every=100, ckpt_every=5000, keep=2, lr_drop=500_000,
+                warmup=0, clip=0.0,
                 hific_config="hific-small", perceptual="lpips")
 
 
@@ -63,10 +64,16 @@ class HificTrainer:
                  discriminator: Optional[HificDiscriminator] = None, lr: float = 1e-4,
                  aux_lr: float = 1e-3, loss_cfg: HificLossConfig = DEFAULT_LOSS,
                  lr_drop: int = 500_000, seed: int = 0, amp: bool = False,
-                 gan_start: Optional[int] = None) -> None:
+                 gan_start: Optional[int] = None, warmup: int = 0, clip: float = 0.0,
+                 d_lr: Optional[float] = None) -> None:
         """``gan_start`` (stage hific-1 only): at that step the run moves on to stage 2 by
         itself — D and its optimizer are created and the GAN term joins the loss (the campaign
-        trains both stages in one run folder, §8.3)."""
+        trains both stages in one run folder, §8.3).
+
+        ``warmup``, ``clip``, ``d_lr``: the codec campaign's short-horizon recipe (docs/
+        training.md, recipe study: a 4× higher lr with a linear warm-up over the first
+        ``warmup`` steps and E/G gradient-norm clipping at ``clip``); the paper trains at 1e-4
+        without either, for 2 × 10⁵⁺ steps. D keeps its own lr (``d_lr``, default ``lr``)."""
         if stage not in PHASES:
             raise HificTrainError(f"unknown HiFiC stage {stage!r} (choose {', '.join(PHASES)})")
         if gan_start is not None and stage != "hific-1":
@@ -78,6 +85,8 @@ class HificTrainer:
         self.perceptual = perceptual
         self.loss_cfg = loss_cfg
         self.lr, self.lr_drop = lr, lr_drop
+        self.d_lr = lr if d_lr is None else d_lr
+        self.warmup, self.clip = int(warmup), float(clip)
         self.amp = amp
         self.opt = torch.optim.Adam(model.main_parameters(), lr=lr)
         self.aux_opt = torch.optim.Adam(model.aux_parameters(), lr=aux_lr)
@@ -94,16 +103,22 @@ class HificTrainer:
         if self.disc is None:
             self.disc = self._given_disc or build_discriminator(self.model.config)
             self.disc.to(next(self.model.parameters()).device)
-            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=self.lr)
+            self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=self.d_lr)
         self.stage = "hific-2"
 
     # -- schedule -------------------------------------------------------------------------
+    def lr_factor(self) -> float:
+        """×0.1 after ``lr_drop``; a linear ramp over the first ``warmup`` steps (absolute steps:
+        a resumed run does not warm up again)."""
+        f = 0.1 if self.step >= self.lr_drop else 1.0
+        return f * min(1.0, (self.step + 1) / self.warmup) if self.warmup > 0 else f
+
     def _set_lr(self) -> None:
-        lr = self.lr * (0.1 if self.step >= self.lr_drop else 1.0)
-        for opt in (self.opt, self.opt_d):
+        f = self.lr_factor()
+        for opt, lr in ((self.opt, self.lr), (self.opt_d, self.d_lr)):
             if opt is not None:
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * f
 
     def sample_level(self) -> tuple[float, float]:
         """(u, r_t) of a uniformly drawn gain level (one level per batch, §8.4)."""
@@ -125,6 +140,9 @@ class HificTrainer:
                                         self.disc, self.loss_cfg)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.clip > 0:  # one bad batch must not undo a CPU-hour (a higher lr needs this)
+            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
+                self.model.main_parameters(), self.clip))
         self.opt.step()
         aux = self.model.aux_loss()
         self.aux_opt.zero_grad(set_to_none=True)
@@ -272,6 +290,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="perceptual term: LPIPS-Alex (the shipped lpips_alex trunk), a tiny "
                         "random net (smoke runs), or none")
     p.add_argument("--lr-drop", type=int, default=None, help="step of the ×0.1 lr drop (500k)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="linear lr warm-up over the first N steps (absolute; 0: none, the paper)")
+    p.add_argument("--clip", type=float, default=None,
+                   help="E/G gradient-norm clip (0: none, the paper)")
+    p.add_argument("--d-lr", type=float, default=None, help="D's lr (default --lr)")
     p.add_argument("--gan-start", type=int, default=None,
                    help="stage hific-1 only: move on to stage 2 (D + GAN term) at this step, "
                         "in the same run (the campaign)")
@@ -388,7 +411,9 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
                            lr=float(_opt(args, "lr")), aux_lr=float(_opt(args, "aux_lr")),
                            lr_drop=int(_opt(args, "lr_drop")), seed=seed,
                            amp=bool(getattr(args, "amp", False)),
-                           gan_start=getattr(args, "gan_start", None))
+                           gan_start=getattr(args, "gan_start", None),
+                           warmup=int(_opt(args, "warmup")), clip=float(_opt(args, "clip")),
+                           d_lr=getattr(args, "d_lr", None))
     resume = getattr(args, "resume", None)
     if resume is None and latest_checkpoint(out) is not None:
         resume = str(out)  # a re-run of the same command continues where it stopped
