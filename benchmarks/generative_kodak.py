@@ -7,13 +7,16 @@ the installed weights.
     python benchmarks/generative_kodak.py [--kodak ../shared/data/kodak] [--limit N]
         [--rates 0,0.2,0.4,0.6,0.8,1] [--codec lic-lgem-cpu] [--threads 1]
         [--rows mse,gan,diffusion,hific] [--reuse benchmarks/results/generative_kodak.json]
-        [--out benchmarks/results/generative_kodak.json]
+        [--from-cards] [--out benchmarks/results/generative_kodak.json]
 
 Each row that has no weights here is skipped with the reason (the campaign's ``--stage
 diffusion`` / ``--stage gan`` / ``--stage hific`` train them, docs/training.md). ``--rows``
 measures only some rows; ``--reuse`` keeps the other rows of an earlier result file (the JSON
 says which rows were reused and from where; only do so for unchanged weights: e.g. after the GAN
-decoder is installed, ``--rows mse,gan --reuse ...`` skips the slow diffusion decodes). Writes
+decoder is installed, ``--rows mse,gan --reuse ...`` skips the slow diffusion decodes).
+``--from-cards`` takes our three rows from the installed GAN and diffusion decoder cards, whose
+exports decoded the same files of the installed weights (checked: the same weights, images and
+slider points, and MSE rows that agree exactly; the JSON names the cards). Writes
 the JSON and a markdown table beside it (``.md``). The same evaluation fills the campaign's model
 cards (:func:`lic_core.evaluation.generative.evaluate_decoders`).
 """
@@ -57,6 +60,12 @@ def main(argv=None) -> int:
                         "hific ('none': measure nothing, only rewrite the table with --reuse)")
     p.add_argument("--reuse", default=None,
                    help="an earlier result JSON whose rows are kept where not measured now")
+    p.add_argument("--from-cards", action="store_true",
+                   help="take our MSE, GAN and diffusion rows from the installed decoders' cards "
+                        "instead of decoding again: each card measured the same files (our "
+                        "encoder is deterministic) on these weights; refused unless the cards "
+                        "name the installed codec weights, the same images and slider points, "
+                        "and their MSE rows agree")
     p.add_argument("--out", default=str(DEFAULT_OUT))
     args = p.parse_args(argv)
     apply_threads(args.threads)
@@ -78,6 +87,14 @@ def main(argv=None) -> int:
     ok, why = ours.available()
     if not ok:
         skipped[args.codec] = why
+    elif args.from_cards:
+        try:
+            got, m = rows_from_cards(args.codec, us)
+        except ValueError as e:
+            print(f"error: --from-cards: {e}", file=sys.stderr)
+            return 2
+        rows.update({k: v for k, v in got.items()})
+        meta[args.codec] = m
     elif want & {"mse", "gan", "diffusion"}:
         # the MSE decoder makes the files; the GAN and diffusion decoders decode those bytes
         decs = ["mse"] + [d for d in ("gan", "diffusion") if d in want and d in ours.decoders]
@@ -130,6 +147,44 @@ def _order(label: str, codec: str) -> tuple[int, str]:
         if label == f"{codec} {LABELS[d]}":
             return i, label
     return (3 if label.startswith("hific") else 4), label
+
+
+def rows_from_cards(codec: str, us: list) -> tuple[dict, dict]:
+    """Our three rows from the installed GAN and diffusion decoder cards: ``(rows, meta)``.
+
+    Each card's export decoded the same bitstreams with the MSE decoder and with its own, so the
+    two MSE rows must agree to the last digit (the encoder is exact); anything else — other codec
+    weights than those installed, other images or slider points — raises ``ValueError``."""
+    from lic_core.paths import diffusion_weights_path, gan_weights_path, weights_path
+    from lic_core.weights import read_weights_card, read_weights_hash
+
+    base = read_weights_hash(weights_path(codec))
+    cards = {}
+    for d, path in (("gan", gan_weights_path(codec)), ("diffusion", diffusion_weights_path(codec))):
+        if not path.is_file():
+            raise ValueError(f"no installed {d} decoder ({path.name})")
+        card = read_weights_card(path)
+        h = card.get("base_weights_hash") or card.get("codec_weights_hash")
+        if h != base:
+            raise ValueError(f"{path.name} was measured on {codec} {h}, installed is {base}")
+        cards[d] = (path, card)
+    ev = {d: c["eval"] for d, (_, c) in cards.items()}
+    if ev["gan"]["images"] != ev["diffusion"]["images"]:
+        raise ValueError("the two cards were measured on different images")
+    mse = {d: e["rows"]["MSE decoder (g_s)"] for d, e in ev.items()}
+    for d, pts in mse.items():
+        if [round(float(p["u"]), 6) for p in pts] != [round(u, 6) for u in us]:
+            raise ValueError(f"the {d} card's slider points are not {us}")
+    if mse["gan"] != mse["diffusion"]:
+        raise ValueError("the cards' MSE rows differ: they did not decode the same files")
+    rows = {f"{codec} {LABELS['mse']}": mse["gan"],
+            f"{codec} {LABELS['gan']}": ev["gan"]["rows"]["GAN decoder"],
+            f"{codec} {LABELS['diffusion']}": ev["diffusion"]["rows"]["diffusion decoder"]}
+    meta = {"images": ev["gan"]["images"], "decoders": ["mse", "gan", "diffusion"],
+            "from_cards": {d: {"file": p.name, "weights_hash": read_weights_hash(p),
+                               "exported": c.get("exported")} for d, (p, c) in cards.items()},
+            "steps": ev["diffusion"].get("steps"), "seed": ev["diffusion"].get("seed")}
+    return rows, meta
 
 
 def _reuse(path: str, rows: dict, meta: dict) -> dict:
