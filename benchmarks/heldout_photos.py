@@ -225,12 +225,12 @@ def bd(points: Sequence[dict], ref: Sequence[dict], metric: str) -> dict:
     campaign's model-card computation (``campaign.learning_curve.rd_against`` over
     ``lic_core.evaluation.bdrate``); ``overlap_db`` is the quality range both curves cover,
     the range BD-rate integrates over."""
-    from campaign.learning_curve import METRIC_KEYS, _quality, rd_against
+    from campaign.learning_curve import METRIC_KEYS, quality_axis, rd_against
 
     key = METRIC_KEYS[metric][1]
-    rq = _quality(metric, [p[key] for p in ref])
+    rq = quality_axis(metric, [p[key] for p in ref])
     out = rd_against(points, ([p["bpp"] for p in ref], rq), metric)
-    q = _quality(metric, [p[key] for p in points])
+    q = quality_axis(metric, [p[key] for p in points])
     lo, hi = max(min(q), min(rq)), min(max(q), max(rq))
     return {"bd_rate": out["bd_rate"], "bd_quality": out["bd_psnr"],
             "overlap_db": [lo, hi] if hi > lo else None}

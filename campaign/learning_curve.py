@@ -42,7 +42,7 @@ def val_records(path: Union[str, Path]) -> list[dict]:
 METRIC_KEYS = {"psnr": ("psnr-rgb", "psnr"), "ms-ssim": ("ms-ssim-rgb", "ms_ssim")}
 
 
-def _quality(metric: str, values: Sequence[float]) -> list[float]:
+def quality_axis(metric: str, values: Sequence[float]) -> list[float]:
     """The BD axis of ``metric``: PSNR as is, MS-SSIM in dB (−10·log10(1 − MS-SSIM)), the axis
     BD-rates of MS-SSIM are reported on, where a step of 1 dB means the same at 0.9 and 0.99."""
     if metric == "psnr":
@@ -56,17 +56,17 @@ def reference_curve(result_json: Union[str, Path], images: Optional[Sequence[str
                     metric: str = "psnr") -> tuple[list[float], list[float]]:
     """(bpp, quality) of a CompressAI-format result file, averaged per rate point over ``images``
     (file names, e.g. ``kodim01.png``) when given, else its overall ``results``. ``metric`` is
-    ``psnr`` (dB) or ``ms-ssim`` (the mean MS-SSIM per point, then in dB: :func:`_quality`)."""
+    ``psnr`` (dB) or ``ms-ssim`` (the mean MS-SSIM per point, then in dB: :func:`quality_axis`)."""
     key = METRIC_KEYS[metric][0]
     d = json.loads(Path(result_json).read_text())
     if not images:
-        return list(d["results"]["bpp"]), _quality(metric, d["results"][key])
+        return list(d["results"]["bpp"]), quality_axis(metric, d["results"][key])
     per = d["per_image"]
     rows = [per[n] for n in images]
     k = len(rows[0]["bpp"])
     bpp = [sum(r["bpp"][i] for r in rows) / len(rows) for i in range(k)]
     q = [sum(r[key][i] for r in rows) / len(rows) for i in range(k)]
-    return bpp, _quality(metric, q)
+    return bpp, quality_axis(metric, q)
 
 
 def rd_against(points: Sequence[dict], ref: tuple[list[float], list[float]],
@@ -74,7 +74,7 @@ def rd_against(points: Sequence[dict], ref: tuple[list[float], list[float]],
     """``{"bd_rate": % or None, "bd_psnr": dB or None}`` of ``points`` ({bpp, psnr[, ms_ssim]})
     vs ``ref`` on ``metric``'s axis (``bd_psnr`` is then the BD-quality in that axis' dB)."""
     bpp = [p["bpp"] for p in points]
-    quality = _quality(metric, [p[METRIC_KEYS[metric][1]] for p in points])
+    quality = quality_axis(metric, [p[METRIC_KEYS[metric][1]] for p in points])
     out: dict = {"bd_rate": None, "bd_psnr": None}
     try:
         out["bd_rate"] = bd_rate(ref[0], ref[1], bpp, quality)
