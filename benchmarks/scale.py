@@ -7,7 +7,9 @@ so its peak resident memory is that process's alone (``ru_maxrss`` from ``wait4`
 * ``lic compress`` and ``lic decompress`` (the CLI's ``main``) of the learned codec (default
   ``lic-lgem-cpu``, rate u = 0.5) for each decoder asked for (default ``mse`` and ``diffusion``;
   a diffusion *compress* also runs the diffusion decoder, whose picture the file's check value
-  records);
+  records; a picture larger than one sampler tile — 1024×1024 padded pixels — runs the tiled
+  sampler, docs/diffusion.md "Big pictures: the tiled sampler", and its row records the file's
+  tiling);
 * AVIF through Pillow (libavif, speed 6, 4:4:4, quality 60 — the studio's AVIF codec) beside it:
   encode to bytes, decode the bytes.
 
@@ -20,7 +22,10 @@ within 1.3× of 1 MP.
         [--threads 2] [--image PATH] [--codec lic-lgem-cpu] [--timeout 3600] [--out PATH]
         [--omp-wait-policy passive]
 
-Results go to benchmarks/results/scale.json (runs at other sizes are merged by size).
+Results go to benchmarks/results/scale.json (runs at other sizes are merged by size, and runs
+of other decoders at a size already there are merged into it: each result keeps its own
+``measured_at`` and load average). ``--note KEY=TEXT`` stores a note (e.g. which sizes a run
+skipped, and why) under the JSON's ``notes``.
 """
 from __future__ import annotations
 
@@ -179,6 +184,8 @@ def main() -> int:
     ap.add_argument("--no-avif", action="store_true")
     ap.add_argument("--keep", default=None, help="keep the images and files in this folder")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--note", action="append", default=[], metavar="KEY=TEXT",
+                    help="a note stored under the JSON's notes (repeatable)")
     # OpenMP's default spins a while before sleeping; "passive" sleeps at once, which keeps 2
     # threads usable beside a busy equal-priority process but costs every one of the exact
     # path's thousands of small parallel ops a wake-up: measured on 2 cores beside a niced job,
@@ -201,6 +208,9 @@ def main() -> int:
                         "python": platform.python_version(), "torch": torch.__version__,
                         "load_average_at_start": list(os.getloadavg())},
                limits={"peak_rss_gb": RSS_LIMIT_GB, "s_per_mp_48_over_1": SLOPE_LIMIT})
+    for note in args.note:
+        key, _, text = note.partition("=")
+        doc.setdefault("notes", {})[key.strip()] = text.strip()
     sizes = doc.setdefault("sizes", {})
     t_all = ["--threads", str(args.threads)]
     for size in args.sizes:
@@ -211,24 +221,49 @@ def main() -> int:
                        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                        "threads": args.threads,
                        "omp_wait_policy": args.omp_wait_policy or "(OpenMP default)"}
-        results: dict = {}
+        old = sizes.get(f"{size:g}")
+        if old and (old.get("width"), old.get("height")) == (w, h):
+            # another run's decoders at this size: kept, each result with its own time and load
+            for r in old.get("results", {}).values():
+                r.setdefault("measured_at", old.get("measured_at"))
+                r.setdefault("load_average_at_start", old.get("load_average_at_start"))
+                r.setdefault("threads", old.get("threads"))
+            results: dict = dict(old.get("results", {}))
+        else:
+            results = {}
+        stamp = {"measured_at": entry["measured_at"], "threads": args.threads}
         for dec in args.decoders:
             lic = work / f"photo_{size:g}mp_{dec}.lic"
+            stamp["load_average_at_start"] = list(os.getloadavg())
             results[f"compress/{dec}"] = _measure(
                 ["compress", str(png), str(lic), "--codec", args.codec, "--rate", str(args.rate),
                  "--decoder", dec, "--force", "--quiet", *t_all], args.threads, args.timeout,
                 args.omp_wait_policy)
+            results[f"compress/{dec}"].update(stamp)
             if lic.is_file():
+                from lic_core.bitstream import peek_header
+
+                head = peek_header(lic.read_bytes()[:4096])
                 results[f"compress/{dec}"]["bytes"] = lic.stat().st_size
                 results[f"compress/{dec}"]["bpp"] = 8 * lic.stat().st_size / (w * h)
+                if dec == "diffusion":  # which sampler made (and decodes) the picture
+                    results[f"compress/{dec}"].update(
+                        format_version=head.format_version,
+                        sampler=(f"tiled {head.diffusion_tile}/{head.diffusion_overlap}"
+                                 if head.diffusion_tile else "whole picture"),
+                        padded=[head.padded_height, head.padded_width])
+                stamp["load_average_at_start"] = list(os.getloadavg())
                 results[f"decompress/{dec}"] = _measure(
                     ["decompress", str(lic), str(work / f"out_{size:g}mp_{dec}.png"), "--force",
                      "--quiet", *t_all], args.threads, args.timeout, args.omp_wait_policy)
+                results[f"decompress/{dec}"].update(stamp)
         if not args.no_avif:
+            stamp["load_average_at_start"] = list(os.getloadavg())
             results["avif"] = _measure(["avif", str(png)], args.threads, args.timeout,
                                        args.omp_wait_policy)
             if "bytes" in results["avif"]:
                 results["avif"]["bpp"] = 8 * results["avif"]["bytes"] / (w * h)
+            results["avif"].update(stamp)
         entry["results"] = results
         sizes[f"{size:g}"] = entry
         print(_row(size, w, h, results), flush=True)

@@ -3,6 +3,7 @@ from .format import (
     DECODER_CODES,
     FORMAT_VERSION,
     MAGIC,
+    MAX_FORMAT_VERSION,
     MAX_SIDE,
     FileLayout,
     LicHeader,
@@ -13,5 +14,5 @@ from .format import (
     unpack,
 )
 
-__all__ = ["DECODER_CODES", "FORMAT_VERSION", "MAGIC", "MAX_SIDE", "FileLayout", "LicHeader",
+__all__ = ["DECODER_CODES", "FORMAT_VERSION", "MAGIC", "MAX_FORMAT_VERSION", "MAX_SIDE", "FileLayout", "LicHeader",
            "PictureCheck", "layout", "pack", "peek_header", "unpack"]

@@ -11,6 +11,13 @@ check values of :mod:`lic_core.bitstream.checks` (a CRC32 of the symbols of ever
 of the encoder's picture per decoder).  A version-1 file is refused with a one-line message that
 names its version and says to re-encode.
 
+Version 3 (issue 28) is version 2 plus one field, written only by files whose diffusion picture
+check was made by the **tiled sampler** (a picture larger than one sampler tile,
+:mod:`lic_core.decoder.diffusion.tiles`): the tile side T and overlap O after the diffusion seed.
+Every other file is still written as version 2, byte for byte; a reader of version 2 only
+refuses a version-3 file with its one-line "made by a newer LIC Studio (format v3)" instead of
+sampling another picture than the one the file's check value describes.
+
 Parsing is defensive: every malformed input raises :class:`~lic_core.errors.LicFormatError` with a
 one-line message, never another exception; every length read from the file is checked against the
 bytes that are actually left before anything is allocated, so a hostile file cannot make us hang
@@ -28,6 +35,10 @@ from ..errors import LicFormatError
 
 MAGIC = b"LIC1"
 FORMAT_VERSION = 2
+#: the version of files that record the diffusion decoder's tiled sampler (T, O) — issue 28
+TILED_SAMPLER_VERSION = 3
+#: the newest version this reader decodes
+MAX_FORMAT_VERSION = TILED_SAMPLER_VERSION
 #: the oldest version this reader decodes (v1 decoded with machine-dependent float arithmetic)
 MIN_FORMAT_VERSION = 2
 
@@ -49,6 +60,24 @@ MAX_PICTURE_CHECKS = 16
 U64_MAX = (1 << 64) - 1
 I64_MIN, I64_MAX = -(1 << 63), (1 << 63) - 1
 _MIN_FILE = len(MAGIC) + 2 + 4
+
+
+def sampler_tiling_error(tile: int, overlap: int) -> str:
+    """Why (tile, overlap) is not a valid tiling of the diffusion decoder's sampler ("" if it is).
+
+    T a multiple of 64 (≥ 128), O a multiple of 16 (≥ 16), and 16·⌊(T − O)/32⌋ ≥ O: the tiles of
+    any side then step by at least O, so the blend ramps (width O, centred in each overlap) never
+    meet (docs/diffusion.md "Big pictures: the tiled sampler")."""
+    for v in (tile, overlap):
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"tile and overlap must be integers, got {tile!r}, {overlap!r}"
+    if not 128 <= tile <= MAX_SIDE or tile % 64:
+        return f"sampler tile {tile} is not a multiple of 64 in [128, {MAX_SIDE}]"
+    if overlap < 16 or overlap % 16:
+        return f"sampler overlap {overlap} is not a positive multiple of 16"
+    if 16 * ((tile - overlap) // 32) < overlap:
+        return f"sampler overlap {overlap} too large for tiles of {tile} (at most about T/3)"
+    return ""
 
 ParamValue = Union[int, float]
 
@@ -87,6 +116,10 @@ class LicHeader:
     padded_width: int = 64
     diffusion_steps: int = 0
     diffusion_seed: int = 0
+    #: the diffusion sampler's tile side and overlap (pixels) when the file's diffusion picture
+    #: was made by the tiled sampler (format v3); 0, 0: the whole-picture sampler (format v2)
+    diffusion_tile: int = 0
+    diffusion_overlap: int = 0
     lic_version: str = ""
     #: CRC32 of the decoded symbols of each coding step: z, then y in bitstream order (format v2)
     symbol_crcs: list[int] = field(default_factory=list)
@@ -98,6 +131,11 @@ class LicHeader:
             from .. import __version__
 
             self.lic_version = __version__
+
+    @property
+    def format_version(self) -> int:
+        """The version this header is written with: 3 when it records a tiled sampler, else 2."""
+        return TILED_SAMPLER_VERSION if self.diffusion_tile else FORMAT_VERSION
 
     @property
     def rate(self) -> float:
@@ -174,8 +212,13 @@ def _header_bytes(h: LicHeader) -> bytes:
         raise _fail_write(f"unknown decoder '{h.decoder}' (known: {', '.join(DECODER_CODES)})")
     if not isinstance(h.weights_hash, (bytes, bytearray)) or len(h.weights_hash) != 8:
         raise _fail_write("weights_hash must be exactly 8 bytes")
+    tiled = bool(h.diffusion_tile or h.diffusion_overlap)
+    if tiled:
+        why = sampler_tiling_error(h.diffusion_tile, h.diffusion_overlap)
+        if why:
+            raise _fail_write(why)
     out = bytearray(MAGIC)
-    out.append(FORMAT_VERSION)
+    out.append(TILED_SAMPLER_VERSION if tiled else FORMAT_VERSION)
     out.append(DECODER_CODES[h.decoder])  # flags: bits 0-1 decoder kind, bits 2-7 reserved (0)
     out += _str(h.lic_version, "lic_version", MAX_VERSION_STR)
     out += _str(h.model, "model name", MAX_MODEL_NAME)
@@ -206,6 +249,8 @@ def _header_bytes(h: LicHeader) -> bytes:
             raise _fail_write(f"quantizer parameter '{key}' must be a finite float or a 64-bit int")
     out += _varint(_check_int(h.diffusion_steps, "diffusion_steps", 0, MAX_STEPS))
     out += _varint(_check_int(h.diffusion_seed, "diffusion_seed", 0, U64_MAX))
+    if tiled:  # format v3: the tiled sampler that made the diffusion picture check
+        out += _varint(h.diffusion_tile) + _varint(h.diffusion_overlap)
     crcs = list(h.symbol_crcs or [])
     if len(crcs) > MAX_SYMBOL_CHECKS:
         raise _fail_write(f"more than {MAX_SYMBOL_CHECKS} symbol checks")
@@ -296,15 +341,17 @@ def _check_magic_version(data: bytes) -> None:
     if len(data) < 5:
         raise LicFormatError(f"truncated .lic file ({len(data)} bytes)")
     version = data[4]
-    if version > FORMAT_VERSION:
+    if version > MAX_FORMAT_VERSION:
         raise LicFormatError(f"this file was made by a newer LIC Studio (format v{version}); "
-                             f"this version reads format v{FORMAT_VERSION}")
+                             f"this version reads formats v{MIN_FORMAT_VERSION}–"
+                             f"v{MAX_FORMAT_VERSION}")
     if version < 1:
         raise LicFormatError("corrupted .lic file (format version 0)")
     if version < MIN_FORMAT_VERSION:
         raise LicFormatError(f"this .lic file is format v{version}{_writer(data)}; this LIC Studio "
-                             f"reads format v{FORMAT_VERSION} only (v2 decodes identically on every "
-                             f"machine) — re-encode the image with this version")
+                             f"reads formats v{MIN_FORMAT_VERSION}–v{MAX_FORMAT_VERSION} only (they "
+                             f"decode identically on every machine) — re-encode the image with "
+                             f"this version")
 
 
 def _writer(data: bytes) -> str:
@@ -318,7 +365,7 @@ def _writer(data: bytes) -> str:
 
 
 def _parse_header(r: _Reader) -> LicHeader:
-    r.take(5, "magic")
+    version = r.take(5, "magic")[4]
     flags = r.u8("flags")
     if flags & ~0x03:
         raise LicFormatError(f"corrupted .lic file (reserved flag bits set: 0x{flags:02x})")
@@ -354,6 +401,13 @@ def _parse_header(r: _Reader) -> LicHeader:
             raise LicFormatError(f"corrupted .lic file (unknown parameter type {kind})")
     steps = r.varint("diffusion steps", MAX_STEPS)
     seed = r.varint("diffusion seed", U64_MAX)
+    tile = overlap = 0
+    if version >= TILED_SAMPLER_VERSION:
+        tile = r.varint("diffusion sampler tile", MAX_SIDE)
+        overlap = r.varint("diffusion sampler overlap", MAX_SIDE)
+        why = sampler_tiling_error(tile, overlap)
+        if why:
+            raise LicFormatError(f"corrupted .lic file ({why})")
     n_sym = r.varint("symbol check count", MAX_SYMBOL_CHECKS)
     crcs = [struct.unpack("<I", r.take(4, "symbol checks"))[0] for _ in range(n_sym)]
     n_pic = r.varint("picture check count", MAX_PICTURE_CHECKS)
@@ -370,7 +424,8 @@ def _parse_header(r: _Reader) -> LicHeader:
     return LicHeader(model=model, weights_hash=whash, decoder=_DECODER_NAMES[code],
                      quantizer=quantizer, quantizer_params=params, rate_u16=rate_u16,
                      height=h, width=w, padded_height=ph, padded_width=pw,
-                     diffusion_steps=steps, diffusion_seed=seed, lic_version=lic_version,
+                     diffusion_steps=steps, diffusion_seed=seed, diffusion_tile=tile,
+                     diffusion_overlap=overlap, lic_version=lic_version,
                      symbol_crcs=crcs, picture_crcs=pics)
 
 

@@ -6,7 +6,6 @@ import dataclasses
 import json
 
 from ..bitstream import layout, unpack
-from ..bitstream.format import FORMAT_VERSION
 from ..fileio import read_bytes
 
 
@@ -18,7 +17,7 @@ def describe_file(data: bytes) -> dict:
     fields["weights_hash"] = header.weights_hash.hex()
     fields["rate"] = header.rate
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": header.format_version,
         "header": fields,
         "total_bytes": lay.total_bytes,
         "header_bytes": lay.header_bytes,
@@ -54,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         ("rate", f"u = {h['rate']:.5f} (u16 {h['rate_u16']})"),
         ("quantizer", f"{h['quantizer']} ({params})"),
         ("decoder", h["decoder"]),
-        ("diffusion", f"steps {h['diffusion_steps']}, seed {h['diffusion_seed']}"),
+        ("diffusion", f"steps {h['diffusion_steps']}, seed {h['diffusion_seed']}"
+                      + (f", tiled sampler {h['diffusion_tile']} px tiles, overlap "
+                         f"{h['diffusion_overlap']}" if h["diffusion_tile"] else "")),
         ("checks", f"{len(h['symbol_crcs'])} symbol CRC32s; picture CRC32s: "
                    + (", ".join(p["decoder"] + (f" ({p['steps']} steps, seed {p['seed']})"
                                                 if p["decoder"] == "diffusion" else "")

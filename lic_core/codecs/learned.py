@@ -242,7 +242,8 @@ class LearnedCodec(LicCodec):
 
     def _pictures(self, decoder: str, synth: ExactSynthesis, y_hat_gained: torch.Tensor,
                   code: int, steps: int, seed: int, size: tuple[int, int],
-                  progress: Optional[ProgressFn], on_x0: Optional[X0Fn] = None
+                  progress: Optional[ProgressFn], on_x0: Optional[X0Fn] = None,
+                  tiling: Optional[tuple[int, int]] = None
                   ) -> tuple[np.ndarray, list[PictureCheck]]:
         """(H×W×3 uint8 picture of ``decoder``, the picture checks of every picture made).
 
@@ -250,8 +251,22 @@ class LearnedCodec(LicCodec):
         decoder's g_s (``synth`` is then the GAN decoder's); "diffusion": exact blur-dissipated
         diffusion conditioned on the exact g_s (docs/methods.md §7.3), whose x̂_mse context is the
         MSE picture. ``on_x0(i, steps, picture)`` receives each diffusion step's x̂0 (cropped H×W×3
-        uint8)."""
+        uint8). ``tiling`` (T, O): a picture whose padded size exceeds one T×T tile is sampled by
+        the tiled sampler (:mod:`lic_core.decoder.diffusion.tiles`; no per-step x̂0 then); None:
+        the whole-picture sampler."""
         h, w = size
+        if decoder == "diffusion" and tiling is not None and self._tiled(y_hat_gained, tiling):
+            from ..decoder.diffusion.exact import exact_diffusion
+
+            def cb_t(i, total):
+                report(progress, 0.85 + 0.14 * i / max(total, 1), f"diffusion step {i + 1}/{total}")
+
+            out, mse = exact_diffusion(self.diffusion_decoder(), self.device).decode_tiled(
+                synth, y_hat_gained, code, steps, seed, tiling[0], tiling[1], (h, w), cb_t)
+            checks = [PictureCheck("diffusion", int(steps), int(seed), picture_crc(out))]
+            if mse is not None:
+                checks.append(PictureCheck("mse", 0, 0, picture_crc(mse)))
+            return out, checks
         if decoder == "diffusion":
             from ..decoder.diffusion.exact import exact_diffusion
 
@@ -272,6 +287,33 @@ class LearnedCodec(LicCodec):
             return out, checks
         out = synth.picture_hwc(y_hat_gained, code, (h, w))
         return out, [PictureCheck("gan" if decoder == "gan" else "mse", 0, 0, picture_crc(out))]
+
+    @staticmethod
+    def _tiled(y_hat_gained: torch.Tensor, tiling: Optional[tuple[int, int]]) -> bool:
+        """Whether the diffusion picture of these latents is the tiled sampler's: a tiling is
+        given and the padded picture does not fit one tile."""
+        from ..decoder.diffusion.tiles import fits_one_tile
+
+        return tiling is not None and not fits_one_tile(
+            16 * y_hat_gained.shape[-2], 16 * y_hat_gained.shape[-1], tiling[0])
+
+    @staticmethod
+    def _decode_tiling(header: LicHeader, dec_kind: str) -> Optional[tuple[int, int]]:
+        """The sampler a file's diffusion picture is decoded with: the tiling the file records
+        (format v3); none (the whole-picture sampler, with its memory check) for a diffusion file
+        without one — its check value is of that sampler's picture (files written before issue
+        28's tiled sampler, and pictures that fit one tile); a file that carries no diffusion
+        picture (MSE, GAN), decoded with the diffusion decoder: the product's tiling (nothing
+        pins its picture, and the tiled sampler holds any size)."""
+        from ..decoder.diffusion.tiles import sampler_tiling
+
+        if dec_kind != "diffusion":
+            return None
+        if header.diffusion_tile:
+            return header.diffusion_tile, header.diffusion_overlap
+        if header.decoder == "diffusion":
+            return None
+        return sampler_tiling()
 
     # -- model ------------------------------------------------------------------------------
     @property
@@ -480,15 +522,24 @@ class LearnedCodec(LicCodec):
         release_free_memory(coding.y_hat_gained.numel() * 8)
         report(progress, 0.85, "synthesis transform")
         synth, w_hash = self._encoder_synthesis(quantizer.name, params.decoder)
+        tiling = None
+        if params.decoder == "diffusion":
+            from ..decoder.diffusion.tiles import sampler_tiling
+
+            tiling = sampler_tiling()
+            if not self._tiled(coding.y_hat_gained, tiling):
+                tiling = None  # one tile: the whole-picture sampler, a format-v2 file
         with torch.no_grad(), timer("decode"):
             # the encoder's reconstruction is the decoder's function of the same symbols
             recon, checks = self._pictures(params.decoder, synth, coding.y_hat_gained, code,
-                                           steps, seed, (H, W), progress, on_x0)
+                                           steps, seed, (H, W), progress, on_x0, tiling)
         header = LicHeader(model=self.name, weights_hash=w_hash, decoder=params.decoder,
                            quantizer=quantizer.name, quantizer_params=quantizer.params(),
                            rate_u16=code, height=H, width=W,
                            padded_height=x.padded[0], padded_width=x.padded[1],
                            diffusion_steps=steps, diffusion_seed=seed,
+                           diffusion_tile=tiling[0] if tiling else 0,
+                           diffusion_overlap=tiling[1] if tiling else 0,
                            symbol_crcs=coding.symbol_crcs, picture_crcs=checks)
         data = pack(header, coding.sections)
         report(progress, 1.0, "done")
@@ -559,8 +610,9 @@ class LearnedCodec(LicCodec):
                 expected_crcs=header.symbol_crcs, maps=inspect)
             report(progress, 0.85, "synthesis transform")
             release_free_memory(coding.y_hat_gained.numel() * 8)
+            tiling = self._decode_tiling(header, dec_kind)
             recon, made = self._pictures(dec_kind, synth, coding.y_hat_gained, code, steps, seed,
-                                         (header.height, header.width), progress, on_x0)
+                                         (header.height, header.width), progress, on_x0, tiling)
         check = header.picture_check(dec_kind, steps, seed)
         if check is not None and picture_crc(recon) != check.crc:
             raise picture_mismatch(dec_kind)
@@ -572,6 +624,10 @@ class LearnedCodec(LicCodec):
                     bpp=8.0 * len(data) / (header.height * header.width), bytes=len(data),
                     decoded_with=dec_kind, decoded_seed=seed, symbols_checked=True,
                     picture_checked=check is not None)
+        if dec_kind == "diffusion":
+            info["diffusion_sampler"] = (
+                f"tiled {tiling[0]}/{tiling[1]}"
+                if tiling is not None and self._tiled(coding.y_hat_gained, tiling) else "whole")
         if tuned:
             info["finetuned_for"] = header.quantizer
         return DecodeResult(reconstruction=recon, codec=self.name, info=info, timings=timer.t,

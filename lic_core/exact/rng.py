@@ -14,8 +14,10 @@ reproduce the encoder's picture needs noise that is a pure function of (seed, dr
   sqrt, sin and cos of :mod:`lic_core.exact.dmath`.  The angle is reduced in turns first
   (``u2 − round(4u2)/4``, exact), so sin/cos see |θ| ≤ π/4.
 
-Counter layout: element n of draw d under seed s uses counter (n mod 2^32, ⌊n/2^32⌋, d, 0) and key
-(s mod 2^32, ⌊s/2^32⌋ mod 2^32); one Philox block gives two normals (elements 2n, 2n+1).
+Counter layout: element n of draw d of stream c under seed s uses counter (n mod 2^32, ⌊n/2^32⌋, d,
+c) and key (s mod 2^32, ⌊s/2^32⌋ mod 2^32); one Philox block gives two normals (elements 2n, 2n+1).
+Stream 0 is the whole-picture sampler's; the tiled sampler gives tile k (raster order) stream k + 1
+(:mod:`lic_core.decoder.diffusion.tiles`).
 """
 from __future__ import annotations
 
@@ -85,8 +87,11 @@ def _philox_numpy(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, c3: torc
     return tuple(torch.from_numpy(a.astype(np.int64)) for a in (a0, a1, a2, a3))
 
 
-def normal(shape: tuple[int, ...], seed: int, draw: int, device="cpu") -> torch.Tensor:
-    """Standard normal float64 noise of ``shape``: a pure function of (seed, draw, element)."""
+def normal(shape: tuple[int, ...], seed: int, draw: int, device="cpu",
+           stream: int = 0) -> torch.Tensor:
+    """Standard normal float64 noise of ``shape``: a pure function of (seed, draw, stream,
+    element); ``stream`` (the fourth counter word, < 2^32) is 0 except for the diffusion
+    decoder's tiles."""
     n = 1
     for s in shape:
         n *= int(s)
@@ -94,7 +99,9 @@ def normal(shape: tuple[int, ...], seed: int, draw: int, device="cpu") -> torch.
     idx = torch.arange(blocks, dtype=torch.int64, device=device)
     c0, c1 = idx & MASK32, idx >> 32
     c2 = torch.full_like(idx, int(draw) & MASK32)
-    c3 = torch.zeros_like(idx)
+    if not 0 <= int(stream) <= MASK32:
+        raise ValueError(f"noise stream {stream} outside [0, 2^32)")
+    c3 = torch.full_like(idx, int(stream)) if stream else torch.zeros_like(idx)
     seed = int(seed)
     w0, w1, w2, w3 = philox4x32(c0, c1, c2, c3, seed & MASK32, (seed >> 32) & MASK32)
     m1 = ((w0 >> 5) << 26) + (w1 >> 6)  # 53 random bits, < 2^53

@@ -10,7 +10,7 @@ import zlib
 import pytest
 
 from lic_core.bitstream import (
-    FORMAT_VERSION,
+    MAX_FORMAT_VERSION,
     LicHeader,
     PictureCheck,
     layout,
@@ -115,9 +115,9 @@ def test_specific_messages():
     with pytest.raises(LicFormatError, match="corrupted"):
         unpack(bytes(bad))
     newer = bytearray(data)
-    newer[4] = FORMAT_VERSION + 1
+    newer[4] = MAX_FORMAT_VERSION + 1  # v3 (issue 28's tiled sampler) is read; v4 is not
     with pytest.raises(LicFormatError,
-                       match=rf"newer LIC Studio \(format v{FORMAT_VERSION + 1}\)"):
+                       match=rf"newer LIC Studio \(format v{MAX_FORMAT_VERSION + 1}\)"):
         unpack(bytes(newer))
     with pytest.raises(LicFormatError, match="trailing|corrupted"):
         unpack(data + b"\x00")

@@ -17,12 +17,17 @@ previews; files decode through this module (format v2, docs/bitstream.md "Reprod
   draw i + 1 for step i, seeded by the header's seed;
 * the posterior step as single elementwise IEEE operations in a fixed order (docs/methods.md §7.2,
   x̂0 or ε form), the last step's mean rescaled by 1/a_0, then clamp, ×255 and rounding to uint8.
+
+A picture larger than one sampler tile can be decoded by the **tiled sampler**
+(:meth:`ExactDiffusion.decode_tiled`, :mod:`.tiles`): the same sampler per tile (noise stream of
+the tile), contexts of the tile's region, the tiles' last values blended with integer weights.
 """
 from __future__ import annotations
 
 import math
 from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -51,8 +56,9 @@ from ...exact.nets import (
 from ...exact.rng import normal
 from ...models.lgem_exact import ExactSynthesis
 from .blurring import step_pairs
-from .fits import check_diffusion_fits
+from .fits import check_diffusion_fits, check_tiled_diffusion_fits
 from .lite import LiteUNet
+from .tiles import BLEND_BITS, TileGrid
 from .unet import CondUNet, LinearAttention, ResBlock
 
 #: grids of the DCT: pixel domain (|x| ≤ 32), after the first 1-D pass, DCT domain (|u| ≤ 2^14)
@@ -483,6 +489,22 @@ class ExactDiffusion:
                  code: int) -> tuple[list[Tensor], Optional[Tensor], Tensor]:
         """(grid contexts for the adapter, x̂_mse in [−1, 1] (real) or None, the MSE picture)."""
         acc, feats = synth.run(y_hat_gained.to(self.device), code, keep_features=True)
+        return self._contexts(synth, acc, feats, y_hat_gained, code)
+
+    def region_contexts(self, synth: ExactSynthesis, y_hat_gained: Tensor, code: int,
+                        region: tuple[tuple[int, int], tuple[int, int]]
+                        ) -> tuple[list[Tensor], Optional[Tensor], Tensor]:
+        """:meth:`contexts` of the picture pixels ``region`` ((R0, R1), (C0, C1), on the latent
+        grid): the same values as that part of the whole picture's (the exact g_s with halos)."""
+        (r0, r1), (c0, c1) = region
+        acc, feats = synth.run_region(y_hat_gained.to(self.device), code, region,
+                                      keep_features=True)
+        return self._contexts(synth, acc, feats,
+                              y_hat_gained[..., r0 // 16:-(-r1 // 16), c0 // 16:-(-c1 // 16)], code)
+
+    def _contexts(self, synth: ExactSynthesis, acc: Tensor, feats: list[Tensor],
+                  y_hat_gained: Tensor, code: int
+                  ) -> tuple[list[Tensor], Optional[Tensor], Tensor]:
         x_mse = synth.real_output(acc)
         mse_picture = picture_from_real(x_mse)
         ctx: list[Tensor] = []
@@ -507,7 +529,6 @@ class ExactDiffusion:
         ``callback(i, steps)`` runs before step i (it may raise to cancel); ``on_x0(i, steps,
         picture)`` receives the network's x̂0 of step i as a uint8 picture (the studio's step
         scrubber); neither changes the result."""
-        c = self.config
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"diffusion steps must be >= 1, got {steps}")
@@ -516,12 +537,24 @@ class ExactDiffusion:
         b = y_hat_gained.shape[0]
         h, w = 16 * y_hat_gained.shape[-2], 16 * y_hat_gained.shape[-1]
         adapted = self.unet.adapt(ctx, (h, w))
+        del ctx  # the projected contexts are all the sampler needs
+        x = self._sample(adapted, x_init, (b, 3, h, w), steps, seed, 0, callback, on_x0)
+        return self._picture(x), mse_picture
+
+    def _sample(self, adapted: Any, x_init: Optional[Tensor], shape: tuple[int, ...],
+                steps: int, seed: int, stream: int, callback: Optional[StepCallback] = None,
+                on_x0: Optional[X0Callback] = None) -> Tensor:
+        """The sampler on one picture (or tile) of ``shape`` given its contexts projected by
+        ``unet.adapt``: the last step's values (real, on the pixel grid, before the 1/a_0
+        rescaling), noise from Philox ``stream``."""
+        c = self.config
+        h, w = shape[-2:]
         dct = self.dct(h, w)
         lam = heat_eigenvalues_exact(h, w)  # the schedule runs on the CPU (H×W elementwise)
         sch = self.schedule
-        shape = (b, 3, h, w)
+        shape = tuple(shape)
         alpha1, sigma1 = (v.to(self.device) for v in sch.alpha_sigma(1.0, lam))
-        x = normal(shape, seed, 0, self.device) * sigma1
+        x = normal(shape, seed, 0, self.device, stream) * sigma1
         if x_init is not None:
             x = x + dct.idct2(dct.dct2(x_init) * alpha1)
         pairs = step_pairs(steps)
@@ -540,12 +573,91 @@ class ExactDiffusion:
             else:
                 mean = co["c_t"] * u_t + co["c_x"] * (u_t - co["sig_t"] * dct.dct2(out))
             if not last:
-                mean = mean + co["noise"] * normal(shape, seed, i + 1, self.device)
+                mean = mean + co["noise"] * normal(shape, seed, i + 1, self.device, stream)
             x = dct.idct2(mean)
-        a0, _ = sch.noise_scales(0.0)
-        x = dmath.div(x, a0.to(self.device))
-        picture = picture_from_real((x + 1.0) * 0.5)
-        return picture, mse_picture
+        return x
+
+    def _picture(self, x: Tensor) -> Tensor:
+        """uint8 picture of the sampler's last values: round(clamp((x/a_0 + 1)/2, 0, 1)·255)."""
+        a0, _ = self.schedule.noise_scales(0.0)
+        x = dmath.div(x, a0.to(x.device))
+        return picture_from_real((x + 1.0) * 0.5)
+
+    @torch.no_grad()
+    def decode_tiled(self, synth: ExactSynthesis, y_hat_gained: Tensor, code: int, steps: int,
+                     seed: int, tile: int, overlap: int, size: Optional[tuple[int, int]] = None,
+                     callback: Optional[StepCallback] = None, mse: bool = True
+                     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """(H×W×3 uint8 picture of the tiled sampler, H×W×3 uint8 MSE picture or None) of one
+        image, cropped to ``size`` (default: the padded size) — docs/diffusion.md "Big pictures".
+
+        The tiles of :class:`~.tiles.TileGrid` (padded size, ``tile``, ``overlap``) one at a time:
+        contexts of the tile's region (:meth:`region_contexts`), :meth:`_sample` with the tile's
+        noise stream, its last values ×2^20 (grid integers) times its integer blend weights added
+        into a band of tile rows; a band's rows no later tile touches are final: ×2^−(20+2B)
+        (exact) and :meth:`_picture`, written into the output.  Memory: one tile's sampler, the
+        band (3 float64 per pixel of T rows) and the pictures.  ``callback(i, total)`` before every
+        step of every tile (total = steps × tiles)."""
+        steps = int(steps)
+        if steps < 1:
+            raise ValueError(f"diffusion steps must be >= 1, got {steps}")
+        if y_hat_gained.shape[0] != 1:
+            raise ValueError("the tiled sampler decodes one image")
+        hp, wp = 16 * y_hat_gained.shape[-2], 16 * y_hat_gained.shape[-1]
+        hh, ww = size if size is not None else (hp, wp)
+        grid = TileGrid(hp, wp, int(tile), int(overlap))
+        check_tiled_diffusion_fits(hp, wp, grid.tile_size)
+        th, tw = grid.tile_size
+        tiles = grid.tiles()
+        total = steps * len(tiles)
+        out = np.empty((hh, ww, 3), dtype=np.uint8)
+        mse_out = np.empty((hh, ww, 3), dtype=np.uint8) if mse else None
+        pix = PIXEL_GRID.scale  # last values are integers × 2^−20
+        unscale = 2.0 ** -(PIXEL_GRID.frac_bits + 2 * BLEND_BITS)
+        band: Optional[Tensor] = None
+        band_top = 0
+
+        def flush(stop: int) -> None:
+            """Write the band's rows [band_top, stop) into the picture."""
+            n = min(stop, hh) - band_top
+            if n > 0:
+                x = band[..., :n, :ww] * unscale  # exact: a power of two
+                pic = self._picture(x)[0].permute(1, 2, 0).cpu().numpy()
+                out[band_top:band_top + n] = pic
+
+        for t in tiles:
+            if t.c0 == 0:  # a new row of tiles: the rows above its start are final
+                if band is not None:
+                    flush(t.r0)
+                    keep = band[..., t.r0 - band_top:, :]
+                    band = torch.zeros((1, 3, th, wp), dtype=torch.float64, device=self.device)
+                    band[..., :keep.shape[-2], :] = keep
+                    del keep
+                else:
+                    band = torch.zeros((1, 3, th, wp), dtype=torch.float64, device=self.device)
+                band_top = t.r0
+            region = ((t.r0, t.r0 + th), (t.c0, t.c0 + tw))
+            ctx, x_init, mse_pic = self.region_contexts(synth, y_hat_gained, code, region)
+            if mse_out is not None:
+                r1, c1 = min(t.r0 + th, hh), min(t.c0 + tw, ww)
+                if t.r0 < r1 and t.c0 < c1:
+                    mse_out[t.r0:r1, t.c0:c1] = (mse_pic[0, :, :r1 - t.r0, :c1 - t.c0]
+                                                 .permute(1, 2, 0).cpu().numpy())
+            del mse_pic
+
+            def cb(i: int, _total: int, k: int = t.index) -> None:
+                if callback is not None:
+                    callback(k * steps + i, total)
+
+            adapted = self.unet.adapt(ctx, (th, tw))
+            del ctx
+            x = self._sample(adapted, x_init, (1, 3, th, tw), steps, seed, t.stream, cb)
+            del adapted, x_init
+            x = x.mul_(pix).mul_(t.weights().to(x.device))  # grid integers × weights: exact
+            band[..., t.r0 - band_top:t.r0 - band_top + th, t.c0:t.c0 + tw] += x
+            del x
+        flush(hp)
+        return out, mse_out
 
 
 def exact_diffusion(decoder: Any, device="cpu") -> ExactDiffusion:

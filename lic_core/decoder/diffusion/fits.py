@@ -6,8 +6,12 @@ picture and attends over it (linear attention) — so tiles with halos cannot re
 and its memory grows with the picture: about 1.1 GB per megapixel beside ~0.8 GB fixed (measured
 with ``benchmarks/stage_memory.py``: 1.1 GB at 0.25 MP, 1.95 GB at 1 MP). Running out of memory
 halfway through a 24 MP decode would cost the user minutes and end in a killed process; the
-honest answer is to say so first. A tiled diffusion decoder would change the picture, so it
-would be a new decoder (new files), not a fix of this one.
+honest answer is to say so first.
+
+The tiled sampler (:mod:`.tiles`, issue 28) holds one tile's sampler at a time: its estimate,
+:func:`tiled_diffusion_bytes`, is one tile's decode plus the blend band and what is held per
+picture pixel. Files whose picture it made record its tiling (format v3); files of the
+whole-picture sampler (format v2) keep this check and its refusal.
 """
 from __future__ import annotations
 
@@ -36,3 +40,32 @@ def check_diffusion_fits(height: int, width: int, available: float | None = None
                    f"{mp:.1f}-megapixel picture needs about {need / 1e9:.1f} GB and this machine "
                    f"has {free / 1e9:.1f} GB free; use the mse or gan decoder, or a machine with "
                    "more memory")
+
+
+#: held beside one tile's sampler by the tiled sampler, per pixel of the padded picture: ŷ⊙G
+#: (float64, 10 B), the picture and the MSE picture (uint8, 3 B each)
+TILED_BYTES_PER_PICTURE_PIXEL = 16.0
+#: the blend band: 3 float64 per pixel of a row of tiles
+BAND_BYTES_PER_PIXEL = 24.0
+
+
+def tiled_diffusion_bytes(height: int, width: int, tile_size: tuple[int, int]) -> float:
+    """Estimated peak bytes of the tiled sampler (issue 28) on an ``height``×``width`` (padded)
+    picture with tiles of ``tile_size``: one tile's decode as :func:`diffusion_bytes` estimates it,
+    the band of blended rows and what is held per picture pixel."""
+    th, tw = tile_size
+    return (diffusion_bytes(th, tw) + BAND_BYTES_PER_PIXEL * th * width
+            + TILED_BYTES_PER_PICTURE_PIXEL * height * width)
+
+
+def check_tiled_diffusion_fits(height: int, width: int, tile_size: tuple[int, int],
+                               available: float | None = None) -> None:
+    """:func:`check_diffusion_fits` for the tiled sampler (its memory is per tile)."""
+    free = available_bytes() if available is None else available
+    need = tiled_diffusion_bytes(height, width, tile_size)
+    if free is None or need <= free:
+        return
+    raise LicError(f"the diffusion decoder's tiled sampler needs about {need / 1e9:.1f} GB for a "
+                   f"{height * width / 1e6:.1f}-megapixel picture and this machine has "
+                   f"{free / 1e9:.1f} GB free; use the mse or gan decoder, or a machine with more "
+                   "memory")

@@ -139,11 +139,12 @@ class ExactSynthesis:
         return max(0, core[0] // rest - m), min(n * up, -(-core[1] // rest) + m)
 
     def _stages(self, h: torch.Tensor, cores: tuple, windows: tuple, n: tuple, final: str,
-                feats: list) -> tuple[torch.Tensor, tuple[int, int]]:
+                feats: list, region: tuple = ((0, 0), (0, 0))) -> tuple[torch.Tensor, tuple[int, int]]:
         """One tile: the stages on grid integers ``h`` (the window at level 0), each stage's input
-        cropped to its window; its features (core only) written into ``feats``.  ``cores`` are
-        the tile's output core along each axis in picture pixels.  Returns the last stage's
-        output and its origin in picture pixels."""
+        cropped to its window; its features (core only) written into ``feats``, which cover the
+        latents [region[0][0], region[0][1]) × [region[1][0], region[1][1]) (an empty region:
+        all of them).  ``cores`` are the tile's output core along each axis in picture pixels.
+        Returns the last stage's output and its origin in picture pixels."""
         origin = (windows[0][0], windows[1][0])
         last = len(self.stages) - 1
         full = self._up_to(len(self.stages))
@@ -167,15 +168,18 @@ class ExactSynthesis:
             if si < last and feats:
                 up = self._up_to(si + 1)
                 (c0, c1), (d0, d1) = ((c[0] * up // full, c[1] * up // full) for c in cores)
+                (e0, e1), (f0, f1) = ((lo * up, (hi if hi > lo else k) * up)
+                                      for (lo, hi), k in zip(region, n))
                 if feats[si] is None:
-                    feats[si] = h.new_empty((h.shape[0], h.shape[1], n[0] * up, n[1] * up))
-                feats[si][..., c0:c1, d0:d1] = h[..., c0 - origin[0]:c1 - origin[0],
-                                                 d0 - origin[1]:d1 - origin[1]]
+                    feats[si] = h.new_empty((h.shape[0], h.shape[1], e1 - e0, f1 - f0))
+                feats[si][..., c0 - e0:c1 - e0, d0 - f0:d1 - f0] = \
+                    h[..., c0 - origin[0]:c1 - origin[0], d0 - origin[1]:d1 - origin[1]]
         if final == "picture" and h.dtype != torch.uint8:
             h = picture_from_real(self.real_output(h))
         return h, origin
 
-    def _plan(self, hl: int, wl: int, hn: int, wn: int, tile: int) -> tuple[list, list]:
+    def _plan(self, hl: int, wl: int, hn: int, wn: int, tile: int,
+              start: tuple[int, int] = (0, 0)) -> tuple[list, list]:
         """(row spans, column spans) in latents: near-equal cores of at most ``tile`` latents a
         side (0: :meth:`tile_size`) covering the [0, hn)×[0, wn) latents the output needs, each
         window reaching the level-0 margin inside the hl×wl latent.
@@ -188,24 +192,36 @@ class ExactSynthesis:
         process, as the CLI runs it)."""
         t = tile if tile > 0 else self.tile_size()
         m = self.margins[0]
-        return _axis(hl, hn, -(-hn // t), m), _axis(wl, wn, -(-wn // t), m)
+        (h0, w0) = start
+        return (_axis(hl, hn, -(-(hn - h0) // t), m, h0),
+                _axis(wl, wn, -(-(wn - w0) // t), m, w0))
 
     @torch.no_grad()
     def _tiled(self, y_hat_gained: torch.Tensor, code: int, tile: int, final: str,
-               keep_features: bool, out: Optional[torch.Tensor] = None
+               keep_features: bool, out: Optional[torch.Tensor] = None,
+               region: Optional[tuple[tuple[int, int], tuple[int, int]]] = None
                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The final accumulator ("acc") or uint8 picture ("picture") of the whole image, tile by
         tile (``tile`` latents per side, 0: sized by the memory budget); with
         ``keep_features``, the grid integers after each stage but the last.  ``out`` (B×C×H×W,
         any strides, H and W up to the padded size) receives the top-left H×W of the result
         instead of a new tensor — and only what those H×W pixels need is computed (the windows
-        stop at the picture's margin, not at the padded size)."""
+        stop at the picture's margin, not at the padded size).  ``region`` ((R0, R1), (C0, C1)),
+        picture pixels with R0, C0 multiples of the up-sampling factor: only that part of the
+        picture (and of the features), the same values as there in the whole one."""
         B, _, hl, wl = y_hat_gained.shape
         inv = self.inverse_gain(code)
         feats: list = [None] * (len(self.stages) - 1) if keep_features else []
         full = self._up_to(len(self.stages))
-        H, W = (hl * full, wl * full) if out is None else out.shape[-2:]
-        rows, cols = self._plan(hl, wl, -(-H // full), -(-W // full), tile)
+        if region is None:
+            H, W = (hl * full, wl * full) if out is None else out.shape[-2:]
+            (R0, H), (C0, W) = (0, H), (0, W)
+        else:
+            (R0, H), (C0, W) = region
+            if R0 % full or C0 % full or not (0 <= R0 < H <= hl * full and 0 <= C0 < W <= wl * full):
+                raise ValueError(f"g_s region {region} not on the latent grid of the picture")
+        lat = ((R0 // full, -(-H // full)), (C0 // full, -(-W // full)))
+        rows, cols = self._plan(hl, wl, lat[0][1], lat[1][1], tile, (lat[0][0], lat[1][0]))
         for rs, cs in ((r, c) for r in rows for c in cols):
             (r0, r1), (c0, c1) = ((c.core[0] * full, min(c.core[1] * full, n))
                                   for c, n in ((rs, H), (cs, W)))
@@ -214,12 +230,14 @@ class ExactSynthesis:
             # ŷ = ŷ_G ⊙ G' on the grid (elementwise: the window's values are the image's)
             y = y_hat_gained[..., a0:a1, b0:b1].to(self.device, torch.float64) * inv
             h, origin = self._stages(to_grid(y, self.grid), ((r0, r1), (c0, c1)),
-                                     ((a0, a1), (b0, b1)), (hl, wl), final, feats)
+                                     ((a0, a1), (b0, b1)), (hl, wl), final, feats,
+                                     lat if region is not None else ((0, 0), (0, 0)))
             del y
             if out is None:
-                out = torch.empty((B, h.shape[1], H, W), dtype=h.dtype, device=self.device)
-            out[..., r0:r1, c0:c1] = h[..., r0 - origin[0]:r1 - origin[0],
-                                       c0 - origin[1]:c1 - origin[1]]
+                out = torch.empty((B, h.shape[1], H - R0, W - C0), dtype=h.dtype,
+                                  device=self.device)
+            out[..., r0 - R0:r1 - R0, c0 - C0:c1 - C0] = h[..., r0 - origin[0]:r1 - origin[0],
+                                                           c0 - origin[1]:c1 - origin[1]]
         assert out is not None
         return out, feats
 
@@ -232,6 +250,16 @@ class ExactSynthesis:
         Computed in tiles of ``tile`` latents (0: sized by the memory budget); the values do not
         depend on the tiling."""
         return self._tiled(y_hat_gained, code, tile, "acc", keep_features)
+
+    @torch.no_grad()
+    def run_region(self, y_hat_gained: torch.Tensor, code: int,
+                   region: tuple[tuple[int, int], tuple[int, int]], keep_features: bool = False,
+                   tile: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:meth:`run` restricted to the picture pixels ``region`` = ((R0, R1), (C0, C1)) (R0, C0
+        multiples of the up-sampling factor, 16): the accumulator and features there, bit-identical
+        to the same part of :meth:`run`'s (each computed from a window of ŷ with the receptive
+        margin) — the diffusion decoder's tiled sampler conditions each tile on them."""
+        return self._tiled(y_hat_gained, code, tile, "acc", keep_features, region=region)
 
     def real_output(self, acc: torch.Tensor) -> torch.Tensor:
         """x̂ (float64 real values) of the final accumulator (exact scaling)."""
@@ -260,10 +288,10 @@ class ExactSynthesis:
         return arr
 
 
-def _axis(n: int, need: int, count: int, margin: int) -> list[Span]:
-    """``count`` near-equal cores covering [0, need) of an axis of ``n`` latents, each window
+def _axis(n: int, need: int, count: int, margin: int, start: int = 0) -> list[Span]:
+    """``count`` near-equal cores covering [start, need) of an axis of ``n`` latents, each window
     the core ± ``margin`` inside [0, n)."""
-    count = max(1, min(count, need))
-    cuts = [round(i * need / count) for i in range(count + 1)]
+    count = max(1, min(count, need - start))
+    cuts = [start + round(i * (need - start) / count) for i in range(count + 1)]
     return [Span((c0, c1), (max(0, c0 - margin), min(n, c1 + margin)))
             for c0, c1 in zip(cuts, cuts[1:])]
