@@ -25,7 +25,7 @@ Two parts (docs/bitstream.md, "Reproducible decoding", cost):
     python benchmarks/exact_path.py --model lic-lgem-cpu --parts stages [--stage-threads 1,2]
 
 Prints tables and writes benchmarks/results/exact_path_<model>.json (an earlier file's content is
-kept under "previous").
+kept under "previous"; a stages run keeps the stages it replaces under "stages_previous").
 """
 from __future__ import annotations
 
@@ -275,6 +275,8 @@ def main() -> None:
     elif "previous" in previous:
         result["previous"] = previous["previous"]
     parts = {"cost": part_cost, "time": part_time, "stages": part_stages}
+    if "stages" in args.parts.split(",") and "stages" in previous:
+        result["stages_previous"] = previous["stages"]  # the run this one replaces
     for name in args.parts.split(","):
         t0 = time.perf_counter()
         result[name] = parts[name](args, codec)

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping, Optional
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Optional
 
 from .errors import LicError
 
@@ -183,3 +185,40 @@ class AdaptiveThreads:
             torch.set_num_threads(want)
             self.history.append((t1, want))
         return self.threads
+
+
+_SINGLE_LOCK = threading.Lock()
+_single_holders = 0
+_single_saved = 0
+
+
+@contextmanager
+def single_threaded_ops() -> Iterator[None]:
+    """Held while work runs split over Python threads instead of torch's intra-op threads (the
+    exact g_s's tiles, :meth:`lic_core.models.lgem_exact.ExactSynthesis._tiled`), each worker
+    thread calling ``torch.set_num_threads(1)`` itself: on exit torch's thread count is set back
+    to what the first holder found.  Why: whether a count set in one thread reaches the others
+    depends on the OpenMP runtime and on whether they have set their own (both seen here with
+    torch 2.14 and libgomp; torch starts new threads with the last count set anywhere), so the
+    workers' 1 must not outlive the work.  Holders that overlap (two decodes in two threads) share the bookkeeping:
+    the last one out restores.
+
+    Why workers: an OpenMP team of n threads runs each of a tile's ~5 000 small GEMMs and
+    elementwise passes only when all n get a core, and its idle workers spin; n independent
+    tiles, one per thread, meet once at the end.  Measured beside the niced training job on 2
+    cores (issue 28 item 2, 1 MP, lic-lgem-cpu): g_s 1.09 s wall / 2.13 CPU-s with a team of 2
+    against 0.79 / 1.53 with two tile threads."""
+    global _single_holders, _single_saved
+    import torch
+
+    with _SINGLE_LOCK:
+        if _single_holders == 0:
+            _single_saved = torch.get_num_threads()
+        _single_holders += 1
+    try:
+        yield
+    finally:
+        with _SINGLE_LOCK:
+            _single_holders -= 1
+            if _single_holders == 0:
+                torch.set_num_threads(_single_saved)

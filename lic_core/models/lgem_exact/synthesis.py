@@ -12,10 +12,22 @@ that reaches the receptive margin of every stage (:func:`lic_core.transform.tili
 and crop each stage's result to the margin the next stages still need.  Outside the window the
 whole-image computation adds only zero terms, so every accumulator — exact, whatever its order —
 is the same number: the tiled picture is bit-identical to the untiled one, with a working set
-bounded by :func:`~lic_core.transform.tiling.tile_budget` whatever the image size.
+bounded by :func:`~lic_core.transform.tiling.tile_budget` whatever the image size.  Inside a
+stage, each block's output is cropped to the margin the stage's later blocks and the next stages
+still read (the ring a stage's wider input window leaves is not carried through its residual and
+attention blocks: 44.5 → 43.1 GFLOP at 1 MP).
+
+Threads (issue 28 item 2): with n > 1 torch threads on the CPU the tiles run in n Python threads,
+each single-threaded (:func:`lic_core.threads.single_threaded_ops`) — a tile's values are its own,
+so the bytes are those of the tiles one after the other; an OpenMP team of n threads per small op
+stalls whenever one of its threads waits for a core.
 """
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Optional
 
 import numpy as np
@@ -25,6 +37,7 @@ from torch import nn
 from ...exact.fixed import ExactLinear, picture_from_real, to_grid
 from ...exact.gains import exact_gain
 from ...exact.nets import DEFAULT_CONFIG, ExactAttentionBlock, ExactConfig, ExactResidualBottleneck
+from ...threads import single_threaded_ops
 from ...transform.layers import AttentionBlock, ResidualBottleneck
 from ...transform.tiling import Span, input_margin, scale_factor, tile_budget, tile_for_budget
 
@@ -64,6 +77,21 @@ class ExactSynthesis:
         self.margins = [0]
         for stage in reversed(list(g_s.stages)):
             self.margins.insert(0, input_margin(stage, self.margins[0]))
+        # per stage, the margin (at the stage's output resolution) each op's output still needs:
+        # what the stage's later ops read around the next stage's margin; None before the stage
+        # has up-sampled (a crop there would be at the input resolution)
+        self.op_margins: list[list] = []
+        for i, stage in enumerate(g_s.stages):
+            mods = list(stage) if isinstance(stage, nn.Sequential) else [stage]
+            ups = [scale_factor(m)[0] for m in mods]
+            out = []
+            for j in range(len(mods)):
+                m = self.margins[i + 1]
+                for later in reversed(mods[j + 1:]):
+                    m = input_margin(later, m)
+                upsampled = int(np.prod(ups[:j + 1])) == self.ups[i]
+                out.append(m if upsampled and j < len(mods) - 1 else None)
+            self.op_margins.append(out)
         self._widths = [max([lin.out_channels for lin in self._stage_linears(ops)], default=1)
                         for ops in self.stages]
         self._gains: dict[int, torch.Tensor] = {}
@@ -130,16 +158,19 @@ class ExactSynthesis:
             up *= u
         return up
 
-    def _window(self, core: tuple[int, int], level: int, n: int) -> tuple[int, int]:
+    def _window(self, core: tuple[int, int], level: int, n: int,
+                margin: Optional[int] = None) -> tuple[int, int]:
         """[start, stop) at the input of stage ``level`` (n latents along the axis) for an output
         core of ``core`` picture pixels: the core's stage-``level`` positions (rounded outwards)
-        and the stage's margin."""
-        up, m = self._up_to(level), self.margins[level]
+        and the stage's margin (or ``margin``)."""
+        up = self._up_to(level)
+        m = self.margins[level] if margin is None else margin
         rest = self._up_to(len(self.stages)) // up  # picture pixels per position of the level
         return max(0, core[0] // rest - m), min(n * up, -(-core[1] // rest) + m)
 
     def _stages(self, h: torch.Tensor, cores: tuple, windows: tuple, n: tuple, final: str,
-                feats: list, region: tuple = ((0, 0), (0, 0))) -> tuple[torch.Tensor, tuple[int, int]]:
+                feats: list, region: tuple = ((0, 0), (0, 0)),
+                lock: Optional[threading.Lock] = None) -> tuple[torch.Tensor, tuple[int, int]]:
         """One tile: the stages on grid integers ``h`` (the window at level 0), each stage's input
         cropped to its window; its features (core only) written into ``feats``, which cover the
         latents [region[0][0], region[0][1]) × [region[1][0], region[1][1]) (an empty region:
@@ -154,6 +185,7 @@ class ExactSynthesis:
                     or x1 - origin[1] > h.shape[-1]:
                 raise AssertionError("tile window outside the computed region")
             h = h[..., y0 - origin[0]:y1 - origin[0], x0 - origin[1]:x1 - origin[1]]
+            origin = (y0 * self.ups[si], x0 * self.ups[si])  # once up-sampled
             for k, op in enumerate(ops):
                 is_final = si == last and k == len(ops) - 1
                 if not isinstance(op, ExactLinear):
@@ -164,19 +196,49 @@ class ExactSynthesis:
                     h = op.picture(h, self.grid)
                 else:
                     h = op(h)
-            origin = (y0 * self.ups[si], x0 * self.ups[si])
+                m = self.op_margins[si][k]
+                if m is not None:
+                    # the later ops of the stage need only the core ± m: the ring beyond it (a
+                    # wider window's, from the stage's input margin) is not computed further
+                    (v0, v1), (u0, u1) = (self._window(c, si + 1, k_, m) for c, k_ in zip(cores, n))
+                    if (v0, u0) != origin or (v1 - v0, u1 - u0) != tuple(h.shape[-2:]):
+                        if v0 < origin[0] or u0 < origin[1] or v1 - origin[0] > h.shape[-2] \
+                                or u1 - origin[1] > h.shape[-1]:
+                            raise AssertionError("op window outside the computed region")
+                        h = h[..., v0 - origin[0]:v1 - origin[0],
+                              u0 - origin[1]:u1 - origin[1]].contiguous()
+                        origin = (v0, u0)
             if si < last and feats:
                 up = self._up_to(si + 1)
                 (c0, c1), (d0, d1) = ((c[0] * up // full, c[1] * up // full) for c in cores)
                 (e0, e1), (f0, f1) = ((lo * up, (hi if hi > lo else k) * up)
                                       for (lo, hi), k in zip(region, n))
-                if feats[si] is None:
-                    feats[si] = h.new_empty((h.shape[0], h.shape[1], e1 - e0, f1 - f0))
+                with lock or nullcontext():  # tiles in threads: one allocates it
+                    if feats[si] is None:
+                        feats[si] = h.new_empty((h.shape[0], h.shape[1], e1 - e0, f1 - f0))
                 feats[si][..., c0 - e0:c1 - e0, d0 - f0:d1 - f0] = \
                     h[..., c0 - origin[0]:c1 - origin[0], d0 - origin[1]:d1 - origin[1]]
         if final == "picture" and h.dtype != torch.uint8:
             h = picture_from_real(self.real_output(h))
         return h, origin
+
+    #: most threads the tiles of one image run on ($LIC_TILE_WORKERS; 1: the tiles one after
+    #: the other, each on torch's intra-op threads)
+    MAX_TILE_WORKERS = int(os.environ.get("LIC_TILE_WORKERS", "64") or 64)
+
+    def _workers(self) -> int:
+        """Threads the tiles run on: torch's thread count on the CPU (each tile's torch calls
+        then single-threaded, :func:`lic_core.threads.single_threaded_ops`), else 1.
+
+        Memory: a tile's working set measured about half the budget it is sized for (1 MP,
+        lic-lgem-cpu: 132 MB at the 35-latent tile of the 384 MB budget; two tiles in flight
+        +190 MB of peak RSS), so two tiles in flight keep to one budget; more threads share
+        twice the budget (smaller tiles, more halo work).  Under a torch function mode (the
+        tests' :class:`~lic_core.exact.guard.ExactOpGuard`), which sees only its own thread's
+        calls, the tiles run in the calling thread."""
+        if self.device.type != "cpu" or torch._C._len_torch_function_stack() > 0:
+            return 1
+        return max(1, min(torch.get_num_threads(), self.MAX_TILE_WORKERS))
 
     def _plan(self, hl: int, wl: int, hn: int, wn: int, tile: int,
               start: tuple[int, int] = (0, 0)) -> tuple[list, list]:
@@ -221,8 +283,15 @@ class ExactSynthesis:
             if R0 % full or C0 % full or not (0 <= R0 < H <= hl * full and 0 <= C0 < W <= wl * full):
                 raise ValueError(f"g_s region {region} not on the latent grid of the picture")
         lat = ((R0 // full, -(-H // full)), (C0 // full, -(-W // full)))
+        threads = self._workers()
+        if tile <= 0 and threads > 2:  # more tiles in flight than two: they share the budget
+            tile = self.tile_size(tile_budget() * 2 // threads)
         rows, cols = self._plan(hl, wl, lat[0][1], lat[1][1], tile, (lat[0][0], lat[1][0]))
-        for rs, cs in ((r, c) for r in rows for c in cols):
+        tiles = [(r, c) for r in rows for c in cols]
+        lock = threading.Lock()  # the first tile to finish allocates ``out`` and the features
+        result = [out]
+
+        def one(rs: Span, cs: Span) -> None:
             (r0, r1), (c0, c1) = ((c.core[0] * full, min(c.core[1] * full, n))
                                   for c, n in ((rs, H), (cs, W)))
             (a0, a1), (b0, b1) = (self._window(c, 0, k) for c, k in (((r0, r1), hl),
@@ -231,13 +300,37 @@ class ExactSynthesis:
             y = y_hat_gained[..., a0:a1, b0:b1].to(self.device, torch.float64) * inv
             h, origin = self._stages(to_grid(y, self.grid), ((r0, r1), (c0, c1)),
                                      ((a0, a1), (b0, b1)), (hl, wl), final, feats,
-                                     lat if region is not None else ((0, 0), (0, 0)))
+                                     lat if region is not None else ((0, 0), (0, 0)), lock)
             del y
-            if out is None:
-                out = torch.empty((B, h.shape[1], H - R0, W - C0), dtype=h.dtype,
-                                  device=self.device)
-            out[..., r0 - R0:r1 - R0, c0 - C0:c1 - C0] = h[..., r0 - origin[0]:r1 - origin[0],
-                                                           c0 - origin[1]:c1 - origin[1]]
+            with lock:
+                if result[0] is None:
+                    result[0] = torch.empty((B, h.shape[1], H - R0, W - C0), dtype=h.dtype,
+                                            device=self.device)
+            result[0][..., r0 - R0:r1 - R0, c0 - C0:c1 - C0] = \
+                h[..., r0 - origin[0]:r1 - origin[0], c0 - origin[1]:c1 - origin[1]]
+
+        workers = min(threads, len(tiles))
+        if workers <= 1:
+            for rs, cs in tiles:
+                one(rs, cs)
+        else:
+            # every tile's values are its own (exact sums, any thread): the same bytes as one
+            # by one; each thread runs its tiles' torch calls single-threaded
+            def job(rs: Span, cs: Span) -> None:
+                torch.set_num_threads(1)  # this thread's torch calls (single_threaded_ops)
+                with torch.no_grad():  # grad mode is per thread
+                    one(rs, cs)
+
+            with single_threaded_ops(), ThreadPoolExecutor(workers) as pool:
+                futures = [pool.submit(job, rs, cs) for rs, cs in tiles]
+                try:
+                    for f in futures:
+                        f.result()
+                except BaseException:
+                    for f in futures:  # a failed tile: the ones not started never start
+                        f.cancel()
+                    raise
+        out = result[0]
         assert out is not None
         return out, feats
 
