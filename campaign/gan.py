@@ -171,10 +171,11 @@ class GanStage(BoundStage):
         cpu_h = round(float(ck.get("cpu_s", 0.0)) / 3600.0, 4)
         init = ck.get("init")
         known = st.get("init_lineage") or {}
-        if init and init.get("lineage_cpu_hours") is None \
+        if init and known.get("cpu_hours") is not None \
                 and known.get("weights_hash") == init.get("weights_hash"):
             # set by hand in the stage's state for an init file whose card predates the lineage
-            # (the first release's transplant booked only its own 0.40 CPU-h), for that file only
+            # (the first release's transplant booked only its own 0.40 CPU-h; its card's
+            # cpu_hours is what a warm start from it records), for that file only
             init = {**init, "lineage_cpu_hours": float(known["cpu_hours"])}
         lineage_h = self.lineage_hours(codec_name, init, cpu_h)
         diff_h = self.diffusion_budget(codec_name)

@@ -381,8 +381,9 @@ def budgets(root: Path | str) -> dict:
             f"({d:.2f} vs {h:.2f} CPU-hours)" if same else
             f"NOT the same CPU budget yet: diffusion {d:.2f} CPU-h, hific-small {h:.2f} CPU-h "
             "(a comparison of the two is not fair until they match)")
-    # the GAN decoder's installed card counts its warm start too (its stage log only its run)
-    g = _installed_hours("gan") or stage_cpu_hours(root, "gan")
+    # the stage's own run first, as for the other two (a card exported meanwhile must not
+    # show the installed decoder's hours); its installed card when runs/ is gone
+    g = stage_cpu_hours(root, "gan") or _installed_hours("gan")
     if g:  # the GAN decoder of issue 26 is held to the diffusion decoder's budget too
         note += (f"; the GAN decoder {g:.2f} CPU-h ("
                  + ("the same budget" if same_budget(d, g) else "NOT the same budget") + ")")

@@ -86,10 +86,17 @@ def transplant(old_base: Path, old_decoder: Path, new_base: Path, out: Path) -> 
         state = {deep_key(k): v for k, v in state.items()}
         state.update({k: v.contiguous() for k, v in sorted(trunk.items())})
     new_hash = read_weights_hash(new_base) or ""
+    # the tuning moves over, and so do the CPU-hours it took (the new card adds its own run)
+    from safetensors import safe_open
+
     from lic_core.weights import lineage_cpu_hours, read_weights_card
 
-    # the tuning moves over, and so do the CPU-hours it took (the new card adds its own run)
-    lineage = lineage_cpu_hours(read_weights_card(old_decoder))
+    with safe_open(str(old_decoder), framework="pt") as f:
+        raw = (f.metadata() or {}).get("lineage_cpu_hours")
+    try:  # a transplant of a transplant: its metadata, as load_init_decoder reads it
+        lineage = float(raw) if raw is not None else lineage_cpu_hours(read_weights_card(old_decoder))
+    except ValueError:
+        lineage = lineage_cpu_hours(read_weights_card(old_decoder))
     meta = {"weights_hash": weights_hash(state).hex(), "base_weights_hash": new_hash,
             **({"lineage_cpu_hours": f"{lineage:.4f}"} if lineage is not None else {}),
             **({"g_s_extra_blocks": str(extra)} if extra else {}),

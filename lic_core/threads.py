@@ -95,10 +95,14 @@ def apply_threads(n: Optional[int] = None) -> int:
     environment variables are set so torch starts with ``n`` threads when it is first imported
     (importing torch only to set a number would cost a second for commands that never use it).
     """
+    global _single_saved
     count = default_threads() if not n else check_threads(n)
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(count)
+        with _SINGLE_LOCK:  # a decode's tile threads are running: they restore this count
+            if _single_holders:
+                _single_saved = count
     else:
         os.environ["OMP_NUM_THREADS"] = str(count)
         os.environ["MKL_NUM_THREADS"] = str(count)
@@ -190,6 +194,31 @@ class AdaptiveThreads:
 _SINGLE_LOCK = threading.Lock()
 _single_holders = 0
 _single_saved = 0
+
+
+def intended_threads() -> int:
+    """torch's thread count as the user set it: while tiles run single-threaded in Python threads
+    (:func:`single_threaded_ops`) a thread started meanwhile would read their 1 (torch starts new
+    threads with the last count set anywhere), so the count saved by the first holder; else
+    ``torch.get_num_threads()``."""
+    import torch
+
+    with _SINGLE_LOCK:
+        if _single_holders:
+            return _single_saved
+    return torch.get_num_threads()
+
+
+def use_intended_threads() -> int:
+    """Give the calling thread :func:`intended_threads` (a decode in a thread born while another
+    decode's tiles ran single-threaded would otherwise run on 1 for the thread's life); returns
+    the count. The bytes of an exact decode do not depend on it, only its speed."""
+    import torch
+
+    n = intended_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 @contextmanager

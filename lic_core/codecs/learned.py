@@ -300,18 +300,22 @@ class LearnedCodec(LicCodec):
     @staticmethod
     def _decode_tiling(header: LicHeader, dec_kind: str) -> Optional[tuple[int, int]]:
         """The sampler a file's diffusion picture is decoded with: the tiling the file records
-        (format v3); none (the whole-picture sampler, with its memory check) for a diffusion file
-        without one — its check value is of that sampler's picture (files written before issue
-        28's tiled sampler, and pictures that fit one tile); a file that carries no diffusion
-        picture (MSE, GAN), decoded with the diffusion decoder: the product's tiling (nothing
-        pins its picture, and the tiled sampler holds any size)."""
+        (format v3); none (the whole-picture sampler, with its memory check) for a file that
+        carries a diffusion picture check without one — the check is of that sampler's picture
+        (files written before issue 28's tiled sampler, and pictures that fit one tile); a file
+        that carries no diffusion picture (MSE, GAN), decoded with the diffusion decoder: the
+        product's tiling (nothing pins its picture, and the tiled sampler holds any size).
+
+        Decided by the checks the file carries, not by its header's decoder: ``lic decompress
+        --decoder diffusion`` rewrites that field, and the CLI and the studio (which passes
+        ``decoder=``) must give the same picture of the same file."""
         from ..decoder.diffusion.tiles import sampler_tiling
 
         if dec_kind != "diffusion":
             return None
         if header.diffusion_tile:
             return header.diffusion_tile, header.diffusion_overlap
-        if header.decoder == "diffusion":
+        if any(p.decoder == "diffusion" for p in header.picture_crcs):
             return None
         return sampler_tiling()
 

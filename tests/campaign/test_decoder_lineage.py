@@ -56,6 +56,13 @@ def test_an_init_decoder_and_a_transplant_carry_the_lineage(tmp_path, wdir):
                    tmp_path / "t.safetensors")
     new = load_model(TINY, staging / f"{TINY}.safetensors")
     assert load_init_decoder(new, t)["lineage_cpu_hours"] == pytest.approx(0.78)
+    again = tmp_path / "again"  # a transplant of a transplant keeps the lineage too
+    again.mkdir()
+    ship_tiny(again, 2)
+    t2 = transplant(staging / f"{TINY}.safetensors", t, again / f"{TINY}.safetensors",
+                    tmp_path / "t2.safetensors")
+    assert load_init_decoder(load_model(TINY, again / f"{TINY}.safetensors"),
+                             t2)["lineage_cpu_hours"] == pytest.approx(0.78)
 
 
 def test_the_gan_card_adds_its_run_to_the_warm_start(tmp_path, wdir):

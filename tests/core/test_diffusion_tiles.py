@@ -363,3 +363,23 @@ def test_picture_check_catches_a_wrong_tiled_picture(codec, monkeypatch):
     monkeypatch.setattr(ExactDiffusion, "_sample", moved)
     with pytest.raises(LicMismatchError, match="diffusion"):
         codec.decode(r.data)
+
+
+def test_the_cli_and_the_studio_decode_an_mse_file_with_diffusion_alike(monkeypatch):
+    """`lic decompress --decoder diffusion` rewrites the header's decoder; the studio passes
+    ``decoder=``: the same file and decoder must give the same picture (the sampler is chosen by
+    the checks the file carries, not by the header's decoder field)."""
+    import dataclasses
+
+    from lic_core.codecs.learned import LearnedCodec
+
+    m, dec = _models()
+    codec = LearnedCodec("lic-lgem-tiny", model=m, diffusion=dec, use_finetuned=False)
+    monkeypatch.setenv("LIC_DIFFUSION_TILE", "128,32")
+    mse = codec.encode(_image(200, 300), EncodeParams(rate=0.5, decoder="mse", diffusion_steps=2,
+                                                      seed=4))
+    studio = codec.decode(mse.data, decoder="diffusion")
+    header, sections = unpack(mse.data)
+    cli = codec.decode(pack(dataclasses.replace(header, decoder="diffusion"), sections))
+    assert studio.info["diffusion_sampler"] == cli.info["diffusion_sampler"] != "whole"
+    assert np.array_equal(studio.reconstruction, cli.reconstruction)

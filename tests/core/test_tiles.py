@@ -227,6 +227,62 @@ def test_single_threaded_ops_nests_and_restores():
     assert torch.get_num_threads() == 3
 
 
+def test_a_thread_born_during_another_decodes_tiles_gets_the_users_thread_count():
+    """While one decode's tiles run single-threaded in Python threads, a thread started meanwhile
+    (the studio's worker pool) would inherit their 1 for its life: it asks for the count the user
+    set; a count set meanwhile (Settings → Compute threads) is what the last holder restores."""
+    import threading
+
+    from lic_core.threads import (
+        apply_threads,
+        intended_threads,
+        single_threaded_ops,
+        use_intended_threads,
+    )
+
+    torch.set_num_threads(2)
+    inside, release, seen = threading.Event(), threading.Event(), {}
+
+    def decode_a():
+        with single_threaded_ops():
+            torch.set_num_threads(1)  # what a tile worker does
+            inside.set()
+            release.wait(10)
+
+    def decode_b():
+        seen["intended"] = intended_threads()
+        seen["used"] = use_intended_threads()
+        seen["after"] = torch.get_num_threads()
+
+    a = threading.Thread(target=decode_a)
+    a.start()
+    assert inside.wait(10)
+    b = threading.Thread(target=decode_b)
+    b.start()
+    b.join(10)
+    apply_threads(3)  # the user changes the setting during the decode
+    release.set()
+    a.join(10)
+    assert seen == {"intended": 2, "used": 2, "after": 2}
+    fresh = {}
+    c = threading.Thread(target=lambda: fresh.setdefault("n", torch.get_num_threads()))
+    c.start()
+    c.join(10)
+    assert torch.get_num_threads() == 3 and fresh["n"] == 3 and intended_threads() == 3
+    torch.set_num_threads(2)
+
+
+def test_tile_workers_env_is_checked(monkeypatch):
+    from lic_core.errors import LicError
+    from lic_core.models.lgem_exact.synthesis import ExactSynthesis
+
+    monkeypatch.setenv("LIC_TILE_WORKERS", "two")
+    with pytest.raises(LicError, match="LIC_TILE_WORKERS"):
+        ExactSynthesis.max_tile_workers()
+    monkeypatch.setenv("LIC_TILE_WORKERS", "1")
+    assert ExactSynthesis.max_tile_workers() == 1
+
+
 def test_cropped_picture_computes_only_its_pixels_the_same_bytes(monkeypatch):
     """picture_hwc stops every window at the picture's margin instead of the padded size: the
     bytes are the whole picture's, cropped, for picture sizes that cut latents and tiles

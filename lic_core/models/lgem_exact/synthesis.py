@@ -37,7 +37,7 @@ from torch import nn
 from ...exact.fixed import ExactLinear, picture_from_real, to_grid
 from ...exact.gains import exact_gain
 from ...exact.nets import DEFAULT_CONFIG, ExactAttentionBlock, ExactConfig, ExactResidualBottleneck
-from ...threads import single_threaded_ops
+from ...threads import single_threaded_ops, use_intended_threads
 from ...transform.layers import AttentionBlock, ResidualBottleneck
 from ...transform.tiling import Span, input_margin, scale_factor, tile_budget, tile_for_budget
 
@@ -222,9 +222,20 @@ class ExactSynthesis:
             h = picture_from_real(self.real_output(h))
         return h, origin
 
-    #: most threads the tiles of one image run on ($LIC_TILE_WORKERS; 1: the tiles one after
-    #: the other, each on torch's intra-op threads)
-    MAX_TILE_WORKERS = int(os.environ.get("LIC_TILE_WORKERS", "64") or 64)
+    @staticmethod
+    def max_tile_workers() -> int:
+        """Most threads the tiles of one image run on: ``$LIC_TILE_WORKERS`` (1: the tiles one
+        after the other, each on torch's intra-op threads), else 64."""
+        from ...errors import LicError
+
+        raw = os.environ.get("LIC_TILE_WORKERS", "").strip()
+        try:
+            n = int(raw) if raw else 64
+        except ValueError:
+            raise LicError(f"$LIC_TILE_WORKERS must be a positive integer, got {raw!r}") from None
+        if n < 1:
+            raise LicError(f"$LIC_TILE_WORKERS must be a positive integer, got {raw!r}")
+        return n
 
     def _workers(self) -> int:
         """Threads the tiles run on: torch's thread count on the CPU (each tile's torch calls
@@ -238,7 +249,7 @@ class ExactSynthesis:
         calls, the tiles run in the calling thread."""
         if self.device.type != "cpu" or torch._C._len_torch_function_stack() > 0:
             return 1
-        return max(1, min(torch.get_num_threads(), self.MAX_TILE_WORKERS))
+        return max(1, min(use_intended_threads(), self.max_tile_workers()))
 
     def _plan(self, hl: int, wl: int, hn: int, wn: int, tile: int,
               start: tuple[int, int] = (0, 0)) -> tuple[list, list]:
