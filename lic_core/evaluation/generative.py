@@ -170,6 +170,8 @@ def diffusion_card_summary(card: dict, row: str = "diffusion decoder") -> dict:
     return {"preview": bool(card.get("preview")),
             "steps": int(card["total_steps"]) if card.get("total_steps") else None,
             "cpu_hours": float(card["cpu_hours"]) if card.get("cpu_hours") else None,
+            "lineage_cpu_hours": (float(card["lineage_cpu_hours"])
+                                  if card.get("lineage_cpu_hours") else None),
             "images": len(images) if isinstance(images, list) else images,
             "points": len(dif), "lpips": mean(dif, "lpips"), "lpips_mse": mean(mse, "lpips"),
             "psnr": mean(dif, "psnr"), "psnr_mse": mean(mse, "psnr")}
@@ -193,7 +195,10 @@ def diffusion_card_line(card: dict, codec_hash: Optional[str] = None,
     if s["steps"]:
         parts.append(f"{s['steps']} steps")
     if s["cpu_hours"]:
-        parts.append(f"{s['cpu_hours']:.1f} CPU-h")
+        lineage = s.get("lineage_cpu_hours")
+        parts.append(f"{s['cpu_hours']:.1f} CPU-h" + (
+            f" ({lineage:.1f} with its warm start)" if lineage and lineage > s["cpu_hours"] + 0.05
+            else ""))
     if s["lpips"] is not None and s["lpips_mse"] is not None:
         n = s["images"]
         where = ", ".join(x for x in (f"{n} image{'s' if n != 1 else ''}" if n else "",

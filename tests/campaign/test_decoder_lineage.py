@@ -96,3 +96,11 @@ def test_the_budget_line_reads_the_installed_cards_when_runs_is_lost(tmp_path, m
     empty.mkdir()
     monkeypatch.setenv("LIC_WEIGHTS_DIR", str(empty))
     assert budgets(tmp_path)["hific_cpu_hours"] == 0.0  # nothing installed, nothing booked
+
+
+def test_the_models_line_says_what_a_warm_start_adds():
+    from lic_core.evaluation.generative import diffusion_card_line
+
+    card = {"total_steps": 5000, "cpu_hours": 2.98, "lineage_cpu_hours": 3.76, "preview": False}
+    assert "3.0 CPU-h (3.8 with its warm start)" in diffusion_card_line(card)
+    assert "with its warm start" not in diffusion_card_line({**card, "lineage_cpu_hours": 2.98})
