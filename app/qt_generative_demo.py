@@ -379,7 +379,12 @@ class QtGenerativeDemo(QDialog):
         self.scrubber.setRange(0, len(res.frames) - 1)
         self.scrubber.setValue(len(res.frames) - 1)
         self.scrubber.blockSignals(False)
-        self.scrubber.setEnabled(True)
+        tiled = len(res.frames) == 1 and res.steps > 1  # the tiled sampler has no whole x̂0
+        self.scrubber.setEnabled(not tiled)
+        self.scrubber.setToolTip(
+            "No step previews: a picture larger than one tile (1024×1024) is sampled in tiles, "
+            "each with all its steps (docs/diffusion.md)" if tiled else
+            "Our sampler's x̂0 estimate at each step (right: the picture)")
         self.show_step(len(res.frames) - 1)
         self.status.setText(f"target {res.target_bpp:.3f} bpp: HiFiC {res.hific.bpp:.3f}, ours "
                             f"{res.ours.bpp:.3f} bpp ({100 * res.bpp_gap():.1f} % apart); "
