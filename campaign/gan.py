@@ -105,6 +105,19 @@ class GanStage(BoundStage):
         return float(h) if h else (stage_cpu_hours(self.root, "diffusion") or None)
 
     @staticmethod
+    def warm_start_text(ck: dict, codec: str) -> str:
+        """What the run started from: the init file (its hash and what it says of itself), and
+        the trunk blocks the run added in front of its g_s (a deeper generator)."""
+        init = ck["init"]
+        about = init.get("about") or f"a decoder file of {codec}"
+        text = f"{init['file']} ({str(init.get('weights_hash', ''))[:16]}): {about}"
+        extra = int(ck.get("g_s_extra_blocks") or 0)
+        if extra:
+            text += (f"; g_s deepened by a trunk of {extra} residual bottlenecks (those the file "
+                     "lacks start as the identity)")
+        return text
+
+    @staticmethod
     def lineage_hours(codec: str, init: Optional[dict], run_h: float) -> Optional[float]:
         """CPU-hours of the decoder with what it was warm-started from: the run's own plus its
         init file's lineage (recorded by the trainer; for a checkpoint from before that, the
@@ -184,7 +197,7 @@ class GanStage(BoundStage):
         card = {"kind": "GAN decoder: g_s + inverse gains retrained with HiFiC's generator "
                         "objective on the codec's frozen latents (Mentzer et al. 2020, §3–4)",
                 "model": path.stem, "base_model": codec_name, "base_weights_hash": base_now,
-                "warm_start": (f"{ck['init']['file']}: {ck['init']['about']}" if ck.get("init")
+                "warm_start": (self.warm_start_text(ck, codec_name) if ck.get("init")
                                else f"the base g_s and inverse gains of {codec_name} "
                                     f"({base_now}), not a fine-tuned decoder"),
                 "objective": "C·C_D·MSE₂₅₅ + w_P·LPIPS − C_P·log D(x̂, ŷ), HiFiC's constants "
