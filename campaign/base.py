@@ -119,14 +119,35 @@ class Campaign:
 PROCESS_MARKERS = ("lic_core.train", "campaign.release")
 
 
+def _command_line(pid: int) -> Optional[str]:
+    """The command line of live process ``pid``; None when it is gone or a zombie.
+
+    While a process is inside ``execve`` (here: ``nice`` exec-ing the interpreter) the kernel
+    has swapped in the new address space before it writes the arguments into it, so
+    ``/proc/PID/cmdline`` reads empty for a moment; a stage polled in that window would look
+    stopped. An empty command line of a process that is not a zombie is therefore read again
+    (for up to half a second) rather than taken as "not ours"."""
+    for _ in range(50):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return None
+        if state == "Z":
+            return None
+        if cmd:
+            return cmd.replace(b"\0", b" ").decode(errors="replace")
+        time.sleep(0.01)
+    return None
+
+
 def _alive(pid_file: Path, run_dir: Path) -> Optional[int]:
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
+    cmd = _command_line(pid)
+    if cmd is None:
         return None
     return pid if any(m in cmd for m in PROCESS_MARKERS) and str(run_dir) in cmd else None
 

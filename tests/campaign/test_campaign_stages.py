@@ -72,7 +72,7 @@ def _start_stop_resume(c: Campaign, data: Path, recipe: list[str]) -> None:
     assert "resuming ckpt-00000003.pt" in msg
     _wait_stopped(c)
     ck2 = load_checkpoint(latest_checkpoint(c.run_dir))
-    assert ck2["step"] == 5 and ck2["cpu_s"] > ck["cpu_s"]
+    assert ck2["step"] == 5 and ck2["cpu_s"] > ck["cpu_s"], c.out_file.read_text()[-2000:]
 
     # a long run stops on request (SIGTERM) with a checkpoint; meanwhile no other stage starts
     c.start(extra=["--steps", "100000"], nice=5)
