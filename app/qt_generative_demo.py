@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from .model.errors import CancelledError
 from .model.generative_demo import (
     DEFAULT_TARGET_BPP,
+    SAMPLER_TILE,
     DemoCodecs,
     DemoRequest,
     DemoResult,
@@ -382,8 +383,8 @@ class QtGenerativeDemo(QDialog):
         tiled = len(res.frames) == 1 and res.steps > 1  # the tiled sampler has no whole x̂0
         self.scrubber.setEnabled(not tiled)
         self.scrubber.setToolTip(
-            "No step previews: a picture larger than one tile (1024×1024) is sampled in tiles, "
-            "each with all its steps (docs/diffusion.md)" if tiled else
+            f"No step previews: a picture larger than one tile ({SAMPLER_TILE}×{SAMPLER_TILE}) is sampled in "
+            "tiles, each with all its steps (docs/diffusion.md)" if tiled else
             "Our sampler's x̂0 estimate at each step (right: the picture)")
         self.show_step(len(res.frames) - 1)
         self.status.setText(f"target {res.target_bpp:.3f} bpp: HiFiC {res.hific.bpp:.3f}, ours "

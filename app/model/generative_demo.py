@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from lic_core.codecs import PREFERRED_LEARNED, Codec, EncodeParams, get_codec
+from lic_core.decoder.diffusion.tiles import TILE as SAMPLER_TILE  # noqa: F401 (the view's text)
 from lic_core.errors import CancelledError
 from lic_core.paths import diffusion_weights_path, weights_path
 

@@ -127,7 +127,7 @@ def test_invalid_tilings_are_refused(monkeypatch):
     monkeypatch.setenv("LIC_DIFFUSION_TILE", "256")
     assert sampler_tiling() == (256, 64)
     monkeypatch.delenv("LIC_DIFFUSION_TILE")
-    assert sampler_tiling() == (1024, 64)
+    assert sampler_tiling() == (768, 64)  # the product's (memory at 48 MP, issue 28)
 
 
 # ------------------------------------------------------------------------------------ format
@@ -323,7 +323,7 @@ def test_old_multi_tile_file_decodes_with_the_global_sampler(codec, monkeypatch)
     from lic_core.decoder.diffusion import fits
 
     img = _image(200, 300)
-    old = codec.encode(img, PARAMS)  # product tiles (1024): the picture fits one
+    old = codec.encode(img, PARAMS)  # product tiles (768): the picture fits one
     assert unpack(old.data)[0].format_version == 2
     monkeypatch.setenv("LIC_DIFFUSION_TILE", SMALL)  # a decoder whose tiles are smaller
     r = codec.decode(old.data)
@@ -383,3 +383,21 @@ def test_the_cli_and_the_studio_decode_an_mse_file_with_diffusion_alike(monkeypa
     cli = codec.decode(pack(dataclasses.replace(header, decoder="diffusion"), sections))
     assert studio.info["diffusion_sampler"] == cli.info["diffusion_sampler"] != "whole"
     assert np.array_equal(studio.reconstruction, cli.reconstruction)
+
+
+def test_band_flushed_in_row_chunks_gives_the_same_picture(models, monkeypatch):
+    """The band of finished rows is converted to uint8 FLUSH_ROWS rows at a time (memory at
+    48 MP); the picture does not depend on the chunk size (the conversion is elementwise)."""
+    import lic_core.decoder.diffusion.exact as exact_mod
+    from lic_core.codecs.learned import exact_synthesis
+    from lic_core.decoder.diffusion.exact import exact_diffusion
+
+    m, dec = models
+    synth, ex = exact_synthesis(m), exact_diffusion(dec)
+    torch.manual_seed(6)
+    y = torch.randn(1, m.config.M, 16, 12, dtype=torch.float64).round() * 8.0
+    monkeypatch.setattr(exact_mod, "FLUSH_ROWS", 1 << 16)
+    whole, _ = ex.decode_tiled(synth, y, 30000, 1, 3, 128, 32, size=(250, 190), mse=False)
+    monkeypatch.setattr(exact_mod, "FLUSH_ROWS", 7)  # chunks that straddle tile rows
+    chunked, _ = ex.decode_tiled(synth, y, 30000, 1, 3, 128, 32, size=(250, 190), mse=False)
+    assert whole.shape == (250, 190, 3) and np.array_equal(whole, chunked)

@@ -54,6 +54,7 @@ from ...exact.nets import (
     upsample_nearest2,
 )
 from ...exact.rng import normal
+from ...memory import release_free_memory
 from ...models.lgem_exact import ExactSynthesis
 from .blurring import step_pairs
 from .fits import check_diffusion_fits, check_tiled_diffusion_fits
@@ -618,12 +619,13 @@ class ExactDiffusion:
         band_top = 0
 
         def flush(stop: int) -> None:
-            """Write the band's rows [band_top, stop) into the picture."""
+            """Write the band's rows [band_top, stop) into the picture, FLUSH_ROWS at a time (the
+            float64 temporaries of a whole band row of a 48 MP picture are ~0.15 GB each)."""
             n = min(stop, hh) - band_top
-            if n > 0:
-                x = band[..., :n, :ww] * unscale  # exact: a power of two
-                pic = self._picture(x)[0].permute(1, 2, 0).cpu().numpy()
-                out[band_top:band_top + n] = pic
+            for a in range(0, max(n, 0), FLUSH_ROWS):
+                b = min(a + FLUSH_ROWS, n)
+                x = band[..., a:b, :ww] * unscale  # exact: a power of two
+                out[band_top + a:band_top + b] = self._picture(x)[0].permute(1, 2, 0).cpu().numpy()
 
         for t in tiles:
             if t.c0 == 0:  # a new row of tiles: the rows above its start are final
@@ -658,8 +660,18 @@ class ExactDiffusion:
             x = x.mul_(pix).mul_(t.weights().to(x.device))  # grid integers × weights: exact
             band[..., t.r0 - band_top:t.r0 - band_top + th, t.c0:t.c0 + tw] += x
             del x
+            # hand the tile sampler's freed pages back before the next tile: a CLI process keeps
+            # up to 1 GB of freed heap for reuse (lic_core.memory.reuse_freed_memory), which the
+            # next tile's differently sized temporaries only partly reuse — measured at 48 MP
+            # (T = 768), resident memory crept up by 0.9 GB over the tiles without this; the
+            # re-faulting costs ~0.1 s against a tile's seconds of sampling
+            release_free_memory()
         flush(hp)
         return out, mse_out
+
+
+#: picture rows the tiled sampler converts to uint8 at a time (bounds its float64 temporaries)
+FLUSH_ROWS = 128
 
 
 def exact_diffusion(decoder: Any, device="cpu") -> ExactDiffusion:

@@ -42,9 +42,13 @@ import torch
 from ...bitstream.format import sampler_tiling_error
 from ...errors import LicError
 
-#: the product's tiling: ≈ 1 MP tiles (one tile's sampler ≈ one 1 MP picture's memory), 64 px
-#: overlaps (the blend ramp's width)
-TILE = 1024
+#: the product's tiling: 768 px tiles, 64 px overlaps (the blend ramp's width). Why 768 and not
+#: 1024 (the first choice): peak memory at 48 MP, issue 28's 2.5 GB limit — `lic compress
+#: --decoder diffusion` of a 48 MP photo (1 thread) peaked at 2.28 GB with T = 768 and ~2.8 GB
+#: with T = 1024 (one tile's sampler is ~1.15 kB per tile pixel on top of the ~1.3 GB the picture's
+#: latents, pictures and process hold). Kodak (768×512) still fits one tile: its picture is the
+#: whole-picture sampler's, as before; files record their T, so T = 1024 files decode as written.
+TILE = 768
 OVERLAP = 64
 #: bits of the blend weights per axis (a tile's 2-D weights are products: they sum to 2^(2B))
 BLEND_BITS = 10
