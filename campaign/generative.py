@@ -289,6 +289,20 @@ class HificStage(GenerativeStage):
             return ["--val-every", "2000", "--val-dir", kodak, "--val-limit", str(VAL_IMAGES)]
         return []
 
+    def launch_command(self, st: dict, **kw) -> tuple[list[str], str]:
+        """As for every generative stage; a run that begins from a file (``--init``: the
+        shipped weights, a probe's checkpoint; or a seed) records in the state what that file
+        was built on (:func:`~lic_core.train.hific.trainer.resumed_lineage`), so that the
+        budget line counts it (issue 26: hific-small on the diffusion decoder's budget)."""
+        from lic_core.train.hific.trainer import resumed_lineage
+
+        fresh = latest_checkpoint(self.run_dir) is None
+        cmd, how = super().launch_command(st, **kw)
+        if fresh:
+            src = next((cmd[i + 1] for i, a in enumerate(cmd[:-1]) if a == "--resume"), None)
+            st["init_lineage"] = resumed_lineage(src) if src else None
+        return cmd, how
+
     def status_parts(self, last: dict) -> list[str]:
         return [str(last["stage"])] if last.get("stage") else []
 
@@ -326,6 +340,12 @@ class HificStage(GenerativeStage):
             ref = evaluate_decoders(ours, kodak, us, ("mse",), eval_limit)
             rows[f"{ours.name} MSE decoder"] = ref["points"]["mse"]
         curve = loss_curve(self, out / f"{name}.curve.png", f"{name}: learning curve (CPU campaign)")
+        lin = ck.get("init_lineage") or None
+        if lin:  # warm-started: the card books the run and what it was built on (issue 26)
+            common = {**common, "warm_start": (f"{lin.get('file')}: {lin['cpu_hours']:.2f} "
+                                               f"CPU-h, {lin.get('steps', 0)} steps"),
+                      "lineage_cpu_hours": round(common["cpu_hours"] + lin["cpu_hours"], 4),
+                      "lineage_steps": int(common["total_steps"]) + int(lin.get("steps", 0))}
         card = {**common, "model": name, "kind": "HiFiC",
                 "family": "HiFiC (Mentzer et al. 2020), small variant (docs/methods.md §8.4), "
                           "own encoder and hyperprior", "parameters": count_parameters(shipped),
@@ -371,11 +391,24 @@ def _installed_hours(stage: str, codec: str = "lic-lgem-cpu") -> float:
         return 0.0
 
 
+def warm_start_hours(root: Path | str, stage: str) -> float:
+    """CPU-hours the stage's run was built on before its own booked time (its state's
+    ``init_lineage``, recorded when the run began from a file); 0 when it began from scratch."""
+    try:
+        st = json.loads((Path(root) / f"{stage}.json").read_text())
+    except (OSError, ValueError):
+        return 0.0
+    lin = st.get("init_lineage") if isinstance(st, dict) else None
+    return float(lin.get("cpu_hours", 0.0)) if isinstance(lin, dict) else 0.0
+
+
 def budgets(root: Path | str) -> dict:
     """Both generative stages' CPU-hours and whether they are the same budget (within
-    :data:`SAME_BUDGET`): the fairness line of the two cards."""
+    :data:`SAME_BUDGET`): the fairness line of the two cards. A stage's hours include what its
+    run was warm-started from (:func:`warm_start_hours`), as the installed cards' do."""
     d = stage_cpu_hours(root, "diffusion") or _installed_hours("diffusion")
-    h = stage_cpu_hours(root, "hific") or _installed_hours("hific")
+    h = stage_cpu_hours(root, "hific")
+    h = h + warm_start_hours(root, "hific") if h else _installed_hours("hific")
     same = same_budget(d, h)
     note = ("the diffusion decoder and hific-small were trained on the same CPU budget "
             f"({d:.2f} vs {h:.2f} CPU-hours)" if same else
@@ -399,6 +432,9 @@ def _card_md(card: dict) -> str:
     lines = [f"# {card['model']}", "", f"**{card['status']}**", "",
              f"* {card['family']}", f"* trained: {card['total_steps']} steps, "
              f"{card['cpu_hours']:.2f} CPU-hours ({card['device']})",
+             *([f"* warm-started from {card['warm_start']}: "
+                f"{card['lineage_cpu_hours']:.2f} CPU-hours and {card['lineage_steps']} steps "
+                "in all"] if card.get("warm_start") and card.get("lineage_cpu_hours") else []),
              f"* recipe: `{card['recipe']}`",
              *[f"  * until step {ch['at_step']}: `{ch['before']}`"
                for ch in card.get("recipe_changes", [])],

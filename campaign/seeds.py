@@ -111,6 +111,7 @@ def write_stage_seed(c, folder: Optional[Path] = None) -> dict:
             "config": json.dumps(ck.get("config") or {}, sort_keys=True),
             "weights": "EMA" if ck.get("ema") else "raw", "written": now(),
             "trainer_stage": str(ck.get("stage", c.stage)),
+            "init_lineage": json.dumps(ck.get("init_lineage")) if ck.get("init_lineage") else "",
             "note": "campaign seed: training state for tools/campaign.sh, not a product"}
     path, log = seed_paths(c.stage, folder)
     path.parent.mkdir(parents=True, exist_ok=True)

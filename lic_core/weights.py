@@ -224,9 +224,14 @@ def provenance_line(meta: Mapping[str, Any]) -> str:
                                                                       else "")
         wall = _num(card.get("wall_time_s"))
         hours = wall / 3600.0 if wall else None
+    lineage = _num(card.get("lineage_cpu_hours"))
+    if hours and where == "CPU" and lineage and lineage > hours + 0.05:  # a warm-started run
+        hours_text = f"{_hours(hours)}, {_hours(lineage)} with its warm start"
+    else:
+        hours_text = _hours(hours) if hours else ""
     if steps:
         text = f"{steps:.0f} steps" + (f" on {where}" if where else "")
-        parts.append(text + (f" ({_hours(hours)})" if hours else ""))
+        parts.append(text + (f" ({hours_text})" if hours else ""))
     elif hours:
         parts.append(f"{_hours(hours)} of training" + (f" on {where}" if where else ""))
 

@@ -273,8 +273,11 @@ def budget_line(hific_card: Optional[dict], diffusion_card: Optional[dict],
     of the codec whose frozen latents the diffusion decoder learned on) the line also says what
     the budgets leave out: HiFiC's hours train its own encoder and hyperprior, ours stand on the
     codec's."""
-    h = float((hific_card or {}).get("cpu_hours") or 0.0)
-    d = float((diffusion_card or {}).get("cpu_hours") or 0.0)
+    from ..weights import lineage_cpu_hours
+
+    # with what each was warm-started from (a continued hific-small books its start too)
+    h = float(lineage_cpu_hours(hific_card or {}) or 0.0)
+    d = float(lineage_cpu_hours(diffusion_card or {}) or 0.0)
     if not h or not d:
         missing = " and ".join(n for n, v in (("HiFiC", h), ("diffusion decoder", d)) if not v)
         return False, f"training budgets unknown ({missing}: no CPU-hours on the model card)"

@@ -97,6 +97,9 @@ class HificTrainer:
             self._enter_gan()
         self.step = 0
         self.rng = torch.Generator().manual_seed(seed)
+        #: what these weights were built on before this run's booked CPU time (``--init``:
+        #: the init file's lineage, :func:`init_lineage_of`); carried by every checkpoint
+        self.init_lineage: Optional[dict] = None
 
     def _enter_gan(self) -> None:
         """Stage 2: the conditional discriminator, its Adam, the GAN term (§8.2)."""
@@ -184,7 +187,7 @@ class HificTrainer:
                 "disc_optimizer": self.opt_d.state_dict() if self.opt_d is not None else None,
                 "step": self.step, "stage": self.stage, "model_name": self.model.config.name,
                 "config": self.model.config.to_dict(), "rng": self.rng.get_state(),
-                "gan_start": self.gan_start}
+                "gan_start": self.gan_start, "init_lineage": self.init_lineage}
 
     def load_seed(self, path: Union[str, Path]) -> float:
         """Continue a committed campaign seed (``campaign/seeds.py`` in the repository): the weights of
@@ -203,6 +206,7 @@ class HificTrainer:
             raise HificTrainError(f"{Path(path).name} does not match the model "
                                   f"(missing {len(missing)}, unexpected {len(unexpected)})")
         self.step = int(meta.get("step", 0))
+        self.init_lineage = resumed_lineage(path)
         disc_sd = {k[len("disc."):]: v.float() for k, v in tensors.items()
                    if k.startswith("disc.")}
         if self.stage == "hific-2" or (self.gan_start is not None and self.step >= self.gan_start):
@@ -228,6 +232,7 @@ class HificTrainer:
         self.step = int(state["step"])
         if state.get("rng") is not None:
             self.rng.set_state(state["rng"])
+        self.init_lineage = state.get("init_lineage")
 
 
 @torch.no_grad()
@@ -341,6 +346,51 @@ def load_init_weights(model: HificModel, path: str) -> None:
                               f"(missing {len(missing)}, unexpected {len(unexpected)})")
 
 
+def init_lineage_of(path: Union[str, Path]) -> dict:
+    """What weights started from ``path`` (``--init``, weights only, a fresh CPU clock) were
+    built on: the file's name and its training CPU-hours and steps *with* its own warm starts —
+    a ``.safetensors`` export's card (``lineage_cpu_hours`` or ``cpu_hours``; ``total_steps``),
+    or a training checkpoint's booked ``cpu_s`` and ``step`` plus the lineage it recorded. A
+    budget comparison of hific-small (issue 26: the diffusion decoder's budget) must count it."""
+    from ...weights import lineage_cpu_hours, read_weights_card
+
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        card = read_weights_card(p)
+        hours = lineage_cpu_hours(card)
+        steps = card.get("lineage_steps") or card.get("total_steps") or card.get("steps") or 0
+        return {"file": p.name, "cpu_hours": round(float(hours or 0.0), 4),
+                "steps": int(steps), "known": hours is not None}
+    from ..checkpoint import load_checkpoint
+
+    ck = load_checkpoint(p)
+    prior = ck.get("init_lineage") or {}
+    return {"file": p.name,
+            "cpu_hours": round(float(ck.get("cpu_s", 0.0)) / 3600.0
+                               + float(prior.get("cpu_hours", 0.0)), 4),
+            "steps": int(ck.get("step", 0)) + int(prior.get("steps", 0)),
+            "known": bool(prior.get("known", True)), "from": prior or None}
+
+
+def resumed_lineage(path: Union[str, Path]) -> Optional[dict]:
+    """The ``init_lineage`` a run resumed from ``path`` (``--resume``) carries on: a checkpoint's
+    own; a campaign seed's (it continues the seed's booked ``cpu_s``); an export without booked
+    CPU seconds starts a fresh clock, so the whole file is its lineage (:func:`init_lineage_of`)."""
+    p = Path(path)
+    if p.suffix != ".safetensors":
+        from ..checkpoint import load_checkpoint
+
+        return load_checkpoint(p).get("init_lineage")
+    from safetensors import safe_open
+
+    with safe_open(str(p), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+    if "cpu_s" in meta:
+        raw = meta.get("init_lineage")
+        return json.loads(raw) if raw else None
+    return init_lineage_of(p)
+
+
 def export(model: HificModel, path: Path, stage: str, steps: int, extra: dict) -> bytes:
     """fp16 safetensors with config + model card (z coding tables refreshed first)."""
     from ...weights import save_weights
@@ -429,7 +479,10 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
         log(f"resumed {trainer.stage} at step {trainer.step} ({cpu_prev / 3600:.2f} CPU-h booked)")
     elif getattr(args, "init", None):
         load_init_weights(model, args.init)
-        log(f"initialised from weights {args.init} (fresh optimizers)")
+        trainer.init_lineage = init_lineage_of(args.init)
+        log(f"initialised from weights {args.init} (fresh optimizers; built on "
+            f"{trainer.init_lineage['cpu_hours']:.2f} CPU-h, {trainer.init_lineage['steps']} "
+            "steps)")
     elif stage == "hific-2":
         log("warning: stage hific-2 without --init trains G/D from scratch "
             "(unstable, docs/methods.md §8.3)")
