@@ -36,6 +36,20 @@ RECIPE = ["--model", "lic-lgem-cpu", "--batch", "8", "--crop", "128", "--lr", "1
 BUDGET_FLAG = "--cpu-budget-min"
 
 
+def objective_constants(loss: dict) -> str:
+    """"HiFiC's constants {…}", or which of them a run changed (``--perceptual-weight``)."""
+    from lic_core.train.hific.losses import DEFAULT_LOSS
+
+    keys = ("C", "C_D", "w_P", "C_P")
+    got = {k: loss.get(k) for k in keys}
+    changed = [k for k in keys if got[k] is not None and got[k] != getattr(DEFAULT_LOSS, k)]
+    if not changed:
+        return "HiFiC's constants " + json.dumps(got)
+    return ("HiFiC's constants except " + ", ".join(f"{k} = {got[k]:g} (HiFiC: "
+                                                    f"{getattr(DEFAULT_LOSS, k):g})"
+                                                    for k in changed) + " " + json.dumps(got))
+
+
 class GanStage(BoundStage):
     """``--stage gan``: ``<codec>-gan``, g_s + G' with HiFiC's generator objective."""
 
@@ -200,9 +214,8 @@ class GanStage(BoundStage):
                 "warm_start": (self.warm_start_text(ck, codec_name) if ck.get("init")
                                else f"the base g_s and inverse gains of {codec_name} "
                                     f"({base_now}), not a fine-tuned decoder"),
-                "objective": "C·C_D·MSE₂₅₅ + w_P·LPIPS − C_P·log D(x̂, ŷ), HiFiC's constants "
-                             + json.dumps({k: ck.get("loss", {}).get(k) for k in
-                                           ("C", "C_D", "w_P", "C_P")})
+                "objective": "C·C_D·MSE₂₅₅ + w_P·LPIPS − C_P·log D(x̂, ŷ), "
+                             + objective_constants(ck.get("loss") or {})
                              + "; no rate term (frozen latents); non-saturating GAN losses",
                 "gan_start": train.get("gan_start"),
                 "discriminator": "HiFiC's conditional PatchGAN on ŷ " + json.dumps(

@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -238,7 +239,7 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
                       disc: Optional[HificDiscriminator] = None,
                       log: Callable[[str], None] = print,
                       init_decoder: Optional[Path] = None,
-                      extra: Optional[int] = None) -> dict:
+                      extra: Optional[int] = None, perceptual_weight: float = 1.0) -> dict:
     """Train ``model``'s g_s + G' in place as a GAN decoder; returns a summary.
 
     ``steps`` counts from the start of the run; with ``run_dir`` holding a checkpoint the run
@@ -249,7 +250,10 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
     ``init_decoder`` when given, else from the base weights'. ``extra`` > 0 trains a deeper
     generator: g_s after a trunk of ``extra`` identity-initialised residual bottlenecks at the
     latent resolution (:mod:`lic_core.transform.deepen`; the picture starts as g_s's); None
-    takes the checkpoint's depth, else the init decoder's, else 0 (:func:`_run_depth`)."""
+    takes the checkpoint's depth, else the init decoder's, else 0 (:func:`_run_depth`).
+    ``perceptual_weight``: w_P of the objective (HiFiC's 1.0 by default); another value is a
+    departure from HiFiC's constants that the checkpoint's ``loss`` and ``train`` record, and the
+    card says so."""
     from .checkpoint import save_checkpoint
     from .data import ImageFolderCrops
 
@@ -260,12 +264,16 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
     ck = runner.latest(CKPT_KIND, "GAN decoder")  # read once: its depth, then its tensors
     extra = _run_depth(ck, init_decoder, extra)
     match_decoder_depth(model, extra)  # before the trainer collects g_s's parameters
-    tr = GanDecoderTrainer(model, perceptual, disc, lr, d_lr, gan_start, clip)
+    if not (perceptual_weight > 0 and math.isfinite(perceptual_weight)):
+        raise LicError(f"--perceptual-weight must be a positive number, got {perceptual_weight}")
+    tr = GanDecoderTrainer(model, perceptual, disc, lr, d_lr, gan_start, clip,
+                           replace(DEFAULT_LOSS, w_P=float(perceptual_weight)))
     gen = torch.Generator().manual_seed(seed)
     base_hash = base_hash_of(model)
     train_cfg = {"lr": lr, "d_lr": d_lr, "batch": batch, "crop": crop, "seed": seed,
                  "gan_start": int(gan_start), "clip": clip,
-                 **({"extra_blocks": int(extra)} if extra else {})}  # older runs: none
+                 **({"extra_blocks": int(extra)} if extra else {}),  # older runs: none
+                 **({"w_P": float(perceptual_weight)} if perceptual_weight != 1.0 else {})}
     disc_cfg = {"C_y": int(model.config.M), "cond": tr.disc.cond.out_channels,
                 "widths": [m.out_channels for m in tr.disc.body if hasattr(m, "out_channels")]}
     changes, init = _resume(tr, runner, base_hash, model.config.name, train_cfg, gen, log,
@@ -351,6 +359,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disc-widths", default=",".join(map(str, HIFIC_SMALL.disc_widths)),
                    help="D's four conv widths (hific-small's by default)")
     p.add_argument("--disc-cond", type=int, default=HIFIC_SMALL.disc_cond)
+    p.add_argument("--perceptual-weight", type=float, default=1.0,
+                   help="w_P, the LPIPS term's weight (HiFiC: 1.0; another value departs from "
+                        "HiFiC's constants and the card says so)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = adapt to the load")
     p.add_argument("--cpu-budget-min", type=float, default=None,
@@ -389,7 +400,8 @@ def run(args: argparse.Namespace) -> int:
         args.gan_start, args.clip, args.seed, args.cpu_budget_min,
         Path(args.run_dir) if args.run_dir else None, args.ckpt_minutes, args.keep,
         args.threads, args.log_every, disc=build_discriminator(model, args.disc_cond, widths),
-        init_decoder=args.init_decoder, extra=args.extra_blocks)
+        init_decoder=args.init_decoder, extra=args.extra_blocks,
+        perceptual_weight=args.perceptual_weight)
     if args.no_write:
         print(f"stopped after {summary['steps']} steps ({summary['reason']})")
         return 0

@@ -216,3 +216,27 @@ def test_gan_files_decode_bit_exactly_in_other_processes_with_1_2_4_threads(tmp_
         got = json.loads(r.stdout.strip().splitlines()[-1])
         assert got.pop("threads") == threads and got.pop("decoders") == ["mse", "gan"]
         assert got == expected, f"{threads} threads"
+
+
+def test_perceptual_weight_is_the_loss_and_is_recorded_as_a_departure(tmp_path, weights_dir):
+    """``--perceptual-weight`` sets w_P of the objective (the loss is C·C_D·MSE + w_P·LPIPS, no
+    GAN term yet); the checkpoint's ``loss`` and ``train`` record it, and the card's objective
+    line names the departure from HiFiC's constants (the default names none)."""
+    from campaign.gan import objective_constants
+
+    data = _photos(tmp_path / "photos", size=80)
+    m = load_model(TINY)
+    train_gan_decoder(m, data, 1, batch=1, crop=64, lr=1e-3, gan_start=5, run_dir=tmp_path / "r",
+                      threads=1, log_every=1, perceptual=TinyPerceptual(), disc=_tiny_disc(m),
+                      log=lambda s: None, perceptual_weight=2.5)
+    ck = load_checkpoint(latest_checkpoint(tmp_path / "r"))
+    assert ck["loss"]["w_P"] == 2.5 and ck["train"]["w_P"] == 2.5
+    rec = [r for r in read_log(tmp_path / "r" / "log.jsonl") if r.get("type") == "train"][-1]
+    cfg = DEFAULT_LOSS
+    assert rec["loss"] == pytest.approx(cfg.C * cfg.C_D * rec["mse255"] + 2.5 * rec["lpips"],
+                                        rel=1e-4)
+    assert "except w_P = 2.5 (HiFiC: 1)" in objective_constants(ck["loss"])
+    assert "except" not in objective_constants(dict(vars(DEFAULT_LOSS)))
+    with pytest.raises(LicError, match="perceptual-weight"):
+        train_gan_decoder(load_model(TINY), data, 1, run_dir=tmp_path / "r2",
+                          perceptual=TinyPerceptual(), perceptual_weight=0.0)
