@@ -7,7 +7,7 @@ so its peak resident memory is that process's alone (``ru_maxrss`` from ``wait4`
 * ``lic compress`` and ``lic decompress`` (the CLI's ``main``) of the learned codec (default
   ``lic-lgem-cpu``, rate u = 0.5) for each decoder asked for (default ``mse`` and ``diffusion``;
   a diffusion *compress* also runs the diffusion decoder, whose picture the file's check value
-  records; a picture larger than one sampler tile — 1024×1024 padded pixels — runs the tiled
+  records; a picture larger than one sampler tile — 768×768 padded pixels — runs the tiled
   sampler, docs/diffusion.md "Big pictures: the tiled sampler", and its row records the file's
   tiling);
 * AVIF through Pillow (libavif, speed 6, 4:4:4, quality 60 — the studio's AVIF codec) beside it:

@@ -2,7 +2,7 @@
 sampler"): tiles define the picture of a picture larger than one tile.
 
 Tiny random models and small tiles (``$LIC_DIFFUSION_TILE`` = 128,32) stand in for the product's
-1024/64 tiles: the grid, blend, noise keying and file field are the same code.
+768/64 tiles: the grid, blend, noise keying and file field are the same code.
 """
 from __future__ import annotations
 
