@@ -299,8 +299,11 @@ class HificStage(GenerativeStage):
         fresh = latest_checkpoint(self.run_dir) is None
         cmd, how = super().launch_command(st, **kw)
         if fresh:
-            src = next((cmd[i + 1] for i, a in enumerate(cmd[:-1]) if a == "--resume"), None)
-            st["init_lineage"] = resumed_lineage(src) if src else None
+            from lic_core.train.hific.trainer import init_lineage_of
+
+            flag = {a: cmd[i + 1] for i, a in enumerate(cmd[:-1]) if a in ("--resume", "--init")}
+            st["init_lineage"] = (resumed_lineage(flag["--resume"]) if "--resume" in flag else
+                                  init_lineage_of(flag["--init"]) if "--init" in flag else None)
         return cmd, how
 
     def status_parts(self, last: dict) -> list[str]:
@@ -342,8 +345,9 @@ class HificStage(GenerativeStage):
         curve = loss_curve(self, out / f"{name}.curve.png", f"{name}: learning curve (CPU campaign)")
         lin = ck.get("init_lineage") or None
         if lin:  # warm-started: the card books the run and what it was built on (issue 26)
-            common = {**common, "warm_start": (f"{lin.get('file')}: {lin['cpu_hours']:.2f} "
-                                               f"CPU-h, {lin.get('steps', 0)} steps"),
+            known = "" if lin.get("known", True) else " (its card gives no CPU-hours)"
+            common = {**common, "warm_start": (f"{lin.get('file')} ({lin['cpu_hours']:.2f} "
+                                               f"CPU-h, {lin.get('steps', 0)} steps{known})"),
                       "lineage_cpu_hours": round(common["cpu_hours"] + lin["cpu_hours"], 4),
                       "lineage_steps": int(common["total_steps"]) + int(lin.get("steps", 0))}
         card = {**common, "model": name, "kind": "HiFiC",
@@ -432,8 +436,8 @@ def _card_md(card: dict) -> str:
     lines = [f"# {card['model']}", "", f"**{card['status']}**", "",
              f"* {card['family']}", f"* trained: {card['total_steps']} steps, "
              f"{card['cpu_hours']:.2f} CPU-hours ({card['device']})",
-             *([f"* warm-started from {card['warm_start']}: "
-                f"{card['lineage_cpu_hours']:.2f} CPU-hours and {card['lineage_steps']} steps "
+             *([f"* warm-started from {card['warm_start']}; with it "
+                f"{card['lineage_cpu_hours']:.2f} CPU-hours and {card.get('lineage_steps')} steps "
                 "in all"] if card.get("warm_start") and card.get("lineage_cpu_hours") else []),
              f"* recipe: `{card['recipe']}`",
              *[f"  * until step {ch['at_step']}: `{ch['before']}`"

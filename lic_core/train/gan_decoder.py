@@ -197,6 +197,8 @@ def _resume(tr: GanDecoderTrainer, runner: Runner, base_hash: Optional[str], mod
     gen.set_state(ck["generator"])
     changes = list(ck.get("train_changes") or [])
     was = ck.get("train") or {}
+    # settings older checkpoints did not record had their defaults (w_P: HiFiC's 1.0)
+    was = {**UNRECORDED_DEFAULTS, **was}
     diff = {k: (was.get(k), v) for k, v in train_cfg.items() if was.get(k) != v}
     if diff:  # a resumed run takes the settings it is given; the card lists when they changed
         for opt, key in ((tr.opt, "lr"), (tr.opt_d, "d_lr")):
@@ -228,6 +230,10 @@ def _run_depth(ck: Optional[dict], init_decoder: Optional[Path], extra: Optional
         raise LicError(f"{Path(init_decoder).name} has {has} trunk blocks: --extra-blocks "
                        f"{extra} cannot hold it")
     return has if extra is None else int(extra)
+
+
+#: training settings checkpoints made before they were recorded ran with
+UNRECORDED_DEFAULTS = {"w_P": 1.0}
 
 
 def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop: int = 128,
@@ -273,7 +279,7 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
     train_cfg = {"lr": lr, "d_lr": d_lr, "batch": batch, "crop": crop, "seed": seed,
                  "gan_start": int(gan_start), "clip": clip,
                  **({"extra_blocks": int(extra)} if extra else {}),  # older runs: none
-                 **({"w_P": float(perceptual_weight)} if perceptual_weight != 1.0 else {})}
+                 "w_P": float(perceptual_weight)}  # a resume without the flag is a change
     disc_cfg = {"C_y": int(model.config.M), "cond": tr.disc.cond.out_channels,
                 "widths": [m.out_channels for m in tr.disc.body if hasattr(m, "out_channels")]}
     changes, init = _resume(tr, runner, base_hash, model.config.name, train_cfg, gen, log,

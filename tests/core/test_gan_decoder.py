@@ -236,6 +236,14 @@ def test_perceptual_weight_is_the_loss_and_is_recorded_as_a_departure(tmp_path, 
     assert rec["loss"] == pytest.approx(cfg.C * cfg.C_D * rec["mse255"] + 2.5 * rec["lpips"],
                                         rel=1e-4)
     assert "except w_P = 2.5 (HiFiC: 1)" in objective_constants(ck["loss"])
+    # resumed without the flag: back to HiFiC's 1.0, recorded as a change of the run's settings
+    m2 = load_model(TINY)
+    train_gan_decoder(m2, data, 2, batch=1, crop=64, lr=1e-3, gan_start=5, run_dir=tmp_path / "r",
+                      threads=1, log_every=1, perceptual=TinyPerceptual(), disc=_tiny_disc(m2),
+                      log=lambda s: None)
+    ck2 = load_checkpoint(latest_checkpoint(tmp_path / "r"))
+    assert ck2["loss"]["w_P"] == 1.0
+    assert ck2["train_changes"][-1] == {"step": 1, "from": {"w_P": 2.5}, "to": {"w_P": 1.0}}
     assert "except" not in objective_constants(dict(vars(DEFAULT_LOSS)))
     with pytest.raises(LicError, match="perceptual-weight"):
         train_gan_decoder(load_model(TINY), data, 1, run_dir=tmp_path / "r2",

@@ -46,6 +46,12 @@ def test_init_records_the_files_lineage_and_a_resume_carries_it(tmp_path):
     ck2 = load_checkpoint(latest_checkpoint(run1))
     assert ck2["step"] == 3 and ck2["init_lineage"] == ck1["init_lineage"]
     assert ck2["cpu_s"] > ck1["cpu_s"]
+    # the run's export card books the warm start too
+    from lic_core.weights import lineage_cpu_hours, read_weights_card
+
+    card = read_weights_card(run1 / "hific-tiny-hific-2.safetensors")
+    assert card["lineage_steps"] == 703 and card["init_lineage"]["cpu_hours"] == 3.25
+    assert abs(lineage_cpu_hours(card) - (3.25 + card["cpu_hours"])) < 1e-3
     assert resumed_lineage(latest_checkpoint(run1)) == ck1["init_lineage"]
 
     # a second warm start from that checkpoint adds its booked time and steps to the chain
@@ -103,3 +109,7 @@ def test_stage_started_from_a_checkpoint_records_its_lineage(tmp_path, monkeypat
     c.launch_command(st2, data=str(data), kodak=str(data), init=None, recipe=None, extra=[],
                      val=False)
     assert st2["init_lineage"] is None  # from scratch (no seed here): nothing to add
+    st3: dict = {}  # weights only, through the trainer's own flag: the whole file's lineage
+    c.launch_command(st3, data=str(data), kodak=str(data), init=None, recipe=None,
+                     extra=["--init", str(shipped)], val=False)
+    assert st3["init_lineage"]["cpu_hours"] == 3.25 and st3["init_lineage"]["steps"] == 7213

@@ -44,10 +44,11 @@ from ...errors import LicError
 
 #: the product's tiling: 768 px tiles, 64 px overlaps (the blend ramp's width). Why 768 and not
 #: 1024 (the first choice): peak memory at 48 MP, issue 28's 2.5 GB limit — `lic compress
-#: --decoder diffusion` of a 48 MP photo (1 thread) peaked at 2.28 GB with T = 768 and ~2.8 GB
-#: with T = 1024 (one tile's sampler is ~1.15 kB per tile pixel on top of the ~1.3 GB the picture's
-#: latents, pictures and process hold). Kodak (768×512) still fits one tile: its picture is the
-#: whole-picture sampler's, as before; files record their T, so T = 1024 files decode as written.
+#: --decoder diffusion` of a 48 MP photo (1 thread, 1 step) peaked at 2.28 GB with T = 768; the
+#: same encode with T = 1024 reached 2.77 GB by tile 23 of 54 (one tile's sampler adds ~1 GB at
+#: T = 768 to the ~1.3 GB the picture's latents, pictures and process hold). Kodak (768×512)
+#: still fits one tile: its picture is the whole-picture sampler's, as before; files record their
+#: T, so T = 1024 files decode as written.
 TILE = 768
 OVERLAP = 64
 #: bits of the blend weights per axis (a tile's 2-D weights are products: they sum to 2^(2B))

@@ -533,8 +533,13 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
 
     reason = runner.run(step, save, report, validate_due)
     target = Path(getattr(args, "export", None) or out / f"{cfg_name}-{stage}.safetensors")
-    digest = export(model.cpu(), target, trainer.stage, trainer.step,
-                    {"data": str(args.data), "cpu_hours": round(runner.clock() / 3600.0, 4)})
+    extra = {"data": str(args.data), "cpu_hours": round(runner.clock() / 3600.0, 4)}
+    if trainer.init_lineage:  # the card books what the run was built on too (issue 26)
+        lin = trainer.init_lineage
+        extra.update(init_lineage=lin,
+                     lineage_cpu_hours=round(extra["cpu_hours"] + float(lin["cpu_hours"]), 4),
+                     lineage_steps=int(trainer.step) + int(lin.get("steps", 0)))
+    digest = export(model.cpu(), target, trainer.stage, trainer.step, extra)
     log(f"{reason} at step {trainer.step}; exported {target} (model id {digest.hex()})")
     return 0
 
