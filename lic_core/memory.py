@@ -70,9 +70,10 @@ def reuse_freed_memory(limit: int = REUSE_LIMIT) -> bool:
     One arena for every thread (``M_ARENA_MAX`` = 1): with 2 threads the exact g_s's tiles run
     in Python threads, and glibc gives each thread its own arena, whose freed blocks the other
     threads cannot reuse — the tiled diffusion sampler's resident size crept up tile after tile.
-    Measured (`lic-lgem-cpu`, u = 0.5, 24 MP, diffusion compress, 2 threads, 1 step): peak
-    2.21 → 1.91 GB, 158 → 141 s; the 48 MP diffusion compress peaked at 2.99 GB with arenas per
-    thread.  Returns whether it applied (glibc only)."""
+    Measured (`lic-lgem-cpu`, u = 0.5, 24 MP, diffusion compress, 2 threads, 1 step, the same
+    glibc setting made through the ``MALLOC_ARENA_MAX=1`` environment variable): peak
+    2.21 → 1.91 GB, 158 → 141 s; with this call (benchmarks/scale.py, 6 steps) the 48 MP
+    diffusion compress peaked at 2.56 GB, 2.99 GB with arenas per thread.  Returns whether it applied (glibc only)."""
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -663,8 +663,9 @@ class ExactDiffusion:
             # hand the tile sampler's freed pages back before the next tile: a CLI process keeps
             # up to 1 GB of freed heap for reuse (lic_core.memory.reuse_freed_memory), which the
             # next tile's differently sized temporaries only partly reuse — measured at 48 MP
-            # (T = 768), resident memory crept up by 0.9 GB over the tiles without this; the
-            # re-faulting costs ~0.1 s against a tile's seconds of sampling
+            # (T = 768), resident memory crept up by 0.9 GB over the tiles without this.  The cost
+            # of faulting those pages in again was not measured on its own; it is a part of
+            # the 7.7 s a 48 MP tile takes (benchmarks/scale.py: whole compress 737 s, 96 tiles)
             release_free_memory()
         flush(hp)
         return out, mse_out
