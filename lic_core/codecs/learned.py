@@ -261,11 +261,13 @@ class LearnedCodec(LicCodec):
             def cb_t(i, total):
                 report(progress, 0.85 + 0.14 * i / max(total, 1), f"diffusion step {i + 1}/{total}")
 
-            out, mse = exact_diffusion(self.diffusion_decoder(), self.device).decode_tiled(
-                synth, y_hat_gained, code, steps, seed, tiling[0], tiling[1], (h, w), cb_t)
-            checks = [PictureCheck("diffusion", int(steps), int(seed), picture_crc(out))]
-            if mse is not None:
-                checks.append(PictureCheck("mse", 0, 0, picture_crc(mse)))
+            # the MSE picture only as its check value (mse="crc"): the tiled sampler then holds
+            # no whole MSE picture beside its own (3 bytes per pixel, issue 28)
+            out, mse_crc = exact_diffusion(self.diffusion_decoder(), self.device).decode_tiled(
+                synth, y_hat_gained, code, steps, seed, tiling[0], tiling[1], (h, w), cb_t,
+                mse="crc")
+            checks = [PictureCheck("diffusion", int(steps), int(seed), picture_crc(out)),
+                      PictureCheck("mse", 0, 0, mse_crc)]
             return out, checks
         if decoder == "diffusion":
             from ..decoder.diffusion.exact import exact_diffusion
@@ -517,6 +519,10 @@ class LearnedCodec(LicCodec):
             x = PaddedImage(image, PAD_MULTIPLE, dev)
             gains = engine.gains_for_code(code)
             y_bar, z_bar = _analyse(model, x, gains)
+            padded = x.padded
+            # the photo is not read again: drop this frame's references, so that a caller that
+            # keeps none (`lic compress`) does not hold it beside the decoder (3 bytes per pixel)
+            del x, image
             y_bar = y_bar.to(self.device)  # the engine's device; z stays with the prior's tables
             z_bar = z_bar.to(model.prior.medians().device)
             coding: LatentCoding = latent_codec(model, engine).compress(
@@ -540,7 +546,7 @@ class LearnedCodec(LicCodec):
         header = LicHeader(model=self.name, weights_hash=w_hash, decoder=params.decoder,
                            quantizer=quantizer.name, quantizer_params=quantizer.params(),
                            rate_u16=code, height=H, width=W,
-                           padded_height=x.padded[0], padded_width=x.padded[1],
+                           padded_height=padded[0], padded_width=padded[1],
                            diffusion_steps=steps, diffusion_seed=seed,
                            diffusion_tile=tiling[0] if tiling else 0,
                            diffusion_overlap=tiling[1] if tiling else 0,

@@ -7,6 +7,8 @@ without the learned model.
 from __future__ import annotations
 
 import json
+import sys
+import weakref
 import zlib
 
 import numpy as np
@@ -105,6 +107,27 @@ def test_full_round_trip(test_codec, image_file, tmp_path, capsys):
     text = capsys.readouterr().out
     for word in ("test-raw", "deadzone", "offset=0.25", "53×37", "bpp", "section 1"):
         assert word in text
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11),
+                    reason="before 3.11 the caller's argument stack holds the photo during a call")
+def test_compress_hands_the_photo_over(test_codec, image_file, tmp_path, monkeypatch):
+    """`lic compress` keeps no reference to the photo while the codec encodes it, so a codec
+    can free it once read (the learned codec does, before its decoder: issue 28)."""
+    seen, orig = [], RawTestCodec.encode
+
+    def encode(self, image, params, progress=None):
+        ref = weakref.ref(image)
+        kept = image.copy()
+        del image
+        seen.append(ref() is None)
+        return orig(self, kept, params, progress)
+
+    monkeypatch.setattr(registry, "_CACHE", {})
+    monkeypatch.setattr(RawTestCodec, "encode", encode)
+    out = tmp_path / "x.lic"
+    assert main(["compress", str(image_file[0]), str(out), "--codec", test_codec]) == 0
+    assert seen == [True] and out.is_file()
 
 
 def test_decoder_override_and_default_output_names(test_codec, image_file, tmp_path):

@@ -385,6 +385,51 @@ def test_the_cli_and_the_studio_decode_an_mse_file_with_diffusion_alike(monkeypa
     assert np.array_equal(studio.reconstruction, cli.reconstruction)
 
 
+def test_mse_crc_is_the_crc_of_the_mse_picture(models):
+    """``mse="crc"`` (what a coder asks for: the file's MSE check value) gives the CRC32 of the
+    very MSE picture ``mse=True`` returns, computed band by band without holding it (issue 28),
+    and the same diffusion picture; odd sizes crop the last tile row and column."""
+    from lic_core.bitstream.checks import picture_crc
+    from lic_core.codecs.learned import exact_synthesis
+    from lic_core.decoder.diffusion.exact import exact_diffusion
+
+    m, dec = models
+    synth, ex = exact_synthesis(m), exact_diffusion(dec)
+    torch.manual_seed(7)
+    y = torch.randn(1, m.config.M, 20, 12, dtype=torch.float64).round() * 8.0
+    for size in ((320, 192), (301, 170)):
+        pic, mse = ex.decode_tiled(synth, y, 30000, 1, 3, 128, 32, size=size, mse=True)
+        pic2, crc = ex.decode_tiled(synth, y, 30000, 1, 3, 128, 32, size=size, mse="crc")
+        assert mse.shape == (*size, 3) and isinstance(crc, int)
+        assert crc == picture_crc(mse) and np.array_equal(pic, pic2)
+    with pytest.raises(ValueError):
+        ex.decode_tiled(synth, y, 30000, 1, 3, 128, 32, mse="picture")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11),
+                    reason="before 3.11 the caller's argument stack holds the photo during a call")
+def test_encoder_lets_go_of_the_photo_before_the_sampler(codec, monkeypatch):
+    """A caller that hands the photo over (``lic compress``) gets it freed before the tiled
+    sampler runs: the encoder keeps no reference once g_a has read it (issue 28)."""
+    import weakref
+
+    from lic_core.decoder.diffusion.exact import ExactDiffusion
+
+    monkeypatch.setenv("LIC_DIFFUSION_TILE", SMALL)
+    photo = [_image(200, 300)]
+    ref = weakref.ref(photo[0])
+    alive = []
+    orig = ExactDiffusion.decode_tiled
+
+    def spy(self, *a, **k):
+        alive.append(ref() is not None)
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(ExactDiffusion, "decode_tiled", spy)
+    r = codec.encode(photo.pop(), EncodeParams(rate=0.5, decoder="diffusion", diffusion_steps=1))
+    assert alive == [False] and ref() is None and r.reconstruction.shape == (200, 300, 3)
+
+
 def test_band_flushed_in_row_chunks_gives_the_same_picture(models, monkeypatch):
     """The band of finished rows is converted to uint8 FLUSH_ROWS rows at a time (memory at
     48 MP); the picture does not depend on the chunk size (the conversion is elementwise)."""

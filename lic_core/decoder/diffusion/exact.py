@@ -25,7 +25,8 @@ the tile), contexts of the tile's region, the tiles' last values blended with in
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+import zlib
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -587,21 +588,26 @@ class ExactDiffusion:
     @torch.no_grad()
     def decode_tiled(self, synth: ExactSynthesis, y_hat_gained: Tensor, code: int, steps: int,
                      seed: int, tile: int, overlap: int, size: Optional[tuple[int, int]] = None,
-                     callback: Optional[StepCallback] = None, mse: bool = True
-                     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """(H×W×3 uint8 picture of the tiled sampler, H×W×3 uint8 MSE picture or None) of one
-        image, cropped to ``size`` (default: the padded size) — docs/diffusion.md "Big pictures".
+                     callback: Optional[StepCallback] = None, mse: Union[bool, str] = True
+                     ) -> tuple[np.ndarray, Union[np.ndarray, int, None]]:
+        """(H×W×3 uint8 picture of the tiled sampler, the MSE picture's: H×W×3 uint8 picture
+        (``mse=True``), None (``False``) or its CRC32 (``"crc"``, the value
+        :func:`~lic_core.bitstream.checks.picture_crc` gives)) of one image, cropped to ``size``
+        (default: the padded size) — docs/diffusion.md "Big pictures".
 
         The tiles of :class:`~.tiles.TileGrid` (padded size, ``tile``, ``overlap``) one at a time:
         contexts of the tile's region (:meth:`region_contexts`), :meth:`_sample` with the tile's
         noise stream, its last values ×2^20 (grid integers) times its integer blend weights added
         into a band of tile rows; a band's rows no later tile touches are final: ×2^−(20+2B)
         (exact) and :meth:`_picture`, written into the output.  Memory: one tile's sampler, the
-        band (3 float64 per pixel of T rows) and the pictures.  ``callback(i, total)`` before every
-        step of every tile (total = steps × tiles)."""
+        band (3 float64 per pixel of T rows) and the pictures (``mse="crc"``: the MSE picture's
+        rows of the band only).  ``callback(i, total)`` before every step of every tile
+        (total = steps × tiles)."""
         steps = int(steps)
         if steps < 1:
             raise ValueError(f"diffusion steps must be >= 1, got {steps}")
+        if isinstance(mse, str) and mse != "crc":
+            raise ValueError(f"mse must be True, False or 'crc', got {mse!r}")
         if y_hat_gained.shape[0] != 1:
             raise ValueError("the tiled sampler decodes one image")
         hp, wp = 16 * y_hat_gained.shape[-2], 16 * y_hat_gained.shape[-1]
@@ -612,7 +618,14 @@ class ExactDiffusion:
         tiles = grid.tiles()
         total = steps * len(tiles)
         out = np.empty((hh, ww, 3), dtype=np.uint8)
-        mse_out = np.empty((hh, ww, 3), dtype=np.uint8) if mse else None
+        mse_out = np.empty((hh, ww, 3), dtype=np.uint8) if mse and mse != "crc" else None
+        # mse="crc" (a coder needs only the MSE picture's check value): only its rows of the
+        # current band of tile rows, CRC'd once final — not a whole picture beside the sampler
+        # (3 bytes per pixel: 0.14 GB at 48 MP); a CRC32 chained over consecutive rows is the
+        # whole C-order picture's.  The next row of tiles writes all of the band's rows again
+        # (its tiles cover every column; overlaps get the same exact values), so none move.
+        mse_band = np.empty((th, ww, 3), dtype=np.uint8) if mse == "crc" else None
+        mse_crc = 0
         pix = PIXEL_GRID.scale  # last values are integers × 2^−20
         unscale = 2.0 ** -(PIXEL_GRID.frac_bits + 2 * BLEND_BITS)
         band: Optional[Tensor] = None
@@ -621,11 +634,14 @@ class ExactDiffusion:
         def flush(stop: int) -> None:
             """Write the band's rows [band_top, stop) into the picture, FLUSH_ROWS at a time (the
             float64 temporaries of a whole band row of a 48 MP picture are ~0.15 GB each)."""
+            nonlocal mse_crc
             n = min(stop, hh) - band_top
             for a in range(0, max(n, 0), FLUSH_ROWS):
                 b = min(a + FLUSH_ROWS, n)
                 x = band[..., a:b, :ww] * unscale  # exact: a power of two
                 out[band_top + a:band_top + b] = self._picture(x)[0].permute(1, 2, 0).cpu().numpy()
+            if mse_band is not None and n > 0:
+                mse_crc = zlib.crc32(mse_band[:n], mse_crc)
 
         for t in tiles:
             if t.c0 == 0:  # a new row of tiles: the rows above its start are final
@@ -637,16 +653,23 @@ class ExactDiffusion:
                     band.zero_()
                     band[..., :keep.shape[-2], :] = keep
                     del keep
+                    # the flush's float64 temporaries (several of FLUSH_ROWS × width × 3) back to
+                    # the system before this tile's sampler: without this, measured at 12 MP
+                    # (`lic compress`, 1 thread, 1 step, T = 768), a tile row's first tile
+                    # started 0.14–0.16 GB above the row's other tiles (0.06–0.09 GB at 3 MP)
+                    release_free_memory()
                 else:
                     band = torch.zeros((1, 3, th, wp), dtype=torch.float64, device=self.device)
                 band_top = t.r0
             region = ((t.r0, t.r0 + th), (t.c0, t.c0 + tw))
             ctx, x_init, mse_pic = self.region_contexts(synth, y_hat_gained, code, region)
-            if mse_out is not None:
+            if mse_out is not None or mse_band is not None:
                 r1, c1 = min(t.r0 + th, hh), min(t.c0 + tw, ww)
                 if t.r0 < r1 and t.c0 < c1:
-                    mse_out[t.r0:r1, t.c0:c1] = (mse_pic[0, :, :r1 - t.r0, :c1 - t.c0]
-                                                 .permute(1, 2, 0).cpu().numpy())
+                    rows = (mse_out[t.r0:r1] if mse_out is not None
+                            else mse_band[t.r0 - band_top:r1 - band_top])
+                    rows[:, t.c0:c1] = (mse_pic[0, :, :r1 - t.r0, :c1 - t.c0]
+                                        .permute(1, 2, 0).cpu().numpy())
             del mse_pic
 
             def cb(i: int, _total: int, k: int = t.index) -> None:
@@ -668,7 +691,7 @@ class ExactDiffusion:
             # the 7.7 s a 48 MP tile takes (benchmarks/scale.py: whole compress 737 s, 96 tiles)
             release_free_memory()
         flush(hp)
-        return out, mse_out
+        return out, (mse_crc & 0xFFFFFFFF if mse_band is not None else mse_out)
 
 
 #: picture rows the tiled sampler converts to uint8 at a time (bounds its float64 temporaries)

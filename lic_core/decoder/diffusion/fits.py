@@ -43,7 +43,8 @@ def check_diffusion_fits(height: int, width: int, available: float | None = None
 
 
 #: held beside one tile's sampler by the tiled sampler, per pixel of the padded picture: ŷ⊙G
-#: (float64, 10 B), the picture and the MSE picture (uint8, 3 B each)
+#: (float64, 10 B), the picture and the MSE picture (uint8, 3 B each; an upper bound when the
+#: caller asks only for the MSE picture's CRC, as the codec does)
 TILED_BYTES_PER_PICTURE_PIXEL = 16.0
 #: the blend band: 3 float64 per pixel of a row of tiles
 BAND_BYTES_PER_PIXEL = 24.0
