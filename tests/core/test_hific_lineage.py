@@ -113,3 +113,42 @@ def test_stage_started_from_a_checkpoint_records_its_lineage(tmp_path, monkeypat
     c.launch_command(st3, data=str(data), kodak=str(data), init=None, recipe=None,
                      extra=["--init", str(shipped)], val=False)
     assert st3["init_lineage"]["cpu_hours"] == 3.25 and st3["init_lineage"]["steps"] == 7213
+
+
+def test_a_seed_of_a_warm_started_run_carries_its_lineage(tmp_path, monkeypatch):
+    """A campaign seed written from a warm-started hific run (the state that survives a lost
+    runs/) keeps the lineage: a run resumed from the seed books the same warm start."""
+    from campaign.seeds import write_stage_seed
+    from campaign.stages import open_stage
+
+    monkeypatch.setenv("LIC_CAMPAIGN_SEEDS_DIR", str(tmp_path / "no-seeds"))
+    data = _photos(tmp_path / "photos")
+    shipped = _exported(tmp_path / "shipped.safetensors", 3.25, 7213)
+    c = open_stage("hific", tmp_path / "campaign")
+    assert _lic_train(["--data", str(data), "--out", str(c.run_dir), "--steps", "1", "--init",
+                       str(shipped), *COMMON]) == 0
+    lineage = load_checkpoint(latest_checkpoint(c.run_dir))["init_lineage"]
+    assert lineage["cpu_hours"] == 3.25
+    seed = write_stage_seed(c, tmp_path / "seeds")
+    assert not seed["installed"]
+    assert resumed_lineage(seed["path"]) == lineage
+    # without a lineage, the seed says none (a run from scratch books nothing more)
+    scratch = open_stage("hific", tmp_path / "campaign2")
+    assert _lic_train(["--data", str(data), "--out", str(scratch.run_dir), "--steps", "1",
+                       *COMMON]) == 0
+    assert resumed_lineage(write_stage_seed(scratch, tmp_path / "seeds2")["path"]) is None
+
+
+def test_the_card_says_what_the_run_was_warm_started_from():
+    """The stage card's markdown names the warm start and the lineage's hours and steps (the
+    budget comparison of issue 26 reads them); a run from scratch has no such line."""
+    from campaign.generative import _card_md
+
+    card = {"model": "hific-small", "status": "s", "family": "f", "total_steps": 480,
+            "cpu_hours": 0.333, "device": "CPU", "recipe": "--lr 1e-4", "data": "d",
+            "budgets": {"note": "n"}, "learning_curve": "c.png",
+            "warm_start": "ckpt-00000488.pt", "lineage_cpu_hours": 3.6, "lineage_steps": 7693}
+    md = _card_md(card)
+    assert "warm-started from ckpt-00000488.pt; with it 3.60 CPU-hours and 7693 steps" in md
+    card.pop("warm_start")
+    assert "warm-started" not in _card_md(card)
