@@ -26,6 +26,37 @@ def gather(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return x[:, :, mask]
 
 
+def gather_parity(x: torch.Tensor, parity: int) -> torch.Tensor:
+    """:func:`gather` of ``B×C×h×w`` at the positions with (i + j) % 2 == ``parity`` (its own
+    coordinates; ``parity`` = ANCHOR_PARITY: the anchors), raster order — the same values in
+    the same order, as two strided copies (even rows, odd rows) instead of an indexed gather."""
+    B, C, h, w = x.shape
+    f0 = parity % 2  # first pass column of the even rows; the odd rows' is the other one
+    f1 = 1 - f0
+    n0, n1 = (w - f0 + 1) // 2, (w - f1 + 1) // 2  # pass positions of an even, an odd row
+    pairs = h // 2
+    body = pairs * (n0 + n1)
+    out = x.new_empty((B, C, body + (h % 2) * n0))
+    if pairs:
+        v = out[..., :body].view(B, C, pairs, n0 + n1)  # row 2k, then row 2k + 1
+        v[..., :n0] = x[..., 0:2 * pairs:2, f0::2]
+        v[..., n0:] = x[..., 1:2 * pairs:2, f1::2]
+    if h % 2:
+        out[..., body:] = x[..., h - 1, f0::2]
+    return out
+
+
+def mask_parity(mask: torch.Tensor) -> int | None:
+    """``parity`` if ``mask`` (h×w bool) is exactly the (i + j) % 2 == parity positions, else None
+    (then :func:`gather_parity` is not :func:`gather` with it)."""
+    h, w = mask.shape
+    if h == 0 or w == 0:
+        return None
+    parity = 0 if bool(mask[0, 0]) else 1  # position (0, 0) has (i + j) % 2 == 0
+    a = anchor_mask(h, w, mask.device)
+    return parity if torch.equal(mask, a if parity == ANCHOR_PARITY else ~a) else None
+
+
 def scatter(values: torch.Tensor, mask: torch.Tensor, like: torch.Tensor | None = None,
             shape: tuple[int, ...] | None = None) -> torch.Tensor:
     """Inverse of :func:`gather`: a ``B×C×h×w`` tensor holding ``values`` at ``mask``, 0 elsewhere."""

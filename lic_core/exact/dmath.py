@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
@@ -59,6 +59,10 @@ _EXP2_T: dict = {}
 #: k of exp's reduction spans [K_MIN, K_MAX]; 2^(k/32) = 2^(j/32)·2^e is tabulated for every k
 #: (65 k entries, 512 KiB; each an exact product), so exp needs one gather and no branch
 K_MIN, K_MAX = -32320, 32733
+#: k + (2^52 − K_MIN) is exact for an integer k in [K_MIN, K_MAX] (it lies in [2^52, 2^53)), and
+#: its bits minus the bits of 2^52 are the integer k − K_MIN: exp's table index
+_EXP_IDX_OFFSET = 2.0 ** 52 - K_MIN
+_TWO52_BITS = 0x4330000000000000
 # 1/(2k+1) for 2·atanh(s) = log((1+s)/(1−s)); |s| ≤ 0.1716 so 11 terms leave < 1e-17.
 _LOG_COEFFS = tuple(1.0 / (2 * k + 1) for k in range(10, -1, -1))
 
@@ -104,8 +108,11 @@ _EXPM1_COEFFS = tuple(1.0 / math.factorial(k + 1) for k in range(17, -1, -1))
 BLOCK = 1 << 15
 
 
-def _blockwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``fn`` (elementwise, one tensor in and out) applied block by block to a large CPU tensor."""
+def _blockwise(fn: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``fn`` (elementwise, one tensor in and out) applied block by block to a large CPU tensor.
+
+    ``fn(x, out)`` writes its last operation's result into ``out`` (a block of the result) when
+    given one: the same operation on the same operands, without a copy of every block."""
 
     @functools.wraps(fn)
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +123,7 @@ def _blockwise(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Te
         flat = x.reshape(-1)
         out = torch.empty_like(flat)
         for i in range(0, n, block):
-            out[i:i + block] = fn(flat[i:i + block])
+            fn(flat[i:i + block], out[i:i + block])
         return out.view(x.shape)
 
     return run
@@ -176,7 +183,7 @@ def _exp2_table(device) -> torch.Tensor:
 
 
 @_blockwise
-def exp(x: torch.Tensor) -> torch.Tensor:
+def exp(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """e^x: k = round(32x/ln2), r = x − k·ln2/32 (Cody–Waite), e^r by Taylor degree 6, times the
     table's 2^(k/32) (one gather, one rounding)."""
     _check(x)
@@ -185,8 +192,11 @@ def exp(x: torch.Tensor) -> torch.Tensor:
     r = x - k * LN2_32_HI
     r.sub_(k * LN2_32_LO)
     p = _horner(_EXP_COEFFS, r)
-    idx = k.sub_(float(K_MIN)).to(torch.int64).reshape(-1)
-    return p.mul_(_exp2_table(x.device).index_select(0, idx).view(p.shape))
+    # k − K_MIN as int64 from the bits of k + 2^52 − K_MIN (an integer in [2^52, 2^53): its
+    # mantissa bits are k − K_MIN — exact, and cheaper than a float → int conversion)
+    idx = k.add_(_EXP_IDX_OFFSET).view(torch.int64).sub_(_TWO52_BITS).reshape(-1)
+    return torch.mul(p, _exp2_table(x.device).index_select(0, idx).view(p.shape),
+                     out=p if out is None else out)
 
 
 #: bits of √½: subtracting them from x's bits puts the exponent of x/√½ in the top bits (musl's
@@ -195,7 +205,7 @@ _SQRT_HALF_BITS = 0x3FE6A09E667F3BCD
 
 
 @_blockwise
-def log(x: torch.Tensor) -> torch.Tensor:
+def log(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """ln x for x > 0 (normal): x = m·2^e with m ∈ [√½, √2) by exact bit operations,
     ln m = 2·atanh((m−1)/(m+1))."""
     _check(x)
@@ -207,30 +217,34 @@ def log(x: torch.Tensor) -> torch.Tensor:
     w = s * s
     ln_m = (s * _horner(_LOG_COEFFS, w)).mul_(2.0)
     ef = e.to(torch.float64)
-    return (ef * LN2_LO).add_(ln_m).add_(ef * LN2_HI)
+    acc = (ef * LN2_LO).add_(ln_m)
+    return torch.add(acc, ef * LN2_HI, out=acc if out is None else out)
 
 
 @_blockwise
-def sigmoid(x: torch.Tensor) -> torch.Tensor:
+def sigmoid(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """1 / (1 + e^−x)."""
-    return div(torch.ones_like(x), exp(-x).add_(1.0))
+    den = exp(-x).add_(1.0)
+    return torch.div(torch.ones_like(x), den, out=den if out is None else out)
 
 
 @_blockwise
-def softplus(x: torch.Tensor) -> torch.Tensor:
+def softplus(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """ln(1 + e^x) = max(x, 0) + ln(1 + e^−|x|)."""
-    return log(exp(-x.abs()).add_(1.0)).add_(torch.clamp_min(x, 0.0))
+    ln = log(exp(-x.abs()).add_(1.0))
+    return torch.add(ln, torch.clamp_min(x, 0.0), out=ln if out is None else out)
 
 
 @_blockwise
-def erfc_nonneg(t: torch.Tensor) -> torch.Tensor:
+def erfc_nonneg(t: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """erfc(t) for t ≥ 0 (t is clamped to [0, 8]; erfc(8) ≈ 1e-29)."""
     _check(t)
     t = torch.clamp(t, 0.0, ERFC_T_MAX)
     tau = div(torch.ones_like(t), (t * 0.5).add_(1.0))
     xs = (tau - _ERFC_TAU_LO).mul_(2.0 / (1.0 - _ERFC_TAU_LO)).sub_(1.0)
     q = _horner(_ERFC_Q_HIGH_FIRST, xs)
-    return exp(q.sub_(t * t)).mul_(tau)
+    e = exp(q.sub_(t * t))
+    return torch.mul(e, tau, out=e if out is None else out)
 
 
 def normal_cdf(x: torch.Tensor) -> torch.Tensor:
@@ -241,12 +255,13 @@ def normal_cdf(x: torch.Tensor) -> torch.Tensor:
 
 
 @_blockwise
-def gelu(x: torch.Tensor) -> torch.Tensor:
+def gelu(x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Exact (erf) GELU x·Φ(x) — ``nn.GELU(approximate='none')`` — written without a branch:
     x·Φ(x) = max(x, 0) − |x|·Φ(−|x|), Φ(−|x|) = ½·erfc(|x|/√2)."""
     ax = x.abs()
     tail = erfc_nonneg(div(ax, math.sqrt(2.0))).mul_(0.5)
-    return torch.clamp_min(x, 0.0).sub_(tail.mul_(ax))
+    pos = torch.clamp_min(x, 0.0)
+    return torch.sub(pos, tail.mul_(ax), out=pos if out is None else out)
 
 
 def _sin_cos_reduced(r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -274,7 +274,7 @@ class ExactWindowAttention:
         ks = self._slots(allowed_t)
         kt = self._to_windows(kv_feat, (0, Wp - W, 0, Hp - H))
         if ks is not None:
-            kt = kt[:, ks]
+            kt = kt.index_select(1, ks)  # the same rows as kt[:, ks], a faster gather
         nW = (Hp // self.window) * (Wp // self.window)
         for b in range(B):
             for i0 in range(0, nW, self.WINDOWS_PER_CHUNK):
@@ -325,7 +325,9 @@ class ExactWindowAttention:
         # the queries in window order (a zero row for the slots without one)
         tokens = torch.cat([q.transpose(1, 2), q.new_zeros((B, 1, d))], dim=1)
         pick = torch.where(col >= 0, col, N)
-        qt = torch.cat([tokens[b][pick] for b in range(B)]) if B > 1 else tokens[0][pick]
+        rows = pick.reshape(-1)  # tokens[b][pick] as one index_select (the same rows, faster)
+        qt = [tokens[b].index_select(0, rows).view(nW, -1, d) for b in range(B)]
+        qt = torch.cat(qt) if B > 1 else qt[0]
         out = torch.empty((B, N, d), dtype=torch.float64, device=q.device)
 
         def store(rows, att):

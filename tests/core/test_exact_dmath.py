@@ -72,6 +72,34 @@ def test_scale_index_is_smallest_entry_not_below_sigma():
     assert int(idx[-1]) == 63 and int(idx[-2]) == 0
 
 
+def test_scale_index_bucket_lookup_is_the_binary_search():
+    """The bucket lookup gives searchsorted's index (clamped to 63) for every kind of float64:
+    the entries and their neighbours, both sides of the range, zeros, negatives, infinities,
+    NaNs, subnormals and random bit patterns."""
+    table = torch.tensor(SCALE_TABLE_64, dtype=torch.float64)
+    up, down = torch.full_like(table, math.inf), torch.zeros_like(table)
+    g = torch.Generator().manual_seed(0)
+    s = torch.cat([table, torch.nextafter(table, up), torch.nextafter(table, down),
+                   torch.tensor([0.0, -0.0, -1.0, 5e-324, -5e-324, 1e-300, 1e308, -1e308, math.inf,
+                                 -math.inf, math.nan, -math.nan], dtype=torch.float64),
+                   torch.exp(torch.rand(200_000, generator=g, dtype=torch.float64) * 12 - 4),
+                   torch.randint(-2 ** 62, 2 ** 62, (200_000,), generator=g).view(torch.float64)])
+    want = torch.searchsorted(table, s, right=False).clamp_max(63)
+    assert torch.equal(scale_index(s), want)
+    strided = s[:400_000].reshape(400, -1)[:, ::3]  # not contiguous
+    assert torch.equal(scale_index(strided), want[:400_000].reshape(400, -1)[:, ::3])
+
+
+def test_exp_table_index_covers_the_whole_reduction_range():
+    """exp's table index from the bits of k + 2^52 − K_MIN is k − K_MIN at both ends of the
+    clamped argument range (exp(−700), exp(709)) and in between."""
+    x = torch.tensor([dmath.EXP_MIN, -1e4, dmath.EXP_MAX, 1e4, 0.0, -0.0, 1.0, -1.0],
+                     dtype=torch.float64)
+    want = torch.tensor([math.exp(min(max(v, dmath.EXP_MIN), dmath.EXP_MAX)) for v in x.tolist()],
+                        dtype=torch.float64)
+    assert _rel(dmath.exp(x), want) < 1e-15
+
+
 def test_sin_cos_tan_atan_expm1_match_libm():
     x = torch.linspace(-60, 60, 120001, dtype=torch.float64)
     assert float((dmath.sin(x) - torch.sin(x)).abs().max()) < 4e-16

@@ -492,6 +492,24 @@ def test_tile_rows_land_where_gather_puts_them(h, w, parity):
     assert torch.equal(got, want)
 
 
+@pytest.mark.parametrize("h,w", [(h, w) for h in range(1, 6) for w in range(1, 6)])
+def test_gather_parity_is_gather(h, w):
+    """The strided gather of a pass is :func:`gather` with its mask (any shape, strides, dtype);
+    mask_parity recognises exactly the two checkerboard masks."""
+    from lic_core.entropy_model.checkerboard import anchor_mask, gather, gather_parity, mask_parity
+
+    x = torch.arange(2 * 3 * (h + 2) * (w + 3), dtype=torch.int32).reshape(2, 3, h + 2, w + 3)
+    core = x[..., 1:1 + h, 2:2 + w]  # a window: not contiguous
+    for parity, mask in ((0, anchor_mask(h, w)), (1, ~anchor_mask(h, w))):
+        assert torch.equal(gather_parity(core, parity), gather(core, mask))
+        assert torch.equal(gather_parity(core.double(), parity), gather(core.double(), mask))
+        assert mask_parity(mask) == parity
+    if h * w > 1:
+        other = anchor_mask(h, w).clone()
+        other[-1, -1] = ~other[-1, -1]
+        assert mask_parity(other) is None
+
+
 def _coded(model, img, tile, quantizer="round"):
     """(file sections, ŷ⊙G, symbol CRCs) of one image with the exact engine in tiles."""
     from lic_core.codecs.learned import _analyse, latent_codec

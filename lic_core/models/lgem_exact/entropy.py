@@ -24,7 +24,7 @@ from typing import Any, Optional
 
 import torch
 
-from ...entropy_model.checkerboard import anchor_mask, gather, scatter
+from ...entropy_model.checkerboard import anchor_mask, gather, gather_parity, mask_parity, scatter
 from ...exact import dmath
 from ...exact.fixed import ExactLinear, ExactSequential, Grid, snap, to_grid
 from ...exact.gains import cached_exact_gains
@@ -202,13 +202,15 @@ class ExactEntropyParameters:
         return tuple(None if t is None else scatter(t, pos, shape=(*t.shape[:2], h, w))
                      for t in out)
 
-    def nonanchor_inputs(self, g: int, shared: torch.Tensor, y_anchor: torch.Tensor,
+    def nonanchor_inputs(self, g: int, shared, y_anchor: torch.Tensor,
                          core: tuple[slice, slice], pos: torch.Tensor,
                          owned: bool = False) -> torch.Tensor:
         """The non-anchor head's input [shared, Φ_local, Φ_intra] of group g (steps ⑤ ⑥),
         B×C×N float64 at the positions ``pos`` (a bool mask of the ``core`` of the window:
-        the pass's positions there, raster order).  ``owned``: ``y_anchor`` is the caller's
-        fresh tensor, masked in place.
+        the pass's positions there, raster order).  ``shared``: the window's shared context
+        (float64 grid integers), or a list of its parts in channel order (any dtype holding
+        the grid integers exactly, e.g. int32) — only their values at ``pos`` are read.
+        ``owned``: ``y_anchor`` is the caller's fresh tensor, masked in place.
 
         The intra blocks are cross-attention (keys: the fixed kv of the anchors) and otherwise
         position-wise: a non-anchor's output depends on its own query alone, so the queries
@@ -231,10 +233,17 @@ class ExactEntropyParameters:
         where = torch.full((h * w,), -1, dtype=torch.int64, device=kv.device)
         where[cols] = torch.arange(cols.numel(), device=kv.device)
 
-        def at(t: torch.Tensor) -> torch.Tensor:
-            return t.flatten(2)[:, :, cols]
+        parity = mask_parity(pos)  # a checkerboard pass (always, from the codecs): strided copies
 
-        sh = at(shared)
+        def at(t: torch.Tensor) -> torch.Tensor:
+            if parity is not None:
+                return gather_parity(t[..., core[0], core[1]], parity)
+            return t.reshape(*t.shape[:2], -1).index_select(2, cols)
+
+        parts = shared if isinstance(shared, (list, tuple)) else [shared]
+        sh = at(parts[0]) if len(parts) == 1 else torch.cat([at(t) for t in parts], dim=1)
+        sh = sh.to(torch.float64)  # grid integers: exact (a no-op for float64)
+        del parts
         q = add(snap(net.intra_q(sh[..., None]), gr, inplace=True)[..., 0], at(dw), gr)
         del dw
         for blk in net.intra:

@@ -34,7 +34,7 @@ from typing import Optional
 
 import torch
 
-from ...entropy_model.checkerboard import ANCHOR_PARITY, anchor_mask
+from ...entropy_model.checkerboard import ANCHOR_PARITY, anchor_mask, gather_parity
 from ...exact.fixed import ExactLinear, ExactSequential
 from ...exact.nets import ExactTransformerBlock
 from ...transform.tiling import tile_budget
@@ -172,9 +172,11 @@ class TiledEntropy:
                w: int, parity: int) -> None:
         """Write a core's gathered values (raster order of the core) into the pass's B×C×N
         tensors: row i's positions of the pass are the columns j ≡ i + parity (mod 2), ranked
-        j // 2 after the ⌈…⌉/⌊…⌋ positions of every earlier row."""
+        j // 2 after the ⌈…⌉/⌊…⌋ positions of every earlier row.  Rows whose runs follow each
+        other in the pass's order (a core as wide as the latent: all of them) are written as one
+        run — the same values in the same places, one copy instead of one per row."""
         n_even = (w - parity % 2 + 1) // 2  # positions of the pass in an even row
-        k = 0
+        runs: list[list[int]] = []  # [start in the pass, length]
         for i in range(*rows):
             j0 = (i + parity) % 2  # first column of the pass in row i
             before = (i // 2) * w + (i % 2) * n_even  # positions in the rows above
@@ -183,6 +185,12 @@ class TiledEntropy:
             if n == 0:
                 continue
             start = before + first // 2
+            if runs and runs[-1][0] + runs[-1][1] == start:
+                runs[-1][1] += n
+            else:
+                runs.append([start, n])
+        k = 0
+        for start, n in runs:
             for out, part in zip(outs, parts):
                 if out is not None:
                     out[..., start:start + n] = part[..., k:k + n]
@@ -213,10 +221,12 @@ class TiledEntropy:
         head = ex.nets[g].ep_anchor
         for rows, cols in ((r, c) for r, _ in self.spans(h, tile, 0)
                            for c, _ in self.spans(w, tile, 0)):
-            pos = self._pass_mask(rows, cols, ANCHOR_PARITY, phi.device)
-            x = [phi[..., rows[0]:rows[1], cols[0]:cols[1]][:, :, pos]]
+            # the core's anchors (its own checkerboard, :meth:`_pass_mask`), raster order:
+            # strided copies of the core, the values of ``[..., rows, cols][:, :, mask]``
+            core = (..., slice(*rows), slice(*cols))
+            x = [gather_parity(phi[core], ANCHOR_PARITY)]
             if feats is not None:
-                x.append(feats[..., rows[0]:rows[1], cols[0]:cols[1]][:, :, pos])
+                x.append(gather_parity(feats[core], ANCHOR_PARITY))
             parts = ex.head_params(g, head, torch.cat(x, dim=1).to(torch.float64), gains,
                                    grid_mean=True)
             del x
@@ -237,16 +247,16 @@ class TiledEntropy:
         Gg = gains["G"][:, ex.group_slice(g)]
         m = self.nonanchor_margin[g]
         for (rows, (a0, a1)), (cols, (b0, b1)) in self.tiles(h, w, tile, m):
+            # the shared features stay int32 windows: only their values at the core's pass
+            # positions enter the head (gathered, then widened to float64 — exact)
             shared = [phi[..., a0:a1, b0:b1]]
             if feats is not None:
                 shared.append(feats[..., a0:a1, b0:b1])
-            shared_w = torch.cat(shared, dim=1).to(torch.float64)
-            del shared
             y_anchor = ex.context_input(y_group_gained[..., a0:a1, b0:b1], Gg)
             core = (slice(rows[0] - a0, rows[1] - a0), slice(cols[0] - b0, cols[1] - b0))
             pos = self._pass_mask(rows, cols, parity, phi.device)
-            x = ex.nonanchor_inputs(g, shared_w, y_anchor, core, pos, owned=True)
-            del y_anchor, shared_w
+            x = ex.nonanchor_inputs(g, shared, y_anchor, core, pos, owned=True)
+            del y_anchor, shared
             parts = ex.head_params(g, head, x, gains, grid_mean=True)
             del x
             self._place(outs, parts, rows, cols, w, parity)
