@@ -25,7 +25,8 @@ Two parts (docs/bitstream.md, "Reproducible decoding", cost):
     python benchmarks/exact_path.py --model lic-lgem-cpu --parts stages [--stage-threads 1,2]
 
 Prints tables and writes benchmarks/results/exact_path_<model>.json (an earlier file's content is
-kept under "previous"; a stages run keeps the stages it replaces under "stages_previous").
+kept under "previous"; a stages run keeps the stages it replaces under "stages_previous", and
+the rows of thread counts it did not measure).
 """
 from __future__ import annotations
 
@@ -237,7 +238,8 @@ def part_stages(args, _codec: LearnedCodec) -> dict:
                    "decode_s_per_mp": decode["wall_s"] / mp,
                    "picture_sha256": hashlib.sha256(res.reconstruction.tobytes()).hexdigest(),
                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
-                   "load_average_before": load_before, "load_average_after": os.getloadavg()}
+                   "load_average_before": load_before, "load_average_after": os.getloadavg(),
+                   "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             out["by_threads"][str(threads)] = row
             print(f"stages of a {mp:.2f} MP decode ({len(data)} bytes) on {threads} thread(s), "
                   f"min of {args.repeat}; load average {load_before[0]:.1f}:")
@@ -281,6 +283,12 @@ def main() -> None:
         t0 = time.perf_counter()
         result[name] = parts[name](args, codec)
         result[name]["wall_s"] = time.perf_counter() - t0
+        if name == "stages":
+            # a run of some thread counts keeps the others' rows (each row says when and under
+            # what load it was measured): capacity_study.py reads the 1-thread row
+            kept = {k: v for k, v in (previous.get("stages") or {}).get("by_threads", {}).items()
+                    if k not in result[name]["by_threads"]}
+            result[name]["by_threads"] = {**kept, **result[name]["by_threads"]}
         result[name]["threads"] = args.threads
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1, default=str))
