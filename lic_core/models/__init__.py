@@ -66,6 +66,7 @@ def load_model(name: str, path: str | Path | None = None) -> Union["LicModel", "
     from ..config import ModelConfig
     from ..weights import load_weights
     from .lgem import LicModel
+    from .uninitialised import init_fills_skipped
 
     p = Path(path) if path else weights_path(name)
     if not p.is_file():
@@ -73,7 +74,8 @@ def load_model(name: str, path: str | Path | None = None) -> Union["LicModel", "
     state, meta = load_weights(p)
     cfg_dict = meta.get("config")
     cfg = ModelConfig.from_dict(cfg_dict) if cfg_dict else model_config(name)
-    model = LicModel(cfg)
+    with init_fills_skipped():  # every parameter is loaded next (strict): no random draw first
+        model = LicModel(cfg)
     model.load_state_dict(state, strict=True)
     model.eval()
     model.weights_meta = meta
