@@ -24,19 +24,21 @@ GIB = 1024 ** 3
 
 # Working memory per pixel of one job, measured at 24 MP (6000×4000) on this project's
 # machines; the estimate scales them linearly (what they are is said next to each).
-#: PSNR: float64 copies of both pictures and their difference (lic_core.metrics.psnr): +0.9 GB
-PSNR_BYTES_PER_PIXEL = 40
-#: MS-SSIM: five float64 maps of three channels filtered at full resolution
-#: (lic_core.metrics.msssim.ms_ssim): +6.4 GB; the studio scores it in one job at a time
-MS_SSIM_BYTES_PER_PIXEL = 270
+#: PSNR (lic_core.metrics.psnr): +0.04 GB at 24 MP (1.6 B/px, 2026-12-07), rounded up
+PSNR_BYTES_PER_PIXEL = 4
+#: MS-SSIM in bands of rows (lic_core.metrics.msssim.ms_ssim: a band's float64 maps and the
+#: float32 half-size copies of both pictures): +0.38 GB at 24 MP (16.8 B/px, 14 s; it was
+#: +6.4 GB when each scale's maps were made whole); the studio scores one at a time
+MS_SSIM_BYTES_PER_PIXEL = 17
 #: a classical codec through Pillow: the RGB buffer, the file, the decoded picture
 CLASSICAL_BYTES_PER_PIXEL = 16
 #: a learned codec's encode + decode in a pane: 0.55 GB per megapixel before lic_core's tiles
 #: (issue 28's table); with the tiled transforms a 12 MP ``lic compress`` peaks ~0.9 GB above
 #: the process (~75 B/px), and the studio also decodes and keeps the inspection's latents
-#: (~20 B/px); benchmarks/gui_stall.py saw 9.2 GB at 24 MP with lic-lgem-cpu + JPEG, MS-SSIM
-#: (scored after the encodes) being the largest part
-LEARNED_BYTES_PER_PIXEL = 150
+#: (~20 B/px).  benchmarks/gui_stall.py, 24 MP with lic-lgem-cpu + JPEG and MS-SSIM after:
+#: peak 2.87 GB, 2.15 GB above the process before opening (90 B/px for everything; it was
+#: 9.2 GB before the banded MS-SSIM and the tiled encoder); 100 B/px keeps a margin
+LEARNED_BYTES_PER_PIXEL = 100
 #: the interpreter, torch, Qt and the weights before any picture is opened
 BASE_BYTES = 1 * GIB
 #: encodes that run at once (the studio's worker pool: one per compared pane)
