@@ -6,7 +6,10 @@ reporting wall seconds and process CPU seconds (all threads) per step. Run it on
 (the numbers set the arms' step budgets); it prints a table and saves
 ``benchmarks/results/train_step_cost.json``.
 
-    python benchmarks/train_step_cost.py [--threads 2] [--steps 6] [ARM ...]
+    python benchmarks/train_step_cost.py [--threads 2] [--steps 6] [--channels-last] [ARM ...]
+
+``campaign`` as an ARM measures the codec campaign's recipe (``campaign/codec.py: RECIPE``);
+``--channels-last`` the same with the model and batch in channels_last.
 """
 from __future__ import annotations
 
@@ -51,10 +54,15 @@ def measure(flags: list[str], threads: int, steps: int) -> dict:
     model = resolve_model(flag(flags, "--model", "lic-lgem-preview"), **over)
     crop, batch = int(flag(flags, "--crop", 128)), int(flag(flags, "--batch", 8))
     amp = "--amp" in flags
+    channels_last = "--channels-last" in flags
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.main_parameters(), 1e-4)
     aux = torch.optim.Adam(model.aux_parameters(), 1e-3)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(batch, 3, crop, crop, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     model.train()
 
     def step():
@@ -76,7 +84,8 @@ def measure(flags: list[str], threads: int, steps: int) -> dict:
         step()
     w, c = (time.perf_counter() - w0) / steps, (cpu_s() - c0) / steps
     return {"wall_s_per_step": w, "cpu_s_per_step": c, "threads": threads, "crop": crop,
-            "batch": batch, "amp": amp, "params": sum(p.numel() for p in model.parameters()),
+            "batch": batch, "amp": amp, "channels_last": channels_last,
+            "params": sum(p.numel() for p in model.parameters()),
             "loadavg_1min": os.getloadavg()[0]}
 
 
@@ -87,12 +96,22 @@ def main() -> int:
     ap.add_argument("arms", nargs="*")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--channels-last", action="store_true",
+                    help="the model and the batch in channels_last (the `lic train` flag)")
     a = ap.parse_args()
     arms = a.arms or ["lr4e-4", "crop256", "bf16", "N48", "N96", "rb2"]
     out_path = ROOT / "benchmarks" / "results" / "train_step_cost.json"
     res = json.loads(out_path.read_text()) if out_path.is_file() else {}
     for arm in arms:
-        r = measure(rs.COMMON + rs.ARMS[arm], a.threads, a.steps)
+        if arm == "campaign":  # the codec campaign's recipe (campaign/codec.py: RECIPE)
+            from campaign.codec import RECIPE
+            flags = [f for f in RECIPE if f != "--channels-last"]
+        else:
+            flags = rs.COMMON + rs.ARMS[arm]
+        if a.channels_last:
+            flags = [*flags, "--channels-last"]
+        r = measure(flags, a.threads, a.steps)
+        arm = f"{arm}+channels_last" if a.channels_last else arm
         res[f"{arm}@{a.threads}t"] = r
         print(f"{arm:>10} {a.threads}t: {r['wall_s_per_step']:.3f} s/step wall, "
               f"{r['cpu_s_per_step']:.3f} CPU-s/step (load {r['loadavg_1min']:.2f})", flush=True)

@@ -50,11 +50,13 @@ REFERENCES = ("jpeg", "webp", "avif")
 #: arms measured on this machine): the N=64 variant, crop 128 × batch 8 (crop 256 learned 3 dB
 #: less per CPU-minute), lr 4e-4 constant after warm-up (1e-4: −2.6 dB; 1e-3: −0.2 dB), bf16
 #: autocast (22 % cheaper steps, +0.5 dB at equal CPU), EMA for validation and export, threads
-#: adapting to the machine's load, the six λ of the gain units from the start.
+#: adapting to the machine's load, the six λ of the gain units from the start; the model and
+#: its batches in channels_last (the same arithmetic in oneDNN's preferred layout: 11–32 %
+#: cheaper steps with bf16, benchmarks/results/train_step_cost.json "campaign…", 2026-12-07).
 RECIPE: list[str] = [
     "--model", "lic-lgem-preview", "--batch", "8", "--crop", "128", "--lr", "4e-4",
     "--warmup", "200", "--decay", "constant", "--clip", "1.0", "--ema", "0.999", "--amp",
-    "--threads", "0", "--log-every", "100", "--steps", "100000000",
+    "--channels-last", "--threads", "0", "--log-every", "100", "--steps", "100000000",
 ]
 
 

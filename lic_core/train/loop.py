@@ -267,6 +267,27 @@ def device_description(device: torch.device, world: int = 1) -> str:
     return f"CPU, {torch.get_num_threads()} threads" + (f" × {world} processes" if world > 1 else "")
 
 
+def follow_parameter_layout(model: nn.Module, optimizers, ema: Optional[EMA]) -> None:
+    """Give Adam's moments and the EMA shadow loaded from a checkpoint the memory layout of the
+    parameters they follow (a channels_last run resumed from a contiguous checkpoint): the same
+    values, but elementwise updates between tensors of one layout stay on the fast kernels."""
+    for opt in optimizers:
+        if opt is None:
+            continue
+        for group in opt.param_groups:
+            for p in group["params"]:
+                state = opt.state.get(p, {})
+                for k, v in state.items():
+                    if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride():
+                        state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+    if ema is not None:
+        current = model.state_dict()
+        for k, v in ema.shadow.items():
+            ref = current.get(k)
+            if ref is not None and v.shape == ref.shape and v.stride() != ref.stride():
+                ema.shadow[k] = torch.empty_like(ref, dtype=v.dtype).copy_(v)
+
+
 def load_init_weights(model: nn.Module, path: str) -> dict:
     """Load weights only (``--init``): a ``.safetensors`` export or a training checkpoint (its
     EMA weights when present). Returns the file's metadata (may be empty)."""
@@ -357,6 +378,8 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         rewarm_from = ck["train"].get("rewarm_from")
         prev_device = ck["train"].get("prev_device", "")
         say(f"resumed {ck['_path']} at step {start}")
+        if cfg.channels_last:
+            follow_parameter_layout(model, (opt, aux_opt), ema)
     runner.resume(start, cpu_prev)
 
     _, aux_named = split_parameters(model)

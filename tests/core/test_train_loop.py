@@ -314,3 +314,52 @@ def test_ema_averages_parameters_and_copies_changed_buffers():
     other = build_standin()
     fresh.copy_to(other)
     assert torch.equal(other.prior.pmf, model.prior.pmf)
+
+
+def test_follow_parameter_layout_gives_moments_and_ema_the_parameters_layout():
+    from lic_core.train.ema import EMA
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 4, 3)
+    opt = torch.optim.Adam(conv.parameters())
+    conv(torch.rand(1, 3, 8, 8)).sum().backward()
+    opt.step()
+    ema = EMA(conv, 0.9)
+    conv.to(memory_format=torch.channels_last)  # as a resumed channels_last run is built
+    w = conv.weight
+    assert w.stride() != opt.state[w]["exp_avg"].stride()  # the test can fail
+    before = {k: v.clone() for k, v in opt.state[w].items()}
+    shadow = ema.shadow["weight"].clone()
+    loop.follow_parameter_layout(conv, (opt, None), ema)
+    for k in ("exp_avg", "exp_avg_sq"):
+        assert opt.state[w][k].stride() == w.stride() and torch.equal(opt.state[w][k], before[k])
+    assert ema.shadow["weight"].stride() == w.stride()
+    assert torch.equal(ema.shadow["weight"], shadow)
+
+
+@pytest.mark.shared
+def test_channels_last_run_validates_resumes_a_contiguous_run_and_exports(tmp_path, kodak_dir):
+    """channels_last (the campaign's recipe, ~15–20 % cheaper CPU steps) changes the layout, not
+    the model: a real tiny model trains and validates with real bitstreams, continues a
+    contiguous run's checkpoint, and exports weights that load as any other."""
+    pytest.importorskip("lic_core.models")
+    from lic_core.models import load_model
+    from lic_core.train.export import export_checkpoint
+
+    tiny = dict(model="lic-lgem-tiny", crop=64, ema=0.9)
+    plain = loop.train(cfg_for(tmp_path, "plain", steps=2, ckpt_every=2, **tiny), log=quiet)
+    res = loop.train(cfg_for(tmp_path, "cl", steps=4, resume=plain["checkpoint"],
+                             channels_last=True, val_every=4, val_dir=str(kodak_dir),
+                             val_limit=1, val_u=[0.0], **tiny), log=quiet)
+    assert res["step"] == 4 and res["reason"] == "done"
+    recs = [json.loads(line) for line in (tmp_path / "cl" / "log.jsonl").read_text().splitlines()]
+    val = [r for r in recs if r["type"] == "val"]
+    assert len(val) == 1 and val[0]["mode"] == "coded" and val[0]["points"][0]["bpp"] > 0
+    ck = load_checkpoint(res["checkpoint"])
+    assert any(v.dim() == 4 and not v.is_contiguous()
+               and v.is_contiguous(memory_format=torch.channels_last) for v in ck["model"].values())
+    export_checkpoint(res["checkpoint"], "cl-demo", tmp_path / "w", use_ema=True)
+    model = load_model("cl-demo", tmp_path / "w" / "cl-demo.safetensors")
+    shadow = ck["ema"]["shadow"]
+    for k, p in model.named_parameters():  # the exported weights: the EMA's, rounded to fp16
+        assert torch.equal(p.detach(), shadow[k].half().float()), k
