@@ -65,8 +65,8 @@ RECIPES: dict[str, list[str]] = {
     # padded borders, and Kodak's full pictures cost 2–3× the bits of training crops
     "hific": ["--stage", "hific-1", "--hific-config", "hific-small", "--gan-start",
               str(GAN_START), "--batch", "4", "--crop", "256", "--lr", "1e-4", "--perceptual",
-              "lpips", "--threads", "0", "--workers", "0", "--log-every", "50", "--ckpt-every",
-              "0", "--steps", "100000000"],
+              "lpips", "--channels-last", "--threads", "0", "--workers", "0", "--log-every",
+              "50", "--ckpt-every", "0", "--steps", "100000000"],
 }
 
 

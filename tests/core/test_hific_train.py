@@ -151,3 +151,43 @@ def test_warmup_ramps_the_lr_and_clip_bounds_the_gradient():
     plain = HificTrainer(build_hific("hific-tiny"), "hific-1", lr=1e-4)
     plain.step = 3
     assert plain.lr_factor() == 1.0  # the paper's schedule: no warm-up by default
+
+
+def test_channels_last_is_the_same_training_in_another_layout():
+    """--channels-last changes the memory layout, not the arithmetic: the same weights give the
+    same picture (up to float summation order; the training noise differs, as ``rand_like``
+    fills memory in its own order), E/G/D really are channels_last after a stage-2 step, and a
+    contiguous run's checkpoint resumes with Adam's moments in the parameters' layout."""
+    import copy
+
+    from lic_core.models.hific import HificModel
+
+    x = _smooth_crops(2, 64)
+    torch.manual_seed(0)
+    plain = HificTrainer(build_hific("hific-tiny"), "hific-2", perceptual=None, lr=1e-4)
+    cl = HificTrainer(copy.deepcopy(plain.model), "hific-2", perceptual=None, lr=1e-4,
+                      channels_last=True)
+    with torch.no_grad():
+        a = plain.model.eval()(x, 0.5)["x_hat"]
+        b = cl.model.eval()(x.contiguous(memory_format=torch.channels_last), 0.5)["x_hat"]
+    assert torch.allclose(a, b, atol=1e-5) and not torch.equal(a, torch.zeros_like(a))
+    for tr in (plain, cl):
+        assert math.isfinite(tr.train_step(x, u=0.5, target=0.3)["loss"])
+    convs = [m.weight for m in cl.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    d_convs = [m.weight for m in cl.disc.modules() if isinstance(m, torch.nn.Conv2d)]
+    wide = [w for w in convs + d_convs if w.shape[1] > 1 and w.shape[-1] > 1]
+    assert wide and all(w.is_contiguous(memory_format=torch.channels_last)
+                        and not w.is_contiguous() for w in wide)
+    resumed = HificTrainer(HificModel(plain.model.config), "hific-2", perceptual=None,
+                           channels_last=True)
+    resumed.load_state_dict(plain.state_dict())
+    checked = 0
+    for opt in (resumed.opt, resumed.opt_d):
+        for group in opt.param_groups:
+            for p in group["params"]:
+                for v in opt.state[p].values():
+                    if torch.is_tensor(v) and v.shape == p.shape:
+                        assert v.stride() == p.stride()
+                        checked += p.dim() == 4 and not p.is_contiguous()
+    assert checked > 0
+    assert math.isfinite(resumed.train_step(x, u=0.5, target=0.3)["loss"])

@@ -65,7 +65,7 @@ class HificTrainer:
                  aux_lr: float = 1e-3, loss_cfg: HificLossConfig = DEFAULT_LOSS,
                  lr_drop: int = 500_000, seed: int = 0, amp: bool = False,
                  gan_start: Optional[int] = None, warmup: int = 0, clip: float = 0.0,
-                 d_lr: Optional[float] = None) -> None:
+                 d_lr: Optional[float] = None, channels_last: bool = False) -> None:
         """``gan_start`` (stage hific-1 only): at that step the run moves on to stage 2 by
         itself — D and its optimizer are created and the GAN term joins the loss (the campaign
         trains both stages in one run folder, §8.3).
@@ -73,13 +73,22 @@ class HificTrainer:
         ``warmup``, ``clip``, ``d_lr``: the codec campaign's short-horizon recipe (docs/
         training.md, recipe study: a 4× higher lr with a linear warm-up over the first
         ``warmup`` steps and E/G gradient-norm clipping at ``clip``); the paper trains at 1e-4
-        without either, for 2 × 10⁵⁺ steps. D keeps its own lr (``d_lr``, default ``lr``)."""
+        without either, for 2 × 10⁵⁺ steps. D keeps its own lr (``d_lr``, default ``lr``).
+
+        ``channels_last``: E, G, D, the perceptual net and every batch in channels_last — the
+        same arithmetic in oneDNN's preferred layout, 15 % cheaper steps on this CPU (fp32,
+        docs/hific.md "Training in the campaign")."""
         if stage not in PHASES:
             raise HificTrainError(f"unknown HiFiC stage {stage!r} (choose {', '.join(PHASES)})")
         if gan_start is not None and stage != "hific-1":
             raise HificTrainError("gan_start moves stage hific-1 on to hific-2; "
                                   f"it makes no sense in {stage}")
         self.gan_start = gan_start
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+            if isinstance(perceptual, nn.Module):
+                perceptual.to(memory_format=torch.channels_last)
         self.model = model
         self.stage = stage
         self.perceptual = perceptual
@@ -106,6 +115,8 @@ class HificTrainer:
         if self.disc is None:
             self.disc = self._given_disc or build_discriminator(self.model.config)
             self.disc.to(next(self.model.parameters()).device)
+            if self.channels_last:
+                self.disc.to(memory_format=torch.channels_last)
             self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=self.d_lr)
         self.stage = "hific-2"
 
@@ -170,6 +181,8 @@ class HificTrainer:
         if self.gan_start is not None and self.step >= self.gan_start and self.disc is None:
             self._enter_gan()
         self._set_lr()
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         if u is None or target is None:
             u, target = self.sample_level()
         out, logs = self.g_step(x, u, target)
@@ -233,6 +246,10 @@ class HificTrainer:
         if state.get("rng") is not None:
             self.rng.set_state(state["rng"])
         self.init_lineage = state.get("init_lineage")
+        if self.channels_last:  # moments saved by a contiguous run: the parameters' layout
+            from ..loop import follow_parameter_layout
+
+            follow_parameter_layout(self.model, (self.opt, self.aux_opt, self.opt_d), None)
 
 
 @torch.no_grad()
@@ -281,6 +298,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads; 0 = adapt to the machine's load")
     p.add_argument("--amp", action="store_true", default=None)
+    p.add_argument("--channels-last", action="store_true", default=None,
+                   help="train in channels_last memory layout (same arithmetic, faster on CPU)")
     p.add_argument("--log-every", type=int, default=None)
     p.add_argument("--ckpt-every", type=int, default=None)
     p.add_argument("--keep", type=int, default=None)
@@ -463,7 +482,8 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> int:
                            amp=bool(getattr(args, "amp", False)),
                            gan_start=getattr(args, "gan_start", None),
                            warmup=int(_opt(args, "warmup")), clip=float(_opt(args, "clip")),
-                           d_lr=getattr(args, "d_lr", None))
+                           d_lr=getattr(args, "d_lr", None),
+                           channels_last=bool(getattr(args, "channels_last", False)))
     resume = getattr(args, "resume", None)
     if resume is None and latest_checkpoint(out) is not None:
         resume = str(out)  # a re-run of the same command continues where it stopped
