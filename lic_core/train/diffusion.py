@@ -93,7 +93,8 @@ def _as_batches(data: Union[str, Path, Tensor], crop: int, batch: int, seed: int
                 yield data[idx[i:i + batch]]
     from .data import ImageFolderCrops
 
-    ds = ImageFolderCrops(data, crop=crop, downscale=tuple(downscale), seed=seed)
+    ds = ImageFolderCrops(data, crop=crop, downscale=tuple(downscale), seed=seed,
+                          cache=workers == 0)  # workers hide the decode (and would each copy)
     dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True,
                                      drop_last=len(ds) >= batch, num_workers=workers,
                                      persistent_workers=workers > 0, generator=g)

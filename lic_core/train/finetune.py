@@ -175,7 +175,7 @@ def finetune(model, data: str | Path, quantizer: str, steps: int, batch: int = 8
     from .data import ImageFolderCrops
 
     q = inference_quantizer(model, quantizer, quantizer_params)
-    ds = ImageFolderCrops(data, crop=crop, seed=seed)
+    ds = ImageFolderCrops(data, crop=crop, seed=seed, cache=True)  # no workers: decode once
     for p in model.parameters():
         p.requires_grad_(False)
     params = [p for n, p in model.named_parameters() if n.startswith(FT_KEYS)]

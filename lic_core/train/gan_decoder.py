@@ -264,7 +264,7 @@ def train_gan_decoder(model, data: str | Path, steps: int, batch: int = 8, crop:
     from .data import ImageFolderCrops
 
     q = inference_quantizer(model, QUANTIZER)
-    ds = ImageFolderCrops(data, crop=crop, seed=seed)
+    ds = ImageFolderCrops(data, crop=crop, seed=seed, cache=True)  # no workers: decode once
     runner = Runner(RunSettings(steps, run_dir, log_every, ckpt_minutes=ckpt_minutes, keep=keep,
                                 cpu_budget_min=cpu_budget_min, threads=threads), log=log)
     ck = runner.latest(CKPT_KIND, "GAN decoder")  # read once: its depth, then its tensors

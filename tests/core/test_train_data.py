@@ -96,3 +96,26 @@ def test_copy_training_data_within_a_byte_budget(tmp_path):
     with pytest.raises(DataError, match="do not fit"):
         copy_training_data_within(root, dst, 10, sides=(None, 50))
     assert not dst.exists()
+
+
+def test_cache_gives_the_same_crops_and_keeps_to_its_budget(tmp_path, monkeypatch):
+    """The decoded-photo cache changes nothing but the decode count: the same crops with and
+    without it, and no more decoded bytes held than the budget (photos beyond it are decoded
+    each time they are drawn)."""
+    from lic_core.train import data as D
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    monkeypatch.setattr(D, "CACHE_BUDGET_BYTES", 2 * 80 * 100 * 3 + 5)  # room for two photos
+    plain = D.ImageFolderCrops(tmp_path, crop=64, seed=3)
+    cached = D.ImageFolderCrops(tmp_path, crop=64, seed=3, cache=True)
+    decodes = []
+    real = D.load_rgb
+    monkeypatch.setattr(D, "load_rgb", lambda p: decodes.append(p) or real(p))
+    for epoch in range(3):
+        for i in range(4):
+            assert torch.equal(plain.get(i, epoch), cached.get(i, epoch))
+    assert len(cached._cache) == 2 and cached._cached_bytes <= D.CACHE_BUDGET_BYTES
+    # plain decodes 12 times; cached: 4 the first epoch, then only the 2 uncached photos
+    assert len(decodes) == 12 + 4 + 2 * 2
