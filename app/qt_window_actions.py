@@ -126,7 +126,7 @@ class WindowActions:
                            "new one (slower)", True)
         self.act_ms_ssim = A("Compute &MS-SSIM", lambda c: setattr(v, "compute_ms_ssim", c),
                              None, "Score results with MS-SSIM (a picture above 4 MP is shown "
-                             "first and scored after: at 24 MP one MS-SSIM takes ~15 s)", True)
+                             "first and scored after: at 24 MP one MS-SSIM takes 6–15 s)", True)
         self.act_ms_ssim.setChecked(bool(v.compute_ms_ssim))
         self.act_reencode = A("&Re-encode all", lambda: self.controller.encode_all(force=True),
                               "Ctrl+R", "Encode every visible pane again now (not from the "

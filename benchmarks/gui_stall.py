@@ -9,7 +9,7 @@ studio window (1366×768, offscreen unless a display is set):
 2. ``encode``: both panes encode it in workers — by default with the codecs the studio opens
    with (``services.default_codec_pair``: the learned codec and JPEG when the weights are
    there; ``--codecs`` names others) — PSNR with the encode;
-3. ``score``: MS-SSIM of each result, scored after it shows (one at a time: ~15 s and ~0.4 GB each at 24 MP);
+3. ``score``: MS-SSIM of each result, scored after it shows (one at a time: 6–15 s and ~0.4 GB each at 24 MP);
 4. ``interact``: zoom 1:1, pans, the split divider, a difference view, side by side, fit;
 5. ``close``: File → Close, and the memory given back.
 

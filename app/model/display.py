@@ -34,7 +34,7 @@ DETAIL_BUDGET = 4_000_000
 DETAIL_MARGIN = 0.25
 #: pictures above this many pixels are "big": MS-SSIM and LPIPS are scored after the picture
 #: is shown, and the inspector's maps are computed in a worker (at 24 MP one MS-SSIM takes
-#: ~15 s and ~0.4 GB: it must not hold back the reconstruction)
+#: 6–15 s and ~0.4 GB: it must not hold back the reconstruction)
 BIG_PIXELS = 4_194_304  # 2048²
 
 V = TypeVar("V")

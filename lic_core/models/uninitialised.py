@@ -57,8 +57,8 @@ def init_fills_skipped() -> Iterator[None]:
                 setattr(init, name, _skippable(_originals[name]))
         _depth += 1
     outer = getattr(_local, "skip", False)
-    _local.skip = True
     try:
+        _local.skip = True
         yield
     finally:
         _local.skip = outer

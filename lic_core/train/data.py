@@ -89,8 +89,8 @@ class ImageFolderCrops(torch.utils.data.Dataset):
         hflip, vflip: random horizontal / vertical flips (probability ½ each).
         seed: base seed; call :meth:`set_epoch` every epoch to get new crops.
         cache: keep decoded images in memory, up to :data:`CACHE_BUDGET_BYTES` (the 387 photos of
-            train + train_extra ≈ 1.1 GB); saves the JPEG decode per item (~15 ms a 1 MP photo
-            here: 8 of them are a fifth of a GAN-decoder step). Photos beyond the budget are
+            train + train_extra ≈ 1.4 GiB); saves the JPEG decode per item (~15 ms a 1 MP photo
+            here: 8 of them are about a sixth of a GAN-decoder step). Photos beyond the budget are
             decoded each time they are drawn.
         files: explicit file list (overrides the folder scan, for tests).
     """
@@ -128,7 +128,7 @@ class ImageFolderCrops(torch.utils.data.Dataset):
             im = self._cache.get(index)
             if im is None:
                 im = load_rgb(self.files[index])
-                size = im.width * im.height * len(im.getbands())
+                size = im.width * im.height * 4  # Pillow holds RGB in 4 bytes a pixel
                 if self._cached_bytes + size <= CACHE_BUDGET_BYTES:
                     self._cache[index] = im
                     self._cached_bytes += size

@@ -269,8 +269,9 @@ def device_description(device: torch.device, world: int = 1) -> str:
 
 def follow_parameter_layout(model: nn.Module, optimizers, ema: Optional[EMA]) -> None:
     """Give Adam's moments and the EMA shadow loaded from a checkpoint the memory layout of the
-    parameters they follow (a channels_last run resumed from a contiguous checkpoint): the same
-    values, but elementwise updates between tensors of one layout stay on the fast kernels."""
+    parameters they follow (a channels_last run resumed from a contiguous checkpoint, or the
+    other way round): the same values, but elementwise updates between tensors of one layout
+    stay on the fast kernels.  Nothing changes where the layouts already match."""
     for opt in optimizers:
         if opt is None:
             continue
@@ -378,8 +379,7 @@ def train(cfg: TrainConfig, model: Optional[nn.Module] = None,
         rewarm_from = ck["train"].get("rewarm_from")
         prev_device = ck["train"].get("prev_device", "")
         say(f"resumed {ck['_path']} at step {start}")
-        if cfg.channels_last:
-            follow_parameter_layout(model, (opt, aux_opt), ema)
+        follow_parameter_layout(model, (opt, aux_opt), ema)  # either way between layouts
     runner.resume(start, cpu_prev)
 
     _, aux_named = split_parameters(model)

@@ -107,7 +107,7 @@ def test_cache_gives_the_same_crops_and_keeps_to_its_budget(tmp_path, monkeypatc
     rng = np.random.default_rng(0)
     for i in range(4):
         Image.fromarray(rng.integers(0, 256, (80, 100, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
-    monkeypatch.setattr(D, "CACHE_BUDGET_BYTES", 2 * 80 * 100 * 3 + 5)  # room for two photos
+    monkeypatch.setattr(D, "CACHE_BUDGET_BYTES", 2 * 80 * 100 * 4 + 5)  # room for two photos
     plain = D.ImageFolderCrops(tmp_path, crop=64, seed=3)
     cached = D.ImageFolderCrops(tmp_path, crop=64, seed=3, cache=True)
     decodes = []

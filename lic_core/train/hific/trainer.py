@@ -246,10 +246,9 @@ class HificTrainer:
         if state.get("rng") is not None:
             self.rng.set_state(state["rng"])
         self.init_lineage = state.get("init_lineage")
-        if self.channels_last:  # moments saved by a contiguous run: the parameters' layout
-            from ..loop import follow_parameter_layout
+        from ..loop import follow_parameter_layout  # moments of a run in the other layout
 
-            follow_parameter_layout(self.model, (self.opt, self.aux_opt, self.opt_d), None)
+        follow_parameter_layout(self.model, (self.opt, self.aux_opt, self.opt_d), None)
 
 
 @torch.no_grad()
@@ -431,7 +430,7 @@ def _loader(args, crop: int, batch: int, seed: int):
         raise HificTrainError("--data is required (a folder of training photos)")
     workers = int(_opt(args, "workers"))
     # without workers (the campaign) every crop decoded its photo again, ~15 ms a JPEG of the
-    # training folders (387 photos ≈ 1 MP, 1.1 GB decoded): about 4 % of a CPU step; with
+    # training folders (387 photos ≈ 1 MP, 1.4 GiB decoded): about 4 % of a CPU step; with
     # workers each would hold its own copy, and they hide the decode anyway
     ds = ImageFolderCrops(data, crop=crop, downscale=tuple(_opt(args, "downscale")), seed=seed,
                           cache=workers == 0)
