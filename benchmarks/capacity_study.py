@@ -82,7 +82,15 @@ ARMS: dict[str, dict] = {
     "N96": {"N": 96},  # wider: g_s 2.2× the multiply-adds
     "N80": {"N": 80},  # the width between, should N96 break the decode limit
     "rb2": {"res_blocks": 2},  # deeper: two residual blocks per stage
+    # warm arms: from the shipped lic-lgem-cpu weights instead of from scratch (N96w widened
+    # so that it starts as exactly the same codec, lic_core/transform/widen.py)
+    "N64w": {},
+    "N96w": {"N": 96},
 }
+#: warm arm → the from-scratch arm of its architecture (its step cost, its decode cost)
+WARM: dict[str, str] = {"N64w": "N64", "N96w": "N96"}
+#: the shipped weights the warm arms start from
+WARM_FROM = "lic-lgem-cpu"
 BASELINE = "N64"
 DEFAULT_ARMS = ("N64", "N96")
 REFERENCES = ("jpeg", "webp", "avif")
@@ -125,9 +133,36 @@ def arm_steps(budget_min: float, step_cpu_s: float) -> int:
     return max(1, int(round(60.0 * budget_min / step_cpu_s / VAL_POINTS))) * VAL_POINTS
 
 
+def warm_init(arm: str, runs: Path = RUNS) -> Path:
+    """The weights a warm arm starts from: the shipped :data:`WARM_FROM` as it is (N64w), or
+    widened to the arm's N and saved once as ``<arm>/init.pt`` (weights only, checkpoint format,
+    step 0: the arm's steps and booked CPU count from the warm start)."""
+    import torch
+
+    from lic_core.models import load_model
+    from lic_core.paths import weights_path
+
+    src = weights_path(WARM_FROM)
+    N = ARMS[arm].get("N")
+    if N is None:
+        return src
+    dst = runs / arm / "init.pt"
+    if not dst.is_file():
+        from lic_core.transform.widen import widen_model
+
+        wide = widen_model(load_model(WARM_FROM, src), int(N))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".tmp")
+        torch.save({"model": wide.state_dict(), "step": 0, "cpu_s": 0.0,
+                    "model_name": "lic-lgem-preview", "config": wide.config.to_dict(),
+                    "widened_from": str(src)}, tmp)
+        os.replace(tmp, dst)
+    return dst
+
+
 def arm_cmd(arm: str, steps: int, runs: Path = RUNS) -> list[str]:
-    """The training command of an arm (``--resume`` when it has a checkpoint, else from
-    scratch: never ``--init``)."""
+    """The training command of an arm (``--resume`` when it has a checkpoint; else from
+    scratch, or for a warm arm (:data:`WARM`) ``--init`` its warm start)."""
     out = runs / arm
     cmd = [sys.executable, "-m", "lic_core.train", "codec", "--data", rs.DATA, "--out", str(out),
            *arm_flags(arm), "--steps", str(steps), "--log-every", "100", "--ckpt-every", "0",
@@ -135,6 +170,8 @@ def arm_cmd(arm: str, steps: int, runs: Path = RUNS) -> list[str]:
            "--val-dir", str(rs.KODAK), "--val-limit", str(rs.VAL_IMAGES), "--val-u", *rs.VAL_U]
     if any(out.glob("ckpt-*.pt")):
         cmd += ["--resume", str(out)]
+    elif arm in WARM:
+        cmd += ["--init", str(warm_init(arm, runs))]
     return cmd
 
 
@@ -148,7 +185,8 @@ def arm_done(arm: str, steps: int, runs: Path = RUNS) -> bool:
 
 # ------------------------------------------------------------------------------ step costs
 def cost_key(arm: str) -> str:
-    return f"capacity-{arm}@1t"
+    """A warm arm costs what a step of its architecture costs."""
+    return f"capacity-{WARM.get(arm, arm)}@1t"
 
 
 BASE_KEY = "capacity-base@1t"
@@ -201,7 +239,7 @@ def run(arms: list[str], budget_min: float = BUDGET_MIN, force: bool = False) ->
     arms = arms or list(DEFAULT_ARMS)
     if any(plan(a, budget_min) is None for a in arms):
         measure_step_costs([a for a in ARMS if a in arms or a == BASELINE], force=force)
-    if not (RUNS / "decode_cost.json").is_file():
+    if not (RUNS / "decode_cost.json").is_file() and any(a not in WARM for a in arms):
         decode_cost(arms, measure=True)
     for arm in arms:
         pl = plan(arm, budget_min)
@@ -408,7 +446,7 @@ def summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_study.json",
     """Table, fits, decision; writes the JSON and the figure. ``names``: the Kodak file names
     in validation order (default: the Kodak folder's)."""
     names = names or sorted(p.name for p in rs.KODAK.glob("*.png"))
-    arms = [a for a in ARMS if (runs / a / "log.jsonl").is_file()
+    arms = [a for a in ARMS if a not in WARM and (runs / a / "log.jsonl").is_file()
             and (runs / a / "plan.json").is_file()]
     curves = {a: arm_curve(a, names, runs) for a in arms}
     curves = {a: rows for a, rows in curves.items() if rows}
@@ -434,6 +472,40 @@ def summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_study.json",
     return out
 
 
+def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.json",
+                 names: Optional[list[str]] = None) -> dict:
+    """The warm arms side by side: at each validation (the same booked CPU for arms of the same
+    budget), BD-PSNR vs JPEG, BD-rate vs WebP / AVIF and the top point (u = 1), and the wide
+    arm's lead over N64w. Written to its own JSON (the from-scratch study's stays as it is)."""
+    names = names or sorted(p.name for p in rs.KODAK.glob("*.png"))
+    curves = {a: arm_curve(a, names, runs) for a in WARM
+              if (runs / a / "log.jsonl").is_file() and (runs / a / "plan.json").is_file()}
+    curves = {a: rows for a, rows in curves.items() if rows}
+    print(f"{'arm':>5} {'step':>6} {'CPU-h':>5} {'BD-dB':>6} {'WebP %':>7} {'AVIF %':>7}  "
+          "u = 1: bpp / PSNR")
+    for a, rows in curves.items():
+        for r in rows:
+            top = max(r["points"], key=lambda p: p["bpp"])
+            print(f"{a:>5} {r['step']:6d} {r['quiet_cpu_h']:5.2f} {fig(r['bd_psnr'], '{:+6.2f}')} "
+                  f"{fig(r.get('bd_rate_webp'), '{:+7.1f}')} {fig(r.get('bd_rate_avif'), '{:+7.1f}')}"
+                  f"  {top['bpp']:.3f} / {top['psnr']:.2f}")
+    lead = []
+    if {"N64w", "N96w"} <= set(curves):
+        for a, b in zip(curves["N64w"], curves["N96w"]):
+            if a["bd_psnr"] is not None and b["bd_psnr"] is not None:
+                lead.append({"quiet_cpu_h": b["quiet_cpu_h"],
+                             "bd_psnr_lead_db": b["bd_psnr"] - a["bd_psnr"]})
+        print("N96w − N64w, BD-PSNR vs JPEG (dB): " + ", ".join(
+            f"{x['bd_psnr_lead_db']:+.2f} @ {x['quiet_cpu_h']:.2f} h" for x in lead))
+    out = {"warm_from": WARM_FROM, "budget_note": "x = steps × quiet step cost, from the warm start",
+           "lambdas": list(CAMPAIGN_LAMBDAS), "recipe": arm_flags("N64w"),
+           "arms": {a: {"overrides": ARMS[a], "curve": rows} for a, rows in curves.items()},
+           "lead": lead}
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -445,6 +517,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     d = sub.add_parser("decode-cost", help="MACs and exact-decode ratios of the arms")
     d.add_argument("--measure", action="store_true")
     sub.add_parser("summary")
+    sub.add_parser("warm-summary", help="the warm arms (N64w, N96w) side by side")
     f = sub.add_parser("final-eval")
     f.add_argument("arms", nargs="+")
     a = ap.parse_args(argv)
@@ -457,6 +530,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print_decode_cost(decode_cost(list(ARMS), measure=a.measure))
     elif a.cmd == "summary":
         summary()
+    elif a.cmd == "warm-summary":
+        warm_summary()
     else:
         for arm in a.arms:
             res = rs.final_eval(arm, runs=RUNS)

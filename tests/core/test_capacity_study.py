@@ -257,3 +257,32 @@ def test_summary_fits_decides_and_writes(cs, tmp_path, monkeypatch):
     assert math.isfinite(n96["curve"][-1]["bd_rate_webp"])
     assert json.loads((tmp_path / "c.json").read_text())["decision"] == out["decision"]
     assert (tmp_path / "c.png").stat().st_size > 1000
+
+
+def test_warm_arms_start_from_the_shipped_codec_the_wide_one_widened(cs, tmp_path):
+    """N64w continues the shipped weights; N96w starts from them widened (lic_core.transform.
+    widen): the model lic train builds from its flags and --init computes the shipped codec's
+    training forward. Both book a step at their architecture's cost."""
+    import torch
+
+    from lic_core.models import load_model
+    from lic_core.paths import weights_path
+    from lic_core.train.loop import _build_model, load_init_weights
+
+    shipped = load_model(cs.WARM_FROM).eval()
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = shipped(x, 0.9)["x_hat"]
+    for arm, N in (("N64w", 64), ("N96w", 96)):
+        assert cs.cost_key(arm) == cs.cost_key(cs.WARM[arm])
+        cfg = _parse(cs.arm_cmd(arm, 800, runs=tmp_path))
+        assert cfg.resume is None and cfg.lr == 4e-4 and cfg.warmup == 200
+        want = weights_path(cs.WARM_FROM) if N == 64 else tmp_path / arm / "init.pt"
+        assert cfg.init == str(want) and Path(cfg.init).is_file()
+        model, _ = _build_model(cfg, None, cfg.model)
+        load_init_weights(model, cfg.init)
+        assert model.config.N == N and model.config.lambdas == cs.CAMPAIGN_LAMBDAS
+        with torch.no_grad():
+            assert torch.allclose(model.eval()(x, 0.9)["x_hat"], ref, atol=1e-4, rtol=0)
+    (tmp_path / "N96w" / "ckpt-00000400.pt").write_bytes(b"")
+    assert _parse(cs.arm_cmd("N96w", 800, runs=tmp_path)).init is None  # resumes its own run
