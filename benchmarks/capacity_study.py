@@ -472,6 +472,64 @@ def summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_study.json",
     return out
 
 
+def ceiling_of(model, us: tuple = (0.5, 1.0), images: int = rs.VAL_IMAGES) -> dict:
+    """PSNR of g_s(g_a(x)·G·G') without quantization, per slider value, on the first ``images``
+    Kodak images: the most any rate can give these transforms. For lic-lgem-cpu on 4 Kodak
+    images it is 34.75 dB at u = 1 against 34.34 dB with rounding, so the flat top of the slider
+    is the transforms' limit, not the quantizer's (docs/training.md, "Capacity study")."""
+    import torch
+
+    from lic_core.image.io import load_image
+    from lic_core.image.tensor import to_tensor
+
+    model = model.float().eval().to(memory_format=torch.contiguous_format)
+    files = sorted(rs.KODAK.glob("*.png"))[:images]
+    out: dict = {"images": len(files)}
+    for u in us:
+        vals = []
+        for f in files:
+            x = to_tensor(load_image(f))
+            with torch.no_grad():
+                g = model._gains(u, 1, x.device)
+                xc = model.g_s(model.g_a(x) * g["G"] * g["G_inv"]).clamp(0, 1)
+            vals.append(float(10 * torch.log10(1.0 / ((xc - x) ** 2).mean())))
+        out[f"u={u:g}"] = sum(vals) / len(vals)
+    return out
+
+
+def transform_ceiling(arm: str, runs: Path = RUNS) -> dict:
+    """:func:`ceiling_of` the arm's newest checkpoint (its EMA weights, as validated)."""
+    from lic_core.train.checkpoint import load_checkpoint
+    from lic_core.train.loop import resolve_model
+
+    ck = load_checkpoint(runs / arm)
+    model = resolve_model(ck.get("model_name", "lic-lgem-preview"),
+                          **{k: v for k, v in ck["config"].items() if k != "name"})
+    model.load_state_dict(ck["ema"]["shadow"] if ck.get("ema") else ck["model"], strict=False)
+    return {"step": int(ck["step"]), **ceiling_of(model)}
+
+
+def warm_start_row(names: list[str]) -> dict:
+    """Where both warm arms start: the shipped weights validated as the arms validate (real
+    bitstreams, first 6 Kodak images, u = 0, 0.5, 1), their BD figures and transform ceiling."""
+    from campaign.learning_curve import rd_against, reference_curve
+    from lic_core.models import load_model
+    from lic_core.train.validate import evaluate
+
+    model = load_model(WARM_FROM)
+    res = evaluate(model, rs.KODAK, [float(u) for u in rs.VAL_U], limit=rs.VAL_IMAGES,
+                   with_msssim=False)
+    row = {"step": 0, "quiet_cpu_h": 0.0, "points": res["points"]}
+    for ref in REFERENCES:
+        path = RESULTS / "classical" / f"{ref}.json"
+        bd = rd_against(res["points"], reference_curve(path, names[: res["images"]]))
+        if ref == "jpeg":
+            row["bd_rate"], row["bd_psnr"] = bd["bd_rate"], bd["bd_psnr"]
+        row[f"bd_rate_{ref}"], row[f"bd_psnr_{ref}"] = bd["bd_rate"], bd["bd_psnr"]
+    row["transform_ceiling"] = ceiling_of(model)
+    return row
+
+
 def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.json",
                  names: Optional[list[str]] = None) -> dict:
     """The warm arms side by side: at each validation (the same booked CPU for arms of the same
@@ -481,9 +539,10 @@ def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.js
     curves = {a: arm_curve(a, names, runs) for a in WARM
               if (runs / a / "log.jsonl").is_file() and (runs / a / "plan.json").is_file()}
     curves = {a: rows for a, rows in curves.items() if rows}
+    start = warm_start_row(names)
     print(f"{'arm':>5} {'step':>6} {'CPU-h':>5} {'BD-dB':>6} {'WebP %':>7} {'AVIF %':>7}  "
           "u = 1: bpp / PSNR")
-    for a, rows in curves.items():
+    for a, rows in [("start", [start]), *curves.items()]:
         for r in rows:
             top = max(r["points"], key=lambda p: p["bpp"])
             print(f"{a:>5} {r['step']:6d} {r['quiet_cpu_h']:5.2f} {fig(r['bd_psnr'], '{:+6.2f}')} "
@@ -497,10 +556,15 @@ def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.js
                              "bd_psnr_lead_db": b["bd_psnr"] - a["bd_psnr"]})
         print("N96w − N64w, BD-PSNR vs JPEG (dB): " + ", ".join(
             f"{x['bd_psnr_lead_db']:+.2f} @ {x['quiet_cpu_h']:.2f} h" for x in lead))
+    ceiling = {}
+    for a in curves:
+        ceiling[a] = transform_ceiling(a, runs=runs)
+        print(f"{a}: unquantized transforms at step {ceiling[a]['step']}: " + ", ".join(
+            f"{k} {v:.2f} dB" for k, v in ceiling[a].items() if k.startswith("u=")))
     out = {"warm_from": WARM_FROM, "budget_note": "x = steps × quiet step cost, from the warm start",
            "lambdas": list(CAMPAIGN_LAMBDAS), "recipe": arm_flags("N64w"),
            "arms": {a: {"overrides": ARMS[a], "curve": rows} for a, rows in curves.items()},
-           "lead": lead}
+           "start": start, "lead": lead, "transform_ceiling": ceiling}
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(out, indent=1) + "\n")
     return out
