@@ -133,10 +133,19 @@ def arm_steps(budget_min: float, step_cpu_s: float) -> int:
     return max(1, int(round(60.0 * budget_min / step_cpu_s / VAL_POINTS))) * VAL_POINTS
 
 
+def shipped_hash() -> str:
+    """The weights hash (hex) of the shipped :data:`WARM_FROM`."""
+    from lic_core.paths import weights_path
+    from lic_core.weights import load_weights
+
+    return str(load_weights(weights_path(WARM_FROM))[1]["weights_hash"])
+
+
 def warm_init(arm: str, runs: Path = RUNS) -> Path:
     """The weights a warm arm starts from: the shipped :data:`WARM_FROM` as it is (N64w), or
     widened to the arm's N and saved once as ``<arm>/init.pt`` (weights only, checkpoint format,
-    step 0: the arm's steps and booked CPU count from the warm start)."""
+    step 0: the arm's steps and booked CPU count from the warm start) with the hash of the
+    weights it was widened from — reused only while those are still the shipped ones."""
     import torch
 
     from lic_core.models import load_model
@@ -147,17 +156,37 @@ def warm_init(arm: str, runs: Path = RUNS) -> Path:
     if N is None:
         return src
     dst = runs / arm / "init.pt"
-    if not dst.is_file():
-        from lic_core.transform.widen import widen_model
+    if dst.is_file():
+        have = torch.load(dst, map_location="cpu", weights_only=True).get("widened_from_hash")
+        if have != shipped_hash():
+            raise SystemExit(f"{dst} was widened from other weights ({have}) than the shipped "
+                             f"{WARM_FROM}: delete it (and the arm's run) to start afresh")
+        return dst
+    from lic_core.transform.widen import widen_model
 
-        wide = widen_model(load_model(WARM_FROM, src), int(N))
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".tmp")
-        torch.save({"model": wide.state_dict(), "step": 0, "cpu_s": 0.0,
-                    "model_name": "lic-lgem-preview", "config": wide.config.to_dict(),
-                    "widened_from": str(src)}, tmp)
-        os.replace(tmp, dst)
+    wide = widen_model(load_model(WARM_FROM, src), int(N))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    torch.save({"model": wide.state_dict(), "step": 0, "cpu_s": 0.0,
+                "model_name": "lic-lgem-preview", "config": wide.config.to_dict(),
+                "widened_from": str(src), "widened_from_hash": shipped_hash()}, tmp)
+    os.replace(tmp, dst)
     return dst
+
+
+def warm_start_hash(arm: str, runs: Path = RUNS) -> Optional[str]:
+    """The hash of the shipped weights a warm arm started from (its log's start record, or the
+    widened init's), None when unknown."""
+    import torch
+
+    from campaign.learning_curve import read_log
+
+    if ARMS[arm].get("N") is not None:
+        p = runs / arm / "init.pt"
+        return torch.load(p, map_location="cpu", weights_only=True).get(
+            "widened_from_hash") if p.is_file() else None
+    starts = [r for r in read_log(runs / arm / "log.jsonl") if r.get("type") == "start"]
+    return (starts[0].get("init") or {}).get("weights_hash") if starts else None
 
 
 def arm_cmd(arm: str, steps: int, runs: Path = RUNS) -> list[str]:
@@ -238,7 +267,9 @@ def run(arms: list[str], budget_min: float = BUDGET_MIN, force: bool = False) ->
     """Train the arms one after another (niced), measuring step costs first when missing."""
     arms = arms or list(DEFAULT_ARMS)
     if any(plan(a, budget_min) is None for a in arms):
-        measure_step_costs([a for a in ARMS if a in arms or a == BASELINE], force=force)
+        measure_step_costs([a for a in ARMS if (a in arms or a == BASELINE) and a not in WARM]
+                           + [WARM[a] for a in arms if a in WARM and WARM[a] not in arms
+                              and WARM[a] != BASELINE], force=force)
     if not (RUNS / "decode_cost.json").is_file() and any(a not in WARM for a in arms):
         decode_cost(arms, measure=True)
     for arm in arms:
@@ -505,7 +536,7 @@ def transform_ceiling(arm: str, runs: Path = RUNS) -> dict:
     ck = load_checkpoint(runs / arm)
     model = resolve_model(ck.get("model_name", "lic-lgem-preview"),
                           **{k: v for k, v in ck["config"].items() if k != "name"})
-    model.load_state_dict(ck["ema"]["shadow"] if ck.get("ema") else ck["model"], strict=False)
+    model.load_state_dict(ck["ema"]["shadow"] if ck.get("ema") else ck["model"], strict=True)
     return {"step": int(ck["step"]), **ceiling_of(model)}
 
 
@@ -522,6 +553,8 @@ def warm_start_row(names: list[str]) -> dict:
     row = {"step": 0, "quiet_cpu_h": 0.0, "points": res["points"]}
     for ref in REFERENCES:
         path = RESULTS / "classical" / f"{ref}.json"
+        if not path.is_file():
+            continue
         bd = rd_against(res["points"], reference_curve(path, names[: res["images"]]))
         if ref == "jpeg":
             row["bd_rate"], row["bd_psnr"] = bd["bd_rate"], bd["bd_psnr"]
@@ -539,10 +572,22 @@ def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.js
     curves = {a: arm_curve(a, names, runs) for a in WARM
               if (runs / a / "log.jsonl").is_file() and (runs / a / "plan.json").is_file()}
     curves = {a: rows for a, rows in curves.items() if rows}
-    start = warm_start_row(names)
+    for rows in curves.values():  # N64w's log counts the shipped card's hours, N96w's not:
+        for r in rows:             # the comparison is in booked quiet CPU from the warm start
+            r.pop("cpu_h", None)
+    budgets = {json.loads((runs / a / "plan.json").read_text())["budget_min"] for a in curves}
+    if len(budgets) > 1:
+        print(f"warning: the warm arms have different budgets {sorted(budgets)}: the lead pairs "
+              "validations by index", flush=True)
+    here = shipped_hash()
+    stale = [a for a in curves if warm_start_hash(a, runs) not in (None, here)]
+    start = warm_start_row(names) if not stale else {"stale_arms": stale}
+    if stale:
+        print(f"warning: {', '.join(stale)} started from other weights than the shipped "
+              f"{WARM_FROM} ({here}): no start row", flush=True)
     print(f"{'arm':>5} {'step':>6} {'CPU-h':>5} {'BD-dB':>6} {'WebP %':>7} {'AVIF %':>7}  "
           "u = 1: bpp / PSNR")
-    for a, rows in [("start", [start]), *curves.items()]:
+    for a, rows in [*([("start", [start])] if not stale else []), *curves.items()]:
         for r in rows:
             top = max(r["points"], key=lambda p: p["bpp"])
             print(f"{a:>5} {r['step']:6d} {r['quiet_cpu_h']:5.2f} {fig(r['bd_psnr'], '{:+6.2f}')} "
@@ -591,7 +636,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if a.cmd == "run":
         return run(a.arms or [], a.budget_min, a.force)
     if a.cmd == "decode-cost":
-        print_decode_cost(decode_cost(list(ARMS), measure=a.measure))
+        print_decode_cost(decode_cost([x for x in ARMS if x not in WARM], measure=a.measure))
     elif a.cmd == "summary":
         summary()
     elif a.cmd == "warm-summary":

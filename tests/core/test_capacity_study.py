@@ -245,9 +245,11 @@ def test_summary_fits_decides_and_writes(cs, tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     _fake_arm(runs, "N64", 0.5, names, 0.67)
     _fake_arm(runs, "N96", 1.5, names, 1.2)
+    _fake_arm(runs, "N96w", 9.0, names, 1.2)  # a warm arm: not part of the from-scratch study
     monkeypatch.setattr(cs, "RUNS", runs)
     out = cs.summary(runs=runs, out_json=tmp_path / "c.json", figure=tmp_path / "c.png",
                      names=names)
+    assert set(out["arms"]) == {"N64", "N96"}
     n96 = out["arms"]["N96"]
     assert [r["quiet_cpu_h"] for r in n96["curve"]] == pytest.approx(T, abs=1e-3)
     assert n96["curve"][-1]["bd_psnr"] == pytest.approx(1.5 - 2 ** -0.5, abs=0.05)
@@ -284,5 +286,11 @@ def test_warm_arms_start_from_the_shipped_codec_the_wide_one_widened(cs, tmp_pat
         assert model.config.N == N and model.config.lambdas == cs.CAMPAIGN_LAMBDAS
         with torch.no_grad():
             assert torch.allclose(model.eval()(x, 0.9)["x_hat"], ref, atol=1e-4, rtol=0)
+    assert cs.warm_start_hash("N96w", runs=tmp_path) == cs.shipped_hash()
+    # an init widened from weights that are no longer the shipped ones is not reused
+    state = torch.load(tmp_path / "N96w" / "init.pt", weights_only=True)
+    torch.save({**state, "widened_from_hash": "0" * 16}, tmp_path / "N96w" / "init.pt")
+    with pytest.raises(SystemExit, match="widened from other weights"):
+        cs.arm_cmd("N96w", 800, runs=tmp_path)
     (tmp_path / "N96w" / "ckpt-00000400.pt").write_bytes(b"")
     assert _parse(cs.arm_cmd("N96w", 800, runs=tmp_path)).init is None  # resumes its own run

@@ -94,3 +94,9 @@ def test_weights_that_cannot_be_widened_are_refused():
     state.pop(next(k for k in state if k.startswith("g_s.")))
     with pytest.raises(ValueError, match="do not fit"):
         widen_state(state, wide)
+    state = dict(narrow.state_dict())
+    key = next(k for k in state if k.startswith("g_a.") and k.endswith("weight")
+               and state[k].dim() == 4 and state[k].shape[-1] > 1)
+    state[key] = state[key][..., :1, :1]  # another kernel size: not a wider copy of the layer
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen_state(state, wide)
