@@ -84,11 +84,13 @@ ARMS: dict[str, dict] = {
     "rb2": {"res_blocks": 2},  # deeper: two residual blocks per stage
     # warm arms: from the shipped lic-lgem-cpu weights instead of from scratch (N96w widened
     # so that it starts as exactly the same codec, lic_core/transform/widen.py)
+    "A96": {"analysis_N": 96},  # a wider encoder only: the decoder (and decode time) of N64
     "N64w": {},
     "N96w": {"N": 96},
+    "A96w": {"analysis_N": 96},
 }
 #: warm arm → the from-scratch arm of its architecture (its step cost, its decode cost)
-WARM: dict[str, str] = {"N64w": "N64", "N96w": "N96"}
+WARM: dict[str, str] = {"N64w": "N64", "N96w": "N96", "A96w": "A96"}
 #: the shipped weights the warm arms start from
 WARM_FROM = "lic-lgem-cpu"
 BASELINE = "N64"
@@ -152,8 +154,8 @@ def warm_init(arm: str, runs: Path = RUNS) -> Path:
     from lic_core.paths import weights_path
 
     src = weights_path(WARM_FROM)
-    N = ARMS[arm].get("N")
-    if N is None:
+    widths = {k: int(v) for k, v in ARMS[arm].items() if k in ("N", "analysis_N")}
+    if not widths:
         return src
     dst = runs / arm / "init.pt"
     if dst.is_file():
@@ -164,7 +166,7 @@ def warm_init(arm: str, runs: Path = RUNS) -> Path:
         return dst
     from lic_core.transform.widen import widen_model
 
-    wide = widen_model(load_model(WARM_FROM, src), int(N))
+    wide = widen_model(load_model(WARM_FROM, src), **widths)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(dst.name + ".tmp")
     torch.save({"model": wide.state_dict(), "step": 0, "cpu_s": 0.0,
@@ -181,7 +183,7 @@ def warm_start_hash(arm: str, runs: Path = RUNS) -> Optional[str]:
 
     from campaign.learning_curve import read_log
 
-    if ARMS[arm].get("N") is not None:
+    if any(k in ARMS[arm] for k in ("N", "analysis_N")):
         p = runs / arm / "init.pt"
         return torch.load(p, map_location="cpu", weights_only=True).get(
             "widened_from_hash") if p.is_file() else None
@@ -593,14 +595,13 @@ def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.js
             print(f"{a:>5} {r['step']:6d} {r['quiet_cpu_h']:5.2f} {fig(r['bd_psnr'], '{:+6.2f}')} "
                   f"{fig(r.get('bd_rate_webp'), '{:+7.1f}')} {fig(r.get('bd_rate_avif'), '{:+7.1f}')}"
                   f"  {top['bpp']:.3f} / {top['psnr']:.2f}")
-    lead = []
-    if {"N64w", "N96w"} <= set(curves):
-        for a, b in zip(curves["N64w"], curves["N96w"]):
-            if a["bd_psnr"] is not None and b["bd_psnr"] is not None:
-                lead.append({"quiet_cpu_h": b["quiet_cpu_h"],
-                             "bd_psnr_lead_db": b["bd_psnr"] - a["bd_psnr"]})
-        print("N96w − N64w, BD-PSNR vs JPEG (dB): " + ", ".join(
-            f"{x['bd_psnr_lead_db']:+.2f} @ {x['quiet_cpu_h']:.2f} h" for x in lead))
+    lead: dict[str, list] = {}
+    for arm in (a for a in curves if a != "N64w" and "N64w" in curves):
+        lead[arm] = [{"quiet_cpu_h": b["quiet_cpu_h"], "bd_psnr_lead_db": b["bd_psnr"] - a["bd_psnr"]}
+                     for a, b in zip(curves["N64w"], curves[arm])
+                     if a["bd_psnr"] is not None and b["bd_psnr"] is not None]
+        print(f"{arm} − N64w, BD-PSNR vs JPEG (dB): " + ", ".join(
+            f"{x['bd_psnr_lead_db']:+.2f} @ {x['quiet_cpu_h']:.2f} h" for x in lead[arm]))
     ceiling = {}
     for a in curves:
         ceiling[a] = transform_ceiling(a, runs=runs)

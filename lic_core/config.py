@@ -26,6 +26,10 @@ class ModelConfig:
     ----------
     name: registry name ("lic-lgem", "lic-lgem-tiny", ...).
     N: width of the analysis/synthesis transforms.
+    analysis_N: width of the analysis transform g_a alone when it differs from ``N`` (0: ``N``):
+      an encoder wider than its decoder costs encode time only (Yang and Mandt, "Computationally-
+      efficient neural image compression with shallow decoders", ICCV 2023, argue that the
+      analysis side carries much of a codec's rate-distortion performance).
     M: latent channels of y (sum of ``groups``).
     hyper_N: channels of z; ``hyper_out``: channels of the hyper features Φ_h.
     groups: uneven channel groups, coded in this order (ELIC).
@@ -51,6 +55,7 @@ class ModelConfig:
     res_blocks: int = 2
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     preview: bool = False
+    analysis_N: int = 0
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -63,8 +68,16 @@ class ModelConfig:
     def levels(self) -> int:
         return len(self.lambdas)
 
+    @property
+    def g_a_width(self) -> int:
+        """The analysis transform's width (``analysis_N`` or ``N``)."""
+        return int(self.analysis_N or self.N)
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not self.analysis_N:  # as before the field existed: the configs (and the metadata
+            d.pop("analysis_N")  # of files written with them) of every codec so far stay as is
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":

@@ -19,11 +19,12 @@ def _stage(ch: int, blocks: int) -> list[nn.Module]:
 
 
 class AnalysisTransform(nn.Module):
-    """g_a: four stride-2 5×5 convs with residual stages and two attention blocks."""
+    """g_a: four stride-2 5×5 convs with residual stages and two attention blocks, of width
+    ``cfg.g_a_width`` (``N`` unless the encoder is wider than the decoder)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        N, M, r = cfg.N, cfg.M, cfg.res_blocks
+        N, M, r = cfg.g_a_width, cfg.M, cfg.res_blocks
         self.net = nn.Sequential(
             conv(3, N), *_stage(N, r),
             conv(N, N), *_stage(N, r), AttentionBlock(N),

@@ -263,8 +263,8 @@ def test_summary_fits_decides_and_writes(cs, tmp_path, monkeypatch):
 
 def test_warm_arms_start_from_the_shipped_codec_the_wide_one_widened(cs, tmp_path):
     """N64w continues the shipped weights; N96w starts from them widened (lic_core.transform.
-    widen): the model lic train builds from its flags and --init computes the shipped codec's
-    training forward. Both book a step at their architecture's cost."""
+    widen), A96w with its encoder alone widened: the model lic train builds from its flags and
+    --init computes the shipped codec's training forward."""
     import torch
 
     from lic_core.models import load_model
@@ -275,15 +275,15 @@ def test_warm_arms_start_from_the_shipped_codec_the_wide_one_widened(cs, tmp_pat
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ref = shipped(x, 0.9)["x_hat"]
-    for arm, N in (("N64w", 64), ("N96w", 96)):
-        assert cs.cost_key(arm) == cs.cost_key(cs.WARM[arm])
+    for arm, N, N_a in (("N64w", 64, 64), ("N96w", 96, 96), ("A96w", 64, 96)):
         cfg = _parse(cs.arm_cmd(arm, 800, runs=tmp_path))
         assert cfg.resume is None and cfg.lr == 4e-4 and cfg.warmup == 200
-        want = weights_path(cs.WARM_FROM) if N == 64 else tmp_path / arm / "init.pt"
+        want = weights_path(cs.WARM_FROM) if arm == "N64w" else tmp_path / arm / "init.pt"
         assert cfg.init == str(want) and Path(cfg.init).is_file()
         model, _ = _build_model(cfg, None, cfg.model)
         load_init_weights(model, cfg.init)
-        assert model.config.N == N and model.config.lambdas == cs.CAMPAIGN_LAMBDAS
+        assert (model.config.N, model.config.g_a_width) == (N, N_a)
+        assert model.config.lambdas == cs.CAMPAIGN_LAMBDAS
         with torch.no_grad():
             assert torch.allclose(model.eval()(x, 0.9)["x_hat"], ref, atol=1e-4, rtol=0)
     assert cs.warm_start_hash("N96w", runs=tmp_path) == cs.shipped_hash()

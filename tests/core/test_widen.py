@@ -51,14 +51,15 @@ def test_the_wider_model_computes_what_the_narrow_one_does():
             assert torch.equal(ns[k], ws[k]), k
 
 
-def test_its_real_bitstream_codes_the_same_symbols(tmp_path):
+@pytest.mark.parametrize("wider", [{"N": 8}, {"analysis_N": 8}])
+def test_its_real_bitstream_codes_the_same_symbols(tmp_path, wider):
     """The same symbols: the files' coded sections are the same bytes (their headers name other
     weights and carry each picture's CRC32). The exact pictures agree to the exact engine's rounding (it picks
     each layer's fixed-point precision from all of its units, new ones too: docs/bitstream.md),
     and a wider file decodes, checked, with the wider weights."""
     img = np.array(Image.open(striped_photos(tmp_path / "p", size=80) / "img1.png").convert("RGB"))
     narrow = _trained_like(5)
-    wide = widen_model(narrow, narrow.config.N + 8).eval()
+    wide = widen_model(narrow, **{k: narrow.config.N + v for k, v in wider.items()}).eval()
     encs = [LearnedCodec(TINY, model=m).encode(img, EncodeParams(rate=0.6)) for m in (narrow, wide)]
     (ha, sa), (hb, sb) = unpack(encs[0].data), unpack(encs[1].data)
     assert sa == sb and ha.symbol_crcs == hb.symbol_crcs  # the coded sections, byte for byte
@@ -100,3 +101,25 @@ def test_weights_that_cannot_be_widened_are_refused():
     state[key] = state[key][..., :1, :1]  # another kernel size: not a wider copy of the layer
     with pytest.raises(ValueError, match="cannot widen"):
         widen_state(state, wide)
+
+
+def test_a_wider_encoder_keeps_the_decoder_and_its_weights_file_says_so(tmp_path):
+    """``analysis_N``: g_a alone is widened (g_s, the decoder, is the narrow model's, tensor for
+    tensor); the width is in the weights file's config, so loading builds the same network, and
+    configs without it are written as before."""
+    from lic_core.models import load_model
+    from lic_core.weights import save_weights
+
+    narrow = _trained_like(6)
+    assert "analysis_N" not in narrow.config.to_dict()
+    wide = widen_model(narrow, analysis_N=narrow.config.N + 8)
+    assert wide.config.N == narrow.config.N and wide.config.g_a_width == narrow.config.N + 8
+    ns, ws = narrow.g_s.state_dict(), wide.g_s.state_dict()
+    assert all(torch.equal(ns[k], ws[k]) for k in ns)
+    path = tmp_path / f"{TINY}.safetensors"
+    save_weights(wide, path, {"model": TINY, "preview": True})
+    back = load_model(TINY, path)
+    assert back.config.g_a_width == narrow.config.N + 8
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        assert torch.allclose(back.eval()(x, 0.5)["x_hat"], narrow(x, 0.5)["x_hat"], atol=1e-3)
