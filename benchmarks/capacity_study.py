@@ -48,6 +48,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -286,6 +287,68 @@ def run(arms: list[str], budget_min: float = BUDGET_MIN, force: bool = False) ->
         rc = rs.run_niced(arm_cmd(arm, pl["steps"]), RUNS / f"{arm}.out")
         if rc != 0:
             print(f"{arm}: exit {rc} (see {RUNS / f'{arm}.out'})", flush=True)
+            return rc
+    return 0
+
+
+# ------------------------------------------------------------------------------ decay branches
+DECAY_MIN = 20.0
+DECAY_FINAL_LR = 0.1
+
+
+def decay_dir(arm: str, runs: Path = RUNS) -> Path:
+    return runs / f"{arm}-decay"
+
+
+def decay_cmd(arm: str, decay_min: float = DECAY_MIN, runs: Path = RUNS) -> list[str]:
+    """The arm's decay branch, as the campaign ends a phase (campaign/decay.py): the arm's newest
+    checkpoint forked into ``<arm>-decay`` and trained on with the same recipe while the learning
+    rate falls as a cosine to :data:`DECAY_FINAL_LR` of its peak, for ``decay_min`` booked
+    CPU-minutes at the arm's step cost; validated once, at its end (the loop does that when a run
+    completes). A stable-phase validation shows the EMA of a noisy constant-rate run; what an arm
+    has learned shows after the decay (warmup–stable–decay: Hägele et al. 2024, §3)."""
+    from campaign.decay import decay_recipe
+    from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    out = decay_dir(arm, runs)
+    mine = latest_checkpoint(out)
+    pl = json.loads((out / "plan.json").read_text()) if (out / "plan.json").is_file() else None
+    if mine is None or pl is None:
+        src = latest_checkpoint(runs / arm)
+        if src is None:
+            raise SystemExit(f"{arm}: no checkpoint to decay (run the arm first)")
+        cost = json.loads((runs / arm / "plan.json").read_text())["step_cpu_s"]
+        fork = int(load_checkpoint(src)["step"])
+        k = max(50, int(round(60.0 * decay_min / cost)))
+        pl = {"forked_from": str(src), "fork_step": fork, "steps": fork + k,
+              "step_cpu_s": cost, "decay_min": decay_min, "final_lr": DECAY_FINAL_LR}
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("ckpt-*.pt"):
+            old.unlink()
+        shutil.copy2(src, out / src.name)
+        (out / "plan.json").write_text(json.dumps(pl, indent=1) + "\n")
+    recipe = decay_recipe(_drop(arm_flags(arm), "--decay"), pl["fork_step"], pl["steps"],
+                          pl["final_lr"])
+    return [sys.executable, "-m", "lic_core.train", "codec", "--data", rs.DATA, "--out", str(out),
+            *recipe, "--log-every", "100", "--ckpt-every", "0", "--ckpt-minutes", "5",
+            "--keep", "1", "--val-every", "0", "--val-dir", str(rs.KODAK),
+            "--val-limit", str(rs.VAL_IMAGES), "--val-u", *rs.VAL_U, "--resume", str(out)]
+
+
+def decay(arms: list[str], decay_min: float = DECAY_MIN) -> int:
+    """The arms' decay branches, one after another (niced, resumable)."""
+    for arm in arms:
+        out = decay_dir(arm)
+        pl = json.loads((out / "plan.json").read_text()) if (out / "plan.json").is_file() else None
+        if pl is not None and arm_done(f"{arm}-decay", pl["steps"]):
+            print(f"{arm}: decay branch done ({pl['steps']} steps)")
+            continue
+        cmd = decay_cmd(arm, decay_min)
+        print(f"{arm}: decay branch to step {json.loads((out / 'plan.json').read_text())['steps']}",
+              flush=True)
+        rc = rs.run_niced(cmd, RUNS / f"{arm}-decay.out")
+        if rc != 0:
+            print(f"{arm}: decay exit {rc}", flush=True)
             return rc
     return 0
 
@@ -602,15 +665,33 @@ def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.js
                      if a["bd_psnr"] is not None and b["bd_psnr"] is not None]
         print(f"{arm} − N64w, BD-PSNR vs JPEG (dB): " + ", ".join(
             f"{x['bd_psnr_lead_db']:+.2f} @ {x['quiet_cpu_h']:.2f} h" for x in lead[arm]))
-    ceiling = {}
+    decayed = {}
     for a in curves:
+        d = f"{a}-decay"
+        if (runs / d / "log.jsonl").is_file() and (runs / d / "plan.json").is_file():
+            rows = arm_curve(d, names, runs)
+            if rows:
+                decayed[a] = {**rows[-1], "plan": json.loads((runs / d / "plan.json").read_text())}
+                decayed[a].pop("cpu_h", None)
+    for a, r in decayed.items():
+        top = max(r["points"], key=lambda p: p["bpp"])
+        print(f"{a + '+decay':>10} {r['step']:6d} {r['quiet_cpu_h']:5.2f} "
+              f"{fig(r['bd_psnr'], '{:+6.2f}')} {fig(r.get('bd_rate_webp'), '{:+7.1f}')} "
+              f"{fig(r.get('bd_rate_avif'), '{:+7.1f}')}  {top['bpp']:.3f} / {top['psnr']:.2f}")
+    for a in (x for x in decayed if x != "N64w" and "N64w" in decayed):
+        if decayed[a]["bd_psnr"] is not None and decayed["N64w"]["bd_psnr"] is not None:
+            lead[f"{a}+decay"] = [{"quiet_cpu_h": decayed[a]["quiet_cpu_h"], "bd_psnr_lead_db":
+                                   decayed[a]["bd_psnr"] - decayed["N64w"]["bd_psnr"]}]
+            print(f"{a} − N64w after their decays: {lead[a + '+decay'][0]['bd_psnr_lead_db']:+.2f} dB")
+    ceiling = {}
+    for a in [*curves, *(f"{x}-decay" for x in decayed)]:
         ceiling[a] = transform_ceiling(a, runs=runs)
         print(f"{a}: unquantized transforms at step {ceiling[a]['step']}: " + ", ".join(
             f"{k} {v:.2f} dB" for k, v in ceiling[a].items() if k.startswith("u=")))
     out = {"warm_from": WARM_FROM, "budget_note": "x = steps × quiet step cost, from the warm start",
            "lambdas": list(CAMPAIGN_LAMBDAS), "recipe": arm_flags("N64w"),
            "arms": {a: {"overrides": ARMS[a], "curve": rows} for a, rows in curves.items()},
-           "start": start, "lead": lead, "transform_ceiling": ceiling}
+           "decayed": decayed, "start": start, "lead": lead, "transform_ceiling": ceiling}
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(out, indent=1) + "\n")
     return out
@@ -627,7 +708,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     d = sub.add_parser("decode-cost", help="MACs and exact-decode ratios of the arms")
     d.add_argument("--measure", action="store_true")
     sub.add_parser("summary")
-    sub.add_parser("warm-summary", help="the warm arms (N64w, N96w) side by side")
+    sub.add_parser("warm-summary", help="the warm arms (N64w, N96w, A96w) side by side")
+    dc = sub.add_parser("decay", help="decay branches of arms (cosine to 0.1 of the peak)")
+    dc.add_argument("arms", nargs="+")
+    dc.add_argument("--decay-min", type=float, default=DECAY_MIN)
     f = sub.add_parser("final-eval")
     f.add_argument("arms", nargs="+")
     a = ap.parse_args(argv)
@@ -636,6 +720,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
     if a.cmd == "run":
         return run(a.arms or [], a.budget_min, a.force)
+    if a.cmd == "decay":
+        return decay(a.arms, a.decay_min)
     if a.cmd == "decode-cost":
         print_decode_cost(decode_cost([x for x in ARMS if x not in WARM], measure=a.measure))
     elif a.cmd == "summary":

@@ -294,3 +294,23 @@ def test_warm_arms_start_from_the_shipped_codec_the_wide_one_widened(cs, tmp_pat
         cs.arm_cmd("N96w", 800, runs=tmp_path)
     (tmp_path / "N96w" / "ckpt-00000400.pt").write_bytes(b"")
     assert _parse(cs.arm_cmd("N96w", 800, runs=tmp_path)).init is None  # resumes its own run
+
+
+def test_an_arms_decay_branch_forks_its_newest_checkpoint_once(cs, tmp_path):
+    import torch
+
+    (tmp_path / "N96w").mkdir()
+    (tmp_path / "N96w" / "plan.json").write_text(json.dumps({"step_cpu_s": 1.2}))
+    torch.save({"model": {}, "step": 400}, tmp_path / "N96w" / "ckpt-00000400.pt")
+    cfg = _parse(cs.decay_cmd("N96w", decay_min=10.0, runs=tmp_path))
+    out = tmp_path / "N96w-decay"
+    assert (out / "ckpt-00000400.pt").is_file() and cfg.resume == str(out)
+    assert (cfg.decay, cfg.decay_from, cfg.steps) == ("cosine", 400, 400 + 500)  # 600 s / 1.2
+    assert cfg.final_lr == cs.DECAY_FINAL_LR and cfg.lr == 4e-4 and cfg.val_every == 0
+    assert cs.model_config_flags("N96w")[1:] == [f for f in cs.arm_flags("N96w")
+                                                 if f.startswith(("N=", "lambdas="))]
+    # the arm trains on: the branch keeps its fork (and resumes its own checkpoint)
+    torch.save({"model": {}, "step": 800}, tmp_path / "N96w" / "ckpt-00000800.pt")
+    torch.save({"model": {}, "step": 650}, out / "ckpt-00000650.pt")
+    cfg = _parse(cs.decay_cmd("N96w", decay_min=10.0, runs=tmp_path))
+    assert (cfg.decay_from, cfg.steps) == (400, 900)
