@@ -628,6 +628,33 @@ def warm_start_row(names: list[str]) -> dict:
     return row
 
 
+def kodak24(arm: str, runs: Path = RUNS) -> dict:
+    """The arm's newest checkpoint (EMA weights) on all 24 Kodak images at the card's six slider
+    points with real bitstreams (PSNR), its BD-rates vs JPEG / WebP / AVIF and its BD-rate gain
+    over the shipped card's own Kodak evaluation — what ``export`` would decide an install on
+    (``campaign.codec.gain_over``, ≥ 2 % earns one). Saved as ``<arm>-kodak24.json`` in the run
+    folder; ``warm-summary`` collects it."""
+    from campaign.codec import bd_rates, gain_over
+    from lic_core.paths import weights_path
+    from lic_core.train.checkpoint import load_checkpoint
+    from lic_core.train.loop import resolve_model
+    from lic_core.train.validate import CARD_U_VALUES, evaluate
+
+    ck = load_checkpoint(runs / arm)
+    model = resolve_model(ck.get("model_name", "lic-lgem-preview"),
+                          **{k: v for k, v in ck["config"].items() if k != "name"})
+    model.load_state_dict(ck["ema"]["shadow"] if ck.get("ema") else ck["model"], strict=True)
+    res = evaluate(model.eval(), rs.KODAK, CARD_U_VALUES, with_msssim=False)
+    names = sorted(p.name for p in rs.KODAK.glob("*.png"))
+    shipped = json.loads(weights_path(WARM_FROM).with_suffix(".json").read_text())
+    out = {"arm": arm, "step": int(ck["step"]), "eval": res,
+           "gain_over_shipped": gain_over(shipped, {"eval": {"images": res["images"],
+                                                             "points": res["points"]}}, names),
+           "bd": bd_rates(res["points"], names)}
+    (runs / arm / "kodak24.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
 def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.json",
                  names: Optional[list[str]] = None) -> dict:
     """The warm arms side by side: at each validation (the same booked CPU for arms of the same
@@ -683,15 +710,27 @@ def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.js
             lead[f"{a}+decay"] = [{"quiet_cpu_h": decayed[a]["quiet_cpu_h"], "bd_psnr_lead_db":
                                    decayed[a]["bd_psnr"] - decayed["N64w"]["bd_psnr"]}]
             print(f"{a} − N64w after their decays: {lead[a + '+decay'][0]['bd_psnr_lead_db']:+.2f} dB")
+    k24 = {a: json.loads((runs / f"{a}-decay" / "kodak24.json").read_text()) for a in decayed
+           if (runs / f"{a}-decay" / "kodak24.json").is_file()}
+    for a, r in k24.items():
+        g = r["gain_over_shipped"][0]
+        print(f"{a}+decay on Kodak 24: " + " ".join(
+            f"{p['bpp']:.3f}/{p['psnr']:.2f}" for p in r["eval"]["points"]) +
+            f"; BD-rate vs shipped {fig(g, '{:+.2f}')} % (gain), vs AVIF "
+            f"{fig(r['bd'].get('avif'), '{:+.1f}')} %, vs WebP {fig(r['bd'].get('webp'), '{:+.1f}')} %")
     ceiling = {}
+    from lic_core.train.checkpoint import latest_checkpoint
+
     for a in [*curves, *(f"{x}-decay" for x in decayed)]:
+        if latest_checkpoint(runs / a) is None:  # an arm that has not checkpointed yet
+            continue
         ceiling[a] = transform_ceiling(a, runs=runs)
         print(f"{a}: unquantized transforms at step {ceiling[a]['step']}: " + ", ".join(
             f"{k} {v:.2f} dB" for k, v in ceiling[a].items() if k.startswith("u=")))
     out = {"warm_from": WARM_FROM, "budget_note": "x = steps × quiet step cost, from the warm start",
            "lambdas": list(CAMPAIGN_LAMBDAS), "recipe": arm_flags("N64w"),
            "arms": {a: {"overrides": ARMS[a], "curve": rows} for a, rows in curves.items()},
-           "decayed": decayed, "start": start, "lead": lead, "transform_ceiling": ceiling}
+           "decayed": decayed, "kodak24": k24, "start": start, "lead": lead, "transform_ceiling": ceiling}
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(out, indent=1) + "\n")
     return out
@@ -712,16 +751,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     dc = sub.add_parser("decay", help="decay branches of arms (cosine to 0.1 of the peak)")
     dc.add_argument("arms", nargs="+")
     dc.add_argument("--decay-min", type=float, default=DECAY_MIN)
+    k = sub.add_parser("kodak24", help="a (decayed) arm on Kodak 24 against the shipped card")
+    k.add_argument("arms", nargs="+", help="run folders under runs/capacity, e.g. N64w-decay")
     f = sub.add_parser("final-eval")
     f.add_argument("arms", nargs="+")
     a = ap.parse_args(argv)
-    unknown = [x for x in getattr(a, "arms", None) or [] if x not in ARMS]
+    unknown = [x for x in getattr(a, "arms", None) or []
+               if x not in ARMS and not (a.cmd == "kodak24" and x.removesuffix("-decay") in ARMS)]
     if unknown:
         ap.error(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(ARMS)}")
     if a.cmd == "run":
         return run(a.arms or [], a.budget_min, a.force)
     if a.cmd == "decay":
         return decay(a.arms, a.decay_min)
+    if a.cmd == "kodak24":
+        for arm in a.arms:
+            r = kodak24(arm)
+            print(arm, r["gain_over_shipped"], r["bd"])
+        return 0
     if a.cmd == "decode-cost":
         print_decode_cost(decode_cost([x for x in ARMS if x not in WARM], measure=a.measure))
     elif a.cmd == "summary":
