@@ -311,20 +311,24 @@ def decay_cmd(arm: str, decay_min: float = DECAY_MIN, runs: Path = RUNS) -> list
     from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
 
     out = decay_dir(arm, runs)
-    mine = latest_checkpoint(out)
+    src = latest_checkpoint(runs / arm)
+    if src is None:
+        raise SystemExit(f"{arm}: no checkpoint to decay (run the arm first)")
+    arm_plan = json.loads((runs / arm / "plan.json").read_text())
+    if "steps" in arm_plan and not arm_done(arm, int(arm_plan["steps"]), runs):
+        raise SystemExit(f"{arm}: not at the end of its budget (step {arm_plan['steps']}): "
+                         "arms are compared at equal CPU, run it to the end first")
+    fork = int(load_checkpoint(src)["step"])
     pl = json.loads((out / "plan.json").read_text()) if (out / "plan.json").is_file() else None
-    if mine is None or pl is None:
-        src = latest_checkpoint(runs / arm)
-        if src is None:
-            raise SystemExit(f"{arm}: no checkpoint to decay (run the arm first)")
-        cost = json.loads((runs / arm / "plan.json").read_text())["step_cpu_s"]
-        fork = int(load_checkpoint(src)["step"])
+    if pl is None or int(pl["fork_step"]) != fork or latest_checkpoint(out) is None:
+        # a new fork (or the arm trained on since): the old branch goes, log and all
+        cost = float(arm_plan["step_cpu_s"])
         k = max(50, int(round(60.0 * decay_min / cost)))
         pl = {"forked_from": str(src), "fork_step": fork, "steps": fork + k,
               "step_cpu_s": cost, "decay_min": decay_min, "final_lr": DECAY_FINAL_LR}
-        out.mkdir(parents=True, exist_ok=True)
-        for old in out.glob("ckpt-*.pt"):
-            old.unlink()
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
         shutil.copy2(src, out / src.name)
         (out / "plan.json").write_text(json.dumps(pl, indent=1) + "\n")
     recipe = decay_recipe(_drop(arm_flags(arm), "--decay"), pl["fork_step"], pl["steps"],
@@ -632,11 +636,13 @@ def kodak24(arm: str, runs: Path = RUNS) -> dict:
     """The arm's newest checkpoint (EMA weights) on all 24 Kodak images at the card's six slider
     points with real bitstreams (PSNR), its BD-rates vs JPEG / WebP / AVIF and its BD-rate gain
     over the shipped card's own Kodak evaluation — what ``export`` would decide an install on
-    (``campaign.codec.gain_over``, ≥ 2 % earns one). Saved as ``<arm>-kodak24.json`` in the run
-    folder; ``warm-summary`` collects it."""
+    (``campaign.codec.gain_over``, ≥ 2 % earns one; the weights rounded to fp16 first, as an
+    export ships them). Saved as ``kodak24.json`` in the run folder; ``warm-summary`` collects
+    it."""
     from campaign.codec import bd_rates, gain_over
     from lic_core.paths import weights_path
     from lic_core.train.checkpoint import load_checkpoint
+    from lic_core.train.export import _round_to_fp16_
     from lic_core.train.loop import resolve_model
     from lic_core.train.validate import CARD_U_VALUES, evaluate
 
@@ -644,6 +650,7 @@ def kodak24(arm: str, runs: Path = RUNS) -> dict:
     model = resolve_model(ck.get("model_name", "lic-lgem-preview"),
                           **{k: v for k, v in ck["config"].items() if k != "name"})
     model.load_state_dict(ck["ema"]["shadow"] if ck.get("ema") else ck["model"], strict=True)
+    _round_to_fp16_(model)
     res = evaluate(model.eval(), rs.KODAK, CARD_U_VALUES, with_msssim=False)
     names = sorted(p.name for p in rs.KODAK.glob("*.png"))
     shipped = json.loads(weights_path(WARM_FROM).with_suffix(".json").read_text())
@@ -682,7 +689,7 @@ def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.js
     for a, rows in [*([("start", [start])] if not stale else []), *curves.items()]:
         for r in rows:
             top = max(r["points"], key=lambda p: p["bpp"])
-            print(f"{a:>5} {r['step']:6d} {r['quiet_cpu_h']:5.2f} {fig(r['bd_psnr'], '{:+6.2f}')} "
+            print(f"{a:>5} {r['step']:6d} {r['quiet_cpu_h']:5.2f} {fig(r.get('bd_psnr'), '{:+6.2f}')} "
                   f"{fig(r.get('bd_rate_webp'), '{:+7.1f}')} {fig(r.get('bd_rate_avif'), '{:+7.1f}')}"
                   f"  {top['bpp']:.3f} / {top['psnr']:.2f}")
     lead: dict[str, list] = {}
@@ -712,6 +719,8 @@ def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.js
             print(f"{a} − N64w after their decays: {lead[a + '+decay'][0]['bd_psnr_lead_db']:+.2f} dB")
     k24 = {a: json.loads((runs / f"{a}-decay" / "kodak24.json").read_text()) for a in decayed
            if (runs / f"{a}-decay" / "kodak24.json").is_file()}
+    k24 = {a: r for a, r in k24.items()  # only of the finished branch (not an older fork's)
+           if int(r["step"]) == int(decayed[a]["plan"]["steps"])}
     for a, r in k24.items():
         g = r["gain_over_shipped"][0]
         print(f"{a}+decay on Kodak 24: " + " ".join(

@@ -309,8 +309,17 @@ def test_an_arms_decay_branch_forks_its_newest_checkpoint_once(cs, tmp_path):
     assert cfg.final_lr == cs.DECAY_FINAL_LR and cfg.lr == 4e-4 and cfg.val_every == 0
     assert cs.model_config_flags("N96w")[1:] == [f for f in cs.arm_flags("N96w")
                                                  if f.startswith(("N=", "lambdas="))]
-    # the arm trains on: the branch keeps its fork (and resumes its own checkpoint)
-    torch.save({"model": {}, "step": 800}, tmp_path / "N96w" / "ckpt-00000800.pt")
+    # a stopped branch resumes its own fork
     torch.save({"model": {}, "step": 650}, out / "ckpt-00000650.pt")
+    (out / "log.jsonl").write_text(json.dumps({"type": "val", "step": 650}) + "\n")
     cfg = _parse(cs.decay_cmd("N96w", decay_min=10.0, runs=tmp_path))
-    assert (cfg.decay_from, cfg.steps) == (400, 900)
+    assert (cfg.decay_from, cfg.steps) == (400, 900) and (out / "ckpt-00000650.pt").is_file()
+    # the arm trained on: a new fork from its newest checkpoint, the old branch gone (log too)
+    torch.save({"model": {}, "step": 800}, tmp_path / "N96w" / "ckpt-00000800.pt")
+    cfg = _parse(cs.decay_cmd("N96w", decay_min=10.0, runs=tmp_path))
+    assert (cfg.decay_from, cfg.steps) == (800, 1300)
+    assert sorted(p.name for p in out.iterdir()) == ["ckpt-00000800.pt", "plan.json"]
+    # an arm short of its budget is not decayed (arms are compared at equal CPU)
+    (tmp_path / "N96w" / "plan.json").write_text(json.dumps({"step_cpu_s": 1.2, "steps": 1600}))
+    with pytest.raises(SystemExit, match="not at the end of its budget"):
+        cs.decay_cmd("N96w", runs=tmp_path)
