@@ -165,7 +165,7 @@ def warm_init(arm: str, runs: Path = RUNS) -> Path:
             raise SystemExit(f"{dst} was widened from other weights ({have}) than the shipped "
                              f"{WARM_FROM}: delete it (and the arm's run) to start afresh")
         return dst
-    from lic_core.transform.widen import widen_model
+    from lic_core.models.widen import widen_model
 
     wide = widen_model(load_model(WARM_FROM, src), **widths)
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,12 @@ the attention blocks' channel-wise gates (Cheng et al. 2020) keep old and new ch
 Everything else (h_a, h_s, the entropy model's contexts, the gain units) does not depend on N
 and is copied; so is g_s when only the encoder is widened (``analysis_N``: a wider g_a costs
 encode time only). The result is an ordinary model of the wider configuration: it trains, exports
-and decodes on the exact path like any other.
+and decodes on the exact path like any other (``lic_core.models.widen.widen_model`` builds it:
+the transforms do not know the models they are part of).
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Mapping
 
 import torch
 from torch import nn
@@ -95,27 +96,3 @@ def widen_state(old_state: Mapping[str, torch.Tensor], wide: nn.Module) -> dict[
 
 def _in_widened(key: str) -> bool:
     return key.split(".", 1)[0] in WIDENED
-
-
-def widen_model(model: nn.Module, N: Optional[int] = None, seed: int = 0,
-                analysis_N: Optional[int] = None) -> nn.Module:
-    """A model of ``model``'s configuration with transforms of width ``N`` (g_a and g_s) and,
-    when given, an analysis transform of width ``analysis_N`` (g_a alone: a wider encoder for
-    the same decoder), that computes the same pictures (module docstring); the new units'
-    random weights come from ``seed``. Widths below the model's own are refused."""
-    from ..models import build_model
-
-    cfg = model.config
-    N = int(cfg.N if N is None else N)
-    a_N = int(N if analysis_N is None and N != cfg.N else (analysis_N or cfg.g_a_width))
-    if N < cfg.N or a_N < cfg.g_a_width:
-        raise ValueError(f"N = {N}, analysis N = {a_N} is narrower than the model's "
-                         f"{cfg.N}, {cfg.g_a_width}")
-    overrides = {k: v for k, v in cfg.to_dict().items() if k != "name"}
-    overrides["N"] = N
-    overrides["analysis_N"] = a_N if a_N != N else 0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        wide = build_model("lic-lgem-preview", **overrides)
-    wide.load_state_dict(widen_state(model.state_dict(), wide), strict=True)
-    return wide

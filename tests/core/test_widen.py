@@ -13,7 +13,8 @@ from lic_core.bitstream.format import unpack
 from lic_core.codecs import EncodeParams
 from lic_core.codecs.learned import LearnedCodec
 from lic_core.models import build_model
-from lic_core.transform.widen import widen_model, widen_state
+from lic_core.models.widen import widen_model
+from lic_core.transform.widen import widen_state
 from synthetic_photos import striped_photos
 
 TINY = "lic-lgem-tiny"
