@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--install", action="store_true",
                    help="copy into the weights folder (and the RD JSON into "
                         "benchmarks/results/classical/) if it beats the shipped weights by "
-                        f"≥ {MIN_GAIN_PCT} % (diffusion, gan: if its LPIPS is below the MSE "
+                        f"≥ {MIN_GAIN_PCT} %% (diffusion, gan: if its LPIPS is below the MSE "
                         "decoder's at every slider point; hific: once the GAN stage began)")
     e.add_argument("--rates", default=None,
                    help="slider points of the decoder stages' Kodak table "

@@ -281,3 +281,26 @@ def test_msssim_bd_rates_use_the_db_axis_and_refresh_a_card_without_touching_its
     assert meta["file_sha256"] == hashlib.sha256(st.read_bytes()).hexdigest()
     assert "MS-SSIM in dB" in st.with_suffix(".md").read_text()
     assert msssim_bd_line(m) == "Kodak BD-rate (MS-SSIM) vs WebP -20 %"
+
+
+def _subcommand_paths(parser, prefix=()):
+    """Every (sub)command path of an argparse parser, e.g. ("release", "start")."""
+    import argparse
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _subcommand_paths(sub, prefix + (name,))
+
+
+def test_every_subcommand_help_renders(capsys):
+    """`-h` formats every help string (a bare % in one once crashed `export -h`)."""
+    from campaign.cli import build_parser
+
+    paths = list(_subcommand_paths(build_parser()))
+    assert ("export",) in paths and ("release", "start") in paths
+    for path in paths:
+        with pytest.raises(SystemExit) as e:
+            build_parser().parse_args([*path, "-h"])
+        assert e.value.code == 0, path
+        assert "usage:" in capsys.readouterr().out
