@@ -192,6 +192,13 @@ def warm_start_hash(arm: str, runs: Path = RUNS) -> Optional[str]:
     return (starts[0].get("init") or {}).get("weights_hash") if starts else None
 
 
+def _write_json(path: Path, obj: dict) -> None:
+    """Write ``obj`` as JSON atomically (a crash leaves the old file or none, never half)."""
+    from lic_core.fileio import write_bytes_atomic
+
+    write_bytes_atomic(path, (json.dumps(obj, indent=1) + "\n").encode(), overwrite=True)
+
+
 def arm_cmd(arm: str, steps: int, runs: Path = RUNS) -> list[str]:
     """The training command of an arm (``--resume`` when it has a checkpoint; else from
     scratch, or for a warm arm (:data:`WARM`) ``--init`` its warm start)."""
@@ -248,7 +255,7 @@ def measure_step_costs(arms: list[str], steps: int = 6, force: bool = False) -> 
         res[key] = tsc.measure(flags, 1, steps)
         print(f"{key}: {res[key]['cpu_s_per_step']:.3f} CPU-s/step (load "
               f"{res[key]['loadavg_1min']:.2f})", flush=True)
-    COST_FILE.write_text(json.dumps(res, indent=1) + "\n")
+    _write_json(COST_FILE, res)
     return res
 
 
@@ -281,7 +288,7 @@ def run(arms: list[str], budget_min: float = BUDGET_MIN, force: bool = False) ->
             print(f"{arm}: done ({pl['steps']} steps)")
             continue
         (RUNS / arm).mkdir(parents=True, exist_ok=True)
-        (RUNS / arm / "plan.json").write_text(json.dumps(pl, indent=1) + "\n")
+        _write_json(RUNS / arm / "plan.json", pl)
         print(f"{arm}: running to step {pl['steps']} ({pl['step_cpu_s']:.3f} booked CPU-s/step)",
               flush=True)
         rc = rs.run_niced(arm_cmd(arm, pl["steps"]), RUNS / f"{arm}.out")
@@ -330,7 +337,7 @@ def decay_cmd(arm: str, decay_min: float = DECAY_MIN, runs: Path = RUNS) -> list
             shutil.rmtree(out)
         out.mkdir(parents=True)
         shutil.copy2(src, out / src.name)
-        (out / "plan.json").write_text(json.dumps(pl, indent=1) + "\n")
+        _write_json(out / "plan.json", pl)
     recipe = decay_recipe(_drop(arm_flags(arm), "--decay"), pl["fork_step"], pl["steps"],
                           pl["final_lr"])
     return [sys.executable, "-m", "lic_core.train", "codec", "--data", rs.DATA, "--out", str(out),
@@ -339,13 +346,26 @@ def decay_cmd(arm: str, decay_min: float = DECAY_MIN, runs: Path = RUNS) -> list
             "--val-limit", str(rs.VAL_IMAGES), "--val-u", *rs.VAL_U, "--resume", str(out)]
 
 
+def decay_up_to_date(arm: str, runs: Path = RUNS) -> bool:
+    """The arm's decay branch is finished and forked from the arm's newest checkpoint (an arm
+    that trained on since needs a new fork: :func:`decay_cmd` makes it)."""
+    from lic_core.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    out, src = decay_dir(arm, runs), latest_checkpoint(runs / arm)
+    if src is None or not (out / "plan.json").is_file():
+        return False
+    pl = json.loads((out / "plan.json").read_text())
+    return (arm_done(f"{arm}-decay", int(pl["steps"]), runs)
+            and int(pl["fork_step"]) == int(load_checkpoint(src)["step"]))
+
+
 def decay(arms: list[str], decay_min: float = DECAY_MIN) -> int:
     """The arms' decay branches, one after another (niced, resumable)."""
     for arm in arms:
         out = decay_dir(arm)
-        pl = json.loads((out / "plan.json").read_text()) if (out / "plan.json").is_file() else None
-        if pl is not None and arm_done(f"{arm}-decay", pl["steps"]):
-            print(f"{arm}: decay branch done ({pl['steps']} steps)")
+        if decay_up_to_date(arm):
+            steps = json.loads((out / "plan.json").read_text())["steps"]
+            print(f"{arm}: decay branch done ({steps} steps)")
             continue
         cmd = decay_cmd(arm, decay_min)
         print(f"{arm}: decay branch to step {json.loads((out / 'plan.json').read_text())['steps']}",
@@ -451,8 +471,8 @@ def decode_cost(arms: list[str], measure: bool = False, size: int = 512) -> dict
     if measure:
         timed = time_exact_decode(models, size)
         saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(json.dumps({"size": size, "seconds": timed,
-                                     "loadavg_1min": os.getloadavg()[0]}, indent=1) + "\n")
+        _write_json(saved, {"size": size, "seconds": timed,
+                            "loadavg_1min": os.getloadavg()[0]})
     out = {}
     for a in arms:
         pred = predicted_decode_ratio(macs[a], macs[BASELINE], share)
@@ -567,7 +587,7 @@ def summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_study.json",
                         "decode": dc[a]} for a in curves},
            "decision": decision}
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(out, indent=1) + "\n")
+    _write_json(out_json, out)
     render(curves, fits, figure)
     return out
 
@@ -658,7 +678,7 @@ def kodak24(arm: str, runs: Path = RUNS) -> dict:
            "gain_over_shipped": gain_over(shipped, {"eval": {"images": res["images"],
                                                              "points": res["points"]}}, names),
            "bd": bd_rates(res["points"], names)}
-    (runs / arm / "kodak24.json").write_text(json.dumps(out, indent=1) + "\n")
+    _write_json(runs / arm / "kodak24.json", out)
     return out
 
 
@@ -741,7 +761,7 @@ def warm_summary(runs: Path = RUNS, out_json: Path = RESULTS / "capacity_warm.js
            "arms": {a: {"overrides": ARMS[a], "curve": rows} for a, rows in curves.items()},
            "decayed": decayed, "kodak24": k24, "start": start, "lead": lead, "transform_ceiling": ceiling}
     out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(out, indent=1) + "\n")
+    _write_json(out_json, out)
     return out
 
 

@@ -63,6 +63,8 @@ class ModelConfig:
         self.lambdas = tuple(float(v) for v in self.lambdas)
         if sum(self.groups) != self.M:
             raise ValueError(f"groups {self.groups} must sum to M={self.M}")
+        if self.analysis_N < 0:
+            raise ValueError(f"analysis_N = {self.analysis_N} must be 0 (= N) or a width")
 
     @property
     def levels(self) -> int:

@@ -323,3 +323,22 @@ def test_an_arms_decay_branch_forks_its_newest_checkpoint_once(cs, tmp_path):
     (tmp_path / "N96w" / "plan.json").write_text(json.dumps({"step_cpu_s": 1.2, "steps": 1600}))
     with pytest.raises(SystemExit, match="not at the end of its budget"):
         cs.decay_cmd("N96w", runs=tmp_path)
+
+
+def test_a_finished_decay_branch_is_redone_when_the_arm_trained_on(cs, tmp_path):
+    """`decay` skips an arm only while its finished branch is the fork of the arm's newest
+    checkpoint; once the arm trained on, the old branch is stale (it would be compared with
+    the longer curve)."""
+    import torch
+
+    (tmp_path / "N64w").mkdir()
+    (tmp_path / "N64w" / "plan.json").write_text(json.dumps({"step_cpu_s": 1.2}))
+    torch.save({"model": {}, "step": 400}, tmp_path / "N64w" / "ckpt-00000400.pt")
+    assert not cs.decay_up_to_date("N64w", runs=tmp_path)  # no branch yet
+    cs.decay_cmd("N64w", decay_min=10.0, runs=tmp_path)
+    out = tmp_path / "N64w-decay"
+    assert not cs.decay_up_to_date("N64w", runs=tmp_path)  # forked, not trained
+    (out / "log.jsonl").write_text(json.dumps({"type": "end", "step": 900}) + "\n")
+    assert cs.decay_up_to_date("N64w", runs=tmp_path)
+    torch.save({"model": {}, "step": 800}, tmp_path / "N64w" / "ckpt-00000800.pt")
+    assert not cs.decay_up_to_date("N64w", runs=tmp_path)

@@ -124,3 +124,23 @@ def test_a_wider_encoder_keeps_the_decoder_and_its_weights_file_says_so(tmp_path
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         assert torch.allclose(back.eval()(x, 0.5)["x_hat"], narrow(x, 0.5)["x_hat"], atol=1e-3)
+
+
+def test_widening_keeps_the_configuration_and_a_wider_encoder_stays_wider():
+    """Only the widths change: the name and every other field are the model's own; widening
+    the decoder of a model whose encoder is already wider keeps that encoder (never narrows it),
+    and a negative encoder width is refused."""
+    narrow = _trained_like(8)
+    N = narrow.config.N
+    wide = widen_model(narrow, N + 8)
+    assert wide.config.name == narrow.config.name == TINY
+    assert wide.config.analysis_N == 0 and wide.config.g_a_width == N + 8
+    enc = widen_model(narrow, analysis_N=N + 16)
+    both = widen_model(enc, N + 8)  # decoder to N + 8, the encoder stays at N + 16
+    assert (both.config.N, both.config.g_a_width) == (N + 8, N + 16)
+    assert both.config.name == TINY
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        assert torch.allclose(both.eval()(x, 0.5)["x_hat"], narrow(x, 0.5)["x_hat"], atol=1e-5)
+    with pytest.raises(ValueError, match="analysis_N"):
+        build_model(TINY, analysis_N=-8)
