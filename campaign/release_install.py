@@ -36,8 +36,11 @@ CODEC_SUFFIXES = (".safetensors", ".json", ".md", ".curve.png")
 TMP = ".release-tmp"
 #: the order a release re-derives dependents in (tables before the TCQ decoder, which trains on
 #: what compress() codes; the fine-tuned decoders before the GAN decoder, measured beside them)
+#: the diffusion decoder before the GAN decoder: the GAN card states its CPU budget against the
+#: diffusion decoder's (issue 26), which it reads from the staged diffusion card (the second
+#: release, GAN first, found none there and wrote "unknown")
 ORDER = ("tcq-tables", "finetune-round", "finetune-deadzone", "finetune-rdoq", "finetune-tcq",
-         "gan", "diffusion")
+         "diffusion", "gan")
 
 
 def shipped_plan(wdir: Path, name: str, add: Sequence[str] = (),

@@ -62,7 +62,9 @@ def wdir(tmp_path, monkeypatch) -> Path:
 def test_a_release_plans_the_shipped_dependents_and_refuses_what_it_must(tmp_path, wdir):
     ship_dependents(wdir, 0)
     (wdir / f"{TINY}-diffusion.safetensors").write_bytes(b"")
-    assert shipped_plan(wdir, TINY) == ["tcq-tables", "finetune-tcq", "gan", "diffusion"]
+    # the diffusion decoder is staged before the GAN decoder, whose card states its CPU budget
+    # against the staged diffusion card's
+    assert shipped_plan(wdir, TINY) == ["tcq-tables", "finetune-tcq", "diffusion", "gan"]
     assert shipped_plan(wdir, TINY, add=["finetune-deadzone"], skip=["gan"]) == [
         "tcq-tables", "finetune-deadzone", "finetune-tcq", "diffusion"]
     with pytest.raises(CampaignError, match="unknown dependent stage"):

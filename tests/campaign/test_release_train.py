@@ -84,7 +84,7 @@ def test_release_train_end_to_end_with_a_stop(tmp_path, monkeypatch):
                    probe={"n": 2, "crop": 64}, tcq_design={"every": 1, "crop": 64},
                    force_install=True)
     msg = train.start(force=True, max_steps=100000, **options)
-    assert "release train started" in msg and "finetune-round, finetune-tcq, gan, diffusion" in msg
+    assert "release train started" in msg and "finetune-round, finetune-tcq, diffusion, gan" in msg
     ft = open_stage("finetune-round", train.run_dir)
     wait(lambda: any(r.get("type") == "train" and r["step"] >= 2
                      for r in read_log(ft.run_dir / "log.jsonl")),
@@ -122,7 +122,11 @@ def test_release_train_end_to_end_with_a_stop(tmp_path, monkeypatch):
         "stale_finetuned_decoders")
     man = json.loads((wdir / f"{TINY}.release.json").read_text())
     assert [s["stage"] for s in man["stages"]] == ["tcq-tables", "finetune-round",
-                                                   "finetune-tcq", "gan", "diffusion"]
+                                                   "finetune-tcq", "diffusion", "gan"]
+    # the GAN card states its budget against the new diffusion decoder's (staged before it)
+    gan_budget = read_weights_card(wdir / f"{TINY}-gan.safetensors")["budgets"]
+    assert gan_budget["diffusion_cpu_hours"] == pytest.approx(read_weights_card(
+        wdir / f"{TINY}-diffusion.safetensors")["cpu_hours"], abs=1e-3)
     assert all(s["cpu_h"] > 0 for s in man["stages"]) and man["training_cpu_hours"] > 0
     ws = {s["stage"]: s["warm_start"] for s in man["stages"] if s["warm_start"]}
     assert ws["diffusion"]["from"] == "previous" and ws["gan"]["probe"]["metric"] == "lpips"
