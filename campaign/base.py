@@ -96,8 +96,8 @@ class Campaign:
             if stage == self.stage or not f.is_file():
                 continue
             pid = _alive(f, self.root / stage)
-            if pid:
-                out.append((stage, pid))
+            if pid and not (stage == "cycle" and str(pid) == os.environ.get(CYCLE_ENV)):
+                out.append((stage, pid))  # (the cycle's own steps do not count it: .cycle)
         if self.stage != "release" and not any(s == "release" for s, _ in out):
             for f in sorted((self.root / "release").glob("*.pid")):  # a release's own stage
                 pid = _alive(f, self.root / "release" / f.stem)  # (its driver may be gone)
@@ -107,16 +107,21 @@ class Campaign:
 
     def refuse_if_another_runs(self) -> None:
         """Only one stage trains at a time (they share the CPUs and book CPU-hours); the release
-        train (:mod:`.release`) counts as one: it runs the dependent stages itself."""
+        train (:mod:`.release`) and the cycle (:mod:`.cycle`) count as one: they run the other
+        stages themselves."""
         for stage, pid in self.running_stages():
-            how = "release stop" if stage == "release" else f"--stage {stage} stop"
+            how = (f"{stage} stop" if stage in ("release", "cycle")
+                   else f"--stage {stage} stop")
             raise CampaignError(
                 f"the {stage} stage is running (pid {pid}); only one stage trains at a "
                 f"time: stop it first (tools/campaign.sh {how})")
 
 
 #: what names a campaign process on its command line: a trainer, or the release train's driver
-PROCESS_MARKERS = ("lic_core.train", "campaign.release")
+PROCESS_MARKERS = ("lic_core.train", "campaign.release", "campaign.cycle")
+#: names the running cycle driver's pid to the steps it starts (:mod:`.cycle`), which do not
+#: count it as another job
+CYCLE_ENV = "LIC_CAMPAIGN_CYCLE"
 
 
 def _command_line(pid: int) -> Optional[str]:

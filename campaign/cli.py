@@ -1,5 +1,6 @@
 """``tools/campaign.sh [--stage NAME] start|status|stop|export|seed|handoff|adopt``,
-``tools/campaign.sh decay`` and ``tools/campaign.sh release start|status|stop|install|abort`` (=
+``tools/campaign.sh decay``, ``tools/campaign.sh release start|status|stop|install|abort`` and
+``tools/campaign.sh cycle start|status|stop`` (=
 ``python -m campaign ...`` from the checkout); docs/training.md "The campaign", "Decay branch" and
 "Release train"."""
 from __future__ import annotations
@@ -76,7 +77,38 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--final-lr", type=float, default=DEFAULT_FINAL_LR,
                     help=f"the cosine's floor, a fraction of the peak ({DEFAULT_FINAL_LR:g})")
     dc.add_argument("--nice", type=int, default=19)
+    add_cycle_parser(sub, DEFAULT_CPU_MIN, DEFAULT_FINAL_LR)
     return p
+
+
+def add_cycle_parser(sub, decay_min: float, final_lr: float) -> None:
+    """``cycle start|status|stop`` (campaign/cycle.py)."""
+    c = sub.add_parser("cycle", help="end a phase unattended: stop the main line, decay "
+                                     "branch, export, release when earned, resume the main line")
+    cs = c.add_subparsers(dest="cycle_cmd", required=True)
+    st = cs.add_parser("start", help="begin a cycle (or continue a stopped or failed one) in "
+                                     "the background, niced")
+    st.add_argument("--decay-min", type=float, default=decay_min,
+                    help=f"training CPU-minutes of the decay branch ({decay_min:g})")
+    st.add_argument("--final-lr", type=float, default=final_lr,
+                    help=f"the decay's floor, a fraction of the peak ({final_lr:g})")
+    st.add_argument("--no-release", action="store_true",
+                    help="measure the decayed branch but do not release it")
+    st.add_argument("--nice", type=int, default=19)
+    cs.add_parser("status", help="the cycle's phase and its running step")
+    t = cs.add_parser("stop", help="stop the running step and the driver (resumable)")
+    t.add_argument("--timeout", type=float, default=900.0)
+
+
+def cycle_main(a) -> str:
+    from .cycle import CycleDriver
+
+    cycle = CycleDriver(a.dir)
+    if a.cycle_cmd == "start":
+        return cycle.start(a.decay_min, a.final_lr, release=not a.no_release, nice=a.nice)
+    if a.cycle_cmd == "status":
+        return cycle.status()
+    return cycle.stop(a.timeout)
 
 
 def add_release_parser(sub) -> None:
@@ -151,6 +183,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if a.cmd == "release":
             print(release_main(a))
+            return 0
+        if a.cmd == "cycle":
+            print(cycle_main(a))
             return 0
         if a.cmd == "decay":
             branch = open_stage("codec-decay", a.dir)

@@ -7,6 +7,7 @@
 #   tools/campaign.sh [--stage …] stop
 #   tools/campaign.sh [--stage …] export [--install] [--eval-limit N] [--rates 0,0.5,1]
 #   tools/campaign.sh --stage diffusion|hific seed   # commit campaign/seeds/ when runs/ may be lost
+#   tools/campaign.sh cycle start|status|stop   # a phase's end unattended: decay, export, release, resume
 # The default stage is codec; only one stage trains at a time. Every session: `start` first (it
 # resumes runs/campaign/<stage>, else a committed seed), `export` before stopping, and commit the
 # weights when `export --install` says they earned it, else the stage's seed.
