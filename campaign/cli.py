@@ -88,12 +88,15 @@ def add_cycle_parser(sub, decay_min: float, final_lr: float) -> None:
     cs = c.add_subparsers(dest="cycle_cmd", required=True)
     st = cs.add_parser("start", help="begin a cycle (or continue a stopped or failed one) in "
                                      "the background, niced")
-    st.add_argument("--decay-min", type=float, default=decay_min,
-                    help=f"training CPU-minutes of the decay branch ({decay_min:g})")
-    st.add_argument("--final-lr", type=float, default=final_lr,
+    st.add_argument("--decay-min", type=float,
+                    help=f"training CPU-minutes of the decay branch ({decay_min:g}; a continued "
+                         "cycle keeps its own)")
+    st.add_argument("--final-lr", type=float,
                     help=f"the decay's floor, a fraction of the peak ({final_lr:g})")
     st.add_argument("--no-release", action="store_true",
                     help="measure the decayed branch but do not release it")
+    st.add_argument("--fresh", action="store_true",
+                    help="begin a new cycle instead of continuing a stopped or failed one")
     st.add_argument("--nice", type=int, default=19)
     cs.add_parser("status", help="the cycle's phase and its running step")
     t = cs.add_parser("stop", help="stop the running step and the driver (resumable)")
@@ -105,7 +108,8 @@ def cycle_main(a) -> str:
 
     cycle = CycleDriver(a.dir)
     if a.cycle_cmd == "start":
-        return cycle.start(a.decay_min, a.final_lr, release=not a.no_release, nice=a.nice)
+        return cycle.start(a.decay_min, a.final_lr, release=not a.no_release, nice=a.nice,
+                           fresh=a.fresh)
     if a.cycle_cmd == "status":
         return cycle.status()
     return cycle.stop(a.timeout)

@@ -51,8 +51,9 @@ PHASES = ("stop-main", "decay", "export", "release", "resume-main", "done")
 MAIN_STOPPED = ("decay", "export", "release")
 
 
-class Stopped(Exception):
-    """The cycle was asked to stop (SIGTERM)."""
+class Stopped(BaseException):
+    """The cycle was asked to stop (SIGTERM). Not an ``Exception``: the measuring code's broad
+    ``except Exception`` blocks must not swallow it."""
 
 
 class CycleDriver(Stage):
@@ -70,9 +71,10 @@ class CycleDriver(Stage):
 
     # -- the user's side ----------------------------------------------------------------------
     def start(self, decay_min: Optional[float] = None, final_lr: Optional[float] = None,
-              release: bool = True, nice: int = 19,
+              release: bool = True, nice: int = 19, fresh: bool = False,
               release_options: Optional[dict] = None) -> str:  # type: ignore[override]
-        """Begin a cycle (or continue the one stopped or failed) in the background; one line.
+        """Begin a cycle (or continue the one stopped or failed, with these options; ``fresh``:
+        begin anew instead) in the background; one line.
 
         ``release_options`` (keyword arguments of :meth:`.release.ReleaseTrain.start`) are for
         smoke runs and tests."""
@@ -88,7 +90,7 @@ class CycleDriver(Stage):
             raise CampaignError(f"the {s} stage is running (pid {p}); only one job at a time: "
                                 f"stop it first (tools/campaign.sh {how})")
         st = self.state()
-        if st.get("phase") in (None, "done"):
+        if st.get("phase") in (None, "done") or fresh:
             st = self.fresh_state(DEFAULT_CPU_MIN if decay_min is None else decay_min,
                                   DEFAULT_FINAL_LR if final_lr is None else final_lr,
                                   release, nice, release_options)
@@ -99,6 +101,13 @@ class CycleDriver(Stage):
             if st.get("error"):
                 how += f" (after: {st['error']})"
             st.pop("error", None)
+            st["options"].update(release=bool(release), nice=int(nice))
+            if decay_min is not None:
+                st["options"]["decay_min"] = float(decay_min)
+            if final_lr is not None:
+                st["options"]["final_lr"] = float(final_lr)
+            if release_options is not None:
+                st["options"]["release_options"] = dict(release_options)
         cmd = [sys.executable, "-m", "campaign.cycle", str(self.run_dir)]
         return launch(self, st, cmd, how, nice)
 
@@ -166,10 +175,15 @@ class CycleDriver(Stage):
         st["phase"] = phase
         self.save_state(st)
 
-    def drive(self) -> int:
-        """Run the cycle to its end, a stop or a failure: the background process's body."""
+    def run_in_background(self) -> int:
+        """The background process's body: a stop is SIGTERM, and the steps it starts know it as
+        their cycle (:data:`CYCLE_ENV`); then :meth:`drive`."""
         signal.signal(signal.SIGTERM, self._on_term)
         os.environ[CYCLE_ENV] = str(os.getpid())
+        return self.drive()
+
+    def drive(self) -> int:
+        """Run the cycle to its end, a stop or a failure."""
         st = self.state()
         try:
             while st["phase"] != "done":
@@ -183,6 +197,10 @@ class CycleDriver(Stage):
                     self.decay(st)
                     self.advance(st, "export")
                 elif phase == "export":
+                    if not self.export_ready():  # the main line moved on since the branch
+                        self.advance(st, "decay", "the decay branch is not of the newest "
+                                                  "checkpoint: decay again")
+                        continue
                     st["export"] = self.export(st)
                     go = st["export"]["earned"] and st["options"]["release"]
                     self.advance(st, "release" if go else "resume-main",
@@ -203,13 +221,16 @@ class CycleDriver(Stage):
             self.say(f"stopped at {st.get('phase')}: `cycle start` continues it")
             return 0
         except Exception as exc:  # noqa: BLE001 - recorded; the main line must not sit idle
+            self._interruptible = False
             st["error"] = f"{st.get('phase')}: {exc}"
             self.save_state(st)
             self.say(f"failed at {st['error']}")
+            if self._stop:  # asked to stop meanwhile: the CPU is wanted, no training
+                return 1
             try:
                 self.say(self.resume_main(st))
-            except Exception as again:  # noqa: BLE001 - the first failure is the one to tell
-                self.say(f"could not resume the main line either: {again}")
+            except (Exception, Stopped) as again:  # noqa: BLE001 - the first failure is the one
+                self.say(f"could not resume the main line either: {again!r}")
             return 1
 
     # -- the steps ----------------------------------------------------------------------------
@@ -223,10 +244,12 @@ class CycleDriver(Stage):
     def wait(self, stage) -> None:
         """Until ``stage``'s process has exited (a stop of the cycle interrupts the wait)."""
         self._interruptible = True
-        while stage.pid() is not None:
-            self._check()
-            time.sleep(self.poll_s)
-        self._interruptible = False
+        try:
+            while stage.pid() is not None:
+                self._check()
+                time.sleep(self.poll_s)
+        finally:
+            self._interruptible = False
         self._check()
 
     def decay(self, st: dict) -> None:
@@ -238,8 +261,11 @@ class CycleDriver(Stage):
             return
         branch.cpu_min = float(st["options"]["decay_min"])
         branch.final_lr = float(st["options"]["final_lr"])
+        fork_before = branch.own_state().get("forked_from")
         ends_before = len([r for r in branch.log() if r.get("type") == "end"])
         self.say(branch.start(nice=int(st["options"]["nice"]), val=False))
+        if branch.own_state().get("forked_from") != fork_before:
+            ends_before = 0  # a new fork: its log began afresh
         self.wait(branch)
         ends = [r for r in branch.log() if r.get("type") == "end"]
         reason = ends[-1].get("reason") if len(ends) > ends_before else None
@@ -264,12 +290,21 @@ class CycleDriver(Stage):
         return (own["forked_from"] == str(main_ck)
                 and int(load_checkpoint(mine)["step"]) >= int(own["steps"]))
 
+    def export_ready(self) -> bool:
+        """Whether the decay branch is the complete branch of the main line's newest
+        checkpoint (else the export would measure weights the main line has left behind)."""
+        from .decay import DecayBranchStage
+
+        return self.branch_complete(DecayBranchStage(self.root))
+
     def export(self, st: dict) -> dict:
         from .stages import open_stage
 
         self._interruptible = True
-        s = open_stage("codec-decay", self.root).export()
-        self._interruptible = False
+        try:
+            s = open_stage("codec-decay", self.root).export()
+        finally:
+            self._interruptible = False
         card = s["card"]
         gain = s.get("gain_vs_shipped_pct")
         line = (f"{s['name']} {card.get('total_steps')} steps, {card.get('cpu_hours', 0):.2f} "
@@ -294,7 +329,10 @@ class CycleDriver(Stage):
                                     "abort` discards it)")
             self.say(train.start(**opts))
             st["release_started"] = now()
+            st["release_created"] = train.state().get("created")  # which release is ours
             self.save_state(st)
+        elif not rst or rst.get("created") != st.get("release_created"):
+            return "the release was discarded (`release abort`)"  # not ours to start again
         elif rst.get("phase") != "installed":  # the cycle stopped during it: it continues
             self.say(train.start(**opts))
         self.wait(train)
@@ -305,7 +343,10 @@ class CycleDriver(Stage):
             return f"released {rst['export']['weights_hash']}"
         if rst.get("phase") == "held":
             return f"release held: {rst.get('why_held')}"
-        raise Stopped()  # it stopped half-way without an error: someone stopped it
+        if rst.get("stopped"):  # someone stopped it: so is the cycle
+            raise Stopped()
+        raise CampaignError("the release train ended without finishing or recording an error "
+                            f"(its log: {train.out_file})")
 
     def resume_main(self, st: dict) -> str:
         from .stages import open_stage
@@ -334,7 +375,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("usage: python -m campaign.cycle RUN_DIR (started by tools/campaign.sh cycle "
               "start)", file=sys.stderr)
         return 2
-    return CycleDriver(Path(args[0]).resolve().parent).drive()
+    # not resolved: the stages find each other by the folder as written on their command lines
+    return CycleDriver(Path(args[0]).parent).run_in_background()
 
 
 if __name__ == "__main__":

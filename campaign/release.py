@@ -155,6 +155,7 @@ class ReleaseTrain(Stage):
                      "probe": probe, "tcq_design": tcq_design, "nice": nice}.items():
             if v is not None:
                 opts[k] = v
+        st.pop("stopped", None)
         opts["hold"] = bool(hold or opts.get("hold"))
         opts["force_install"] = bool(force_install or opts.get("force_install"))
         self.set_budgets(st, budgets or {})
@@ -339,6 +340,7 @@ class ReleaseTrain(Stage):
             return 0
         except Stopped:
             self.stop_inner(item)
+            st["stopped"] = now()  # a stop, not a crash (the cycle tells them apart)
             self.save_state(st)
             self.say(f"stopped at {st.get('current')}: `release start` continues it")
             return 0

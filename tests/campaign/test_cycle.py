@@ -21,10 +21,11 @@ from test_campaign import TINY
 class Scripted(CycleDriver):
     """The driver's state machine with its steps replaced by a script (no processes)."""
 
-    def __init__(self, root, earned=True, fail=None, stop=None):
+    def __init__(self, root, earned=True, fail=None, stop=None, stale_branch=0):
         super().__init__(root)
         self.calls: list[str] = []
         self.earned, self.fail, self.stop_in = earned, fail, stop
+        self.stale = stale_branch  # how many times export finds the branch behind the main line
 
     def _step(self, name: str) -> None:
         self.calls.append(name)
@@ -39,6 +40,10 @@ class Scripted(CycleDriver):
 
     def decay(self, st):
         self._step("decay")
+
+    def export_ready(self):
+        self.stale -= 1
+        return self.stale < 0
 
     def export(self, st):
         self._step("export")
@@ -106,6 +111,28 @@ def test_a_failed_step_is_recorded_the_main_line_trains_and_a_restart_retries_it
     assert steps(again.calls) == ["export", "release", "resume-main"]
 
 
+def test_an_export_of_a_branch_the_main_line_has_left_decays_again_first(tmp_path):
+    begin(tmp_path)
+    d = Scripted(tmp_path, stale_branch=1)
+    assert d.drive() == 0
+    assert steps(d.calls) == ["decay", "decay", "export", "release", "resume-main"]
+    assert "decay again" in d.state()["history"][2]["note"]
+
+
+def test_a_stop_during_a_failure_leaves_the_main_line_stopped(tmp_path):
+    begin(tmp_path)
+
+    class StopThenFail(Scripted):
+        def decay(self, st):
+            self.calls.append("decay")
+            self._stop = True  # SIGTERM arrived while the step was failing
+            raise CampaignError("broke")
+
+    d = StopThenFail(tmp_path)
+    assert d.drive() == 1
+    assert steps(d.calls) == ["decay"] and d.state()["error"] == "decay: broke"
+
+
 def test_a_stop_stops_the_step_leaves_the_main_line_stopped_and_continues(tmp_path):
     begin(tmp_path)
     d = Scripted(tmp_path, stop="release")
@@ -139,6 +166,9 @@ def test_the_cycle_counts_as_a_running_job_except_for_its_own_steps(tmp_path, mo
         assert main.running_stages() == []
         main.refuse_if_another_runs()
         assert "already running" in CycleDriver(root).start()
+        monkeypatch.setenv(CYCLE_ENV, str(proc.pid + 1))  # another cycle's: no exemption
+        with pytest.raises(CampaignError, match="cycle stage is running"):
+            main.refuse_if_another_runs()
     finally:
         proc.kill()
         proc.wait()
@@ -215,7 +245,7 @@ class FakeRelease:
     started: list = []
 
     def __init__(self, root):
-        self.running = False
+        self.out_file = root / "release.out"
 
     def state(self):
         return FakeRelease.state_after if FakeRelease.started else FakeRelease.state_before
@@ -232,14 +262,16 @@ class FakeRelease:
     ({"phase": "installed", "export": {"weights_hash": "abcd"}}, "released abcd"),
     ({"phase": "held", "why_held": "did not earn its install: gan"}, "release held: did not"),
     ({"phase": "training", "error": "gan: it broke"}, CampaignError),
-    ({"phase": "training"}, Stopped),
+    ({"phase": "training", "stopped": "2026-12-08T03:00:00Z"}, Stopped),  # someone stopped it
+    ({"phase": "training"}, CampaignError),  # it died without a word: a failure, not a stop
 ])
 def test_the_release_step_starts_the_train_waits_and_reads_its_outcome(tmp_path, monkeypatch,
                                                                        after, outcome):
     import campaign.release
 
     monkeypatch.setattr(campaign.release, "ReleaseTrain", FakeRelease)
-    FakeRelease.started, FakeRelease.state_before, FakeRelease.state_after = [], {}, after
+    FakeRelease.started, FakeRelease.state_before = [], {}
+    FakeRelease.state_after = {"created": "2026-12-08T02:00:00Z", **after}
     d = CycleDriver(tmp_path)
     st = CycleDriver.fresh_state(25.0, 0.1, nice=7, release_options={"max_steps": 3})
     if isinstance(outcome, str):
@@ -248,6 +280,22 @@ def test_the_release_step_starts_the_train_waits_and_reads_its_outcome(tmp_path,
         with pytest.raises(outcome):
             d.release(st)
     assert FakeRelease.started == [{"max_steps": 3, "nice": 7}] and st["release_started"]
+    assert st["release_created"] == "2026-12-08T02:00:00Z"
+
+
+def test_a_continued_release_step_goes_on_with_its_own_release_only(tmp_path, monkeypatch):
+    import campaign.release
+
+    monkeypatch.setattr(campaign.release, "ReleaseTrain", FakeRelease)
+    st = CycleDriver.fresh_state(25.0, 0.1)
+    st.update(release_started="2026-12-08T02:00:01Z", release_created="2026-12-08T02:00:00Z")
+    FakeRelease.started, FakeRelease.state_before = [], {}
+    FakeRelease.state_after = {"created": "2026-12-08T02:00:00Z", "phase": "installed",
+                               "export": {"weights_hash": "abcd"}}
+    FakeRelease.started = []
+    # discarded by `release abort` (no state) or replaced by another release: not restarted
+    assert "discarded" in CycleDriver(tmp_path).release(dict(st))
+    assert FakeRelease.started == []
 
 
 def test_the_release_step_does_not_take_over_a_release_it_did_not_start(tmp_path, monkeypatch):
@@ -258,3 +306,33 @@ def test_the_release_step_does_not_take_over_a_release_it_did_not_start(tmp_path
     with pytest.raises(CampaignError, match="another release is under way"):
         CycleDriver(tmp_path).release(CycleDriver.fresh_state(25.0, 0.1))
     assert FakeRelease.started == []
+
+
+def test_continuing_a_cycle_takes_the_new_options_and_fresh_begins_anew(tmp_path, monkeypatch):
+    import campaign.cycle
+
+    launched = []
+    monkeypatch.setattr(campaign.cycle, "launch",
+                        lambda c, st, cmd, how, nice: launched.append((st, how)) or "started")
+    d = CycleDriver(tmp_path)
+    st = CycleDriver.fresh_state(25.0, 0.1, release=True)
+    st.update(phase="release", error="release: broke")
+    d.save_state(st)
+    d.start(release=False, nice=5)
+    st2, how = launched[-1]
+    assert st2["phase"] == "release" and "continuing the cycle at release" in how
+    assert st2["options"]["release"] is False and st2["options"]["nice"] == 5
+    assert "error" not in st2 and st2["options"]["decay_min"] == 25.0
+    d.start(fresh=True, decay_min=10.0)
+    st3, how = launched[-1]
+    assert st3["phase"] == "stop-main" and st3["options"]["decay_min"] == 10.0
+    assert "a new cycle" in how
+
+
+def test_the_command_line_reaches_the_cycle(tmp_path, capsys):
+    from campaign.cli import main
+
+    assert main(["--dir", str(tmp_path), "cycle", "status"]) == 0
+    assert "no cycle yet" in capsys.readouterr().out
+    assert main(["--dir", str(tmp_path), "cycle", "stop"]) == 0
+    assert "not running" in capsys.readouterr().out

@@ -99,6 +99,7 @@ def test_release_train_end_to_end_with_a_stop(tmp_path, monkeypatch):
     st = train.state()
     item = {it["stage"]: it for it in st["plan"]}
     assert st["current"] == "finetune-round" and item["finetune-round"]["status"] == "training"
+    assert st["stopped"]  # a stop, which the cycle tells from a crash (test_cycle.py)
     assert item["tcq-tables"]["status"] == "measured" and ft.pid() is None and train.pid() is None
     assert tree(wdir) == shipped  # nothing shipped changed yet
     assert (train.staging / f"{TINY}.tcq-tables.json").is_file()
@@ -108,6 +109,7 @@ def test_release_train_end_to_end_with_a_stop(tmp_path, monkeypatch):
     wait(lambda: train.pid() is None, f"the release did not finish: {train.status()}", 1800)
     st = train.state()
     assert st["phase"] == "installed", train.status() + "\n" + train.out_file.read_text()[-3000:]
+    assert "stopped" not in st
     assert "resuming ckpt-" in ft.out_file.read_text().split("== ")[-1]
     new_hash = st["export"]["weights_hash"]
     assert read_weights_hash(wdir / f"{TINY}.safetensors") == new_hash != old_hash
