@@ -9,8 +9,9 @@
 #   tools/campaign.sh --stage diffusion|hific seed   # commit campaign/seeds/ when runs/ may be lost
 #   tools/campaign.sh cycle start|status|stop   # a phase's end unattended: decay, export, release, resume
 # The default stage is codec; only one stage trains at a time. Every session: `start` first (it
-# resumes runs/campaign/<stage>, else a committed seed), `export` before stopping, and commit the
-# weights when `export --install` says they earned it, else the stage's seed.
+# resumes runs/campaign/<stage>, else a committed seed); new codec weights go out with
+# `cycle start` (decay, export, release train when earned, main line again; DEVELOPERS.md);
+# before stopping, `stop` and commit the stage's `seed`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
